@@ -1,0 +1,242 @@
+package model
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// Artifact is a loaded, validated model. Exactly one of MLP, TwoTower and
+// MTML is set, according to Manifest.Kind.
+type Artifact struct {
+	Manifest Manifest
+	MLP      *MLP
+	TwoTower *TwoTower
+	MTML     *MTML
+}
+
+// New validates a manifest and its tensors and builds the networks. It does
+// not check Manifest.Checksum, which belongs to a file; Load does. The tensors
+// are used in place, not copied.
+func New(m *Manifest, tensors map[string]Tensor) (*Artifact, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if err := m.CheckTensors(tensors); err != nil {
+		return nil, err
+	}
+	a := &Artifact{Manifest: *m}
+	build := func(net string) (*MLP, error) {
+		spec := m.Networks[net]
+		layers := make([]Layer, len(spec.Layers))
+		for i, l := range spec.Layers {
+			w := tensors[WeightName(net, i)]
+			layers[i] = Layer{
+				W:   blas32.General{Rows: w.Shape[0], Cols: w.Shape[1], Stride: w.Shape[1], Data: w.Data},
+				B:   tensors[BiasName(net, i)].Data,
+				Act: l.Activation,
+			}
+		}
+		return NewMLP(layers)
+	}
+	var err error
+	switch m.Kind {
+	case KindMLP:
+		a.MLP, err = build(NetMLP)
+	case KindTwoTower:
+		var user, item *MLP
+		if user, err = build(NetUser); err != nil {
+			return nil, err
+		}
+		if item, err = build(NetItem); err != nil {
+			return nil, err
+		}
+		a.TwoTower, err = NewTwoTower(user, item, m.Normalize)
+	case KindMTML:
+		var bottom *MLP
+		if bottom, err = build(NetBottom); err != nil {
+			return nil, err
+		}
+		w := tensors[HeadsWeight]
+		hw := blas32.General{Rows: w.Shape[0], Cols: w.Shape[1], Stride: w.Shape[1], Data: w.Data}
+		a.MTML, err = NewMTML(bottom, m.Heads, hw, tensors[HeadsBias].Data)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Checksum returns the manifest checksum of a weights file's bytes:
+// "sha256:" and the lowercase hex digest.
+func Checksum(weights []byte) string {
+	sum := sha256.Sum256(weights)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// maxManifestBytes bounds manifest.json.
+const maxManifestBytes = 1 << 20
+
+// ParseManifest decodes and validates manifest.json. Unknown fields are
+// refused, so that a misspelt field is an error rather than a default.
+func ParseManifest(b []byte) (*Manifest, error) {
+	if len(b) > maxManifestBytes {
+		return nil, invalidf("%s is %d bytes (limit %d)", ManifestFile, len(b), maxManifestBytes)
+	}
+	// Read the version alone first: a manifest of another version is
+	// reported as such, not as unknown fields.
+	var v struct {
+		FormatVersion *int `json:"formatVersion"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, invalidf("failed to decode %s: %v", ManifestFile, err)
+	}
+	if v.FormatVersion == nil {
+		return nil, invalidf("manifest: formatVersion is missing")
+	}
+	if *v.FormatVersion != FormatVersion {
+		return nil, invalidf("manifest: unsupported formatVersion %d (this reader supports %d)", *v.FormatVersion, FormatVersion)
+	}
+	var m Manifest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, invalidf("failed to decode %s: %v", ManifestFile, err)
+	}
+	if dec.More() {
+		return nil, invalidf("failed to decode %s: trailing data after the JSON object", ManifestFile)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Parse builds an artifact from the bytes of manifest.json and
+// model.safetensors, checking the manifest, the checksum, the safetensors
+// structure, the tensor shapes and values, in that order. The weights buffer
+// is retained by the artifact and must not be modified.
+func Parse(manifest, weights []byte) (*Artifact, error) {
+	m, err := ParseManifest(manifest)
+	if err != nil {
+		return nil, err
+	}
+	if !checksumRE.MatchString(m.Checksum) {
+		return nil, invalidf("manifest: checksum %q is not of the form sha256:<64 lowercase hex digits>", m.Checksum)
+	}
+	if got := Checksum(weights); got != m.Checksum {
+		return nil, invalidf("checksum mismatch: manifest records %s but %s (%d bytes) has %s; the weights file is corrupt, truncated or from another artifact", m.Checksum, WeightsFile, len(weights), got)
+	}
+	tensors, err := ParseSafetensors(weights)
+	if err != nil {
+		return nil, err
+	}
+	return New(m, tensors)
+}
+
+// LoadDir loads the artifact in directory dir.
+func LoadDir(dir string) (*Artifact, error) {
+	mb, err := readFileLimit(filepath.Join(dir, ManifestFile), maxManifestBytes)
+	if err != nil {
+		return nil, err
+	}
+	wb, err := os.ReadFile(filepath.Join(dir, WeightsFile))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read weights: %w", err)
+	}
+	return Parse(mb, wb)
+}
+
+func readFileLimit(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read manifest: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read manifest: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, invalidf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
+}
+
+// encode validates m and tensors and returns the bytes of manifest.json and
+// model.safetensors, with FormatVersion (when zero) and Checksum filled in.
+func encode(m *Manifest, tensors map[string]Tensor) (manifest, weights []byte, err error) {
+	mc := *m
+	if mc.FormatVersion == 0 {
+		mc.FormatVersion = FormatVersion
+	}
+	if err := mc.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := mc.CheckTensors(tensors); err != nil {
+		return nil, nil, err
+	}
+	var wb bytes.Buffer
+	if err := WriteSafetensors(&wb, tensors); err != nil {
+		return nil, nil, err
+	}
+	mc.Checksum = Checksum(wb.Bytes())
+	mb, err := json.MarshalIndent(&mc, "", "  ")
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to encode manifest: %w", err)
+	}
+	return append(mb, '\n'), wb.Bytes(), nil
+}
+
+// Save validates the manifest and tensors exactly as Load will and writes the
+// artifact to dir (created if needed) as manifest.json and model.safetensors.
+// The written manifest carries the current FormatVersion (m.FormatVersion may
+// be zero) and the checksum of the weights; m itself is not modified. Each
+// file is written to a temporary name and renamed, weights first, so a reader
+// never sees a partly written file. Nothing is written if validation fails.
+func Save(dir string, m *Manifest, tensors map[string]Tensor) error {
+	mb, wb, err := encode(m, tensors)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("failed to create artifact directory: %w", err)
+	}
+	if err := writeFileAtomic(dir, WeightsFile, wb); err != nil {
+		return err
+	}
+	return writeFileAtomic(dir, ManifestFile, mb)
+}
+
+func writeFileAtomic(dir, name string, b []byte) error {
+	f, err := os.CreateTemp(dir, "."+name+"-*")
+	if err != nil {
+		return fmt.Errorf("failed to create %s: %w", name, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("failed to write %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package model
+
+import (
+	"fmt"
+	"testing"
+)
+
+// benchMTMLManifest is a second-stage network of production shape: a
+// 128-wide input, hidden layers (256, 128), four heads.
+func benchMTMLManifest() *Manifest {
+	return &Manifest{
+		FormatVersion: FormatVersion, Name: "mtml", Version: "bench", Kind: KindMTML,
+		Networks: map[string]NetworkSpec{NetBottom: {
+			Input: FeatureSpec{
+				{Name: "user_embedding", Width: 32},
+				{Name: "item_embedding", Width: 32},
+				{Name: "item_features", Width: 48},
+				{Name: "context", Width: 15},
+				{Name: "dot_user_item", Width: 1},
+			},
+			Layers: []LayerSpec{{Out: 256, Activation: ReLU}, {Out: 128, Activation: ReLU}},
+		}},
+		Heads: []string{"click", "like", "comment", "see_less"},
+	}
+}
+
+func BenchmarkMTMLPredict(b *testing.B) {
+	m := benchMTMLManifest()
+	a, err := New(m, randTensors(m, 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, batch := range []int{300, 1500} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			in := randInput(1, batch, a.MTML.In(), a.MTML.In())
+			out := make([]float32, batch*len(m.Heads))
+			ws := NewWorkspace(a.MTML.Bottom(), batch)
+			b.ReportAllocs()
+			calls := 0
+			for b.Loop() {
+				a.MTML.Predict(in, out, ws)
+				calls++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(calls*batch), "ns/candidate")
+		})
+	}
+}
+
+func BenchmarkTwoTowerItem(b *testing.B) {
+	m := &Manifest{
+		FormatVersion: FormatVersion, Name: "first-stage", Version: "bench", Kind: KindTwoTower, Normalize: true,
+		Networks: map[string]NetworkSpec{
+			NetUser: {Input: FeatureSpec{{Name: "user_features", Width: 64}},
+				Layers: []LayerSpec{{Out: 128, Activation: ReLU}, {Out: 32, Activation: Identity}}},
+			NetItem: {Input: FeatureSpec{{Name: "item_id_embedding", Width: 32}, {Name: "item_features", Width: 32}},
+				Layers: []LayerSpec{{Out: 128, Activation: ReLU}, {Out: 32, Activation: Identity}}},
+		},
+	}
+	a, err := New(m, randTensors(m, 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	tt := a.TwoTower
+	const batch = 1500
+	items := randInput(2, batch, tt.Item.In(), tt.Item.In())
+	user := make([]float32, tt.Dim)
+	for i := range user {
+		user[i] = float32(i) / float32(tt.Dim)
+	}
+	scores := make([]float32, batch)
+	ws := NewWorkspace(tt.Item, batch)
+	b.ReportAllocs()
+	calls := 0
+	for b.Loop() {
+		tt.Score(user, items, scores, ws)
+		calls++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(calls*batch), "ns/candidate")
+}
