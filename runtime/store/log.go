@@ -1,0 +1,321 @@
+package store
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"time"
+)
+
+// The log is one file, events.log, in the store's directory:
+//
+//	file    = magic record*
+//	magic   = "recslog1"                        8 bytes
+//	record  = length:u32le crc:u32le payload    one per Apply batch
+//	crc     = CRC-32C (Castagnoli) of payload
+//	payload = version:byte(1) count:uvarint event{count}
+//	event   = type:byte time:varint(unix ms) user:str item:str author:str
+//	str     = len:uvarint bytes
+//
+// A record whose header or payload is cut short, whose length is out of
+// bounds, or whose checksum does not match ends the log: it and everything
+// after it were never acknowledged (an acknowledged batch was written, and with
+// FsyncAlways synced, before Apply returned), so replay truncates the file
+// there and counts it as torn.
+const (
+	logName       = "events.log"
+	logMagic      = "recslog1"
+	recordHeader  = 8
+	recordVersion = 1
+	// maxRecord bounds a record's payload; a larger length is corruption.
+	maxRecord = 64 << 20
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+var typeCodes = []EventType{Impression, Click, Like, Comment, Share, SeeLess, Follow, Unfollow, NewItem}
+
+func typeCode(t EventType) byte {
+	for i, c := range typeCodes {
+		if c == t {
+			return byte(i + 1)
+		}
+	}
+	return 0
+}
+
+// appendRecord appends the record of a validated batch to buf.
+func appendRecord(buf []byte, events []Event) []byte {
+	start := len(buf)
+	buf = append(buf, make([]byte, recordHeader)...)
+	buf = append(buf, recordVersion)
+	buf = binary.AppendUvarint(buf, uint64(len(events)))
+	for i := range events {
+		e := &events[i]
+		buf = append(buf, typeCode(e.Type))
+		buf = binary.AppendVarint(buf, e.Time.UnixMilli())
+		buf = appendString(buf, e.User)
+		buf = appendString(buf, e.Item)
+		buf = appendString(buf, e.Author)
+	}
+	payload := buf[start+recordHeader:]
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, crcTable))
+	return buf
+}
+
+func appendString(buf []byte, s string) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(s)))
+	return append(buf, s...)
+}
+
+var errBadPayload = errors.New("malformed record payload")
+
+func decodePayload(p []byte) ([]Event, error) {
+	if len(p) < 2 || p[0] != recordVersion {
+		return nil, errBadPayload
+	}
+	p = p[1:]
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(len(p)) {
+		return nil, errBadPayload
+	}
+	p = p[k:]
+	events := make([]Event, n)
+	for i := range events {
+		if len(p) < 1 || p[0] == 0 || int(p[0]) > len(typeCodes) {
+			return nil, errBadPayload
+		}
+		events[i].Type = typeCodes[p[0]-1]
+		p = p[1:]
+		ms, k := binary.Varint(p)
+		if k <= 0 {
+			return nil, errBadPayload
+		}
+		p = p[k:]
+		events[i].Time = time.UnixMilli(ms)
+		for _, s := range []*string{&events[i].User, &events[i].Item, &events[i].Author} {
+			l, k := binary.Uvarint(p)
+			if k <= 0 || l > uint64(len(p)-k) {
+				return nil, errBadPayload
+			}
+			*s = string(p[k : k+int(l)])
+			p = p[k+int(l):]
+		}
+	}
+	if len(p) != 0 {
+		return nil, errBadPayload
+	}
+	return events, nil
+}
+
+// RecoveryStats describe what opening a Memory store replayed.
+type RecoveryStats struct {
+	// Records and Events replayed.
+	Records int
+	Events  int
+	// TornRecords is 1 when the log ended in a record that was not fully
+	// written (as after a crash mid-write), which was dropped; 0 otherwise.
+	TornRecords int
+	// TruncatedBytes were cut from the end of the log.
+	TruncatedBytes int64
+}
+
+// replayLog reads the log in f from the start, calling apply for each batch,
+// truncates a torn tail, and leaves f positioned at its end. A new or empty
+// file gets the magic.
+func replayLog(f *os.File, apply func([]Event)) (RecoveryStats, error) {
+	var st RecoveryStats
+	info, err := f.Stat()
+	if err != nil {
+		return st, fmt.Errorf("failed to stat log: %w", err)
+	}
+	size := info.Size()
+	if size < int64(len(logMagic)) {
+		// New, or torn while being created: nothing was ever acknowledged.
+		st.TruncatedBytes = size
+		if size > 0 {
+			st.TornRecords = 1
+		}
+		if err := f.Truncate(0); err != nil {
+			return st, fmt.Errorf("failed to truncate log: %w", err)
+		}
+		if _, err := f.WriteAt([]byte(logMagic), 0); err != nil {
+			return st, fmt.Errorf("failed to write log header: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return st, fmt.Errorf("failed to sync log: %w", err)
+		}
+		_, err := f.Seek(int64(len(logMagic)), io.SeekStart)
+		return st, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return st, fmt.Errorf("failed to seek log: %w", err)
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	magic := make([]byte, len(logMagic))
+	if _, err := io.ReadFull(r, magic); err != nil {
+		return st, fmt.Errorf("failed to read log header: %w", err)
+	}
+	if string(magic) != logMagic {
+		return st, fmt.Errorf("failed to open log: %s does not start with %q", f.Name(), logMagic)
+	}
+	off := int64(len(logMagic))
+	var hdr [recordHeader]byte
+	var payload []byte
+	for off < size {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			break // torn header
+		}
+		n := binary.LittleEndian.Uint32(hdr[:])
+		sum := binary.LittleEndian.Uint32(hdr[4:])
+		if n < 2 || n > maxRecord || int64(n) > size-off-recordHeader {
+			break
+		}
+		if cap(payload) < int(n) {
+			payload = make([]byte, n)
+		}
+		payload = payload[:n]
+		if _, err := io.ReadFull(r, payload); err != nil {
+			break
+		}
+		if crc32.Checksum(payload, crcTable) != sum {
+			break
+		}
+		events, err := decodePayload(payload)
+		if err != nil {
+			break
+		}
+		apply(events)
+		st.Records++
+		st.Events += len(events)
+		off += recordHeader + int64(n)
+	}
+	if off < size {
+		st.TornRecords = 1
+		st.TruncatedBytes = size - off
+		if err := f.Truncate(off); err != nil {
+			return st, fmt.Errorf("failed to truncate torn log tail: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return st, fmt.Errorf("failed to sync log: %w", err)
+		}
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return st, fmt.Errorf("failed to seek log: %w", err)
+	}
+	return st, nil
+}
+
+// commitReq is one Apply waiting for its batch to be logged and applied.
+type commitReq struct {
+	record []byte
+	events []Event
+	done   chan error
+}
+
+// committer writes batches to the log in groups: while one group is being
+// written and synced, the batches that arrive queue up and form the next
+// group, so concurrent Apply calls share one write and one fsync. Written
+// groups go, in log order, to an applier that applies them to memory and then
+// acknowledges them, overlapping with the next group's fsync.
+type committer struct {
+	f        *os.File
+	always   bool
+	interval time.Duration
+	reqs     chan *commitReq
+	applyQ   chan []*commitReq
+	apply    func([]Event)
+	stopped  chan struct{}
+	applied  chan struct{}
+}
+
+// maxGroupBytes bounds one group's write.
+const maxGroupBytes = 8 << 20
+
+func (c *committer) run() {
+	defer close(c.stopped)
+	defer close(c.applyQ)
+	var (
+		buf    []byte
+		group  []*commitReq
+		failed error
+		dirty  bool
+		tick   <-chan time.Time
+	)
+	if !c.always {
+		t := time.NewTicker(c.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		var first *commitReq
+		var ok bool
+		select {
+		case first, ok = <-c.reqs:
+		case <-tick:
+			if dirty && failed == nil {
+				if err := c.f.Sync(); err != nil {
+					failed = fmt.Errorf("failed to sync log: %w", err)
+				}
+				dirty = false
+			}
+			continue
+		}
+		if !ok {
+			if dirty && failed == nil {
+				_ = c.f.Sync() // Close syncs again and reports errors.
+			}
+			return
+		}
+		group = append(group[:0], first)
+		buf = append(buf[:0], first.record...)
+	drain:
+		for len(buf) < maxGroupBytes {
+			select {
+			case r, ok := <-c.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+				buf = append(buf, r.record...)
+			default:
+				break drain
+			}
+		}
+		if failed == nil {
+			if _, err := c.f.Write(buf); err != nil {
+				failed = fmt.Errorf("failed to write log: %w", err)
+			} else if c.always {
+				if err := c.f.Sync(); err != nil {
+					failed = fmt.Errorf("failed to sync log: %w", err)
+				}
+			} else {
+				dirty = true
+			}
+		}
+		if failed != nil {
+			// A failed write may have left part of a record: nothing after it
+			// could be replayed, so the log accepts nothing more.
+			for _, r := range group {
+				r.done <- failed
+			}
+			continue
+		}
+		c.applyQ <- append([]*commitReq(nil), group...)
+	}
+}
+
+func (c *committer) runApplier() {
+	defer close(c.applied)
+	for group := range c.applyQ {
+		for _, r := range group {
+			c.apply(r.events)
+			r.done <- nil
+		}
+	}
+}

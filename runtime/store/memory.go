@@ -1,0 +1,299 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FsyncPolicy says when the log is synced to stable storage.
+type FsyncPolicy string
+
+const (
+	// FsyncAlways syncs before Apply returns: an acknowledged batch survives
+	// a crash of the machine. Concurrent Apply calls share one sync.
+	FsyncAlways FsyncPolicy = "always"
+	// FsyncInterval syncs every MemoryOptions.FsyncInterval: an acknowledged
+	// batch survives a crash of the process, and all but the last interval's
+	// survive a crash of the machine.
+	FsyncInterval FsyncPolicy = "interval"
+)
+
+// MemoryOptions configure a Memory store.
+type MemoryOptions struct {
+	// State shapes the state. Defaults as documented on StateOptions.
+	State StateOptions
+	// Fsync policy. Default FsyncAlways.
+	Fsync FsyncPolicy
+	// FsyncInterval between syncs under FsyncInterval. Default 1s.
+	FsyncInterval time.Duration
+	// PopularRefresh is how long Popular may serve a cached top list after
+	// the scores changed. Default 1s; negative: recompute at every change.
+	PopularRefresh time.Duration
+	// Logger for recovery and log errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Memory is the embedded backend: the state lives in memory and every batch
+// is appended to a log on disk before it is acknowledged; opening replays the
+// log.
+//
+// The log is never compacted: it grows with every event and replay reads all
+// of it, so a long-lived store needs its directory rotated by whoever runs it.
+// A snapshot of the state followed by the log's tail would bound both.
+type Memory struct {
+	dir      string
+	st       *state
+	c        *committer
+	f        *os.File
+	log      *slog.Logger
+	recovery RecoveryStats
+	refresh  time.Duration
+
+	closeMu sync.RWMutex // held to send to the committer, and to close
+	closed  atomic.Bool
+
+	topMu    sync.Mutex
+	top      []popEntry // highest first
+	topAt    time.Time
+	topWrite uint64 // state.popWrite when top was computed
+	topAll   bool   // top holds every item
+}
+
+var _ Store = (*Memory)(nil)
+var _ Seeder = (*Memory)(nil)
+
+// OpenMemory opens, or creates, the Memory store whose log is in dir, and
+// replays the log. A record torn by a crash at the end of the log is dropped
+// and reported by Recovery.
+func OpenMemory(dir string, opts MemoryOptions) (*Memory, error) {
+	so, err := opts.State.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("failed to open store: %w", err)
+	}
+	switch opts.Fsync {
+	case "":
+		opts.Fsync = FsyncAlways
+	case FsyncAlways, FsyncInterval:
+	default:
+		return nil, fmt.Errorf("failed to open store: fsync policy %q is neither %q nor %q", opts.Fsync, FsyncAlways, FsyncInterval)
+	}
+	if opts.FsyncInterval <= 0 {
+		opts.FsyncInterval = time.Second
+	}
+	if opts.PopularRefresh == 0 {
+		opts.PopularRefresh = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("failed to create store directory: %w", err)
+	}
+	path := filepath.Join(dir, logName)
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open log: %w", err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		if err := syncDir(dir); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	st := newState(so)
+	start := time.Now()
+	rec, err := replayLog(f, st.apply)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if rec.TornRecords > 0 {
+		opts.Logger.Warn("Dropped a torn record at the end of the event log", "path", path,
+			"truncatedBytes", rec.TruncatedBytes, "records", rec.Records)
+	}
+	opts.Logger.Info("Replayed the event log", "path", path, "records", rec.Records,
+		"events", rec.Events, "duration", time.Since(start))
+	m := &Memory{dir: dir, st: st, f: f, log: opts.Logger, recovery: rec, refresh: opts.PopularRefresh}
+	m.c = &committer{
+		f:        f,
+		always:   opts.Fsync == FsyncAlways,
+		interval: opts.FsyncInterval,
+		reqs:     make(chan *commitReq, 1024),
+		applyQ:   make(chan []*commitReq, 4),
+		apply:    st.apply,
+		stopped:  make(chan struct{}),
+		applied:  make(chan struct{}),
+	}
+	go m.c.run()
+	go m.c.runApplier()
+	return m, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("failed to open store directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("failed to sync store directory: %w", err)
+	}
+	return nil
+}
+
+// Recovery returns what opening the store replayed.
+func (m *Memory) Recovery() RecoveryStats { return m.recovery }
+
+// Apply logs the batch, applies it and returns once both are done. If ctx
+// ends while the batch is being logged, Apply returns ctx's error but the
+// batch may still be recorded.
+func (m *Memory) Apply(ctx context.Context, events []Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	evs, err := normalize(events, time.Now())
+	if err != nil {
+		return err
+	}
+	req := &commitReq{record: appendRecord(nil, evs), events: evs, done: make(chan error, 1)}
+	m.closeMu.RLock()
+	if m.closed.Load() {
+		m.closeMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case m.c.reqs <- req:
+	case <-ctx.Done():
+		m.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	m.closeMu.RUnlock()
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("failed to wait for the event log, the batch may yet be recorded: %w", ctx.Err())
+	}
+}
+
+// Seed records catalog items as their authors' recent items. Seeded items
+// are not logged.
+func (m *Memory) Seed(ctx context.Context, items []ItemTime) error {
+	if err := m.check(ctx); err != nil {
+		return err
+	}
+	for i, it := range items {
+		if it.Item == "" || it.Author == "" {
+			return fmt.Errorf("failed to seed item %d: %w: item and author are required", i, ErrInvalidEvent)
+		}
+	}
+	for _, it := range items {
+		it.Time = time.UnixMilli(it.Time.UnixMilli())
+		m.st.addAuthorItem(it)
+	}
+	return nil
+}
+
+func (m *Memory) check(ctx context.Context) error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Follows implements SocialReader.
+func (m *Memory) Follows(ctx context.Context, user string) ([]string, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	return m.st.follows(user), nil
+}
+
+// RecentByAuthors implements SocialReader.
+func (m *Memory) RecentByAuthors(ctx context.Context, authors []string, since time.Time, limit int) ([]ItemTime, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	return m.st.recentByAuthors(authors, since, limit), nil
+}
+
+// RecentEngagements implements UserReader.
+func (m *Memory) RecentEngagements(ctx context.Context, user string, limit int) ([]Engagement, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	return m.st.recentEngagements(user, limit), nil
+}
+
+// Seen implements UserReader.
+func (m *Memory) Seen(ctx context.Context, user string) (*Filter, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	return m.st.seen(user), nil
+}
+
+// popularTopK is the least number of items a cached top list holds.
+const popularTopK = 500
+
+// Popular implements PopularReader. The top list is recomputed at most once
+// per MemoryOptions.PopularRefresh, and only when scores changed.
+func (m *Memory) Popular(ctx context.Context, now time.Time, limit int) ([]ItemScore, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	m.topMu.Lock()
+	defer m.topMu.Unlock()
+	write := m.st.popWrite.Load()
+	fresh := m.top != nil && (write == m.topWrite || time.Since(m.topAt) < m.refresh)
+	if !fresh || (limit > len(m.top) && !m.topAll) {
+		k := max(limit, popularTopK)
+		m.st.popMu.Lock()
+		m.top = topK(m.st.pop, k)
+		m.topAll = len(m.top) == len(m.st.pop)
+		m.st.popMu.Unlock()
+		m.topAt, m.topWrite = time.Now(), write
+	}
+	n := min(limit, len(m.top))
+	out := make([]ItemScore, n)
+	for i := range out {
+		out[i] = ItemScore{Item: m.top[i].item, Score: m.st.decay.score(m.top[i].score, now)}
+	}
+	return out, nil
+}
+
+// Close waits for batches being logged, syncs and closes the log.
+func (m *Memory) Close() error {
+	m.closeMu.Lock()
+	if m.closed.Load() {
+		m.closeMu.Unlock()
+		return ErrClosed
+	}
+	m.closed.Store(true)
+	close(m.c.reqs)
+	m.closeMu.Unlock()
+	<-m.c.stopped
+	<-m.c.applied
+	if err := m.f.Sync(); err != nil {
+		m.f.Close()
+		return fmt.Errorf("failed to sync log: %w", err)
+	}
+	if err := m.f.Close(); err != nil {
+		return fmt.Errorf("failed to close log: %w", err)
+	}
+	return nil
+}

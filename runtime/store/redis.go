@@ -1,0 +1,353 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions configure a Redis store.
+type RedisOptions struct {
+	// State shapes the state. Defaults as documented on StateOptions.
+	State StateOptions
+	// Address of the server, host:port. Default "127.0.0.1:6379".
+	Address string
+	// Password, if the server requires one. Default none.
+	Password string
+	// DB number. Default 0.
+	DB int
+	// Prefix of every key, so that several pipelines can share a server.
+	// Default "recpipeline:".
+	Prefix string
+	// SeenTTL is how long a user's seen and see-less sets are kept after
+	// their last change. Default 720h (30 days).
+	SeenTTL time.Duration
+	// DialTimeout for new connections. Default 5s.
+	DialTimeout time.Duration
+	// ReadTimeout of each command; writes use it too. Default 3s.
+	ReadTimeout time.Duration
+}
+
+// Redis is the backend shared by replicas. Every Apply is one MULTI/EXEC
+// round trip, so a batch is applied whole or not at all. Its durability is
+// the server's: with appendonly and appendfsync always, an acknowledged batch
+// survives a crash of the server.
+//
+// Keys, each after the prefix:
+//
+//	fo:<user>    set of followed authors
+//	ai:<author>  sorted set of the author's items by creation time (unix ms)
+//	en:<user>    list of recent engagements, newest first, "type|ms|item"
+//	se:<user>    sorted set of seen items by time (unix ms)
+//	si:<user>    sorted set of see-less'd items by time
+//	sa:<user>    sorted set of see-less'd authors by time
+//	pop:         sorted set of items by stored popularity (see decay)
+type Redis struct {
+	c     *redis.Client
+	opts  RedisOptions
+	decay decay
+}
+
+var _ Store = (*Redis)(nil)
+var _ Seeder = (*Redis)(nil)
+
+// OpenRedis connects to the server and checks that it answers.
+func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
+	so, err := opts.State.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("failed to open store: %w", err)
+	}
+	opts.State = so
+	if opts.Address == "" {
+		opts.Address = "127.0.0.1:6379"
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "recpipeline:"
+	}
+	if opts.SeenTTL <= 0 {
+		opts.SeenTTL = 30 * 24 * time.Hour
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 3 * time.Second
+	}
+	c := redis.NewClient(&redis.Options{
+		Addr:                  opts.Address,
+		Password:              opts.Password,
+		DB:                    opts.DB,
+		DialTimeout:           opts.DialTimeout,
+		ReadTimeout:           opts.ReadTimeout,
+		WriteTimeout:          opts.ReadTimeout,
+		ContextTimeoutEnabled: true,
+	})
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("failed to reach redis at %s: %w", opts.Address, err)
+	}
+	return &Redis{c: c, opts: opts, decay: newDecay(so)}, nil
+}
+
+func (r *Redis) key(kind, id string) string { return r.opts.Prefix + kind + ":" + id }
+
+// popularScript adds stored contributions to items' popularity with a
+// log-sum-exp and keeps the ARGV[1] most popular items.
+// KEYS[1]: the popularity key; ARGV[2k], ARGV[2k+1]: item, contribution.
+const popularScript = `
+local key = KEYS[1]
+for i = 2, #ARGV, 2 do
+  local x = tonumber(ARGV[i+1])
+  local s = redis.call('ZSCORE', key, ARGV[i])
+  if s then
+    s = tonumber(s)
+    local hi, lo = s, x
+    if x > s then hi, lo = x, s end
+    x = hi + math.log(1 + math.exp(lo - hi))
+  end
+  redis.call('ZADD', key, x, ARGV[i])
+end
+redis.call('ZREMRANGEBYRANK', key, 0, -tonumber(ARGV[1]) - 1)
+return 0
+`
+
+// Apply implements Writer.
+func (r *Redis) Apply(ctx context.Context, events []Event) error {
+	if len(events) == 0 {
+		return ctx.Err()
+	}
+	evs, err := normalize(events, time.Now())
+	if err != nil {
+		return err
+	}
+	o := r.opts.State
+	type trim struct {
+		key  string
+		keep int
+		list bool // a list, else a sorted set
+		ttl  bool
+	}
+	trims := make(map[string]trim)
+	pop := make(map[string]float64)
+	_, err = r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range evs {
+			e := &evs[i]
+			ms := float64(e.Time.UnixMilli())
+			switch e.Type {
+			case Impression:
+				k := r.key("se", e.User)
+				p.ZAdd(ctx, k, redis.Z{Score: ms, Member: e.Item})
+				trims[k] = trim{k, o.SeenItems, false, true}
+			case Click, Like, Comment, Share:
+				k := r.key("en", e.User)
+				p.LPush(ctx, k, string(e.Type)+"|"+strconv.FormatInt(e.Time.UnixMilli(), 10)+"|"+e.Item)
+				trims[k] = trim{k, o.RecentEngagements, true, false}
+			case SeeLess:
+				if e.Item != "" {
+					k := r.key("si", e.User)
+					p.ZAdd(ctx, k, redis.Z{Score: ms, Member: e.Item})
+					trims[k] = trim{k, o.SeeLess, false, true}
+				}
+				if e.Author != "" {
+					k := r.key("sa", e.User)
+					p.ZAdd(ctx, k, redis.Z{Score: ms, Member: e.Author})
+					trims[k] = trim{k, o.SeeLess, false, true}
+				}
+			case Follow:
+				p.SAdd(ctx, r.key("fo", e.User), e.Author)
+			case Unfollow:
+				p.SRem(ctx, r.key("fo", e.User), e.Author)
+			case NewItem:
+				k := r.key("ai", e.Author)
+				p.ZAdd(ctx, k, redis.Z{Score: ms, Member: e.Item})
+				trims[k] = trim{k, o.AuthorItems, false, false}
+			}
+			if lw, ok := r.decay.logWeight(e); ok {
+				if old, ok := pop[e.Item]; ok {
+					lw = logAddExp(old, lw)
+				}
+				pop[e.Item] = lw
+			}
+		}
+		for _, t := range trims {
+			if t.list {
+				p.LTrim(ctx, t.key, 0, int64(t.keep)-1)
+			} else {
+				p.ZRemRangeByRank(ctx, t.key, 0, -int64(t.keep)-1)
+			}
+			if t.ttl {
+				p.Expire(ctx, t.key, r.opts.SeenTTL)
+			}
+		}
+		if len(pop) > 0 {
+			args := make([]any, 0, 1+2*len(pop))
+			args = append(args, o.PopularItems)
+			for item, lw := range pop {
+				args = append(args, item, strconv.FormatFloat(lw, 'g', -1, 64))
+			}
+			p.Eval(ctx, popularScript, []string{r.key("pop", "")}, args...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to apply events in redis: %w", err)
+	}
+	return nil
+}
+
+// Seed implements Seeder.
+func (r *Redis) Seed(ctx context.Context, items []ItemTime) error {
+	for i, it := range items {
+		if it.Item == "" || it.Author == "" {
+			return fmt.Errorf("failed to seed item %d: %w: item and author are required", i, ErrInvalidEvent)
+		}
+	}
+	byAuthor := make(map[string][]redis.Z)
+	for _, it := range items {
+		byAuthor[it.Author] = append(byAuthor[it.Author], redis.Z{Score: float64(it.Time.UnixMilli()), Member: it.Item})
+	}
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for a, zs := range byAuthor {
+			k := r.key("ai", a)
+			p.ZAdd(ctx, k, zs...)
+			p.ZRemRangeByRank(ctx, k, 0, -int64(r.opts.State.AuthorItems)-1)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to seed items in redis: %w", err)
+	}
+	return nil
+}
+
+// Follows implements SocialReader.
+func (r *Redis) Follows(ctx context.Context, user string) ([]string, error) {
+	out, err := r.c.SMembers(ctx, r.key("fo", user)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read follows from redis: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// RecentByAuthors implements SocialReader with one round trip.
+func (r *Redis) RecentByAuthors(ctx context.Context, authors []string, since time.Time, limit int) ([]ItemTime, error) {
+	if limit <= 0 || len(authors) == 0 {
+		return nil, ctx.Err()
+	}
+	min := "-inf"
+	if !since.IsZero() {
+		min = strconv.FormatInt(since.Truncate(time.Millisecond).UnixMilli(), 10)
+	}
+	cmds := make([]*redis.ZSliceCmd, len(authors))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, a := range authors {
+			cmds[i] = p.ZRevRangeByScoreWithScores(ctx, r.key("ai", a), &redis.ZRangeBy{Min: min, Max: "+inf", Count: int64(limit)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to read authors' items from redis: %w", err)
+	}
+	var out []ItemTime
+	for i, c := range cmds {
+		for _, z := range c.Val() {
+			out = append(out, ItemTime{Item: z.Member.(string), Author: authors[i], Time: time.UnixMilli(int64(z.Score))})
+		}
+	}
+	slices.SortFunc(out, lessItemTime)
+	out = slices.CompactFunc(out, func(a, b ItemTime) bool { return a == b })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// RecentEngagements implements UserReader.
+func (r *Redis) RecentEngagements(ctx context.Context, user string, limit int) ([]Engagement, error) {
+	if limit <= 0 {
+		return nil, ctx.Err()
+	}
+	vals, err := r.c.LRange(ctx, r.key("en", user), 0, int64(limit)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read engagements from redis: %w", err)
+	}
+	var out []Engagement
+	for _, v := range vals {
+		typ, rest, ok1 := strings.Cut(v, "|")
+		ms, item, ok2 := strings.Cut(rest, "|")
+		t, err := strconv.ParseInt(ms, 10, 64)
+		if !ok1 || !ok2 || err != nil {
+			return nil, fmt.Errorf("failed to parse engagement %q from redis", v)
+		}
+		out = append(out, Engagement{Item: item, Type: EventType(typ), Time: time.UnixMilli(t)})
+	}
+	return out, nil
+}
+
+// Seen implements UserReader with one round trip.
+func (r *Redis) Seen(ctx context.Context, user string) (*Filter, error) {
+	var seen, items, authors *redis.StringSliceCmd
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		seen = p.ZRange(ctx, r.key("se", user), 0, -1)
+		items = p.ZRange(ctx, r.key("si", user), 0, -1)
+		authors = p.ZRange(ctx, r.key("sa", user), 0, -1)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to read seen items from redis: %w", err)
+	}
+	f := newFilter(len(seen.Val())+len(items.Val()), len(authors.Val()))
+	for _, list := range [][]string{seen.Val(), items.Val()} {
+		for _, it := range list {
+			f.items[it] = struct{}{}
+		}
+	}
+	for _, a := range authors.Val() {
+		f.authors[a] = struct{}{}
+	}
+	return f, nil
+}
+
+// Popular implements PopularReader; the server keeps the items ordered.
+func (r *Redis) Popular(ctx context.Context, now time.Time, limit int) ([]ItemScore, error) {
+	if limit <= 0 {
+		return nil, ctx.Err()
+	}
+	zs, err := r.c.ZRevRangeWithScores(ctx, r.key("pop", ""), 0, int64(limit)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read popular items from redis: %w", err)
+	}
+	out := make([]ItemScore, len(zs))
+	for i, z := range zs {
+		out[i] = ItemScore{Item: z.Member.(string), Score: r.decay.score(z.Score, now)}
+	}
+	// The server breaks ties by reverse item order; break them by item.
+	slices.SortStableFunc(out, func(a, b ItemScore) int {
+		if a.Score != b.Score {
+			if a.Score > b.Score || math.IsNaN(b.Score) {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Item, b.Item)
+	})
+	return out, nil
+}
+
+// Close closes the connections.
+func (r *Redis) Close() error {
+	if err := r.c.Close(); err != nil {
+		return fmt.Errorf("failed to close redis client: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestRedisPrefixesIsolatePipelines(t *testing.T) {
+	addr := needRedis(t)
+	ctx := context.Background()
+	open := func(prefix string) *Redis {
+		r, err := OpenRedis(ctx, RedisOptions{Address: addr, Prefix: testPrefix(t) + prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		return r
+	}
+	a, b := open("a:"), open("b:")
+	if err := a.Apply(ctx, []Event{ev(Follow, "u", "", "x", 1), ev(Click, "u", "i", "", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Follows(ctx, "u"); len(got) != 1 {
+		t.Errorf("Follows in the writing pipeline = %v, want [x]", got)
+	}
+	if got, _ := b.Follows(ctx, "u"); len(got) != 0 {
+		t.Errorf("Follows in another pipeline = %v, want none", got)
+	}
+	if got, _ := b.Popular(ctx, at(1), 10); len(got) != 0 {
+		t.Errorf("Popular in another pipeline = %v, want none", got)
+	}
+}
+
+func TestRedisSeenExpires(t *testing.T) {
+	addr := needRedis(t)
+	ctx := context.Background()
+	r, err := OpenRedis(ctx, RedisOptions{Address: addr, Prefix: testPrefix(t), SeenTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Apply(ctx, []Event{ev(Impression, "u", "i", "", 1), ev(SeeLess, "u", "j", "a", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"se", "si", "sa"} {
+		ttl, err := r.c.TTL(ctx, r.key(kind, "u")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl <= 0 || ttl > time.Hour {
+			t.Errorf("TTL of %s = %v, want within (0, 1h]", kind, ttl)
+		}
+	}
+}
+
+func TestRedisUnreachable(t *testing.T) {
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := OpenRedis(ctx, RedisOptions{Address: "127.0.0.1:" + itoa(port), DialTimeout: 200 * time.Millisecond})
+	if err == nil {
+		r.Close()
+		t.Fatal("OpenRedis of a closed port succeeded, want an error")
+	}
+}

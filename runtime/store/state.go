@@ -1,0 +1,340 @@
+package store
+
+import (
+	"container/heap"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// state is the in-memory state of the Memory backend. Writes come from one
+// goroutine at a time (replay, then the log's applier); the locks are sharded
+// so that readers of different users or authors do not wait on each other or
+// on most writes.
+type state struct {
+	opts  StateOptions
+	decay decay
+	seed  maphash.Seed
+
+	users   [shards]userShard
+	authors [shards]authorShard
+
+	popMu    sync.Mutex
+	pop      map[string]float64 // item → stored popularity, see decay
+	popWrite atomic.Uint64      // bumped by every popularity change
+}
+
+const shards = 64
+
+type userShard struct {
+	mu    sync.RWMutex
+	users map[string]*userState
+}
+
+type authorShard struct {
+	mu      sync.RWMutex
+	authors map[string][]ItemTime // oldest first
+}
+
+type userState struct {
+	follows        map[string]struct{}
+	engagements    ring
+	seen           recentSet
+	seeLessItems   recentSet
+	seeLessAuthors recentSet
+}
+
+func newState(o StateOptions) *state {
+	s := &state{opts: o, decay: newDecay(o), seed: maphash.MakeSeed(), pop: make(map[string]float64)}
+	for i := range s.users {
+		s.users[i].users = make(map[string]*userState)
+		s.authors[i].authors = make(map[string][]ItemTime)
+	}
+	return s
+}
+
+func (s *state) shard(key string) int {
+	return int(maphash.String(s.seed, key) % shards)
+}
+
+func (s *state) user(key string) *userShard { return &s.users[s.shard(key)] }
+
+func (s *state) author(key string) *authorShard { return &s.authors[s.shard(key)] }
+
+// apply applies a validated, normalized batch.
+func (s *state) apply(events []Event) {
+	popChanged := false
+	for i := range events {
+		e := &events[i]
+		if e.Type == NewItem {
+			s.addAuthorItem(ItemTime{Item: e.Item, Author: e.Author, Time: e.Time})
+			continue
+		}
+		sh := s.user(e.User)
+		sh.mu.Lock()
+		u := sh.users[e.User]
+		if u == nil {
+			u = &userState{follows: make(map[string]struct{})}
+			sh.users[e.User] = u
+		}
+		switch e.Type {
+		case Impression:
+			u.seen.add(e.Item, s.opts.SeenItems)
+		case Click, Like, Comment, Share:
+			u.engagements.push(Engagement{Item: e.Item, Type: e.Type, Time: e.Time}, s.opts.RecentEngagements)
+		case SeeLess:
+			if e.Item != "" {
+				u.seeLessItems.add(e.Item, s.opts.SeeLess)
+			}
+			if e.Author != "" {
+				u.seeLessAuthors.add(e.Author, s.opts.SeeLess)
+			}
+		case Follow:
+			u.follows[e.Author] = struct{}{}
+		case Unfollow:
+			delete(u.follows, e.Author)
+		}
+		sh.mu.Unlock()
+		if lw, ok := s.decay.logWeight(e); ok {
+			s.popMu.Lock()
+			if old, ok := s.pop[e.Item]; ok {
+				lw = logAddExp(old, lw)
+			}
+			s.pop[e.Item] = lw
+			s.popMu.Unlock()
+			popChanged = true
+		}
+	}
+	if popChanged {
+		s.popWrite.Add(1)
+		s.prunePopular()
+	}
+}
+
+// addAuthorItem records or re-dates an author's item, keeping the newest
+// AuthorItems.
+func (s *state) addAuthorItem(it ItemTime) {
+	sh := s.author(it.Author)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	items := sh.authors[it.Author]
+	if i := slices.IndexFunc(items, func(x ItemTime) bool { return x.Item == it.Item }); i >= 0 {
+		items = slices.Delete(items, i, i+1)
+	}
+	// Insert after every item not newer, so the slice stays oldest first.
+	i := len(items)
+	for i > 0 && items[i-1].Time.After(it.Time) {
+		i--
+	}
+	items = slices.Insert(items, i, it)
+	if n := len(items) - s.opts.AuthorItems; n > 0 {
+		items = slices.Delete(items, 0, n)
+	}
+	sh.authors[it.Author] = items
+}
+
+// prunePopular drops the least popular items once there are an eighth more
+// than PopularItems, so the cost is paid rarely.
+func (s *state) prunePopular() {
+	s.popMu.Lock()
+	defer s.popMu.Unlock()
+	limit := s.opts.PopularItems
+	if len(s.pop) <= limit+limit/8 {
+		return
+	}
+	keep := topK(s.pop, limit)
+	floor := keep[len(keep)-1].score
+	for item, v := range s.pop {
+		if v < floor {
+			delete(s.pop, item)
+		}
+	}
+}
+
+func (s *state) follows(user string) []string {
+	sh := s.user(user)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	u := sh.users[user]
+	if u == nil {
+		return nil
+	}
+	out := make([]string, 0, len(u.follows))
+	for a := range u.follows {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (s *state) recentByAuthors(authors []string, since time.Time, limit int) []ItemTime {
+	if limit <= 0 {
+		return nil
+	}
+	var out []ItemTime
+	for _, a := range authors {
+		sh := s.author(a)
+		sh.mu.RLock()
+		items := sh.authors[a]
+		for i, n := len(items)-1, 0; i >= 0 && n < limit && !items[i].Time.Before(since); i, n = i-1, n+1 {
+			out = append(out, items[i])
+		}
+		sh.mu.RUnlock()
+	}
+	slices.SortFunc(out, lessItemTime)
+	out = slices.CompactFunc(out, func(a, b ItemTime) bool { return a == b })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+func (s *state) recentEngagements(user string, limit int) []Engagement {
+	if limit <= 0 {
+		return nil
+	}
+	sh := s.user(user)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	u := sh.users[user]
+	if u == nil {
+		return nil
+	}
+	return u.engagements.newest(limit)
+}
+
+func (s *state) seen(user string) *Filter {
+	sh := s.user(user)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	u := sh.users[user]
+	if u == nil {
+		return newFilter(0, 0)
+	}
+	f := newFilter(len(u.seen.last)+len(u.seeLessItems.last), len(u.seeLessAuthors.last))
+	for it := range u.seen.last {
+		f.items[it] = struct{}{}
+	}
+	for it := range u.seeLessItems.last {
+		f.items[it] = struct{}{}
+	}
+	for a := range u.seeLessAuthors.last {
+		f.authors[a] = struct{}{}
+	}
+	return f
+}
+
+// ring keeps the last entries pushed.
+type ring struct {
+	buf   []Engagement
+	total int // entries ever pushed
+}
+
+func (r *ring) push(e Engagement, size int) {
+	if len(r.buf) < size {
+		r.buf = append(r.buf, e)
+	} else {
+		r.buf[r.total%len(r.buf)] = e
+	}
+	r.total++
+}
+
+// newest returns up to limit entries, the last pushed first.
+func (r *ring) newest(limit int) []Engagement {
+	n := min(limit, len(r.buf))
+	out := make([]Engagement, n)
+	for k := range out {
+		out[k] = r.buf[(r.total-1-k)%len(r.buf)]
+	}
+	return out
+}
+
+// recentSet keeps the most recently added distinct keys.
+type recentSet struct {
+	seq   uint64
+	last  map[string]uint64 // key → seq of its latest add
+	order []recentEntry     // adds, oldest first; an entry is stale once its key is added again
+	head  int               // order[:head] were evicted
+}
+
+type recentEntry struct {
+	key string
+	seq uint64
+}
+
+func (s *recentSet) add(key string, size int) {
+	if s.last == nil {
+		s.last = make(map[string]uint64)
+	}
+	s.seq++
+	s.last[key] = s.seq
+	s.order = append(s.order, recentEntry{key, s.seq})
+	for len(s.last) > size {
+		e := s.order[s.head]
+		s.order[s.head] = recentEntry{}
+		s.head++
+		if s.last[e.key] == e.seq {
+			delete(s.last, e.key)
+		}
+	}
+	if live := len(s.order) - s.head; s.head > live || live > 2*size+16 {
+		kept := s.order[:0]
+		for _, e := range s.order[s.head:] {
+			if s.last[e.key] == e.seq {
+				kept = append(kept, e)
+			}
+		}
+		clear(s.order[len(kept):])
+		s.order = kept
+		s.head = 0
+	}
+}
+
+// popEntry is an item with its stored popularity.
+type popEntry struct {
+	item  string
+	score float64
+}
+
+// popHeap is a min-heap on score, ties broken so that the greater item is
+// evicted first.
+type popHeap []popEntry
+
+func (h popHeap) Len() int { return len(h) }
+func (h popHeap) Less(i, j int) bool {
+	if h[i].score != h[j].score {
+		return h[i].score < h[j].score
+	}
+	return h[i].item > h[j].item
+}
+func (h popHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *popHeap) Push(x any)   { *h = append(*h, x.(popEntry)) }
+func (h *popHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// topK returns the k highest scores, highest first, ties by item.
+func topK(scores map[string]float64, k int) []popEntry {
+	h := make(popHeap, 0, min(k, len(scores)))
+	for item, v := range scores {
+		e := popEntry{item, v}
+		if len(h) < k {
+			heap.Push(&h, e)
+			continue
+		}
+		if k > 0 && (v > h[0].score || v == h[0].score && item < h[0].item) {
+			h[0] = e
+			heap.Fix(&h, 0)
+		}
+	}
+	out := make([]popEntry, len(h))
+	for i := len(h) - 1; i >= 0; i-- {
+		out[i] = heap.Pop(&h).(popEntry)
+	}
+	return out
+}

@@ -1,0 +1,337 @@
+// Package store holds the real-time state that recserve's funnel reads:
+// follows and the recent items of authors, each user's recent engagements,
+// what each user has seen or asked to see less of, and time-decayed item
+// popularity.
+//
+// Two backends implement Store: Memory, the embedded default, keeps the state
+// in memory and makes it durable with an append-only log on disk; Redis keeps
+// it in a Redis server so that several replicas share it.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+)
+
+// EventType names what a user did, or that an item was published.
+type EventType string
+
+// Event types accepted by Apply.
+const (
+	Impression EventType = "impression"
+	Click      EventType = "click"
+	Like       EventType = "like"
+	Comment    EventType = "comment"
+	Share      EventType = "share"
+	SeeLess    EventType = "see_less"
+	Follow     EventType = "follow"
+	Unfollow   EventType = "unfollow"
+	NewItem    EventType = "new_item"
+)
+
+// Event is one impression, engagement, follow change or publication.
+type Event struct {
+	// User who acted; empty for new_item.
+	User string
+	// Item acted on; for new_item the published item. Empty for follow and
+	// unfollow. For see_less, Item, Author or both may be set.
+	Item string
+	// Author is the followed (or unfollowed) author for follow and unfollow,
+	// the item's author for new_item, and the author to see less of for
+	// see_less.
+	Author string
+	Type   EventType
+	// Time of the event. A zero Time is replaced by the time Apply is called.
+	// Times are kept with millisecond precision.
+	Time time.Time
+}
+
+// ItemTime is an item of an author with its creation time.
+type ItemTime struct {
+	Item   string
+	Author string
+	Time   time.Time
+}
+
+// Engagement is one positive engagement of a user with an item.
+type Engagement struct {
+	Item string
+	Type EventType
+	Time time.Time
+}
+
+// ItemScore is an item with its time-decayed popularity.
+type ItemScore struct {
+	Item string
+	// Score is the sum over the item's engagements of weight·2^(-age/halfLife),
+	// ages taken at the time passed to Popular.
+	Score float64
+}
+
+// Writer records events.
+type Writer interface {
+	// Apply records a batch of events. When it returns nil every event of the
+	// batch is durable and visible to readers. An invalid event rejects the
+	// whole batch.
+	Apply(ctx context.Context, events []Event) error
+}
+
+// SocialReader reads the follow graph and authors' recent items.
+type SocialReader interface {
+	// Follows returns the authors the user follows, sorted.
+	Follows(ctx context.Context, user string) ([]string, error)
+	// RecentByAuthors returns the items of the given authors created at or
+	// after since, newest first, at most limit of them.
+	RecentByAuthors(ctx context.Context, authors []string, since time.Time, limit int) ([]ItemTime, error)
+}
+
+// UserReader reads a user's history.
+type UserReader interface {
+	// RecentEngagements returns the user's latest positive engagements
+	// (click, like, comment, share), most recently recorded first, at most
+	// limit of them.
+	RecentEngagements(ctx context.Context, user string, limit int) ([]Engagement, error)
+	// Seen returns what to filter out for the user: items seen or see-less'd,
+	// and see-less'd authors.
+	Seen(ctx context.Context, user string) (*Filter, error)
+}
+
+// PopularReader reads item popularity.
+type PopularReader interface {
+	// Popular returns the most popular items with their scores decayed to
+	// now, highest first, at most limit of them.
+	Popular(ctx context.Context, now time.Time, limit int) ([]ItemScore, error)
+}
+
+// Store is the whole real-time state.
+type Store interface {
+	Writer
+	SocialReader
+	UserReader
+	PopularReader
+	io.Closer
+}
+
+// Seeder loads catalog items as authors' recent items without recording
+// events: a catalog is seeded again at every start.
+type Seeder interface {
+	Seed(ctx context.Context, items []ItemTime) error
+}
+
+var (
+	// ErrInvalidEvent is wrapped by Apply's error when an event of the batch
+	// has an unknown type or lacks a field its type needs.
+	ErrInvalidEvent = errors.New("invalid event")
+	// ErrClosed is returned by calls made after Close.
+	ErrClosed = errors.New("store closed")
+)
+
+// Filter tests whether an item or author is filtered out for a user. The zero
+// Filter filters nothing. A Filter is a snapshot: later events do not change it.
+type Filter struct {
+	items   map[string]struct{}
+	authors map[string]struct{}
+}
+
+// Excludes reports whether an item by author should not be shown.
+func (f *Filter) Excludes(item, author string) bool {
+	return f.HasItem(item) || f.HasAuthor(author)
+}
+
+// HasItem reports whether the item was seen or see-less'd.
+func (f *Filter) HasItem(item string) bool {
+	if f == nil {
+		return false
+	}
+	_, ok := f.items[item]
+	return ok
+}
+
+// HasAuthor reports whether the author was see-less'd.
+func (f *Filter) HasAuthor(author string) bool {
+	if f == nil {
+		return false
+	}
+	_, ok := f.authors[author]
+	return ok
+}
+
+// Len returns the number of items and authors filtered.
+func (f *Filter) Len() int {
+	if f == nil {
+		return 0
+	}
+	return len(f.items) + len(f.authors)
+}
+
+func newFilter(items, authors int) *Filter {
+	return &Filter{items: make(map[string]struct{}, items), authors: make(map[string]struct{}, authors)}
+}
+
+// StateOptions shape the state; both backends take them.
+type StateOptions struct {
+	// RecentEngagements is how many positive engagements are kept per user.
+	// Default 50.
+	RecentEngagements int
+	// SeenItems is how many distinct seen items are kept per user, the most
+	// recent ones. Default 1000.
+	SeenItems int
+	// SeeLess is how many see-less'd items, and as many authors, are kept per
+	// user, the most recent ones. Default 1000.
+	SeeLess int
+	// AuthorItems is how many recent items are kept per author, the newest.
+	// Default 100.
+	AuthorItems int
+	// PopularItems is how many items popularity is tracked for; the least
+	// popular are dropped beyond it. Default 100000.
+	PopularItems int
+	// HalfLife of popularity. Default 6h.
+	HalfLife time.Duration
+	// Weights of event types in popularity; types absent count zero. Weights
+	// must not be negative. Default DefaultWeights.
+	Weights map[EventType]float64
+}
+
+// DefaultWeights are the popularity weights used when StateOptions.Weights is
+// nil.
+var DefaultWeights = map[EventType]float64{Click: 1, Like: 2, Comment: 3, Share: 4}
+
+func (o StateOptions) withDefaults() (StateOptions, error) {
+	if o.RecentEngagements <= 0 {
+		o.RecentEngagements = 50
+	}
+	if o.SeenItems <= 0 {
+		o.SeenItems = 1000
+	}
+	if o.SeeLess <= 0 {
+		o.SeeLess = 1000
+	}
+	if o.AuthorItems <= 0 {
+		o.AuthorItems = 100
+	}
+	if o.PopularItems <= 0 {
+		o.PopularItems = 100000
+	}
+	if o.HalfLife <= 0 {
+		o.HalfLife = 6 * time.Hour
+	}
+	if o.Weights == nil {
+		o.Weights = DefaultWeights
+	}
+	w := make(map[EventType]float64, len(o.Weights))
+	for t, v := range o.Weights {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return o, fmt.Errorf("weight of %q is %v: weights must be finite and not negative", t, v)
+		}
+		w[t] = v
+	}
+	o.Weights = w
+	return o, nil
+}
+
+// decay converts between the stored form of popularity and scores.
+//
+// A score at time now is Σ w·exp(-λ(now−t)). Both backends store instead
+// L = ln Σ w·exp(λ(t−epoch)), which an event adds to with a log-sum-exp and
+// which never needs rewriting as time passes: the order of items by L is
+// their order by score at any now, and score = exp(L − λ(now−epoch)).
+type decay struct {
+	lambda  float64 // per second
+	weights map[EventType]float64
+}
+
+// popularityEpoch is the fixed origin of stored popularity. Changing it
+// invalidates stored scores.
+var popularityEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newDecay(o StateOptions) decay {
+	return decay{lambda: math.Ln2 / o.HalfLife.Seconds(), weights: o.Weights}
+}
+
+// logWeight returns the stored contribution of an event and whether it
+// contributes at all.
+func (d decay) logWeight(e *Event) (float64, bool) {
+	w := d.weights[e.Type]
+	if w <= 0 || e.Item == "" {
+		return 0, false
+	}
+	return math.Log(w) + d.lambda*e.Time.Sub(popularityEpoch).Seconds(), true
+}
+
+func (d decay) score(stored float64, now time.Time) float64 {
+	return math.Exp(stored - d.lambda*now.Sub(popularityEpoch).Seconds())
+}
+
+// logAddExp returns ln(exp(a)+exp(b)).
+func logAddExp(a, b float64) float64 {
+	if a < b {
+		a, b = b, a
+	}
+	return a + math.Log1p(math.Exp(b-a))
+}
+
+func isEngagement(t EventType) bool {
+	switch t {
+	case Click, Like, Comment, Share:
+		return true
+	}
+	return false
+}
+
+// normalize checks each event and sets zero times to now, truncating times
+// to milliseconds. It returns a copy; the caller's slice is not modified.
+func normalize(events []Event, now time.Time) ([]Event, error) {
+	out := make([]Event, len(events))
+	now = now.Truncate(time.Millisecond)
+	for i, e := range events {
+		if err := validate(&e); err != nil {
+			return nil, fmt.Errorf("failed to accept event %d: %w", i, err)
+		}
+		if e.Time.IsZero() {
+			e.Time = now
+		} else {
+			e.Time = time.UnixMilli(e.Time.UnixMilli())
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+func validate(e *Event) error {
+	need := func(what string, ok bool) error {
+		if !ok {
+			return fmt.Errorf("%w: %s event needs %s", ErrInvalidEvent, e.Type, what)
+		}
+		return nil
+	}
+	switch e.Type {
+	case Impression, Click, Like, Comment, Share:
+		return need("user and item", e.User != "" && e.Item != "")
+	case SeeLess:
+		return need("user and item or author", e.User != "" && (e.Item != "" || e.Author != ""))
+	case Follow, Unfollow:
+		return need("user and author", e.User != "" && e.Author != "")
+	case NewItem:
+		return need("item and author", e.Item != "" && e.Author != "")
+	default:
+		return fmt.Errorf("%w: unknown type %q", ErrInvalidEvent, e.Type)
+	}
+}
+
+// lessItemTime orders newest first, ties by item.
+func lessItemTime(a, b ItemTime) int {
+	if c := b.Time.Compare(a.Time); c != 0 {
+		return c
+	}
+	switch {
+	case a.Item < b.Item:
+		return -1
+	case a.Item > b.Item:
+		return 1
+	}
+	return 0
+}
