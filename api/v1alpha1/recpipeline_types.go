@@ -1,0 +1,592 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types of a RecPipeline.
+const (
+	// ConditionReady is True when every stage has its desired replicas
+	// available and nothing is degraded.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while a rollout of the pod template or the
+	// propagation of a new config revision to the pods is under way.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when a stage cannot reach the desired state,
+	// for example because a new model does not load; the previous revision
+	// keeps serving.
+	ConditionDegraded = "Degraded"
+)
+
+// RecPipeline declares a multi-stage recommendation funnel: candidate
+// sources, first- and second-stage rankers, the event weights of the
+// second-stage value and the final rerank rules.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rp,categories=recpipeline
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.configRevision`
+// +kubebuilder:printcolumn:name="Stages",type=string,JSONPath=`.status.readyStages`
+// +kubebuilder:printcolumn:name="Degraded",type=string,JSONPath=`.status.conditions[?(@.type=="Degraded")].status`,priority=1
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 40",message="metadata.name must be at most 40 characters so that child names (<name>-ranker-second) stay valid DNS labels"
+type RecPipeline struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the funnel.
+	// +required
+	Spec RecPipelineSpec `json:"spec"`
+
+	// status reports what the controller observed.
+	// +optional
+	Status RecPipelineStatus `json:"status,omitempty"`
+}
+
+// RecPipelineSpec declares the funnel.
+//
+// +kubebuilder:validation:XValidation:rule="self.retrieval.candidates >= self.ranking.firstStage.keep",message="spec.ranking.firstStage.keep must not exceed spec.retrieval.candidates: each stage of the funnel keeps at most what the previous one produced"
+// +kubebuilder:validation:XValidation:rule="self.ranking.firstStage.keep >= self.ranking.secondStage.keep",message="spec.ranking.secondStage.keep must not exceed spec.ranking.firstStage.keep: each stage of the funnel keeps at most what the previous one produced"
+// +kubebuilder:validation:XValidation:rule="self.ranking.secondStage.keep >= self.rerank.size",message="spec.rerank.size must not exceed spec.ranking.secondStage.keep: each stage of the funnel keeps at most what the previous one produced"
+// +kubebuilder:validation:XValidation:rule="self.retrieval.sources.all(s, !has(s.model) || self.models.exists(m, m.name == s.model))",message="spec.retrieval.sources[].model must name an entry of spec.models"
+// +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ranking.firstStage.model)",message="spec.ranking.firstStage.model must name an entry of spec.models"
+// +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ranking.secondStage.model)",message="spec.ranking.secondStage.model must name an entry of spec.models"
+type RecPipelineSpec struct {
+	// runtime selects the recserve image the stage pods run.
+	// +optional
+	Runtime RuntimeSpec `json:"runtime,omitempty"`
+
+	// data locates the item catalog and the real-time state store.
+	// +required
+	Data DataSpec `json:"data"`
+
+	// models are the model artifacts the funnel loads, referenced by name
+	// from sources and ranking stages.
+	// +required
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Models []ModelSpec `json:"models"`
+
+	// retrieval declares the candidate sources and how they are mixed.
+	// +required
+	Retrieval RetrievalSpec `json:"retrieval"`
+
+	// ranking declares the first- and second-stage rankers and the event
+	// weights of the second-stage value.
+	// +required
+	Ranking RankingSpec `json:"ranking"`
+
+	// rerank declares the final rules applied to the ranked list.
+	// +required
+	Rerank RerankSpec `json:"rerank"`
+
+	// frontend sizes the stage that serves the client API and runs the
+	// final rerank. One replica when unset.
+	// +optional
+	Frontend *StageSpec `json:"frontend,omitempty"`
+}
+
+// RuntimeSpec selects the serving runtime.
+type RuntimeSpec struct {
+	// image is the recserve image. The operator's default runtime image when
+	// unset.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// imagePullPolicy of the stage containers. Kubernetes' default when unset.
+	// +optional
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+}
+
+// DataSpec locates the catalog and the state store.
+type DataSpec struct {
+	// catalog is the item catalog: ids, authors, creation times, features
+	// and integrity risk.
+	// +required
+	Catalog CatalogSpec `json:"catalog"`
+
+	// store holds real-time state: follows, recent engagements, counters.
+	// +optional
+	Store StoreSpec `json:"store,omitempty"`
+}
+
+// CatalogSpec locates the item catalog.
+type CatalogSpec struct {
+	// uri of the catalog: pvc://<claim>/<path> (mounted read-only into the
+	// pods), file:///<path> on the image, or http(s)://.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^/]+)*/?|file:///.+|https?://.+)$`
+	URI string `json:"uri"`
+}
+
+// StoreType names a state store backend.
+// +kubebuilder:validation:Enum=Memory;Redis
+type StoreType string
+
+// Store backends.
+const (
+	// StoreMemory keeps state in each pod's memory with an append-only log
+	// on the pod's disk: replicas do not share it.
+	StoreMemory StoreType = "Memory"
+	// StoreRedis keeps state in Redis, shared by every replica.
+	StoreRedis StoreType = "Redis"
+)
+
+// StoreSpec selects the real-time state store.
+// +kubebuilder:validation:XValidation:rule="self.type == 'Redis' ? has(self.redis) : !has(self.redis)",message="spec.data.store.redis is required when spec.data.store.type is Redis and must be unset otherwise"
+type StoreSpec struct {
+	// type of the store.
+	// +optional
+	// +kubebuilder:default=Memory
+	Type StoreType `json:"type,omitempty"`
+
+	// redis configures the Redis store.
+	// +optional
+	Redis *RedisStoreSpec `json:"redis,omitempty"`
+}
+
+// RedisStoreSpec configures the Redis state store.
+type RedisStoreSpec struct {
+	// address is host:port of the Redis server.
+	// +required
+	// +kubebuilder:validation:MaxLength=261
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9.-]+:[0-9]{1,5}$`
+	Address string `json:"address"`
+
+	// passwordSecretRef names a key of a Secret in the pipeline's namespace
+	// that holds the Redis password.
+	// +optional
+	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
+
+	// db is the Redis logical database.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=15
+	DB int32 `json:"db,omitempty"`
+
+	// keyPrefix is prepended to every key, so that pipelines can share one
+	// Redis. <namespace>/<name>/ when unset.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+}
+
+// SecretKeyRef names one key of a Secret in the pipeline's namespace.
+type SecretKeyRef struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// key within the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
+// ModelSpec names a model artifact: a safetensors file and its JSON manifest.
+type ModelSpec struct {
+	// name by which sources and stages reference the model; a DNS label.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// uri of the artifact: pvc://<claim>/<path>, file:///<path>, or
+	// http(s):// of a .tar.gz. Changing it rolls the stages that load it.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^/]+)*/?|file:///.+|https?://.+)$`
+	URI string `json:"uri"`
+}
+
+// RetrievalSpec declares the candidate sources.
+type RetrievalSpec struct {
+	// candidates is the budget after mixing the sources and removing
+	// duplicates and already-seen items.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20000
+	Candidates int32 `json:"candidates"`
+
+	// sources produce candidates in parallel, each under its own deadline;
+	// a failing source shrinks the candidate set and never fails a request.
+	// +required
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Sources []SourceSpec `json:"sources"`
+
+	StageSpec `json:",inline"`
+}
+
+// SourceType names a kind of candidate source.
+// +kubebuilder:validation:Enum=FollowedAuthorsRecent;TwoTowerANN;ItemToItemANN;Popular;Precomputed
+type SourceType string
+
+// Candidate source types.
+const (
+	// SourceFollowedAuthorsRecent yields recent items of the authors the user
+	// follows, in real time.
+	SourceFollowedAuthorsRecent SourceType = "FollowedAuthorsRecent"
+	// SourceTwoTowerANN embeds the user with the two-tower model's user
+	// tower and searches the item embeddings with HNSW.
+	SourceTwoTowerANN SourceType = "TwoTowerANN"
+	// SourceItemToItemANN searches items near the user's recent engagements.
+	SourceItemToItemANN SourceType = "ItemToItemANN"
+	// SourcePopular yields popular items with time decay.
+	SourcePopular SourceType = "Popular"
+	// SourcePrecomputed yields lists computed off-peak for chosen users.
+	SourcePrecomputed SourceType = "Precomputed"
+)
+
+// SourceSpec declares one candidate source.
+// +kubebuilder:validation:XValidation:rule="self.type in ['TwoTowerANN', 'ItemToItemANN'] ? has(self.model) : !has(self.model)",message="model is required for the TwoTowerANN and ItemToItemANN source types and must be unset for the others"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxAge) || self.type == 'FollowedAuthorsRecent'",message="maxAge applies only to the FollowedAuthorsRecent source type"
+// +kubebuilder:validation:XValidation:rule="!has(self.window) || self.type == 'Popular'",message="window applies only to the Popular source type"
+// +kubebuilder:validation:XValidation:rule="!has(self.seedItems) || self.type == 'ItemToItemANN'",message="seedItems applies only to the ItemToItemANN source type"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Precomputed' ? has(self.uri) : !has(self.uri)",message="uri is required for the Precomputed source type and must be unset for the others"
+type SourceSpec struct {
+	// name of the source, unique in the pipeline; a DNS label.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// type of the source.
+	// +required
+	Type SourceType `json:"type"`
+
+	// weight of the source's share of the candidate budget when mixing.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	Weight float64 `json:"weight"`
+
+	// limit is the most candidates the source returns.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20000
+	Limit int32 `json:"limit"`
+
+	// model names the two-tower model of an ANN source.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Model string `json:"model,omitempty"`
+
+	// maxAge of the followed authors' items (FollowedAuthorsRecent).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('8760h')",message="maxAge must be positive and at most 8760h"
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
+
+	// window of the popularity decay (Popular): the half-life of an
+	// engagement's contribution.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('8760h')",message="window must be positive and at most 8760h"
+	Window *metav1.Duration `json:"window,omitempty"`
+
+	// seedItems is how many of the user's recent engagements seed the
+	// search (ItemToItemANN).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=200
+	SeedItems *int32 `json:"seedItems,omitempty"`
+
+	// uri of the precomputed lists (Precomputed).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^/]+)*/?|file:///.+|https?://.+)$`
+	URI string `json:"uri,omitempty"`
+
+	// timeout is the source's deadline; on expiry the request goes on
+	// without it. 50ms when unset.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('10s')",message="timeout must be positive and at most 10s"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+}
+
+// RankingSpec declares the rankers.
+type RankingSpec struct {
+	// firstStage is the light ranker, a two-tower model distilled from the
+	// second stage.
+	// +required
+	FirstStage RankerSpec `json:"firstStage"`
+
+	// secondStage is the multi-task multi-label ranker.
+	// +required
+	SecondStage RankerSpec `json:"secondStage"`
+
+	// weights of the second-stage value, by event: value = Σ weight ×
+	// P(event). Negative weights penalise events such as see_less. Keys are
+	// head names of the second-stage model. Changing them does not restart
+	// any pod.
+	// +required
+	// +kubebuilder:validation:MinProperties=1
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z][a-z0-9_]{0,62}$'))",message="spec.ranking.weights keys must be event names: lower case letters, digits and underscores, starting with a letter"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k] >= -1000.0 && self[k] <= 1000.0)",message="spec.ranking.weights values must be finite numbers between -1000 and 1000"
+	Weights map[string]float64 `json:"weights"`
+}
+
+// RankerSpec declares one ranking stage.
+type RankerSpec struct {
+	// model names the stage's model in spec.models.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Model string `json:"model"`
+
+	// keep is how many candidates the stage passes on.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20000
+	Keep int32 `json:"keep"`
+
+	StageSpec `json:",inline"`
+}
+
+// StageSpec sizes a stage's pods.
+type StageSpec struct {
+	// scaling of the stage. One replica when unset.
+	// +optional
+	Scaling *ScalingSpec `json:"scaling,omitempty"`
+
+	// resources of the stage container. Requests of 100m CPU and 256Mi
+	// memory when unset.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// ScalingSpec sets a fixed replica count or autoscaling.
+// +kubebuilder:validation:XValidation:rule="!(has(self.replicas) && has(self.autoscaling))",message="set either replicas or autoscaling, not both"
+type ScalingSpec struct {
+	// replicas is a fixed replica count.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// autoscaling scales the stage on CPU with a HorizontalPodAutoscaler.
+	// +optional
+	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
+}
+
+// AutoscalingSpec configures a HorizontalPodAutoscaler.
+// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+type AutoscalingSpec struct {
+	// minReplicas is the lower bound.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MinReplicas int32 `json:"minReplicas"`
+
+	// maxReplicas is the upper bound.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// targetCPUUtilization is the average CPU utilisation, in percent of the
+	// request, the autoscaler aims for. 70 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	TargetCPUUtilization *int32 `json:"targetCPUUtilization,omitempty"`
+}
+
+// RerankSpec declares the final rules.
+type RerankSpec struct {
+	// size of the final list.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Size int32 `json:"size"`
+
+	// rules applied in order to the ranked list.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Rules []RuleSpec `json:"rules,omitempty"`
+}
+
+// RuleType names a rerank rule.
+// +kubebuilder:validation:Enum=AuthorDiversity;IntegrityFilter;IntegrityDownrank
+type RuleType string
+
+// Rerank rules.
+const (
+	// RuleAuthorDiversity keeps at least minGap other items between two
+	// items of the same author.
+	RuleAuthorDiversity RuleType = "AuthorDiversity"
+	// RuleIntegrityFilter drops items whose integrity risk exceeds maxRisk.
+	RuleIntegrityFilter RuleType = "IntegrityFilter"
+	// RuleIntegrityDownrank multiplies the value of items whose integrity
+	// risk exceeds above by factor.
+	RuleIntegrityDownrank RuleType = "IntegrityDownrank"
+)
+
+// RuleSpec declares one rerank rule; each type takes its own parameters.
+// +kubebuilder:validation:XValidation:rule="self.type == 'AuthorDiversity' ? has(self.minGap) : !has(self.minGap)",message="minGap is required for the AuthorDiversity rule and must be unset for the others"
+// +kubebuilder:validation:XValidation:rule="self.type == 'IntegrityFilter' ? has(self.maxRisk) : !has(self.maxRisk)",message="maxRisk is required for the IntegrityFilter rule and must be unset for the others"
+// +kubebuilder:validation:XValidation:rule="self.type == 'IntegrityDownrank' ? has(self.above) && has(self.factor) : !has(self.above) && !has(self.factor)",message="above and factor are required for the IntegrityDownrank rule and must be unset for the others"
+type RuleSpec struct {
+	// type of the rule.
+	// +required
+	Type RuleType `json:"type"`
+
+	// minGap is the least number of other items between two items of one
+	// author (AuthorDiversity).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MinGap *int32 `json:"minGap,omitempty"`
+
+	// maxRisk is the highest integrity risk kept (IntegrityFilter).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	MaxRisk *float64 `json:"maxRisk,omitempty"`
+
+	// above is the integrity risk from which items are downranked
+	// (IntegrityDownrank).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	Above *float64 `json:"above,omitempty"`
+
+	// factor multiplies the value of downranked items (IntegrityDownrank).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	Factor *float64 `json:"factor,omitempty"`
+}
+
+// RecPipelineStatus reports what the controller observed.
+type RecPipelineStatus struct {
+	// observedGeneration is the generation of the spec that the last full
+	// successful reconcile acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Progressing, Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// stages reports each stage's replicas and the config revisions its
+	// ready pods serve.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	Stages []StageStatus `json:"stages,omitempty"`
+
+	// configRevision is the hash of the rendered runtime config of the
+	// current spec: the revision every pod should serve.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ConfigRevision string `json:"configRevision,omitempty"`
+
+	// readyStages counts the stages whose replicas are all available and
+	// serve configRevision, as "ready/total".
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	ReadyStages string `json:"readyStages,omitempty"`
+
+	// endpoint is the URL of the client API.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// StageStatus reports one stage.
+type StageStatus struct {
+	// name of the stage: frontend, retrieval, ranker-first, ranker-second.
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	Name string `json:"name"`
+
+	// replicas is the stage's desired replica count.
+	// +optional
+	Replicas int32 `json:"replicas"`
+
+	// readyReplicas counts ready pods.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas"`
+
+	// updatedReplicas counts pods of the current pod template.
+	// +optional
+	UpdatedReplicas int32 `json:"updatedReplicas"`
+
+	// configRevision is the revision all ready pods serve, empty while they
+	// disagree.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ConfigRevision string `json:"configRevision,omitempty"`
+
+	// revisions counts ready pods by the config revision they serve.
+	// +optional
+	// +listType=map
+	// +listMapKey=revision
+	// +kubebuilder:validation:MaxItems=16
+	Revisions []RevisionCount `json:"revisions,omitempty"`
+}
+
+// RevisionCount is the number of ready pods serving one config revision.
+type RevisionCount struct {
+	// revision served; "unknown" for pods that have not reported one.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Revision string `json:"revision"`
+
+	// pods serving it.
+	// +required
+	Pods int32 `json:"pods"`
+}
+
+// RecPipelineList is a list of RecPipelines.
+//
+// +kubebuilder:object:root=true
+type RecPipelineList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RecPipeline `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&RecPipeline{}, &RecPipelineList{})
+}

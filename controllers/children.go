@@ -1,0 +1,433 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"k8s.io/utils/ptr"
+
+	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
+	"github.com/recpipeline/recpipeline/runtime/config"
+)
+
+// The children are built by pure functions of the RecPipeline as
+// server-side apply configurations: the desired state in full, applied
+// under one field owner. Apply configurations carry their owner reference
+// directly (controllerutil.SetControllerReference takes objects, not apply
+// configurations); ownerReference builds the same controller reference.
+
+// Stage names, in funnel order from the client's side.
+const (
+	StageFrontend     = "frontend"
+	StageRetrieval    = "retrieval"
+	StageRankerFirst  = "ranker-first"
+	StageRankerSecond = "ranker-second"
+)
+
+// Stages lists every stage a pipeline runs.
+var Stages = []string{StageFrontend, StageRetrieval, StageRankerFirst, StageRankerSecond}
+
+// Labels and annotations on the children.
+const (
+	labelName      = "app.kubernetes.io/name"
+	labelInstance  = "app.kubernetes.io/instance"
+	labelComponent = "app.kubernetes.io/component"
+	labelPartOf    = "app.kubernetes.io/part-of"
+	labelManagedBy = "app.kubernetes.io/managed-by"
+
+	// ManagedByValue marks every child; the manager caches only objects
+	// carrying it.
+	ManagedByValue = "recpipeline-operator"
+
+	// AnnotationDeployRevision on the pod template carries the deploy
+	// revision of the rendered config: it changes, and so rolls the pods,
+	// exactly when something a pod loads at start changes.
+	AnnotationDeployRevision = "serving.recpipeline.dev/deploy-revision"
+)
+
+// Paths inside the stage containers.
+const (
+	volumeRoot = "/var/lib/recpipeline/volumes"
+	statePath  = "/var/lib/recpipeline/state"
+)
+
+// Defaults of the stage containers.
+var (
+	defaultCPURequest    = resource.MustParse("100m")
+	defaultMemoryRequest = resource.MustParse("256Mi")
+)
+
+const (
+	runtimeUID                    int64 = 65532
+	defaultTargetCPU              int32 = 70
+	progressDeadlineSeconds       int32 = 120
+	terminationGracePeriodSeconds int64 = 30
+)
+
+// ChildName is the name of a stage's Deployment, Service, HPA and PDB.
+func ChildName(rp *servingv1alpha1.RecPipeline, stage string) string {
+	return rp.Name + "-" + stage
+}
+
+// ConfigMapName is the name of the pipeline's rendered config.
+func ConfigMapName(rp *servingv1alpha1.RecPipeline) string { return rp.Name + "-config" }
+
+// RuntimeAccountName is the name of the runtime's ServiceAccount, Role and
+// RoleBinding.
+func RuntimeAccountName(rp *servingv1alpha1.RecPipeline) string { return rp.Name + "-runtime" }
+
+// selectorLabels select one stage's pods.
+func selectorLabels(rp *servingv1alpha1.RecPipeline, stage string) map[string]string {
+	return map[string]string{
+		labelName:      "recserve",
+		labelInstance:  rp.Name,
+		labelComponent: stage,
+	}
+}
+
+// commonLabels mark every child of rp; stage is empty for pipeline-wide
+// children.
+func commonLabels(rp *servingv1alpha1.RecPipeline, stage string) map[string]string {
+	l := map[string]string{
+		labelName:      "recserve",
+		labelInstance:  rp.Name,
+		labelPartOf:    "recpipeline",
+		labelManagedBy: ManagedByValue,
+	}
+	if stage != "" {
+		l[labelComponent] = stage
+	}
+	return l
+}
+
+func ownerReference(rp *servingv1alpha1.RecPipeline) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(servingv1alpha1.GroupVersion.String()).
+		WithKind("RecPipeline").
+		WithName(rp.Name).
+		WithUID(rp.UID).
+		WithController(true).
+		WithBlockOwnerDeletion(true)
+}
+
+// stageSpec returns the sizing of a stage.
+func stageSpec(rp *servingv1alpha1.RecPipeline, stage string) servingv1alpha1.StageSpec {
+	switch stage {
+	case StageRetrieval:
+		return rp.Spec.Retrieval.StageSpec
+	case StageRankerFirst:
+		return rp.Spec.Ranking.FirstStage.StageSpec
+	case StageRankerSecond:
+		return rp.Spec.Ranking.SecondStage.StageSpec
+	default:
+		if rp.Spec.Frontend != nil {
+			return *rp.Spec.Frontend
+		}
+		return servingv1alpha1.StageSpec{}
+	}
+}
+
+// fixedReplicas is the stage's replica count, or nil when an autoscaler
+// owns it.
+func fixedReplicas(s servingv1alpha1.StageSpec) *int32 {
+	switch {
+	case s.Scaling == nil:
+		return ptr.To[int32](1)
+	case s.Scaling.Autoscaling != nil:
+		return nil
+	case s.Scaling.Replicas != nil:
+		return s.Scaling.Replicas
+	default:
+		return ptr.To[int32](1)
+	}
+}
+
+// desiredConfigMap holds the rendered config.
+func desiredConfigMap(rp *servingv1alpha1.RecPipeline, rendered []byte) *corev1ac.ConfigMapApplyConfiguration {
+	return corev1ac.ConfigMap(ConfigMapName(rp), rp.Namespace).
+		WithLabels(commonLabels(rp, "")).
+		WithOwnerReferences(ownerReference(rp)).
+		WithData(map[string]string{config.ConfigKey: string(rendered)})
+}
+
+// desiredServiceAccount is the identity of the stage pods.
+func desiredServiceAccount(rp *servingv1alpha1.RecPipeline) *corev1ac.ServiceAccountApplyConfiguration {
+	return corev1ac.ServiceAccount(RuntimeAccountName(rp), rp.Namespace).
+		WithLabels(commonLabels(rp, "")).
+		WithOwnerReferences(ownerReference(rp))
+}
+
+// desiredRole lets the stage pods get and watch their own ConfigMap and
+// nothing else.
+func desiredRole(rp *servingv1alpha1.RecPipeline) *rbacv1ac.RoleApplyConfiguration {
+	return rbacv1ac.Role(RuntimeAccountName(rp), rp.Namespace).
+		WithLabels(commonLabels(rp, "")).
+		WithOwnerReferences(ownerReference(rp)).
+		WithRules(rbacv1ac.PolicyRule().
+			WithAPIGroups("").
+			WithResources("configmaps").
+			WithResourceNames(ConfigMapName(rp)).
+			WithVerbs("get", "watch"))
+}
+
+// desiredRoleBinding binds the Role to the ServiceAccount.
+func desiredRoleBinding(rp *servingv1alpha1.RecPipeline) *rbacv1ac.RoleBindingApplyConfiguration {
+	return rbacv1ac.RoleBinding(RuntimeAccountName(rp), rp.Namespace).
+		WithLabels(commonLabels(rp, "")).
+		WithOwnerReferences(ownerReference(rp)).
+		WithRoleRef(rbacv1ac.RoleRef().
+			WithAPIGroup("rbac.authorization.k8s.io").
+			WithKind("Role").
+			WithName(RuntimeAccountName(rp))).
+		WithSubjects(rbacv1ac.Subject().
+			WithKind("ServiceAccount").
+			WithName(RuntimeAccountName(rp)).
+			WithNamespace(rp.Namespace))
+}
+
+// desiredService exposes a stage: HTTP for clients and probes, gRPC between
+// stages.
+func desiredService(rp *servingv1alpha1.RecPipeline, stage string) *corev1ac.ServiceApplyConfiguration {
+	return corev1ac.Service(ChildName(rp, stage), rp.Namespace).
+		WithLabels(commonLabels(rp, stage)).
+		WithOwnerReferences(ownerReference(rp)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(selectorLabels(rp, stage)).
+			WithPorts(
+				corev1ac.ServicePort().WithName("http").WithProtocol(corev1.ProtocolTCP).
+					WithPort(config.HTTPPort).WithTargetPort(intstr.FromString("http")),
+				corev1ac.ServicePort().WithName("grpc").WithProtocol(corev1.ProtocolTCP).
+					WithPort(config.GRPCPort).WithTargetPort(intstr.FromString("grpc")),
+			))
+}
+
+// desiredDeployment runs a stage. deployRevision is the rendered config's
+// deploy revision; image is the resolved runtime image.
+func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevision string) *appsv1ac.DeploymentApplyConfiguration {
+	spec := stageSpec(rp, stage)
+	labels := commonLabels(rp, stage)
+
+	container := corev1ac.Container().
+		WithName("recserve").
+		WithImage(image).
+		WithArgs(
+			"--stage="+stage,
+			"--config-map="+ConfigMapName(rp),
+			"--http-port="+strconv.Itoa(config.HTTPPort),
+			"--grpc-port="+strconv.Itoa(config.GRPCPort),
+			"--state-dir="+statePath,
+		).
+		WithEnv(
+			corev1ac.EnvVar().WithName("POD_NAMESPACE").WithValueFrom(corev1ac.EnvVarSource().
+				WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath("metadata.namespace"))),
+			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().
+				WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath("metadata.name"))),
+			corev1ac.EnvVar().WithName(config.DeployRevisionEnv).WithValue(deployRevision),
+		).
+		WithPorts(
+			corev1ac.ContainerPort().WithName("http").WithContainerPort(config.HTTPPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName("grpc").WithContainerPort(config.GRPCPort).WithProtocol(corev1.ProtocolTCP),
+		).
+		WithResources(resources(spec.Resources)).
+		WithLivenessProbe(probe("/healthz", 3)).
+		WithReadinessProbe(probe("/readyz", 1)).
+		WithTerminationMessagePolicy(corev1.TerminationMessageFallbackToLogsOnError).
+		WithSecurityContext(corev1ac.SecurityContext().
+			WithRunAsNonRoot(true).
+			WithReadOnlyRootFilesystem(true).
+			WithAllowPrivilegeEscalation(false).
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithVolumeMounts(
+			corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"),
+			corev1ac.VolumeMount().WithName("state").WithMountPath(statePath),
+		)
+	if rp.Spec.Runtime.ImagePullPolicy != "" {
+		container.WithImagePullPolicy(rp.Spec.Runtime.ImagePullPolicy)
+	}
+	if store := rp.Spec.Data.Store; store.Redis != nil && store.Redis.PasswordSecretRef != nil {
+		container.WithEnv(corev1ac.EnvVar().WithName(config.RedisPasswordEnv).WithValueFrom(
+			corev1ac.EnvVarSource().WithSecretKeyRef(corev1ac.SecretKeySelector().
+				WithName(store.Redis.PasswordSecretRef.Name).
+				WithKey(store.Redis.PasswordSecretRef.Key))))
+	}
+
+	volumes := []*corev1ac.VolumeApplyConfiguration{
+		corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+		corev1ac.Volume().WithName("state").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+	}
+	for _, claim := range claims(rp) {
+		name := "pvc-" + claim
+		volumes = append(volumes, corev1ac.Volume().WithName(name).
+			WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().
+				WithClaimName(claim).WithReadOnly(true)))
+		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(name).
+			WithMountPath(volumeRoot + "/" + claim).WithReadOnly(true))
+	}
+
+	podSpec := corev1ac.PodSpec().
+		WithServiceAccountName(RuntimeAccountName(rp)).
+		WithTerminationGracePeriodSeconds(terminationGracePeriodSeconds).
+		WithSecurityContext(corev1ac.PodSecurityContext().
+			WithRunAsNonRoot(true).
+			WithRunAsUser(runtimeUID).
+			WithRunAsGroup(runtimeUID).
+			WithFSGroup(runtimeUID).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithContainers(container).
+		WithVolumes(volumes...)
+
+	deploymentSpec := appsv1ac.DeploymentSpec().
+		WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(rp, stage))).
+		WithRevisionHistoryLimit(3).
+		WithProgressDeadlineSeconds(progressDeadlineSeconds).
+		WithStrategy(appsv1ac.DeploymentStrategy().
+			WithType("RollingUpdate").
+			WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
+				WithMaxUnavailable(intstr.FromInt32(0)).
+				WithMaxSurge(intstr.FromInt32(1)))).
+		WithTemplate(corev1ac.PodTemplateSpec().
+			WithLabels(labels).
+			WithAnnotations(map[string]string{AnnotationDeployRevision: deployRevision}).
+			WithSpec(podSpec))
+	if r := fixedReplicas(spec); r != nil {
+		deploymentSpec.WithReplicas(*r)
+	}
+
+	return appsv1ac.Deployment(ChildName(rp, stage), rp.Namespace).
+		WithLabels(labels).
+		WithOwnerReferences(ownerReference(rp)).
+		WithSpec(deploymentSpec)
+}
+
+func probe(path string, failureThreshold int32) *corev1ac.ProbeApplyConfiguration {
+	return corev1ac.Probe().
+		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("http"))).
+		WithPeriodSeconds(5).
+		WithTimeoutSeconds(2).
+		WithFailureThreshold(failureThreshold)
+}
+
+// resources are the user's, with default requests for what they leave out.
+func resources(r *corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
+	requests := corev1.ResourceList{
+		corev1.ResourceCPU:    defaultCPURequest,
+		corev1.ResourceMemory: defaultMemoryRequest,
+	}
+	out := corev1ac.ResourceRequirements()
+	if r != nil {
+		for name, q := range r.Requests {
+			requests[name] = q
+		}
+		if len(r.Limits) > 0 {
+			out.WithLimits(r.Limits.DeepCopy())
+		}
+	}
+	return out.WithRequests(requests)
+}
+
+// claims lists the PVCs the pipeline's URIs name, sorted and without
+// repeats, so that the pod template is stable.
+func claims(rp *servingv1alpha1.RecPipeline) []string {
+	set := map[string]bool{}
+	add := func(uri string) {
+		if claim, _, ok := parsePVC(uri); ok {
+			set[claim] = true
+		}
+	}
+	add(rp.Spec.Data.Catalog.URI)
+	for _, m := range rp.Spec.Models {
+		add(m.URI)
+	}
+	for _, s := range rp.Spec.Retrieval.Sources {
+		add(s.URI)
+	}
+	out := make([]string, 0, len(set))
+	for c := range set {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// desiredHPA scales a stage that asks for autoscaling; nil otherwise.
+func desiredHPA(rp *servingv1alpha1.RecPipeline, stage string) *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration {
+	spec := stageSpec(rp, stage)
+	if spec.Scaling == nil || spec.Scaling.Autoscaling == nil {
+		return nil
+	}
+	as := spec.Scaling.Autoscaling
+	target := defaultTargetCPU
+	if as.TargetCPUUtilization != nil {
+		target = *as.TargetCPUUtilization
+	}
+	return autoscalingv2ac.HorizontalPodAutoscaler(ChildName(rp, stage), rp.Namespace).
+		WithLabels(commonLabels(rp, stage)).
+		WithOwnerReferences(ownerReference(rp)).
+		WithSpec(autoscalingv2ac.HorizontalPodAutoscalerSpec().
+			WithScaleTargetRef(autoscalingv2ac.CrossVersionObjectReference().
+				WithAPIVersion("apps/v1").
+				WithKind("Deployment").
+				WithName(ChildName(rp, stage))).
+			WithMinReplicas(as.MinReplicas).
+			WithMaxReplicas(as.MaxReplicas).
+			WithMetrics(autoscalingv2ac.MetricSpec().
+				WithType("Resource").
+				WithResource(autoscalingv2ac.ResourceMetricSource().
+					WithName(corev1.ResourceCPU).
+					WithTarget(autoscalingv2ac.MetricTarget().
+						WithType("Utilization").
+						WithAverageUtilization(target)))))
+}
+
+// desiredPDB keeps all but one pod of a stage with more than one replica
+// up through voluntary disruptions; nil for single-replica stages, where a
+// budget would block node drains.
+func desiredPDB(rp *servingv1alpha1.RecPipeline, stage string) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	spec := stageSpec(rp, stage)
+	if r := fixedReplicas(spec); r != nil {
+		if *r <= 1 {
+			return nil
+		}
+	} else if spec.Scaling.Autoscaling.MaxReplicas <= 1 {
+		return nil
+	}
+	return policyv1ac.PodDisruptionBudget(ChildName(rp, stage), rp.Namespace).
+		WithLabels(commonLabels(rp, stage)).
+		WithOwnerReferences(ownerReference(rp)).
+		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
+			WithMaxUnavailable(intstr.FromInt32(1)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(rp, stage))))
+}
+
+// endpoint is the URL of the client API.
+func endpoint(rp *servingv1alpha1.RecPipeline) string {
+	return fmt.Sprintf("http://%s.%s.svc:%d", ChildName(rp, StageFrontend), rp.Namespace, config.HTTPPort)
+}

@@ -1,0 +1,384 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package controllers reconciles RecPipelines into stage workloads.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
+)
+
+// FieldOwner is the server-side apply field manager of every child.
+const FieldOwner = "recpipeline-operator"
+
+// propagationRequeue is how soon a pipeline is looked at again while its
+// pods pick up a new config revision: nothing else signals that.
+const propagationRequeue = 2 * time.Second
+
+// RecPipelineReconciler reconciles a RecPipeline into its children.
+type RecPipelineReconciler struct {
+	client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	// DefaultImage is the recserve image of pipelines that name none.
+	DefaultImage string
+	// StatusReader reads the config revision each ready pod serves.
+	StatusReader PodStatusReader
+}
+
+// scope carries one reconcile's state between its phases.
+type scope struct {
+	rp       *servingv1alpha1.RecPipeline
+	original *servingv1alpha1.RecPipeline
+	rendered *Rendered
+	stages   []stageObservation
+	// complete is set once every phase has succeeded.
+	complete bool
+}
+
+type phase func(context.Context, *scope) (ctrl.Result, error)
+
+// +kubebuilder:rbac:groups=serving.recpipeline.dev,resources=recpipelines,verbs=get;list;watch
+// +kubebuilder:rbac:groups=serving.recpipeline.dev,resources=recpipelines/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings the children of one RecPipeline in line with its spec
+// and reports what it observed in its status.
+func (r *RecPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	rp := &servingv1alpha1.RecPipeline{}
+	if err := r.Get(ctx, req.NamespacedName, rp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !rp.DeletionTimestamp.IsZero() {
+		// Owner references let the garbage collector remove the children.
+		return ctrl.Result{}, nil
+	}
+
+	s := &scope{rp: rp, original: rp.DeepCopy()}
+	defer func() {
+		if err := r.writeStatus(ctx, s); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+		}
+	}()
+
+	phases := []phase{r.reconcileConfig, r.reconcileAccess, r.reconcileStages, r.observeStages}
+	for _, p := range phases {
+		res, err := p(ctx, s)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		result = shortestRequeue(result, res)
+	}
+	s.complete = true
+	return result, nil
+}
+
+// shortestRequeue keeps the earliest of two requeue requests.
+func shortestRequeue(a, b ctrl.Result) ctrl.Result {
+	if b.RequeueAfter > 0 && (a.RequeueAfter == 0 || b.RequeueAfter < a.RequeueAfter) {
+		return b
+	}
+	return a
+}
+
+// reconcileConfig renders the runtime config and applies its ConfigMap.
+func (r *RecPipelineReconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result, error) {
+	rendered, err := renderConfig(s.rp)
+	if err != nil {
+		setFailureConditions(&s.rp.Status, s.rp.Generation, ReasonInvalidSpec, err)
+		// Only a change of the spec can fix it.
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	s.rendered = rendered
+	s.rp.Status.ConfigRevision = rendered.Revision
+	s.rp.Status.Endpoint = endpoint(s.rp)
+	return ctrl.Result{}, r.ensure(ctx, s, &corev1.ConfigMap{}, desiredConfigMap(s.rp, rendered.Bytes))
+}
+
+// reconcileAccess applies the runtime's ServiceAccount, Role and
+// RoleBinding.
+func (r *RecPipelineReconciler) reconcileAccess(ctx context.Context, s *scope) (ctrl.Result, error) {
+	if err := r.ensure(ctx, s, &corev1.ServiceAccount{}, desiredServiceAccount(s.rp)); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.ensure(ctx, s, &rbacv1.Role{}, desiredRole(s.rp)); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, r.ensure(ctx, s, &rbacv1.RoleBinding{}, desiredRoleBinding(s.rp))
+}
+
+// reconcileStages applies each stage's Service, Deployment, and HPA and PDB
+// where the stage wants them, removing those it no longer wants.
+func (r *RecPipelineReconciler) reconcileStages(ctx context.Context, s *scope) (ctrl.Result, error) {
+	image := s.rp.Spec.Runtime.Image
+	if image == "" {
+		image = r.DefaultImage
+	}
+	for _, stage := range Stages {
+		if err := r.ensure(ctx, s, &corev1.Service{}, desiredService(s.rp, stage)); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.ensure(ctx, s, &appsv1.Deployment{}, desiredDeployment(s.rp, stage, image, s.rendered.DeployRevision)); err != nil {
+			return ctrl.Result{}, err
+		}
+		if hpa := desiredHPA(s.rp, stage); hpa != nil {
+			if err := r.ensure(ctx, s, &autoscalingv2.HorizontalPodAutoscaler{}, hpa); err != nil {
+				return ctrl.Result{}, err
+			}
+		} else if err := r.removeChild(ctx, s, &autoscalingv2.HorizontalPodAutoscaler{}, ChildName(s.rp, stage)); err != nil {
+			return ctrl.Result{}, err
+		}
+		if pdb := desiredPDB(s.rp, stage); pdb != nil {
+			if err := r.ensure(ctx, s, &policyv1.PodDisruptionBudget{}, pdb); err != nil {
+				return ctrl.Result{}, err
+			}
+		} else if err := r.removeChild(ctx, s, &policyv1.PodDisruptionBudget{}, ChildName(s.rp, stage)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// observeStages reads each stage's Deployment and pods and derives the
+// status.
+func (r *RecPipelineReconciler) observeStages(ctx context.Context, s *scope) (ctrl.Result, error) {
+	s.stages = make([]stageObservation, 0, len(Stages))
+	for _, stage := range Stages {
+		o := stageObservation{Name: stage}
+		d := &appsv1.Deployment{}
+		switch err := r.Get(ctx, types.NamespacedName{Namespace: s.rp.Namespace, Name: ChildName(s.rp, stage)}, d); {
+		case err == nil:
+			o.Deployment = d
+		case !apierrors.IsNotFound(err):
+			return ctrl.Result{}, fmt.Errorf("failed to get Deployment of stage %s: %w", stage, err)
+		}
+		pods := &corev1.PodList{}
+		if err := r.List(ctx, pods, client.InNamespace(s.rp.Namespace), client.MatchingLabels(selectorLabels(s.rp, stage))); err != nil {
+			return ctrl.Result{}, fmt.Errorf("failed to list pods of stage %s: %w", stage, err)
+		}
+		o.Revisions, o.Problems = observePods(ctx, r.StatusReader, pods.Items, s.rendered.Revision, s.rendered.DeployRevision)
+		s.stages = append(s.stages, o)
+	}
+
+	status := &s.rp.Status
+	gen := s.rp.Generation
+	status.Stages = status.Stages[:0]
+	for i := range s.stages {
+		status.Stages = append(status.Stages, stageStatus(&s.stages[i]))
+	}
+	status.ReadyStages = readyStages(s.rendered.Revision, s.stages)
+	reason, problems := degradedProblems(s.stages)
+	setDegradedCondition(status, gen, reason, problems)
+	setReadyCondition(status, gen, s.stages)
+	setProgressingCondition(status, gen, s.rendered.Revision, s.stages)
+
+	if c := meta.FindStatusCondition(status.Conditions, servingv1alpha1.ConditionProgressing); c != nil && c.Reason == ReasonPropagatingConfig {
+		return ctrl.Result{RequeueAfter: propagationRequeue}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// ensure applies desired unless the fields this controller owns on the
+// existing object already equal it, so that an unchanged pipeline costs no
+// write. existing is an empty object of desired's kind.
+func (r *RecPipelineReconciler) ensure(ctx context.Context, s *scope, existing client.Object, desired runtime.ApplyConfiguration) error {
+	name, kind := applyName(desired)
+	key := types.NamespacedName{Namespace: s.rp.Namespace, Name: name}
+	switch err := r.Get(ctx, key, existing); {
+	case err == nil:
+		if owned, err := extract(existing); err == nil && equality.Semantic.DeepEqual(owned, desired) {
+			return nil
+		}
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("failed to get %s %s: %w", kind, name, err)
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Applying child", kind, klog.KRef(s.rp.Namespace, name))
+	if err := r.Apply(ctx, desired, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		err = fmt.Errorf("failed to apply %s %s: %w", kind, name, err)
+		setFailureConditions(&s.rp.Status, s.rp.Generation, ReasonApplyFailed, err)
+		return err
+	}
+	return nil
+}
+
+// applyName returns the name and kind of an apply configuration.
+func applyName(ac runtime.ApplyConfiguration) (name, kind string) {
+	switch a := ac.(type) {
+	case *corev1ac.ConfigMapApplyConfiguration:
+		return *a.Name, "ConfigMap"
+	case *corev1ac.ServiceAccountApplyConfiguration:
+		return *a.Name, "ServiceAccount"
+	case *corev1ac.ServiceApplyConfiguration:
+		return *a.Name, "Service"
+	case *rbacv1ac.RoleApplyConfiguration:
+		return *a.Name, "Role"
+	case *rbacv1ac.RoleBindingApplyConfiguration:
+		return *a.Name, "RoleBinding"
+	case *appsv1ac.DeploymentApplyConfiguration:
+		return *a.Name, "Deployment"
+	case *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration:
+		return *a.Name, "HorizontalPodAutoscaler"
+	case *policyv1ac.PodDisruptionBudgetApplyConfiguration:
+		return *a.Name, "PodDisruptionBudget"
+	}
+	panic(fmt.Sprintf("unsupported apply configuration %T", ac))
+}
+
+// extract returns the fields of obj that FieldOwner manages, as an apply
+// configuration comparable with a desired one.
+func extract(obj client.Object) (runtime.ApplyConfiguration, error) {
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		return corev1ac.ExtractConfigMap(o, FieldOwner)
+	case *corev1.ServiceAccount:
+		return corev1ac.ExtractServiceAccount(o, FieldOwner)
+	case *corev1.Service:
+		return corev1ac.ExtractService(o, FieldOwner)
+	case *rbacv1.Role:
+		return rbacv1ac.ExtractRole(o, FieldOwner)
+	case *rbacv1.RoleBinding:
+		return rbacv1ac.ExtractRoleBinding(o, FieldOwner)
+	case *appsv1.Deployment:
+		return appsv1ac.ExtractDeployment(o, FieldOwner)
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		return autoscalingv2ac.ExtractHorizontalPodAutoscaler(o, FieldOwner)
+	case *policyv1.PodDisruptionBudget:
+		return policyv1ac.ExtractPodDisruptionBudget(o, FieldOwner)
+	}
+	return nil, fmt.Errorf("unsupported kind %T", obj)
+}
+
+// removeChild deletes a child this pipeline controls and no longer wants.
+func (r *RecPipelineReconciler) removeChild(ctx context.Context, s *scope, obj client.Object, name string) error {
+	err := r.Get(ctx, types.NamespacedName{Namespace: s.rp.Namespace, Name: name}, obj)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("failed to get %T %s: %w", obj, name, err)
+	}
+	if !metav1.IsControlledBy(obj, s.rp) {
+		return nil
+	}
+	ctrl.LoggerFrom(ctx).Info("Deleting child the spec no longer asks for", "object", klog.KObj(obj))
+	if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("failed to delete %T %s: %w", obj, name, err)
+	}
+	return nil
+}
+
+// writeStatus patches the status if this reconcile changed it, and emits
+// events on condition transitions.
+func (r *RecPipelineReconciler) writeStatus(ctx context.Context, s *scope) error {
+	if s.complete {
+		s.rp.Status.ObservedGeneration = s.rp.Generation
+	}
+	r.emitTransitions(s)
+	if equality.Semantic.DeepEqual(s.original.Status, s.rp.Status) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(s.original, client.MergeFromWithOptimisticLock{})
+	if err := r.Status().Patch(ctx, s.rp, patch); err != nil {
+		return fmt.Errorf("failed to patch status: %w", err)
+	}
+	return nil
+}
+
+// emitTransitions records an event for each condition whose status changed.
+func (r *RecPipelineReconciler) emitTransitions(s *scope) {
+	if r.Recorder == nil {
+		return
+	}
+	for _, t := range []string{servingv1alpha1.ConditionReady, servingv1alpha1.ConditionDegraded} {
+		now := meta.FindStatusCondition(s.rp.Status.Conditions, t)
+		if now == nil {
+			continue
+		}
+		before := meta.FindStatusCondition(s.original.Status.Conditions, t)
+		if before != nil && before.Status == now.Status {
+			continue
+		}
+		eventType := corev1.EventTypeNormal
+		if (t == servingv1alpha1.ConditionDegraded) == (now.Status == metav1.ConditionTrue) {
+			eventType = corev1.EventTypeWarning
+		}
+		if before == nil && eventType == corev1.EventTypeNormal && t == servingv1alpha1.ConditionDegraded {
+			continue // a new pipeline that is not degraded is no news
+		}
+		r.Recorder.Eventf(s.rp, nil, eventType, now.Reason, t, "%s is %s: %s", t, now.Status, now.Message)
+	}
+}
+
+// SetupWithManager registers the controller: it watches RecPipelines, their
+// children and the stage pods.
+func (r *RecPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&servingv1alpha1.RecPipeline{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToPipeline)).
+		Named("recpipeline").
+		Complete(r)
+}
+
+// podToPipeline maps a stage pod to its RecPipeline.
+func podToPipeline(_ context.Context, obj client.Object) []reconcile.Request {
+	labels := obj.GetLabels()
+	if labels[labelManagedBy] != ManagedByValue || labels[labelInstance] == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: labels[labelInstance]}}}
+}

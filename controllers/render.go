@@ -1,0 +1,179 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
+	"github.com/recpipeline/recpipeline/runtime/config"
+)
+
+// defaultSourceTimeout is a source's deadline when the spec sets none.
+const defaultSourceTimeout = 50 * time.Millisecond
+
+// Rendered is a pipeline's runtime config, encoded, with its revisions.
+type Rendered struct {
+	Config         *config.Config
+	Bytes          []byte
+	Revision       string
+	DeployRevision string
+}
+
+// renderConfig turns the spec into the runtime config every stage pod reads.
+// It validates the result with the runtime's own validation, so that a spec
+// the API server let through but the runtime would refuse never reaches a
+// pod.
+func renderConfig(rp *servingv1alpha1.RecPipeline) (*Rendered, error) {
+	spec := &rp.Spec
+	c := &config.Config{
+		Version:  config.SchemaVersion,
+		Pipeline: rp.Namespace + "/" + rp.Name,
+		Deploy: config.Deploy{
+			Catalog:   localURI(spec.Data.Catalog.URI),
+			Store:     renderStore(rp),
+			Endpoints: map[string]string{},
+		},
+		Live: config.Live{
+			Retrieval: config.Retrieval{Candidates: int(spec.Retrieval.Candidates)},
+			FirstStage: config.Ranker{
+				Model: spec.Ranking.FirstStage.Model,
+				Keep:  int(spec.Ranking.FirstStage.Keep),
+			},
+			SecondStage: config.Ranker{
+				Model: spec.Ranking.SecondStage.Model,
+				Keep:  int(spec.Ranking.SecondStage.Keep),
+			},
+			Weights: maps.Clone(spec.Ranking.Weights),
+			Rerank:  config.Rerank{Size: int(spec.Rerank.Size)},
+		},
+	}
+	for _, m := range spec.Models {
+		c.Deploy.Models = append(c.Deploy.Models, config.Model{Name: m.Name, URI: localURI(m.URI)})
+	}
+	for _, stage := range Stages {
+		if stage == StageFrontend {
+			continue
+		}
+		host := fmt.Sprintf("%s.%s.svc", ChildName(rp, stage), rp.Namespace)
+		c.Deploy.Endpoints[stage] = net.JoinHostPort(host, strconv.Itoa(config.GRPCPort))
+	}
+	for _, s := range spec.Retrieval.Sources {
+		src := config.Source{
+			Name:    s.Name,
+			Type:    string(s.Type),
+			Weight:  s.Weight,
+			Limit:   int(s.Limit),
+			Timeout: config.Duration(defaultSourceTimeout),
+			Model:   s.Model,
+		}
+		if s.Timeout != nil {
+			src.Timeout = config.Duration(s.Timeout.Duration)
+		}
+		if s.MaxAge != nil {
+			src.MaxAge = config.Duration(s.MaxAge.Duration)
+		}
+		if s.Window != nil {
+			src.Window = config.Duration(s.Window.Duration)
+		}
+		if s.SeedItems != nil {
+			src.SeedItems = int(*s.SeedItems)
+		}
+		if s.URI != "" {
+			src.URI = localURI(s.URI)
+		}
+		c.Live.Retrieval.Sources = append(c.Live.Retrieval.Sources, src)
+	}
+	for _, r := range spec.Rerank.Rules {
+		rule := config.Rule{Type: string(r.Type)}
+		if r.MinGap != nil {
+			rule.MinGap = int(*r.MinGap)
+		}
+		if r.MaxRisk != nil {
+			rule.MaxRisk = *r.MaxRisk
+		}
+		if r.Above != nil {
+			rule.Above = *r.Above
+		}
+		if r.Factor != nil {
+			rule.Factor = *r.Factor
+		}
+		c.Live.Rerank.Rules = append(c.Live.Rerank.Rules, rule)
+	}
+
+	deployRevision, err := config.DeployRevisionOf(&c.Deploy)
+	if err != nil {
+		return nil, err
+	}
+	c.DeployRevision = deployRevision
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("failed to validate rendered config: %w", err)
+	}
+	b, err := config.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return &Rendered{Config: c, Bytes: b, Revision: config.Revision(b), DeployRevision: deployRevision}, nil
+}
+
+func renderStore(rp *servingv1alpha1.RecPipeline) config.Store {
+	store := rp.Spec.Data.Store
+	if store.Type != servingv1alpha1.StoreRedis || store.Redis == nil {
+		return config.Store{Type: string(servingv1alpha1.StoreMemory)}
+	}
+	r := &config.RedisStore{
+		Address:   store.Redis.Address,
+		DB:        int(store.Redis.DB),
+		KeyPrefix: store.Redis.KeyPrefix,
+	}
+	if r.KeyPrefix == "" {
+		r.KeyPrefix = rp.Namespace + "/" + rp.Name + "/"
+	}
+	if store.Redis.PasswordSecretRef != nil {
+		r.PasswordEnv = config.RedisPasswordEnv
+	}
+	return config.Store{Type: string(servingv1alpha1.StoreRedis), Redis: r}
+}
+
+// parsePVC splits pvc://<claim>/<path> into its claim and path.
+func parsePVC(uri string) (claim, path string, ok bool) {
+	rest, ok := strings.CutPrefix(uri, "pvc://")
+	if !ok {
+		return "", "", false
+	}
+	claim, path, _ = strings.Cut(rest, "/")
+	return claim, path, claim != ""
+}
+
+// localURI maps a pvc:// URI to the file:// path where the stage pods mount
+// the claim; other URIs pass through.
+func localURI(uri string) string {
+	claim, path, ok := parsePVC(uri)
+	if !ok {
+		return uri
+	}
+	local := "file://" + volumeRoot + "/" + claim
+	if path = strings.Trim(path, "/"); path != "" {
+		local += "/" + path
+	}
+	return local
+}

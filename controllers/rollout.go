@@ -1,0 +1,180 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+)
+
+// The config revision a pod serves is read from the pod itself: every
+// recserve pod answers GET :8080/v1/status with a config.Status. Reading it
+// over HTTP keeps the runtime's RBAC to get/watch of its own ConfigMap; a
+// pod annotation would need every runtime pod to be allowed to patch pods.
+
+// PodStatusReader reads the serving state of a stage pod.
+type PodStatusReader interface {
+	ReadStatus(ctx context.Context, pod *corev1.Pod) (*config.Status, error)
+}
+
+// HTTPStatusReader reads config.StatusPath from the pod's IP.
+type HTTPStatusReader struct {
+	// Client sends the requests; a client with a 2s timeout when nil.
+	Client *http.Client
+	// Port of the pod's HTTP server; config.HTTPPort when zero.
+	Port int
+}
+
+// maxStatusBytes bounds a status answer.
+const maxStatusBytes = 64 << 10
+
+// ReadStatus implements PodStatusReader.
+func (r *HTTPStatusReader) ReadStatus(ctx context.Context, pod *corev1.Pod) (*config.Status, error) {
+	if pod.Status.PodIP == "" {
+		return nil, fmt.Errorf("pod %s has no IP", pod.Name)
+	}
+	client := r.Client
+	if client == nil {
+		client = &http.Client{Timeout: 2 * time.Second}
+	}
+	port := r.Port
+	if port == 0 {
+		port = config.HTTPPort
+	}
+	url := "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port)) + config.StatusPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("failed to build status request: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read status of pod %s: %w", pod.Name, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("failed to read status of pod %s: HTTP %d", pod.Name, resp.StatusCode)
+	}
+	var s config.Status
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatusBytes)).Decode(&s); err != nil {
+		return nil, fmt.Errorf("failed to decode status of pod %s: %w", pod.Name, err)
+	}
+	return &s, nil
+}
+
+// statusReadConcurrency bounds the status reads in flight per reconcile.
+const statusReadConcurrency = 16
+
+// observePods counts the ready pods of one stage by the config revision they
+// serve, and collects the problems of the pods that run deployRevision's
+// template or refused revision.
+func observePods(ctx context.Context, reader PodStatusReader, pods []corev1.Pod, revision, deployRevision string) (map[string]int32, []string) {
+	var (
+		mu        sync.Mutex
+		revisions = map[string]int32{}
+		problems  []string
+	)
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(statusReadConcurrency)
+	for i := range pods {
+		pod := &pods[i]
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		if pod.Annotations[AnnotationDeployRevision] == deployRevision {
+			if p := podProblem(pod); p != "" {
+				mu.Lock()
+				problems = append(problems, p)
+				mu.Unlock()
+			}
+		}
+		if !podReady(pod) {
+			continue
+		}
+		g.Go(func() error {
+			served := revisionUnknown
+			var problem string
+			if s, err := reader.ReadStatus(ctx, pod); err == nil && s.ConfigRevision != "" {
+				served = s.ConfigRevision
+				if s.RejectedRevision == revision && s.Rejected != "" {
+					problem = fmt.Sprintf("pod %s refused config revision %s: %s", pod.Name, revision, s.Rejected)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			revisions[served]++
+			if problem != "" {
+				problems = append(problems, problem)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // the reads report failures as the unknown revision
+	return revisions, problems
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// podProblem describes why a pod's container keeps failing, with the
+// message the runtime left in its termination log; empty if it does not.
+func podProblem(pod *corev1.Pod) string {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Ready {
+			continue
+		}
+		waiting := cs.State.Waiting
+		last := cs.LastTerminationState.Terminated
+		switch {
+		case waiting != nil && isFailureReason(waiting.Reason):
+			msg := waiting.Message
+			if last != nil && last.Message != "" {
+				msg = last.Message
+			}
+			return fmt.Sprintf("pod %s: %s: %s", pod.Name, waiting.Reason, msg)
+		case last != nil && last.ExitCode != 0 && cs.RestartCount > 0:
+			return fmt.Sprintf("pod %s: exited with code %d: %s", pod.Name, last.ExitCode, last.Message)
+		}
+	}
+	return ""
+}
+
+func isFailureReason(reason string) bool {
+	switch reason {
+	case "CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
+		"CreateContainerConfigError", "CreateContainerError", "RunContainerError":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,260 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
+)
+
+// Condition reasons.
+const (
+	ReasonServing           = "Serving"
+	ReasonStagesUnavailable = "StagesUnavailable"
+	ReasonDegraded          = "Degraded"
+	ReasonRollingOut        = "RollingOut"
+	ReasonPropagatingConfig = "PropagatingConfig"
+	ReasonComplete          = "Complete"
+	ReasonAsExpected        = "AsExpected"
+	ReasonInvalidSpec       = "InvalidSpec"
+	ReasonApplyFailed       = "ApplyFailed"
+	ReasonRolloutStuck      = "RolloutStuck"
+	ReasonStageFailing      = "StageFailing"
+	ReasonConfigRejected    = "ConfigRejected"
+	revisionUnknown         = "unknown"
+)
+
+// stageObservation is what the controller saw of one stage.
+type stageObservation struct {
+	Name string
+	// Deployment is nil until it exists in the cache.
+	Deployment *appsv1.Deployment
+	// Revisions counts ready pods by the config revision they serve.
+	Revisions map[string]int32
+	// Problems describe why pods of the current template fail, or why a
+	// pod refused the current config.
+	Problems []string
+}
+
+// desiredReplicas is what the Deployment asks for (an autoscaler may have
+// set it).
+func (o *stageObservation) desiredReplicas() int32 {
+	if o.Deployment == nil || o.Deployment.Spec.Replicas == nil {
+		return 1
+	}
+	return *o.Deployment.Spec.Replicas
+}
+
+// available is true when the stage has every desired replica available.
+func (o *stageObservation) available() bool {
+	return o.Deployment != nil && o.Deployment.Status.AvailableReplicas >= o.desiredReplicas()
+}
+
+// rolledOut is true when the Deployment controller has acted on the
+// current template and every pod runs it.
+func (o *stageObservation) rolledOut() bool {
+	d := o.Deployment
+	if d == nil {
+		return false
+	}
+	want := o.desiredReplicas()
+	return d.Status.ObservedGeneration >= d.Generation &&
+		d.Status.UpdatedReplicas == want &&
+		d.Status.Replicas == want &&
+		d.Status.AvailableReplicas >= want
+}
+
+// serves is true when every ready pod serves revision.
+func (o *stageObservation) serves(revision string) bool {
+	for r, n := range o.Revisions {
+		if r != revision && n > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// stuck is the Deployment's own verdict that its rollout cannot finish.
+func (o *stageObservation) stuck() (string, bool) {
+	if o.Deployment == nil {
+		return "", false
+	}
+	for _, c := range o.Deployment.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			return c.Message, true
+		}
+	}
+	return "", false
+}
+
+// stageStatus is the status entry of one stage.
+func stageStatus(o *stageObservation) servingv1alpha1.StageStatus {
+	s := servingv1alpha1.StageStatus{Name: o.Name, Replicas: o.desiredReplicas()}
+	if o.Deployment != nil {
+		s.ReadyReplicas = o.Deployment.Status.ReadyReplicas
+		s.UpdatedReplicas = o.Deployment.Status.UpdatedReplicas
+	}
+	for r, n := range o.Revisions {
+		s.Revisions = append(s.Revisions, servingv1alpha1.RevisionCount{Revision: r, Pods: n})
+	}
+	sort.Slice(s.Revisions, func(i, j int) bool { return s.Revisions[i].Revision < s.Revisions[j].Revision })
+	if len(s.Revisions) == 1 && s.Revisions[0].Revision != revisionUnknown {
+		s.ConfigRevision = s.Revisions[0].Revision
+	}
+	return s
+}
+
+// degradedProblems lists why the pipeline cannot reach its desired state.
+func degradedProblems(stages []stageObservation) (reason string, problems []string) {
+	for i := range stages {
+		o := &stages[i]
+		if msg, ok := o.stuck(); ok {
+			reason = ReasonRolloutStuck
+			problems = append(problems, fmt.Sprintf("stage %s: %s", o.Name, msg))
+		}
+		for _, p := range o.Problems {
+			if reason == "" {
+				reason = ReasonStageFailing
+			}
+			problems = append(problems, fmt.Sprintf("stage %s: %s", o.Name, p))
+		}
+	}
+	return reason, problems
+}
+
+// setDegradedCondition sets Degraded from the problems found; reason names
+// the first kind of problem.
+func setDegradedCondition(status *servingv1alpha1.RecPipelineStatus, generation int64, reason string, problems []string) {
+	c := metav1.Condition{
+		Type:               servingv1alpha1.ConditionDegraded,
+		Status:             metav1.ConditionFalse,
+		Reason:             ReasonAsExpected,
+		Message:            "No stage reports a problem",
+		ObservedGeneration: generation,
+	}
+	if len(problems) > 0 {
+		c.Status = metav1.ConditionTrue
+		c.Reason = reason
+		c.Message = truncate(strings.Join(problems, "; "))
+	}
+	meta.SetStatusCondition(&status.Conditions, c)
+}
+
+// setReadyCondition sets Ready: True when every stage has its desired
+// replicas available and nothing is degraded.
+func setReadyCondition(status *servingv1alpha1.RecPipelineStatus, generation int64, stages []stageObservation) {
+	c := metav1.Condition{
+		Type:               servingv1alpha1.ConditionReady,
+		Status:             metav1.ConditionTrue,
+		Reason:             ReasonServing,
+		Message:            fmt.Sprintf("All %d stages have their replicas available", len(stages)),
+		ObservedGeneration: generation,
+	}
+	var unavailable []string
+	for i := range stages {
+		if !stages[i].available() {
+			unavailable = append(unavailable, stages[i].Name)
+		}
+	}
+	switch {
+	case meta.IsStatusConditionTrue(status.Conditions, servingv1alpha1.ConditionDegraded):
+		c.Status = metav1.ConditionFalse
+		c.Reason = ReasonDegraded
+		c.Message = "The pipeline is degraded: " + meta.FindStatusCondition(status.Conditions, servingv1alpha1.ConditionDegraded).Message
+	case len(unavailable) > 0:
+		c.Status = metav1.ConditionFalse
+		c.Reason = ReasonStagesUnavailable
+		c.Message = "Stages without all replicas available: " + strings.Join(unavailable, ", ")
+	}
+	c.Message = truncate(c.Message)
+	meta.SetStatusCondition(&status.Conditions, c)
+}
+
+// setProgressingCondition sets Progressing: True while a stage rolls out a
+// new pod template or its ready pods do not all serve revision yet.
+func setProgressingCondition(status *servingv1alpha1.RecPipelineStatus, generation int64, revision string, stages []stageObservation) {
+	c := metav1.Condition{
+		Type:               servingv1alpha1.ConditionProgressing,
+		Status:             metav1.ConditionFalse,
+		Reason:             ReasonComplete,
+		Message:            fmt.Sprintf("All %d stages run the current template and serve config revision %s", len(stages), revision),
+		ObservedGeneration: generation,
+	}
+	var rolling, propagating []string
+	for i := range stages {
+		switch {
+		case !stages[i].rolledOut():
+			rolling = append(rolling, stages[i].Name)
+		case !stages[i].serves(revision):
+			propagating = append(propagating, stages[i].Name)
+		}
+	}
+	switch {
+	case len(rolling) > 0:
+		c.Status = metav1.ConditionTrue
+		c.Reason = ReasonRollingOut
+		c.Message = "Stages rolling out: " + strings.Join(rolling, ", ")
+	case len(propagating) > 0:
+		c.Status = metav1.ConditionTrue
+		c.Reason = ReasonPropagatingConfig
+		c.Message = fmt.Sprintf("Stages whose pods do not all serve config revision %s yet: %s", revision, strings.Join(propagating, ", "))
+	}
+	meta.SetStatusCondition(&status.Conditions, c)
+}
+
+// setFailureConditions records a reconcile that could not finish: Degraded
+// with the reason, and Ready false unless it already is.
+func setFailureConditions(status *servingv1alpha1.RecPipelineStatus, generation int64, reason string, err error) {
+	setDegradedCondition(status, generation, reason, []string{err.Error()})
+	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+		Type:               servingv1alpha1.ConditionReady,
+		Status:             metav1.ConditionFalse,
+		Reason:             ReasonDegraded,
+		Message:            truncate("The pipeline is degraded: " + err.Error()),
+		ObservedGeneration: generation,
+	})
+}
+
+// readyStages counts the stages that are available, rolled out and serve
+// revision, as "ready/total".
+func readyStages(revision string, stages []stageObservation) string {
+	n := 0
+	for i := range stages {
+		if stages[i].available() && stages[i].rolledOut() && stages[i].serves(revision) {
+			n++
+		}
+	}
+	return fmt.Sprintf("%d/%d", n, len(stages))
+}
+
+// truncate keeps condition messages within the API's 32768-byte limit
+// with room to spare.
+func truncate(s string) string {
+	const max = 4096
+	if len(s) <= max {
+		return s
+	}
+	return s[:max-3] + "..."
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the Kubernetes binaries the tests need from source and caches them.
+#
+#   hack/build-kube-binaries.sh <dest-dir> [binary...]
+#
+# Binaries: etcd kube-apiserver kubectl (default), and any other command under
+# hack/kube/cmd. Builds are cached per version in $RECPIPELINE_CACHE
+# (default ~/.cache/recpipeline) so a fresh clone on a warm machine copies
+# instead of compiling; <dest-dir> receives the binaries.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dest=${1:?usage: $0 <dest-dir> [binary...]}
+shift
+bins=("$@")
+[ ${#bins[@]} -gt 0 ] || bins=(etcd kube-apiserver kubectl)
+
+# The version a module requires, from a go.mod line such as
+# "require k8s.io/kubernetes v1.37.2" or "	k8s.io/kubernetes v1.37.2".
+required() { awk -v m="$2" '$1 == m {print $2} $1 == "require" && $2 == m {print $3}' "$1" | head -n 1; }
+kube_version=$(required "$root/hack/kube/go.mod" k8s.io/kubernetes)
+etcd_version=$(required "$root/hack/etcd/go.mod" go.etcd.io/etcd/server/v3)
+[ -n "$kube_version" ] && [ -n "$etcd_version" ] || { echo "cannot read versions from hack/*/go.mod" >&2; exit 1; }
+cache=${RECPIPELINE_CACHE:-$HOME/.cache/recpipeline}/bin
+mkdir -p "$dest" "$cache"
+
+for bin in "${bins[@]}"; do
+  if [ "$bin" = etcd ]; then
+    version=$etcd_version; dir=$root/hack/etcd; pkg=.
+  else
+    version=$kube_version; dir=$root/hack/kube; pkg=./cmd/$bin
+  fi
+  cached=$cache/$bin-$version
+  if [ ! -x "$cached" ]; then
+    echo "Building $bin $version from source (cached in $cache)"
+    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -o "$cached.tmp" "$pkg")
+    mv "$cached.tmp" "$cached"
+  fi
+  if ! cmp -s "$cached" "$dest/$bin"; then
+    cp "$cached" "$dest/$bin"
+  fi
+done

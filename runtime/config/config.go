@@ -1,0 +1,246 @@
+// Package config is the schema of the runtime config: the JSON document the
+// operator renders into a pipeline's ConfigMap and every recserve pod reads.
+// The controller imports it to render and the runtime to parse and validate,
+// so the two cannot drift.
+//
+// A config has two parts. Deploy holds what a pod loads at start (catalog,
+// models, store, stage endpoints); a change to it rolls the pods, and a pod
+// whose own deploy revision differs from a config's keeps serving what it
+// has. Live holds what a pod swaps in without a restart (source mix, funnel
+// sizes, event weights, rerank rules).
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// SchemaVersion is the version of this schema; a pod refuses others.
+const SchemaVersion = 1
+
+// Well-known names shared by the operator and the runtime.
+const (
+	// ConfigKey is the ConfigMap key holding the rendered config.
+	ConfigKey = "config.json"
+	// DeployRevisionEnv names the environment variable through which the
+	// operator tells a pod the deploy revision of its pod template.
+	DeployRevisionEnv = "RECPIPELINE_DEPLOY_REVISION"
+	// RedisPasswordEnv names the environment variable holding the Redis
+	// password, filled from the Secret the pipeline names.
+	RedisPasswordEnv = "RECPIPELINE_REDIS_PASSWORD"
+	// HTTPPort serves the client API, /healthz, /readyz, /metrics and
+	// /v1/status on every stage.
+	HTTPPort = 8080
+	// GRPCPort serves calls between stages.
+	GRPCPort = 9090
+	// StatusPath answers the pod's serving state as JSON (Status); the
+	// operator reads ConfigRevision from it to count pods per revision.
+	StatusPath = "/v1/status"
+)
+
+// Config is the whole rendered runtime config.
+type Config struct {
+	// Version is SchemaVersion.
+	Version int `json:"version"`
+	// Pipeline is "<namespace>/<name>" of the RecPipeline.
+	Pipeline string `json:"pipeline"`
+	// DeployRevision is the Revision of Deploy.
+	DeployRevision string `json:"deployRevision"`
+	Deploy         Deploy `json:"deploy"`
+	Live           Live   `json:"live"`
+}
+
+// Deploy is what a pod loads at start.
+type Deploy struct {
+	// Catalog is the item catalog location: file:///… or http(s)://….
+	Catalog string `json:"catalog"`
+	Store   Store  `json:"store"`
+	// Models by name.
+	Models []Model `json:"models"`
+	// Endpoints of the stages, as gRPC targets (host:port), keyed by stage
+	// name; empty in a single-process (--stage=all) deployment.
+	Endpoints map[string]string `json:"endpoints,omitempty"`
+}
+
+// Store selects the real-time state backend.
+type Store struct {
+	// Type is "Memory" or "Redis".
+	Type  string      `json:"type"`
+	Redis *RedisStore `json:"redis,omitempty"`
+}
+
+// RedisStore locates the Redis server.
+type RedisStore struct {
+	Address string `json:"address"`
+	DB      int    `json:"db,omitempty"`
+	// KeyPrefix is prepended to every key.
+	KeyPrefix string `json:"keyPrefix"`
+	// PasswordEnv names the environment variable holding the password,
+	// empty for none.
+	PasswordEnv string `json:"passwordEnv,omitempty"`
+}
+
+// Model is a model artifact.
+type Model struct {
+	Name string `json:"name"`
+	// URI is file:///… (a directory holding manifest.json and
+	// model.safetensors) or http(s)://… of a .tar.gz.
+	URI string `json:"uri"`
+}
+
+// Live is what a pod swaps in without a restart.
+type Live struct {
+	Retrieval   Retrieval          `json:"retrieval"`
+	FirstStage  Ranker             `json:"firstStage"`
+	SecondStage Ranker             `json:"secondStage"`
+	Weights     map[string]float64 `json:"weights"`
+	Rerank      Rerank             `json:"rerank"`
+}
+
+// Retrieval mixes the sources.
+type Retrieval struct {
+	// Candidates is the budget after mixing and de-duplication.
+	Candidates int      `json:"candidates"`
+	Sources    []Source `json:"sources"`
+}
+
+// Source types, as in the RecPipeline API.
+const (
+	SourceFollowedAuthorsRecent = "FollowedAuthorsRecent"
+	SourceTwoTowerANN           = "TwoTowerANN"
+	SourceItemToItemANN         = "ItemToItemANN"
+	SourcePopular               = "Popular"
+	SourcePrecomputed           = "Precomputed"
+)
+
+// Source is one candidate source.
+type Source struct {
+	Name    string   `json:"name"`
+	Type    string   `json:"type"`
+	Weight  float64  `json:"weight"`
+	Limit   int      `json:"limit"`
+	Timeout Duration `json:"timeout"`
+	// Model of the ANN sources.
+	Model string `json:"model,omitempty"`
+	// MaxAge of FollowedAuthorsRecent.
+	MaxAge Duration `json:"maxAge,omitempty"`
+	// Window (decay half-life) of Popular.
+	Window Duration `json:"window,omitempty"`
+	// SeedItems of ItemToItemANN.
+	SeedItems int `json:"seedItems,omitempty"`
+	// URI of Precomputed lists.
+	URI string `json:"uri,omitempty"`
+}
+
+// Ranker is one ranking stage.
+type Ranker struct {
+	Model string `json:"model"`
+	Keep  int    `json:"keep"`
+}
+
+// Rule types, as in the RecPipeline API.
+const (
+	RuleAuthorDiversity   = "AuthorDiversity"
+	RuleIntegrityFilter   = "IntegrityFilter"
+	RuleIntegrityDownrank = "IntegrityDownrank"
+)
+
+// Rerank is the final stage.
+type Rerank struct {
+	Size  int    `json:"size"`
+	Rules []Rule `json:"rules,omitempty"`
+}
+
+// Rule is one rerank rule; each type reads its own parameters.
+type Rule struct {
+	Type    string  `json:"type"`
+	MinGap  int     `json:"minGap,omitempty"`
+	MaxRisk float64 `json:"maxRisk,omitempty"`
+	Above   float64 `json:"above,omitempty"`
+	Factor  float64 `json:"factor,omitempty"`
+}
+
+// Status is what a pod answers on StatusPath.
+type Status struct {
+	// ConfigRevision is the Revision of the config the pod serves.
+	ConfigRevision string `json:"configRevision"`
+	// DeployRevision is the deploy revision the pod started with.
+	DeployRevision string `json:"deployRevision"`
+	// Stage the pod runs.
+	Stage string `json:"stage"`
+	// RejectedRevision is the revision of the last config the pod refused,
+	// and Rejected the reason, if any.
+	RejectedRevision string `json:"rejectedRevision,omitempty"`
+	Rejected         string `json:"rejected,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("50ms").
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"50ms\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Marshal encodes c canonically: the same config always yields the same
+// bytes, so Revision is stable across renders.
+func Marshal(c *Config) ([]byte, error) {
+	// encoding/json writes struct fields in declaration order and map keys
+	// sorted, which is canonical enough for hashing.
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode config: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// Parse decodes and validates a config. Unknown fields are refused so that a
+// typo never passes silently.
+func Parse(b []byte) (*Config, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("failed to decode config: %w", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("failed to decode config: trailing data after the document")
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Revision is a short content hash of an encoded document.
+func Revision(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// DeployRevisionOf hashes the deploy part of a config.
+func DeployRevisionOf(d *Deploy) (string, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return "", fmt.Errorf("failed to encode deploy config: %w", err)
+	}
+	return Revision(b), nil
+}

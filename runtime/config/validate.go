@@ -1,0 +1,204 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+)
+
+// Bounds shared with the RecPipeline API's validation.
+const (
+	MaxBudget  = 20000
+	MaxWeight  = 1000.0
+	MaxSources = 16
+	MaxRules   = 16
+)
+
+var (
+	nameRE  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	eventRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+)
+
+// Validate reports every problem of c, each prefixed with the path of the
+// field at fault.
+func (c *Config) Validate() error {
+	v := &validator{}
+	if c.Version != SchemaVersion {
+		v.add("version", "is %d, this runtime reads version %d", c.Version, SchemaVersion)
+	}
+	if c.Pipeline == "" {
+		v.add("pipeline", "must be set")
+	}
+	v.deploy(&c.Deploy)
+	if rev, err := DeployRevisionOf(&c.Deploy); err == nil && rev != c.DeployRevision {
+		v.add("deployRevision", "is %q, the deploy part hashes to %q", c.DeployRevision, rev)
+	}
+	v.live(&c.Live, c.Deploy.Models)
+	return v.err()
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+func (v *validator) err() error { return errors.Join(v.errs...) }
+
+func (v *validator) uri(path, uri string, required bool) {
+	switch {
+	case uri == "":
+		if required {
+			v.add(path, "must be set")
+		}
+	case strings.HasPrefix(uri, "file:///"), strings.HasPrefix(uri, "http://"), strings.HasPrefix(uri, "https://"):
+	default:
+		v.add(path, "%q must start with file:///, http:// or https://", uri)
+	}
+}
+
+func (v *validator) deploy(d *Deploy) {
+	v.uri("deploy.catalog", d.Catalog, true)
+	switch d.Store.Type {
+	case "Memory":
+		if d.Store.Redis != nil {
+			v.add("deploy.store.redis", "must be unset for the Memory store")
+		}
+	case "Redis":
+		if d.Store.Redis == nil || d.Store.Redis.Address == "" {
+			v.add("deploy.store.redis.address", "must be set for the Redis store")
+		}
+	default:
+		v.add("deploy.store.type", "%q is not Memory or Redis", d.Store.Type)
+	}
+	seen := map[string]bool{}
+	for i, m := range d.Models {
+		path := fmt.Sprintf("deploy.models[%d]", i)
+		if !nameRE.MatchString(m.Name) {
+			v.add(path+".name", "%q is not a DNS label", m.Name)
+		}
+		if seen[m.Name] {
+			v.add(path+".name", "%q is declared twice", m.Name)
+		}
+		seen[m.Name] = true
+		v.uri(path+".uri", m.URI, true)
+	}
+}
+
+func (v *validator) live(l *Live, models []Model) {
+	known := map[string]bool{}
+	for _, m := range models {
+		known[m.Name] = true
+	}
+	model := func(path, name string) {
+		if !known[name] {
+			v.add(path, "%q is not a model of deploy.models", name)
+		}
+	}
+	budget := func(path string, n int) {
+		if n < 1 || n > MaxBudget {
+			v.add(path, "is %d, must be between 1 and %d", n, MaxBudget)
+		}
+	}
+
+	r := &l.Retrieval
+	budget("live.retrieval.candidates", r.Candidates)
+	if len(r.Sources) == 0 || len(r.Sources) > MaxSources {
+		v.add("live.retrieval.sources", "has %d sources, must have between 1 and %d", len(r.Sources), MaxSources)
+	}
+	names := map[string]bool{}
+	for i, s := range r.Sources {
+		path := fmt.Sprintf("live.retrieval.sources[%d]", i)
+		if !nameRE.MatchString(s.Name) {
+			v.add(path+".name", "%q is not a DNS label", s.Name)
+		}
+		if names[s.Name] {
+			v.add(path+".name", "%q is used by two sources", s.Name)
+		}
+		names[s.Name] = true
+		if !finite(s.Weight) || s.Weight < 0 || s.Weight > MaxWeight {
+			v.add(path+".weight", "is %v, must be between 0 and %v", s.Weight, MaxWeight)
+		}
+		budget(path+".limit", s.Limit)
+		if s.Timeout <= 0 {
+			v.add(path+".timeout", "must be positive")
+		}
+		switch s.Type {
+		case SourceTwoTowerANN, SourceItemToItemANN:
+			model(path+".model", s.Model)
+			if s.Type == SourceItemToItemANN && s.SeedItems < 1 {
+				v.add(path+".seedItems", "must be at least 1")
+			}
+		case SourceFollowedAuthorsRecent:
+			if s.MaxAge <= 0 {
+				v.add(path+".maxAge", "must be positive")
+			}
+		case SourcePopular:
+			if s.Window <= 0 {
+				v.add(path+".window", "must be positive")
+			}
+		case SourcePrecomputed:
+			v.uri(path+".uri", s.URI, true)
+		default:
+			v.add(path+".type", "%q is not a known source type", s.Type)
+		}
+	}
+
+	model("live.firstStage.model", l.FirstStage.Model)
+	model("live.secondStage.model", l.SecondStage.Model)
+	budget("live.firstStage.keep", l.FirstStage.Keep)
+	budget("live.secondStage.keep", l.SecondStage.Keep)
+	budget("live.rerank.size", l.Rerank.Size)
+	if l.FirstStage.Keep > r.Candidates {
+		v.add("live.firstStage.keep", "is %d, more than live.retrieval.candidates (%d)", l.FirstStage.Keep, r.Candidates)
+	}
+	if l.SecondStage.Keep > l.FirstStage.Keep {
+		v.add("live.secondStage.keep", "is %d, more than live.firstStage.keep (%d)", l.SecondStage.Keep, l.FirstStage.Keep)
+	}
+	if l.Rerank.Size > l.SecondStage.Keep {
+		v.add("live.rerank.size", "is %d, more than live.secondStage.keep (%d)", l.Rerank.Size, l.SecondStage.Keep)
+	}
+
+	if len(l.Weights) == 0 {
+		v.add("live.weights", "must name at least one event")
+	}
+	for event, w := range l.Weights {
+		path := "live.weights." + event
+		if !eventRE.MatchString(event) {
+			v.add(path, "%q is not an event name", event)
+		}
+		if !finite(w) || math.Abs(w) > MaxWeight {
+			v.add(path, "is %v, must be a finite number between -%v and %v", w, MaxWeight, MaxWeight)
+		}
+	}
+
+	if len(l.Rerank.Rules) > MaxRules {
+		v.add("live.rerank.rules", "has %d rules, at most %d", len(l.Rerank.Rules), MaxRules)
+	}
+	for i, rule := range l.Rerank.Rules {
+		path := fmt.Sprintf("live.rerank.rules[%d]", i)
+		switch rule.Type {
+		case RuleAuthorDiversity:
+			if rule.MinGap < 1 {
+				v.add(path+".minGap", "must be at least 1")
+			}
+		case RuleIntegrityFilter:
+			v.unit(path+".maxRisk", rule.MaxRisk)
+		case RuleIntegrityDownrank:
+			v.unit(path+".above", rule.Above)
+			v.unit(path+".factor", rule.Factor)
+		default:
+			v.add(path+".type", "%q is not a known rule type", rule.Type)
+		}
+	}
+}
+
+func (v *validator) unit(path string, x float64) {
+	if !finite(x) || x < 0 || x > 1 {
+		v.add(path, "is %v, must be between 0 and 1", x)
+	}
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
