@@ -324,7 +324,10 @@ func (r *RecPipelineReconciler) writeStatus(ctx context.Context, s *scope) error
 	if equality.Semantic.DeepEqual(s.original.Status, s.rp.Status) {
 		return nil
 	}
-	patch := client.MergeFromWithOptions(s.original, client.MergeFromWithOptimisticLock{})
+	// The status is recomputed from observation on every pass and only this
+	// controller writes it, so a plain merge patch without a resourceVersion
+	// precondition is safe and does not fail on a stale cache.
+	patch := client.MergeFrom(s.original)
 	if err := r.Status().Patch(ctx, s.rp, patch); err != nil {
 		return fmt.Errorf("failed to patch status: %w", err)
 	}
@@ -359,6 +362,12 @@ func (r *RecPipelineReconciler) emitTransitions(s *scope) {
 // SetupWithManager registers the controller: it watches RecPipelines, their
 // children and the stage pods.
 func (r *RecPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return r.setupWithManager(mgr, r)
+}
+
+// setupWithManager registers rec, which is r or a wrapper of it, with the
+// watches of r.
+func (r *RecPipelineReconciler) setupWithManager(mgr ctrl.Manager, rec reconcile.Reconciler) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&servingv1alpha1.RecPipeline{}).
 		Owns(&corev1.ConfigMap{}).
@@ -371,7 +380,7 @@ func (r *RecPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToPipeline)).
 		Named("recpipeline").
-		Complete(r)
+		Complete(rec)
 }
 
 // podToPipeline maps a stage pod to its RecPipeline.

@@ -1,0 +1,86 @@
+# RecPipeline: the one build and test interface.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+BIN ?= $(CURDIR)/bin
+# Kubernetes binaries for envtest (etcd, kube-apiserver, kubectl), built from
+# source by hack/build-kube-binaries.sh and cached across clones.
+KUBE_BIN ?= $(BIN)/k8s
+
+CONTROLLER_GEN_VERSION ?= v0.23.0
+CONTROLLER_GEN ?= $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+KUSTOMIZE_VERSION ?= v5.8.1
+KUSTOMIZE ?= $(BIN)/kustomize-$(KUSTOMIZE_VERSION)
+
+GO_TEST_FLAGS ?= -race -count=1
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and the manager's RBAC from the API markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=true \
+		paths="./api/...;./controllers/..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate the API's deepcopy functions.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run gofmt.
+	gofmt -l -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+##@ Test
+
+.PHONY: test-deps
+test-deps: kube-binaries redis-server ## Build or install what the tests need.
+
+.PHONY: kube-binaries
+kube-binaries: ## Build etcd, kube-apiserver and kubectl from source (cached).
+	hack/build-kube-binaries.sh $(KUBE_BIN) etcd kube-apiserver kubectl
+
+.PHONY: redis-server
+redis-server: ## Install redis-server from Debian if it is missing.
+	@command -v redis-server >/dev/null || { \
+		echo "Installing redis-server"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+.PHONY: test
+test: test-deps vet ## Run every unit, envtest and integration test.
+	KUBEBUILDER_ASSETS=$(KUBE_BIN) go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: bench
+bench: test-deps ## Run the benchmarks (long; not part of make test).
+	KUBEBUILDER_ASSETS=$(KUBE_BIN) RECPIPELINE_BENCH=1 go test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager and the runtime's commands into bin/.
+	go build -o $(BIN)/manager .
+
+.PHONY: run
+run: manifests ## Run the manager against the cluster of the current kubeconfig.
+	go run . --leader-elect=false
+
+##@ Tools
+
+$(CONTROLLER_GEN):
+	GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(BIN)/controller-gen $@
+
+$(KUSTOMIZE):
+	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(BIN)/kustomize $@
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-16s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
