@@ -1,0 +1,162 @@
+package rank
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+)
+
+// MaxSources is the number of distinct sources a SourceSet can record.
+const MaxSources = 32
+
+// SourceSet records which candidate sources produced an item: bit i stands
+// for the i-th source of the live retrieval config.
+type SourceSet uint32
+
+// Add records source i. It panics if i is outside [0, MaxSources).
+func (s *SourceSet) Add(i int) {
+	if i < 0 || i >= MaxSources {
+		panic(fmt.Sprintf("rank: source index %d outside [0, %d)", i, MaxSources))
+	}
+	*s |= 1 << uint(i)
+}
+
+// Has reports whether source i produced the item.
+func (s SourceSet) Has(i int) bool {
+	return i >= 0 && i < MaxSources && s&(1<<uint(i)) != 0
+}
+
+// Candidate is one item on its way through the funnel. It is a flat value
+// with no pointers of its own beyond the strings taken from the catalog and
+// the Probs window, so a []Candidate is reused across requests and copied
+// cheaply when reordered.
+type Candidate struct {
+	// Item is the catalog ordinal of the item.
+	Item uint32
+	// ID is the item's catalog id; it breaks ties between equal values.
+	ID string
+	// Author is the catalog id of the item's author.
+	Author string
+	// Risk is the item's integrity risk, the probability in [0, 1] that it
+	// breaks policy.
+	Risk float32
+	// Sources records which retrieval sources produced the item.
+	Sources SourceSet
+	// First is the first-stage score.
+	First float32
+	// Probs holds the second-stage probability of each model head, in the
+	// model's head order; it is a window into the request's batch buffer and
+	// must not be kept beyond the request.
+	Probs []float32
+	// Value is the score a stage ranks by: the first-stage score after the
+	// first stage, Σ w·P after the second, adjusted by rerank rules after.
+	Value float32
+}
+
+// Request is what a ranker knows of the user it ranks for.
+type Request struct {
+	// User is the user's id.
+	User string
+	// Features is the user's feature vector in the layout of the stage's
+	// model input; it is read-only for the ranker.
+	Features []float32
+}
+
+// Ranker is the seam between funnel stages: it scores every candidate,
+// setting Value (and, for the second stage, Probs), and leaves their order
+// alone; the caller keeps the best with TopK. Rank honours ctx's deadline.
+type Ranker interface {
+	Rank(ctx context.Context, req *Request, cands []Candidate) error
+}
+
+// RankerFunc adapts a function to the Ranker interface.
+type RankerFunc func(ctx context.Context, req *Request, cands []Candidate) error
+
+// Rank calls f.
+func (f RankerFunc) Rank(ctx context.Context, req *Request, cands []Candidate) error {
+	return f(ctx, req, cands)
+}
+
+// Compare orders candidates best first: a higher Value ranks first, a NaN
+// Value ranks after every number, and equal values are ordered by ID, then by
+// Item, so the order is total and the same on every replica. It returns a
+// negative number when a ranks before b, a positive one when after, and zero
+// only for the same item.
+func Compare(a, b *Candidate) int {
+	av, bv := a.Value, b.Value
+	if av != bv {
+		an, bn := isNaN(av), isNaN(bv)
+		switch {
+		case an && bn:
+			// Both NaN: fall through to the tie-breaks.
+		case an:
+			return 1
+		case bn:
+			return -1
+		case av > bv:
+			return -1
+		default:
+			return 1
+		}
+	}
+	if c := cmp.Compare(a.ID, b.ID); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Item, b.Item)
+}
+
+func isNaN(x float32) bool { return x != x }
+
+// TopK moves the k best candidates, by Compare, to the front of cands in
+// order, best first, and returns cands[:k]; the others are left after them in
+// no particular order. A k larger than len(cands) keeps them all, sorted; a
+// k below one keeps none. TopK works in place in O(n log k) and allocates
+// nothing.
+func TopK(cands []Candidate, k int) []Candidate {
+	if k <= 0 {
+		return cands[:0]
+	}
+	k = min(k, len(cands))
+	top := cands[:k]
+	// top is a heap with the worst kept candidate at its root.
+	for i := k/2 - 1; i >= 0; i-- {
+		siftDown(top, i)
+	}
+	for i := k; i < len(cands); i++ {
+		if Compare(&cands[i], &top[0]) < 0 {
+			top[0], cands[i] = cands[i], top[0]
+			siftDown(top, 0)
+		}
+	}
+	// Pop the worst to the back until the heap is empty: best first.
+	for n := k - 1; n > 0; n-- {
+		top[0], top[n] = top[n], top[0]
+		siftDown(top[:n], 0)
+	}
+	return top
+}
+
+// Sort orders all of cands best first by Compare, in place, allocating
+// nothing.
+func Sort(cands []Candidate) { TopK(cands, len(cands)) }
+
+// siftDown restores the heap below i, where a parent ranks after (is worse
+// than) its children.
+func siftDown(h []Candidate, i int) {
+	n := len(h)
+	for {
+		worst := i
+		l, r := 2*i+1, 2*i+2
+		if l < n && Compare(&h[l], &h[worst]) > 0 {
+			worst = l
+		}
+		if r < n && Compare(&h[r], &h[worst]) > 0 {
+			worst = r
+		}
+		if worst == i {
+			return
+		}
+		h[i], h[worst] = h[worst], h[i]
+		i = worst
+	}
+}

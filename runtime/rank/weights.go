@@ -1,0 +1,100 @@
+package rank
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Weights turns the per-event probabilities of the second-stage model into
+// one value, Σ_h w_h·P_h. It holds one weight per model head, in the model's
+// head order; a head the config does not weigh counts zero. Weights is
+// read-only after CompileWeights and safe for concurrent use.
+type Weights struct {
+	heads []string
+	w     []float32
+}
+
+// CompileWeights aligns the configured event weights (live.weights) with the
+// heads of the model, in head order. It refuses a weight whose event is not a
+// head of the model, naming the event and the heads the model has, since such
+// a weight would silently count for nothing.
+func CompileWeights(weights map[string]float64, heads []string) (*Weights, error) {
+	var unknown []string
+	for event := range weights {
+		if !slices.Contains(heads, event) {
+			unknown = append(unknown, event)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("weights: %s not a head of the model (heads: %s)",
+			quoteList(unknown), strings.Join(heads, ", "))
+	}
+	w := &Weights{heads: slices.Clone(heads), w: make([]float32, len(heads))}
+	for i, h := range heads {
+		w.w[i] = float32(weights[h])
+	}
+	return w, nil
+}
+
+func quoteList(events []string) string {
+	q := make([]string, len(events))
+	for i, e := range events {
+		q[i] = fmt.Sprintf("%q", e)
+	}
+	if len(q) == 1 {
+		return "event " + q[0] + " is"
+	}
+	return "events " + strings.Join(q, ", ") + " are"
+}
+
+// Heads returns the number of heads, the width of a probability row.
+func (w *Weights) Heads() int { return len(w.w) }
+
+// Weight returns the weight of the named event, zero for an unweighed or
+// unknown one.
+func (w *Weights) Weight(event string) float32 {
+	if i := slices.Index(w.heads, event); i >= 0 {
+		return w.w[i]
+	}
+	return 0
+}
+
+// Value returns Σ_h w_h·probs[h] for one candidate's probabilities. It
+// panics if len(probs) != Heads().
+func (w *Weights) Value(probs []float32) float32 {
+	if len(probs) != len(w.w) {
+		panic(fmt.Sprintf("rank: %d probabilities for %d heads", len(probs), len(w.w)))
+	}
+	return dot(w.w, probs)
+}
+
+// Values computes the value of each row of probs, a batch×Heads() row-major
+// buffer as the model's Predict writes it, into out[:batch]. It panics if
+// len(probs) is not len(out)×Heads().
+func (w *Weights) Values(probs []float32, out []float32) {
+	h := len(w.w)
+	if len(probs) != len(out)*h {
+		panic(fmt.Sprintf("rank: %d probabilities for %d candidates × %d heads", len(probs), len(out), h))
+	}
+	for i := range out {
+		out[i] = dot(w.w, probs[i*h:(i+1)*h])
+	}
+}
+
+// Score sets the Value of each candidate from its Probs.
+func (w *Weights) Score(cands []Candidate) {
+	for i := range cands {
+		cands[i].Value = w.Value(cands[i].Probs)
+	}
+}
+
+func dot(w, p []float32) float32 {
+	p = p[:len(w)]
+	var s float32
+	for i, x := range w {
+		s += x * p[i]
+	}
+	return s
+}
