@@ -45,6 +45,7 @@ func main() {
 		runtimeImage    string
 		watchNamespaces string
 		shutdownTimeout time.Duration
+		workers         int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
@@ -52,6 +53,7 @@ func main() {
 	flag.StringVar(&runtimeImage, "default-runtime-image", defaultRuntimeImage, "recserve image of pipelines whose spec.runtime.image is empty.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; all namespaces when empty.")
 	flag.DurationVar(&shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "How long in-flight reconciles may take to finish on shutdown.")
+	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "How many RecPipelines reconcile at once.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -89,11 +91,12 @@ func main() {
 	}
 
 	if err := (&controllers.RecPipelineReconciler{
-		Client:       mgr.GetClient(),
-		Scheme:       mgr.GetScheme(),
-		Recorder:     mgr.GetEventRecorder("recpipeline-operator"),
-		DefaultImage: runtimeImage,
-		StatusReader: &controllers.HTTPStatusReader{},
+		Client:                  mgr.GetClient(),
+		Scheme:                  mgr.GetScheme(),
+		Recorder:                mgr.GetEventRecorder("recpipeline-operator"),
+		DefaultImage:            runtimeImage,
+		StatusReader:            &controllers.HTTPStatusReader{},
+		MaxConcurrentReconciles: workers,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "Failed to set up the controller")
 		os.Exit(1)

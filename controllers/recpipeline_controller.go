@@ -43,6 +43,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -65,6 +66,9 @@ type RecPipelineReconciler struct {
 	DefaultImage string
 	// StatusReader reads the config revision each ready pod serves.
 	StatusReader PodStatusReader
+	// MaxConcurrentReconciles is how many pipelines reconcile at once; 4
+	// when zero.
+	MaxConcurrentReconciles int
 }
 
 // scope carries one reconcile's state between its phases.
@@ -368,6 +372,10 @@ func (r *RecPipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // setupWithManager registers rec, which is r or a wrapper of it, with the
 // watches of r.
 func (r *RecPipelineReconciler) setupWithManager(mgr ctrl.Manager, rec reconcile.Reconciler) error {
+	workers := r.MaxConcurrentReconciles
+	if workers == 0 {
+		workers = 4
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&servingv1alpha1.RecPipeline{}).
 		Owns(&corev1.ConfigMap{}).
@@ -380,6 +388,7 @@ func (r *RecPipelineReconciler) setupWithManager(mgr ctrl.Manager, rec reconcile
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToPipeline)).
 		Named("recpipeline").
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(rec)
 }
 

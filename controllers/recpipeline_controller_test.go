@@ -47,7 +47,7 @@ const waitTimeout = 20 * time.Second
 var nsCounter atomic.Int64
 
 // newNamespace creates a namespace of its own for one test.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t%d-%s", nsCounter.Add(1), strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())))
 	if len(name) > 50 {
@@ -520,11 +520,11 @@ func TestSteadyStateMakesNoWrites(t *testing.T) {
 }
 
 // waitQuiet waits until the manager has made no write for a while.
-func waitQuiet(t *testing.T) {
+func waitQuiet(t testing.TB) {
 	t.Helper()
 	last := writes.total.Load()
 	stable := 0
-	for i := 0; i < 200 && stable < 10; i++ {
+	for i := 0; i < 600 && stable < 10; i++ {
 		time.Sleep(100 * time.Millisecond)
 		if n := writes.total.Load(); n == last {
 			stable++

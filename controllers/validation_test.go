@@ -75,8 +75,11 @@ func TestAPIServerRefusesInvalidPipelines(t *testing.T) {
 			want:   []string{"spec.retrieval.sources[3]", "Duplicate value"},
 		},
 		"duplicate model names": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Models[1].Name = "mtml"; rp.Spec.Ranking.FirstStage.Model = "mtml" }),
-			want:   []string{"spec.models[2]", "Duplicate value"},
+			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Models[1].Name = "mtml"
+				rp.Spec.Ranking.FirstStage.Model = "mtml"
+			}),
+			want: []string{"spec.models[2]", "Duplicate value"},
 		},
 		"source names a model not in spec.models": {
 			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[1].Model = "missing" }),
@@ -131,8 +134,10 @@ func TestAPIServerRefusesInvalidPipelines(t *testing.T) {
 			want:   []string{"spec.ranking.secondStage.scaling", "set either replicas or autoscaling, not both"},
 		},
 		"minReplicas above maxReplicas": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.SecondStage.Scaling.Autoscaling.MinReplicas = 30 }),
-			want:   []string{"spec.ranking.secondStage.scaling.autoscaling", "minReplicas must not exceed maxReplicas"},
+			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Ranking.SecondStage.Scaling.Autoscaling.MinReplicas = 30
+			}),
+			want: []string{"spec.ranking.secondStage.scaling.autoscaling", "minReplicas must not exceed maxReplicas"},
 		},
 		"source name that is not a DNS label": {
 			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[0].Name = "Followed_Recent" }),
