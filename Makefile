@@ -20,6 +20,10 @@ all: build
 
 ##@ Development
 
+.PHONY: demo
+demo: kube-binaries ## Run the operator on a local API server with the sample pipeline and show what it makes.
+	KUBEBUILDER_ASSETS=$(KUBE_BIN) go run ./hack/operator-demo
+
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and the manager's RBAC from the API markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=true \
@@ -53,8 +57,14 @@ redis-server: ## Install redis-server from Debian if it is missing.
 		echo "Installing redis-server"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
+.PHONY: verify-generated
+verify-generated: manifests generate ## Fail when the committed CRD, RBAC or deepcopy code is stale.
+	@if [ -n "$$(git status --porcelain -- config/crd config/rbac/role.yaml api)" ]; then \
+		git --no-pager diff --stat -- config/crd config/rbac/role.yaml api; \
+		echo "Generated files are stale: commit the output of 'make manifests generate'."; exit 1; fi
+
 .PHONY: test
-test: test-deps vet ## Run every unit, envtest and integration test.
+test: test-deps vet verify-generated ## Run every unit, envtest and integration test.
 	KUBEBUILDER_ASSETS=$(KUBE_BIN) go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
