@@ -207,7 +207,7 @@ func (r *RecPipelineReconciler) observeStages(ctx context.Context, s *scope) (ct
 		if err := r.List(ctx, pods, client.InNamespace(s.rp.Namespace), client.MatchingLabels(selectorLabels(s.rp, stage))); err != nil {
 			return ctrl.Result{}, fmt.Errorf("failed to list pods of stage %s: %w", stage, err)
 		}
-		o.Revisions, o.Problems = observePods(ctx, r.StatusReader, pods.Items, s.rendered.Revision, s.rendered.DeployRevision)
+		o.Revisions, o.Problems, o.Rejections = observePods(ctx, r.StatusReader, pods.Items, s.rendered.Revision, s.rendered.DeployRevision)
 		s.stages = append(s.stages, o)
 	}
 

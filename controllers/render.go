@@ -67,6 +67,9 @@ func renderConfig(rp *servingv1alpha1.RecPipeline) (*Rendered, error) {
 			Rerank:  config.Rerank{Size: int(spec.Rerank.Size)},
 		},
 	}
+	for _, claim := range claims(rp) {
+		c.Deploy.Volumes = append(c.Deploy.Volumes, volumeRoot+"/"+claim)
+	}
 	for _, m := range spec.Models {
 		c.Deploy.Models = append(c.Deploy.Models, config.Model{Name: m.Name, URI: localURI(m.URI)})
 	}

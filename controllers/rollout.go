@@ -91,14 +91,11 @@ func (r *HTTPStatusReader) ReadStatus(ctx context.Context, pod *corev1.Pod) (*co
 const statusReadConcurrency = 16
 
 // observePods counts the ready pods of one stage by the config revision they
-// serve, and collects the problems of the pods that run deployRevision's
-// template or refused revision.
-func observePods(ctx context.Context, reader PodStatusReader, pods []corev1.Pod, revision, deployRevision string) (map[string]int32, []string) {
-	var (
-		mu        sync.Mutex
-		revisions = map[string]int32{}
-		problems  []string
-	)
+// serve, collects the problems of the pods that run deployRevision's
+// template, and the refusals of revision.
+func observePods(ctx context.Context, reader PodStatusReader, pods []corev1.Pod, revision, deployRevision string) (revisions map[string]int32, problems, rejections []string) {
+	var mu sync.Mutex
+	revisions = map[string]int32{}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(statusReadConcurrency)
 	for i := range pods {
@@ -129,13 +126,13 @@ func observePods(ctx context.Context, reader PodStatusReader, pods []corev1.Pod,
 			defer mu.Unlock()
 			revisions[served]++
 			if problem != "" {
-				problems = append(problems, problem)
+				rejections = append(rejections, problem)
 			}
 			return nil
 		})
 	}
 	_ = g.Wait() // the reads report failures as the unknown revision
-	return revisions, problems
+	return revisions, problems, rejections
 }
 
 func podReady(pod *corev1.Pod) bool {

@@ -53,9 +53,10 @@ type stageObservation struct {
 	Deployment *appsv1.Deployment
 	// Revisions counts ready pods by the config revision they serve.
 	Revisions map[string]int32
-	// Problems describe why pods of the current template fail, or why a
-	// pod refused the current config.
+	// Problems describe why pods of the current template fail.
 	Problems []string
+	// Rejections describe pods that refused the current config.
+	Rejections []string
 }
 
 // desiredReplicas is what the Deployment asks for (an autoscaler may have
@@ -86,14 +87,18 @@ func (o *stageObservation) rolledOut() bool {
 		d.Status.AvailableReplicas >= want
 }
 
-// serves is true when every ready pod serves revision.
+// serves is true when every ready pod serves revision, and the pods seen
+// account for every replica the Deployment reports ready (the pod cache may
+// lag behind the Deployment's status).
 func (o *stageObservation) serves(revision string) bool {
+	var seen int32
 	for r, n := range o.Revisions {
 		if r != revision && n > 0 {
 			return false
 		}
+		seen += n
 	}
-	return true
+	return o.Deployment == nil || seen >= o.Deployment.Status.ReadyReplicas
 }
 
 // stuck is the Deployment's own verdict that its rollout cannot finish.
@@ -130,15 +135,20 @@ func stageStatus(o *stageObservation) servingv1alpha1.StageStatus {
 func degradedProblems(stages []stageObservation) (reason string, problems []string) {
 	for i := range stages {
 		o := &stages[i]
-		if msg, ok := o.stuck(); ok {
-			reason = ReasonRolloutStuck
+		add := func(r, msg string) {
+			if reason == "" {
+				reason = r
+			}
 			problems = append(problems, fmt.Sprintf("stage %s: %s", o.Name, msg))
 		}
+		if msg, ok := o.stuck(); ok {
+			add(ReasonRolloutStuck, msg)
+		}
 		for _, p := range o.Problems {
-			if reason == "" {
-				reason = ReasonStageFailing
-			}
-			problems = append(problems, fmt.Sprintf("stage %s: %s", o.Name, p))
+			add(ReasonStageFailing, p)
+		}
+		for _, p := range o.Rejections {
+			add(ReasonConfigRejected, p)
 		}
 	}
 	return reason, problems
@@ -256,5 +266,6 @@ func truncate(s string) string {
 	if len(s) <= max {
 		return s
 	}
-	return s[:max-3] + "..."
+	// Cut on a character boundary: the message may quote a pod's output.
+	return strings.ToValidUTF8(s[:max-3], "") + "..."
 }

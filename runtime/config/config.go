@@ -64,6 +64,10 @@ type Deploy struct {
 	// Endpoints of the stages, as gRPC targets (host:port), keyed by stage
 	// name; empty in a single-process (--stage=all) deployment.
 	Endpoints map[string]string `json:"endpoints,omitempty"`
+	// Volumes are the directories the operator mounts into the pods
+	// (persistent volume claims); a config that needs a new one only
+	// reaches pods that have it.
+	Volumes []string `json:"volumes,omitempty"`
 }
 
 // Store selects the real-time state backend.

@@ -1,0 +1,620 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
+	"github.com/recpipeline/recpipeline/runtime/config"
+)
+
+// The children are apply configurations; the tests read them as the typed
+// objects the API server would store, through their JSON form.
+
+const (
+	childTestImage    = "registry.example/recserve:v1.2.3"
+	childTestRevision = "0123456789abcdef"
+)
+
+// asTyped converts an apply configuration into the typed object out.
+func asTyped(t *testing.T, ac any, out any) {
+	t.Helper()
+	b, err := json.Marshal(ac)
+	if err != nil {
+		t.Fatalf("failed to encode apply configuration: %v", err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("failed to decode apply configuration into %T: %v", out, err)
+	}
+}
+
+func childDeployment(t *testing.T, rp *servingv1alpha1.RecPipeline, stage string) *appsv1.Deployment {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	asTyped(t, desiredDeployment(rp, stage, childTestImage, childTestRevision), d)
+	if n := len(d.Spec.Template.Spec.Containers); n != 1 {
+		t.Fatalf("deployment has %d containers, want 1", n)
+	}
+	return d
+}
+
+func childEnv(c corev1.Container, name string) (corev1.EnvVar, bool) {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return corev1.EnvVar{}, false
+}
+
+func volumeNames(vs []corev1.Volume) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.Name)
+	}
+	return out
+}
+
+func withRedis(rp *servingv1alpha1.RecPipeline, ref *servingv1alpha1.SecretKeyRef) {
+	rp.Spec.Data.Store = servingv1alpha1.StoreSpec{
+		Type:  servingv1alpha1.StoreRedis,
+		Redis: &servingv1alpha1.RedisStoreSpec{Address: "redis.data:6379", PasswordSecretRef: ref},
+	}
+}
+
+func TestDesiredDeploymentReplicas(t *testing.T) {
+	tests := map[string]struct {
+		mutate func(*servingv1alpha1.RecPipeline)
+		stage  string
+		want   *int32
+	}{
+		"fixed replicas are set": {
+			stage: StageRetrieval,
+			want:  ptr.To[int32](2),
+		},
+		"autoscaled stage leaves replicas to the HPA": {
+			stage: StageRankerSecond,
+			want:  nil,
+		},
+		"stage without scaling runs one replica": {
+			stage: StageFrontend,
+			want:  ptr.To[int32](1),
+		},
+		"scaling with neither replicas nor autoscaling runs one replica": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Frontend = &servingv1alpha1.StageSpec{Scaling: &servingv1alpha1.ScalingSpec{}}
+			},
+			stage: StageFrontend,
+			want:  ptr.To[int32](1),
+		},
+		"zero replicas scale the stage down": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Ranking.FirstStage.Scaling.Replicas = ptr.To[int32](0)
+			},
+			stage: StageRankerFirst,
+			want:  ptr.To[int32](0),
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			rp := samplePipeline("ns", "feed")
+			if tc.mutate != nil {
+				tc.mutate(rp)
+			}
+			got := childDeployment(t, rp, tc.stage).Spec.Replicas
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("replicas = %v, want %v", ptr.Deref(got, -1), ptr.Deref(tc.want, -1))
+			}
+		})
+	}
+}
+
+func TestDesiredDeploymentPodTemplate(t *testing.T) {
+	tests := map[string]struct {
+		mutate func(*servingv1alpha1.RecPipeline)
+		stage  string
+		check  func(t *testing.T, d *appsv1.Deployment)
+	}{
+		"container runs the resolved image for its stage": {
+			stage: StageRankerFirst,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				c := d.Spec.Template.Spec.Containers[0]
+				if c.Image != childTestImage {
+					t.Errorf("image = %q, want %q", c.Image, childTestImage)
+				}
+				for _, arg := range []string{"--stage=ranker-first", "--config-map=feed-config"} {
+					if !slices.Contains(c.Args, arg) {
+						t.Errorf("args %v lack %q", c.Args, arg)
+					}
+				}
+				if got := d.Spec.Template.Spec.ServiceAccountName; got != "feed-runtime" {
+					t.Errorf("serviceAccountName = %q, want feed-runtime", got)
+				}
+			},
+		},
+		"imagePullPolicy unset is left to Kubernetes": {
+			stage: StageFrontend,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				if got := d.Spec.Template.Spec.Containers[0].ImagePullPolicy; got != "" {
+					t.Errorf("imagePullPolicy = %q, want unset", got)
+				}
+			},
+		},
+		"imagePullPolicy is passed through": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Runtime.ImagePullPolicy = corev1.PullAlways },
+			stage:  StageFrontend,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				if got := d.Spec.Template.Spec.Containers[0].ImagePullPolicy; got != corev1.PullAlways {
+					t.Errorf("imagePullPolicy = %q, want Always", got)
+				}
+			},
+		},
+		"redis password comes from the named secret key": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) {
+				withRedis(rp, &servingv1alpha1.SecretKeyRef{Name: "redis-auth", Key: "password"})
+			},
+			stage: StageRetrieval,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				e, ok := childEnv(d.Spec.Template.Spec.Containers[0], config.RedisPasswordEnv)
+				if !ok {
+					t.Fatalf("no %s env", config.RedisPasswordEnv)
+				}
+				if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+					t.Fatalf("%s must come from a secret key only: %+v", config.RedisPasswordEnv, e)
+				}
+				if ref := e.ValueFrom.SecretKeyRef; ref.Name != "redis-auth" || ref.Key != "password" {
+					t.Errorf("secret key ref = %s/%s, want redis-auth/password", ref.Name, ref.Key)
+				}
+			},
+		},
+		"redis without passwordSecretRef gets no password env": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) { withRedis(rp, nil) },
+			stage:  StageRetrieval,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				if e, ok := childEnv(d.Spec.Template.Spec.Containers[0], config.RedisPasswordEnv); ok {
+					t.Errorf("unexpected %s env: %+v", config.RedisPasswordEnv, e)
+				}
+			},
+		},
+		"memory store gets no password env": {
+			stage: StageRetrieval,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				if e, ok := childEnv(d.Spec.Template.Spec.Containers[0], config.RedisPasswordEnv); ok {
+					t.Errorf("unexpected %s env: %+v", config.RedisPasswordEnv, e)
+				}
+			},
+		},
+		"claims named twice are mounted once, read-only, under the volume root": {
+			// The sample names explore-models in two models and
+			// explore-data for the catalog.
+			stage: StageRankerSecond,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				want := []string{"tmp", "state", "pvc-explore-data", "pvc-explore-models"}
+				if got := volumeNames(d.Spec.Template.Spec.Volumes); !reflect.DeepEqual(got, want) {
+					t.Fatalf("volumes = %v, want %v", got, want)
+				}
+				for _, v := range d.Spec.Template.Spec.Volumes[2:] {
+					pvc := v.PersistentVolumeClaim
+					if pvc == nil || !pvc.ReadOnly || "pvc-"+pvc.ClaimName != v.Name {
+						t.Errorf("volume %s must be the read-only claim of its name: %+v", v.Name, pvc)
+					}
+				}
+				mounts := map[string]corev1.VolumeMount{}
+				for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+					mounts[m.Name] = m
+				}
+				for _, claim := range []string{"explore-data", "explore-models"} {
+					m, ok := mounts["pvc-"+claim]
+					if !ok {
+						t.Errorf("claim %s is not mounted", claim)
+						continue
+					}
+					if want := "/var/lib/recpipeline/volumes/" + claim; m.MountPath != want || !m.ReadOnly {
+						t.Errorf("claim %s mounted at %q (readOnly %v), want %q read-only", claim, m.MountPath, m.ReadOnly, want)
+					}
+				}
+			},
+		},
+		"claims are sorted whatever field names them": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Data.Catalog.URI = "pvc://zeta/catalog"
+				rp.Spec.Models[0].URI = "pvc://alpha/two-tower"
+				rp.Spec.Models[1].URI = "pvc://zeta/first-stage/"
+				rp.Spec.Retrieval.Sources = append(rp.Spec.Retrieval.Sources, servingv1alpha1.SourceSpec{
+					Name: "editors", Type: servingv1alpha1.SourcePrecomputed, Weight: 0.1, Limit: 50, URI: "pvc://mid",
+				})
+			},
+			stage: StageFrontend,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				want := []string{"tmp", "state", "pvc-alpha", "pvc-mid", "pvc-zeta"}
+				if got := volumeNames(d.Spec.Template.Spec.Volumes); !reflect.DeepEqual(got, want) {
+					t.Errorf("volumes = %v, want %v", got, want)
+				}
+			},
+		},
+		"file and https URIs get no claim volume": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Data.Catalog.URI = "file:///srv/catalog"
+				rp.Spec.Models[0].URI = "https://models.example/two-tower.tar.gz"
+				rp.Spec.Models[1].URI = "file:///srv/first-stage"
+			},
+			stage: StageRetrieval,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				want := []string{"tmp", "state"}
+				if got := volumeNames(d.Spec.Template.Spec.Volumes); !reflect.DeepEqual(got, want) {
+					t.Errorf("volumes = %v, want %v", got, want)
+				}
+				if n := len(d.Spec.Template.Spec.Containers[0].VolumeMounts); n != 2 {
+					t.Errorf("%d volume mounts, want tmp and state only", n)
+				}
+			},
+		},
+		"deploy revision annotation and env agree": {
+			stage: StageRetrieval,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				if got := d.Spec.Template.Annotations[AnnotationDeployRevision]; got != childTestRevision {
+					t.Errorf("annotation %s = %q, want %q", AnnotationDeployRevision, got, childTestRevision)
+				}
+				e, ok := childEnv(d.Spec.Template.Spec.Containers[0], config.DeployRevisionEnv)
+				if !ok || e.Value != childTestRevision {
+					t.Errorf("env %s = %+v, want %q", config.DeployRevisionEnv, e, childTestRevision)
+				}
+			},
+		},
+		"default requests without user resources": {
+			stage: StageFrontend,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				r := d.Spec.Template.Spec.Containers[0].Resources
+				assertQuantity(t, "cpu request", r.Requests[corev1.ResourceCPU], "100m")
+				assertQuantity(t, "memory request", r.Requests[corev1.ResourceMemory], "256Mi")
+				if len(r.Limits) != 0 {
+					t.Errorf("limits = %v, want none", r.Limits)
+				}
+			},
+		},
+		"user requests override the defaults they name and limits pass through": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Ranking.SecondStage.Resources = &corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{
+						corev1.ResourceCPU:              resource.MustParse("2"),
+						corev1.ResourceEphemeralStorage: resource.MustParse("1Gi"),
+					},
+					Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("4Gi")},
+				}
+			},
+			stage: StageRankerSecond,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				r := d.Spec.Template.Spec.Containers[0].Resources
+				assertQuantity(t, "cpu request", r.Requests[corev1.ResourceCPU], "2")
+				assertQuantity(t, "memory request", r.Requests[corev1.ResourceMemory], "256Mi")
+				assertQuantity(t, "ephemeral-storage request", r.Requests[corev1.ResourceEphemeralStorage], "1Gi")
+				assertQuantity(t, "memory limit", r.Limits[corev1.ResourceMemory], "4Gi")
+				if len(r.Limits) != 1 {
+					t.Errorf("limits = %v, want memory only", r.Limits)
+				}
+			},
+		},
+		"pod and container run restricted": {
+			stage: StageFrontend,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				psc := d.Spec.Template.Spec.SecurityContext
+				if psc == nil || !ptr.Deref(psc.RunAsNonRoot, false) || ptr.Deref(psc.RunAsUser, 0) != 65532 ||
+					ptr.Deref(psc.FSGroup, 0) != 65532 || psc.SeccompProfile == nil ||
+					psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+					t.Errorf("pod security context is not restricted: %+v", psc)
+				}
+				sc := d.Spec.Template.Spec.Containers[0].SecurityContext
+				if sc == nil || !ptr.Deref(sc.RunAsNonRoot, false) || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) ||
+					ptr.Deref(sc.AllowPrivilegeEscalation, true) || sc.Capabilities == nil ||
+					!reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 {
+					t.Errorf("container security context is not restricted: %+v", sc)
+				}
+			},
+		},
+		"selector selects the template and the pipeline owns the deployment": {
+			stage: StageRetrieval,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				sel := labels.SelectorFromSet(d.Spec.Selector.MatchLabels)
+				if !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+					t.Errorf("selector %v does not select template labels %v", sel, d.Spec.Template.Labels)
+				}
+				if d.Name != "feed-retrieval" || d.Namespace != "ns" {
+					t.Errorf("deployment is %s/%s, want ns/feed-retrieval", d.Namespace, d.Name)
+				}
+				assertControllerRef(t, d.OwnerReferences)
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			rp := samplePipeline("ns", "feed")
+			if tc.mutate != nil {
+				tc.mutate(rp)
+			}
+			tc.check(t, childDeployment(t, rp, tc.stage))
+		})
+	}
+}
+
+func assertQuantity(t *testing.T, what string, got resource.Quantity, want string) {
+	t.Helper()
+	if w := resource.MustParse(want); got.Cmp(w) != 0 {
+		t.Errorf("%s = %s, want %s", what, got.String(), want)
+	}
+}
+
+func assertControllerRef(t *testing.T, refs []metav1.OwnerReference) {
+	t.Helper()
+	if len(refs) != 1 {
+		t.Fatalf("owner references = %+v, want one", refs)
+	}
+	r := refs[0]
+	if r.Kind != "RecPipeline" || r.Name != "feed" || r.UID != "6b1f0c2e-0000-4000-8000-000000000001" ||
+		!ptr.Deref(r.Controller, false) || r.APIVersion != servingv1alpha1.GroupVersion.String() {
+		t.Errorf("owner reference %+v is not the pipeline as controller", r)
+	}
+}
+
+func TestDesiredHPA(t *testing.T) {
+	tests := map[string]struct {
+		mutate     func(*servingv1alpha1.RecPipeline)
+		stage      string
+		wantNil    bool
+		wantMin    int32
+		wantMax    int32
+		wantTarget int32
+	}{
+		"no HPA for fixed replicas": {
+			stage:   StageRetrieval,
+			wantNil: true,
+		},
+		"no HPA for a stage without scaling": {
+			stage:   StageFrontend,
+			wantNil: true,
+		},
+		"explicit CPU target": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Ranking.SecondStage.Scaling.Autoscaling.TargetCPUUtilization = ptr.To[int32](85)
+			},
+			stage:      StageRankerSecond,
+			wantMin:    2,
+			wantMax:    20,
+			wantTarget: 85,
+		},
+		"CPU target defaults to 70": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Frontend = &servingv1alpha1.StageSpec{Scaling: &servingv1alpha1.ScalingSpec{
+					Autoscaling: &servingv1alpha1.AutoscalingSpec{MinReplicas: 1, MaxReplicas: 4},
+				}}
+			},
+			stage:      StageFrontend,
+			wantMin:    1,
+			wantMax:    4,
+			wantTarget: 70,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			rp := samplePipeline("ns", "feed")
+			if tc.mutate != nil {
+				tc.mutate(rp)
+			}
+			ac := desiredHPA(rp, tc.stage)
+			if tc.wantNil {
+				if ac != nil {
+					t.Fatalf("got an HPA, want none")
+				}
+				return
+			}
+			if ac == nil {
+				t.Fatalf("got no HPA")
+			}
+			hpa := &autoscalingv2.HorizontalPodAutoscaler{}
+			asTyped(t, ac, hpa)
+			ref := hpa.Spec.ScaleTargetRef
+			if ref.Kind != "Deployment" || ref.APIVersion != "apps/v1" || ref.Name != ChildName(rp, tc.stage) || hpa.Name != ChildName(rp, tc.stage) {
+				t.Errorf("HPA %s scales %+v, want the stage's Deployment", hpa.Name, ref)
+			}
+			if ptr.Deref(hpa.Spec.MinReplicas, 0) != tc.wantMin || hpa.Spec.MaxReplicas != tc.wantMax {
+				t.Errorf("replicas %d..%d, want %d..%d", ptr.Deref(hpa.Spec.MinReplicas, 0), hpa.Spec.MaxReplicas, tc.wantMin, tc.wantMax)
+			}
+			if len(hpa.Spec.Metrics) != 1 || hpa.Spec.Metrics[0].Resource == nil ||
+				hpa.Spec.Metrics[0].Resource.Name != corev1.ResourceCPU ||
+				hpa.Spec.Metrics[0].Resource.Target.Type != autoscalingv2.UtilizationMetricType ||
+				ptr.Deref(hpa.Spec.Metrics[0].Resource.Target.AverageUtilization, 0) != tc.wantTarget {
+				t.Errorf("metrics = %+v, want CPU utilization %d", hpa.Spec.Metrics, tc.wantTarget)
+			}
+		})
+	}
+}
+
+func TestDesiredPDB(t *testing.T) {
+	autoscale := func(minR, maxR int32) func(*servingv1alpha1.RecPipeline) {
+		return func(rp *servingv1alpha1.RecPipeline) {
+			rp.Spec.Frontend = &servingv1alpha1.StageSpec{Scaling: &servingv1alpha1.ScalingSpec{
+				Autoscaling: &servingv1alpha1.AutoscalingSpec{MinReplicas: minR, MaxReplicas: maxR},
+			}}
+		}
+	}
+	fixed := func(n int32) func(*servingv1alpha1.RecPipeline) {
+		return func(rp *servingv1alpha1.RecPipeline) {
+			rp.Spec.Frontend = &servingv1alpha1.StageSpec{Scaling: &servingv1alpha1.ScalingSpec{Replicas: ptr.To(n)}}
+		}
+	}
+	tests := map[string]struct {
+		mutate func(*servingv1alpha1.RecPipeline)
+		want   bool
+	}{
+		"no budget for the default single replica": {want: false},
+		"no budget for one fixed replica":          {mutate: fixed(1), want: false},
+		"no budget for zero replicas":              {mutate: fixed(0), want: false},
+		"budget for two fixed replicas":            {mutate: fixed(2), want: true},
+		"budget for autoscaling up to more than one": {
+			mutate: autoscale(1, 3), want: true,
+		},
+		"no budget for autoscaling capped at one": {
+			mutate: autoscale(1, 1), want: false,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			rp := samplePipeline("ns", "feed")
+			if tc.mutate != nil {
+				tc.mutate(rp)
+			}
+			ac := desiredPDB(rp, StageFrontend)
+			if (ac != nil) != tc.want {
+				t.Fatalf("budget present = %v, want %v", ac != nil, tc.want)
+			}
+			if ac == nil {
+				return
+			}
+			pdb := &policyv1.PodDisruptionBudget{}
+			asTyped(t, ac, pdb)
+			if pdb.Spec.MaxUnavailable == nil || *pdb.Spec.MaxUnavailable != intstr.FromInt32(1) || pdb.Spec.MinAvailable != nil {
+				t.Errorf("budget = %+v, want maxUnavailable 1 only", pdb.Spec)
+			}
+			d := childDeployment(t, rp, StageFrontend)
+			if !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) {
+				t.Errorf("budget selects %v, the Deployment %v", pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels)
+			}
+		})
+	}
+}
+
+func TestDesiredRoleGrantsOnlyItsConfigMap(t *testing.T) {
+	role := &rbacv1.Role{}
+	asTyped(t, desiredRole(samplePipeline("ns", "feed")), role)
+	want := []rbacv1.PolicyRule{{
+		APIGroups:     []string{""},
+		Resources:     []string{"configmaps"},
+		ResourceNames: []string{"feed-config"},
+		Verbs:         []string{"get", "watch"},
+	}}
+	if !reflect.DeepEqual(role.Rules, want) {
+		t.Errorf("rules = %+v, want %+v", role.Rules, want)
+	}
+	if role.Name != "feed-runtime" || role.Namespace != "ns" {
+		t.Errorf("role is %s/%s, want ns/feed-runtime", role.Namespace, role.Name)
+	}
+}
+
+func TestDesiredService(t *testing.T) {
+	rp := samplePipeline("ns", "feed")
+	tests := map[string]struct {
+		stage string
+	}{
+		"frontend":      {stage: StageFrontend},
+		"retrieval":     {stage: StageRetrieval},
+		"ranker-first":  {stage: StageRankerFirst},
+		"ranker-second": {stage: StageRankerSecond},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			svc := &corev1.Service{}
+			asTyped(t, desiredService(rp, tc.stage), svc)
+			wantPorts := []corev1.ServicePort{
+				{Name: "http", Protocol: corev1.ProtocolTCP, Port: 8080, TargetPort: intstr.FromString("http")},
+				{Name: "grpc", Protocol: corev1.ProtocolTCP, Port: 9090, TargetPort: intstr.FromString("grpc")},
+			}
+			if !reflect.DeepEqual(svc.Spec.Ports, wantPorts) {
+				t.Errorf("ports = %+v, want %+v", svc.Spec.Ports, wantPorts)
+			}
+			if svc.Name != ChildName(rp, tc.stage) || svc.Spec.Type != corev1.ServiceTypeClusterIP {
+				t.Errorf("service %s of type %s, want ClusterIP %s", svc.Name, svc.Spec.Type, ChildName(rp, tc.stage))
+			}
+			// The Service reaches its own stage's pods and no other's.
+			sel := labels.SelectorFromSet(svc.Spec.Selector)
+			for _, stage := range Stages {
+				d := childDeployment(t, rp, stage)
+				if got, want := sel.Matches(labels.Set(d.Spec.Template.Labels)), stage == tc.stage; got != want {
+					t.Errorf("selector %v matches %s pods = %v, want %v", sel, stage, got, want)
+				}
+				// The named target ports exist on the container.
+				if stage == tc.stage {
+					names := map[string]bool{}
+					for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+						names[p.Name] = true
+					}
+					for _, p := range svc.Spec.Ports {
+						if !names[p.TargetPort.StrVal] {
+							t.Errorf("target port %q is not a container port", p.TargetPort.StrVal)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestParsePVCAndLocalURI(t *testing.T) {
+	tests := map[string]struct {
+		uri       string
+		wantClaim string
+		wantPath  string
+		wantOK    bool
+		wantLocal string
+	}{
+		"claim alone mounts at the claim's root": {
+			uri: "pvc://claim", wantClaim: "claim", wantOK: true,
+			wantLocal: "file:///var/lib/recpipeline/volumes/claim",
+		},
+		"claim with a path and a trailing slash": {
+			uri: "pvc://claim/a/b/", wantClaim: "claim", wantPath: "a/b/", wantOK: true,
+			wantLocal: "file:///var/lib/recpipeline/volumes/claim/a/b",
+		},
+		"claim with a trailing slash only": {
+			uri: "pvc://claim/", wantClaim: "claim", wantOK: true,
+			wantLocal: "file:///var/lib/recpipeline/volumes/claim",
+		},
+		"file URI passes through": {
+			uri: "file:///x", wantLocal: "file:///x",
+		},
+		"https URI passes through": {
+			uri: "https://models.example/mtml/v12.tar.gz", wantLocal: "https://models.example/mtml/v12.tar.gz",
+		},
+		"pvc URI without a claim is not a claim": {
+			uri: "pvc:///x", wantPath: "x", wantLocal: "pvc:///x",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			claim, path, ok := parsePVC(tc.uri)
+			if ok != tc.wantOK || (ok && (claim != tc.wantClaim || path != tc.wantPath)) {
+				t.Errorf("parsePVC(%q) = (%q, %q, %v), want (%q, %q, %v)", tc.uri, claim, path, ok, tc.wantClaim, tc.wantPath, tc.wantOK)
+			}
+			if got := localURI(tc.uri); got != tc.wantLocal {
+				t.Errorf("localURI(%q) = %q, want %q", tc.uri, got, tc.wantLocal)
+			}
+		})
+	}
+}
