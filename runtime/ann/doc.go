@@ -1,0 +1,21 @@
+// Package ann is the approximate-nearest-neighbour index of recserve: an HNSW
+// graph over float32 item embeddings, scored by inner product or cosine.
+//
+// It is written here rather than taken from a library because retrieval needs
+// an index that answers queries while new items are inserted in real time,
+// scores float32 inner products without conversion, searches without
+// allocating into caller-owned buffers, and builds a million items in parallel
+// at load; no maintained Go library does all of that reliably.
+//
+// Inner product is not a distance, and a graph linked by it lets long
+// vectors crowd out the neighbour lists of short ones. Links are therefore
+// chosen after lifting every item onto a sphere by one extra coordinate,
+// while queries keep scoring by plain inner product, so results are exact
+// inner products.
+//
+// Concurrency: Search, Add and Build may be called from any number of
+// goroutines at once. Neighbour lists are read with atomic loads and written
+// under a per-node mutex, so a search never waits for an insert; the only
+// exclusive lock is taken when the storage slabs grow, which Build and
+// Reserve avoid by sizing them once.
+package ann

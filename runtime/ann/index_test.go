@@ -1,0 +1,372 @@
+package ann
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"testing"
+)
+
+func TestRecall(t *testing.T) {
+	const (
+		dim, centres = 32, 200
+		k            = 100
+	)
+	n, nq := 20000, 100
+	if raceEnabled {
+		n, nq = 2000, 20
+	}
+	vecs := clustered(n, dim, centres, 1)
+	qs := queries(nq, dim, centres, 1)
+	for name, metric := range map[string]Metric{"inner product": InnerProduct, "cosine": Cosine} {
+		t.Run(name, func(t *testing.T) {
+			ix := New(dim, metric, Options{Seed: 7})
+			if err := ix.Build(context.Background(), nil, vecs, 0); err != nil {
+				t.Fatal(err)
+			}
+			if ix.Len() != n {
+				t.Fatalf("Len() = %d, want %d", ix.Len(), n)
+			}
+			var sum float64
+			var got []Result
+			for i := 0; i < nq; i++ {
+				q := qs[i*dim : (i+1)*dim]
+				var err error
+				got, err = ix.Search(q, k, 0, got[:0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := Exact(metric, dim, vecs, nil, q, k, nil)
+				if len(got) != k {
+					t.Fatalf("query %d: %d results, want %d", i, len(got), k)
+				}
+				for j := 1; j < len(got); j++ {
+					if got[j].Score > got[j-1].Score {
+						t.Fatalf("query %d: results not sorted at %d", i, j)
+					}
+				}
+				sum += recall(got, want)
+			}
+			if r := sum / float64(nq); r < 0.95 {
+				t.Errorf("recall@%d = %.3f, want >= 0.95", k, r)
+			} else {
+				t.Logf("recall@%d over %d items = %.3f", k, n, r)
+			}
+		})
+	}
+}
+
+// TestMetrics checks that inner product favours long vectors and cosine
+// only direction.
+func TestMetrics(t *testing.T) {
+	vecs := [][]float32{
+		{1, 0},   // 0: aligned with the query, short
+		{10, 10}, // 1: 45 degrees off, long
+		{0, 1},   // 2: orthogonal
+		{-3, 0},  // 3: opposite
+	}
+	tests := map[string]struct {
+		metric Metric
+		want   []uint32
+		scores []float32
+	}{
+		"inner product prefers the long vector": {InnerProduct, []uint32{1, 0, 2, 3}, []float32{20, 2, 0, -6}},
+		"cosine prefers the aligned vector":     {Cosine, []uint32{0, 1, 2, 3}, []float32{1, float32(math.Sqrt2 / 2), 0, -1}},
+	}
+	query := []float32{2, 0}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			ix := New(2, tc.metric, Options{})
+			for i, v := range vecs {
+				if err := ix.Add(uint32(i), v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			flat := make([]float32, 0, 8)
+			for _, v := range vecs {
+				flat = append(flat, v...)
+			}
+			got, err := ix.Search(query, 4, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			exact := Exact(tc.metric, 2, flat, nil, query, 4, nil)
+			for name, res := range map[string][]Result{"Search": got, "Exact": exact} {
+				if len(res) != len(tc.want) {
+					t.Fatalf("%s: %v, want ids %v", name, res, tc.want)
+				}
+				for i, r := range res {
+					if r.ID != tc.want[i] || math.Abs(float64(r.Score-tc.scores[i])) > 1e-5 {
+						t.Errorf("%s: result %d = %+v, want id %d score %g", name, i, r, tc.want[i], tc.scores[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	ix := New(4, InnerProduct, Options{})
+	if err := ix.Add(5, []float32{1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		run  func() error
+		want error
+	}{
+		"add short vector": {func() error { return ix.Add(6, []float32{1, 2, 3}) }, ErrDimension},
+		"add long vector":  {func() error { return ix.Add(6, []float32{1, 2, 3, 4, 5}) }, ErrDimension},
+		"add duplicate id": {func() error { return ix.Add(5, []float32{1, 2, 3, 4}) }, ErrDuplicateID},
+		"search wrong dimension": {func() error {
+			_, err := ix.Search([]float32{1}, 1, 0, nil)
+			return err
+		}, ErrDimension},
+		"build ragged vectors": {func() error {
+			return ix.Build(context.Background(), nil, make([]float32, 7), 1)
+		}, ErrDimension},
+		"build ids and vectors disagree": {func() error {
+			return ix.Build(context.Background(), []uint32{10, 11}, make([]float32, 4), 1)
+		}, ErrDimension},
+		"build duplicate of existing id": {func() error {
+			return ix.Build(context.Background(), []uint32{10, 5}, make([]float32, 8), 1)
+		}, ErrDuplicateID},
+		"build duplicate within batch": {func() error {
+			return ix.Build(context.Background(), []uint32{10, 10}, make([]float32, 8), 1)
+		}, ErrDuplicateID},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if err := tc.run(); !errors.Is(err, tc.want) {
+				t.Errorf("error = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// Failed calls leave the index as it was: id 10 is still free.
+	if ix.Len() != 1 {
+		t.Errorf("Len() = %d after failed calls, want 1", ix.Len())
+	}
+	if err := ix.Add(10, []float32{0, 0, 0, 1}); err != nil {
+		t.Errorf("Add(10) after failed batches: %v", err)
+	}
+}
+
+func TestBuildCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ix := New(8, InnerProduct, Options{})
+	if err := ix.Build(ctx, nil, clustered(100, 8, 4, 1), 2); !errors.Is(err, context.Canceled) {
+		t.Errorf("Build with cancelled context: error = %v, want %v", err, context.Canceled)
+	}
+}
+
+func TestSmallIndexes(t *testing.T) {
+	tests := map[string]struct {
+		n, k int
+	}{
+		"empty index":          {0, 10},
+		"one item":             {1, 10},
+		"k larger than Len":    {50, 100},
+		"k equal to Len":       {50, 50},
+		"k zero":               {50, 0},
+		"k smaller than Len":   {50, 10},
+		"many items k is one":  {500, 1},
+		"ef smaller than k ok": {500, 200},
+	}
+	const dim = 8
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			vecs := clustered(tc.n, dim, 5, 3)
+			ids := make([]uint32, tc.n)
+			for i := range ids {
+				ids[i] = uint32(1000 + 3*i)
+			}
+			ix := New(dim, Cosine, Options{EfSearch: 16})
+			if err := ix.Build(context.Background(), ids, vecs, 2); err != nil {
+				t.Fatal(err)
+			}
+			q := queries(1, dim, 5, 3)
+			dst := []Result{{ID: 42, Score: 42}} // Search appends after it
+			got, err := ix.Search(q, tc.k, 0, dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[0] != (Result{42, 42}) {
+				t.Errorf("Search overwrote dst[0]: %+v", got[0])
+			}
+			got = got[1:]
+			want := Exact(Cosine, dim, vecs, ids, q, tc.k, nil)
+			if len(want) != min(tc.k, tc.n) {
+				t.Fatalf("Exact returned %d results, want %d", len(want), min(tc.k, tc.n))
+			}
+			if len(got) != len(want) {
+				t.Fatalf("Search returned %d results, want %d", len(got), len(want))
+			}
+			// Small graphs are searched exhaustively.
+			if tc.n <= 50 {
+				for i := range got {
+					if got[i].ID != want[i].ID {
+						t.Errorf("result %d = %+v, want %+v", i, got[i], want[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestExact checks Exact against a sort of every score computed in float64.
+func TestExact(t *testing.T) {
+	const n, dim, k = 300, 5, 17
+	rng := rand.New(rand.NewPCG(9, 9))
+	vecs := make([]float32, n*dim)
+	for i := range vecs {
+		vecs[i] = float32(rng.NormFloat64())
+	}
+	q := []float32{0.5, -1, 2, 0, 0.25}
+	for _, metric := range []Metric{InnerProduct, Cosine} {
+		t.Run(metric.String(), func(t *testing.T) {
+			type scored struct {
+				id    uint32
+				score float64
+			}
+			all := make([]scored, n)
+			for i := 0; i < n; i++ {
+				var d, nv, nq float64
+				for j := 0; j < dim; j++ {
+					a, b := float64(q[j]), float64(vecs[i*dim+j])
+					d += a * b
+					nv += b * b
+					nq += a * a
+				}
+				if metric == Cosine {
+					d /= math.Sqrt(nv) * math.Sqrt(nq)
+				}
+				all[i] = scored{uint32(i), d}
+			}
+			sort.Slice(all, func(i, j int) bool { return all[i].score > all[j].score })
+			got := Exact(metric, dim, vecs, nil, q, k, nil)
+			if len(got) != k {
+				t.Fatalf("%d results, want %d", len(got), k)
+			}
+			for i := range got {
+				if got[i].ID != all[i].id || math.Abs(float64(got[i].Score)-all[i].score) > 1e-4 {
+					t.Errorf("result %d = %+v, want id %d score %g", i, got[i], all[i].id, all[i].score)
+				}
+			}
+		})
+	}
+}
+
+// TestConcurrentAddSearch adds items while other goroutines search; run
+// under -race it checks the locking, and every result must name an item that
+// was added.
+func TestConcurrentAddSearch(t *testing.T) {
+	const (
+		dim, centres  = 16, 20
+		base, streamN = 2000, 2000
+		batchN        = 1000 // the last batchN of the streamed items come in one Build
+		searchers     = 3
+	)
+	vecs := clustered(base+streamN, dim, centres, 5)
+	ix := New(dim, InnerProduct, Options{M: 8, EfConstruction: 64})
+	if err := ix.Build(context.Background(), nil, vecs[:base*dim], 2); err != nil {
+		t.Fatal(err)
+	}
+	qs := queries(64, dim, centres, 5)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, searchers+3)
+	for w := 0; w < searchers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var res []Result
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				var err error
+				res, err = ix.Search(qs[(i%64)*dim:(i%64+1)*dim], 20, 32, res[:0])
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(res) != 20 {
+					t.Errorf("search %d: %d results, want 20", i, len(res))
+					return
+				}
+				for _, r := range res {
+					if r.ID >= base+streamN {
+						t.Errorf("search %d: result id %d was never added", i, r.ID)
+						return
+					}
+				}
+			}
+		}()
+	}
+	// Two writers stream in items one at a time, starting from an index
+	// sized for only the base items, so the slabs grow under load, while a
+	// third builds a batch.
+	var adders sync.WaitGroup
+	adders.Add(1)
+	go func() {
+		defer adders.Done()
+		const first = base + streamN - batchN
+		ids := make([]uint32, batchN)
+		for i := range ids {
+			ids[i] = uint32(first + i)
+		}
+		if err := ix.Build(context.Background(), ids, vecs[first*dim:], 2); err != nil {
+			errs <- err
+		}
+	}()
+	for w := 0; w < 2; w++ {
+		adders.Add(1)
+		go func() {
+			defer adders.Done()
+			for i := base + w; i < base+streamN-batchN; i += 2 {
+				if err := ix.Add(uint32(i), vecs[i*dim:(i+1)*dim]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	adders.Wait()
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if ix.Len() != base+streamN {
+		t.Fatalf("Len() = %d, want %d", ix.Len(), base+streamN)
+	}
+	// Streamed items must be findable: each item is its own best match
+	// under cosine-like data only approximately, so check recall instead.
+	var sum float64
+	for i := 0; i < 64; i++ {
+		q := qs[i*dim : (i+1)*dim]
+		got, _ := ix.Search(q, 10, 64, nil)
+		sum += recall(got, Exact(InnerProduct, dim, vecs, nil, q, 10, nil))
+	}
+	if r := sum / 64; r < 0.9 {
+		t.Errorf("recall@10 after streaming inserts = %.3f, want >= 0.9", r)
+	}
+}
+
+func TestParseMetric(t *testing.T) {
+	for _, m := range []Metric{InnerProduct, Cosine} {
+		got, err := ParseMetric(m.String())
+		if err != nil || got != m {
+			t.Errorf("ParseMetric(%q) = %v, %v; want %v", m.String(), got, err, m)
+		}
+	}
+	if _, err := ParseMetric("L2"); err == nil {
+		t.Error("ParseMetric(\"L2\") succeeded, want an error")
+	}
+}
