@@ -1,0 +1,159 @@
+package config
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// valid is a config the runtime accepts.
+func valid() *Config {
+	c := &Config{
+		Version:  SchemaVersion,
+		Pipeline: "recs/explore",
+		Deploy: Deploy{
+			Catalog: "file:///data/catalog",
+			Store:   Store{Type: "Memory"},
+			Models:  []Model{{Name: "two-tower", URI: "file:///models/tt"}, {Name: "mtml", URI: "https://models.example/mtml.tar.gz"}},
+		},
+		Live: Live{
+			Retrieval: Retrieval{Candidates: 1500, Sources: []Source{
+				{Name: "recent", Type: SourceFollowedAuthorsRecent, Weight: 0.3, Limit: 400, Timeout: Duration(50 * time.Millisecond), MaxAge: Duration(72 * time.Hour)},
+				{Name: "ann", Type: SourceTwoTowerANN, Weight: 0.5, Limit: 800, Timeout: Duration(50 * time.Millisecond), Model: "two-tower"},
+				{Name: "i2i", Type: SourceItemToItemANN, Weight: 0.1, Limit: 400, Timeout: Duration(50 * time.Millisecond), Model: "two-tower", SeedItems: 20},
+				{Name: "pop", Type: SourcePopular, Weight: 0.1, Limit: 200, Timeout: Duration(50 * time.Millisecond), Window: Duration(24 * time.Hour)},
+			}},
+			FirstStage:  Ranker{Model: "two-tower", Keep: 300},
+			SecondStage: Ranker{Model: "mtml", Keep: 100},
+			Weights:     map[string]float64{"click": 1, "see_less": -8},
+			Rerank:      Rerank{Size: 25, Rules: []Rule{{Type: RuleAuthorDiversity, MinGap: 3}, {Type: RuleIntegrityFilter, MaxRisk: 0.9}}},
+		},
+	}
+	c.DeployRevision, _ = DeployRevisionOf(&c.Deploy)
+	return c
+}
+
+func encode(t testing.TB, c *Config) []byte {
+	t.Helper()
+	b, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseRoundTrip(t *testing.T) {
+	b := encode(t, valid())
+	c, err := Parse(b)
+	if err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	again := encode(t, c)
+	if !bytes.Equal(b, again) {
+		t.Errorf("encoding is not stable across a round trip:\n%s\n%s", b, again)
+	}
+	if Revision(b) != Revision(again) || len(Revision(b)) != 16 {
+		t.Errorf("revision %q vs %q", Revision(b), Revision(again))
+	}
+	if time.Duration(c.Live.Retrieval.Sources[0].MaxAge) != 72*time.Hour {
+		t.Errorf("maxAge decoded as %v", time.Duration(c.Live.Retrieval.Sources[0].MaxAge))
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	cases := map[string]struct {
+		mutate func(*Config)
+		want   string
+	}{
+		"another schema version":     {func(c *Config) { c.Version = 2 }, "version: is 2"},
+		"deploy revision mismatch":   {func(c *Config) { c.DeployRevision = "0000" }, "deployRevision:"},
+		"catalog scheme":             {func(c *Config) { c.Deploy.Catalog = "s3://x" }, "deploy.catalog:"},
+		"redis without address":      {func(c *Config) { c.Deploy.Store = Store{Type: "Redis"} }, "deploy.store.redis.address"},
+		"unknown store":              {func(c *Config) { c.Deploy.Store = Store{Type: "Disk"} }, "deploy.store.type"},
+		"duplicate model":            {func(c *Config) { c.Deploy.Models[1].Name = "two-tower" }, "deploy.models[1].name"},
+		"source model unknown":       {func(c *Config) { c.Live.Retrieval.Sources[1].Model = "nope" }, "live.retrieval.sources[1].model"},
+		"duplicate source":           {func(c *Config) { c.Live.Retrieval.Sources[2].Name = "ann" }, "live.retrieval.sources[2].name"},
+		"negative source weight":     {func(c *Config) { c.Live.Retrieval.Sources[0].Weight = -1 }, "live.retrieval.sources[0].weight"},
+		"NaN source weight":          {func(c *Config) { c.Live.Retrieval.Sources[0].Weight = math.NaN() }, "live.retrieval.sources[0].weight"},
+		"zero timeout":               {func(c *Config) { c.Live.Retrieval.Sources[0].Timeout = 0 }, "live.retrieval.sources[0].timeout"},
+		"unknown source type":        {func(c *Config) { c.Live.Retrieval.Sources[3].Type = "Random" }, "live.retrieval.sources[3].type"},
+		"i2i without seeds":          {func(c *Config) { c.Live.Retrieval.Sources[2].SeedItems = 0 }, "live.retrieval.sources[2].seedItems"},
+		"funnel grows":               {func(c *Config) { c.Live.SecondStage.Keep = 400 }, "live.secondStage.keep"},
+		"rerank larger than ranked":  {func(c *Config) { c.Live.Rerank.Size = 101 }, "live.rerank.size"},
+		"infinite weight":            {func(c *Config) { c.Live.Weights["like"] = math.Inf(1) }, "live.weights.like"},
+		"weight out of range":        {func(c *Config) { c.Live.Weights["like"] = 5000 }, "live.weights.like"},
+		"bad event name":             {func(c *Config) { c.Live.Weights["See Less"] = 1 }, "live.weights.See Less"},
+		"no weights":                 {func(c *Config) { c.Live.Weights = nil }, "live.weights: must name"},
+		"unknown rule":               {func(c *Config) { c.Live.Rerank.Rules[0].Type = "Shuffle" }, "live.rerank.rules[0].type"},
+		"risk threshold above one":   {func(c *Config) { c.Live.Rerank.Rules[1].MaxRisk = 1.5 }, "live.rerank.rules[1].maxRisk"},
+		"diversity without its gap":  {func(c *Config) { c.Live.Rerank.Rules[0].MinGap = 0 }, "live.rerank.rules[0].minGap"},
+		"second stage model unknown": {func(c *Config) { c.Live.SecondStage.Model = "x" }, "live.secondStage.model"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := valid()
+			tc.mutate(c)
+			if !strings.HasPrefix(tc.want, "deployRevision") {
+				c.DeployRevision, _ = DeployRevisionOf(&c.Deploy)
+			}
+			err := c.Validate()
+			if err == nil {
+				t.Fatalf("accepted; want an error naming %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseRefusesMalformedDocuments(t *testing.T) {
+	good := string(encode(t, valid()))
+	cases := map[string]struct {
+		doc  string
+		want string
+	}{
+		"not JSON":        {"version: 1", "failed to decode config"},
+		"unknown field":   {strings.Replace(good, `"pipeline"`, `"pipline"`, 1), "unknown field"},
+		"trailing data":   {good + "{}", "trailing data"},
+		"bad duration":    {strings.Replace(good, `"50ms"`, `"fast"`, 1), "invalid duration"},
+		"number duration": {strings.Replace(good, `"50ms"`, `50`, 1), "duration must be a string"},
+		"empty":           {"", "failed to decode config"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzParse: no input makes Parse panic, and whatever it accepts encodes
+// and parses again to the same revision.
+func FuzzParse(f *testing.F) {
+	f.Add(encode(f, valid()))
+	f.Add([]byte(`{"version":1}`))
+	f.Add([]byte(`{"live":{"weights":{"x":1e309}}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b)
+		if err != nil {
+			return
+		}
+		again, err := Marshal(c)
+		if err != nil {
+			t.Fatalf("accepted config does not encode: %v", err)
+		}
+		c2, err := Parse(again)
+		if err != nil {
+			t.Fatalf("re-encoded config refused: %v", err)
+		}
+		if b2, _ := Marshal(c2); !bytes.Equal(b2, again) {
+			t.Fatalf("encoding not stable")
+		}
+	})
+}
