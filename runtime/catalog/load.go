@@ -1,0 +1,411 @@
+package catalog
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/recpipeline/recpipeline/runtime/dataset"
+)
+
+// The file names looked for in a catalog directory, each also accepted with
+// ".gz" appended.
+const (
+	CatalogFile = "catalog.jsonl"
+	UsersFile   = "users.jsonl"
+)
+
+// DefaultMaxBytes is the default bound on a file fetched over HTTP, both as
+// transferred and after decompression.
+const DefaultMaxBytes = 4 << 30
+
+// Options controls Load.
+type Options struct {
+	// Users is the location of the user table when it is not beside the
+	// catalog: a path, file:// URL or http(s):// URL of a users.jsonl[.gz]
+	// file. Default "": users.jsonl[.gz] in the catalog directory when the
+	// catalog URI names a directory and the file exists; otherwise no user
+	// table (UserFeatureDim 0).
+	Users string
+	// Client fetches http(s) URIs; requests are bound to Load's context.
+	// Default http.DefaultClient.
+	Client *http.Client
+	// MaxBytes bounds each file fetched over HTTP, both as transferred and
+	// after decompression. Default DefaultMaxBytes (4 GiB).
+	MaxBytes int64
+	// MaxLineBytes is the longest line accepted. Default 16 MiB, the dataset
+	// readers' default.
+	MaxLineBytes int
+}
+
+func (o Options) maxBytes() int64 {
+	if o.MaxBytes > 0 {
+		return o.MaxBytes
+	}
+	return DefaultMaxBytes
+}
+
+// Load reads a catalog, and optionally a user table, from uri, which is one
+// of
+//
+//   - a path or file:// URL of a directory holding catalog.jsonl or
+//     catalog.jsonl.gz and, optionally, users.jsonl or users.jsonl.gz;
+//   - a path or file:// URL of a catalog file itself (gzip when the name ends
+//     in ".gz");
+//   - an http:// or https:// URL of a catalog file (gzip when the URL's path
+//     ends in ".gz").
+//
+// Options.Users names a user table elsewhere. Reading is strict: the first
+// bad row fails the load with an error that wraps the *dataset.RowError
+// naming the file and line. Load honours ctx's cancellation and deadline.
+func Load(ctx context.Context, uri string, opts Options) (*Catalog, error) {
+	c, err := load(ctx, uri, opts)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load catalog from %q: %w", redact(uri), err)
+	}
+	return c, nil
+}
+
+// location is a resolved file: a local path or a remote URL.
+type location struct {
+	path string   // local file, when url is nil
+	url  *url.URL // remote file
+}
+
+func (l location) String() string {
+	if l.url != nil {
+		return l.url.Redacted()
+	}
+	return l.path
+}
+
+func (l location) gzip() bool {
+	if l.url != nil {
+		return strings.HasSuffix(l.url.Path, ".gz")
+	}
+	return strings.HasSuffix(l.path, ".gz")
+}
+
+func load(ctx context.Context, uri string, opts Options) (*Catalog, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	items, users, err := resolve(uri, opts.Users != "")
+	if err != nil {
+		return nil, err
+	}
+	if opts.Users != "" {
+		u, err := resolveFile(opts.Users)
+		if err != nil {
+			return nil, fmt.Errorf("failed to resolve user table %q: %w", redact(opts.Users), err)
+		}
+		users = &u
+	}
+	var userRows []dataset.User
+	userDim := 0
+	if users != nil {
+		userRows, userDim, err = readUsers(ctx, *users, opts)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return readCatalog(ctx, items, userRows, userDim, opts)
+}
+
+// resolve finds the catalog file named by uri and, for a directory unless
+// skipUsers, the user table beside it.
+func resolve(uri string, skipUsers bool) (location, *location, error) {
+	loc, err := parseURI(uri)
+	if err != nil || loc.url != nil {
+		return loc, nil, err
+	}
+	fi, err := os.Stat(loc.path)
+	if err != nil {
+		return location{}, nil, err
+	}
+	if !fi.IsDir() {
+		return loc, nil, nil
+	}
+	items, err := findFile(loc.path, CatalogFile)
+	if err != nil {
+		return location{}, nil, err
+	}
+	if items == "" {
+		return location{}, nil, fmt.Errorf("directory %s holds neither %s nor %s.gz", loc.path, CatalogFile, CatalogFile)
+	}
+	if skipUsers {
+		return location{path: items}, nil, nil
+	}
+	users, err := findFile(loc.path, UsersFile)
+	if err != nil || users == "" {
+		return location{path: items}, nil, err
+	}
+	return location{path: items}, &location{path: users}, nil
+}
+
+// resolveFile parses the URI of a single file.
+func resolveFile(uri string) (location, error) {
+	loc, err := parseURI(uri)
+	if err != nil || loc.url != nil {
+		return loc, err
+	}
+	fi, err := os.Stat(loc.path)
+	if err != nil {
+		return location{}, err
+	}
+	if fi.IsDir() {
+		return location{}, fmt.Errorf("%s is a directory, not a file", loc.path)
+	}
+	return loc, nil
+}
+
+func parseURI(uri string) (location, error) {
+	if uri == "" {
+		return location{}, errors.New("empty URI")
+	}
+	if !strings.Contains(uri, "://") {
+		return location{path: uri}, nil
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return location{}, fmt.Errorf("failed to parse URI: %w", err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return location{}, fmt.Errorf("file URI names host %q; only local files are supported", u.Host)
+		}
+		if u.Path == "" {
+			return location{}, errors.New("file URI has no path")
+		}
+		return location{path: u.Path}, nil
+	case "http", "https":
+		return location{url: u}, nil
+	}
+	return location{}, fmt.Errorf("unsupported scheme %q (want a path, file://, http:// or https://)", u.Scheme)
+}
+
+// findFile returns dir/name or dir/name.gz, whichever exists, "" if neither
+// does, and an error if both do.
+func findFile(dir, name string) (string, error) {
+	var found []string
+	for _, n := range []string{name, name + ".gz"} {
+		p := filepath.Join(dir, n)
+		switch _, err := os.Stat(p); {
+		case err == nil:
+			found = append(found, p)
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", err
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", nil
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("directory %s holds both %s and %s.gz; keep one", dir, name, name)
+}
+
+// source is a file being read. It remembers the first read error: a line
+// scanner hands the partial line before a failed read to the row parser,
+// and the read error, not the "bad row" that follows from it, is the cause
+// to report.
+type source struct {
+	r   io.Reader
+	loc location
+	err error
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// cause returns the read error behind err, if reading failed.
+func (s *source) cause(err error) error {
+	if s.err != nil {
+		return fmt.Errorf("failed to read %s: %w", s.loc, s.err)
+	}
+	return err
+}
+
+// open opens a file for reading, decompressed when its name says gzip.
+func open(ctx context.Context, loc location, opts Options) (*source, io.Closer, error) {
+	r, closer, err := openRaw(ctx, loc, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &source{r: r, loc: loc}, closer, nil
+}
+
+func openRaw(ctx context.Context, loc location, opts Options) (io.Reader, io.Closer, error) {
+	var (
+		r      io.Reader
+		closer io.Closer
+	)
+	if loc.url == nil {
+		f, err := os.Open(loc.path)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, closer = f, f
+	} else {
+		body, err := fetch(ctx, loc.url, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, closer = &limitedReader{r: body, max: opts.maxBytes(), what: "transferred"}, body
+	}
+	if !loc.gzip() {
+		return r, closer, nil
+	}
+	zr, err := gzip.NewReader(bufio.NewReaderSize(r, 1<<16))
+	if err != nil {
+		closer.Close()
+		return nil, nil, fmt.Errorf("failed to open %s as gzip: %w", loc, err)
+	}
+	r = zr
+	if loc.url != nil {
+		r = &limitedReader{r: zr, max: opts.maxBytes(), what: "decompressed"}
+	}
+	return r, multiCloser{zr, closer}, nil
+}
+
+func fetch(ctx context.Context, u *url.URL, opts Options) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("failed to build request: %w", err)
+	}
+	client := opts.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("failed to fetch %s: %w", u.Redacted(), err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("failed to fetch %s: HTTP %s", u.Redacted(), resp.Status)
+	}
+	if max := opts.maxBytes(); resp.ContentLength > max {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s is %d bytes, over the size limit of %d bytes", u.Redacted(), resp.ContentLength, max)
+	}
+	return resp.Body, nil
+}
+
+// limitedReader fails, rather than stops, once more than max bytes are read.
+type limitedReader struct {
+	r         io.Reader
+	read, max int64
+	what      string
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	if l.read > l.max {
+		return n, fmt.Errorf("more than the size limit of %d bytes %s", l.max, l.what)
+	}
+	return n, err
+}
+
+type multiCloser []io.Closer
+
+func (cs multiCloser) Close() error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// ctxCheckRows is how many rows are read between checks of the context.
+const ctxCheckRows = 1024
+
+func readOptions(opts Options) dataset.ReadOptions {
+	return dataset.ReadOptions{Strict: true, MaxLineBytes: opts.MaxLineBytes}
+}
+
+func readUsers(ctx context.Context, loc location, opts Options) ([]dataset.User, int, error) {
+	r, closer, err := open(ctx, loc, opts)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer closer.Close()
+	ur, err := dataset.NewUserReader(r, loc.String(), readOptions(opts))
+	if err != nil {
+		return nil, 0, r.cause(err)
+	}
+	var users []dataset.User
+	for u, err := range ur.All() {
+		if err != nil {
+			return nil, 0, r.cause(err)
+		}
+		if len(users)%ctxCheckRows == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, 0, err
+			}
+		}
+		users = append(users, u)
+	}
+	return users, ur.Header().FeatureDim, nil
+}
+
+func readCatalog(ctx context.Context, loc location, users []dataset.User, userDim int, opts Options) (*Catalog, error) {
+	r, closer, err := open(ctx, loc, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	cr, err := dataset.NewCatalogReader(r, loc.String(), readOptions(opts))
+	if err != nil {
+		return nil, r.cause(err)
+	}
+	c, err := newCatalog(cr.Header().FeatureDim, userDim, len(users), 0)
+	if err != nil {
+		return nil, err
+	}
+	for i := range users {
+		if err := c.addUser(&users[i]); err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for it, err := range cr.All() {
+		if err != nil {
+			return nil, r.cause(err)
+		}
+		if c.n.Load()%ctxCheckRows == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := c.addLocked(&it); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func redact(uri string) string {
+	if u, err := url.Parse(uri); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return uri
+}

@@ -1,0 +1,351 @@
+// Package features assembles the input rows of recserve's networks from
+// named feature blocks. A model's manifest lists the blocks its network was
+// trained with, in order (model.FeatureSpec); Compile checks every name and
+// width against the catalog once, and Fill then writes one row per candidate
+// item into a caller-owned batch matrix without allocating.
+//
+// The block names are the contract with the trainer, rectrain, which must
+// compute each block exactly as recserve does (FEATURES.md in this directory
+// is the reference):
+//
+//	name             width                    value
+//	user_features    users' feature_dim       the user's row of users.jsonl; zeros for an unknown user
+//	engagement_pool  catalog's feature_dim    mean catalog features of the user's last (at most 50)
+//	                                          positive engagements before now; zeros if none
+//	item_features    catalog's feature_dim    the item's catalog features
+//	item_risk        1                        the item's integrity_risk
+//	item_age         1                        ln(1 + max(0, now − created) / 1h)
+//	author_followed  1                        1 if the user follows the item's author, else 0
+//
+// The engagement pool counts click, like, comment and share engagements
+// whose time is strictly before now, newest first: the first PoolSize of
+// them are taken, each engagement counting once (an item clicked and liked
+// counts twice); engagements of items missing from the catalog are then
+// dropped, and the pool is the mean of the rest.
+//
+// user_features and engagement_pool describe the user alone; CompileUser
+// accepts only those, for the user tower, and FillUser writes its one row.
+package features
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/recpipeline/recpipeline/runtime/catalog"
+	"github.com/recpipeline/recpipeline/runtime/model"
+	"github.com/recpipeline/recpipeline/runtime/store"
+)
+
+// The feature block names.
+const (
+	UserFeatures   = "user_features"
+	EngagementPool = "engagement_pool"
+	ItemFeatures   = "item_features"
+	ItemRisk       = "item_risk"
+	ItemAge        = "item_age"
+	AuthorFollowed = "author_followed"
+)
+
+// PoolSize is the most engagements the engagement pool averages. The store
+// must keep at least as many per user (store.StateOptions.RecentEngagements,
+// default 50).
+const PoolSize = 50
+
+type kind uint8
+
+const (
+	userFeatures kind = iota + 1
+	engagementPool
+	itemFeatures
+	itemRisk
+	itemAge
+	authorFollowed
+)
+
+// blockDef defines one block of the vocabulary.
+type blockDef struct {
+	name  string
+	kind  kind
+	item  bool                       // depends on the candidate item
+	width func(*catalog.Catalog) int // the width the data provides
+	from  string                     // where that width comes from, for errors
+}
+
+// blocks lists the vocabulary in the order the documentation gives it.
+var blocks = []blockDef{
+	{UserFeatures, userFeatures, false, (*catalog.Catalog).UserFeatureDim, "the user table's feature_dim"},
+	{EngagementPool, engagementPool, false, (*catalog.Catalog).FeatureDim, "the catalog's feature_dim"},
+	{ItemFeatures, itemFeatures, true, (*catalog.Catalog).FeatureDim, "the catalog's feature_dim"},
+	{ItemRisk, itemRisk, true, one, "a scalar"},
+	{ItemAge, itemAge, true, one, "a scalar"},
+	{AuthorFollowed, authorFollowed, true, one, "a scalar"},
+}
+
+func one(*catalog.Catalog) int { return 1 }
+
+// Names returns the block names recserve assembles.
+func Names() []string {
+	names := make([]string, len(blocks))
+	for i, b := range blocks {
+		names[i] = b.name
+	}
+	return names
+}
+
+// op writes one block at an offset of the row.
+type op struct {
+	kind       kind
+	off, width int
+}
+
+// Assembler writes network inputs laid out by one FeatureSpec. It is
+// read-only after Compile and safe for concurrent use.
+type Assembler struct {
+	cat      *catalog.Catalog
+	spec     model.FeatureSpec
+	ops      []op
+	width    int
+	userOnly bool // no block depends on the item
+	needUser bool // some block reads UserContext.Features
+	needPool bool // some block reads UserContext.Pool
+}
+
+// Compile checks spec against the vocabulary and the catalog's widths and
+// returns an assembler for it. It refuses an unknown block name, a width
+// that differs from what the catalog provides, a block listed twice and an
+// empty spec, with an error that names the block.
+func Compile(spec model.FeatureSpec, cat *catalog.Catalog) (*Assembler, error) {
+	return compile(spec, cat, false)
+}
+
+// CompileUser is Compile for a network of the user alone (the two-tower
+// model's user tower): it also refuses blocks that depend on the item.
+func CompileUser(spec model.FeatureSpec, cat *catalog.Catalog) (*Assembler, error) {
+	return compile(spec, cat, true)
+}
+
+func compile(spec model.FeatureSpec, cat *catalog.Catalog, userOnly bool) (*Assembler, error) {
+	if cat == nil {
+		return nil, errors.New("failed to compile feature spec: no catalog")
+	}
+	if len(spec) == 0 {
+		return nil, errors.New("failed to compile feature spec: it has no blocks")
+	}
+	a := &Assembler{cat: cat, spec: slices.Clone(spec), userOnly: true}
+	seen := make(map[string]bool, len(spec))
+	for i, fb := range spec {
+		bi := slices.IndexFunc(blocks, func(b blockDef) bool { return b.name == fb.Name })
+		if bi < 0 {
+			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: unknown name; recserve assembles %s", i, fb.Name, strings.Join(Names(), ", "))
+		}
+		b := blocks[bi]
+		if seen[fb.Name] {
+			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: listed twice", i, fb.Name)
+		}
+		seen[fb.Name] = true
+		if userOnly && b.item {
+			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: describes the item, but this network sees the user alone (allowed: %s, %s)", i, fb.Name, UserFeatures, EngagementPool)
+		}
+		if want := b.width(cat); fb.Width != want || fb.Width < 1 {
+			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: width %d, but %s is %d", i, fb.Name, fb.Width, b.from, want)
+		}
+		a.ops = append(a.ops, op{kind: b.kind, off: a.width, width: fb.Width})
+		a.width += fb.Width
+		a.userOnly = a.userOnly && !b.item
+		a.needUser = a.needUser || b.kind == userFeatures
+		a.needPool = a.needPool || b.kind == engagementPool
+	}
+	return a, nil
+}
+
+// Width returns the width of a row, the sum of the block widths.
+func (a *Assembler) Width() int { return a.width }
+
+// Spec returns the layout the assembler writes.
+func (a *Assembler) Spec() model.FeatureSpec { return slices.Clone(a.spec) }
+
+// UserOnly reports whether no block depends on the item, so that FillUser
+// may be used.
+func (a *Assembler) UserOnly() bool { return a.userOnly }
+
+// Fill writes the rows of the candidate items, by catalog ordinal, into
+// rows 0..len(items)-1 of dst; other rows are left alone. It allocates
+// nothing. It panics if dst.Cols != Width(), dst has fewer than len(items)
+// rows, u's vectors do not have the catalog's widths, or an ordinal is not
+// in the catalog.
+func (a *Assembler) Fill(u *UserContext, items []uint32, dst blas32.General) {
+	if dst.Cols != a.width || dst.Rows < len(items) || dst.Stride < dst.Cols {
+		panic(fmt.Sprintf("features: Fill of %d items into a %d×%d matrix (stride %d), want %d columns", len(items), dst.Rows, dst.Cols, dst.Stride, a.width))
+	}
+	a.checkUser(u)
+	now := u.Now.UnixMilli()
+	cat := a.cat
+	for r, o := range items {
+		row := dst.Data[r*dst.Stride : r*dst.Stride+a.width]
+		for _, op := range a.ops {
+			seg := row[op.off : op.off+op.width]
+			switch op.kind {
+			case userFeatures:
+				copy(seg, u.Features)
+			case engagementPool:
+				copy(seg, u.Pool)
+			case itemFeatures:
+				copy(seg, cat.Features(o))
+			case itemRisk:
+				seg[0] = cat.Risk(o)
+			case itemAge:
+				seg[0] = Age(now, cat.CreatedMillis(o))
+			case authorFollowed:
+				seg[0] = 0
+				if u.Followed.Has(cat.AuthorIndex(o)) {
+					seg[0] = 1
+				}
+			}
+		}
+	}
+}
+
+// FillUser writes the one row of a user-only network into dst, which must
+// be Width() long. It allocates nothing. It panics if the assembler has an
+// item block (see UserOnly) or if the widths disagree.
+func (a *Assembler) FillUser(u *UserContext, dst []float32) {
+	if !a.userOnly {
+		panic("features: FillUser on an assembler with item blocks")
+	}
+	if len(dst) != a.width {
+		panic(fmt.Sprintf("features: FillUser into %d values, want %d", len(dst), a.width))
+	}
+	a.checkUser(u)
+	for _, op := range a.ops {
+		seg := dst[op.off : op.off+op.width]
+		switch op.kind {
+		case userFeatures:
+			copy(seg, u.Features)
+		case engagementPool:
+			copy(seg, u.Pool)
+		}
+	}
+}
+
+func (a *Assembler) checkUser(u *UserContext) {
+	if a.needUser && len(u.Features) != a.cat.UserFeatureDim() {
+		panic(fmt.Sprintf("features: user context has %d user features, want %d", len(u.Features), a.cat.UserFeatureDim()))
+	}
+	if a.needPool && len(u.Pool) != a.cat.FeatureDim() {
+		panic(fmt.Sprintf("features: user context has an engagement pool of %d values, want %d", len(u.Pool), a.cat.FeatureDim()))
+	}
+}
+
+// millisPerHour scales item ages.
+const millisPerHour = float64(time.Hour / time.Millisecond)
+
+// Age returns the item_age value of an item created at createdMillis seen at
+// nowMillis (Unix milliseconds): ln(1 + max(0, now − created)/1h).
+func Age(nowMillis, createdMillis int64) float32 {
+	return float32(math.Log1p(float64(max(0, nowMillis-createdMillis)) / millisPerHour))
+}
+
+// AuthorSet is a set of catalog author indices (catalog.AuthorIndex), kept
+// sorted.
+type AuthorSet []uint32
+
+// Has reports whether author index a is in the set.
+func (s AuthorSet) Has(a uint32) bool {
+	_, ok := slices.BinarySearch(s, a)
+	return ok
+}
+
+// UserContext is what the blocks need to know of the user for one request.
+// Build it with NewUserContext, or reuse one with Reset; one context serves
+// every Fill of the request. It is not modified by Fill.
+type UserContext struct {
+	// User is the user's ID.
+	User string
+	// Now is the time of the request; item_age is measured to it and only
+	// engagements before it are pooled.
+	Now time.Time
+	// Features is the user_features block, the user table's feature_dim wide.
+	Features []float32
+	// Pool is the engagement_pool block, the catalog's feature_dim wide.
+	Pool []float32
+	// Followed holds the authors the user follows that the catalog knows.
+	Followed AuthorSet
+}
+
+// NewUserContext computes the user's blocks. engagements are the user's
+// positive engagements newest first, as store.UserReader.RecentEngagements
+// returns them; follows are the authors the user follows. Engagements of
+// items and follows of authors that the catalog does not know are skipped.
+func NewUserContext(user string, now time.Time, cat *catalog.Catalog, engagements []store.Engagement, follows []string) *UserContext {
+	u := new(UserContext)
+	u.Reset(user, now, cat, engagements, follows)
+	return u
+}
+
+// Reset is NewUserContext into an existing context, reusing its buffers.
+func (u *UserContext) Reset(user string, now time.Time, cat *catalog.Catalog, engagements []store.Engagement, follows []string) {
+	u.User, u.Now = user, now
+
+	feats, _ := cat.UserFeatures(user)
+	u.Features = append(u.Features[:0], feats...)
+
+	u.Pool = resize(u.Pool, cat.FeatureDim())
+	var pooled [PoolSize]uint32
+	n, taken := 0, 0
+	for _, e := range engagements {
+		if taken == PoolSize {
+			break
+		}
+		if !positive(e.Type) || !e.Time.Before(now) {
+			continue
+		}
+		taken++
+		if o, ok := cat.Ordinal(e.Item); ok {
+			pooled[n] = o
+			n++
+		}
+	}
+	if n > 0 {
+		for d := range u.Pool {
+			var sum float64
+			for _, o := range pooled[:n] {
+				sum += float64(cat.Features(o)[d])
+			}
+			u.Pool[d] = float32(sum / float64(n))
+		}
+	}
+
+	u.Followed = u.Followed[:0]
+	for _, name := range follows {
+		if a, ok := cat.LookupAuthor(name); ok {
+			u.Followed = append(u.Followed, a)
+		}
+	}
+	slices.Sort(u.Followed)
+	u.Followed = slices.Compact(u.Followed)
+}
+
+// resize returns a zeroed slice of n values, reusing buf's storage if it
+// can.
+func resize(buf []float32, n int) []float32 {
+	if cap(buf) < n {
+		return make([]float32, n)
+	}
+	buf = buf[:n]
+	clear(buf)
+	return buf
+}
+
+func positive(t store.EventType) bool {
+	switch t {
+	case store.Click, store.Like, store.Comment, store.Share:
+		return true
+	}
+	return false
+}
