@@ -1,0 +1,56 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package nn
+
+import "math"
+
+// Adam is the Adam optimiser (Kingma and Ba) over a fixed list of parameter
+// slices.
+type Adam struct {
+	LR, Beta1, Beta2, Eps float64
+	params                [][]float64
+	m, v                  [][]float64
+	t                     int
+}
+
+// NewAdam returns an optimiser for params with learning rate lr and the usual
+// β1 = 0.9, β2 = 0.999, ε = 1e-8.
+func NewAdam(params [][]float64, lr float64) *Adam {
+	a := &Adam{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, params: params}
+	for _, p := range params {
+		a.m = append(a.m, make([]float64, len(p)))
+		a.v = append(a.v, make([]float64, len(p)))
+	}
+	return a
+}
+
+// Step applies one update with grads, which must match the parameters slice
+// for slice.
+func (a *Adam) Step(grads [][]float64) {
+	a.t++
+	c1 := 1 - math.Pow(a.Beta1, float64(a.t))
+	c2 := 1 - math.Pow(a.Beta2, float64(a.t))
+	lr := a.LR * math.Sqrt(c2) / c1
+	for i, p := range a.params {
+		g, m, v := grads[i], a.m[i], a.v[i]
+		for k := range p {
+			m[k] = a.Beta1*m[k] + (1-a.Beta1)*g[k]
+			v[k] = a.Beta2*v[k] + (1-a.Beta2)*g[k]*g[k]
+			p[k] -= lr * m[k] / (math.Sqrt(v[k]) + a.Eps)
+		}
+	}
+}

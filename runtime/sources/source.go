@@ -1,0 +1,154 @@
+package sources
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/ann"
+)
+
+// Items is what the sources and the mixer read of the catalog.
+type Items interface {
+	// Ordinal returns the catalog ordinal of an item id, and false for an
+	// id the catalog does not hold.
+	Ordinal(id string) (uint32, bool)
+	// ID returns the id of the item at ordinal i.
+	ID(i uint32) string
+	// Author returns the author id of the item at ordinal i.
+	Author(i uint32) string
+	// Created returns the publication time of the item at ordinal i.
+	Created(i uint32) time.Time
+}
+
+// UserEmbedder is the user tower of the two-tower model.
+type UserEmbedder interface {
+	// EmbedUser appends the user's embedding at now to dst and returns the
+	// extended slice. An empty result means the user has no embedding.
+	EmbedUser(ctx context.Context, user string, now time.Time, dst []float32) ([]float32, error)
+}
+
+// ItemVectors holds the item embeddings of the two-tower model, the vectors
+// its ANN index was built from.
+type ItemVectors interface {
+	// Vector returns the embedding of the item at ordinal item, or nil if
+	// it has none. The caller must not modify it.
+	Vector(item uint32) []float32
+}
+
+// Searcher finds the items whose embeddings score highest against a query;
+// *ann.Index implements it, with result ids being catalog ordinals.
+type Searcher interface {
+	Search(query []float32, k, ef int, dst []ann.Result) ([]ann.Result, error)
+}
+
+var _ Searcher = (*ann.Index)(nil)
+
+// Candidate is one item proposed by a source.
+type Candidate struct {
+	// Item is the catalog ordinal.
+	Item uint32
+	// Score is the source's own score; higher is better. Scores of different
+	// sources are not comparable.
+	Score float32
+}
+
+// Source proposes candidates for a request.
+type Source interface {
+	// Fetch appends at most limit candidates to dst, best first, and returns
+	// the extended slice. It honours ctx's deadline. The mixer owns dst and
+	// may reuse it once Fetch has returned.
+	Fetch(ctx context.Context, req *Request, limit int, dst []Candidate) ([]Candidate, error)
+}
+
+// Request is the user a retrieval is for. Sources running in parallel for the
+// same request share, through it, what more than one of them reads (the
+// user's follows, recent engagements, embedding): the first source to need a
+// value computes it and the others wait for it. A Request must not be copied
+// once used, nor reused for another user.
+type Request struct {
+	// User is the user's id.
+	User string
+	// Now is the time of the request; a zero Now means the time the request
+	// is first looked at.
+	Now time.Time
+
+	mu   sync.Mutex
+	memo []*memoEntry
+}
+
+type memoEntry struct {
+	key  any
+	done chan struct{}
+	val  any
+	err  error
+}
+
+// now returns Now, fixing it on first use when it is zero so that every
+// source of the request sees the same time.
+func (r *Request) now() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.Now.IsZero() {
+		r.Now = time.Now()
+	}
+	return r.Now
+}
+
+// shared returns the value under key, computing it with fill if no other
+// source of the request has. While one caller computes, others with the same
+// key wait for it, each within its own ctx. A failed computation is not
+// remembered: a waiter whose context outlives the one that failed computes
+// the value itself, so one source's short deadline does not fail another.
+// The value is shared and must be treated as read-only. key must be
+// comparable.
+func (r *Request) shared(ctx context.Context, key any, fill func(ctx context.Context) (any, error)) (any, error) {
+	for {
+		r.mu.Lock()
+		var e *memoEntry
+		for _, m := range r.memo {
+			if m.key == key {
+				e = m
+				break
+			}
+		}
+		if e == nil {
+			e = &memoEntry{key: key, done: make(chan struct{})}
+			r.memo = append(r.memo, e)
+			r.mu.Unlock()
+			v, err := fill(ctx)
+			r.mu.Lock()
+			e.val, e.err = v, err
+			if err != nil {
+				for i, m := range r.memo {
+					if m == e {
+						r.memo = append(r.memo[:i], r.memo[i+1:]...)
+						break
+					}
+				}
+			}
+			r.mu.Unlock()
+			close(e.done)
+			return v, err
+		}
+		r.mu.Unlock()
+		select {
+		case <-e.done:
+			if e.err == nil {
+				return e.val, nil
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Keys of the values sources share through a Request.
+type (
+	followsKey     struct{}
+	engagementsKey struct{ n int }
+	embeddingKey   struct{ model string }
+)
