@@ -12,6 +12,8 @@ CONTROLLER_GEN_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 KUSTOMIZE_VERSION ?= v5.8.1
 KUSTOMIZE ?= $(BIN)/kustomize-$(KUSTOMIZE_VERSION)
+HELM_VERSION ?= v3.22.0
+HELM ?= $(BIN)/helm-$(HELM_VERSION)
 
 GO_TEST_FLAGS ?= -race -count=1
 
@@ -29,6 +31,11 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD and the manager's RBAC from the
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=true \
 		paths="./api/...;./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(MAKE) --no-print-directory chart-crds
+
+.PHONY: chart-crds
+chart-crds: ## Copy the generated CRDs into the Helm chart.
+	cp config/crd/bases/*.yaml charts/recpipeline-operator/files/crds/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the API's deepcopy functions.
@@ -45,7 +52,7 @@ vet: ## Run go vet.
 ##@ Test
 
 .PHONY: test-deps
-test-deps: kube-binaries redis-server ## Build or install what the tests need.
+test-deps: kube-binaries redis-server $(HELM) ## Build or install what the tests need.
 
 .PHONY: kube-binaries
 kube-binaries: ## Build etcd, kube-apiserver and kubectl from source (cached).
@@ -59,13 +66,13 @@ redis-server: ## Install redis-server from Debian if it is missing.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when the committed CRD, RBAC or deepcopy code is stale.
-	@if [ -n "$$(git status --porcelain -- config/crd config/rbac/role.yaml api)" ]; then \
-		git --no-pager diff --stat -- config/crd config/rbac/role.yaml api; \
+	@if [ -n "$$(git status --porcelain -- config/crd config/rbac/role.yaml api charts/recpipeline-operator/files/crds)" ]; then \
+		git --no-pager diff --stat -- config/crd config/rbac/role.yaml api charts/recpipeline-operator/files/crds; \
 		echo "Generated files are stale: commit the output of 'make manifests generate'."; exit 1; fi
 
 .PHONY: test
 test: test-deps vet verify-generated ## Run every unit, envtest and integration test.
-	KUBEBUILDER_ASSETS=$(KUBE_BIN) go test $(GO_TEST_FLAGS) ./...
+	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_BIN) go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: test-deps ## Run the benchmarks (long; not part of make test).
@@ -86,6 +93,10 @@ run: manifests ## Run the manager against the cluster of the current kubeconfig.
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	mv $(BIN)/controller-gen $@
+
+$(HELM):
+	GOBIN=$(BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(BIN)/helm $@
 
 $(KUSTOMIZE):
 	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)

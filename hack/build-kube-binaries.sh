@@ -30,13 +30,21 @@ for bin in "${bins[@]}"; do
   else
     version=$kube_version; dir=$root/hack/kube; pkg=./cmd/$bin
   fi
-  cached=$cache/$bin-$version
+  # The Kubernetes binaries report their release (kubectl version, Helm's
+  # kubeVersion checks) only when it is stamped in at link time.
+  ldflags=""
+  if [ "$bin" != etcd ]; then
+    ldflags="-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=$(echo "$version" | cut -d. -f1 | tr -d v) -X k8s.io/component-base/version.gitMinor=$(echo "$version" | cut -d. -f2)"
+  fi
+  cached=$cache/$bin-$version-stamped
+  [ "$bin" = etcd ] && cached=$cache/$bin-$version
   if [ ! -x "$cached" ]; then
     echo "Building $bin $version from source (cached in $cache)"
-    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -o "$cached.tmp" "$pkg")
+    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$cached.tmp" "$pkg")
     mv "$cached.tmp" "$cached"
   fi
   if ! cmp -s "$cached" "$dest/$bin"; then
-    cp "$cached" "$dest/$bin"
+    # Renaming over the old copy works even while it runs.
+    cp "$cached" "$dest/$bin.tmp" && mv -f "$dest/$bin.tmp" "$dest/$bin"
   fi
 done

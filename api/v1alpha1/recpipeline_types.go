@@ -433,7 +433,10 @@ type RerankSpec struct {
 	// +kubebuilder:validation:Maximum=1000
 	Size int32 `json:"size"`
 
-	// rules applied in order to the ranked list.
+	// rules applied to the ranked list by kind: IntegrityFilter rules first,
+	// then IntegrityDownrank, then AuthorDiversity, so that the final list
+	// keeps every rule's promise; rules of one kind apply in the order
+	// listed.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16

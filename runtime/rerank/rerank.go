@@ -2,12 +2,14 @@
 // rules, compiled from the live config, that filters, demotes and spreads the
 // ranked candidates before the list is cut to the size a client sees.
 //
-// Rules run in the order the config lists them, and the order matters: a rule
-// sees only what the rules before it left, and a rule that reorders or drops
-// items can undo what an earlier one arranged. IntegrityDownrank re-sorts by
-// value and IntegrityFilter closes gaps, so either placed after
-// AuthorDiversity may bring two items of one author together again; list
-// AuthorDiversity last when the final list must keep its gap.
+// Compile orders the configured rules by kind: filters first
+// (IntegrityFilter), then value adjustments (IntegrityDownrank), then
+// arrangement (AuthorDiversity); rules of one kind keep the order the config
+// lists them in. A filter run after AuthorDiversity would close the gaps it
+// made and a downrank would re-sort them away, so this order is the one in
+// which every rule's promise holds of the final list: no item over the
+// integrity threshold, and no two items of one author closer than the gap.
+// NewChain runs rules in exactly the order given.
 //
 // Every rule works in place on the caller's slice and allocates nothing. A
 // Chain holds no mutable state, so one Chain serves concurrent requests, each
@@ -15,7 +17,9 @@
 package rerank
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"math"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
@@ -181,7 +185,20 @@ func Compile(rules []config.Rule) (Chain, error) {
 				config.RuleAuthorDiversity, config.RuleIntegrityFilter, config.RuleIntegrityDownrank)
 		}
 	}
+	slices.SortStableFunc(out, func(a, b Rule) int { return cmp.Compare(phase(a), phase(b)) })
 	return Chain{rules: out}, nil
+}
+
+// phase orders rule kinds within a compiled chain.
+func phase(r Rule) int {
+	switch r.(type) {
+	case IntegrityFilter:
+		return 0
+	case IntegrityDownrank:
+		return 1
+	default:
+		return 2
+	}
 }
 
 func unit(path string, x float64) error {

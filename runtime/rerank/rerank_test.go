@@ -279,6 +279,18 @@ func TestRuleOrderMatters(t *testing.T) {
 			neighbouring: true,
 		},
 	}
+	compiled, err := Compile([]config.Rule{
+		{Type: config.RuleAuthorDiversity, MinGap: 1},
+		{Type: config.RuleIntegrityFilter, MaxRisk: 0.9},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests["a compiled chain listed diversity first still keeps authors apart"] = struct {
+		chain        Chain
+		want         []string
+		neighbouring bool
+	}{chain: compiled, want: []string{"a1", "c1", "a2"}}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			got := tc.chain.Apply(slices.Clone(in), 10)
@@ -298,16 +310,28 @@ func TestCompile(t *testing.T) {
 		want    []Rule
 		wantErr string
 	}{
-		"configured order is kept": {
+		"rules run by kind: filters, downranks, then diversity": {
 			rules: []config.Rule{
+				{Type: config.RuleAuthorDiversity, MinGap: 3},
 				{Type: config.RuleIntegrityDownrank, Above: 0.5, Factor: 0.3},
 				{Type: config.RuleIntegrityFilter, MaxRisk: 0.9},
-				{Type: config.RuleAuthorDiversity, MinGap: 3},
 			},
 			want: []Rule{
-				IntegrityDownrank{Above: 0.5, Factor: 0.3},
 				IntegrityFilter{MaxRisk: 0.9},
+				IntegrityDownrank{Above: 0.5, Factor: 0.3},
 				AuthorDiversity{MinGap: 3},
+			},
+		},
+		"rules of one kind keep their configured order": {
+			rules: []config.Rule{
+				{Type: config.RuleIntegrityFilter, MaxRisk: 0.9},
+				{Type: config.RuleAuthorDiversity, MinGap: 2},
+				{Type: config.RuleIntegrityFilter, MaxRisk: 0.5},
+			},
+			want: []Rule{
+				IntegrityFilter{MaxRisk: 0.9},
+				IntegrityFilter{MaxRisk: 0.5},
+				AuthorDiversity{MinGap: 2},
 			},
 		},
 		"no rules": {rules: nil, want: []Rule{}},

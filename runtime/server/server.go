@@ -25,10 +25,11 @@ import (
 
 // Engine serves one stage, or the whole funnel, behind the HTTP API.
 type Engine interface {
-	// Apply compiles the live part of cfg against what the process has
-	// loaded and swaps it in atomically; requests in flight finish on the
-	// previous one. An error leaves the previous one serving.
-	Apply(cfg *config.Config) error
+	// Apply compiles the live part of cfg, whose revision is given, against
+	// what the process has loaded and swaps it in atomically; requests in
+	// flight finish on the previous one. An error leaves the previous one
+	// serving. Responses carry the revision of the config they ran on.
+	Apply(cfg *config.Config, revision string) error
 	// Recommend answers one client request.
 	Recommend(ctx context.Context, req *Request) (*Response, error)
 	// Ingest records a batch of events; nil means they are durable.
@@ -124,6 +125,11 @@ func New(engine Engine, opts Options) *Server {
 	return s
 }
 
+// SetEngine installs the engine once it has loaded (New may be given nil so
+// that the engine can register its metrics on Registry first). Call it
+// before serving.
+func (s *Server) SetEngine(e Engine) { s.engine = e }
+
 // Registry is the server's private Prometheus registry, for the engine's
 // own metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
@@ -145,7 +151,7 @@ func (s *Server) OnConfig(raw []byte) {
 		return
 	}
 	if err == nil {
-		err = s.engine.Apply(cfg)
+		err = s.engine.Apply(cfg, revision)
 	}
 	if err != nil {
 		s.metrics.configRejected.Inc()
@@ -322,7 +328,14 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		config.Status
 		Info map[string]any `json:"info,omitempty"`
-	}{st, s.engine.Info()})
+	}{st, s.info()})
+}
+
+func (s *Server) info() map[string]any {
+	if s.engine == nil {
+		return nil
+	}
+	return s.engine.Info()
 }
 
 // fail answers an engine error: the client's fault is a 400 with the

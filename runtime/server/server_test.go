@@ -30,7 +30,7 @@ type echoEngine struct {
 	ingest   error
 }
 
-func (e *echoEngine) Apply(cfg *config.Config) error {
+func (e *echoEngine) Apply(cfg *config.Config, _ string) error {
 	if _, ok := cfg.Live.Weights["forbidden"]; ok {
 		return errors.New(`live.weights.forbidden: "forbidden" is not a head of the model`)
 	}
