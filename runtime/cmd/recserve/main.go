@@ -1,0 +1,171 @@
+// Command recserve is RecPipeline's serving runtime: the whole recommendation
+// funnel in one process (--stage=all, the local default), behind the HTTP
+// API of runtime/server.
+//
+// The config comes from a file (--config, watched for changes) or, in a
+// cluster, from the pipeline's ConfigMap (--config-map, watched through the
+// API). A config that fails to parse, validate or compile is refused and the
+// previous one keeps serving.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/pipeline"
+	"github.com/recpipeline/recpipeline/runtime/server"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "recserve:", err)
+		// The kubelet shows this file's content in the pod's status, and the
+		// operator copies it into the pipeline's Degraded condition.
+		// Only where the kubelet provides the file.
+		if f, ferr := os.OpenFile("/dev/termination-log", os.O_WRONLY|os.O_TRUNC, 0); ferr == nil {
+			_, _ = f.WriteString(err.Error())
+			_ = f.Close()
+		}
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		stage     = flag.String("stage", "all", "Stage to run: all (the whole funnel in one process). The split stages frontend, retrieval, ranker-first and ranker-second are not available yet.")
+		file      = flag.String("config", "", "Path of the runtime config file, watched for changes.")
+		configMap = flag.String("config-map", "", "Name of the ConfigMap holding the runtime config, in $POD_NAMESPACE, watched through the API.")
+		httpPort  = flag.Int("http-port", config.HTTPPort, "Port of the HTTP API.")
+		_         = flag.Int("grpc-port", config.GRPCPort, "Port of the gRPC API between stages.")
+		stateDir  = flag.String("state-dir", "", "Directory of the memory store's log; a temporary directory when empty.")
+		drain     = flag.Duration("drain", 5*time.Second, "How long readiness is off before the server stops on SIGTERM.")
+		logLevel  = flag.String("log-level", "info", "debug, info, warn or error.")
+	)
+	flag.Parse()
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("invalid --log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	if *stage != "all" {
+		return fmt.Errorf("--stage=%s: only --stage=all is available in this version", *stage)
+	}
+	if (*file == "") == (*configMap == "") {
+		return errors.New("exactly one of --config and --config-map is required")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var src server.ConfigSource
+	if *file != "" {
+		src = &server.FileSource{Path: *file, Log: log}
+	} else {
+		rc, err := rest.InClusterConfig()
+		if err != nil {
+			return fmt.Errorf("failed to read the in-cluster API config: %w", err)
+		}
+		cs, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return fmt.Errorf("failed to create the API client: %w", err)
+		}
+		src = &server.ConfigMapSource{Client: cs, Namespace: os.Getenv("POD_NAMESPACE"), Name: *configMap, Log: log}
+	}
+
+	// The first config decides what the process loads; later ones are
+	// applied live by the server.
+	first := make(chan []byte, 1)
+	configs := make(chan []byte, 16)
+	go func() {
+		sent := false
+		_ = src.Watch(ctx, func(raw []byte) {
+			if !sent {
+				sent = true
+				first <- raw
+				return
+			}
+			configs <- raw
+		})
+	}()
+	var raw []byte
+	select {
+	case raw = <-first:
+	case <-ctx.Done():
+		return nil
+	}
+	cfg, err := config.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("the initial config is invalid: %w", err)
+	}
+
+	dir := *stateDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "recserve-state-"); err != nil {
+			return err
+		}
+	}
+	log.Info("Loading", "pipeline", cfg.Pipeline, "catalog", cfg.Deploy.Catalog, "models", len(cfg.Deploy.Models))
+	start := time.Now()
+	srv := server.New(nil, server.Options{
+		Stage:          *stage,
+		DeployRevision: os.Getenv(config.DeployRevisionEnv),
+		Log:            log,
+	})
+	engine, err := pipeline.Open(ctx, cfg, pipeline.Options{StateDir: dir, Log: log, Registry: srv.Registry()})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = engine.Close() }()
+	srv.SetEngine(engine)
+	srv.OnConfig(raw)
+	if srv.Revision() == "" {
+		return errors.New("the initial config was refused; see the log")
+	}
+	log.Info("Ready", "loadSeconds", time.Since(start).Seconds(), "revision", srv.Revision())
+
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case raw := <-configs:
+				srv.OnConfig(raw)
+			}
+		}
+	}()
+
+	hs := &http.Server{
+		Addr:              net.JoinHostPort("", strconv.Itoa(*httpPort)),
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("HTTP server failed: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("Draining", "for", drain.String())
+	srv.Drain()
+	time.Sleep(*drain)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return hs.Shutdown(shutdownCtx)
+}

@@ -1,0 +1,489 @@
+package main
+
+// Integration tests: the real recserve (this test binary re-executed as the
+// server, running main) on loopback, driven over HTTP, on a small synthetic
+// world with models trained by rectrain.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/rectrain"
+	"github.com/recpipeline/recpipeline/runtime/synth"
+)
+
+const runMainEnv = "RECSERVE_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fixture is a world on disk with trained models, shared by the tests.
+type fixture struct {
+	dir, world, models string
+	err                error
+}
+
+var (
+	fixtureOnce sync.Once
+	fix         fixture
+)
+
+func world(t *testing.T) *fixture {
+	t.Helper()
+	fixtureOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "recserve-it-")
+		if err != nil {
+			fix.err = err
+			return
+		}
+		fix.dir, fix.world, fix.models = dir, filepath.Join(dir, "world"), filepath.Join(dir, "models")
+		w := synth.Generate(synth.Config{Users: 300, Items: 2000, Events: 30000, Seed: 7})
+		if fix.err = w.WriteDirWith(fix.world, synth.WriteOptions{SkipTruth: true}); fix.err != nil {
+			return
+		}
+		d, err := rectrain.LoadDir(fix.world, rectrain.LoadOptions{})
+		if err != nil {
+			fix.err = err
+			return
+		}
+		res, err := rectrain.Train(d, rectrain.Options{Epochs: 1, Seed: 1, EvalUsers: 50})
+		if err != nil {
+			fix.err = err
+			return
+		}
+		fix.err = res.Save(fix.models, "it")
+	})
+	if fix.err != nil {
+		t.Fatalf("failed to prepare the world: %v", fix.err)
+	}
+	return &fix
+}
+
+// pipelineConfig renders a config for the fixture, with the sample's
+// sources and rules and the given click weight.
+func pipelineConfig(t *testing.T, f *fixture, weights map[string]float64) []byte {
+	t.Helper()
+	ms := config.Duration(time.Millisecond)
+	c := &config.Config{
+		Version: config.SchemaVersion, Pipeline: "test/it",
+		Deploy: config.Deploy{
+			Catalog: "file://" + f.world,
+			Store:   config.Store{Type: "Memory"},
+			Models: []config.Model{
+				{Name: "two-tower", URI: "file://" + filepath.Join(f.models, "two-tower")},
+				{Name: "first-stage", URI: "file://" + filepath.Join(f.models, "first-stage")},
+				{Name: "mtml", URI: "file://" + filepath.Join(f.models, "mtml")},
+			},
+		},
+		Live: config.Live{
+			Retrieval: config.Retrieval{Candidates: 600, Sources: []config.Source{
+				{Name: "followed-recent", Type: config.SourceFollowedAuthorsRecent, Weight: 0.25, Limit: 200, Timeout: 500 * ms, MaxAge: config.Duration(10 * 365 * 24 * time.Hour)},
+				{Name: "for-you", Type: config.SourceTwoTowerANN, Model: "two-tower", Weight: 0.45, Limit: 300, Timeout: 500 * ms},
+				{Name: "more-like-this", Type: config.SourceItemToItemANN, Model: "two-tower", Weight: 0.2, Limit: 200, SeedItems: 10, Timeout: 500 * ms},
+				{Name: "trending", Type: config.SourcePopular, Weight: 0.1, Limit: 100, Timeout: 500 * ms, Window: config.Duration(24 * time.Hour)},
+			}},
+			FirstStage:  config.Ranker{Model: "first-stage", Keep: 200},
+			SecondStage: config.Ranker{Model: "mtml", Keep: 60},
+			Weights:     weights,
+			Rerank: config.Rerank{Size: 25, Rules: []config.Rule{
+				{Type: config.RuleAuthorDiversity, MinGap: 3},
+				{Type: config.RuleIntegrityFilter, MaxRisk: 0.3},
+				{Type: config.RuleIntegrityDownrank, Above: 0.2, Factor: 0.3},
+			}},
+		},
+	}
+	c.DeployRevision, _ = config.DeployRevisionOf(&c.Deploy)
+	b, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func defaultWeights() map[string]float64 {
+	return map[string]float64{"click": 1, "like": 2, "comment": 4, "see_less": -8}
+}
+
+// proc is a running recserve.
+type proc struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *syncWriter
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// start runs recserve on configPath with its state in stateDir and waits
+// until it is ready.
+func start(t *testing.T, configPath, stateDir string) *proc {
+	t.Helper()
+	port := freePort(t)
+	cmd := exec.Command(os.Args[0], "--config", configPath, "--state-dir", stateDir,
+		"--http-port", strconv.Itoa(port), "--drain", "100ms")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	logs := &syncWriter{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, url: "http://127.0.0.1:" + strconv.Itoa(port), logs: logs}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("recserve log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("recserve did not become ready; log:\n%s", logs.String())
+	return nil
+}
+
+// syncWriter collects the server's output from its two pipes.
+type syncWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(b)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+type recResponse struct {
+	Revision string `json:"configRevision"`
+	Items    []struct {
+		ID      string             `json:"id"`
+		Author  string             `json:"author"`
+		Score   float64            `json:"score"`
+		Sources []string           `json:"sources"`
+		Heads   map[string]float64 `json:"heads"`
+		Risk    float64            `json:"integrityRisk"`
+	} `json:"items"`
+	Timings map[string]float64 `json:"timingsMs"`
+}
+
+func recommend(t testing.TB, url, user string, n int, debug bool) (int, *recResponse) {
+	resp, err := http.Get(fmt.Sprintf("%s/v1/recommendations?user=%s&n=%d&debug=%v", url, user, n, debug))
+	if err != nil {
+		t.Errorf("request failed: %v", err)
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	var r recResponse
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			t.Errorf("bad response body: %v", err)
+		}
+	}
+	return resp.StatusCode, &r
+}
+
+func postEvents(url string, events []map[string]any) (int, error) {
+	b, _ := json.Marshal(map[string]any{"events": events})
+	resp, err := http.Post(url+"/v1/events", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+func writeConfig(t *testing.T, path string, b []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecommendationsObeyTheRules(t *testing.T) {
+	f := world(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.json")
+	writeConfig(t, cfgPath, pipelineConfig(t, f, defaultWeights()))
+	p := start(t, cfgPath, filepath.Join(dir, "state"))
+
+	// Some history: u1 follows two authors and likes a few items.
+	code, err := postEvents(p.url, []map[string]any{
+		{"user": "u1", "author": "a1", "type": "follow"},
+		{"user": "u1", "author": "a2", "type": "follow"},
+		{"user": "u1", "item": "i10", "type": "like"},
+		{"user": "u1", "item": "i11", "type": "click"},
+		{"user": "u2", "item": "i10", "type": "like"},
+	})
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("events: %d %v", code, err)
+	}
+
+	sourcesSeen := map[string]bool{}
+	for _, user := range []string{"u1", "u2", "u17", "someone-new"} {
+		code, r := recommend(t, p.url, user, 25, true)
+		if code != http.StatusOK {
+			t.Fatalf("%s: status %d", user, code)
+		}
+		if len(r.Items) == 0 || len(r.Items) > 25 {
+			t.Fatalf("%s: %d items", user, len(r.Items))
+		}
+		last := map[string]int{}
+		for i, it := range r.Items {
+			if it.Risk > 0.3 {
+				t.Errorf("%s: item %s has integrity risk %v over the filter's 0.3", user, it.ID, it.Risk)
+			}
+			if j, ok := last[it.Author]; ok && i-j <= 3 {
+				t.Errorf("%s: author %s at positions %d and %d, closer than minGap 3", user, it.Author, j, i)
+			}
+			last[it.Author] = i
+			if len(it.Heads) != 5 || len(it.Sources) == 0 {
+				t.Errorf("%s: item %s lacks heads or sources: %+v", user, it.ID, it)
+			}
+			for _, s := range it.Sources {
+				sourcesSeen[s] = true
+			}
+		}
+		for _, stage := range []string{"retrieval", "ranker-first", "ranker-second", "rerank"} {
+			if _, ok := r.Timings[stage]; !ok {
+				t.Errorf("%s: debug timings lack %s: %v", user, stage, r.Timings)
+			}
+		}
+	}
+	for _, s := range []string{"for-you", "trending", "followed-recent", "more-like-this"} {
+		if !sourcesSeen[s] {
+			t.Errorf("no recommendation came from source %s (seen: %v)", s, sourcesSeen)
+		}
+	}
+
+	// Seen items are not recommended again.
+	_, before := recommend(t, p.url, "u3", 10, false)
+	var shown []map[string]any
+	for _, it := range before.Items {
+		shown = append(shown, map[string]any{"user": "u3", "item": it.ID, "type": "impression"})
+	}
+	if code, err := postEvents(p.url, shown); err != nil || code != http.StatusAccepted {
+		t.Fatalf("impressions: %d %v", code, err)
+	}
+	_, after := recommend(t, p.url, "u3", 25, false)
+	for _, it := range after.Items {
+		for _, old := range before.Items {
+			if it.ID == old.ID {
+				t.Errorf("item %s was shown to u3 and recommended again", it.ID)
+			}
+		}
+	}
+}
+
+func TestHotReloadUnderTrafficFailsNoRequest(t *testing.T) {
+	f := world(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.json")
+	first := pipelineConfig(t, f, defaultWeights())
+	writeConfig(t, cfgPath, first)
+	p := start(t, cfgPath, filepath.Join(dir, "state"))
+
+	var (
+		stop     atomic.Bool
+		failures atomic.Int64
+		requests atomic.Int64
+		mu       sync.Mutex
+		served   = map[string]int{}
+		wg       sync.WaitGroup
+	)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				code, r := recommend(t, p.url, fmt.Sprintf("u%d", (w*97+i)%300), 25, false)
+				requests.Add(1)
+				if code != http.StatusOK {
+					failures.Add(1)
+					continue
+				}
+				mu.Lock()
+				served[r.Revision]++
+				mu.Unlock()
+			}
+		}(w)
+	}
+	waitServing := func(rev string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			_, r := recommend(t, p.url, "u1", 5, false)
+			if r != nil && r.Revision == rev {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("revision %s not served within 10s", rev)
+	}
+	waitServing(config.Revision(first))
+
+	second := pipelineConfig(t, f, map[string]float64{"click": 1, "like": 8, "comment": 4, "see_less": -2})
+	writeConfig(t, cfgPath, second)
+	waitServing(config.Revision(second))
+
+	invalid := pipelineConfig(t, f, map[string]float64{"click": 1, "dwell": 3})
+	writeConfig(t, cfgPath, invalid)
+	deadline := time.Now().Add(10 * time.Second)
+	var status map[string]any
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.url + config.StatusPath)
+		if err == nil {
+			status = map[string]any{}
+			_ = json.NewDecoder(resp.Body).Decode(&status)
+			resp.Body.Close()
+			if status["rejectedRevision"] == config.Revision(invalid) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status["rejectedRevision"] != config.Revision(invalid) || !strings.Contains(fmt.Sprint(status["rejected"]), "dwell") {
+		t.Errorf("the invalid config's refusal is not reported: %v", status)
+	}
+	if status["configRevision"] != config.Revision(second) {
+		t.Errorf("after a refused config the server serves %v, want %s", status["configRevision"], config.Revision(second))
+	}
+	time.Sleep(300 * time.Millisecond) // traffic on the kept revision
+	stop.Store(true)
+	wg.Wait()
+
+	if n := failures.Load(); n != 0 {
+		t.Errorf("%d of %d requests failed across two config changes", n, requests.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if served[config.Revision(second)] == 0 || served[config.Revision(invalid)] != 0 {
+		t.Errorf("revisions served: %v", served)
+	}
+}
+
+func TestKillNineLosesNoAcknowledgedEvent(t *testing.T) {
+	f := world(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.json")
+	writeConfig(t, cfgPath, pipelineConfig(t, f, defaultWeights()))
+	state := filepath.Join(dir, "state")
+	p := start(t, cfgPath, state)
+
+	// The user sees item after item; every acknowledged impression must
+	// keep that item out of later recommendations, across a crash.
+	var (
+		mu    sync.Mutex
+		acked []string
+		wg    sync.WaitGroup
+	)
+	stopWriting := make(chan struct{})
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for b := 0; ; b++ {
+				select {
+				case <-stopWriting:
+					return
+				default:
+				}
+				var batch []map[string]any
+				var items []string
+				for k := 0; k < 10; k++ {
+					item := fmt.Sprintf("i%d", (w*1000+b*10+k)%2000)
+					items = append(items, item)
+					batch = append(batch, map[string]any{"user": "crash-user", "item": item, "type": "impression"})
+				}
+				code, err := postEvents(p.url, batch)
+				if err != nil || code != http.StatusAccepted {
+					return // the process is gone
+				}
+				mu.Lock()
+				acked = append(acked, items...)
+				mu.Unlock()
+			}
+		}(w)
+	}
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 400 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+	close(stopWriting)
+	wg.Wait()
+
+	p2 := start(t, cfgPath, state)
+	mu.Lock()
+	seen := map[string]bool{}
+	for _, it := range acked {
+		seen[it] = true
+	}
+	mu.Unlock()
+	for i := 0; i < 5; i++ {
+		code, r := recommend(t, p2.url, "crash-user", 25, false)
+		if code != http.StatusOK {
+			t.Fatalf("after restart: status %d", code)
+		}
+		for _, it := range r.Items {
+			if seen[it.ID] {
+				t.Errorf("item %s: its impression was acknowledged before the crash, yet it is recommended again", it.ID)
+			}
+		}
+	}
+	t.Logf("%d acknowledged impressions survived kill -9", len(seen))
+}

@@ -1,0 +1,477 @@
+// Package pipeline is the whole recommendation funnel in one process
+// (recserve --stage=all): retrieval from mixed sources, the first-stage
+// two-tower ranker, the MTML second stage with its weighted value, and the
+// rerank rules.
+//
+// What the deploy part of the config names (catalog, store, models) is
+// loaded once, at Open; item embeddings of every two-tower model are computed
+// for the whole catalog and indexed with HNSW for the models an ANN source
+// of the initial config searches. The live part is compiled by Apply into an
+// immutable value swapped atomically: a request runs entirely on the live
+// value it started with.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/recpipeline/recpipeline/runtime/ann"
+	"github.com/recpipeline/recpipeline/runtime/catalog"
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/features"
+	"github.com/recpipeline/recpipeline/runtime/model"
+	"github.com/recpipeline/recpipeline/runtime/rank"
+	"github.com/recpipeline/recpipeline/runtime/rerank"
+	"github.com/recpipeline/recpipeline/runtime/server"
+	"github.com/recpipeline/recpipeline/runtime/sources"
+	"github.com/recpipeline/recpipeline/runtime/store"
+)
+
+// Options configure Open.
+type Options struct {
+	// StateDir holds the memory store's log. Required for the Memory store.
+	StateDir string
+	// ANN tunes the HNSW indexes; the package defaults when zero.
+	ANN ann.Options
+	// Registry receives the funnel's metrics; none when nil.
+	Registry prometheus.Registerer
+	Log      *slog.Logger
+}
+
+// Engine serves the funnel; it implements server.Engine.
+type Engine struct {
+	log     *slog.Logger
+	cat     *catalog.Catalog
+	state   store.Store
+	storeTy string
+	models  map[string]*model.Artifact
+	towers  map[string]*tower
+	live    atomic.Pointer[live]
+	metrics *metrics
+
+	addMu sync.Mutex // serialises new items: catalog ordinals and embeddings advance together
+}
+
+var _ server.Engine = (*Engine)(nil)
+
+// Open loads what cfg's deploy part names and prepares the item embeddings
+// and indexes. cfg's live part is not applied: the caller applies it.
+func Open(ctx context.Context, cfg *config.Config, opts Options) (*Engine, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	e := &Engine{log: log, models: map[string]*model.Artifact{}, towers: map[string]*tower{}, metrics: newMetrics(opts.Registry)}
+	start := time.Now()
+	cat, err := catalog.Load(ctx, cfg.Deploy.Catalog, catalog.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("failed to load the catalog %s: %w", cfg.Deploy.Catalog, err)
+	}
+	e.cat = cat
+	log.Info("Loaded the catalog", "items", cat.Len(), "users", cat.NumUsers(), "seconds", time.Since(start).Seconds())
+
+	for _, m := range cfg.Deploy.Models {
+		t0 := time.Now()
+		a, err := model.Load(ctx, m.URI)
+		if err != nil {
+			return nil, fmt.Errorf("failed to load model %s: %w", m.Name, err)
+		}
+		e.models[m.Name] = a
+		log.Info("Loaded model", "model", m.Name, "kind", a.Manifest.Kind, "version", a.Manifest.Version, "seconds", time.Since(t0).Seconds())
+		if a.TwoTower == nil {
+			continue
+		}
+		t, err := newTower(m.Name, a, cat)
+		if err != nil {
+			return nil, err
+		}
+		t0 = time.Now()
+		if err := t.embedItems(ctx, cat, 0, cat.Len()); err != nil {
+			return nil, fmt.Errorf("failed to embed the catalog with %s: %w", m.Name, err)
+		}
+		e.towers[m.Name] = t
+		log.Info("Embedded the catalog", "model", m.Name, "items", cat.Len(), "seconds", time.Since(t0).Seconds())
+	}
+	for _, s := range cfg.Live.Retrieval.Sources {
+		t := e.towers[s.Model]
+		if t == nil || t.index != nil {
+			continue
+		}
+		t0 := time.Now()
+		if err := t.buildIndex(ctx, opts.ANN); err != nil {
+			return nil, fmt.Errorf("failed to index the embeddings of %s: %w", s.Model, err)
+		}
+		log.Info("Built the ANN index", "model", s.Model, "items", t.index.Len(), "seconds", time.Since(t0).Seconds())
+	}
+
+	if e.state, err = openStore(ctx, cfg, opts.StateDir, log); err != nil {
+		return nil, err
+	}
+	e.storeTy = cfg.Deploy.Store.Type
+	if seeder, ok := e.state.(store.Seeder); ok {
+		items := make([]store.ItemTime, cat.Len())
+		for i := range items {
+			o := uint32(i)
+			items[i] = store.ItemTime{Item: cat.ID(o), Author: cat.Author(o), Time: cat.Created(o)}
+		}
+		if err := seeder.Seed(ctx, items); err != nil {
+			_ = e.state.Close()
+			return nil, fmt.Errorf("failed to seed the store with the catalog: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// openStore opens the configured state store. The Popular source's window
+// is the store's popularity half-life, fixed at open.
+func openStore(ctx context.Context, cfg *config.Config, dir string, log *slog.Logger) (store.Store, error) {
+	var state store.StateOptions
+	for _, s := range cfg.Live.Retrieval.Sources {
+		if s.Type == config.SourcePopular && s.Window > 0 {
+			state.HalfLife = time.Duration(s.Window)
+		}
+	}
+	switch cfg.Deploy.Store.Type {
+	case "Redis":
+		r := cfg.Deploy.Store.Redis
+		opts := store.RedisOptions{State: state, Address: r.Address, DB: r.DB, Prefix: r.KeyPrefix}
+		if r.PasswordEnv != "" {
+			opts.Password = os.Getenv(r.PasswordEnv)
+		}
+		st, err := store.OpenRedis(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("failed to open the Redis store at %s: %w", r.Address, err)
+		}
+		return st, nil
+	default:
+		if dir == "" {
+			return nil, errors.New("the Memory store needs a state directory")
+		}
+		st, err := store.OpenMemory(dir, store.MemoryOptions{State: state, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("failed to open the memory store in %s: %w", dir, err)
+		}
+		return st, nil
+	}
+}
+
+// live is one compiled live config.
+type live struct {
+	cfg       *config.Config
+	revision  string
+	names     []string // source names by index, for responses
+	mixer     *sources.Mixer
+	first     *tower
+	second    *model.MTML
+	secondIn  *features.Assembler
+	weights   *rank.Weights
+	rules     rerank.Chain
+	scratches sync.Pool // *scratch
+}
+
+// Apply compiles cfg's live part against what Open loaded and swaps it in.
+func (e *Engine) Apply(cfg *config.Config, revision string) error {
+	l, err := e.compile(cfg)
+	if err != nil {
+		return err
+	}
+	l.revision = revision
+	e.live.Store(l)
+	return nil
+}
+
+func (e *Engine) compile(cfg *config.Config) (*live, error) {
+	lc := &cfg.Live
+	l := &live{cfg: cfg}
+	first, ok := e.towers[lc.FirstStage.Model]
+	if !ok {
+		return nil, fmt.Errorf("live.firstStage.model: %q is not a loaded TwoTower model", lc.FirstStage.Model)
+	}
+	l.first = first
+	mtml := e.models[lc.SecondStage.Model]
+	if mtml == nil || mtml.MTML == nil {
+		return nil, fmt.Errorf("live.secondStage.model: %q is not a loaded MTML model", lc.SecondStage.Model)
+	}
+	l.second = mtml.MTML
+	in, err := features.Compile(mtml.Manifest.Networks[model.NetBottom].Input, e.cat)
+	if err != nil {
+		return nil, fmt.Errorf("live.secondStage.model: %w", err)
+	}
+	l.secondIn = in
+	if l.weights, err = rank.CompileWeights(lc.Weights, mtml.MTML.Heads()); err != nil {
+		return nil, fmt.Errorf("live.weights: %w", err)
+	}
+	if l.rules, err = rerank.Compile(lc.Rerank.Rules); err != nil {
+		return nil, fmt.Errorf("live.rerank.rules: %w", err)
+	}
+
+	weighted := make([]sources.Weighted, 0, len(lc.Retrieval.Sources))
+	for i, s := range lc.Retrieval.Sources {
+		src, err := e.source(s)
+		if err != nil {
+			return nil, fmt.Errorf("live.retrieval.sources[%d] (%s): %w", i, s.Name, err)
+		}
+		weighted = append(weighted, sources.Weighted{
+			Name: s.Name, Source: src, Weight: s.Weight, Limit: s.Limit,
+			Timeout: time.Duration(s.Timeout), Index: i,
+		})
+		l.names = append(l.names, s.Name)
+	}
+	l.mixer = sources.NewMixer(weighted, e.cat, e.metrics)
+	return l, nil
+}
+
+func (e *Engine) source(s config.Source) (sources.Source, error) {
+	switch s.Type {
+	case config.SourceFollowedAuthorsRecent:
+		return sources.NewFollowedAuthorsRecent(s, e.state, e.cat)
+	case config.SourcePopular:
+		return sources.NewPopular(s, e.state, e.cat), nil
+	case config.SourcePrecomputed:
+		return sources.NewPrecomputed(s, e.cat, sources.PrecomputedOptions{})
+	case config.SourceTwoTowerANN, config.SourceItemToItemANN:
+		t := e.towers[s.Model]
+		if t == nil {
+			return nil, fmt.Errorf("model %q is not a loaded TwoTower model", s.Model)
+		}
+		if t.index == nil {
+			return nil, fmt.Errorf("model %q has no ANN index: a source may search a new model only after a restart", s.Model)
+		}
+		if s.Type == config.SourceTwoTowerANN {
+			return sources.NewTwoTowerANN(s, &embedder{t: t, cat: e.cat, state: e.state}, t.index), nil
+		}
+		return sources.NewItemToItemANN(s, e.state, e.cat, t.vectors, t.index)
+	}
+	return nil, fmt.Errorf("unknown source type %q", s.Type)
+}
+
+// scratch holds one request's buffers, reused across requests.
+type scratch struct {
+	mixed  []sources.Mixed
+	cands  []rank.Candidate
+	user   []float32
+	in     []float32
+	probs  []float32
+	ws     model.Workspace
+	shown  []rank.Candidate
+	sreq   sources.Request
+	values []float32
+}
+
+// Recommend runs the funnel for one user.
+func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Response, error) {
+	l := e.live.Load()
+	if l == nil {
+		return nil, errors.New("no config applied")
+	}
+	sc, _ := l.scratches.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
+	}
+	defer l.scratches.Put(sc)
+	timings := map[string]float64{}
+	mark := time.Now()
+	lap := func(stage string, n int) {
+		d := time.Since(mark)
+		mark = time.Now()
+		e.metrics.stage.WithLabelValues(stage).Observe(d.Seconds())
+		e.metrics.candidates.WithLabelValues(stage).Observe(float64(n))
+		timings[stage] = float64(d.Microseconds()) / 1000
+	}
+	lc := &l.cfg.Live
+
+	uc, err := userContext(ctx, e.state, e.cat, req.User, req.Now)
+	if err != nil {
+		return nil, err
+	}
+	seen, err := e.state.Seen(ctx, req.User)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read seen items: %w", err)
+	}
+
+	// Retrieval.
+	sc.sreq = sources.Request{User: req.User, Now: req.Now}
+	sc.mixed, err = l.mixer.Mix(ctx, &sc.sreq, lc.Retrieval.Candidates, seen, sc.mixed[:0])
+	if err != nil {
+		return nil, err
+	}
+	lap("retrieval", len(sc.mixed))
+
+	// First stage: user embedding · precomputed item embeddings.
+	sc.user = l.first.userEmbedding(uc, sc.user)
+	sc.cands = sc.cands[:0]
+	for _, m := range sc.mixed {
+		c := rank.Candidate{Item: m.Item, ID: e.cat.ID(m.Item), Author: e.cat.Author(m.Item), Risk: e.cat.Risk(m.Item), Sources: m.Sources}
+		if v := l.first.vectors.Vector(m.Item); v != nil {
+			c.First = dot(sc.user, v)
+		} else {
+			c.First = float32(math.Inf(-1)) // a new item not embedded yet
+		}
+		c.Value = c.First
+		sc.cands = append(sc.cands, c)
+	}
+	top := rank.TopK(sc.cands, lc.FirstStage.Keep)
+	lap("ranker-first", len(top))
+
+	// Second stage: MTML over assembled features, then the weighted value.
+	width := l.secondIn.Width()
+	heads := len(l.second.Heads())
+	sc.in = grow(sc.in, len(top)*width)
+	sc.probs = grow(sc.probs, len(top)*heads)
+	items := make([]uint32, len(top))
+	for i := range top {
+		items[i] = top[i].Item
+	}
+	batch := blas32.General{Rows: len(top), Cols: width, Stride: width, Data: sc.in}
+	l.secondIn.Fill(uc, items, batch)
+	l.second.Predict(batch, sc.probs, &sc.ws)
+	for i := range top {
+		top[i].Probs = sc.probs[i*heads : (i+1)*heads : (i+1)*heads]
+	}
+	l.weights.Score(top)
+	ranked := rank.TopK(top, lc.SecondStage.Keep)
+	lap("ranker-second", len(ranked))
+
+	// Final rerank.
+	size := min(req.N, lc.Rerank.Size)
+	final := l.rules.Apply(ranked, size)
+	lap("rerank", len(final))
+
+	resp := &server.Response{User: req.User, Revision: l.revision, Items: make([]server.Item, 0, len(final))}
+	for _, c := range final {
+		it := server.Item{ID: c.ID, Author: c.Author, Score: float64(c.Value), Risk: float64(c.Risk)}
+		for i, name := range l.names {
+			if c.Sources.Has(i) {
+				it.Sources = append(it.Sources, name)
+			}
+		}
+		if req.Debug {
+			it.Heads = map[string]float64{}
+			for j, h := range l.second.Heads() {
+				it.Heads[h] = float64(c.Probs[j])
+			}
+		}
+		resp.Items = append(resp.Items, it)
+	}
+	if req.Debug {
+		resp.Timings = timings
+	}
+	return resp, nil
+}
+
+// Ingest records events; new items join the catalog, the embeddings and
+// the indexes before the call returns.
+func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
+	for i := range events {
+		if events[i].Type != store.NewItem {
+			continue
+		}
+		if err := e.addItem(ctx, &events[i]); err != nil {
+			return fmt.Errorf("%w: events[%d]: %v", store.ErrInvalidEvent, i, err)
+		}
+	}
+	return e.state.Apply(ctx, events)
+}
+
+func (e *Engine) addItem(ctx context.Context, ev *store.Event) error {
+	e.addMu.Lock()
+	defer e.addMu.Unlock()
+	created := ev.Time
+	if created.IsZero() {
+		created = time.Now()
+	}
+	o, err := e.cat.Add(dataset.Item{ID: ev.Item, Author: ev.Author, Created: created})
+	if errors.Is(err, catalog.ErrDuplicate) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, t := range e.towers {
+		if err := t.embedItems(ctx, e.cat, int(o), int(o)+1); err != nil {
+			return err
+		}
+		if t.index != nil {
+			if err := t.index.Add(o, t.vectors.Vector(o)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Info describes what was loaded.
+func (e *Engine) Info() map[string]any {
+	models := map[string]string{}
+	for name, a := range e.models {
+		models[name] = string(a.Manifest.Kind) + " " + a.Manifest.Name + "@" + a.Manifest.Version
+	}
+	return map[string]any{"catalogItems": e.cat.Len(), "users": e.cat.NumUsers(), "models": models, "store": e.storeTy}
+}
+
+// Close releases the store.
+func (e *Engine) Close() error { return e.state.Close() }
+
+func dot(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+// metrics of the funnel.
+type metrics struct {
+	stage      *prometheus.HistogramVec
+	candidates *prometheus.HistogramVec
+	source     *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		stage: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "recpipeline_stage_duration_seconds", Help: "Time spent in each stage of the funnel.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+		}, []string{"stage"}),
+		candidates: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "recpipeline_stage_candidates", Help: "Candidates leaving each stage of the funnel.",
+			Buckets: []float64{0, 10, 25, 50, 100, 200, 300, 500, 1000, 1500, 2000, 5000},
+		}, []string{"stage"}),
+		source: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "recpipeline_source_duration_seconds", Help: "Latency of each candidate source by outcome (ok, error, timeout).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+		}, []string{"source", "outcome"}),
+	}
+}
+
+// SourceDone implements sources.Observer.
+func (m *metrics) SourceDone(name string, d time.Duration, _ int, err error) {
+	outcome := "ok"
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		outcome = "timeout"
+	case err != nil:
+		outcome = "error"
+	}
+	m.source.WithLabelValues(name, outcome).Observe(d.Seconds())
+}
