@@ -48,8 +48,9 @@ type Config struct {
 	Version int `json:"version"`
 	// Pipeline is "<namespace>/<name>" of the RecPipeline.
 	Pipeline string `json:"pipeline"`
-	// DeployRevision is the Revision of Deploy.
-	DeployRevision string `json:"deployRevision"`
+	// DeployRevision is the Revision of Deploy. The operator always sets
+	// it; a hand-written config may leave it out and Parse fills it in.
+	DeployRevision string `json:"deployRevision,omitempty"`
 	Deploy         Deploy `json:"deploy"`
 	Live           Live   `json:"live"`
 }
@@ -230,6 +231,13 @@ func Parse(b []byte) (*Config, error) {
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if c.DeployRevision == "" {
+		rev, err := DeployRevisionOf(&c.Deploy)
+		if err != nil {
+			return nil, err
+		}
+		c.DeployRevision = rev
 	}
 	return &c, nil
 }

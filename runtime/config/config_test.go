@@ -62,6 +62,19 @@ func TestParseRoundTrip(t *testing.T) {
 	}
 }
 
+func TestParseFillsAMissingDeployRevision(t *testing.T) {
+	c := valid()
+	want := c.DeployRevision
+	c.DeployRevision = ""
+	got, err := Parse(encode(t, c))
+	if err != nil {
+		t.Fatalf("a config without deployRevision was refused: %v", err)
+	}
+	if got.DeployRevision != want {
+		t.Errorf("deployRevision filled in as %q, want %q", got.DeployRevision, want)
+	}
+}
+
 func TestValidateNamesTheField(t *testing.T) {
 	cases := map[string]struct {
 		mutate func(*Config)

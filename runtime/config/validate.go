@@ -32,7 +32,7 @@ func (c *Config) Validate() error {
 		v.add("pipeline", "must be set")
 	}
 	v.deploy(&c.Deploy)
-	if rev, err := DeployRevisionOf(&c.Deploy); err == nil && rev != c.DeployRevision {
+	if rev, err := DeployRevisionOf(&c.Deploy); err == nil && c.DeployRevision != "" && rev != c.DeployRevision {
 		v.add("deployRevision", "is %q, the deploy part hashes to %q", c.DeployRevision, rev)
 	}
 	v.live(&c.Live, c.Deploy.Models)

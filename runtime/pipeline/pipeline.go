@@ -18,9 +18,11 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -68,12 +70,12 @@ var _ server.Engine = (*Engine)(nil)
 
 // Open loads what cfg's deploy part names and prepares the item embeddings
 // and indexes. cfg's live part is not applied: the caller applies it.
-func Open(ctx context.Context, cfg *config.Config, opts Options) (*Engine, error) {
+func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err error) {
 	log := opts.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{log: log, models: map[string]*model.Artifact{}, towers: map[string]*tower{}, metrics: newMetrics(opts.Registry)}
+	e = &Engine{log: log, models: map[string]*model.Artifact{}, towers: map[string]*tower{}, metrics: newMetrics(opts.Registry)}
 	start := time.Now()
 	cat, err := catalog.Load(ctx, cfg.Deploy.Catalog, catalog.Options{})
 	if err != nil {
@@ -81,6 +83,22 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Engine, error
 	}
 	e.cat = cat
 	log.Info("Loaded the catalog", "items", cat.Len(), "users", cat.NumUsers(), "seconds", time.Since(start).Seconds())
+
+	// The store first: the items it knows were published live join the
+	// catalog before the catalog is embedded and indexed.
+	if e.state, err = openStore(ctx, cfg, opts.StateDir, log); err != nil {
+		return nil, err
+	}
+	e.storeTy = cfg.Deploy.Store.Type
+	defer func() {
+		if err != nil {
+			_ = e.state.Close()
+		}
+	}()
+	base := cat.Len()
+	if err := e.restoreNewItems(ctx); err != nil {
+		return nil, err
+	}
 
 	for _, m := range cfg.Deploy.Models {
 		t0 := time.Now()
@@ -116,22 +134,49 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Engine, error
 		log.Info("Built the ANN index", "model", s.Model, "items", t.index.Len(), "seconds", time.Since(t0).Seconds())
 	}
 
-	if e.state, err = openStore(ctx, cfg, opts.StateDir, log); err != nil {
-		return nil, err
-	}
-	e.storeTy = cfg.Deploy.Store.Type
 	if seeder, ok := e.state.(store.Seeder); ok {
-		items := make([]store.ItemTime, cat.Len())
+		// Items published live are the store's already; seed the rest.
+		items := make([]store.ItemTime, base)
 		for i := range items {
 			o := uint32(i)
 			items[i] = store.ItemTime{Item: cat.ID(o), Author: cat.Author(o), Time: cat.Created(o)}
 		}
 		if err := seeder.Seed(ctx, items); err != nil {
-			_ = e.state.Close()
 			return nil, fmt.Errorf("failed to seed the store with the catalog: %w", err)
 		}
 	}
 	return e, nil
+}
+
+// restoreNewItems adds to the catalog, in the order they were published,
+// the items the store knows were published by new_item events: the catalog
+// holds them only in memory. Items the catalog already has are skipped; one
+// it refuses is logged and skipped, as it was never served.
+func (e *Engine) restoreNewItems(ctx context.Context) error {
+	r, ok := e.state.(store.NewItemsReader)
+	if !ok {
+		return nil
+	}
+	t0 := time.Now()
+	items, err := r.NewItems(ctx)
+	if err != nil {
+		return fmt.Errorf("failed to read the items published live from the store: %w", err)
+	}
+	added := 0
+	for _, it := range items {
+		_, err := e.cat.Add(dataset.Item{ID: it.Item, Author: it.Author, Created: it.Time})
+		switch {
+		case err == nil:
+			added++
+		case errors.Is(err, catalog.ErrDuplicate):
+		default:
+			e.log.Warn("Skipped an item published live that the catalog refuses", "item", it.Item, "error", err)
+		}
+	}
+	if len(items) > 0 {
+		e.log.Info("Restored the items published live", "published", len(items), "added", added, "seconds", time.Since(t0).Seconds())
+	}
+	return nil
 }
 
 // openStore opens the configured state store. The Popular source's window
@@ -372,39 +417,91 @@ func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Re
 }
 
 // Ingest records events; new items join the catalog, the embeddings and
-// the indexes before the call returns.
+// the indexes before the call returns. A batch is checked whole first: when
+// Ingest returns an error wrapping store.ErrInvalidEvent nothing of it was
+// recorded. New items join the catalog only once the store has recorded
+// them, in the store's order, so that a restart restores the same catalog.
 func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
+	var now time.Time
+	var published []store.Event // events with new items dated
 	for i := range events {
 		if events[i].Type != store.NewItem {
 			continue
 		}
-		if err := e.addItem(ctx, &events[i]); err != nil {
+		if published == nil {
+			published = slices.Clone(events)
+			now = time.Now()
+		}
+		ev := &published[i]
+		if ev.Time.IsZero() {
+			ev.Time = now // the store and the catalog date the item alike
+		}
+		if err := checkNewItem(ev); err != nil {
 			return fmt.Errorf("%w: events[%d]: %v", store.ErrInvalidEvent, i, err)
 		}
 	}
-	return e.state.Apply(ctx, events)
-}
-
-func (e *Engine) addItem(ctx context.Context, ev *store.Event) error {
+	if published == nil {
+		return e.state.Apply(ctx, events)
+	}
 	e.addMu.Lock()
 	defer e.addMu.Unlock()
-	created := ev.Time
-	if created.IsZero() {
-		created = time.Now()
+	if err := e.state.Apply(ctx, published); err != nil {
+		return err
 	}
-	o, err := e.cat.Add(dataset.Item{ID: ev.Item, Author: ev.Author, Created: created})
+	for i := range published {
+		if published[i].Type != store.NewItem {
+			continue
+		}
+		if err := e.addItem(ctx, &published[i]); err != nil {
+			return fmt.Errorf("failed to add the recorded item of events[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// checkNewItem checks a new_item event as the catalog checks an added item,
+// so that an item the store records is one the catalog takes.
+func checkNewItem(ev *store.Event) error {
+	for _, f := range []struct{ name, v string }{{"item", ev.Item}, {"author", ev.Author}} {
+		switch {
+		case f.v == "":
+			return fmt.Errorf("new_item needs %s", f.name)
+		case len(f.v) > dataset.MaxIDBytes:
+			return fmt.Errorf("new_item %s is longer than %d bytes", f.name, dataset.MaxIDBytes)
+		case !utf8.ValidString(f.v):
+			return fmt.Errorf("new_item %s is not valid UTF-8", f.name)
+		}
+	}
+	if y := ev.Time.UTC().Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("new_item time: year %d outside 1..9999", y)
+	}
+	return nil
+}
+
+// addItem adds a recorded new item to the catalog, embeds and indexes it.
+// The caller holds addMu.
+func (e *Engine) addItem(ctx context.Context, ev *store.Event) error {
+	o, err := e.cat.Add(dataset.Item{ID: ev.Item, Author: ev.Author, Created: ev.Time})
 	if errors.Is(err, catalog.ErrDuplicate) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	// The item is recorded: embed it even if the caller gives up, and catch
+	// up on any item an earlier failure left without an embedding, since
+	// embeddings are appended by ordinal.
+	ctx = context.WithoutCancel(ctx)
 	for _, t := range e.towers {
-		if err := t.embedItems(ctx, e.cat, int(o), int(o)+1); err != nil {
+		from := t.vectors.n.Load()
+		if err := t.embedItems(ctx, e.cat, int(from), int(o)+1); err != nil {
 			return err
 		}
-		if t.index != nil {
-			if err := t.index.Add(o, t.vectors.Vector(o)); err != nil {
+		if t.index == nil {
+			continue
+		}
+		for i := from; i <= o; i++ {
+			if err := t.index.Add(i, t.vectors.Vector(i)); err != nil {
 				return err
 			}
 		}

@@ -19,8 +19,8 @@ package rerank
 import (
 	"cmp"
 	"fmt"
-	"slices"
 	"math"
+	"slices"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/rank"

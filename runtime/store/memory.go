@@ -68,6 +68,7 @@ type Memory struct {
 
 var _ Store = (*Memory)(nil)
 var _ Seeder = (*Memory)(nil)
+var _ NewItemsReader = (*Memory)(nil)
 
 // OpenMemory opens, or creates, the Memory store whose log is in dir, and
 // replays the log. A record torn by a crash at the end of the log is dropped
@@ -203,6 +204,14 @@ func (m *Memory) Seed(ctx context.Context, items []ItemTime) error {
 		m.st.addAuthorItem(it)
 	}
 	return nil
+}
+
+// NewItems implements NewItemsReader from the replayed and applied events.
+func (m *Memory) NewItems(ctx context.Context) ([]ItemTime, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	return m.st.publishedItems(), nil
 }
 
 func (m *Memory) check(ctx context.Context) error {

@@ -48,6 +48,7 @@ type RedisOptions struct {
 //	si:<user>    sorted set of see-less'd items by time
 //	sa:<user>    sorted set of see-less'd authors by time
 //	pop:         sorted set of items by stored popularity (see decay)
+//	ni:          list of new_item publications, oldest first, "ms|len(author)|author item"
 type Redis struct {
 	c     *redis.Client
 	opts  RedisOptions
@@ -56,6 +57,7 @@ type Redis struct {
 
 var _ Store = (*Redis)(nil)
 var _ Seeder = (*Redis)(nil)
+var _ NewItemsReader = (*Redis)(nil)
 
 // OpenRedis connects to the server and checks that it answers.
 func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
@@ -167,6 +169,9 @@ func (r *Redis) Apply(ctx context.Context, events []Event) error {
 				k := r.key("ai", e.Author)
 				p.ZAdd(ctx, k, redis.Z{Score: ms, Member: e.Item})
 				trims[k] = trim{k, o.AuthorItems, false, false}
+				k = r.key("ni", "")
+				p.RPush(ctx, k, encodeNewItem(e))
+				trims[k] = trim{k, o.NewItems, true, false}
 			}
 			if lw, ok := r.decay.logWeight(e); ok {
 				if old, ok := pop[e.Item]; ok {
@@ -176,9 +181,12 @@ func (r *Redis) Apply(ctx context.Context, events []Event) error {
 			}
 		}
 		for _, t := range trims {
-			if t.list {
+			switch {
+			case t.key == r.key("ni", ""):
+				p.LTrim(ctx, t.key, -int64(t.keep), -1)
+			case t.list:
 				p.LTrim(ctx, t.key, 0, int64(t.keep)-1)
-			} else {
+			default:
 				p.ZRemRangeByRank(ctx, t.key, 0, -int64(t.keep)-1)
 			}
 			if t.ttl {
@@ -224,6 +232,53 @@ func (r *Redis) Seed(ctx context.Context, items []ItemTime) error {
 		return fmt.Errorf("failed to seed items in redis: %w", err)
 	}
 	return nil
+}
+
+// newItemsPage is how many publications one round trip of NewItems reads.
+const newItemsPage = 10000
+
+// NewItems implements NewItemsReader, reading the publications in pages.
+func (r *Redis) NewItems(ctx context.Context) ([]ItemTime, error) {
+	k := r.key("ni", "")
+	var out []ItemTime
+	seen := make(map[string]struct{})
+	for start := int64(0); ; start += newItemsPage {
+		vals, err := r.c.LRange(ctx, k, start, start+newItemsPage-1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("failed to read new items from redis: %w", err)
+		}
+		for _, v := range vals {
+			it, err := decodeNewItem(v)
+			if err != nil {
+				return nil, err
+			}
+			if _, dup := seen[it.Item]; dup {
+				continue
+			}
+			seen[it.Item] = struct{}{}
+			out = append(out, it)
+		}
+		if len(vals) < newItemsPage {
+			return out, nil
+		}
+	}
+}
+
+// encodeNewItem encodes a new_item publication for the ni: list; IDs may
+// hold any character, so the author is length-prefixed.
+func encodeNewItem(e *Event) string {
+	return strconv.FormatInt(e.Time.UnixMilli(), 10) + "|" + strconv.Itoa(len(e.Author)) + "|" + e.Author + e.Item
+}
+
+func decodeNewItem(v string) (ItemTime, error) {
+	ms, rest, ok1 := strings.Cut(v, "|")
+	n, rest, ok2 := strings.Cut(rest, "|")
+	t, err1 := strconv.ParseInt(ms, 10, 64)
+	l, err2 := strconv.Atoi(n)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil || l < 0 || l > len(rest) {
+		return ItemTime{}, fmt.Errorf("failed to parse new item %q from redis", v)
+	}
+	return ItemTime{Item: rest[l:], Author: rest[:l], Time: time.UnixMilli(t)}, nil
 }
 
 // Follows implements SocialReader.

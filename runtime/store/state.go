@@ -21,6 +21,10 @@ type state struct {
 	users   [shards]userShard
 	authors [shards]authorShard
 
+	newMu    sync.RWMutex
+	newItems []ItemTime          // first publications, oldest first
+	newIDs   map[string]struct{} // the items of newItems
+
 	popMu    sync.Mutex
 	pop      map[string]float64 // item → stored popularity, see decay
 	popWrite atomic.Uint64      // bumped by every popularity change
@@ -47,7 +51,7 @@ type userState struct {
 }
 
 func newState(o StateOptions) *state {
-	s := &state{opts: o, decay: newDecay(o), seed: maphash.MakeSeed(), pop: make(map[string]float64)}
+	s := &state{opts: o, decay: newDecay(o), seed: maphash.MakeSeed(), pop: make(map[string]float64), newIDs: make(map[string]struct{})}
 	for i := range s.users {
 		s.users[i].users = make(map[string]*userState)
 		s.authors[i].authors = make(map[string][]ItemTime)
@@ -69,7 +73,9 @@ func (s *state) apply(events []Event) {
 	for i := range events {
 		e := &events[i]
 		if e.Type == NewItem {
-			s.addAuthorItem(ItemTime{Item: e.Item, Author: e.Author, Time: e.Time})
+			it := ItemTime{Item: e.Item, Author: e.Author, Time: e.Time}
+			s.addAuthorItem(it)
+			s.addNewItem(it)
 			continue
 		}
 		sh := s.user(e.User)
@@ -133,6 +139,37 @@ func (s *state) addAuthorItem(it ItemTime) {
 		items = slices.Delete(items, 0, n)
 	}
 	sh.authors[it.Author] = items
+}
+
+// addNewItem records the first publication of an item, keeping the newest
+// NewItems; the oldest are dropped once there are an eighth more.
+func (s *state) addNewItem(it ItemTime) {
+	s.newMu.Lock()
+	defer s.newMu.Unlock()
+	if _, ok := s.newIDs[it.Item]; ok {
+		return
+	}
+	s.newIDs[it.Item] = struct{}{}
+	s.newItems = append(s.newItems, it)
+	limit := s.opts.NewItems
+	if len(s.newItems) <= limit+limit/8 {
+		return
+	}
+	drop := len(s.newItems) - limit
+	for _, old := range s.newItems[:drop] {
+		delete(s.newIDs, old.Item)
+	}
+	s.newItems = append([]ItemTime(nil), s.newItems[drop:]...)
+}
+
+func (s *state) publishedItems() []ItemTime {
+	s.newMu.RLock()
+	defer s.newMu.RUnlock()
+	items := s.newItems
+	if n := len(items) - s.opts.NewItems; n > 0 {
+		items = items[n:]
+	}
+	return slices.Clone(items)
 }
 
 // prunePopular drops the least popular items once there are an eighth more

@@ -116,6 +116,16 @@ type Store interface {
 	io.Closer
 }
 
+// NewItemsReader lists the items published by new_item events, so that a
+// process which keeps its own catalog can add them back after a restart.
+type NewItemsReader interface {
+	// NewItems returns the items published by new_item events, oldest
+	// publication first, each item once with the author and time of its
+	// first publication. At most StateOptions.NewItems items are kept, the
+	// most recently first published.
+	NewItems(ctx context.Context) ([]ItemTime, error)
+}
+
 // Seeder loads catalog items as authors' recent items without recording
 // events: a catalog is seeded again at every start.
 type Seeder interface {
@@ -186,6 +196,9 @@ type StateOptions struct {
 	// AuthorItems is how many recent items are kept per author, the newest.
 	// Default 100.
 	AuthorItems int
+	// NewItems is how many items published by new_item events NewItems
+	// returns, the most recent. Default 1000000.
+	NewItems int
 	// PopularItems is how many items popularity is tracked for; the least
 	// popular are dropped beyond it. Default 100000.
 	PopularItems int
@@ -212,6 +225,9 @@ func (o StateOptions) withDefaults() (StateOptions, error) {
 	}
 	if o.AuthorItems <= 0 {
 		o.AuthorItems = 100
+	}
+	if o.NewItems <= 0 {
+		o.NewItems = 1000000
 	}
 	if o.PopularItems <= 0 {
 		o.PopularItems = 100000
