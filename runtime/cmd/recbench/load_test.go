@@ -1,0 +1,310 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/server"
+)
+
+// recServer imitates GET /v1/recommendations and POST /v1/events: users
+// named "bad" get a 503 with a reason, the others three items encoded as
+// recserve encodes them; events are decoded strictly and kept.
+type recServer struct {
+	*httptest.Server
+	good, bad atomic.Int64
+	mu        sync.Mutex
+	events    []postedEvent
+}
+
+var recItems = []server.Item{
+	{ID: "i1", Author: "a1", Score: 0.9, Sources: []string{"follow", "ann"}, Heads: map[string]float64{"click": 0.2, "id": 0.1}},
+	{ID: "i2", Author: "a2", Score: 0.5, Sources: []string{"ann"}, Risk: 0.01},
+	{ID: "i3", Author: "a1", Score: 0.1, Sources: []string{"trending"}},
+}
+
+func newRecServer(t *testing.T) *recServer {
+	s := &recServer{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/recommendations", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Get("n") != "7" {
+			t.Errorf("n=%q, want 7", q.Get("n"))
+		}
+		if q.Get("user") == "bad" {
+			s.bad.Add(1)
+			writeTestError(w, http.StatusServiceUnavailable, "no config loaded yet")
+			return
+		}
+		s.good.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(&server.Response{User: q.Get("user"), Revision: "r1", Items: recItems})
+	})
+	mux.HandleFunc("POST /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Events []postedEvent `json:"events"`
+		}
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil || len(body.Events) == 0 {
+			writeTestError(w, http.StatusBadRequest, fmt.Sprintf("bad events document: %v", err))
+			return
+		}
+		s.mu.Lock()
+		s.events = append(s.events, body.Events...)
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]int{"accepted": len(body.Events)})
+	})
+	s.Server = httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestLoadCountsRequestsAndFailures(t *testing.T) {
+	for name, tc := range map[string]struct {
+		users    []string
+		warmup   time.Duration
+		requests int
+	}{
+		"all good":                  {users: []string{"u0", "u1"}, requests: 200},
+		"some fail":                 {users: []string{"u0", "u1", "bad"}, requests: 300},
+		"warm-up is not measured":   {users: []string{"u0", "bad"}, requests: 100, warmup: 50 * time.Millisecond},
+		"fewer requests than users": {users: []string{"u0", "u1", "u2", "bad"}, requests: 3},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := newRecServer(t)
+			res, err := load(context.Background(), newClient(4, 5*time.Second), loadOptions{
+				URL: srv.URL, Users: tc.users, Concurrency: 4, Requests: tc.requests, N: 7, Warmup: tc.warmup,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			good, bad := int(srv.good.Load()), int(srv.bad.Load())
+			if res.Requests != tc.requests {
+				t.Errorf("%d requests measured, want %d", res.Requests, tc.requests)
+			}
+			if tc.warmup == 0 {
+				if good+bad != tc.requests || res.OK != good || res.Failures["503"] != bad {
+					t.Errorf("server answered %d ok and %d 503; load counted %d ok and failures %v", good, bad, res.OK, res.Failures)
+				}
+			} else if good+bad <= tc.requests {
+				t.Errorf("server saw %d requests, want the warm-up's on top of the %d measured", good+bad, tc.requests)
+			}
+			if res.OK+res.Failures["503"] != res.Requests || len(res.Failures) > 1 {
+				t.Errorf("%d ok and failures %v do not add up to %d requests", res.OK, res.Failures, res.Requests)
+			}
+			if res.Failures["503"] > 0 && res.Examples["503"] != "no config loaded yet" {
+				t.Errorf("503 reason %q, want the server's", res.Examples["503"])
+			}
+			if res.OK > 0 && res.Items != int64(3*res.OK) {
+				t.Errorf("%d items in %d answers, want 3 each", res.Items, res.OK)
+			}
+			if res.OK > 0 && (res.Latency.P50 <= 0 || res.Latency.P50 > res.Latency.Max) {
+				t.Errorf("latency %+v: p50 must be positive and at most max", res.Latency)
+			}
+		})
+	}
+}
+
+func TestLoadIsAlwaysBounded(t *testing.T) {
+	_, err := load(context.Background(), newClient(1, time.Second), loadOptions{URL: "http://127.0.0.1:1", Users: []string{"u0"}})
+	if err == nil || !strings.Contains(err.Error(), "bounded") {
+		t.Errorf("load without -duration nor -requests: error %v, want one saying it must be bounded", err)
+	}
+}
+
+func TestLoadDurationBound(t *testing.T) {
+	srv := newRecServer(t)
+	start := time.Now()
+	res, err := load(context.Background(), newClient(2, 5*time.Second), loadOptions{
+		URL: srv.URL, Users: []string{"u0"}, Concurrency: 2, Duration: 200 * time.Millisecond, N: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a 200ms load took %s", took)
+	}
+	if res.Requests == 0 || res.Requests != int(srv.good.Load()) {
+		t.Errorf("%d requests measured, server answered %d", res.Requests, srv.good.Load())
+	}
+}
+
+func TestRunLoadReportsAndExitsOnFailures(t *testing.T) {
+	srv := newRecServer(t)
+	for name, tc := range map[string]struct {
+		args    []string
+		wantErr bool
+	}{
+		"failures fail":      {args: []string{"-users", "u0,bad"}, wantErr: true},
+		"failures tolerated": {args: []string{"-users", "u0,bad", "-fail-on-error=false"}},
+		"no failures":        {args: []string{"-user-prefix", "u", "-user-count", "10"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"load", "-url", srv.URL, "-n", "7", "-requests", "40", "-warmup", "0", "-concurrency", "3", "-json"}, tc.args...)
+			err := run(context.Background(), args, &stdout, &stderr)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error %v, want one: %v\n%s", err, tc.wantErr, stderr.String())
+			}
+			var rep loadReport
+			if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || strings.Count(stdout.String(), "\n") != 1 {
+				t.Fatalf("stdout is not one JSON line: %v\n%s", err, stdout.String())
+			}
+			if rep.Requests != 40 || rep.OK+rep.Failed != 40 || rep.Failed != rep.Failures["503"] {
+				t.Errorf("report %+v: want 40 requests, ok and failed adding up", rep)
+			}
+			if rep.Failed > 0 && !strings.Contains(stderr.String(), "503: ") {
+				t.Errorf("text report does not break failures down by status:\n%s", stderr.String())
+			}
+			if rep.ItemsPerAnswer != 3 {
+				t.Errorf("%g items per answer, want 3", rep.ItemsPerAnswer)
+			}
+		})
+	}
+}
+
+func TestLoadEventsRate(t *testing.T) {
+	const rate, batch = 1000.0, 50
+	catalog := []catalogItem{{ID: "c1", Author: "a9"}, {ID: "c2", Author: "a8"}}
+	for name, items := range map[string][]catalogItem{
+		"items from answers": nil,
+		"items from catalog": catalog,
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := newRecServer(t)
+			users := []string{"u0", "u1", "u2"}
+			res, err := load(context.Background(), newClient(3, 5*time.Second), loadOptions{
+				URL: srv.URL, Users: users, Concurrency: 2, Duration: time.Second, N: 7,
+				EventsRate: rate, EventsBatch: batch, Items: items, Seed: 5,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.mu.Lock()
+			got := srv.events
+			srv.mu.Unlock()
+			if res.Events.Sent != len(got) || res.Events.Failed != 0 {
+				t.Fatalf("load counted %d sent and %d failed, server accepted %d (%s)", res.Events.Sent, res.Events.Failed, len(got), res.Events.Example)
+			}
+			// Paced by the count due, ingestion never runs ahead of the
+			// rate (plus one batch) and, on an idle loopback server, keeps
+			// well above half of it.
+			if most := int(rate*res.Events.Elapsed.Seconds()) + batch; len(got) > most {
+				t.Errorf("%d events in %s, at most %d at %g/s", len(got), res.Events.Elapsed, most, rate)
+			}
+			if least := int(rate / 2); len(got) < least {
+				t.Errorf("%d events in %s, want at least %d at %g/s", len(got), res.Events.Elapsed, least, rate)
+			}
+			for _, e := range got {
+				valid := e.Item == "i1" || e.Item == "i2" || e.Item == "i3"
+				if items != nil {
+					valid = (e.Item == "c1" && e.Author == "a9") || (e.Item == "c2" && e.Author == "a8")
+				}
+				if !valid || (e.Type != "impression" && e.Type != "click") || !strings.HasPrefix(e.User, "u") || time.Since(e.Time) > time.Minute {
+					t.Fatalf("event %+v is not a recent click or impression of a known user on a known item", e)
+				}
+			}
+		})
+	}
+}
+
+func TestCountAndSampleItems(t *testing.T) {
+	encode := func(resp *server.Response) []byte {
+		var b bytes.Buffer
+		if err := json.NewEncoder(&b).Encode(resp); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	for name, tc := range map[string]struct {
+		body   []byte
+		n      int
+		ok     bool
+		sample map[string]bool
+	}{
+		"three items": {body: encode(&server.Response{User: "u1", Items: recItems}), n: 3, ok: true,
+			sample: map[string]bool{"i1": true, "i2": true, "i3": true}},
+		"a user ID that looks like an item": {body: encode(&server.Response{User: `x{"id":"y`, Items: recItems[:1]}), n: 1, ok: true,
+			sample: map[string]bool{"i1": true}},
+		"no items":     {body: encode(&server.Response{User: "u1", Items: []server.Item{}}), n: 0, ok: true},
+		"null items":   {body: encode(&server.Response{User: "u1"}), n: 0, ok: true},
+		"error answer": {body: []byte(`{"error":"internal error"}`), ok: false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			n, ok := countItems(tc.body)
+			if n != tc.n || ok != tc.ok {
+				t.Errorf("countItems = %d, %v; want %d, %v", n, ok, tc.n, tc.ok)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			for range 20 {
+				id := sampleItem(tc.body, rng)
+				if (tc.sample == nil && id != "") || (tc.sample != nil && !tc.sample[id]) {
+					t.Fatalf("sampleItem = %q, want one of %v", id, tc.sample)
+				}
+			}
+		})
+	}
+	body := encode(&server.Response{User: "u1", Items: recItems})
+	if allocs := testing.AllocsPerRun(100, func() { countItems(body) }); allocs != 0 {
+		t.Errorf("countItems allocates %g times per answer, want 0", allocs)
+	}
+}
+
+// cannedTransport answers every request with the same body, so that a
+// benchmark of the worker measures the load generator alone.
+type cannedTransport struct{ body []byte }
+
+type cannedBody struct{ bytes.Reader }
+
+func (*cannedBody) Close() error { return nil }
+
+func (c *cannedTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	b := &cannedBody{}
+	b.Reset(c.body)
+	return &http.Response{StatusCode: http.StatusOK, Body: b, Header: http.Header{}}, nil
+}
+
+// BenchmarkWorkerRequest measures what one request costs the load
+// generator on top of the transport: go test -bench Worker -benchmem.
+func BenchmarkWorkerRequest(b *testing.B) {
+	var body bytes.Buffer
+	_ = json.NewEncoder(&body).Encode(&server.Response{User: "u1", Revision: "r1", Items: recItems})
+	client := &http.Client{Transport: &cannedTransport{body: body.Bytes()}, Timeout: 5 * time.Second}
+	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:8080/v1/recommendations", http.NoBody)
+	w := &loadWorker{rng: rand.New(rand.NewPCG(1, 1)), lat: make([]time.Duration, 0, b.N), failures: map[string]int{}, examples: map[string]string{}}
+	p := &phase{limit: int64(b.N), record: true}
+	b.ReportAllocs()
+	b.ResetTimer()
+	w.run(context.Background(), client, req, []string{"user=u1&n=25", "user=u2&n=25"}, p, nil)
+	if w.ok != b.N {
+		b.Fatalf("%d ok of %d", w.ok, b.N)
+	}
+}

@@ -1,0 +1,351 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command recbench drives a running recserve: replay posts a world written
+// by recgen to POST /v1/events, load measures GET /v1/recommendations under
+// a closed loop of concurrent clients, optionally with events arriving in
+// the background.
+//
+//	recbench replay -url http://127.0.0.1:8080 -data DIR [-batch 1000] [-concurrency 2] [-max-events N]
+//	recbench load -url http://127.0.0.1:8080 (-users u1,u2 | -user-prefix u -user-count N | -data DIR)
+//	    [-concurrency 8] [-duration 30s | -requests N] [-n 25] [-events-rate R] [-warmup 2s] [-json]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/dataset"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "recbench:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  recbench replay -url URL -data DIR [flags]   post a world's follows and events to /v1/events
+  recbench load -url URL USERS [flags]         closed-loop load on /v1/recommendations
+
+Run "recbench replay -h" or "recbench load -h" for the flags.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("a subcommand is required: replay or load")
+	}
+	switch args[0] {
+	case "replay":
+		return runReplay(ctx, args[1:], stdout, stderr)
+	case "load":
+		return runLoad(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown subcommand %q: replay or load", args[0])
+	}
+}
+
+// parseFlags parses args, treating -h as success with nothing to do.
+func parseFlags(fl *flag.FlagSet, args []string) (help bool, err error) {
+	err = fl.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if fl.NArg() > 0 {
+		return false, fmt.Errorf("unexpected arguments %q", fl.Args())
+	}
+	return false, nil
+}
+
+func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("recbench replay", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var o replayOptions
+	fl.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "recserve base URL")
+	fl.StringVar(&o.Data, "data", "", "world directory written by recgen (required)")
+	fl.IntVar(&o.Batch, "batch", 1000, "events per POST, at most 10000")
+	fl.IntVar(&o.MaxBody, "max-body", serverMaxBodyBytes, "bytes per POST at most")
+	fl.IntVar(&o.Concurrency, "concurrency", 2, "concurrent senders; each user's events stay in order")
+	fl.IntVar(&o.MaxEvents, "max-events", 0, "rows of events.jsonl to send (0: all); follows are always sent")
+	fl.BoolVar(&o.Lenient, "lenient", false, "skip bad rows instead of failing on the first")
+	timeout := fl.Duration("timeout", time.Minute, "timeout of one POST")
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return err
+	}
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	res, err := replay(ctx, newClient(o.Concurrency, *timeout), o)
+	total := res.Follows + res.Events
+	rate := float64(total) / max(res.Elapsed.Seconds(), 1e-9)
+	fmt.Fprintf(stdout, "replay: follows %d, events %d, total %d in %d batches, %.2fs, %s events/s\n",
+		res.Follows, res.Events, total, res.Batches, res.Elapsed.Seconds(), formatRate(rate))
+	if res.Skipped > 0 {
+		fmt.Fprintf(stdout, "replay: skipped %d bad rows\n", res.Skipped)
+	}
+	if err != nil {
+		return fmt.Errorf("replay failed: %w", err)
+	}
+	return nil
+}
+
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("recbench load", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var o loadOptions
+	var (
+		users       = fl.String("users", "", "comma-separated user IDs")
+		prefix      = fl.String("user-prefix", "", "user IDs are PREFIX0 .. PREFIX(N-1), with -user-count")
+		count       = fl.Int("user-count", 0, "number of users with -user-prefix")
+		data        = fl.String("data", "", "world directory: users.jsonl for the users when no other flag names them, catalog.jsonl for the items of events")
+		timeout     = fl.Duration("timeout", 5*time.Second, "timeout of one request")
+		asJSON      = fl.Bool("json", false, "print the report as one JSON line on stdout (the text report goes to stderr)")
+		failOnError = fl.Bool("fail-on-error", true, "exit non-zero when any request or event post failed")
+	)
+	fl.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "recserve base URL")
+	fl.IntVar(&o.Concurrency, "concurrency", 8, "closed-loop workers")
+	fl.DurationVar(&o.Duration, "duration", 30*time.Second, "length of the measured phase (ignored unless set when -requests is given)")
+	fl.IntVar(&o.Requests, "requests", 0, "measured requests (0: bounded by -duration)")
+	fl.IntVar(&o.N, "n", 25, "items asked for per request")
+	fl.DurationVar(&o.Warmup, "warmup", 2*time.Second, "unmeasured load before the measured phase")
+	fl.Float64Var(&o.EventsRate, "events-rate", 0, "background events per second during the measured phase (0: none)")
+	fl.IntVar(&o.EventsBatch, "events-batch", 500, "events per POST of the background ingestion")
+	fl.Uint64Var(&o.Seed, "seed", 1, "seed of the choice of users, items and event types")
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["requests"] && !set["duration"] {
+		o.Duration = 0
+	}
+	var err error
+	if o.Users, err = loadUsers(*users, *prefix, *count, *data); err != nil {
+		return err
+	}
+	if o.EventsRate > 0 && *data != "" {
+		if o.Items, err = loadCatalog(*data); err != nil {
+			return err
+		}
+	}
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	res, err := load(ctx, newClient(o.Concurrency+1, *timeout), o)
+	if err != nil {
+		return err
+	}
+	rep := newLoadReport(o, res)
+	text := stdout
+	if *asJSON {
+		text = stderr
+	}
+	rep.writeText(text, res)
+	if *asJSON {
+		line, err := json.Marshal(rep)
+		if err != nil {
+			return fmt.Errorf("failed to encode the report: %w", err)
+		}
+		fmt.Fprintf(stdout, "%s\n", line)
+	}
+	switch {
+	case res.Interrupted:
+		return errors.New("load interrupted")
+	case *failOnError && (rep.Failed > 0 || res.Events.Failed > 0):
+		return fmt.Errorf("%d requests and %d events failed", rep.Failed, res.Events.Failed)
+	}
+	return nil
+}
+
+// loadUsers resolves the users from exactly one of the user flags, or from
+// the world's users.jsonl.
+func loadUsers(list, prefix string, count int, data string) ([]string, error) {
+	switch {
+	case list != "" && prefix != "":
+		return nil, errors.New("give -users or -user-prefix, not both")
+	case list != "":
+		var users []string
+		for u := range strings.SplitSeq(list, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				users = append(users, u)
+			}
+		}
+		return users, nil
+	case prefix != "":
+		if count < 1 {
+			return nil, errors.New("-user-prefix needs a positive -user-count")
+		}
+		users := make([]string, count)
+		for i := range users {
+			users[i] = prefix + strconv.Itoa(i)
+		}
+		return users, nil
+	case data != "":
+		p, err := worldFile(data, "users.jsonl")
+		if err != nil {
+			return nil, err
+		}
+		r, err := dataset.OpenUsers(p, dataset.ReadOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("failed to open the users: %w", err)
+		}
+		defer r.Close()
+		var users []string
+		for u, err := range r.All() {
+			if err != nil {
+				return nil, fmt.Errorf("failed to read the users: %w", err)
+			}
+			users = append(users, u.ID)
+		}
+		return users, nil
+	}
+	return nil, errors.New("no users: give -users, -user-prefix with -user-count, or -data")
+}
+
+// loadCatalog reads the IDs and authors of the world's items.
+func loadCatalog(data string) ([]catalogItem, error) {
+	p, err := worldFile(data, "catalog.jsonl")
+	if err != nil {
+		return nil, err
+	}
+	r, err := dataset.OpenCatalog(p, dataset.ReadOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("failed to open the catalog: %w", err)
+	}
+	defer r.Close()
+	var items []catalogItem
+	for it, err := range r.All() {
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the catalog: %w", err)
+		}
+		items = append(items, catalogItem{ID: it.ID, Author: it.Author})
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%s has no items", p)
+	}
+	return items, nil
+}
+
+// loadReport is the machine-readable report of a load run (-json).
+type loadReport struct {
+	Concurrency    int            `json:"concurrency"`
+	N              int            `json:"n"`
+	Users          int            `json:"users"`
+	Requests       int            `json:"requests"`
+	OK             int            `json:"ok"`
+	Failed         int            `json:"failed"`
+	Failures       map[string]int `json:"failures"`
+	ElapsedS       float64        `json:"elapsedS"`
+	ThroughputRPS  float64        `json:"throughputRps"`
+	LatencyMs      latencySummary `json:"latencyMs"`
+	ItemsPerAnswer float64        `json:"itemsPerAnswer"`
+	Events         *eventsReport  `json:"events,omitempty"`
+	Interrupted    bool           `json:"interrupted,omitempty"`
+}
+
+type eventsReport struct {
+	Sent      int     `json:"sent"`
+	Failed    int     `json:"failed"`
+	PerSecond float64 `json:"perSecond"`
+	Target    float64 `json:"target"`
+}
+
+func newLoadReport(o loadOptions, res loadResult) loadReport {
+	secs := max(res.Elapsed.Seconds(), 1e-9)
+	rep := loadReport{
+		Concurrency:   o.Concurrency,
+		N:             o.N,
+		Users:         len(o.Users),
+		Requests:      res.Requests,
+		OK:            res.OK,
+		Failed:        res.Requests - res.OK,
+		Failures:      res.Failures,
+		ElapsedS:      round3(res.Elapsed.Seconds()),
+		ThroughputRPS: round3(float64(res.Requests) / secs),
+		LatencyMs:     res.Latency,
+		Interrupted:   res.Interrupted,
+	}
+	if res.OK > 0 {
+		rep.ItemsPerAnswer = round3(float64(res.Items) / float64(res.OK))
+	}
+	if o.EventsRate > 0 {
+		rep.Events = &eventsReport{
+			Sent:      res.Events.Sent,
+			Failed:    res.Events.Failed,
+			PerSecond: round3(float64(res.Events.Sent) / max(res.Events.Elapsed.Seconds(), 1e-9)),
+			Target:    o.EventsRate,
+		}
+	}
+	return rep
+}
+
+func (r loadReport) writeText(w io.Writer, res loadResult) {
+	fmt.Fprintf(w, "load: %d workers, n=%d, %d users\n", r.Concurrency, r.N, r.Users)
+	labels := slices.Sorted(maps.Keys(r.Failures))
+	fmt.Fprintf(w, "requests   %d in %.2fs: %d ok, %d failed", r.Requests, r.ElapsedS, r.OK, r.Failed)
+	if r.Failed > 0 {
+		parts := make([]string, len(labels))
+		for i, k := range labels {
+			parts[i] = fmt.Sprintf("%s: %d", k, r.Failures[k])
+		}
+		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "throughput %s req/s\n", formatRate(r.ThroughputRPS))
+	fmt.Fprintf(w, "latency    p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms\n",
+		r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, r.LatencyMs.Max)
+	fmt.Fprintf(w, "items      %.1f per answer\n", r.ItemsPerAnswer)
+	if e := r.Events; e != nil {
+		fmt.Fprintf(w, "events     %d ingested, %d failed: %s events/s (target %s)\n",
+			e.Sent, e.Failed, formatRate(e.PerSecond), formatRate(e.Target))
+		if res.Events.Example != "" {
+			fmt.Fprintf(w, "  first events failure: %s\n", res.Events.Example)
+		}
+	}
+	for _, k := range labels {
+		fmt.Fprintf(w, "  first %s: %s\n", k, res.Examples[k])
+	}
+	if r.Interrupted {
+		fmt.Fprintln(w, "interrupted: the figures cover the part that ran")
+	}
+}
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
