@@ -23,7 +23,11 @@ all: build
 ##@ Development
 
 .PHONY: demo
-demo: kube-binaries ## Run the operator on a local API server with the sample pipeline and show what it makes.
+demo: ## Generate a small world, train its models, serve it with recserve --stage=all and print a recommendation.
+	hack/demo.sh
+
+.PHONY: demo-operator
+demo-operator: kube-binaries ## Run the operator on a local API server with the sample pipeline and show what it makes.
 	KUBEBUILDER_ASSETS=$(KUBE_BIN) go run ./hack/operator-demo
 
 .PHONY: manifests
