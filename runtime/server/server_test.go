@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -297,4 +298,29 @@ func TestFileSourceDeliversChanges(t *testing.T) {
 		t.Errorf("unchanged content delivered again: %q", v)
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+// FuzzDecodeEvents: no body makes the events parser panic, and every batch
+// it accepts is within bounds and passes the event checks.
+func FuzzDecodeEvents(f *testing.F) {
+	f.Add([]byte(`{"events":[{"user":"u","item":"i","type":"click"}]}`))
+	f.Add([]byte(`{"events":[{"user":"u","author":"a","type":"follow","time":"2026-01-02T03:04:05Z"}]}`))
+	f.Add([]byte(`{"events":[{"item":"i","author":"a","type":"new_item"},{"user":"u","type":"see_less"}]}`))
+	f.Add([]byte(`{"events":null}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"events":[{"user":"` + strings.Repeat("x", 300) + `","item":"i","type":"like"}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		events, err := decodeEvents(bytes.NewReader(body), 100)
+		if err != nil {
+			return
+		}
+		if len(events) == 0 || len(events) > 100 {
+			t.Fatalf("accepted %d events", len(events))
+		}
+		for i := range events {
+			if err := checkEvent(&events[i]); err != nil {
+				t.Fatalf("accepted an event that fails its check: %v", err)
+			}
+		}
+	})
 }
