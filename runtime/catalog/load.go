@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/recpipeline/recpipeline/runtime/fetch"
 	"io"
 	"io/fs"
 	"net/http"
@@ -263,11 +264,11 @@ func openRaw(ctx context.Context, loc location, opts Options) (io.Reader, io.Clo
 		}
 		r, closer = f, f
 	} else {
-		body, err := fetch(ctx, loc.url, opts)
+		body, err := fetch.Get(ctx, opts.Client, loc.url, opts.maxBytes())
 		if err != nil {
 			return nil, nil, err
 		}
-		r, closer = &limitedReader{r: body, max: opts.maxBytes(), what: "transferred"}, body
+		r, closer = body, body
 	}
 	if !loc.gzip() {
 		return r, closer, nil
@@ -279,49 +280,9 @@ func openRaw(ctx context.Context, loc location, opts Options) (io.Reader, io.Clo
 	}
 	r = zr
 	if loc.url != nil {
-		r = &limitedReader{r: zr, max: opts.maxBytes(), what: "decompressed"}
+		r = fetch.LimitReader(zr, opts.maxBytes(), "decompressed")
 	}
 	return r, multiCloser{zr, closer}, nil
-}
-
-func fetch(ctx context.Context, u *url.URL, opts Options) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("failed to build request: %w", err)
-	}
-	client := opts.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("failed to fetch %s: %w", u.Redacted(), err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("failed to fetch %s: HTTP %s", u.Redacted(), resp.Status)
-	}
-	if max := opts.maxBytes(); resp.ContentLength > max {
-		resp.Body.Close()
-		return nil, fmt.Errorf("%s is %d bytes, over the size limit of %d bytes", u.Redacted(), resp.ContentLength, max)
-	}
-	return resp.Body, nil
-}
-
-// limitedReader fails, rather than stops, once more than max bytes are read.
-type limitedReader struct {
-	r         io.Reader
-	read, max int64
-	what      string
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	n, err := l.r.Read(p)
-	l.read += int64(n)
-	if l.read > l.max {
-		return n, fmt.Errorf("more than the size limit of %d bytes %s", l.max, l.what)
-	}
-	return n, err
 }
 
 type multiCloser []io.Closer

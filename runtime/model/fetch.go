@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/recpipeline/recpipeline/runtime/fetch"
 	"io"
 	"net/http"
 	"net/url"
@@ -109,42 +110,12 @@ func (l *Loader) loadPath(p string) (*Artifact, error) {
 }
 
 func (l *Loader) loadHTTP(ctx context.Context, u *url.URL) (*Artifact, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("failed to build request: %w", err)
-	}
-	client := l.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
+	body, err := fetch.Get(ctx, l.Client, u, l.maxBytes())
 	if err != nil {
 		return nil, fmt.Errorf("failed to fetch archive: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("failed to fetch archive: HTTP %s", resp.Status)
-	}
-	max := l.maxBytes()
-	if resp.ContentLength > max {
-		return nil, fmt.Errorf("archive is %d bytes, over the size limit of %d bytes", resp.ContentLength, max)
-	}
-	return ReadArchive(&limitedReader{r: resp.Body, max: max}, max)
-}
-
-// limitedReader fails, rather than stops, once more than max bytes are read.
-type limitedReader struct {
-	r         io.Reader
-	read, max int64
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	n, err := l.r.Read(p)
-	l.read += int64(n)
-	if l.read > l.max {
-		return n, fmt.Errorf("archive exceeds the size limit of %d bytes", l.max)
-	}
-	return n, err
+	defer body.Close()
+	return ReadArchive(body, l.maxBytes())
 }
 
 // ReadArchive reads a .tar.gz holding manifest.json and model.safetensors at

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/testworld"
 	"github.com/recpipeline/recpipeline/runtime/rectrain"
 	"github.com/recpipeline/recpipeline/runtime/server"
 	"github.com/recpipeline/recpipeline/runtime/store"
@@ -46,28 +47,13 @@ func TestMain(m *testing.M) {
 func world(tb testing.TB) *fixture {
 	tb.Helper()
 	fixtureOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pipeline-test-")
+		w, err := testworld.Build(synth.Config{Users: 200, Items: 1000, Events: 15000, Seed: 11})
 		if err != nil {
 			fix.err = err
 			return
 		}
-		fixtureDir = dir
-		fix.world, fix.models = filepath.Join(dir, "world"), filepath.Join(dir, "models")
-		w := synth.Generate(synth.Config{Users: 200, Items: 1000, Events: 15000, Seed: 11})
-		if fix.err = w.WriteDirWith(fix.world, synth.WriteOptions{SkipTruth: true}); fix.err != nil {
-			return
-		}
-		d, err := rectrain.LoadDir(fix.world, rectrain.LoadOptions{})
-		if err != nil {
-			fix.err = err
-			return
-		}
-		res, err := rectrain.Train(d, rectrain.Options{Epochs: 1, Seed: 1, EvalUsers: 20})
-		if err != nil {
-			fix.err = err
-			return
-		}
-		fix.err = res.Save(fix.models, "test")
+		fixtureDir = w.Dir
+		fix.world, fix.models = w.Data, w.Models
 	})
 	if fix.err != nil {
 		tb.Fatalf("failed to prepare the world: %v", fix.err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/recpipeline/recpipeline/runtime/fetch"
 	"io"
 	"net/http"
 	"net/url"
@@ -152,7 +153,7 @@ func (s *Precomputed) Load(ctx context.Context) (PrecomputedStats, error) {
 		return PrecomputedStats{}, fmt.Errorf("failed to load precomputed lists from %q: %w", redact(s.uri), err)
 	}
 	defer rc.Close()
-	l, st, err := parsePrecomputed(&limitedReader{r: rc, max: s.opts.MaxBytes}, s.items)
+	l, st, err := parsePrecomputed(fetch.LimitReader(rc, s.opts.MaxBytes, "read"), s.items)
 	if err != nil {
 		return st, fmt.Errorf("failed to load precomputed lists from %q: %w", redact(s.uri), err)
 	}
@@ -175,23 +176,7 @@ func (s *Precomputed) open(ctx context.Context) (io.ReadCloser, error) {
 		}
 		return s.openFile(u.Path)
 	case "http", "https":
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-		if err != nil {
-			return nil, fmt.Errorf("failed to build request: %w", err)
-		}
-		resp, err := s.opts.Client.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("failed to fetch: %w", err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			return nil, fmt.Errorf("failed to fetch: HTTP %s", resp.Status)
-		}
-		if resp.ContentLength > s.opts.MaxBytes {
-			resp.Body.Close()
-			return nil, fmt.Errorf("file is %d bytes, over the size limit of %d bytes", resp.ContentLength, s.opts.MaxBytes)
-		}
-		return resp.Body, nil
+		return fetch.Get(ctx, s.opts.Client, u, s.opts.MaxBytes)
 	}
 	return nil, fmt.Errorf("unsupported scheme %q (want a path, file://, http:// or https://)", u.Scheme)
 }
@@ -209,25 +194,6 @@ func (s *Precomputed) openFile(p string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("file is %d bytes, over the size limit of %d bytes", fi.Size(), s.opts.MaxBytes)
 	}
 	return f, nil
-}
-
-// errTooLarge is returned by limitedReader past its bound.
-var errTooLarge = errors.New("file over the size limit")
-
-// limitedReader fails, rather than stops, once more than max bytes are read,
-// so that an oversized file is refused instead of cut short.
-type limitedReader struct {
-	r         io.Reader
-	read, max int64
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	n, err := l.r.Read(p)
-	l.read += int64(n)
-	if l.read > l.max {
-		return n, fmt.Errorf("%w of %d bytes", errTooLarge, l.max)
-	}
-	return n, err
 }
 
 type precomputedLine struct {

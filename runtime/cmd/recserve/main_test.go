@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
-	"github.com/recpipeline/recpipeline/runtime/rectrain"
+	"github.com/recpipeline/recpipeline/runtime/internal/testworld"
 	"github.com/recpipeline/recpipeline/runtime/synth"
 )
 
@@ -34,7 +34,11 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if fix.dir != "" {
+		_ = os.RemoveAll(fix.dir)
+	}
+	os.Exit(code)
 }
 
 // fixture is a world on disk with trained models, shared by the tests.
@@ -51,27 +55,12 @@ var (
 func world(t *testing.T) *fixture {
 	t.Helper()
 	fixtureOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "recserve-it-")
+		w, err := testworld.Build(synth.Config{Users: 300, Items: 2000, Events: 30000, Seed: 7})
 		if err != nil {
 			fix.err = err
 			return
 		}
-		fix.dir, fix.world, fix.models = dir, filepath.Join(dir, "world"), filepath.Join(dir, "models")
-		w := synth.Generate(synth.Config{Users: 300, Items: 2000, Events: 30000, Seed: 7})
-		if fix.err = w.WriteDirWith(fix.world, synth.WriteOptions{SkipTruth: true}); fix.err != nil {
-			return
-		}
-		d, err := rectrain.LoadDir(fix.world, rectrain.LoadOptions{})
-		if err != nil {
-			fix.err = err
-			return
-		}
-		res, err := rectrain.Train(d, rectrain.Options{Epochs: 1, Seed: 1, EvalUsers: 50})
-		if err != nil {
-			fix.err = err
-			return
-		}
-		fix.err = res.Save(fix.models, "it")
+		fix.dir, fix.world, fix.models = w.Dir, w.Data, w.Models
 	})
 	if fix.err != nil {
 		t.Fatalf("failed to prepare the world: %v", fix.err)

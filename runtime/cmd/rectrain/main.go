@@ -22,6 +22,13 @@ limitations under the License.
 // last part of the log.
 //
 //	rectrain -data DIR -out DIR [-epochs N -seed S -dim D -hidden 256,128 ...]
+//
+// The tune subcommand finds the event weights of the ranking value that
+// maximise a declared objective on the held-out part of the log, by Bayesian
+// optimisation over bounded weights, and prints them as a ranking.weights
+// YAML snippet (see tune.go):
+//
+//	rectrain tune -data DIR -models DIR [-objective like:1,comment:1,see_less:-8 -iters 40 -seed 1]
 package main
 
 import (
@@ -44,6 +51,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "tune" {
+		return runTune(args[1:], os.Stdout)
+	}
 	fl := flag.NewFlagSet("rectrain", flag.ContinueOnError)
 	var (
 		o       rectrain.Options

@@ -1,0 +1,49 @@
+// Package testworld prepares, for the runtime's tests, a small synthetic
+// world on disk with the funnel's models trained on it by rectrain.
+package testworld
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/recpipeline/recpipeline/runtime/rectrain"
+	"github.com/recpipeline/recpipeline/runtime/synth"
+)
+
+// World is a world and its models on disk.
+type World struct {
+	// Dir holds both; the caller removes it.
+	Dir string
+	// Data is the world's directory (catalog, users, follows, events).
+	Data string
+	// Models holds two-tower/, first-stage/ and mtml/.
+	Models string
+}
+
+// Build writes the world cfg describes into a new temporary directory and
+// trains the models for one epoch.
+func Build(cfg synth.Config) (*World, error) {
+	dir, err := os.MkdirTemp("", "recpipeline-world-")
+	if err != nil {
+		return nil, err
+	}
+	w := &World{Dir: dir, Data: filepath.Join(dir, "world"), Models: filepath.Join(dir, "models")}
+	if err := synth.Generate(cfg).WriteDirWith(w.Data, synth.WriteOptions{SkipTruth: true}); err != nil {
+		return nil, err
+	}
+	d, err := rectrain.LoadDir(w.Data, rectrain.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	res, err := rectrain.Train(d, rectrain.Options{Epochs: 1, Seed: 1, EvalUsers: 20})
+	if err != nil {
+		return nil, err
+	}
+	if err := res.Save(w.Models, "test"); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// Model is the file URI of one of the trained models.
+func (w *World) Model(name string) string { return "file://" + filepath.Join(w.Models, name) }
