@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/recpipeline/recpipeline/runtime/stagepb"
 	"log/slog"
 	"math"
 	"os"
@@ -50,6 +51,9 @@ type Options struct {
 	// Registry receives the funnel's metrics; none when nil.
 	Registry prometheus.Registerer
 	Log      *slog.Logger
+	// Stage is what the process serves: StageAll (the default) runs the
+	// whole funnel; the other stages split it across processes.
+	Stage string
 }
 
 // Engine serves the funnel; it implements server.Engine.
@@ -63,6 +67,9 @@ type Engine struct {
 	live    atomic.Pointer[live]
 	metrics *metrics
 
+	stage  string
+	remote *remote // the other stages, in the frontend
+
 	addMu sync.Mutex // serialises new items: catalog ordinals and embeddings advance together
 }
 
@@ -75,7 +82,15 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	if log == nil {
 		log = slog.Default()
 	}
-	e = &Engine{log: log, models: map[string]*model.Artifact{}, towers: map[string]*tower{}, metrics: newMetrics(opts.Registry)}
+	e = &Engine{log: log, models: map[string]*model.Artifact{}, towers: map[string]*tower{}, metrics: newMetrics(opts.Registry), stage: opts.Stage}
+	switch e.stage {
+	case "":
+		e.stage = StageAll
+	case StageAll, StageFrontend, StageRetrieval, StageRankerFirst, StageRankerSecond:
+	default:
+		return nil, fmt.Errorf("unknown stage %q", e.stage)
+	}
+	stateful := e.stage == StageAll || e.stage == StageFrontend
 	start := time.Now()
 	cat, err := catalog.Load(ctx, cfg.Deploy.Catalog, catalog.Options{})
 	if err != nil {
@@ -85,22 +100,34 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	log.Info("Loaded the catalog", "items", cat.Len(), "users", cat.NumUsers(), "seconds", time.Since(start).Seconds())
 
 	// The store first: the items it knows were published live join the
-	// catalog before the catalog is embedded and indexed.
-	if e.state, err = openStore(ctx, cfg, opts.StateDir, log); err != nil {
-		return nil, err
-	}
-	e.storeTy = cfg.Deploy.Store.Type
-	defer func() {
-		if err != nil {
-			_ = e.state.Close()
-		}
-	}()
+	// catalog before the catalog is embedded and indexed. Only the stages
+	// that own the real-time state open it.
 	base := cat.Len()
-	if err := e.restoreNewItems(ctx); err != nil {
-		return nil, err
+	if stateful {
+		if e.state, err = openStore(ctx, cfg, opts.StateDir, log); err != nil {
+			return nil, err
+		}
+		e.storeTy = cfg.Deploy.Store.Type
+		defer func() {
+			if err != nil {
+				_ = e.state.Close()
+			}
+		}()
+		if err := e.restoreNewItems(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if e.stage == StageFrontend {
+		if e.remote, err = dialStages(cfg.Deploy.Endpoints); err != nil {
+			return nil, err
+		}
 	}
 
+	need := neededModels(cfg, e.stage)
 	for _, m := range cfg.Deploy.Models {
+		if !need[m.Name] {
+			continue
+		}
 		t0 := time.Now()
 		a, err := model.Load(ctx, m.URI)
 		if err != nil {
@@ -124,7 +151,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	}
 	for _, s := range cfg.Live.Retrieval.Sources {
 		t := e.towers[s.Model]
-		if t == nil || t.index != nil {
+		if t == nil || t.index != nil || (e.stage != StageAll && e.stage != StageRetrieval) {
 			continue
 		}
 		t0 := time.Now()
@@ -134,7 +161,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		log.Info("Built the ANN index", "model", s.Model, "items", t.index.Len(), "seconds", time.Since(t0).Seconds())
 	}
 
-	if seeder, ok := e.state.(store.Seeder); ok {
+	if seeder, ok := e.state.(store.Seeder); ok && stateful {
 		// Items published live are the store's already; seed the rest.
 		items := make([]store.ItemTime, base)
 		for i := range items {
@@ -223,7 +250,15 @@ type live struct {
 	secondIn  *features.Assembler
 	weights   *rank.Weights
 	rules     rerank.Chain
-	scratches sync.Pool // *scratch
+	ann       map[string]sources.Source // the retrieval stage's ANN sources by name
+	scratches sync.Pool                 // *scratch
+}
+
+func (l *live) scratch() *scratch {
+	if sc, ok := l.scratches.Get().(*scratch); ok {
+		return sc
+	}
+	return &scratch{}
 }
 
 // Apply compiles cfg's live part against what Open loaded and swaps it in.
@@ -240,41 +275,56 @@ func (e *Engine) Apply(cfg *config.Config, revision string) error {
 func (e *Engine) compile(cfg *config.Config) (*live, error) {
 	lc := &cfg.Live
 	l := &live{cfg: cfg}
-	first, ok := e.towers[lc.FirstStage.Model]
-	if !ok {
-		return nil, fmt.Errorf("live.firstStage.model: %q is not a loaded TwoTower model", lc.FirstStage.Model)
+	if e.stage == StageAll || e.stage == StageRankerFirst {
+		first, ok := e.towers[lc.FirstStage.Model]
+		if !ok {
+			return nil, fmt.Errorf("live.firstStage.model: %q is not a loaded TwoTower model", lc.FirstStage.Model)
+		}
+		l.first = first
 	}
-	l.first = first
-	mtml := e.models[lc.SecondStage.Model]
-	if mtml == nil || mtml.MTML == nil {
-		return nil, fmt.Errorf("live.secondStage.model: %q is not a loaded MTML model", lc.SecondStage.Model)
+	if e.stage == StageAll || e.stage == StageRankerSecond {
+		mtml := e.models[lc.SecondStage.Model]
+		if mtml == nil || mtml.MTML == nil {
+			return nil, fmt.Errorf("live.secondStage.model: %q is not a loaded MTML model", lc.SecondStage.Model)
+		}
+		l.second = mtml.MTML
+		in, err := features.Compile(mtml.Manifest.Networks[model.NetBottom].Input, e.cat)
+		if err != nil {
+			return nil, fmt.Errorf("live.secondStage.model: %w", err)
+		}
+		l.secondIn = in
+		if l.weights, err = rank.CompileWeights(lc.Weights, mtml.MTML.Heads()); err != nil {
+			return nil, fmt.Errorf("live.weights: %w", err)
+		}
 	}
-	l.second = mtml.MTML
-	in, err := features.Compile(mtml.Manifest.Networks[model.NetBottom].Input, e.cat)
-	if err != nil {
-		return nil, fmt.Errorf("live.secondStage.model: %w", err)
-	}
-	l.secondIn = in
-	if l.weights, err = rank.CompileWeights(lc.Weights, mtml.MTML.Heads()); err != nil {
-		return nil, fmt.Errorf("live.weights: %w", err)
-	}
+	var err error
 	if l.rules, err = rerank.Compile(lc.Rerank.Rules); err != nil {
 		return nil, fmt.Errorf("live.rerank.rules: %w", err)
 	}
 
 	weighted := make([]sources.Weighted, 0, len(lc.Retrieval.Sources))
+	l.ann = map[string]sources.Source{}
 	for i, s := range lc.Retrieval.Sources {
+		l.names = append(l.names, s.Name)
+		ann := s.Type == config.SourceTwoTowerANN || s.Type == config.SourceItemToItemANN
+		if (e.stage == StageRetrieval && !ann) || (e.stage != StageAll && e.stage != StageFrontend && e.stage != StageRetrieval) {
+			continue
+		}
 		src, err := e.source(s)
 		if err != nil {
 			return nil, fmt.Errorf("live.retrieval.sources[%d] (%s): %w", i, s.Name, err)
+		}
+		if ann {
+			l.ann[s.Name] = src
 		}
 		weighted = append(weighted, sources.Weighted{
 			Name: s.Name, Source: src, Weight: s.Weight, Limit: s.Limit,
 			Timeout: time.Duration(s.Timeout), Index: i,
 		})
-		l.names = append(l.names, s.Name)
 	}
-	l.mixer = sources.NewMixer(weighted, e.cat, e.metrics)
+	if e.stage == StageAll || e.stage == StageFrontend {
+		l.mixer = sources.NewMixer(weighted, e.cat, e.metrics)
+	}
 	return l, nil
 }
 
@@ -287,6 +337,9 @@ func (e *Engine) source(s config.Source) (sources.Source, error) {
 	case config.SourcePrecomputed:
 		return sources.NewPrecomputed(s, e.cat, sources.PrecomputedOptions{})
 	case config.SourceTwoTowerANN, config.SourceItemToItemANN:
+		if e.remote != nil {
+			return &remoteSource{name: s.Name, client: e.remote.retrieval, cat: e.cat}, nil
+		}
 		t := e.towers[s.Model]
 		if t == nil {
 			return nil, fmt.Errorf("model %q is not a loaded TwoTower model", s.Model)
@@ -295,36 +348,39 @@ func (e *Engine) source(s config.Source) (sources.Source, error) {
 			return nil, fmt.Errorf("model %q has no ANN index: a source may search a new model only after a restart", s.Model)
 		}
 		if s.Type == config.SourceTwoTowerANN {
-			return sources.NewTwoTowerANN(s, &embedder{t: t, cat: e.cat, state: e.state}, t.index), nil
+			return sources.NewTwoTowerANN(s, &embedder{t: t, cat: e.cat, state: users{e.state}}, t.index), nil
 		}
-		return sources.NewItemToItemANN(s, e.state, e.cat, t.vectors, t.index)
+		return sources.NewItemToItemANN(s, users{e.state}, e.cat, t.vectors, t.index)
 	}
 	return nil, fmt.Errorf("unknown source type %q", s.Type)
 }
 
 // scratch holds one request's buffers, reused across requests.
 type scratch struct {
-	mixed  []sources.Mixed
-	cands  []rank.Candidate
-	user   []float32
-	in     []float32
-	probs  []float32
-	ws     model.Workspace
-	shown  []rank.Candidate
-	sreq   sources.Request
-	values []float32
+	mixed []sources.Mixed
+	cands []rank.Candidate
+	user  []float32
+	in    []float32
+	probs []float32
+	ws    model.Workspace
+	shown []rank.Candidate
+	items []uint32
+	sreq  sources.Request
 }
+
+// ErrNotFrontend answers client calls on the stages that serve gRPC only.
+var ErrNotFrontend = fmt.Errorf("%w: this stage serves the other stages over gRPC; send client requests to the frontend", server.ErrBadRequest)
 
 // Recommend runs the funnel for one user.
 func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Response, error) {
+	if e.stage != StageAll && e.stage != StageFrontend {
+		return nil, ErrNotFrontend
+	}
 	l := e.live.Load()
 	if l == nil {
 		return nil, errors.New("no config applied")
 	}
-	sc, _ := l.scratches.Get().(*scratch)
-	if sc == nil {
-		sc = &scratch{}
-	}
+	sc := l.scratch()
 	defer l.scratches.Put(sc)
 	timings := map[string]float64{}
 	mark := time.Now()
@@ -337,13 +393,23 @@ func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Re
 	}
 	lc := &l.cfg.Live
 
-	uc, err := userContext(ctx, e.state, e.cat, req.User, req.Now)
+	engagements, err := e.state.RecentEngagements(ctx, req.User, features.PoolSize)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("failed to read recent engagements: %w", err)
+	}
+	follows, err := e.state.Follows(ctx, req.User)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read follows: %w", err)
 	}
 	seen, err := e.state.Seen(ctx, req.User)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read seen items: %w", err)
+	}
+	uc := features.NewUserContext(req.User, req.Now, e.cat, engagements, follows)
+	var us *stagepb.UserState
+	if e.remote != nil {
+		us = userState(req.User, req.Now, engagements, follows)
+		ctx = withShipped(ctx, us)
 	}
 
 	// Retrieval.
@@ -353,41 +419,42 @@ func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Re
 		return nil, err
 	}
 	lap("retrieval", len(sc.mixed))
-
-	// First stage: user embedding · precomputed item embeddings.
-	sc.user = l.first.userEmbedding(uc, sc.user)
 	sc.cands = sc.cands[:0]
-	for _, m := range sc.mixed {
-		c := rank.Candidate{Item: m.Item, ID: e.cat.ID(m.Item), Author: e.cat.Author(m.Item), Risk: e.cat.Risk(m.Item), Sources: m.Sources}
-		if v := l.first.vectors.Vector(m.Item); v != nil {
-			c.First = dot(sc.user, v)
-		} else {
-			c.First = float32(math.Inf(-1)) // a new item not embedded yet
-		}
-		c.Value = c.First
-		sc.cands = append(sc.cands, c)
+	for i, m := range sc.mixed {
+		// The mixer's order is the first stage's input order; its score
+		// breaks no tie that the first stage does not.
+		sc.cands = append(sc.cands, rank.Candidate{
+			Item: m.Item, ID: e.cat.ID(m.Item), Author: e.cat.Author(m.Item), Risk: e.cat.Risk(m.Item),
+			Sources: m.Sources, Value: m.Score, First: float32(-i),
+		})
 	}
-	top := rank.TopK(sc.cands, lc.FirstStage.Keep)
-	lap("ranker-first", len(top))
 
-	// Second stage: MTML over assembled features, then the weighted value.
-	width := l.secondIn.Width()
-	heads := len(l.second.Heads())
-	sc.in = grow(sc.in, len(top)*width)
-	sc.probs = grow(sc.probs, len(top)*heads)
-	items := make([]uint32, len(top))
-	for i := range top {
-		items[i] = top[i].Item
+	var ranked []rank.Candidate
+	var heads []string
+	if e.remote == nil {
+		top := l.rankFirst(sc, uc, sc.cands)
+		lap("ranker-first", len(top))
+		ranked = l.rankSecond(sc, uc, top)
+		heads = l.second.Heads()
+		lap("ranker-second", len(ranked))
+	} else {
+		// A ranker stage that fails is passed over, as a failing source
+		// is: the list keeps the previous stage's order.
+		top, _, err := e.remoteRank(ctx, e.remote.first, us, sc.cands, sc.shown)
+		if err != nil {
+			e.fallBack(ctx, StageRankerFirst, err)
+			top = append(sc.shown[:0], rank.TopK(sc.cands, lc.FirstStage.Keep)...)
+		}
+		sc.shown = top
+		lap("ranker-first", len(top))
+		ranked, heads, err = e.remoteRank(ctx, e.remote.second, us, top, sc.cands)
+		if err != nil {
+			e.fallBack(ctx, StageRankerSecond, err)
+			ranked = append(sc.cands[:0], rank.TopK(top, lc.SecondStage.Keep)...)
+		}
+		sc.cands = ranked
+		lap("ranker-second", len(ranked))
 	}
-	batch := blas32.General{Rows: len(top), Cols: width, Stride: width, Data: sc.in}
-	l.secondIn.Fill(uc, items, batch)
-	l.second.Predict(batch, sc.probs, &sc.ws)
-	for i := range top {
-		top[i].Probs = sc.probs[i*heads : (i+1)*heads : (i+1)*heads]
-	}
-	l.weights.Score(top)
-	ranked := rank.TopK(top, lc.SecondStage.Keep)
-	lap("ranker-second", len(ranked))
 
 	// Final rerank.
 	size := min(req.N, lc.Rerank.Size)
@@ -402,9 +469,9 @@ func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Re
 				it.Sources = append(it.Sources, name)
 			}
 		}
-		if req.Debug {
+		if req.Debug && len(c.Probs) == len(heads) {
 			it.Heads = map[string]float64{}
-			for j, h := range l.second.Heads() {
+			for j, h := range heads {
 				it.Heads[h] = float64(c.Probs[j])
 			}
 		}
@@ -416,12 +483,61 @@ func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Re
 	return resp, nil
 }
 
+// fallBack records a ranker stage the request went on without. Only the
+// request's own end is an error.
+func (e *Engine) fallBack(ctx context.Context, stage string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	e.metrics.fallbacks.WithLabelValues(stage).Inc()
+	e.log.Warn("A stage failed, going on without it", "stage", stage, "err", err)
+}
+
+// rankFirst scores candidates with the first-stage two-tower model (the
+// user embedding · the precomputed item embeddings) and keeps the best.
+func (l *live) rankFirst(sc *scratch, uc *features.UserContext, cands []rank.Candidate) []rank.Candidate {
+	sc.user = l.first.userEmbedding(uc, sc.user)
+	for i := range cands {
+		if v := l.first.vectors.Vector(cands[i].Item); v != nil {
+			cands[i].First = dot(sc.user, v)
+		} else {
+			cands[i].First = float32(math.Inf(-1)) // a new item not embedded yet
+		}
+		cands[i].Value = cands[i].First
+	}
+	return rank.TopK(cands, l.cfg.Live.FirstStage.Keep)
+}
+
+// rankSecond runs the MTML over the candidates' assembled features, scores
+// them by the weighted value and keeps the best.
+func (l *live) rankSecond(sc *scratch, uc *features.UserContext, top []rank.Candidate) []rank.Candidate {
+	width := l.secondIn.Width()
+	heads := len(l.second.Heads())
+	sc.in = grow(sc.in, len(top)*width)
+	sc.probs = grow(sc.probs, len(top)*heads)
+	sc.items = sc.items[:0]
+	for i := range top {
+		sc.items = append(sc.items, top[i].Item)
+	}
+	batch := blas32.General{Rows: len(top), Cols: width, Stride: width, Data: sc.in}
+	l.secondIn.Fill(uc, sc.items, batch)
+	l.second.Predict(batch, sc.probs, &sc.ws)
+	for i := range top {
+		top[i].Probs = sc.probs[i*heads : (i+1)*heads : (i+1)*heads]
+	}
+	l.weights.Score(top)
+	return rank.TopK(top, l.cfg.Live.SecondStage.Keep)
+}
+
 // Ingest records events; new items join the catalog, the embeddings and
 // the indexes before the call returns. A batch is checked whole first: when
 // Ingest returns an error wrapping store.ErrInvalidEvent nothing of it was
 // recorded. New items join the catalog only once the store has recorded
 // them, in the store's order, so that a restart restores the same catalog.
 func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
+	if e.state == nil {
+		return ErrNotFrontend
+	}
 	var now time.Time
 	var published []store.Event // events with new items dated
 	for i := range events {
@@ -518,8 +634,16 @@ func (e *Engine) Info() map[string]any {
 	return map[string]any{"catalogItems": e.cat.Len(), "users": e.cat.NumUsers(), "models": models, "store": e.storeTy}
 }
 
-// Close releases the store.
-func (e *Engine) Close() error { return e.state.Close() }
+// Close releases the store and the connections to other stages.
+func (e *Engine) Close() error {
+	if e.remote != nil {
+		e.remote.close()
+	}
+	if e.state == nil {
+		return nil
+	}
+	return e.state.Close()
+}
 
 func dot(a, b []float32) float32 {
 	var s float32
@@ -541,6 +665,7 @@ type metrics struct {
 	stage      *prometheus.HistogramVec
 	candidates *prometheus.HistogramVec
 	source     *prometheus.HistogramVec
+	fallbacks  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -558,6 +683,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "recpipeline_source_duration_seconds", Help: "Latency of each candidate source by outcome (ok, error, timeout).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
 		}, []string{"source", "outcome"}),
+		fallbacks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "recpipeline_stage_fallbacks_total", Help: "Requests that went on without a failing ranker stage.",
+		}, []string{"stage"}),
 	}
 }
 

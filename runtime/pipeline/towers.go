@@ -177,7 +177,7 @@ func (t *tower) userEmbedding(uc *features.UserContext, dst []float32) []float32
 type embedder struct {
 	t     *tower
 	cat   *catalog.Catalog
-	state store.Store
+	state userReader
 }
 
 func (e *embedder) EmbedUser(ctx context.Context, user string, now time.Time, dst []float32) ([]float32, error) {
@@ -188,8 +188,14 @@ func (e *embedder) EmbedUser(ctx context.Context, user string, now time.Time, ds
 	return e.t.userEmbedding(uc, dst), nil
 }
 
-// userContext reads what the feature blocks need of a user from the store.
-func userContext(ctx context.Context, st store.Store, cat *catalog.Catalog, user string, now time.Time) (*features.UserContext, error) {
+// userReader reads a user's state: the store, or what a stage call carries.
+type userReader interface {
+	RecentEngagements(ctx context.Context, user string, limit int) ([]store.Engagement, error)
+	Follows(ctx context.Context, user string) ([]string, error)
+}
+
+// userContext reads what the feature blocks need of a user.
+func userContext(ctx context.Context, st userReader, cat *catalog.Catalog, user string, now time.Time) (*features.UserContext, error) {
 	engagements, err := st.RecentEngagements(ctx, user, features.PoolSize)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read recent engagements: %w", err)

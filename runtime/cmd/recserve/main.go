@@ -1,6 +1,7 @@
 // Command recserve is RecPipeline's serving runtime: the whole recommendation
-// funnel in one process (--stage=all, the local default), behind the HTTP
-// API of runtime/server.
+// funnel in one process (--stage=all, the local default), or one stage of it
+// (frontend, retrieval, ranker-first, ranker-second), the frontend serving
+// the HTTP API of runtime/server and reaching the others over gRPC.
 //
 // The config comes from a file (--config, watched for changes) or, in a
 // cluster, from the pipeline's ConfigMap (--config-map, watched through the
@@ -22,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -46,11 +48,11 @@ func main() {
 
 func run() error {
 	var (
-		stage     = flag.String("stage", "all", "Stage to run: all (the whole funnel in one process). The split stages frontend, retrieval, ranker-first and ranker-second are not available yet.")
+		stage     = flag.String("stage", "all", "Stage to run: all (the whole funnel in one process), or one of the split stages frontend, retrieval, ranker-first, ranker-second.")
 		file      = flag.String("config", "", "Path of the runtime config file, watched for changes.")
 		configMap = flag.String("config-map", "", "Name of the ConfigMap holding the runtime config, in $POD_NAMESPACE, watched through the API.")
 		httpPort  = flag.Int("http-port", config.HTTPPort, "Port of the HTTP API.")
-		_         = flag.Int("grpc-port", config.GRPCPort, "Port of the gRPC API between stages.")
+		grpcPort  = flag.Int("grpc-port", config.GRPCPort, "Port of the gRPC API the retrieval and ranker stages serve to the frontend.")
 		stateDir  = flag.String("state-dir", "", "Directory of the memory store's log; a temporary directory when empty.")
 		drain     = flag.Duration("drain", 5*time.Second, "How long readiness is off before the server stops on SIGTERM.")
 		logLevel  = flag.String("log-level", "info", "debug, info, warn or error.")
@@ -63,8 +65,10 @@ func run() error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	if *stage != "all" {
-		return fmt.Errorf("--stage=%s: only --stage=all is available in this version", *stage)
+	switch *stage {
+	case pipeline.StageAll, pipeline.StageFrontend, pipeline.StageRetrieval, pipeline.StageRankerFirst, pipeline.StageRankerSecond:
+	default:
+		return fmt.Errorf("--stage=%s: want all, frontend, retrieval, ranker-first or ranker-second", *stage)
 	}
 	if (*file == "") == (*configMap == "") {
 		return errors.New("exactly one of --config and --config-map is required")
@@ -127,7 +131,7 @@ func run() error {
 		DeployRevision: os.Getenv(config.DeployRevisionEnv),
 		Log:            log,
 	})
-	engine, err := pipeline.Open(ctx, cfg, pipeline.Options{StateDir: dir, Log: log, Registry: srv.Registry()})
+	engine, err := pipeline.Open(ctx, cfg, pipeline.Options{StateDir: dir, Log: log, Registry: srv.Registry(), Stage: *stage})
 	if err != nil {
 		return err
 	}
@@ -155,11 +159,21 @@ func run() error {
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.ListenAndServe() }()
+	var gs *grpc.Server
+	if *stage == pipeline.StageRetrieval || *stage == pipeline.StageRankerFirst || *stage == pipeline.StageRankerSecond {
+		lis, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(*grpcPort)))
+		if err != nil {
+			return fmt.Errorf("failed to listen for gRPC: %w", err)
+		}
+		gs = grpc.NewServer()
+		engine.Register(gs)
+		go func() { errc <- gs.Serve(lis) }()
+	}
 	select {
 	case err := <-errc:
-		return fmt.Errorf("HTTP server failed: %w", err)
+		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("Draining", "for", drain.String())
@@ -167,5 +181,14 @@ func run() error {
 	time.Sleep(*drain)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	if gs != nil {
+		done := make(chan struct{})
+		go func() { gs.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-shutdownCtx.Done():
+			gs.Stop()
+		}
+	}
 	return hs.Shutdown(shutdownCtx)
 }

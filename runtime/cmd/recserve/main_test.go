@@ -69,8 +69,14 @@ func world(t *testing.T) *fixture {
 }
 
 // pipelineConfig renders a config for the fixture, with the sample's
-// sources and rules and the given click weight.
+// sources and rules and the given weights.
 func pipelineConfig(t *testing.T, f *fixture, weights map[string]float64) []byte {
+	t.Helper()
+	return pipelineConfigWith(t, f, weights, nil)
+}
+
+// pipelineConfigWith adds the split stages' endpoints.
+func pipelineConfigWith(t *testing.T, f *fixture, weights map[string]float64, endpoints map[string]string) []byte {
 	t.Helper()
 	ms := config.Duration(time.Millisecond)
 	c := &config.Config{
@@ -83,6 +89,7 @@ func pipelineConfig(t *testing.T, f *fixture, weights map[string]float64) []byte
 				{Name: "first-stage", URI: "file://" + filepath.Join(f.models, "first-stage")},
 				{Name: "mtml", URI: "file://" + filepath.Join(f.models, "mtml")},
 			},
+			Endpoints: endpoints,
 		},
 		Live: config.Live{
 			Retrieval: config.Retrieval{Candidates: 600, Sources: []config.Source{
@@ -131,12 +138,13 @@ func freePort(t *testing.T) int {
 }
 
 // start runs recserve on configPath with its state in stateDir and waits
-// until it is ready.
-func start(t *testing.T, configPath, stateDir string) *proc {
+// until it is ready; extra flags follow.
+func start(t *testing.T, configPath, stateDir string, extra ...string) *proc {
 	t.Helper()
 	port := freePort(t)
-	cmd := exec.Command(os.Args[0], "--config", configPath, "--state-dir", stateDir,
-		"--http-port", strconv.Itoa(port), "--drain", "100ms")
+	args := append([]string{"--config", configPath, "--state-dir", stateDir,
+		"--http-port", strconv.Itoa(port), "--drain", "100ms"}, extra...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), runMainEnv+"=1")
 	logs := &syncWriter{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -475,4 +483,112 @@ func TestKillNineLosesNoAcknowledgedEvent(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged impressions survived kill -9", len(seen))
+}
+
+// TestSplitStagesOverGRPC runs the funnel as four processes on loopback,
+// as the operator deploys it: the frontend reaches the retrieval and ranker
+// stages over gRPC. It checks the rules, that every source contributes
+// (the ANN ones through the retrieval stage), that a weights change reaches
+// every stage, and that the frontend goes on when a stage is down.
+func TestSplitStagesOverGRPC(t *testing.T) {
+	f := world(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.json")
+	ports := map[string]int{}
+	endpoints := map[string]string{}
+	for _, stage := range []string{"retrieval", "ranker-first", "ranker-second"} {
+		ports[stage] = freePort(t)
+		endpoints[stage] = "127.0.0.1:" + strconv.Itoa(ports[stage])
+	}
+	first := pipelineConfigWith(t, f, defaultWeights(), endpoints)
+	writeConfig(t, cfgPath, first)
+	stages := map[string]*proc{}
+	for _, stage := range []string{"retrieval", "ranker-first", "ranker-second"} {
+		stages[stage] = start(t, cfgPath, filepath.Join(dir, stage), "--stage", stage, "--grpc-port", strconv.Itoa(ports[stage]))
+	}
+	fe := start(t, cfgPath, filepath.Join(dir, "frontend"), "--stage", "frontend")
+
+	if code, _ := recommend(t, stages["retrieval"].url, "u1", 5, false); code != http.StatusBadRequest {
+		t.Errorf("a retrieval pod answered a client request with %d, want 400", code)
+	}
+	code, err := postEvents(fe.url, []map[string]any{
+		{"user": "u1", "author": "a1", "type": "follow"},
+		{"user": "u1", "author": "a2", "type": "follow"},
+		{"user": "u1", "item": "i10", "type": "like"},
+		{"user": "u1", "item": "i11", "type": "click"},
+		{"user": "u2", "item": "i10", "type": "like"},
+	})
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("events: %d %v", code, err)
+	}
+	sourcesSeen := map[string]bool{}
+	for _, user := range []string{"u1", "u2", "u17", "someone-new"} {
+		code, r := recommend(t, fe.url, user, 25, true)
+		if code != http.StatusOK || len(r.Items) == 0 {
+			t.Fatalf("%s: status %d, %d items", user, code, len(r.Items))
+		}
+		last := map[string]int{}
+		for i, it := range r.Items {
+			if it.Risk > 0.3 {
+				t.Errorf("%s: item %s has integrity risk %v over the filter's 0.3", user, it.ID, it.Risk)
+			}
+			if j, ok := last[it.Author]; ok && i-j <= 3 {
+				t.Errorf("%s: author %s at positions %d and %d, closer than minGap 3", user, it.Author, j, i)
+			}
+			last[it.Author] = i
+			if len(it.Heads) != 5 {
+				t.Errorf("%s: item %s lacks the second stage's heads: %v", user, it.ID, it.Heads)
+			}
+			for _, s := range it.Sources {
+				sourcesSeen[s] = true
+			}
+		}
+	}
+	for _, s := range []string{"for-you", "more-like-this", "trending", "followed-recent"} {
+		if !sourcesSeen[s] {
+			t.Errorf("no recommendation came from source %s (seen: %v)", s, sourcesSeen)
+		}
+	}
+
+	// A weights change reaches every stage through the shared config.
+	second := pipelineConfigWith(t, f, map[string]float64{"click": 1, "like": 8, "comment": 4, "see_less": -2}, endpoints)
+	writeConfig(t, cfgPath, second)
+	for name, p := range map[string]*proc{"frontend": fe, "retrieval": stages["retrieval"], "ranker-first": stages["ranker-first"], "ranker-second": stages["ranker-second"]} {
+		deadline := time.Now().Add(10 * time.Second)
+		var st map[string]any
+		for time.Now().Before(deadline) {
+			resp, err := http.Get(p.url + config.StatusPath)
+			if err == nil {
+				st = map[string]any{}
+				_ = json.NewDecoder(resp.Body).Decode(&st)
+				resp.Body.Close()
+				if st["configRevision"] == config.Revision(second) {
+					break
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if st["configRevision"] != config.Revision(second) || st["stage"] != name {
+			t.Errorf("stage %s serves %v (%v), want revision %s", name, st["configRevision"], st["stage"], config.Revision(second))
+		}
+	}
+
+	// With the retrieval stage down, the ANN sources fail open and the
+	// store-backed ones still fill the list; with a ranker down, the list
+	// keeps the previous stage's order.
+	_ = stages["retrieval"].cmd.Process.Kill()
+	_ = stages["retrieval"].cmd.Wait()
+	_ = stages["ranker-second"].cmd.Process.Kill()
+	_ = stages["ranker-second"].cmd.Wait()
+	code, r := recommend(t, fe.url, "u1", 25, false)
+	if code != http.StatusOK || len(r.Items) == 0 {
+		t.Fatalf("with stages down: status %d, %d items", code, len(r.Items))
+	}
+	for _, it := range r.Items {
+		for _, s := range it.Sources {
+			if s == "for-you" || s == "more-like-this" {
+				t.Errorf("item %s came from %s while the retrieval stage is down", it.ID, s)
+			}
+		}
+	}
 }
