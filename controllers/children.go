@@ -212,12 +212,19 @@ func desiredRoleBinding(rp *servingv1alpha1.RecPipeline) *rbacv1ac.RoleBindingAp
 }
 
 // desiredService exposes a stage: HTTP for clients and probes, gRPC between
-// stages.
+// stages. The stages the frontend calls over gRPC get a headless Service:
+// its name resolves to every ready pod, and the frontend balances its calls
+// over them (a virtual IP would pin each long-lived gRPC connection to one
+// pod).
 func desiredService(rp *servingv1alpha1.RecPipeline, stage string) *corev1ac.ServiceApplyConfiguration {
+	spec := corev1ac.ServiceSpec()
+	if stage != StageFrontend {
+		spec.WithClusterIP(corev1.ClusterIPNone)
+	}
 	return corev1ac.Service(ChildName(rp, stage), rp.Namespace).
 		WithLabels(commonLabels(rp, stage)).
 		WithOwnerReferences(ownerReference(rp)).
-		WithSpec(corev1ac.ServiceSpec().
+		WithSpec(spec.
 			WithType(corev1.ServiceTypeClusterIP).
 			WithSelector(selectorLabels(rp, stage)).
 			WithPorts(

@@ -428,6 +428,8 @@ func TestScalingChangesSwapHPAAndPDB(t *testing.T) {
 	createPipeline(t, samplePipeline(ns, "scale"))
 	waitReconciled(t, ns, "scale")
 	updatePipeline(t, ns, "scale", func(rp *servingv1alpha1.RecPipeline) {
+		// A scaled frontend shares its state through Redis.
+		rp.Spec.Data.Store = servingv1alpha1.StoreSpec{Type: servingv1alpha1.StoreRedis, Redis: &servingv1alpha1.RedisStoreSpec{Address: "redis.recs.svc:6379"}}
 		rp.Spec.Ranking.SecondStage.Scaling = &servingv1alpha1.ScalingSpec{Replicas: ptr.To[int32](1)}
 		rp.Spec.Frontend = &servingv1alpha1.StageSpec{Scaling: &servingv1alpha1.ScalingSpec{
 			Autoscaling: &servingv1alpha1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 4},

@@ -193,6 +193,12 @@ func TestAPIServerRefusesInvalidPipelines(t *testing.T) {
 			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Candidates = 0 }),
 			want:   []string{"spec.retrieval.candidates", "should be greater than or equal to 1"},
 		},
+		"a scaled frontend on the Memory store": {
+			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Frontend = &servingv1alpha1.StageSpec{Scaling: &servingv1alpha1.ScalingSpec{Replicas: ptr.To[int32](3)}}
+			}),
+			want: []string{"spec.frontend.scaling: the Memory store lives in the frontend pod"},
+		},
 		"unknown store type": {
 			mutate: raw([]string{"spec", "data", "store", "type"}, "Memcached"),
 			want:   []string{"spec.data.store.type", `Unsupported value: "Memcached"`},

@@ -71,6 +71,7 @@ type RecPipeline struct {
 // +kubebuilder:validation:XValidation:rule="self.retrieval.sources.all(s, !has(s.model) || self.models.exists(m, m.name == s.model))",message="spec.retrieval.sources[].model must name an entry of spec.models"
 // +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ranking.firstStage.model)",message="spec.ranking.firstStage.model must name an entry of spec.models"
 // +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ranking.secondStage.model)",message="spec.ranking.secondStage.model must name an entry of spec.models"
+// +kubebuilder:validation:XValidation:rule="!has(self.data.store) || !has(self.data.store.type) || self.data.store.type != 'Memory' || !has(self.frontend) || !has(self.frontend.scaling) || (has(self.frontend.scaling.replicas) && self.frontend.scaling.replicas <= 1)",message="spec.frontend.scaling: the Memory store lives in the frontend pod, so the frontend runs one replica; use the Redis store (spec.data.store.type: Redis) to scale it"
 type RecPipelineSpec struct {
 	// runtime selects the recserve image the stage pods run.
 	// +optional
@@ -102,8 +103,9 @@ type RecPipelineSpec struct {
 	// +required
 	Rerank RerankSpec `json:"rerank"`
 
-	// frontend sizes the stage that serves the client API and runs the
-	// final rerank. One replica when unset.
+	// frontend sizes the stage that serves the client API, owns the
+	// real-time state and runs the final rerank. One replica when unset;
+	// more need the Redis store.
 	// +optional
 	Frontend *StageSpec `json:"frontend,omitempty"`
 }
@@ -150,8 +152,9 @@ type StoreType string
 
 // Store backends.
 const (
-	// StoreMemory keeps state in each pod's memory with an append-only log
-	// on the pod's disk: replicas do not share it.
+	// StoreMemory keeps state in the frontend pod's memory with an
+	// append-only log on the pod's disk (an emptyDir: it survives container
+	// restarts, not the pod's replacement); one frontend replica.
 	StoreMemory StoreType = "Memory"
 	// StoreRedis keeps state in Redis, shared by every replica.
 	StoreRedis StoreType = "Redis"
