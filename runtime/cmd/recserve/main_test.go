@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/testredis"
 	"github.com/recpipeline/recpipeline/runtime/internal/testworld"
 	"github.com/recpipeline/recpipeline/runtime/synth"
 )
@@ -588,6 +589,52 @@ func TestSplitStagesOverGRPC(t *testing.T) {
 		for _, s := range it.Sources {
 			if s == "for-you" || s == "more-like-this" {
 				t.Errorf("item %s came from %s while the retrieval stage is down", it.ID, s)
+			}
+		}
+	}
+}
+
+// TestReplicasShareStateThroughRedis runs two replicas on one Redis store:
+// what one replica is told, the other acts on.
+func TestReplicasShareStateThroughRedis(t *testing.T) {
+	srv, err := testredis.Start()
+	addr := testredis.Need(t, srv, err)
+	if srv != nil {
+		defer srv.Stop()
+	}
+	f := world(t)
+	dir := t.TempDir()
+	c, err := config.Parse(pipelineConfig(t, f, defaultWeights()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Deploy.Store = config.Store{Type: "Redis", Redis: &config.RedisStore{Address: addr, KeyPrefix: "it/shared/"}}
+	c.DeployRevision, _ = config.DeployRevisionOf(&c.Deploy)
+	b, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.json")
+	writeConfig(t, cfgPath, b)
+	a := start(t, cfgPath, filepath.Join(dir, "a"))
+	bb := start(t, cfgPath, filepath.Join(dir, "b"))
+
+	_, before := recommend(t, bb.url, "u9", 10, false)
+	if len(before.Items) == 0 {
+		t.Fatal("no recommendations")
+	}
+	var shown []map[string]any
+	for _, it := range before.Items {
+		shown = append(shown, map[string]any{"user": "u9", "item": it.ID, "type": "impression"})
+	}
+	if code, err := postEvents(a.url, shown); err != nil || code != http.StatusAccepted {
+		t.Fatalf("impressions to replica a: %d %v", code, err)
+	}
+	_, after := recommend(t, bb.url, "u9", 25, false)
+	for _, it := range after.Items {
+		for _, old := range before.Items {
+			if it.ID == old.ID {
+				t.Errorf("replica b recommends %s, which replica a recorded as seen", it.ID)
 			}
 		}
 	}

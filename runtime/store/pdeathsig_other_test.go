@@ -1,7 +1,0 @@
-//go:build !linux
-
-package store
-
-import "os/exec"
-
-func setParentDeathSignal(*exec.Cmd) {}
