@@ -88,6 +88,30 @@ bench: test-deps ## Run the benchmarks (long; not part of make test).
 build: ## Build the manager and the runtime's commands into bin/.
 	go build -o $(BIN)/manager .
 
+##@ Images
+
+# Tag and version label of the images.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Registry and path that `make push` sends the images to, e.g. ghcr.io/recpipeline.
+REGISTRY ?=
+IMAGES_DIR ?= $(BIN)/images
+PLATFORM ?= linux/amd64
+# Extra flags of hack/images build, e.g. -tools for the recpipeline-tools image.
+IMAGES_FLAGS ?=
+
+.PHONY: images
+images: ## Build the manager and recserve images into bin/images/*.tar without Docker.
+	go run ./hack/images build -out $(IMAGES_DIR) -version $(VERSION) -platform $(PLATFORM) $(IMAGES_FLAGS)
+
+.PHONY: push
+push: images ## Push the images to $(REGISTRY)/{manager,recserve}:$(VERSION) with docker login's credentials.
+	@test -n "$(REGISTRY)" || { echo "Set REGISTRY, e.g. make push REGISTRY=ghcr.io/me"; exit 1; }
+	go run ./hack/images push -in $(IMAGES_DIR) -registry $(REGISTRY) -version $(VERSION)
+
+.PHONY: images-import
+images-import: images ## Import the images into the local containerd (namespace k8s.io).
+	for f in $(IMAGES_DIR)/manager.tar $(IMAGES_DIR)/recserve.tar; do ctr -n k8s.io images import "$$f"; done
+
 .PHONY: run
 run: manifests ## Run the manager against the cluster of the current kubeconfig.
 	go run . --leader-elect=false
