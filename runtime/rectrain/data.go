@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 
 	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/synth"
 )
 
 // File names of a dataset directory; each may also be gzip-compressed with
@@ -111,6 +112,45 @@ type Data struct {
 	// Skipped counts rows left out: bad rows the readers skipped, events of
 	// unknown items, engagements without an earlier impression.
 	Skipped map[string]int
+	// Errors are the first bad rows of each file (LoadOptions.MaxErrors
+	// per file), with their line numbers.
+	Errors []*dataset.RowError
+
+	// Truth is the planted truth when the dataset is a synth world written
+	// with its truth files; nil otherwise. TruthUser and TruthItem map the
+	// indexes of UserIDs and ItemIDs to the truth's (-1 when absent).
+	Truth                *synth.World
+	TruthUser, TruthItem []int32
+}
+
+// noteBad records a reader's skipped rows.
+func (d *Data) noteBad(file string, r dataset.Report) {
+	d.Skipped[file] += r.Skipped
+	d.Errors = append(d.Errors, r.Errors...)
+}
+
+// attachTruth reads synth's truth files in dir and maps the IDs onto them.
+func (d *Data) attachTruth(dir string) error {
+	w, err := synth.ReadTruth(dir)
+	if err != nil {
+		return fmt.Errorf("failed to read the planted truth: %w", err)
+	}
+	d.Truth = w
+	d.TruthUser = make([]int32, len(d.UserIDs))
+	for u, id := range d.UserIDs {
+		d.TruthUser[u] = -1
+		if k, ok := synth.ParseID('u', id); ok && k < w.NumUsers() {
+			d.TruthUser[u] = int32(k)
+		}
+	}
+	d.TruthItem = make([]int32, len(d.ItemIDs))
+	for i, id := range d.ItemIDs {
+		d.TruthItem[i] = -1
+		if k, ok := synth.ParseID('i', id); ok && k < w.NumItems() {
+			d.TruthItem[i] = int32(k)
+		}
+	}
+	return nil
 }
 
 func followKey(user, author int32) uint64 { return uint64(uint32(user))<<32 | uint64(uint32(author)) }
@@ -142,10 +182,14 @@ type LoadOptions struct {
 	// Strict makes a bad row fatal instead of skipped and counted. Default
 	// false.
 	Strict bool
+	// MaxErrors is how many bad rows of each file are kept in Data.Errors;
+	// default 10, negative keeps none.
+	MaxErrors int
 }
 
 // LoadDir reads the dataset in dir (catalog, users, follows and events, in
-// the runtime/dataset formats) and replays the log in time order.
+// the runtime/dataset formats) and replays the log in time order. When dir
+// also holds synth's truth files, Data.Truth is the planted truth.
 func LoadDir(dir string, opts LoadOptions) (*Data, error) {
 	if opts.TestFrac == 0 {
 		opts.TestFrac = 0.1
@@ -153,7 +197,7 @@ func LoadDir(dir string, opts LoadOptions) (*Data, error) {
 	if opts.TestFrac <= 0 || opts.TestFrac >= 1 {
 		return nil, fmt.Errorf("test fraction %v outside (0, 1)", opts.TestFrac)
 	}
-	ro := dataset.ReadOptions{Strict: opts.Strict}
+	ro := dataset.ReadOptions{Strict: opts.Strict, MaxErrors: opts.MaxErrors}
 	d := &Data{Skipped: map[string]int{}}
 	items := map[string]int32{}
 	users := map[string]int32{}
@@ -184,7 +228,7 @@ func LoadDir(dir string, opts LoadOptions) (*Data, error) {
 		d.ItemCreated = append(d.ItemCreated, it.Created.Unix())
 		d.ItemAuthor = append(d.ItemAuthor, author(it.Author))
 	}
-	d.Skipped[CatalogFile] = cat.Report().Skipped
+	d.noteBad(CatalogFile, cat.Report())
 	cat.Close()
 	if len(d.ItemIDs) == 0 {
 		return nil, fmt.Errorf("the catalog in %s has no items", dir)
@@ -204,7 +248,7 @@ func LoadDir(dir string, opts LoadOptions) (*Data, error) {
 		d.UserIDs = append(d.UserIDs, u.ID)
 		d.UserFeat = append(d.UserFeat, u.Features...)
 	}
-	d.Skipped[UsersFile] = ur.Report().Skipped
+	d.noteBad(UsersFile, ur.Report())
 	ur.Close()
 	user := func(id string) int32 {
 		u, ok := users[id]
@@ -230,18 +274,10 @@ func LoadDir(dir string, opts LoadOptions) (*Data, error) {
 		}
 		follows[followKey(user(f.User), author(f.Author))] = struct{}{}
 	}
-	d.Skipped[FollowsFile] = fr.Report().Skipped
+	d.noteBad(FollowsFile, fr.Report())
 	fr.Close()
 
-	// The log is read once to find its time span, so that the split is
-	// known before the replay.
-	type row struct {
-		t          int64
-		user, item int32
-		author     int32
-		typ        dataset.EventType
-	}
-	var log []row
+	var log []logRow
 	er, err := openIn(dir, EventsFile, ro, dataset.OpenEvents)
 	if err != nil {
 		return nil, err
@@ -251,7 +287,7 @@ func LoadDir(dir string, opts LoadOptions) (*Data, error) {
 			er.Close()
 			return nil, fmt.Errorf("failed to read the events: %w", err)
 		}
-		r := row{t: e.Time.Unix(), user: user(e.User), item: -1, author: -1, typ: e.Type}
+		r := logRow{t: e.Time.Unix(), user: user(e.User), item: -1, author: -1, typ: e.Type}
 		if e.Item != "" {
 			i, ok := items[e.Item]
 			if !ok {
@@ -268,13 +304,35 @@ func LoadDir(dir string, opts LoadOptions) (*Data, error) {
 		}
 		log = append(log, r)
 	}
-	d.Skipped[EventsFile] = er.Report().Skipped
+	d.noteBad(EventsFile, er.Report())
 	er.Close()
 	if len(log) == 0 {
 		return nil, fmt.Errorf("the log in %s has no usable events", dir)
 	}
+	d.replay(log, follows, opts.TestFrac)
+	if synth.HasTruth(dir) {
+		if err := d.attachTruth(dir); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// logRow is one event of the log with its IDs resolved; item and author are
+// -1 when absent.
+type logRow struct {
+	t          int64
+	user, item int32
+	author     int32
+	typ        dataset.EventType
+}
+
+// replay walks the log in time order, building the impressions with their
+// features and labels, and the state at the split.
+func (d *Data) replay(log []logRow, follows map[uint64]struct{}, testFrac float64) {
+
 	d.Start, d.End = log[0].t, log[len(log)-1].t
-	d.Split = d.End - int64(math.Round(opts.TestFrac*float64(d.End-d.Start)))
+	d.Split = d.End - int64(math.Round(testFrac*float64(d.End-d.Start)))
 
 	nu := len(d.UserIDs)
 	pools := newPoolState(nu, d)
@@ -327,7 +385,6 @@ func LoadDir(dir string, opts LoadOptions) (*Data, error) {
 			delete(d.Skipped, k)
 		}
 	}
-	return d, nil
 }
 
 // openIn opens name in dir, or name.gz when only that exists.

@@ -30,49 +30,121 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 
 	"github.com/recpipeline/recpipeline/runtime/rectrain/nn"
+	"github.com/recpipeline/recpipeline/runtime/synth"
 )
 
-// RecallK is the cut-off of the retrieval recall; FunnelCandidates the
-// number of retrieved candidates the first stage is compared with the
-// teacher on, and TeacherTop how many of the teacher's best of them.
+// RecallK is the cut-off of the retrieval recall; NDCGK the shorter
+// cut-off also reported. The funnel evaluated keeps, for each user, the
+// two-tower model's FunnelCandidates best items, the first stage's
+// TeacherTop best of those, and the teacher's RecallK best of these; the
+// first stage is compared with the teacher on the teacher's TeacherTop
+// best of the retrieved candidates.
 const (
 	RecallK          = 100
-	FunnelCandidates = 1000
+	NDCGK            = 10
+	FunnelCandidates = 1500
 	TeacherTop       = 300
+	// CalibrationBins is the number of equal-width probability bins of the
+	// expected calibration error.
+	CalibrationBins = 10
 )
 
-// Report is the offline evaluation on the test split.
+// Ranked are the metrics of a ranked list per user, averaged over users:
+// recall (the fraction of the user's distinct engaged test items in the
+// list's first K) and NDCG (binary relevance: Σ 1/log2(rank+1) over the hits
+// in the first K, divided by its best value for the user's number of
+// engaged items).
+type Ranked struct {
+	Recall10, Recall100, NDCG10, NDCG100 float64
+}
+
+func (r *Ranked) add(list []int32, pos map[int32]bool) {
+	r.Recall10 += RecallAt(list, pos, NDCGK)
+	r.Recall100 += RecallAt(list, pos, RecallK)
+	r.NDCG10 += NDCGAt(list, pos, NDCGK)
+	r.NDCG100 += NDCGAt(list, pos, RecallK)
+}
+
+func (r Ranked) scale(n int) Ranked {
+	f := 1 / float64(max(n, 1))
+	return Ranked{r.Recall10 * f, r.Recall100 * f, r.NDCG10 * f, r.NDCG100 * f}
+}
+
+// Report is the offline evaluation on the test split. "Popular" figures are
+// the baseline's, "Oracle" ones the planted truth's (only when HasOracle:
+// the data is a synth world with its truth files).
 type Report struct {
 	// TestImpressions is the number of impressions at or after the split;
 	// TestUsers the number of users with a positive engagement there.
 	TestImpressions, TestUsers int
-	// Recall is the mean over test users of the fraction of their distinct
-	// engaged test items that the two-tower model retrieves in its top
-	// RecallK of the whole catalog (exact dot-product search, user state at
-	// the split); RecallPopular the same for the items with the most
-	// training engagements.
-	Recall, RecallPopular float64
+	HasOracle                  bool
+
+	// Retrieval is the two-tower model's top RecallK of the whole catalog
+	// (exact dot-product search, user state at the split) for every test
+	// user; RetrievalPopular the items with the most training engagements;
+	// RetrievalOracle the catalog ranked by each user's true click
+	// probability. Recall and RecallPopular repeat the recall@RecallK.
+	Retrieval, RetrievalPopular, RetrievalOracle Ranked
+	Recall, RecallPopular                        float64
+
+	// Funnel is the whole funnel's final RecallK (retrieval, first stage,
+	// teacher, see the constants) for FunnelUsers test users;
+	// FunnelPopular and FunnelOracle are the baseline's and oracle's lists
+	// on the same users.
+	Funnel, FunnelPopular, FunnelOracle Ranked
+	FunnelUsers                         int
+
 	// AUC is the MTML's ROC AUC per head (Heads order) on test impressions;
 	// AUCPopular that of the item's smoothed training rate of the event;
-	// Positives the number of positive test impressions per head.
-	AUC, AUCPopular []float64
-	Positives       []int
-	// Spearman is the mean rank correlation between the first stage's and
-	// the teacher's scores on the teacher's TeacherTop best of the two-tower
-	// model's FunnelCandidates candidates, over SpearmanUsers test users.
-	Spearman      float64
-	SpearmanUsers int
+	// AUCOracle that of the true probabilities. Positives counts the
+	// positive test impressions per head.
+	AUC, AUCPopular, AUCOracle []float64
+	Positives                  []int
+	// ECE is the MTML's expected calibration error per head over
+	// CalibrationBins bins; MeanPredicted its mean probability and
+	// Observed the heads' rates on the test impressions. The Popular and
+	// Oracle variants are the baseline's and the truth's.
+	ECE, ECEPopular, ECEOracle                       []float64
+	MeanPredicted, MeanPopular, MeanOracle, Observed []float64
+
+	// Spearman and Kendall are the mean rank correlations (Kendall's
+	// tau-b) between the first stage's and the teacher's scores on the
+	// teacher's TeacherTop best of the two-tower model's FunnelCandidates
+	// candidates, over SpearmanUsers test users.
+	Spearman, Kendall float64
+	SpearmanUsers     int
 }
 
 // Table prints the report as a table.
 func (r Report) Table(w io.Writer) {
 	fmt.Fprintf(w, "evaluation on %d test impressions, %d test users\n", r.TestImpressions, r.TestUsers)
-	fmt.Fprintf(w, "  %-34s %10s %10s\n", "metric", "model", "popular")
-	fmt.Fprintf(w, "  %-34s %10.4f %10.4f\n", fmt.Sprintf("two-tower recall@%d", RecallK), r.Recall, r.RecallPopular)
-	for h, name := range Heads {
-		fmt.Fprintf(w, "  %-34s %10.4f %10.4f\n", fmt.Sprintf("mtml AUC %s (%d positives)", name, r.Positives[h]), r.AUC[h], r.AUCPopular[h])
+	fmt.Fprintf(w, "  %-40s %10s %10s %10s\n", "metric", "model", "popular", "oracle")
+	or := func(v float64) string {
+		if !r.HasOracle {
+			return "-"
+		}
+		return fmt.Sprintf("%.4f", v)
 	}
-	fmt.Fprintf(w, "  %-34s %10.4f %10s\n", fmt.Sprintf("first-stage Spearman@%d (%d users)", TeacherTop, r.SpearmanUsers), r.Spearman, "-")
+	row := func(name string, m, p float64, o string) {
+		fmt.Fprintf(w, "  %-40s %10.4f %10.4f %10s\n", name, m, p, o)
+	}
+	ranked := func(what string, m, p, o Ranked) {
+		row(fmt.Sprintf("%s recall@%d", what, NDCGK), m.Recall10, p.Recall10, or(o.Recall10))
+		row(fmt.Sprintf("%s recall@%d", what, RecallK), m.Recall100, p.Recall100, or(o.Recall100))
+		row(fmt.Sprintf("%s NDCG@%d", what, NDCGK), m.NDCG10, p.NDCG10, or(o.NDCG10))
+		row(fmt.Sprintf("%s NDCG@%d", what, RecallK), m.NDCG100, p.NDCG100, or(o.NDCG100))
+	}
+	ranked("two-tower", r.Retrieval, r.RetrievalPopular, r.RetrievalOracle)
+	ranked(fmt.Sprintf("funnel (%d users)", r.FunnelUsers), r.Funnel, r.FunnelPopular, r.FunnelOracle)
+	for h, name := range Heads {
+		row(fmt.Sprintf("mtml AUC %s (%d positives)", name, r.Positives[h]), r.AUC[h], r.AUCPopular[h], or(r.AUCOracle[h]))
+	}
+	for h, name := range Heads {
+		row(fmt.Sprintf("mtml ECE %s", name), r.ECE[h], r.ECEPopular[h], or(r.ECEOracle[h]))
+		row(fmt.Sprintf("mtml mean P %s (observed %.4f)", name, r.Observed[h]), r.MeanPredicted[h], r.MeanPopular[h], or(r.MeanOracle[h]))
+	}
+	fmt.Fprintf(w, "  %-40s %10.4f %10s %10s\n", fmt.Sprintf("first-stage Spearman@%d (%d users)", TeacherTop, r.SpearmanUsers), r.Spearman, "-", "-")
+	fmt.Fprintf(w, "  %-40s %10.4f %10s %10s\n", fmt.Sprintf("first-stage Kendall@%d (%d users)", TeacherTop, r.SpearmanUsers), r.Kendall, "-", "-")
 }
 
 func dirJoin(dir, name string) string { return filepath.Join(dir, name) }
@@ -179,6 +251,16 @@ func retrieve(ue, ie blas64.General, k int) [][]int32 {
 func evaluate(d *Data, res *Result, o Options) Report {
 	rep := Report{TestImpressions: len(d.Imps) - d.TrainN}
 	nh := len(Heads)
+	truth := d.Truth
+	if truth != nil {
+		for _, k := range d.TruthItem {
+			if k < 0 {
+				truth = nil
+				break
+			}
+		}
+	}
+	rep.HasOracle = truth != nil
 
 	// Retrieval.
 	testPos := map[int32]map[int32]bool{}
@@ -207,33 +289,34 @@ func evaluate(d *Data, res *Result, o Options) Report {
 	var h minHeap
 	popular := topK(trainPos, RecallK, &h)
 	funnelUsers := users[:min(len(users), o.EvalUsers)]
+	rep.FunnelUsers = len(funnelUsers)
 	var cands [][]int32
 	if len(users) > 0 {
 		ue := embedUsers(d, res.TwoTower, users)
 		ie := embedItems(d, res.TwoTower)
-		top := retrieve(ue, ie, max(RecallK, FunnelCandidates))
-		var sum, sumPop float64
+		top := retrieve(ue, ie, RecallK)
+		var oracle [][]int32
+		if truth != nil {
+			oracle = oracleRetrieve(d, truth, users, RecallK)
+		}
+		var sum, pop, orc Ranked
 		for j, u := range users {
 			pos := testPos[u]
-			hits, hitsPop := 0, 0
-			for _, i := range top[j][:min(RecallK, len(top[j]))] {
-				if pos[i] {
-					hits++
-				}
+			sum.add(top[j], pos)
+			pop.add(popular, pos)
+			if oracle != nil {
+				orc.add(oracle[j], pos)
 			}
-			for _, i := range popular {
-				if pos[i] {
-					hitsPop++
-				}
+			if j == len(funnelUsers)-1 {
+				rep.FunnelPopular, rep.FunnelOracle = pop.scale(j+1), orc.scale(j+1)
 			}
-			sum += float64(hits) / float64(len(pos))
-			sumPop += float64(hitsPop) / float64(len(pos))
 		}
-		rep.Recall, rep.RecallPopular = sum/float64(len(users)), sumPop/float64(len(users))
-		cands = top[:len(funnelUsers)]
+		rep.Retrieval, rep.RetrievalPopular, rep.RetrievalOracle = sum.scale(len(users)), pop.scale(len(users)), orc.scale(len(users))
+		rep.Recall, rep.RecallPopular = rep.Retrieval.Recall100, rep.RetrievalPopular.Recall100
+		cands = retrieve(rowsOf(ue, 0, len(funnelUsers)), ie, FunnelCandidates)
 	}
 
-	// Ranking: per-head AUC on test impressions.
+	// Ranking: per-head AUC and calibration on test impressions.
 	rw := res.MTML.Spec.Width()
 	n := len(d.Imps) - d.TrainN
 	probs := make([]float64, n*nh)
@@ -251,6 +334,21 @@ func evaluate(d *Data, res *Result, o Options) Report {
 				d.rankRow(xb[j*rw:(j+1)*rw], im.User, d.Pool(k), im.Item, im.T, im.Followed)
 			}
 			res.teacher(x, &tb, &th, vals[:bn], probs[s*nh:(s+bn)*nh])
+		}
+	}
+	var trueProbs [][5]float64
+	if truth != nil {
+		trueProbs = make([][5]float64, n)
+		for j := range n {
+			im := &d.Imps[d.TrainN+j]
+			tu, ti := d.TruthUser[im.User], d.TruthItem[im.Item]
+			if tu < 0 {
+				// A user the truth does not know: no oracle.
+				trueProbs, truth, rep.HasOracle = nil, nil, false
+				break
+			}
+			p := truth.TrueProbabilities(int(tu), int(ti))
+			trueProbs[j] = [5]float64{p.Click, p.Like, p.Comment, p.Share, p.SeeLess}
 		}
 	}
 	// The baseline scores an impression by the item's training rate of the
@@ -272,9 +370,19 @@ func evaluate(d *Data, res *Result, o Options) Report {
 		}
 	}
 	const prior = 10.0
-	rep.AUC, rep.AUCPopular, rep.Positives = make([]float64, nh), make([]float64, nh), make([]int, nh)
-	score, base := make([]float64, n), make([]float64, n)
+	perHead := func() []float64 { return make([]float64, nh) }
+	rep.AUC, rep.AUCPopular, rep.AUCOracle, rep.Positives = perHead(), perHead(), perHead(), make([]int, nh)
+	rep.ECE, rep.ECEPopular, rep.ECEOracle = perHead(), perHead(), perHead()
+	rep.MeanPredicted, rep.MeanPopular, rep.MeanOracle, rep.Observed = perHead(), perHead(), perHead(), perHead()
+	score, base, orc := make([]float64, n), make([]float64, n), make([]float64, n)
 	labels := make([]bool, n)
+	mean := func(v []float64) float64 {
+		var s float64
+		for _, x := range v {
+			s += x
+		}
+		return s / float64(max(len(v), 1))
+	}
 	for h := range nh {
 		g := global[h] / float64(max(d.TrainN, 1))
 		for j := range n {
@@ -285,17 +393,28 @@ func evaluate(d *Data, res *Result, o Options) Report {
 			if labels[j] {
 				rep.Positives[h]++
 			}
+			if trueProbs != nil {
+				orc[j] = trueProbs[j][h]
+			}
 		}
 		rep.AUC[h], rep.AUCPopular[h] = AUC(score, labels), AUC(base, labels)
+		rep.ECE[h], rep.ECEPopular[h] = ECE(score, labels, CalibrationBins), ECE(base, labels, CalibrationBins)
+		rep.MeanPredicted[h], rep.MeanPopular[h] = mean(score), mean(base)
+		rep.Observed[h] = float64(rep.Positives[h]) / float64(max(n, 1))
+		if trueProbs != nil {
+			rep.AUCOracle[h], rep.ECEOracle[h], rep.MeanOracle[h] = AUC(orc, labels), ECE(orc, labels, CalibrationBins), mean(orc)
+		}
 	}
 
-	// First stage against the teacher on the funnel's candidates.
+	// The funnel, and the first stage against the teacher on the
+	// retrieved candidates.
 	if len(funnelUsers) > 0 {
 		fu := embedUsers(d, res.FirstStage, funnelUsers)
 		fi := embedItems(d, res.FirstStage)
 		var tb, th nn.Tape
 		var xb []float64
-		var sum float64
+		var sp, kt float64
+		var funnel Ranked
 		for j, u := range funnelUsers {
 			c := cands[j]
 			var x blas64.General
@@ -307,26 +426,170 @@ func evaluate(d *Data, res *Result, o Options) Report {
 			}
 			tv := make([]float64, len(c))
 			res.teacher(x, &tb, &th, tv, nil)
-			order := make([]int, len(c))
-			for r := range order {
-				order[r] = r
-			}
-			slices.SortFunc(order, func(a, b int) int { return cmp.Or(cmp.Compare(tv[b], tv[a]), cmp.Compare(a, b)) })
-			order = order[:min(TeacherTop, len(order))]
-			ts, ss := make([]float64, len(order)), make([]float64, len(order))
+			fv := make([]float64, len(c))
 			urow := fu.Data[j*fu.Stride : j*fu.Stride+fu.Cols]
-			for r, o := range order {
-				ts[r] = tv[o]
-				irow := fi.Data[int(c[o])*fi.Stride : int(c[o])*fi.Stride+fi.Cols]
+			for r, i := range c {
+				irow := fi.Data[int(i)*fi.Stride : int(i)*fi.Stride+fi.Cols]
 				for k, v := range urow {
-					ss[r] += v * irow[k]
+					fv[r] += v * irow[k]
 				}
 			}
-			sum += Spearman(ts, ss)
+			byTeacher := bestOf(tv, TeacherTop, nil)
+			ts, ss := make([]float64, len(byTeacher)), make([]float64, len(byTeacher))
+			for r, o := range byTeacher {
+				ts[r], ss[r] = tv[o], fv[o]
+			}
+			sp += Spearman(ts, ss)
+			kt += Kendall(ts, ss)
+			// The funnel: the first stage keeps TeacherTop, the teacher
+			// orders them and the first RecallK are shown.
+			kept := bestOf(fv, TeacherTop, nil)
+			final := bestOf(tv, RecallK, kept)
+			list := make([]int32, len(final))
+			for r, o := range final {
+				list[r] = c[o]
+			}
+			funnel.add(list, testPos[u])
 		}
-		rep.Spearman, rep.SpearmanUsers = sum/float64(len(funnelUsers)), len(funnelUsers)
+		rep.Spearman, rep.Kendall, rep.SpearmanUsers = sp/float64(len(funnelUsers)), kt/float64(len(funnelUsers)), len(funnelUsers)
+		rep.Funnel = funnel.scale(len(funnelUsers))
 	}
 	return rep
+}
+
+// bestOf returns the positions of the k highest values of v among
+// (every position when nil), best first, ties by lower position.
+func bestOf(v []float64, k int, among []int) []int {
+	order := among
+	if order == nil {
+		order = make([]int, len(v))
+		for r := range order {
+			order[r] = r
+		}
+	} else {
+		order = slices.Clone(order)
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Or(cmp.Compare(v[b], v[a]), cmp.Compare(a, b)) })
+	return order[:min(k, len(order))]
+}
+
+// oracleRetrieve ranks the catalog for each user by the true click
+// probability σ(ClickScale·⟨u, i⟩ + ClickBias + q_i + β_u), whose order is
+// that of ClickScale·⟨u, i⟩ + q_i, by exact search. Any positive engagement
+// needs a click, so this is also the order of the true probability of one.
+func oracleRetrieve(d *Data, w *synth.World, users []int32, k int) [][]int32 {
+	dim := w.Config().Dim
+	cs := w.Config().Model.ClickScale
+	ub, ue := matrix(nil, len(users), dim+1)
+	for j, u := range users {
+		row := ub[j*(dim+1) : (j+1)*(dim+1)]
+		if tu := d.TruthUser[u]; tu >= 0 {
+			for c, v := range w.UserLatent(int(tu)) {
+				row[c] = cs * float64(v)
+			}
+		}
+		row[dim] = 1
+	}
+	ib, ie := matrix(nil, len(d.ItemIDs), dim+1)
+	for i, ti := range d.TruthItem {
+		row := ib[i*(dim+1) : (i+1)*(dim+1)]
+		for c, v := range w.ItemLatent(int(ti)) {
+			row[c] = float64(v)
+		}
+		row[dim] = w.ItemQuality(int(ti))
+	}
+	return retrieve(ue, ie, k)
+}
+
+// RecallAt is the fraction of the relevant items in the first k of list; 0
+// when there are none.
+func RecallAt(list []int32, relevant map[int32]bool, k int) float64 {
+	if len(relevant) == 0 {
+		return 0
+	}
+	hits := 0
+	for _, i := range list[:min(k, len(list))] {
+		if relevant[i] {
+			hits++
+		}
+	}
+	return float64(hits) / float64(len(relevant))
+}
+
+// NDCGAt is the normalised discounted cumulative gain of the first k of
+// list with binary relevance: Σ 1/log2(r+1) over the relevant items at
+// 1-based ranks r ≤ k, divided by that of a list starting with every
+// relevant item; 0 when there are none.
+func NDCGAt(list []int32, relevant map[int32]bool, k int) float64 {
+	var dcg, ideal float64
+	for r, i := range list[:min(k, len(list))] {
+		if relevant[i] {
+			dcg += 1 / math.Log2(float64(r+2))
+		}
+	}
+	for r := range min(k, len(relevant)) {
+		ideal += 1 / math.Log2(float64(r+2))
+	}
+	if ideal == 0 {
+		return 0
+	}
+	return dcg / ideal
+}
+
+// Kendall is Kendall's tau-b of a and b: (concordant − discordant pairs)
+// divided by √((pairs − ties in a)(pairs − ties in b)); 0 when either is
+// constant.
+func Kendall(a, b []float64) float64 {
+	var con, dis, tieA, tieB float64
+	for i := range a {
+		for j := i + 1; j < len(a); j++ {
+			da, db := cmp.Compare(a[i], a[j]), cmp.Compare(b[i], b[j])
+			switch {
+			case da == 0 && db == 0:
+				tieA++
+				tieB++
+			case da == 0:
+				tieA++
+			case db == 0:
+				tieB++
+			case da == db:
+				con++
+			default:
+				dis++
+			}
+		}
+	}
+	n := float64(len(a)) * float64(len(a)-1) / 2
+	den := math.Sqrt((n - tieA) * (n - tieB))
+	if den == 0 {
+		return 0
+	}
+	return (con - dis) / den
+}
+
+// ECE is the expected calibration error of probabilities p for binary
+// labels: the predictions are put in bins equal-width bins of [0, 1] (1 in
+// the last), and ECE = Σ_b (n_b/n)·|mean p in b − rate of positives in b|.
+// 0 for no predictions.
+func ECE(p []float64, labels []bool, bins int) float64 {
+	sumP := make([]float64, bins)
+	pos := make([]float64, bins)
+	cnt := make([]float64, bins)
+	for j, v := range p {
+		b := min(max(int(v*float64(bins)), 0), bins-1)
+		sumP[b] += v
+		cnt[b]++
+		if labels[j] {
+			pos[b]++
+		}
+	}
+	var e float64
+	for b := range bins {
+		if cnt[b] > 0 {
+			e += math.Abs(sumP[b]-pos[b]) / float64(len(p))
+		}
+	}
+	return e
 }
 
 // ranks returns the 1-based ranks of v, ties sharing their mean rank.

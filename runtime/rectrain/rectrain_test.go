@@ -57,7 +57,7 @@ func tinyWorld(t *testing.T) (*Data, *Result) {
 		}
 		tiny.dir = dir
 		w := synth.Generate(synth.Config{Users: 300, Items: 1000, Events: 40000, Seed: 3})
-		if tiny.err = w.WriteDirWith(dir, synth.WriteOptions{SkipTruth: true}); tiny.err != nil {
+		if tiny.err = w.WriteDir(dir); tiny.err != nil {
 			return
 		}
 		if tiny.data, tiny.err = LoadDir(dir, LoadOptions{}); tiny.err != nil {

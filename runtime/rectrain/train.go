@@ -27,9 +27,11 @@ limitations under the License.
 // contract with the serving runtime (see the Feat constants).
 //
 // Training is deterministic for a fixed seed: examples are shuffled by a
-// seeded generator and gradients are summed in a fixed order. Matrix
-// products of large batches run on every core through gonum's BLAS, whose
-// parallel split does not change the result.
+// seeded generator, each batch is split into two shards at fixed rows whose
+// gradients are computed on two goroutines and summed in a fixed order, and
+// gonum's BLAS splits large matrix products over every core without
+// changing the result. A run can save a checkpoint after every epoch and
+// resume from it to the same models.
 package rectrain
 
 import (
@@ -39,6 +41,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"gonum.org/v1/gonum/blas/blas64"
@@ -69,8 +72,21 @@ type Options struct {
 	// EvalUsers bounds the users of the first-stage vs teacher evaluation;
 	// default 500.
 	EvalUsers int
-	// Progress receives a line per epoch; nil discards them.
+	// Progress receives a line per epoch (redrawn during the epoch when it
+	// is a terminal); nil discards them.
 	Progress io.Writer
+	// Checkpoint is a directory where the training state is saved after
+	// every epoch (weights, optimiser state, position in the schedule and
+	// the shuffling generator); "" saves none.
+	Checkpoint string
+	// Resume continues from the checkpoint in Checkpoint, giving the same
+	// models as a run that was never interrupted; it starts from the
+	// beginning when the directory holds no checkpoint yet.
+	Resume bool
+	// StopAfter ends the run with ErrStopped once this many epochs of the
+	// schedule (the models one after the other, Epochs each) are done; 0
+	// runs to the end.
+	StopAfter int
 }
 
 // DefaultWeights are the teacher's default event weights.
@@ -119,7 +135,8 @@ type Result struct {
 }
 
 // Train trains the three models on d's training impressions and evaluates
-// them on its test impressions.
+// them on its test impressions. With Options.StopAfter it may return
+// ErrStopped, having saved the checkpoint to resume from.
 func Train(d *Data, opts Options) (*Result, error) {
 	o := opts.withDefaults()
 	for name := range o.Weights {
@@ -134,157 +151,257 @@ func Train(d *Data, opts Options) (*Result, error) {
 	for _, h := range Heads {
 		res.weights = append(res.weights, o.Weights[h])
 	}
-	var err error
-	if res.TwoTower, err = trainRetrieval(d, o); err != nil {
+	sch, err := newSchedule(d, o, res)
+	if err != nil {
 		return nil, err
 	}
-	if res.MTML, err = trainMTML(d, o, res); err != nil {
+	if res.TwoTower, err = newTwoTower(d, o.TowerHidden, o.Dim, o.Seed*7+1); err != nil {
 		return nil, err
 	}
-	if res.FirstStage, err = trainDistill(d, o, res); err != nil {
+	if err := trainRetrieval(d, o, res, sch); err != nil {
+		return nil, err
+	}
+	if res.MTML, err = newMTML(d, o.Hidden, o.Seed*7+3); err != nil {
+		return nil, err
+	}
+	if err := trainMTML(d, o, res, sch); err != nil {
+		return nil, err
+	}
+	if res.FirstStage, err = newTwoTower(d, o.FirstStageHidden, o.FirstStageDim, o.Seed*7+5); err != nil {
+		return nil, err
+	}
+	if err := trainDistill(d, o, res, sch); err != nil {
 		return nil, err
 	}
 	res.Eval = evaluate(d, res, o)
 	return res, nil
 }
 
-// progress prints one epoch's line.
-func progress(o Options, what string, epoch int, loss float64, n int, began time.Time) {
-	el := time.Since(began).Seconds()
-	fmt.Fprintf(o.Progress, "%-11s epoch %d/%d  loss %.5f  %8.0f examples/s  %5.1fs\n", what, epoch+1, o.Epochs, loss, float64(n)/math.Max(el, 1e-9), el)
+// A batch's gradient work is split into two shards of rows at fixed
+// boundaries, run on two goroutines; their gradients are summed shard 0
+// first, so the result does not depend on scheduling.
+const shards = 2
+
+// inShards calls fn for each shard of n rows, shard 1 on its own goroutine.
+func inShards(n int, fn func(s, lo, hi int)) {
+	h := n / 2
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		fn(1, h, n)
+	}()
+	fn(0, 0, h)
+	wg.Wait()
+}
+
+// rowsOf is the view of rows lo..hi of m.
+func rowsOf(m blas64.General, lo, hi int) blas64.General {
+	return blas64.General{Rows: hi - lo, Cols: m.Cols, Stride: m.Stride, Data: m.Data[lo*m.Stride : hi*m.Stride]}
+}
+
+// sumInto adds src to dst, element by element.
+func sumInto(dst, src [][]float64) {
+	for i, d := range dst {
+		for k, v := range src[i] {
+			d[k] += v
+		}
+	}
 }
 
 func shuffled(r *rand.Rand, idx []int32) {
 	r.Shuffle(len(idx), func(a, b int) { idx[a], idx[b] = idx[b], idx[a] })
 }
 
+func identity(idx []int32) {
+	for k := range idx {
+		idx[k] = int32(k)
+	}
+}
+
+// towerShard is one shard's scratch for a two-tower model.
+type towerShard struct {
+	ub, ib, rb, dub, dib, target []float64
+	tu, ti, tb, th               nn.Tape
+	gu, gi                       *nn.Grads
+	grads                        [][]float64
+	loss                         float64
+}
+
+func newTowerShards(t *TwoTower) [shards]*towerShard {
+	var out [shards]*towerShard
+	for s := range out {
+		sh := &towerShard{gu: t.User.NewGrads(), gi: t.Item.NewGrads()}
+		sh.grads = append(sh.gu.Slices(), sh.gi.Slices()...)
+		out[s] = sh
+	}
+	return out
+}
+
 // trainRetrieval fits the two-tower model on the training impressions that
 // led to a positive engagement.
-func trainRetrieval(d *Data, o Options) (*TwoTower, error) {
-	tt, err := newTwoTower(d, o.TowerHidden, o.Dim, o.Seed*7+1)
-	if err != nil {
-		return nil, err
-	}
-	var pos []int32
+func trainRetrieval(d *Data, o Options, res *Result, sch *schedule) error {
+	const stage = 0
+	tt := res.TwoTower
+	var base []int32
 	count := make([]float64, len(d.ItemIDs))
 	for k := 0; k < d.TrainN; k++ {
 		if d.Imps[k].Labels&positiveMask != 0 {
-			pos = append(pos, int32(k))
+			base = append(base, int32(k))
 			count[d.Imps[k].Item]++
 		}
 	}
-	if len(pos) < 2 {
-		return nil, fmt.Errorf("only %d positive engagements before the split; retrieval needs at least 2", len(pos))
+	if len(base) < 2 {
+		return fmt.Errorf("only %d positive engagements before the split; retrieval needs at least 2", len(base))
 	}
+	pos := slices.Clone(base)
 	logQ := make([]float64, len(count))
 	for i, c := range count {
 		logQ[i] = math.Log(math.Max(c, 1) / float64(len(pos)))
 	}
-	r := rand.New(rand.NewPCG(o.Seed, 0x7265747269657665))
+	pcg := rand.NewPCG(o.Seed, 0x7265747269657665)
+	r := rand.New(pcg)
 	params := append(tt.User.Params(), tt.Item.Params()...)
-	gu, gi := tt.User.NewGrads(), tt.Item.NewGrads()
-	grads := append(gu.Slices(), gi.Slices()...)
 	opt := nn.NewAdam(params, 3*o.LR)
+	first, err := sch.begin(stage, params, opt, pcg)
+	if err != nil {
+		return err
+	}
+	sh := newTowerShards(tt)
 	var (
-		ub, ib, dub, dib, lq, logits []float64
-		items                        []int32
-		tu, ti                       nn.Tape
+		ueb, ieb, dub, dib, lq, logits []float64
+		items                          []int32
 	)
 	uw, iw := tt.UserSpec.Width(), tt.ItemSpec.Width()
 	bs := min(o.Batch, len(pos))
-	for ep := range o.Epochs {
-		began := time.Now()
+	m := newMeter(o, stages[stage], len(pos)/bs*bs, first)
+	for ep := first; ep < o.Epochs; ep++ {
+		m.startEpoch(ep)
+		// Each epoch shuffles the same starting order, so that the
+		// generator's state alone fixes the next epoch's order.
+		copy(pos, base)
 		shuffled(r, pos)
-		var total float64
-		steps := 0
 		for s := 0; s+bs <= len(pos); s += bs {
 			batch := pos[s : s+bs]
-			var ux, ix, du, di blas64.General
-			ub, ux = matrix(ub, bs, uw)
-			ib, ix = matrix(ib, bs, iw)
+			var ue, ie, du, di blas64.General
+			ueb, ue = matrix(ueb, bs, o.Dim)
+			ieb, ie = matrix(ieb, bs, o.Dim)
 			dub, du = matrix(dub, bs, o.Dim)
 			dib, di = matrix(dib, bs, o.Dim)
-			lq = lq[:0]
-			items = items[:0]
-			for j, k := range batch {
-				im := &d.Imps[k]
-				d.userRow(ub[j*uw:(j+1)*uw], im.User, d.Pool(int(k)))
-				d.itemRow(ib[j*iw:(j+1)*iw], im.Item)
-				lq = append(lq, logQ[im.Item])
-				items = append(items, im.Item)
-			}
-			ue := tt.User.Forward(ux, &tu)
-			ie := tt.Item.Forward(ix, &ti)
+			lq = slices.Grow(lq[:0], bs)[:bs]
+			items = slices.Grow(items[:0], bs)[:bs]
+			inShards(bs, func(s, lo, hi int) {
+				w := sh[s]
+				var ux, ix blas64.General
+				w.ub, ux = matrix(w.ub, hi-lo, uw)
+				w.ib, ix = matrix(w.ib, hi-lo, iw)
+				for j, k := range batch[lo:hi] {
+					im := &d.Imps[k]
+					d.userRow(w.ub[j*uw:(j+1)*uw], im.User, d.Pool(int(k)))
+					d.itemRow(w.ib[j*iw:(j+1)*iw], im.Item)
+					lq[lo+j] = logQ[im.Item]
+					items[lo+j] = im.Item
+				}
+				copy(ue.Data[lo*o.Dim:hi*o.Dim], tt.User.Forward(ux, &w.tu).Data)
+				copy(ie.Data[lo*o.Dim:hi*o.Dim], tt.Item.Forward(ix, &w.ti).Data)
+			})
+			// The softmax couples every row of the batch; it runs whole.
 			var loss float64
 			loss, logits = nn.InBatchSoftmax(ue, ie, lq, items, du, di, logits)
-			gu.Zero()
-			gi.Zero()
-			tt.User.Backward(&tu, du, gu, false)
-			tt.Item.Backward(&ti, di, gi, false)
-			opt.Step(grads)
-			total += loss
-			steps++
+			inShards(bs, func(s, lo, hi int) {
+				w := sh[s]
+				w.gu.Zero()
+				w.gi.Zero()
+				tt.User.Backward(&w.tu, rowsOf(du, lo, hi), w.gu, false)
+				tt.Item.Backward(&w.ti, rowsOf(di, lo, hi), w.gi, false)
+			})
+			for _, w := range sh[1:] {
+				sumInto(sh[0].grads, w.grads)
+			}
+			opt.Step(sh[0].grads)
+			m.step(bs, loss)
 		}
-		progress(o, "two-tower", ep, total/float64(max(steps, 1)), steps*bs, began)
+		res.Loss[stages[stage]] = m.endEpoch()
+		if err := sch.end(stage, ep, opt, pcg); err != nil {
+			return err
+		}
 	}
-	return tt, nil
+	return nil
+}
+
+// mtmlShard is one shard's scratch for the ranker.
+type mtmlShard struct {
+	xb, yb, dzb []float64
+	tb, th      nn.Tape
+	gb, gh      *nn.Grads
+	grads       [][]float64
+	loss        float64
 }
 
 // trainMTML fits the ranker on every training impression.
-func trainMTML(d *Data, o Options, res *Result) (*MTML, error) {
-	m, err := newMTML(d, o.Hidden, o.Seed*7+3)
-	if err != nil {
-		return nil, err
-	}
+func trainMTML(d *Data, o Options, res *Result, sch *schedule) error {
+	const stage = 1
+	m := res.MTML
 	idx := make([]int32, d.TrainN)
-	for k := range idx {
-		idx[k] = int32(k)
+	pcg := rand.NewPCG(o.Seed, 0x6d746d6c)
+	r := rand.New(pcg)
+	params := append(m.Bottom.Params(), m.HeadLayer.Params()...)
+	opt := nn.NewAdam(params, o.LR)
+	first, err := sch.begin(stage, params, opt, pcg)
+	if err != nil {
+		return err
 	}
-	r := rand.New(rand.NewPCG(o.Seed, 0x6d746d6c))
-	gb, gh := m.Bottom.NewGrads(), m.HeadLayer.NewGrads()
-	opt := nn.NewAdam(append(m.Bottom.Params(), m.HeadLayer.Params()...), o.LR)
-	grads := append(gb.Slices(), gh.Slices()...)
-	var (
-		xb, yb, dzb []float64
-		tb, th      nn.Tape
-	)
+	var sh [shards]*mtmlShard
+	for s := range sh {
+		w := &mtmlShard{gb: m.Bottom.NewGrads(), gh: m.HeadLayer.NewGrads()}
+		w.grads = append(w.gb.Slices(), w.gh.Slices()...)
+		sh[s] = w
+	}
 	w := m.Spec.Width()
 	nh := len(Heads)
-	var last float64
-	for ep := range o.Epochs {
-		began := time.Now()
+	mt := newMeter(o, stages[stage], len(idx), first)
+	for ep := first; ep < o.Epochs; ep++ {
+		mt.startEpoch(ep)
+		identity(idx)
 		shuffled(r, idx)
-		var total float64
-		steps := 0
 		for s := 0; s < len(idx); s += o.Batch {
 			batch := idx[s:min(s+o.Batch, len(idx))]
 			n := len(batch)
-			var x, dz blas64.General
-			xb, x = matrix(xb, n, w)
-			yb = slices.Grow(yb[:0], n*nh)[:n*nh]
-			dzb, dz = matrix(dzb, n, nh)
-			for j, k := range batch {
-				im := &d.Imps[k]
-				d.rankRow(xb[j*w:(j+1)*w], im.User, d.Pool(int(k)), im.Item, im.T, im.Followed)
-				for h := range nh {
-					yb[j*nh+h] = float64(im.Labels >> h & 1)
+			inShards(n, func(s, lo, hi int) {
+				sw := sh[s]
+				rows := hi - lo
+				var x, dz blas64.General
+				sw.xb, x = matrix(sw.xb, rows, w)
+				sw.yb = slices.Grow(sw.yb[:0], rows*nh)[:rows*nh]
+				sw.dzb, dz = matrix(sw.dzb, rows, nh)
+				for j, k := range batch[lo:hi] {
+					im := &d.Imps[k]
+					d.rankRow(sw.xb[j*w:(j+1)*w], im.User, d.Pool(int(k)), im.Item, im.T, im.Followed)
+					for h := range nh {
+						sw.yb[j*nh+h] = float64(im.Labels >> h & 1)
+					}
 				}
+				z := m.HeadLayer.Forward(m.Bottom.Forward(x, &sw.tb), &sw.th)
+				sw.loss = nn.BCEWithLogits(z.Data, sw.yb, dz.Data, 1/float64(n))
+				sw.gb.Zero()
+				sw.gh.Zero()
+				dh := m.HeadLayer.Backward(&sw.th, dz, sw.gh, true)
+				m.Bottom.Backward(&sw.tb, dh, sw.gb, false)
+			})
+			loss := sh[0].loss
+			for _, sw := range sh[1:] {
+				sumInto(sh[0].grads, sw.grads)
+				loss += sw.loss
 			}
-			z := m.HeadLayer.Forward(m.Bottom.Forward(x, &tb), &th)
-			loss := nn.BCEWithLogits(z.Data, yb, dz.Data, 1/float64(n))
-			gb.Zero()
-			gh.Zero()
-			dh := m.HeadLayer.Backward(&th, dz, gh, true)
-			m.Bottom.Backward(&tb, dh, gb, false)
-			opt.Step(grads)
-			total += loss
-			steps++
+			opt.Step(sh[0].grads)
+			mt.step(n, loss)
 		}
-		last = total / float64(max(steps, 1))
-		progress(o, "mtml", ep, last, len(idx), began)
+		res.Loss[stages[stage]] = mt.endEpoch()
+		if err := sch.end(stage, ep, opt, pcg); err != nil {
+			return err
+		}
 	}
-	res.Loss["mtml"] = last
-	return m, nil
+	return nil
 }
 
 // teacher computes the MTML's value Σ w·P for each row of x (n×width) into
@@ -309,78 +426,82 @@ func (res *Result) teacher(x blas64.General, tb, th *nn.Tape, out, probs []float
 // impression gives two pairs: its user with the item shown, and the same
 // user (same state) with an item drawn uniformly from the catalog, so the
 // student also learns to rank items the log never showed.
-func trainDistill(d *Data, o Options, res *Result) (*TwoTower, error) {
-	fs, err := newTwoTower(d, o.FirstStageHidden, o.FirstStageDim, o.Seed*7+5)
-	if err != nil {
-		return nil, err
-	}
+func trainDistill(d *Data, o Options, res *Result, sch *schedule) error {
+	const stage = 2
+	fs := res.FirstStage
 	n := 2 * d.TrainN
 	idx := make([]int32, n)
-	for k := range idx {
-		idx[k] = int32(k)
-	}
-	r := rand.New(rand.NewPCG(o.Seed, 0x64697374696c6c))
+	pcg := rand.NewPCG(o.Seed, 0x64697374696c6c)
+	r := rand.New(pcg)
 	// The random partner of every impression is fixed up front so that the
-	// pairs do not depend on the batch order.
+	// pairs do not depend on the batch order; a resumed run draws them
+	// again from the same seed before restoring the generator.
 	partner := make([]int32, d.TrainN)
 	for k := range partner {
 		partner[k] = int32(r.IntN(len(d.ItemIDs)))
 	}
 	params := append(fs.User.Params(), fs.Item.Params()...)
-	gu, gi := fs.User.NewGrads(), fs.Item.NewGrads()
-	grads := append(gu.Slices(), gi.Slices()...)
 	opt := nn.NewAdam(params, 3*o.LR)
-	var (
-		ub, ib, rb, dub, dib, target []float64
-		tu, ti, tb, th               nn.Tape
-	)
+	first, err := sch.begin(stage, params, opt, pcg)
+	if err != nil {
+		return err
+	}
+	sh := newTowerShards(fs)
 	uw, iw, rw := fs.UserSpec.Width(), fs.ItemSpec.Width(), res.MTML.Spec.Width()
-	var last float64
-	for ep := range o.Epochs {
-		began := time.Now()
+	m := newMeter(o, stages[stage], n, first)
+	for ep := first; ep < o.Epochs; ep++ {
+		m.startEpoch(ep)
+		identity(idx)
 		shuffled(r, idx)
-		var total float64
-		steps := 0
 		for s := 0; s < n; s += o.Batch {
 			batch := idx[s:min(s+o.Batch, n)]
 			bn := len(batch)
-			var ux, ix, rx, du, di blas64.General
-			ub, ux = matrix(ub, bn, uw)
-			ib, ix = matrix(ib, bn, iw)
-			rb, rx = matrix(rb, bn, rw)
-			dub, du = matrix(dub, bn, fs.User.Out())
-			dib, di = matrix(dib, bn, fs.Item.Out())
-			target = slices.Grow(target[:0], bn)[:bn]
-			for j, e := range batch {
-				k := int(e) % d.TrainN
-				im := &d.Imps[k]
-				item, followed := im.Item, im.Followed
-				if int(e) >= d.TrainN {
-					item = partner[k]
-					_, followed = d.SplitFollows[followKey(im.User, d.ItemAuthor[item])]
+			inShards(bn, func(s, lo, hi int) {
+				w := sh[s]
+				rows := hi - lo
+				var ux, ix, rx, du, di blas64.General
+				w.ub, ux = matrix(w.ub, rows, uw)
+				w.ib, ix = matrix(w.ib, rows, iw)
+				w.rb, rx = matrix(w.rb, rows, rw)
+				w.dub, du = matrix(w.dub, rows, fs.User.Out())
+				w.dib, di = matrix(w.dib, rows, fs.Item.Out())
+				w.target = slices.Grow(w.target[:0], rows)[:rows]
+				for j, e := range batch[lo:hi] {
+					k := int(e) % d.TrainN
+					im := &d.Imps[k]
+					item, followed := im.Item, im.Followed
+					if int(e) >= d.TrainN {
+						item = partner[k]
+						_, followed = d.SplitFollows[followKey(im.User, d.ItemAuthor[item])]
+					}
+					pool := d.Pool(k)
+					d.userRow(w.ub[j*uw:(j+1)*uw], im.User, pool)
+					d.itemRow(w.ib[j*iw:(j+1)*iw], item)
+					d.rankRow(w.rb[j*rw:(j+1)*rw], im.User, pool, item, im.T, followed)
 				}
-				pool := d.Pool(k)
-				d.userRow(ub[j*uw:(j+1)*uw], im.User, pool)
-				d.itemRow(ib[j*iw:(j+1)*iw], item)
-				d.rankRow(rb[j*rw:(j+1)*rw], im.User, pool, item, im.T, followed)
+				res.teacher(rx, &w.tb, &w.th, w.target, nil)
+				ue := fs.User.Forward(ux, &w.tu)
+				ie := fs.Item.Forward(ix, &w.ti)
+				w.loss = nn.DotMSE(ue, ie, w.target, du, di, 1/float64(bn))
+				w.gu.Zero()
+				w.gi.Zero()
+				fs.User.Backward(&w.tu, du, w.gu, false)
+				fs.Item.Backward(&w.ti, di, w.gi, false)
+			})
+			loss := sh[0].loss
+			for _, w := range sh[1:] {
+				sumInto(sh[0].grads, w.grads)
+				loss += w.loss
 			}
-			res.teacher(rx, &tb, &th, target, nil)
-			ue := fs.User.Forward(ux, &tu)
-			ie := fs.Item.Forward(ix, &ti)
-			loss := nn.DotMSE(ue, ie, target, du, di, 1/float64(bn))
-			gu.Zero()
-			gi.Zero()
-			fs.User.Backward(&tu, du, gu, false)
-			fs.Item.Backward(&ti, di, gi, false)
-			opt.Step(grads)
-			total += loss
-			steps++
+			opt.Step(sh[0].grads)
+			m.step(bn, loss)
 		}
-		last = total / float64(max(steps, 1))
-		progress(o, "first-stage", ep, last, n, began)
+		res.Loss[stages[stage]] = m.endEpoch()
+		if err := sch.end(stage, ep, opt, pcg); err != nil {
+			return err
+		}
 	}
-	res.Loss["first-stage"] = last
-	return fs, nil
+	return nil
 }
 
 // Save writes the three artifacts under dir: two-tower, first-stage and mtml.
@@ -401,6 +522,7 @@ func (res *Result) Save(dir, version string) error {
 	if err := res.TwoTower.Save(dirJoin(dir, "two-tower"), "two-tower", version, meta(map[string]string{
 		"objective":  "in-batch sampled softmax with log-Q correction over click/like/comment/share",
 		"recall@100": f(e.Recall), "recall@100.popular": f(e.RecallPopular),
+		"ndcg@100": f(e.Retrieval.NDCG100), "funnel.recall@100": f(e.Funnel.Recall100),
 	})); err != nil {
 		return err
 	}
@@ -413,13 +535,14 @@ func (res *Result) Save(dir, version string) error {
 	}
 	if err := res.FirstStage.Save(dirJoin(dir, "first-stage"), "first-stage", version, meta(map[string]string{
 		"objective":      "squared error against the mtml teacher's value",
-		"teacherWeights": wts, "spearman@300": f(e.Spearman),
+		"teacherWeights": wts, "spearman@300": f(e.Spearman), "kendall@300": f(e.Kendall),
 	})); err != nil {
 		return err
 	}
 	mm := map[string]string{"objective": "per-head binary cross-entropy on impressions"}
 	for h, name := range Heads {
 		mm["auc."+name] = f(e.AUC[h])
+		mm["ece."+name] = f(e.ECE[h])
 	}
 	return res.MTML.Save(dirJoin(dir, "mtml"), "mtml", version, meta(mm))
 }

@@ -22,6 +22,22 @@ limitations under the License.
 // last part of the log.
 //
 //	rectrain -data DIR -out DIR [-epochs N -seed S -dim D -hidden 256,128 ...]
+//	rectrain -movielens u.data|ratings.csv -out DIR [...]
+//
+// -movielens reads a MovieLens ratings file instead of a dataset directory
+// (see rectrain.LoadMovieLens for how ratings become events and how the
+// missing catalog is built: no item features, each item its own author).
+// Bad rows are skipped, counted and the first -max-errors printed with
+// their line numbers; -strict makes the first one fatal.
+//
+// When the dataset directory holds synth's truth files (truth.json,
+// truth_users.jsonl, truth_items.jsonl), the evaluation adds the planted
+// truth's oracle beside the model and the popularity baseline.
+//
+// -checkpoint DIR saves the training state after every epoch; -resume
+// continues from it and gives the same artifacts as an uninterrupted run
+// with the same flags. -stop-after N stops once N epochs of the schedule
+// (two-tower, mtml, first-stage; -epochs each) are done.
 //
 // The tune subcommand finds the event weights of the ranking value that
 // maximise a declared objective on the held-out part of the log, by Bayesian
@@ -32,10 +48,13 @@ limitations under the License.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +77,8 @@ func run(args []string) error {
 	var (
 		o       rectrain.Options
 		lo      rectrain.LoadOptions
-		data    = fl.String("data", "", "dataset directory (required)")
+		data    = fl.String("data", "", "dataset directory (this or -movielens is required)")
+		ml      = fl.String("movielens", "", "MovieLens ratings file (u.data, ratings.csv, ratings.dat) to train on instead of -data")
 		out     = fl.String("out", "", "directory to write the artifacts to (required)")
 		version = fl.String("version", "1", "version recorded in the manifests")
 		hidden  = fl.String("hidden", "256,128", "hidden widths of the MTML bottom, comma-separated")
@@ -75,12 +95,19 @@ func run(args []string) error {
 	fl.IntVar(&o.EvalUsers, "eval-users", 500, "users of the first-stage vs teacher evaluation")
 	fl.Float64Var(&lo.TestFrac, "test-frac", 0.1, "fraction of the log's time span held out for evaluation")
 	fl.BoolVar(&lo.Strict, "strict", false, "fail on the first bad row instead of skipping it")
+	fl.IntVar(&lo.MaxErrors, "max-errors", 10, "bad rows printed per file (they are all counted)")
+	fl.StringVar(&o.Checkpoint, "checkpoint", "", "directory to save the training state to after every epoch")
+	fl.BoolVar(&o.Resume, "resume", false, "continue from the state in -checkpoint")
+	fl.IntVar(&o.StopAfter, "stop-after", 0, "stop once this many epochs of the schedule are done (0: run to the end)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	if *data == "" || *out == "" || fl.NArg() > 0 {
+	if (*data == "") == (*ml == "") || *out == "" || fl.NArg() > 0 {
 		fl.Usage()
-		return fmt.Errorf("-data and -out are required and no arguments are accepted")
+		return fmt.Errorf("one of -data and -movielens, and -out, are required; no arguments are accepted")
+	}
+	if o.Resume && o.Checkpoint == "" {
+		return fmt.Errorf("-resume needs -checkpoint")
 	}
 	var err error
 	if o.Hidden, err = parseInts(*hidden); err != nil {
@@ -92,16 +119,33 @@ func run(args []string) error {
 	o.Progress = os.Stdout
 
 	began := time.Now()
-	d, err := rectrain.LoadDir(*data, lo)
+	var d *rectrain.Data
+	src := *data
+	if *ml != "" {
+		src = *ml
+		d, err = rectrain.LoadMovieLens(*ml, lo)
+	} else {
+		d, err = rectrain.LoadDir(*data, lo)
+	}
 	if err != nil {
 		return err
 	}
 	fmt.Printf("loaded %s: %d users, %d items, %d impressions (%d train, %d test) in %s\n",
-		*data, len(d.UserIDs), len(d.ItemIDs), len(d.Imps), d.TrainN, len(d.Imps)-d.TrainN, time.Since(began).Round(time.Millisecond))
-	for what, n := range d.Skipped {
-		fmt.Printf("  skipped %d: %s\n", n, what)
+		src, len(d.UserIDs), len(d.ItemIDs), len(d.Imps), d.TrainN, len(d.Imps)-d.TrainN, time.Since(began).Round(time.Millisecond))
+	for _, what := range slices.Sorted(maps.Keys(d.Skipped)) {
+		fmt.Printf("  skipped %d: %s\n", d.Skipped[what], what)
+	}
+	for _, e := range d.Errors {
+		fmt.Printf("  bad row %v\n", e)
+	}
+	if d.Truth != nil {
+		fmt.Printf("  planted truth found: the evaluation includes the oracle\n")
 	}
 	res, err := rectrain.Train(d, o)
+	if errors.Is(err, rectrain.ErrStopped) {
+		fmt.Printf("stopped after %d epochs; continue with -resume -checkpoint %s\n", o.StopAfter, o.Checkpoint)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

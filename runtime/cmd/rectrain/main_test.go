@@ -17,7 +17,10 @@ limitations under the License.
 package main
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/recpipeline/recpipeline/runtime/model"
@@ -48,5 +51,48 @@ func TestRunWritesLoadableArtifacts(t *testing.T) {
 	}
 	if err := run([]string{"-data", data, "-out", out, "-weights", "clicks:1"}); err == nil {
 		t.Errorf("run with a weight for an unknown event succeeded")
+	}
+}
+
+// TestMovieLensEndToEnd trains on a small u.data written here (MovieLens
+// itself is not redistributable) and loads the artifacts back.
+func TestMovieLensEndToEnd(t *testing.T) {
+	dir, out := t.TempDir(), t.TempDir()
+	var b strings.Builder
+	line := 0
+	for u := 1; u <= 40; u++ {
+		for k := range 12 {
+			item := (u*7+k*k*3)%50 + 1
+			rating := 1 + (u+item*3)%5
+			fmt.Fprintf(&b, "%d\t%d\t%d\t%d\n", u, item, rating, 880000000+((u*131+k*977)%5000)*60)
+			if line++; line == 17 {
+				b.WriteString("17\tnot-a-rating\n")
+				line++
+			}
+		}
+	}
+	path := filepath.Join(dir, "u.data")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-movielens", path, "-out", out, "-epochs", "1", "-hidden", "8", "-dim", "4", "-tower-hidden", "8",
+		"-first-stage-hidden", "8", "-first-stage-dim", "4", "-batch", "32", "-test-frac", "0.2"}
+	if err := run(args); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"two-tower", "first-stage", "mtml"} {
+		if _, err := model.LoadDir(filepath.Join(out, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	err := run(append([]string{"-strict"}, args...))
+	if err == nil || !strings.Contains(err.Error(), "u.data:18:") {
+		t.Errorf("-strict on a bad row: %v, want an error at u.data:18", err)
+	}
+	if err := run([]string{"-movielens", path, "-data", dir, "-out", out}); err == nil {
+		t.Errorf("run with both -movielens and -data succeeded")
+	}
+	if err := run([]string{"-movielens", path, "-out", out, "-resume"}); err == nil {
+		t.Errorf("run with -resume and no -checkpoint succeeded")
 	}
 }

@@ -16,7 +16,10 @@ limitations under the License.
 
 package nn
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // Adam is the Adam optimiser (Kingma and Ba) over a fixed list of parameter
 // slices.
@@ -53,4 +56,25 @@ func (a *Adam) Step(grads [][]float64) {
 			p[k] -= lr * m[k] / (math.Sqrt(v[k]) + a.Eps)
 		}
 	}
+}
+
+// State returns the first and second moment estimates and the number of
+// steps taken; the slices are Adam's own.
+func (a *Adam) State() (m, v [][]float64, t int) { return a.m, a.v, a.t }
+
+// SetState copies in moment estimates and a step count saved by State from
+// an optimiser over parameters of the same shapes.
+func (a *Adam) SetState(m, v [][]float64, t int) error {
+	if len(m) != len(a.m) || len(v) != len(a.v) {
+		return fmt.Errorf("optimiser state has %d and %d tensors, want %d", len(m), len(v), len(a.m))
+	}
+	for i := range a.m {
+		if len(m[i]) != len(a.m[i]) || len(v[i]) != len(a.v[i]) {
+			return fmt.Errorf("optimiser state tensor %d has %d and %d values, want %d", i, len(m[i]), len(v[i]), len(a.m[i]))
+		}
+		copy(a.m[i], m[i])
+		copy(a.v[i], v[i])
+	}
+	a.t = t
+	return nil
 }

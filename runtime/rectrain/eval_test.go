@@ -1,0 +1,145 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package rectrain
+
+import (
+	"math"
+	"testing"
+)
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9 }
+
+func TestRankedListMetrics(t *testing.T) {
+	tests := map[string]struct {
+		list     []int32
+		relevant []int32
+		k        int
+		recall   float64
+		ndcg     float64
+	}{
+		// Hits at ranks 2 and 4: DCG = 1/log2(3) + 1/log2(5); the ideal
+		// list has them at ranks 1 and 2: 1 + 1/log2(3).
+		"hits at 2 and 4":      {list: []int32{1, 2, 3, 4}, relevant: []int32{2, 4}, k: 4, recall: 1, ndcg: 1.0616063116448506 / 1.6309297535714575},
+		"cut-off before a hit": {list: []int32{1, 2, 3, 4}, relevant: []int32{2, 4}, k: 2, recall: 0.5, ndcg: 0.38685280723454163},
+		"perfect":              {list: []int32{7, 8, 9}, relevant: []int32{7, 8}, k: 3, recall: 1, ndcg: 1},
+		"more relevant than k": {list: []int32{5, 1}, relevant: []int32{1, 2, 3}, k: 2, recall: 1.0 / 3, ndcg: 0.6309297535714575 / 1.6309297535714575},
+		"no hit":               {list: []int32{1, 2}, relevant: []int32{3}, k: 2, recall: 0, ndcg: 0},
+		"nothing relevant":     {list: []int32{1, 2}, relevant: nil, k: 2, recall: 0, ndcg: 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			rel := map[int32]bool{}
+			for _, i := range tc.relevant {
+				rel[i] = true
+			}
+			if got := RecallAt(tc.list, rel, tc.k); !near(got, tc.recall) {
+				t.Errorf("recall@%d = %v, want %v", tc.k, got, tc.recall)
+			}
+			if got := NDCGAt(tc.list, rel, tc.k); !near(got, tc.ndcg) {
+				t.Errorf("NDCG@%d = %v, want %v", tc.k, got, tc.ndcg)
+			}
+		})
+	}
+}
+
+func TestKendall(t *testing.T) {
+	tests := map[string]struct {
+		a, b []float64
+		want float64
+	}{
+		"identical order": {a: []float64{1, 2, 3, 4}, b: []float64{10, 20, 30, 40}, want: 1},
+		"reversed":        {a: []float64{1, 2, 3, 4}, b: []float64{4, 3, 2, 1}, want: -1},
+		// One discordant pair (2, 3) of six.
+		"one swap": {a: []float64{1, 2, 3, 4}, b: []float64{1, 3, 2, 4}, want: 4.0 / 6},
+		// Pairs: 4 concordant, one tied in a only, one tied in b only:
+		// tau-b = 4 / √((6−1)(6−1)).
+		"ties":     {a: []float64{1, 2, 2, 3}, b: []float64{1, 2, 3, 3}, want: 0.8},
+		"constant": {a: []float64{1, 1, 1}, b: []float64{1, 2, 3}, want: 0},
+		"one item": {a: []float64{1}, b: []float64{2}, want: 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := Kendall(tc.a, tc.b); !near(got, tc.want) {
+				t.Errorf("Kendall(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestECE(t *testing.T) {
+	tests := map[string]struct {
+		p      []float64
+		labels []bool
+		want   float64
+	}{
+		// Bin 0: mean 0.05, rate 0; bin 1: mean 0.15, rate 0.5; bin 9:
+		// mean 0.95, rate 1. ECE = (1·0.05 + 2·0.35 + 1·0.05)/4.
+		"three bins":               {p: []float64{0.05, 0.15, 0.15, 0.95}, labels: []bool{false, true, false, true}, want: 0.2},
+		"calibrated":               {p: []float64{0.5, 0.5, 0.5, 0.5}, labels: []bool{true, false, true, false}, want: 0},
+		"one goes in the last bin": {p: []float64{1, 1}, labels: []bool{false, false}, want: 1},
+		"empty":                    {want: 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := ECE(tc.p, tc.labels, 10); !near(got, tc.want) {
+				t.Errorf("ECE = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestOracleBoundsTheModel checks the planted truth's figures on the tiny
+// world: the true probabilities rank test impressions at least as well as
+// the trained ranker, and the oracle's retrieval list is the catalog
+// ordered by the true click probability.
+func TestOracleBoundsTheModel(t *testing.T) {
+	d, res := tinyWorld(t)
+	e := res.Eval
+	if !e.HasOracle || d.Truth == nil {
+		t.Fatalf("the tiny world's truth files gave no oracle")
+	}
+	const eps = 0.01
+	if e.AUCOracle[0] < e.AUC[0]-eps {
+		t.Errorf("oracle click AUC %.4f is below the model's %.4f", e.AUCOracle[0], e.AUC[0])
+	}
+	for h, name := range Heads {
+		if e.Positives[h] >= 50 && e.AUCOracle[h] < e.AUC[h]-0.03 {
+			t.Errorf("oracle %s AUC %.4f is below the model's %.4f", name, e.AUCOracle[h], e.AUC[h])
+		}
+	}
+	if e.RetrievalOracle.Recall100 <= e.RetrievalPopular.Recall100 {
+		t.Errorf("oracle recall@%d %.4f does not beat the popularity baseline %.4f", RecallK, e.RetrievalOracle.Recall100, e.RetrievalPopular.Recall100)
+	}
+	if e.ECEOracle[0] > e.ECE[0]+0.02 {
+		t.Errorf("true click probabilities have ECE %.4f, the model %.4f", e.ECEOracle[0], e.ECE[0])
+	}
+
+	users := []int32{0, 1, 2}
+	top := oracleRetrieve(d, d.Truth, users, 5)
+	for j, u := range users {
+		tu := int(d.TruthUser[u])
+		best, bestP := int32(-1), -1.0
+		for i, ti := range d.TruthItem {
+			if p := d.Truth.TrueProbabilities(tu, int(ti)).Click; p > bestP {
+				best, bestP = int32(i), p
+			}
+		}
+		if top[j][0] != best {
+			t.Errorf("user %s: oracle's first item %s, the most likely click is %s", d.UserIDs[u], d.ItemIDs[top[j][0]], d.ItemIDs[best])
+		}
+	}
+}
