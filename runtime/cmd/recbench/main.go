@@ -148,6 +148,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fl.DurationVar(&o.Warmup, "warmup", 2*time.Second, "unmeasured load before the measured phase")
 	fl.Float64Var(&o.EventsRate, "events-rate", 0, "background events per second during the measured phase (0: none)")
 	fl.IntVar(&o.EventsBatch, "events-batch", 500, "events per POST of the background ingestion")
+	fl.IntVar(&o.EventsSenders, "events-senders", 4, "parallel senders of the background ingestion, each at its share of -events-rate")
 	fl.Uint64Var(&o.Seed, "seed", 1, "seed of the choice of users, items and event types")
 	if help, err := parseFlags(fl, args); help || err != nil {
 		return err
