@@ -78,6 +78,18 @@ verify-generated: manifests generate ## Fail when the committed CRD, RBAC or dee
 test: test-deps vet verify-generated ## Run every unit, envtest and integration test.
 	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_BIN) go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: cluster-up cluster-down cluster-status
+cluster-up: ## Start a single-node Kubernetes cluster on this machine (root; builds cached); prints the exports to use it.
+	hack/local-cluster.sh up
+cluster-down: ## Stop the local cluster and remove everything it made.
+	hack/local-cluster.sh down
+cluster-status: ## Show the local cluster's components, node and pods.
+	hack/local-cluster.sh status
+
+.PHONY: test-e2e
+test-e2e: $(HELM) ## Run the end-to-end suite on a local single-node cluster (hack/local-cluster.sh).
+	HELM=$(HELM) hack/e2e.sh
+
 .PHONY: bench
 bench: test-deps ## Run the benchmarks (long; not part of make test).
 	KUBEBUILDER_ASSETS=$(KUBE_BIN) RECPIPELINE_BENCH=1 go test -run '^$$' -bench . -benchmem -timeout 60m ./...
@@ -110,7 +122,8 @@ push: images ## Push the images to $(REGISTRY)/{manager,recserve}:$(VERSION) wit
 
 .PHONY: images-import
 images-import: images ## Import the images into the local containerd (namespace k8s.io).
-	for f in $(IMAGES_DIR)/manager.tar $(IMAGES_DIR)/recserve.tar; do ctr -n k8s.io images import "$$f"; done
+	for f in $(IMAGES_DIR)/manager.tar $(IMAGES_DIR)/recserve.tar; do \
+		ctr --address $${CONTAINERD_ADDRESS:-/var/lib/recpipeline-cluster/containerd/containerd.sock} -n k8s.io images import "$$f"; done
 
 .PHONY: run
 run: manifests ## Run the manager against the cluster of the current kubeconfig.
