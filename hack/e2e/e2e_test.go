@@ -1,0 +1,439 @@
+//go:build e2e
+
+// Package e2e drives a real cluster (hack/local-cluster.sh) the way a user
+// does, with helm and kubectl: install the operator from charts/, apply a
+// pipeline whose catalog and models sit on a volume, query it through its
+// Service, roll out weights, a broken model and a new image under load, and
+// remove it all. Run it with `make test-e2e`.
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var (
+	kubectl  = envOr("KUBECTL", "kubectl")
+	helm     = envOr("HELM", "helm")
+	tag      = envOr("E2E_IMAGE_TAG", "e2e")
+	tag2     = envOr("E2E_IMAGE_TAG2", "e2e2")
+	dataDir  = envOr("E2E_DATA_DIR", "/var/lib/recpipeline-e2e")
+	chartDir = "../../charts/recpipeline-operator"
+)
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// run runs a command and returns its standard output; it fails the test
+// with the output on error.
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := runErr(name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func runErr(name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func applyYAML(t *testing.T, doc string) {
+	t.Helper()
+	cmd := exec.Command(kubectl, "apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(doc)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s\n%s", err, out, doc)
+	}
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var err error
+	for time.Since(start) < timeout {
+		if err = cond(); err == nil {
+			return time.Since(start)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+	return 0
+}
+
+// rp reads the pipeline's status.
+type rpStatus struct {
+	Status struct {
+		ConfigRevision string `json:"configRevision"`
+		Conditions     []struct {
+			Type, Status, Reason, Message string
+		} `json:"conditions"`
+		Stages []struct {
+			Name           string `json:"name"`
+			Replicas       int32  `json:"replicas"`
+			ReadyReplicas  int32  `json:"readyReplicas"`
+			ConfigRevision string `json:"configRevision"`
+		} `json:"stages"`
+	} `json:"status"`
+	Metadata struct {
+		Generation int64 `json:"generation"`
+	} `json:"metadata"`
+}
+
+func getRP(t *testing.T) rpStatus {
+	t.Helper()
+	var s rpStatus
+	if err := json.Unmarshal([]byte(run(t, kubectl, "-n", "recs", "get", "rp", "explore", "-o", "json")), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s rpStatus) condition(typ string) (status, reason, message string) {
+	for _, c := range s.Status.Conditions {
+		if c.Type == typ {
+			return c.Status, c.Reason, c.Message
+		}
+	}
+	return "", "", ""
+}
+
+// allServe reports whether every stage's ready pods serve the pipeline's
+// current revision.
+func (s rpStatus) allServe() error {
+	if len(s.Status.Stages) != 4 {
+		return fmt.Errorf("%d stages in status", len(s.Status.Stages))
+	}
+	for _, st := range s.Status.Stages {
+		if st.ReadyReplicas < 1 || st.ConfigRevision != s.Status.ConfigRevision {
+			return fmt.Errorf("stage %s: %d ready, serving %q, want %q", st.Name, st.ReadyReplicas, st.ConfigRevision, s.Status.ConfigRevision)
+		}
+	}
+	return nil
+}
+
+type recommendation struct {
+	Revision string `json:"configRevision"`
+	Items    []struct {
+		ID     string  `json:"id"`
+		Author string  `json:"author"`
+		Risk   float64 `json:"integrityRisk"`
+	} `json:"items"`
+}
+
+func frontendURL(t *testing.T) string {
+	ip := strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", "svc", "explore-frontend", "-o", "jsonpath={.spec.clusterIP}"))
+	return "http://" + ip + ":8080"
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+func recommend(url, user string) (*recommendation, error) {
+	resp, err := httpClient.Get(url + "/v1/recommendations?user=" + user + "&n=25")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	var r recommendation
+	return &r, json.NewDecoder(resp.Body).Decode(&r)
+}
+
+// load sends requests back to back from a few clients until stopped and
+// counts the failures.
+type load struct {
+	stop     atomic.Bool
+	requests atomic.Int64
+	failures atomic.Int64
+	mu       sync.Mutex
+	first    error
+	wg       sync.WaitGroup
+}
+
+func startLoad(url string) *load {
+	l := &load{}
+	for w := 0; w < 3; w++ {
+		l.wg.Add(1)
+		go func(w int) {
+			defer l.wg.Done()
+			for i := 0; !l.stop.Load() && i < 100000; i++ {
+				_, err := recommend(url, fmt.Sprintf("u%d", (w*37+i)%200))
+				l.requests.Add(1)
+				if err != nil {
+					l.failures.Add(1)
+					l.mu.Lock()
+					if l.first == nil {
+						l.first = err
+					}
+					l.mu.Unlock()
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}(w)
+	}
+	return l
+}
+
+func (l *load) finish(t *testing.T, what string) {
+	t.Helper()
+	l.stop.Store(true)
+	l.wg.Wait()
+	if n := l.failures.Load(); n != 0 {
+		t.Errorf("%s: %d of %d requests failed, first: %v", what, n, l.requests.Load(), l.first)
+	}
+	t.Logf("%s: %d requests, %d failed", what, l.requests.Load(), l.failures.Load())
+}
+
+func podRestarts(t *testing.T) map[string]string {
+	out := run(t, kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=explore",
+		"-o", `jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount}{"\n"}{end}`)
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func pipeline(weights, mtmlPath, image string) string {
+	return fmt.Sprintf(`apiVersion: serving.recpipeline.dev/v1alpha1
+kind: RecPipeline
+metadata: {name: explore, namespace: recs}
+spec:
+  runtime: {image: %q, imagePullPolicy: IfNotPresent}
+  data:
+    catalog: {uri: "pvc://e2e-data/world"}
+    store: {type: Memory}
+  models:
+    - {name: two-tower, uri: "pvc://e2e-data/models/two-tower"}
+    - {name: first-stage, uri: "pvc://e2e-data/models/first-stage"}
+    - {name: mtml, uri: "pvc://e2e-data/%s"}
+  retrieval:
+    candidates: 600
+    sources:
+      - {name: followed-recent, type: FollowedAuthorsRecent, weight: 0.25, limit: 200, maxAge: 8760h}
+      - {name: for-you, type: TwoTowerANN, model: two-tower, weight: 0.45, limit: 300}
+      - {name: more-like-this, type: ItemToItemANN, model: two-tower, weight: 0.2, limit: 200, seedItems: 10}
+      - {name: trending, type: Popular, weight: 0.1, limit: 100, window: 24h}
+    scaling: {replicas: 1}
+  ranking:
+    firstStage: {model: first-stage, keep: 200, scaling: {replicas: 1}}
+    secondStage:
+      model: mtml
+      keep: 60
+      scaling: {replicas: 1}
+    weights: %s
+  rerank:
+    size: 25
+    rules:
+      - {type: AuthorDiversity, minGap: 3}
+      - {type: IntegrityFilter, maxRisk: 0.3}
+      - {type: IntegrityDownrank, above: 0.2, factor: 0.3}
+`, image, mtmlPath, weights)
+}
+
+func TestEndToEnd(t *testing.T) {
+	if os.Getenv("KUBECONFIG") == "" {
+		t.Fatal("KUBECONFIG is not set: run make test-e2e, which starts hack/local-cluster.sh")
+	}
+	recserve := "ghcr.io/recpipeline/recserve:" + tag
+
+	// The pipeline's data: a small world and models trained on it, on a
+	// hostPath volume the pods mount read-only.
+	// recgen and rectrain are run as a user runs them.
+	_ = os.RemoveAll(dataDir)
+	run(t, "go", "run", "../../runtime/cmd/recgen", "-out", filepath.Join(dataDir, "world"),
+		"-users", "200", "-items", "2000", "-events", "20000", "-seed", "5", "-no-truth")
+	run(t, "go", "run", "../../runtime/cmd/rectrain", "-data", filepath.Join(dataDir, "world"),
+		"-out", filepath.Join(dataDir, "models"), "-epochs", "1")
+	run(t, "chmod", "-R", "a+rX", dataDir)
+
+	// The operator, from the chart, with the locally built images.
+	start := time.Now()
+	run(t, helm, "install", "recpipeline", chartDir, "-n", "recpipeline-system", "--create-namespace", "--wait", "--timeout", "5m",
+		"--set", "image.tag="+tag, "--set", "image.pullPolicy=IfNotPresent", "--set", "runtimeImage.tag="+tag)
+	t.Logf("helm install: %s", time.Since(start).Round(time.Second))
+	defer func() {
+		run(t, helm, "uninstall", "recpipeline", "-n", "recpipeline-system", "--wait")
+		for _, kind := range []string{"deployments", "serviceaccounts", "services", "roles", "rolebindings"} {
+			if out := strings.TrimSpace(run(t, kubectl, "-n", "recpipeline-system", "get", kind, "-l", "app.kubernetes.io/instance=recpipeline", "-o", "name")); out != "" {
+				t.Errorf("helm uninstall left %s: %s", kind, out)
+			}
+		}
+		if out := strings.TrimSpace(run(t, kubectl, "get", "clusterroles,clusterrolebindings", "-l", "app.kubernetes.io/instance=recpipeline", "-o", "name")); out != "" {
+			t.Errorf("helm uninstall left %s", out)
+		}
+	}()
+
+	// Leftovers of an interrupted run would hold the volume.
+	_, _ = runErr(kubectl, "delete", "namespace", "recs", "--ignore-not-found", "--wait=true", "--timeout=2m")
+	_, _ = runErr(kubectl, "delete", "pv", "e2e-data", "--ignore-not-found", "--wait=true", "--timeout=1m")
+	applyYAML(t, fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: recs}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: e2e-data}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadOnlyMany]
+  storageClassName: ""
+  hostPath: {path: %q, type: Directory}
+  claimRef: {namespace: recs, name: e2e-data}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: e2e-data, namespace: recs}
+spec:
+  accessModes: [ReadOnlyMany]
+  storageClassName: ""
+  volumeName: e2e-data
+  resources: {requests: {storage: 1Gi}}
+`, dataDir))
+	defer func() {
+		_, _ = runErr(kubectl, "delete", "namespace", "recs", "--wait=true", "--timeout=2m")
+		_, _ = runErr(kubectl, "delete", "pv", "e2e-data", "--ignore-not-found")
+	}()
+
+	weights := `{click: 1.0, like: 2.0, comment: 4.0, see_less: -8.0}`
+	start = time.Now()
+	applyYAML(t, pipeline(weights, "models/mtml", recserve))
+	run(t, kubectl, "-n", "recs", "wait", "--for=condition=Ready", "rp/explore", "--timeout=5m")
+	t.Logf("apply → Ready: %s", time.Since(start).Round(time.Second))
+	eventually(t, time.Minute, "every stage serves the revision", func() error { return getRP(t).allServe() })
+
+	url := frontendURL(t)
+	var before *recommendation
+	// The Service's endpoints follow the pods' readiness within moments.
+	eventually(t, time.Minute, "the frontend Service answers", func() (err error) {
+		before, err = recommend(url, "u7")
+		return err
+	})
+	if len(before.Items) == 0 {
+		t.Fatal("no recommendations")
+	}
+	for _, user := range []string{"u1", "u7", "u42", "nobody"} {
+		r, err := recommend(url, user)
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		last := map[string]int{}
+		for i, it := range r.Items {
+			if it.Risk > 0.3 {
+				t.Errorf("%s: %s has integrity risk %v over 0.3", user, it.ID, it.Risk)
+			}
+			if j, ok := last[it.Author]; ok && i-j <= 3 {
+				t.Errorf("%s: author %s at %d and %d", user, it.Author, j, i)
+			}
+			last[it.Author] = i
+		}
+	}
+
+	// New weights through kubectl apply, under load: every pod serves them
+	// within 10 s, no pod restarts, no request fails, the ranking changes.
+	restarts := podRestarts(t)
+	l := startLoad(url)
+	oldRev := getRP(t).Status.ConfigRevision
+	applyYAML(t, pipeline(`{click: 1.0, like: -50.0, comment: 4.0, see_less: -8.0}`, "models/mtml", recserve))
+	took := eventually(t, 10*time.Second, "every pod serves the new weights", func() error {
+		s := getRP(t)
+		if s.Status.ConfigRevision == oldRev {
+			return fmt.Errorf("revision unchanged")
+		}
+		return s.allServe()
+	})
+	t.Logf("weights change → every pod serves it: %s", took.Round(10*time.Millisecond))
+	l.finish(t, "weights rollout")
+	if after := podRestarts(t); fmt.Sprint(after) != fmt.Sprint(restarts) {
+		t.Errorf("pods restarted or were replaced on a weights change: %v → %v", restarts, after)
+	}
+	after, err := recommend(url, "u7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(after.Items) == fmt.Sprint(before.Items) {
+		t.Errorf("the ranking did not change with the weights")
+	}
+
+	// A model that cannot load: the old pods keep serving, status turns
+	// Degraded with the runtime's reason; the fix makes it Ready again.
+	l = startLoad(url)
+	applyYAML(t, pipeline(`{click: 1.0, like: -50.0, comment: 4.0, see_less: -8.0}`, "models/missing", recserve))
+	eventually(t, 3*time.Minute, "Degraded with the reason", func() error {
+		status, reason, msg := getRP(t).condition("Degraded")
+		if status != "True" || !strings.Contains(msg, "missing") {
+			return fmt.Errorf("Degraded %s %s: %s", status, reason, msg)
+		}
+		return nil
+	})
+	applyYAML(t, pipeline(`{click: 1.0, like: -50.0, comment: 4.0, see_less: -8.0}`, "models/mtml", recserve))
+	eventually(t, 3*time.Minute, "Ready again after the fix", func() error {
+		s := getRP(t)
+		if st, _, msg := s.condition("Ready"); st != "True" {
+			return fmt.Errorf("Ready %s: %s", st, msg)
+		}
+		return s.allServe()
+	})
+	l.finish(t, "broken model and its fix")
+
+	// A new image tag: a rolling update with no failed request.
+	l = startLoad(url)
+	applyYAML(t, pipeline(`{click: 1.0, like: -50.0, comment: 4.0, see_less: -8.0}`, "models/mtml", "ghcr.io/recpipeline/recserve:"+tag2))
+	eventually(t, 4*time.Minute, "rolled to the new image", func() error {
+		out := run(t, kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=explore", "-o", "jsonpath={.items[*].spec.containers[0].image}")
+		for _, img := range strings.Fields(out) {
+			if !strings.HasSuffix(img, ":"+tag2) {
+				return fmt.Errorf("pods still run %s", img)
+			}
+		}
+		if st, _, _ := getRP(t).condition("Progressing"); st != "False" {
+			return fmt.Errorf("still progressing")
+		}
+		return nil
+	})
+	l.finish(t, "image rollout")
+
+	// Scale a stage, then delete the pipeline: the garbage collector takes
+	// every child.
+	run(t, kubectl, "-n", "recs", "patch", "rp", "explore", "--type=merge", "-p", `{"spec":{"retrieval":{"scaling":{"replicas":2}}}}`)
+	eventually(t, 3*time.Minute, "retrieval scaled to 2", func() error {
+		out := strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", "deploy", "explore-retrieval", "-o", "jsonpath={.status.readyReplicas}"))
+		if out != "2" {
+			return fmt.Errorf("ready replicas %q", out)
+		}
+		return nil
+	})
+	run(t, kubectl, "-n", "recs", "delete", "rp", "explore", "--wait=true", "--timeout=2m")
+	eventually(t, 2*time.Minute, "every child collected", func() error {
+		out := strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", "deploy,svc,cm,sa,role,rolebinding,hpa,pdb", "-l", "app.kubernetes.io/instance=explore", "-o", "name"))
+		if out != "" {
+			return fmt.Errorf("left: %s", out)
+		}
+		return nil
+	})
+}
