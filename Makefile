@@ -16,6 +16,8 @@ HELM_VERSION ?= v3.22.0
 HELM ?= $(BIN)/helm-$(HELM_VERSION)
 
 GO_TEST_FLAGS ?= -race -count=1
+# Manager image of dist/install.yaml.
+IMG ?= ghcr.io/recpipeline/manager:latest
 
 .PHONY: all
 all: build
@@ -99,6 +101,14 @@ bench: test-deps ## Run the benchmarks (long; not part of make test).
 .PHONY: build
 build: ## Build the manager and the runtime's commands into bin/.
 	go build -o $(BIN)/manager .
+
+.PHONY: build-installer
+build-installer: manifests $(KUSTOMIZE) ## Write dist/install.yaml (CRD, RBAC, manager) for kubectl apply -f; IMG sets the manager image.
+	mkdir -p dist
+	rm -rf $(BIN)/installer && mkdir -p $(BIN)/installer && cp -r config $(BIN)/installer/
+	cd $(BIN)/installer/config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build $(BIN)/installer/config/default > dist/install.yaml
+	@echo "Wrote dist/install.yaml (manager image $(IMG))"
 
 ##@ Images
 

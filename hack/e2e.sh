@@ -16,6 +16,7 @@ kubectl=$(command -v kubectl)
 
 echo "==> Building and importing the images"
 go run ./hack/images build -out bin/images -version e2e
+make --no-print-directory build-installer IMG=ghcr.io/recpipeline/manager:e2e
 for image in manager recserve; do
   ctr --address "$CONTAINERD_ADDRESS" -n k8s.io images import "bin/images/$image.tar" >/dev/null
 done

@@ -437,3 +437,23 @@ spec:
 		return nil
 	})
 }
+
+// TestInstallManifest installs the operator from dist/install.yaml (make
+// build-installer) with kubectl, as a user without Helm does, waits for
+// the manager, and removes it again.
+func TestInstallManifest(t *testing.T) {
+	manifest := envOr("E2E_INSTALL_MANIFEST", "../../dist/install.yaml")
+	if _, err := os.Stat(manifest); err != nil {
+		t.Fatalf("%s: %v (make build-installer writes it)", manifest, err)
+	}
+	run(t, kubectl, "apply", "--server-side", "--force-conflicts", "-f", manifest)
+	defer func() {
+		_, _ = runErr(kubectl, "delete", "-f", manifest, "--ignore-not-found", "--wait=true", "--timeout=2m")
+	}()
+	run(t, kubectl, "-n", "recpipeline-system", "rollout", "status", "deployment/recpipeline-controller-manager", "--timeout=3m")
+	out, _ := runErr(kubectl, "auth", "can-i", "patch", "recpipelines.serving.recpipeline.dev", "--subresource=status",
+		"--as=system:serviceaccount:recpipeline-system:recpipeline-controller-manager", "-n", "recs")
+	if strings.TrimSpace(out) != "yes" {
+		t.Errorf("the installed manager may not write pipeline status: %q", out)
+	}
+}
