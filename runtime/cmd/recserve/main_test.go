@@ -244,15 +244,13 @@ func writeConfig(t *testing.T, path string, b []byte) {
 	}
 }
 
-func TestRecommendationsObeyTheRules(t *testing.T) {
-	f := world(t)
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "config.json")
-	writeConfig(t, cfgPath, pipelineConfig(t, f, defaultWeights()))
-	p := start(t, cfgPath, filepath.Join(dir, "state"))
-
-	// Some history: u1 follows two authors and likes a few items.
-	code, err := postEvents(p.url, []map[string]any{
+// checkFunnel gives a user some history, then asks for recommendations
+// for known and unknown users and checks what a client relies on: the
+// integrity filter, the author gap, per-head probabilities, per-stage
+// timings, and that every source contributes.
+func checkFunnel(t *testing.T, url string) {
+	t.Helper()
+	code, err := postEvents(url, []map[string]any{
 		{"user": "u1", "author": "a1", "type": "follow"},
 		{"user": "u1", "author": "a2", "type": "follow"},
 		{"user": "u1", "item": "i10", "type": "like"},
@@ -262,15 +260,11 @@ func TestRecommendationsObeyTheRules(t *testing.T) {
 	if err != nil || code != http.StatusAccepted {
 		t.Fatalf("events: %d %v", code, err)
 	}
-
 	sourcesSeen := map[string]bool{}
 	for _, user := range []string{"u1", "u2", "u17", "someone-new"} {
-		code, r := recommend(t, p.url, user, 25, true)
-		if code != http.StatusOK {
-			t.Fatalf("%s: status %d", user, code)
-		}
-		if len(r.Items) == 0 || len(r.Items) > 25 {
-			t.Fatalf("%s: %d items", user, len(r.Items))
+		code, r := recommend(t, url, user, 25, true)
+		if code != http.StatusOK || len(r.Items) == 0 || len(r.Items) > 25 {
+			t.Fatalf("%s: status %d, %d items", user, code, len(r.Items))
 		}
 		last := map[string]int{}
 		for i, it := range r.Items {
@@ -299,6 +293,16 @@ func TestRecommendationsObeyTheRules(t *testing.T) {
 			t.Errorf("no recommendation came from source %s (seen: %v)", s, sourcesSeen)
 		}
 	}
+}
+
+func TestRecommendationsObeyTheRules(t *testing.T) {
+	f := world(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.json")
+	writeConfig(t, cfgPath, pipelineConfig(t, f, defaultWeights()))
+	p := start(t, cfgPath, filepath.Join(dir, "state"))
+
+	checkFunnel(t, p.url)
 
 	// Seen items are not recommended again.
 	_, before := recommend(t, p.url, "u3", 10, false)
@@ -512,44 +516,7 @@ func TestSplitStagesOverGRPC(t *testing.T) {
 	if code, _ := recommend(t, stages["retrieval"].url, "u1", 5, false); code != http.StatusBadRequest {
 		t.Errorf("a retrieval pod answered a client request with %d, want 400", code)
 	}
-	code, err := postEvents(fe.url, []map[string]any{
-		{"user": "u1", "author": "a1", "type": "follow"},
-		{"user": "u1", "author": "a2", "type": "follow"},
-		{"user": "u1", "item": "i10", "type": "like"},
-		{"user": "u1", "item": "i11", "type": "click"},
-		{"user": "u2", "item": "i10", "type": "like"},
-	})
-	if err != nil || code != http.StatusAccepted {
-		t.Fatalf("events: %d %v", code, err)
-	}
-	sourcesSeen := map[string]bool{}
-	for _, user := range []string{"u1", "u2", "u17", "someone-new"} {
-		code, r := recommend(t, fe.url, user, 25, true)
-		if code != http.StatusOK || len(r.Items) == 0 {
-			t.Fatalf("%s: status %d, %d items", user, code, len(r.Items))
-		}
-		last := map[string]int{}
-		for i, it := range r.Items {
-			if it.Risk > 0.3 {
-				t.Errorf("%s: item %s has integrity risk %v over the filter's 0.3", user, it.ID, it.Risk)
-			}
-			if j, ok := last[it.Author]; ok && i-j <= 3 {
-				t.Errorf("%s: author %s at positions %d and %d, closer than minGap 3", user, it.Author, j, i)
-			}
-			last[it.Author] = i
-			if len(it.Heads) != 5 {
-				t.Errorf("%s: item %s lacks the second stage's heads: %v", user, it.ID, it.Heads)
-			}
-			for _, s := range it.Sources {
-				sourcesSeen[s] = true
-			}
-		}
-	}
-	for _, s := range []string{"for-you", "more-like-this", "trending", "followed-recent"} {
-		if !sourcesSeen[s] {
-			t.Errorf("no recommendation came from source %s (seen: %v)", s, sourcesSeen)
-		}
-	}
+	checkFunnel(t, fe.url)
 
 	// A weights change reaches every stage through the shared config.
 	second := pipelineConfigWith(t, f, map[string]float64{"click": 1, "like": 8, "comment": 4, "see_less": -2}, endpoints)
