@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
@@ -119,6 +120,9 @@ func New(engine Engine, opts Options) *Server {
 		opts.Log = slog.Default()
 	}
 	reg := prometheus.NewRegistry()
+	// The Go runtime's and the process's own series (GC pauses, heap,
+	// goroutines, CPU, memory) beside the server's.
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{opts: opts, engine: engine, registry: reg, metrics: newMetrics(reg)}
 	empty := ""
 	s.revision.Store(&empty)
