@@ -20,6 +20,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -143,19 +144,19 @@ func (r *RecPipelineReconciler) reconcileConfig(ctx context.Context, s *scope) (
 	s.rendered = rendered
 	s.rp.Status.ConfigRevision = rendered.Revision
 	s.rp.Status.Endpoint = endpoint(s.rp)
-	return ctrl.Result{}, r.ensure(ctx, s, &corev1.ConfigMap{}, desiredConfigMap(s.rp, rendered.Bytes))
+	return ctrl.Result{}, ensure(ctx, r, s, &corev1.ConfigMap{}, desiredConfigMap(s.rp, rendered.Bytes), corev1ac.ExtractConfigMap)
 }
 
 // reconcileAccess applies the runtime's ServiceAccount, Role and
 // RoleBinding.
 func (r *RecPipelineReconciler) reconcileAccess(ctx context.Context, s *scope) (ctrl.Result, error) {
-	if err := r.ensure(ctx, s, &corev1.ServiceAccount{}, desiredServiceAccount(s.rp)); err != nil {
+	if err := ensure(ctx, r, s, &corev1.ServiceAccount{}, desiredServiceAccount(s.rp), corev1ac.ExtractServiceAccount); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.ensure(ctx, s, &rbacv1.Role{}, desiredRole(s.rp)); err != nil {
+	if err := ensure(ctx, r, s, &rbacv1.Role{}, desiredRole(s.rp), rbacv1ac.ExtractRole); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.ensure(ctx, s, &rbacv1.RoleBinding{}, desiredRoleBinding(s.rp))
+	return ctrl.Result{}, ensure(ctx, r, s, &rbacv1.RoleBinding{}, desiredRoleBinding(s.rp), rbacv1ac.ExtractRoleBinding)
 }
 
 // reconcileStages applies each stage's Service, Deployment, and HPA and PDB
@@ -166,21 +167,21 @@ func (r *RecPipelineReconciler) reconcileStages(ctx context.Context, s *scope) (
 		image = r.DefaultImage
 	}
 	for _, stage := range Stages {
-		if err := r.ensure(ctx, s, &corev1.Service{}, desiredService(s.rp, stage)); err != nil {
+		if err := ensure(ctx, r, s, &corev1.Service{}, desiredService(s.rp, stage), corev1ac.ExtractService); err != nil {
 			return ctrl.Result{}, err
 		}
-		if err := r.ensure(ctx, s, &appsv1.Deployment{}, desiredDeployment(s.rp, stage, image, s.rendered.DeployRevision)); err != nil {
+		if err := ensure(ctx, r, s, &appsv1.Deployment{}, desiredDeployment(s.rp, stage, image, s.rendered.DeployRevision), appsv1ac.ExtractDeployment); err != nil {
 			return ctrl.Result{}, err
 		}
 		if hpa := desiredHPA(s.rp, stage); hpa != nil {
-			if err := r.ensure(ctx, s, &autoscalingv2.HorizontalPodAutoscaler{}, hpa); err != nil {
+			if err := ensure(ctx, r, s, &autoscalingv2.HorizontalPodAutoscaler{}, hpa, autoscalingv2ac.ExtractHorizontalPodAutoscaler); err != nil {
 				return ctrl.Result{}, err
 			}
 		} else if err := r.removeChild(ctx, s, &autoscalingv2.HorizontalPodAutoscaler{}, ChildName(s.rp, stage)); err != nil {
 			return ctrl.Result{}, err
 		}
 		if pdb := desiredPDB(s.rp, stage); pdb != nil {
-			if err := r.ensure(ctx, s, &policyv1.PodDisruptionBudget{}, pdb); err != nil {
+			if err := ensure(ctx, r, s, &policyv1.PodDisruptionBudget{}, pdb, policyv1ac.ExtractPodDisruptionBudget); err != nil {
 				return ctrl.Result{}, err
 			}
 		} else if err := r.removeChild(ctx, s, &policyv1.PodDisruptionBudget{}, ChildName(s.rp, stage)); err != nil {
@@ -229,15 +230,23 @@ func (r *RecPipelineReconciler) observeStages(ctx context.Context, s *scope) (ct
 	return ctrl.Result{}, nil
 }
 
+// desiredChild is a child's desired state: an apply configuration that
+// names its object.
+type desiredChild interface {
+	runtime.ApplyConfiguration
+	GetName() *string
+}
+
 // ensure applies desired unless the fields this controller owns on the
-// existing object already equal it, so that an unchanged pipeline costs no
-// write. existing is an empty object of desired's kind.
-func (r *RecPipelineReconciler) ensure(ctx context.Context, s *scope, existing client.Object, desired runtime.ApplyConfiguration) error {
-	name, kind := applyName(desired)
+// existing object (extract reads them from managedFields) already equal it,
+// so that an unchanged pipeline costs no write. existing is an empty object
+// of desired's kind.
+func ensure[O client.Object, A desiredChild](ctx context.Context, r *RecPipelineReconciler, s *scope, existing O, desired A, extract func(O, string) (A, error)) error {
+	name, kind := *desired.GetName(), reflect.TypeOf(existing).Elem().Name()
 	key := types.NamespacedName{Namespace: s.rp.Namespace, Name: name}
 	switch err := r.Get(ctx, key, existing); {
 	case err == nil:
-		if owned, err := extract(existing); err == nil && equality.Semantic.DeepEqual(owned, desired) {
+		if owned, err := extract(existing, FieldOwner); err == nil && equality.Semantic.DeepEqual(owned, desired) {
 			return nil
 		}
 	case !apierrors.IsNotFound(err):
@@ -250,53 +259,6 @@ func (r *RecPipelineReconciler) ensure(ctx context.Context, s *scope, existing c
 		return err
 	}
 	return nil
-}
-
-// applyName returns the name and kind of an apply configuration.
-func applyName(ac runtime.ApplyConfiguration) (name, kind string) {
-	switch a := ac.(type) {
-	case *corev1ac.ConfigMapApplyConfiguration:
-		return *a.Name, "ConfigMap"
-	case *corev1ac.ServiceAccountApplyConfiguration:
-		return *a.Name, "ServiceAccount"
-	case *corev1ac.ServiceApplyConfiguration:
-		return *a.Name, "Service"
-	case *rbacv1ac.RoleApplyConfiguration:
-		return *a.Name, "Role"
-	case *rbacv1ac.RoleBindingApplyConfiguration:
-		return *a.Name, "RoleBinding"
-	case *appsv1ac.DeploymentApplyConfiguration:
-		return *a.Name, "Deployment"
-	case *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration:
-		return *a.Name, "HorizontalPodAutoscaler"
-	case *policyv1ac.PodDisruptionBudgetApplyConfiguration:
-		return *a.Name, "PodDisruptionBudget"
-	}
-	panic(fmt.Sprintf("unsupported apply configuration %T", ac))
-}
-
-// extract returns the fields of obj that FieldOwner manages, as an apply
-// configuration comparable with a desired one.
-func extract(obj client.Object) (runtime.ApplyConfiguration, error) {
-	switch o := obj.(type) {
-	case *corev1.ConfigMap:
-		return corev1ac.ExtractConfigMap(o, FieldOwner)
-	case *corev1.ServiceAccount:
-		return corev1ac.ExtractServiceAccount(o, FieldOwner)
-	case *corev1.Service:
-		return corev1ac.ExtractService(o, FieldOwner)
-	case *rbacv1.Role:
-		return rbacv1ac.ExtractRole(o, FieldOwner)
-	case *rbacv1.RoleBinding:
-		return rbacv1ac.ExtractRoleBinding(o, FieldOwner)
-	case *appsv1.Deployment:
-		return appsv1ac.ExtractDeployment(o, FieldOwner)
-	case *autoscalingv2.HorizontalPodAutoscaler:
-		return autoscalingv2ac.ExtractHorizontalPodAutoscaler(o, FieldOwner)
-	case *policyv1.PodDisruptionBudget:
-		return policyv1ac.ExtractPodDisruptionBudget(o, FieldOwner)
-	}
-	return nil, fmt.Errorf("unsupported kind %T", obj)
 }
 
 // removeChild deletes a child this pipeline controls and no longer wants.
