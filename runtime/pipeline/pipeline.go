@@ -382,14 +382,19 @@ func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Re
 	}
 	sc := l.scratch()
 	defer l.scratches.Put(sc)
-	timings := map[string]float64{}
+	var timings map[string]float64 // only a debug request reports them
+	if req.Debug {
+		timings = map[string]float64{}
+	}
 	mark := time.Now()
 	lap := func(stage string, n int) {
 		d := time.Since(mark)
 		mark = time.Now()
 		e.metrics.stage.WithLabelValues(stage).Observe(d.Seconds())
 		e.metrics.candidates.WithLabelValues(stage).Observe(float64(n))
-		timings[stage] = float64(d.Microseconds()) / 1000
+		if timings != nil {
+			timings[stage] = float64(d.Microseconds()) / 1000
+		}
 	}
 	lc := &l.cfg.Live
 
