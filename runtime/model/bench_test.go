@@ -77,3 +77,70 @@ func BenchmarkTwoTowerItem(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(calls*batch), "ns/candidate")
 }
+
+// prodMTMLManifest is the second-stage network recserve serves (rectrain's
+// layout): 128 per-user columns (user features, engagement pool), then 67
+// per-item columns; hidden layers (256, 128); five heads.
+func prodMTMLManifest() *Manifest {
+	return &Manifest{
+		FormatVersion: FormatVersion, Name: "mtml", Version: "bench", Kind: KindMTML,
+		Networks: map[string]NetworkSpec{NetBottom: {
+			Input: FeatureSpec{
+				{Name: "user_features", Width: 64},
+				{Name: "engagement_pool", Width: 64},
+				{Name: "item_features", Width: 64},
+				{Name: "item_risk", Width: 1},
+				{Name: "item_age", Width: 1},
+				{Name: "author_followed", Width: 1},
+			},
+			Layers: []LayerSpec{{Out: 256, Activation: ReLU}, {Out: 128, Activation: ReLU}},
+		}},
+		Heads: []string{"click", "like", "comment", "share", "see_less"},
+	}
+}
+
+// BenchmarkMTMLProduction is one ranking call of recserve: 300 candidates
+// through 195 → 256 → 128 → 5, on the kernel (where the CPU has it) and on
+// gonum, with the whole input (Predict) and with the 128 user columns split
+// off (SplitPredict).
+func BenchmarkMTMLProduction(b *testing.B) {
+	m := prodMTMLManifest()
+	tensors := randTensors(m, 1)
+	const batch, userCols = 300, 128
+	for _, p := range computePaths() {
+		var a *Artifact
+		var s *SplitMTML
+		var err error
+		p.build(func() {
+			if a, err = New(m, tensors); err != nil {
+				return
+			}
+			constant := make([]int, userCols)
+			for i := range constant {
+				constant[i] = i
+			}
+			s, err = a.MTML.Split(constant)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		out := make([]float32, batch*len(m.Heads))
+		b.Run(p.name+"/Predict", func(b *testing.B) {
+			in := randInput(1, batch, a.MTML.In(), a.MTML.In())
+			ws := NewWorkspace(a.MTML.Bottom(), batch)
+			b.ReportAllocs()
+			for b.Loop() {
+				a.MTML.Predict(in, out, ws)
+			}
+		})
+		b.Run(p.name+"/SplitPredict", func(b *testing.B) {
+			shared := randInput(2, 1, userCols, userCols).Data
+			in := randInput(1, batch, s.In(), s.In())
+			ws := NewWorkspace(a.MTML.Bottom(), batch)
+			b.ReportAllocs()
+			for b.Loop() {
+				s.Predict(shared, in, out, ws)
+			}
+		})
+	}
+}

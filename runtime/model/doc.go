@@ -19,9 +19,13 @@
 //     (click, like, comment, see_less, ...), the second-stage ranker.
 //
 // The forward pass is batched across candidates: each layer is one
-// matrix-matrix product (blas32.Gemm) of the batch×in activations by the
-// in×out weights. With a reused Workspace, Forward, Predict and Score allocate
-// nothing. A Workspace is not safe for concurrent use; keep one per goroutine
+// matrix-matrix product of the batch×in activations by the in×out weights. On
+// amd64 CPUs with AVX2 and FMA it runs on an assembly kernel over a copy of
+// the weights packed when the network is built (sgemm.go); elsewhere, and with
+// the purego build tag, on gonum's blas32.Gemm. MTML.Split gives a network
+// for inputs whose columns are partly the same for every candidate (the
+// user's features): their share of the first layer is computed once per call.
+// With a reused Workspace, Forward, Predict and Score allocate nothing. A Workspace is not safe for concurrent use; keep one per goroutine
 // (for example in a sync.Pool). Networks themselves are read-only after Load
 // and safe for concurrent use.
 package model

@@ -22,6 +22,8 @@ type Layer struct {
 // for concurrent use with one Workspace per goroutine.
 type MLP struct {
 	layers []Layer
+	// aff[i] computes layers[i]'s product.
+	aff []affine
 }
 
 // NewMLP builds an MLP from its layers, checking that each layer's input
@@ -44,7 +46,11 @@ func NewMLP(layers []Layer) (*MLP, error) {
 			return nil, fmt.Errorf("mlp: layer %d: %w", i, err)
 		}
 	}
-	return &MLP{layers: layers}, nil
+	m := &MLP{layers: layers, aff: make([]affine, len(layers))}
+	for i, l := range layers {
+		m.aff[i] = newAffine(l.W, l.B)
+	}
+	return m, nil
 }
 
 // In returns the input width.
@@ -61,6 +67,8 @@ func (m *MLP) Layers() []Layer { return m.layers }
 // The zero value is ready to use. A Workspace is not safe for concurrent use.
 type Workspace struct {
 	buf [2][]float32
+	// bias holds the first-layer bias of a SplitMTML call.
+	bias []float32
 }
 
 // NewWorkspace returns a workspace presized for batches of up to batch rows
@@ -72,6 +80,7 @@ func NewWorkspace(m *MLP, batch int) *Workspace {
 			ws.get(0, batch*l.W.Cols)
 			ws.get(1, batch*l.W.Cols)
 		}
+		ws.getBias(paddedWidth(m.layers[0].W.Cols))
 	}
 	return ws
 }
@@ -81,6 +90,13 @@ func (ws *Workspace) get(i, n int) []float32 {
 		ws.buf[i] = make([]float32, n)
 	}
 	return ws.buf[i][:n]
+}
+
+func (ws *Workspace) getBias(n int) []float32 {
+	if cap(ws.bias) < n {
+		ws.bias = make([]float32, n)
+	}
+	return ws.bias[:n]
 }
 
 // Forward runs the batch in (batch×In(), row-major, any stride ≥ In()) through
@@ -96,18 +112,23 @@ func (m *MLP) forward(in blas32.General, ws *Workspace, first int) blas32.Genera
 	if in.Cols != m.In() {
 		panic(fmt.Sprintf("model: input has %d columns, network takes %d", in.Cols, m.In()))
 	}
-	x := in
-	for i := range m.layers {
-		l := &m.layers[i]
-		out := blas32.General{Rows: x.Rows, Cols: l.W.Cols, Stride: l.W.Cols}
-		out.Data = ws.get((first+i)%2, x.Rows*l.W.Cols)
-		dense(x, l.W, l.B, out)
-		applyActivation(l.Act, out.Data)
+	return m.forwardFrom(0, in, ws, first)
+}
+
+// forwardFrom runs layers from, from+1, ... on x, writing their outputs
+// alternately to ws buffers starting with buffer first.
+func (m *MLP) forwardFrom(from int, x blas32.General, ws *Workspace, first int) blas32.General {
+	for i := from; i < len(m.layers); i++ {
+		n := m.layers[i].W.Cols
+		out := blas32.General{Rows: x.Rows, Cols: n, Stride: n, Data: ws.get((first+i-from)%2, x.Rows*n)}
+		m.aff[i].apply(x, nil, out, m.layers[i].Act)
 		x = out
 	}
 	return x
 }
 
+// dense is the product where there is no kernel (see sgemm.go).
+//
 // The gonum Sgemm splits products of four or more 64×64 blocks across
 // goroutines, which allocates on every call. Products are tiled here so each
 // call stays on the serial kernel: the calling goroutine does the work and

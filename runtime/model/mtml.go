@@ -16,6 +16,8 @@ type MTML struct {
 	// w is bottom.Out()×len(heads), column j being head j; b has len(heads).
 	w blas32.General
 	b []float32
+	// head computes w and b's product.
+	head affine
 }
 
 // NewMTML builds an MTML network. w is bottom.Out()×len(heads), column j
@@ -30,7 +32,7 @@ func NewMTML(bottom *MLP, heads []string, w blas32.General, b []float32) (*MTML,
 	if len(b) != len(heads) {
 		return nil, invalidf("mtml: %d head biases for %d heads", len(b), len(heads))
 	}
-	return &MTML{bottom: bottom, heads: slices.Clone(heads), w: w, b: b}, nil
+	return &MTML{bottom: bottom, heads: slices.Clone(heads), w: w, b: b, head: newAffine(w, b)}, nil
 }
 
 // Bottom returns the shared-bottom network.
@@ -59,8 +61,11 @@ func (m *MTML) Predict(in blas32.General, out []float32, ws *Workspace) {
 	if in.Rows == 0 {
 		return
 	}
-	x := m.bottom.Forward(in, ws)
-	o := blas32.General{Rows: in.Rows, Cols: h, Stride: h, Data: out[:in.Rows*h]}
-	dense(x, m.w, m.b, o)
-	sigmoid(o.Data)
+	m.predictHeads(m.bottom.Forward(in, ws), out)
+}
+
+// predictHeads writes the head probabilities of the bottom's output x to out.
+func (m *MTML) predictHeads(x blas32.General, out []float32) {
+	h := len(m.heads)
+	m.head.apply(x, nil, blas32.General{Rows: x.Rows, Cols: h, Stride: h, Data: out[:x.Rows*h]}, Sigmoid)
 }

@@ -248,6 +248,9 @@ type live struct {
 	first     *tower
 	second    *model.MTML
 	secondIn  *features.Assembler
+	// secondSplit is second with the first layer's user columns (the
+	// secondIn columns every candidate shares) computed once per request.
+	secondSplit *model.SplitMTML
 	weights   *rank.Weights
 	rules     rerank.Chain
 	ann       map[string]sources.Source // the retrieval stage's ANN sources by name
@@ -293,6 +296,9 @@ func (e *Engine) compile(cfg *config.Config) (*live, error) {
 			return nil, fmt.Errorf("live.secondStage.model: %w", err)
 		}
 		l.secondIn = in
+		if l.secondSplit, err = mtml.MTML.Split(in.SharedColumns()); err != nil {
+			return nil, fmt.Errorf("live.secondStage.model: %w", err)
+		}
 		if l.weights, err = rank.CompileWeights(lc.Weights, mtml.MTML.Heads()); err != nil {
 			return nil, fmt.Errorf("live.weights: %w", err)
 		}
@@ -361,6 +367,7 @@ type scratch struct {
 	cands []rank.Candidate
 	user  []float32
 	in    []float32
+	user2 []float32 // the second stage's shared input columns
 	probs []float32
 	ws    model.Workspace
 	shown []rank.Candidate
@@ -516,17 +523,18 @@ func (l *live) rankFirst(sc *scratch, uc *features.UserContext, cands []rank.Can
 // rankSecond runs the MTML over the candidates' assembled features, scores
 // them by the weighted value and keeps the best.
 func (l *live) rankSecond(sc *scratch, uc *features.UserContext, top []rank.Candidate) []rank.Candidate {
-	width := l.secondIn.Width()
+	width := l.secondSplit.In()
 	heads := len(l.second.Heads())
 	sc.in = grow(sc.in, len(top)*width)
+	sc.user2 = grow(sc.user2, l.secondIn.Width()-width)
 	sc.probs = grow(sc.probs, len(top)*heads)
 	sc.items = sc.items[:0]
 	for i := range top {
 		sc.items = append(sc.items, top[i].Item)
 	}
 	batch := blas32.General{Rows: len(top), Cols: width, Stride: width, Data: sc.in}
-	l.secondIn.Fill(uc, sc.items, batch)
-	l.second.Predict(batch, sc.probs, &sc.ws)
+	l.secondIn.FillSplit(uc, sc.items, sc.user2, batch)
+	l.secondSplit.Predict(sc.user2, batch, sc.probs, &sc.ws)
 	for i := range top {
 		top[i].Probs = sc.probs[i*heads : (i+1)*heads : (i+1)*heads]
 	}

@@ -1,0 +1,97 @@
+package features
+
+import (
+	"fmt"
+
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// Every candidate of a request shares the user's blocks, so a ranker may
+// compute their part of its first layer once per request rather than once
+// per candidate (see model.MTML.Split). SharedColumns and FillSplit give it
+// the two parts of the row.
+
+// itemDependent reports whether a block's value depends on the candidate.
+func (k kind) itemDependent() bool {
+	for _, b := range blocks {
+		if b.kind == k {
+			return b.item
+		}
+	}
+	panic(fmt.Sprintf("features: unknown block kind %d", k))
+}
+
+// SharedColumns returns, in increasing order, the columns of a row whose
+// values are the same for every candidate of one user context: those of
+// the blocks that do not depend on the item.
+func (a *Assembler) SharedColumns() []int {
+	var cols []int
+	for _, op := range a.ops {
+		if !op.kind.itemDependent() {
+			for c := op.off; c < op.off+op.width; c++ {
+				cols = append(cols, c)
+			}
+		}
+	}
+	return cols
+}
+
+// FillSplit writes the row of Fill in two parts: the SharedColumns into
+// shared (their count long, in that order), and the other columns, in
+// their order in the row, into rows 0..len(items)-1 of dst. It allocates
+// nothing. It panics as Fill does, or if shared or dst has the wrong width.
+func (a *Assembler) FillSplit(u *UserContext, items []uint32, shared []float32, dst blas32.General) {
+	sharedWidth := 0
+	for _, op := range a.ops {
+		if !op.kind.itemDependent() {
+			sharedWidth += op.width
+		}
+	}
+	if len(shared) != sharedWidth {
+		panic(fmt.Sprintf("features: FillSplit into %d shared values, want %d", len(shared), sharedWidth))
+	}
+	if w := a.width - sharedWidth; dst.Cols != w || dst.Rows < len(items) || dst.Stride < dst.Cols {
+		panic(fmt.Sprintf("features: FillSplit of %d items into a %d×%d matrix (stride %d), want %d columns", len(items), dst.Rows, dst.Cols, dst.Stride, w))
+	}
+	a.checkUser(u)
+	off := 0
+	for _, op := range a.ops {
+		if op.kind.itemDependent() {
+			continue
+		}
+		seg := shared[off : off+op.width]
+		switch op.kind {
+		case userFeatures:
+			copy(seg, u.Features)
+		case engagementPool:
+			copy(seg, u.Pool)
+		}
+		off += op.width
+	}
+	now := u.Now.UnixMilli()
+	cat := a.cat
+	for r, o := range items {
+		row := dst.Data[r*dst.Stride : r*dst.Stride+dst.Cols]
+		off := 0
+		for _, op := range a.ops {
+			if !op.kind.itemDependent() {
+				continue
+			}
+			seg := row[off : off+op.width]
+			off += op.width
+			switch op.kind {
+			case itemFeatures:
+				copy(seg, cat.Features(o))
+			case itemRisk:
+				seg[0] = cat.Risk(o)
+			case itemAge:
+				seg[0] = Age(now, cat.CreatedMillis(o))
+			case authorFollowed:
+				seg[0] = 0
+				if u.Followed.Has(cat.AuthorIndex(o)) {
+					seg[0] = 1
+				}
+			}
+		}
+	}
+}
