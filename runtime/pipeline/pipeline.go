@@ -372,7 +372,6 @@ type scratch struct {
 	ws    model.Workspace
 	shown []rank.Candidate
 	items []uint32
-	sreq  sources.Request
 }
 
 // ErrNotFrontend answers client calls on the stages that serve gRPC only.
@@ -425,8 +424,11 @@ func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Re
 	}
 
 	// Retrieval.
-	sc.sreq = sources.Request{User: req.User, Now: req.Now}
-	sc.mixed, err = l.mixer.Mix(ctx, &sc.sreq, lc.Retrieval.Candidates, seen, sc.mixed[:0])
+	// A fresh Request each time, not one kept in the scratch: a source
+	// the mixer gave up on at its deadline may still read it after Mix
+	// returns and the scratch serves another request.
+	sreq := &sources.Request{User: req.User, Now: req.Now}
+	sc.mixed, err = l.mixer.Mix(ctx, sreq, lc.Retrieval.Candidates, seen, sc.mixed[:0])
 	if err != nil {
 		return nil, err
 	}

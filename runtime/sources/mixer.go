@@ -185,7 +185,8 @@ type fetched struct {
 // slice. Items and authors seen excludes are dropped before they take any
 // budget; seen may be nil. A source that fails, panics or outlives its
 // timeout is observed and contributes nothing; Mix itself fails only when
-// ctx ends first, returning ctx's error.
+// ctx ends first, returning ctx's error. A source given up on may go on
+// reading req after Mix returns, so the caller must not reuse req.
 func (m *Mixer) Mix(ctx context.Context, req *Request, budget int, seen *store.Filter, dst []Mixed) ([]Mixed, error) {
 	if err := ctx.Err(); err != nil {
 		return dst, err
