@@ -14,6 +14,10 @@ KUSTOMIZE_VERSION ?= v5.8.1
 KUSTOMIZE ?= $(BIN)/kustomize-$(KUSTOMIZE_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM ?= $(BIN)/helm-$(HELM_VERSION)
+PROTOC_GEN_GO_VERSION ?= v1.36.12
+PROTOC_GEN_GO ?= $(BIN)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION)
+PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
+PROTOC_GEN_GO_GRPC ?= $(BIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
 
 GO_TEST_FLAGS ?= -race -count=1
 # Manager image of dist/install.yaml.
@@ -46,6 +50,20 @@ chart-crds: ## Copy the generated CRDs into the Helm chart.
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the API's deepcopy functions.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./api/..."
+
+.PHONY: proto
+proto: $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) ## Generate the stages' gRPC code from runtime/stagepb/stages.proto (needs protoc).
+	@command -v protoc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null; }
+	cd runtime/stagepb && protoc --plugin=protoc-gen-go=$(PROTOC_GEN_GO) --plugin=protoc-gen-go-grpc=$(PROTOC_GEN_GO_GRPC) \
+		--go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative stages.proto
+
+$(PROTOC_GEN_GO):
+	GOBIN=$(BIN)/tmp-protoc-gen-go go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	mv $(BIN)/tmp-protoc-gen-go/protoc-gen-go $@ && rmdir $(BIN)/tmp-protoc-gen-go
+
+$(PROTOC_GEN_GO_GRPC):
+	GOBIN=$(BIN)/tmp-protoc-gen-go-grpc go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	mv $(BIN)/tmp-protoc-gen-go-grpc/protoc-gen-go-grpc $@ && rmdir $(BIN)/tmp-protoc-gen-go-grpc
 
 .PHONY: fmt
 fmt: ## Run gofmt.

@@ -71,6 +71,9 @@ type Engine struct {
 	remote *remote // the other stages, in the frontend
 
 	addMu sync.Mutex // serialises new items: catalog ordinals and embeddings advance together
+	// base is the number of items loaded from the deploy catalog; items
+	// with higher ordinals were published live.
+	base uint32
 }
 
 var _ server.Engine = (*Engine)(nil)
@@ -103,6 +106,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	// catalog before the catalog is embedded and indexed. Only the stages
 	// that own the real-time state open it.
 	base := cat.Len()
+	e.base = uint32(base)
 	if stateful {
 		if e.state, err = openStore(ctx, cfg, opts.StateDir, log); err != nil {
 			return nil, err

@@ -235,6 +235,9 @@ func (s rankerServer) Rank(ctx context.Context, req *stagepb.RankRequest) (*stag
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
+	if err := e.addShipped(ctx, req.NewItems); err != nil {
+		return nil, err
+	}
 	sc := l.scratch()
 	defer l.scratches.Put(sc)
 	sc.cands = sc.cands[:0]
@@ -262,6 +265,29 @@ func (s rankerServer) Rank(ctx context.Context, req *stagepb.RankRequest) (*stag
 	return resp, nil
 }
 
+// addShipped adds to a ranker stage's catalog the items published live
+// that the frontend sent with candidates and the catalog lacks, embedding
+// them with the stage's towers, so that a new item is ranked from its
+// first request rather than from the stage's next start.
+func (e *Engine) addShipped(ctx context.Context, items []*stagepb.NewItem) error {
+	for _, it := range items {
+		if _, ok := e.cat.Ordinal(it.Item); ok {
+			continue
+		}
+		ev := store.Event{Type: store.NewItem, Item: it.Item, Author: it.Author, Time: time.UnixMilli(it.CreatedUnixMs)}
+		if err := checkNewItem(&ev); err != nil {
+			return status.Error(codes.InvalidArgument, "new_items: "+err.Error())
+		}
+		e.addMu.Lock()
+		err := e.addItem(ctx, &ev)
+		e.addMu.Unlock()
+		if err != nil {
+			return status.Error(codes.Internal, fmt.Sprintf("failed to add the new item %q: %v", it.Item, err))
+		}
+	}
+	return nil
+}
+
 // Register adds the stage's gRPC services to srv: the ANN search on the
 // retrieval stage, ranking on the ranker stages.
 func (e *Engine) Register(srv *grpc.Server) {
@@ -279,6 +305,9 @@ func (e *Engine) remoteRank(ctx context.Context, client stagepb.RankerClient, us
 	req := &stagepb.RankRequest{User: us, Candidates: make([]*stagepb.Candidate, len(cands))}
 	for i, c := range cands {
 		req.Candidates[i] = &stagepb.Candidate{Item: c.ID, Sources: uint32(c.Sources), Score: c.Value}
+		if c.Item >= e.base {
+			req.NewItems = append(req.NewItems, &stagepb.NewItem{Item: c.ID, Author: c.Author, CreatedUnixMs: e.cat.CreatedMillis(c.Item)})
+		}
 	}
 	resp, err := client.Rank(ctx, req)
 	if err != nil {

@@ -347,9 +347,13 @@ func (x *SearchResponse) GetConfigRevision() string {
 }
 
 type RankRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          *UserState             `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	Candidates    []*Candidate           `protobuf:"bytes,2,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	User       *UserState             `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Candidates []*Candidate           `protobuf:"bytes,2,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	// The candidates published live (new_item events the frontend recorded),
+	// which a ranker stage's catalog, loaded at its start, may not hold yet;
+	// the stage adds those it lacks before ranking.
+	NewItems      []*NewItem `protobuf:"bytes,3,rep,name=new_items,json=newItems,proto3" json:"new_items,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +402,75 @@ func (x *RankRequest) GetCandidates() []*Candidate {
 	return nil
 }
 
+func (x *RankRequest) GetNewItems() []*NewItem {
+	if x != nil {
+		return x.NewItems
+	}
+	return nil
+}
+
+// NewItem is an item published live.
+type NewItem struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Item   string                 `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
+	Author string                 `protobuf:"bytes,2,opt,name=author,proto3" json:"author,omitempty"`
+	// Publication time, Unix milliseconds.
+	CreatedUnixMs int64 `protobuf:"varint,3,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NewItem) Reset() {
+	*x = NewItem{}
+	mi := &file_stages_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NewItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NewItem) ProtoMessage() {}
+
+func (x *NewItem) ProtoReflect() protoreflect.Message {
+	mi := &file_stages_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NewItem.ProtoReflect.Descriptor instead.
+func (*NewItem) Descriptor() ([]byte, []int) {
+	return file_stages_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *NewItem) GetItem() string {
+	if x != nil {
+		return x.Item
+	}
+	return ""
+}
+
+func (x *NewItem) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *NewItem) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
 type RankResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The candidates the stage keeps, best first.
@@ -411,7 +484,7 @@ type RankResponse struct {
 
 func (x *RankResponse) Reset() {
 	*x = RankResponse{}
-	mi := &file_stages_proto_msgTypes[6]
+	mi := &file_stages_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +496,7 @@ func (x *RankResponse) String() string {
 func (*RankResponse) ProtoMessage() {}
 
 func (x *RankResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stages_proto_msgTypes[6]
+	mi := &file_stages_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +509,7 @@ func (x *RankResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RankResponse.ProtoReflect.Descriptor instead.
 func (*RankResponse) Descriptor() ([]byte, []int) {
-	return file_stages_proto_rawDescGZIP(), []int{6}
+	return file_stages_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RankResponse) GetCandidates() []*Candidate {
@@ -489,12 +562,17 @@ const file_stages_proto_rawDesc = "" +
 	"\n" +
 	"candidates\x18\x01 \x03(\v2 .recpipeline.stages.v1.CandidateR\n" +
 	"candidates\x12'\n" +
-	"\x0fconfig_revision\x18\x02 \x01(\tR\x0econfigRevision\"\x85\x01\n" +
+	"\x0fconfig_revision\x18\x02 \x01(\tR\x0econfigRevision\"\xc2\x01\n" +
 	"\vRankRequest\x124\n" +
 	"\x04user\x18\x01 \x01(\v2 .recpipeline.stages.v1.UserStateR\x04user\x12@\n" +
 	"\n" +
 	"candidates\x18\x02 \x03(\v2 .recpipeline.stages.v1.CandidateR\n" +
-	"candidates\"\x8f\x01\n" +
+	"candidates\x12;\n" +
+	"\tnew_items\x18\x03 \x03(\v2\x1e.recpipeline.stages.v1.NewItemR\bnewItems\"]\n" +
+	"\aNewItem\x12\x12\n" +
+	"\x04item\x18\x01 \x01(\tR\x04item\x12\x16\n" +
+	"\x06author\x18\x02 \x01(\tR\x06author\x12&\n" +
+	"\x0fcreated_unix_ms\x18\x03 \x01(\x03R\rcreatedUnixMs\"\x8f\x01\n" +
 	"\fRankResponse\x12@\n" +
 	"\n" +
 	"candidates\x18\x01 \x03(\v2 .recpipeline.stages.v1.CandidateR\n" +
@@ -518,7 +596,7 @@ func file_stages_proto_rawDescGZIP() []byte {
 	return file_stages_proto_rawDescData
 }
 
-var file_stages_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_stages_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_stages_proto_goTypes = []any{
 	(*UserState)(nil),      // 0: recpipeline.stages.v1.UserState
 	(*Engagement)(nil),     // 1: recpipeline.stages.v1.Engagement
@@ -526,7 +604,8 @@ var file_stages_proto_goTypes = []any{
 	(*SearchRequest)(nil),  // 3: recpipeline.stages.v1.SearchRequest
 	(*SearchResponse)(nil), // 4: recpipeline.stages.v1.SearchResponse
 	(*RankRequest)(nil),    // 5: recpipeline.stages.v1.RankRequest
-	(*RankResponse)(nil),   // 6: recpipeline.stages.v1.RankResponse
+	(*NewItem)(nil),        // 6: recpipeline.stages.v1.NewItem
+	(*RankResponse)(nil),   // 7: recpipeline.stages.v1.RankResponse
 }
 var file_stages_proto_depIdxs = []int32{
 	1, // 0: recpipeline.stages.v1.UserState.engagements:type_name -> recpipeline.stages.v1.Engagement
@@ -534,16 +613,17 @@ var file_stages_proto_depIdxs = []int32{
 	2, // 2: recpipeline.stages.v1.SearchResponse.candidates:type_name -> recpipeline.stages.v1.Candidate
 	0, // 3: recpipeline.stages.v1.RankRequest.user:type_name -> recpipeline.stages.v1.UserState
 	2, // 4: recpipeline.stages.v1.RankRequest.candidates:type_name -> recpipeline.stages.v1.Candidate
-	2, // 5: recpipeline.stages.v1.RankResponse.candidates:type_name -> recpipeline.stages.v1.Candidate
-	3, // 6: recpipeline.stages.v1.Retrieval.Search:input_type -> recpipeline.stages.v1.SearchRequest
-	5, // 7: recpipeline.stages.v1.Ranker.Rank:input_type -> recpipeline.stages.v1.RankRequest
-	4, // 8: recpipeline.stages.v1.Retrieval.Search:output_type -> recpipeline.stages.v1.SearchResponse
-	6, // 9: recpipeline.stages.v1.Ranker.Rank:output_type -> recpipeline.stages.v1.RankResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	6, // 5: recpipeline.stages.v1.RankRequest.new_items:type_name -> recpipeline.stages.v1.NewItem
+	2, // 6: recpipeline.stages.v1.RankResponse.candidates:type_name -> recpipeline.stages.v1.Candidate
+	3, // 7: recpipeline.stages.v1.Retrieval.Search:input_type -> recpipeline.stages.v1.SearchRequest
+	5, // 8: recpipeline.stages.v1.Ranker.Rank:input_type -> recpipeline.stages.v1.RankRequest
+	4, // 9: recpipeline.stages.v1.Retrieval.Search:output_type -> recpipeline.stages.v1.SearchResponse
+	7, // 10: recpipeline.stages.v1.Ranker.Rank:output_type -> recpipeline.stages.v1.RankResponse
+	9, // [9:11] is the sub-list for method output_type
+	7, // [7:9] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_stages_proto_init() }
@@ -557,7 +637,7 @@ func file_stages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stages_proto_rawDesc), len(file_stages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

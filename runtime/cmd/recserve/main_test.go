@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -541,6 +542,46 @@ func TestSplitStagesOverGRPC(t *testing.T) {
 		}
 	}
 
+	// An item published live is ranked by both ranker stages from its
+	// first request, though their catalogs were loaded before it existed:
+	// the frontend sends it along with the candidates. The funnel keeps
+	// every candidate here so that the item's score cannot cut it.
+	wide := pipelineConfigWith(t, f, defaultWeights(), endpoints)
+	var wc config.Config
+	if err := json.Unmarshal(wide, &wc); err != nil {
+		t.Fatal(err)
+	}
+	wc.Live.FirstStage.Keep, wc.Live.SecondStage.Keep, wc.Live.Rerank.Size = 600, 600, 600
+	wide, err := config.Marshal(&wc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, cfgPath, wide)
+	waitRevision(t, config.Revision(wide), fe, stages["ranker-first"], stages["ranker-second"])
+	code, err := postEvents(fe.url, []map[string]any{
+		{"user": "fresh-follower", "author": "a7", "type": "follow"},
+		{"item": "published-live", "author": "a7", "type": "new_item"},
+	})
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("posting the new item: %d, %v", code, err)
+	}
+	code, r := recommend(t, fe.url, "fresh-follower", 600, true)
+	if code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	found := false
+	for _, it := range r.Items {
+		if it.ID == "published-live" {
+			found = true
+			if !slices.Contains(it.Sources, "followed-recent") || len(it.Heads) == 0 {
+				t.Errorf("published-live came through %v with heads %v; want followed-recent and the second stage's probabilities", it.Sources, it.Heads)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("published-live, new by an author fresh-follower follows, is not among its %d recommendations: a ranker stage dropped it", len(r.Items))
+	}
+
 	// With the retrieval stage down, the ANN sources fail open and the
 	// store-backed ones still fill the list; with a ranker down, the list
 	// keeps the previous stage's order.
@@ -548,7 +589,7 @@ func TestSplitStagesOverGRPC(t *testing.T) {
 	_ = stages["retrieval"].cmd.Wait()
 	_ = stages["ranker-second"].cmd.Process.Kill()
 	_ = stages["ranker-second"].cmd.Wait()
-	code, r := recommend(t, fe.url, "u1", 25, false)
+	code, r = recommend(t, fe.url, "u1", 25, false)
 	if code != http.StatusOK || len(r.Items) == 0 {
 		t.Fatalf("with stages down: status %d, %d items", code, len(r.Items))
 	}
@@ -603,6 +644,30 @@ func TestReplicasShareStateThroughRedis(t *testing.T) {
 			if it.ID == old.ID {
 				t.Errorf("replica b recommends %s, which replica a recorded as seen", it.ID)
 			}
+		}
+	}
+}
+
+// waitRevision waits until every process serves the config revision rev.
+func waitRevision(t *testing.T, rev string, procs ...*proc) {
+	t.Helper()
+	for _, p := range procs {
+		deadline := time.Now().Add(10 * time.Second)
+		var got any
+		for time.Now().Before(deadline) {
+			resp, err := http.Get(p.url + config.StatusPath)
+			if err == nil {
+				st := map[string]any{}
+				_ = json.NewDecoder(resp.Body).Decode(&st)
+				resp.Body.Close()
+				if got = st["configRevision"]; got == rev {
+					break
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got != rev {
+			t.Fatalf("%s serves revision %v, want %s", p.url, got, rev)
 		}
 	}
 }
