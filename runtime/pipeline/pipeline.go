@@ -245,20 +245,20 @@ func openStore(ctx context.Context, cfg *config.Config, dir string, log *slog.Lo
 
 // live is one compiled live config.
 type live struct {
-	cfg       *config.Config
-	revision  string
-	names     []string // source names by index, for responses
-	mixer     *sources.Mixer
-	first     *tower
-	second    *model.MTML
-	secondIn  *features.Assembler
+	cfg      *config.Config
+	revision string
+	names    []string // source names by index, for responses
+	mixer    *sources.Mixer
+	first    *tower
+	second   *model.MTML
+	secondIn *features.Assembler
 	// secondSplit is second with the first layer's user columns (the
 	// secondIn columns every candidate shares) computed once per request.
 	secondSplit *model.SplitMTML
-	weights   *rank.Weights
-	rules     rerank.Chain
-	ann       map[string]sources.Source // the retrieval stage's ANN sources by name
-	scratches sync.Pool                 // *scratch
+	weights     *rank.Weights
+	rules       rerank.Chain
+	ann         map[string]sources.Source // the retrieval stage's ANN sources by name
+	scratches   sync.Pool                 // *scratch
 }
 
 func (l *live) scratch() *scratch {

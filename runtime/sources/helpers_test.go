@@ -32,6 +32,16 @@ func (c fakeItems) ID(i uint32) string { return fmt.Sprintf("i%d", i) }
 
 func (c fakeItems) Author(i uint32) string { return fmt.Sprintf("a%d", int(i)%c.authors) }
 
+func (c fakeItems) AuthorIndex(i uint32) uint32 { return i % uint32(c.authors) }
+
+func (c fakeItems) LookupAuthor(id string) (uint32, bool) {
+	v, err := strconv.Atoi(strings.TrimPrefix(id, "a"))
+	if !strings.HasPrefix(id, "a") || err != nil || v < 0 || v >= c.authors {
+		return 0, false
+	}
+	return uint32(v), true
+}
+
 func (c fakeItems) Created(uint32) time.Time { return time.Time{} }
 
 // openStore opens a Memory store holding events.

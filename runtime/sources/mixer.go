@@ -122,6 +122,9 @@ func NewMixer(sources []Weighted, items Items, obs Observer) *Mixer {
 			ch:    make(chan fetched, n),
 			where: make(map[uint32]int32),
 			timer: newStoppedTimer(),
+
+			seenItems:   make(map[uint32]struct{}),
+			seenAuthors: make(map[uint32]struct{}),
 		}
 	}
 	return m
@@ -146,6 +149,10 @@ type mixScratch struct {
 	where   map[uint32]int32 // item -> index in entries
 	lists   []int32          // each source's usable candidates, as entry indices
 	active  []int
+
+	// The seen filter by catalog ordinal and author index, so that each
+	// candidate is checked without reading its id and author strings.
+	seenItems, seenAuthors map[uint32]struct{}
 }
 
 type slotState struct {
@@ -331,7 +338,28 @@ func (m *Mixer) wait(ctx context.Context, sc *mixScratch, start time.Time) error
 func (m *Mixer) mix(sc *mixScratch, budget int, seen *store.Filter, dst []Mixed) []Mixed {
 	clear(sc.where)
 	sc.entries, sc.lists = sc.entries[:0], sc.lists[:0]
-	filter := seen.Len() > 0
+	clear(sc.seenItems)
+	clear(sc.seenAuthors)
+	for id := range seen.Items() {
+		if o, ok := m.items.Ordinal(id); ok {
+			sc.seenItems[o] = struct{}{}
+		}
+	}
+	for id := range seen.Authors() {
+		if a, ok := m.items.LookupAuthor(id); ok {
+			sc.seenAuthors[a] = struct{}{}
+		}
+	}
+	excluded := func(o uint32) bool {
+		if _, ok := sc.seenItems[o]; ok {
+			return true
+		}
+		if len(sc.seenAuthors) == 0 {
+			return false
+		}
+		_, ok := sc.seenAuthors[m.items.AuthorIndex(o)]
+		return ok
+	}
 
 	// Each source's list: its candidates in score order, without the
 	// filtered ones and its own repeats, as indices of shared entries.
@@ -347,7 +375,7 @@ func (m *Mixer) mix(sc *mixScratch, budget int, seen *store.Filter, dst []Mixed)
 			if !ok {
 				e = int32(len(sc.entries))
 				sc.where[c.Item] = e
-				excl := filter && seen.Excludes(m.items.ID(c.Item), m.items.Author(c.Item))
+				excl := excluded(c.Item)
 				sc.entries = append(sc.entries, entry{item: c.Item, excluded: excl})
 			}
 			en := &sc.entries[e]

@@ -17,6 +17,11 @@ type Items interface {
 	ID(i uint32) string
 	// Author returns the author id of the item at ordinal i.
 	Author(i uint32) string
+	// AuthorIndex returns the index of the author of the item at ordinal i.
+	AuthorIndex(i uint32) uint32
+	// LookupAuthor returns the index of an author id, and false for an
+	// author with no item in the catalog.
+	LookupAuthor(id string) (uint32, bool)
 	// Created returns the publication time of the item at ordinal i.
 	Created(i uint32) time.Time
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"math"
 	"time"
 )
@@ -168,6 +169,32 @@ func (f *Filter) HasAuthor(author string) bool {
 	}
 	_, ok := f.authors[author]
 	return ok
+}
+
+// Items returns the items filtered out, in no particular order.
+func (f *Filter) Items() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if f != nil {
+			for it := range f.items {
+				if !yield(it) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Authors returns the authors filtered out, in no particular order.
+func (f *Filter) Authors() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if f != nil {
+			for a := range f.authors {
+				if !yield(a) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // Len returns the number of items and authors filtered.
