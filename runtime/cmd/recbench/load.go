@@ -39,6 +39,12 @@ type loadOptions struct {
 	Users []string
 	// Concurrency is the number of closed-loop workers; 8 by default.
 	Concurrency int
+	// Rate, when positive, paces the workers to that many requests per
+	// second in all: request i is due at i/Rate after the phase starts,
+	// and its latency counts from when it was due, so time spent waiting
+	// for a free worker behind a slow answer is measured rather than
+	// omitted. 0 runs the workers back to back.
+	Rate float64
 	// Duration bounds the measured phase; 0 leaves Requests as the bound.
 	Duration time.Duration
 	// Requests bounds the measured requests; 0 leaves Duration as the
@@ -90,6 +96,8 @@ func (o *loadOptions) defaults() error {
 		return errors.New("the load must be bounded: give -duration or -requests")
 	case o.N < 1:
 		return fmt.Errorf("-n %d must be positive", o.N)
+	case o.Rate < 0:
+		return fmt.Errorf("-rate %g must not be negative", o.Rate)
 	case o.EventsRate < 0:
 		return fmt.Errorf("-events-rate %g must not be negative", o.EventsRate)
 	case o.EventsBatch < 1 || o.EventsBatch > serverMaxEvents:
@@ -141,14 +149,32 @@ type phase struct {
 	limit    int64     // 0: no request bound
 	issued   atomic.Int64
 	record   bool // false for the warm-up
+	// rate paces the requests from start; 0 leaves them back to back.
+	rate  float64
+	start time.Time
 }
 
-// take reports whether another request may start.
-func (p *phase) take() bool {
-	if !p.deadline.IsZero() && !time.Now().Before(p.deadline) {
-		return false
+// take reports whether another request may start and when it is due: now
+// for back-to-back requests, its place in the schedule for a paced phase.
+// A paced phase sends every request due before its deadline, however late,
+// so that a server falling behind is measured by its backlog.
+func (p *phase) take() (time.Time, bool) {
+	due := time.Now()
+	if p.rate <= 0 && !p.deadline.IsZero() && !due.Before(p.deadline) {
+		return time.Time{}, false
 	}
-	return p.limit == 0 || p.issued.Add(1) <= p.limit
+	i := p.issued.Add(1)
+	if p.limit > 0 && i > p.limit {
+		return time.Time{}, false
+	}
+	if p.rate <= 0 {
+		return due, true
+	}
+	due = p.start.Add(time.Duration(float64(i-1) / p.rate * float64(time.Second)))
+	if !p.deadline.IsZero() && !due.Before(p.deadline) {
+		return time.Time{}, false
+	}
+	return due, true
 }
 
 // loadWorker is one closed loop. Its buffers are reused across requests
@@ -176,9 +202,19 @@ func (w *loadWorker) fail(label string, reason func() string) {
 // worker's own request; only its query changes between requests, which
 // net/http allows once the previous answer's body is closed.
 func (w *loadWorker) run(ctx context.Context, client *http.Client, req *http.Request, queries []string, p *phase, pool *itemPool) {
-	for ctx.Err() == nil && p.take() {
+	for ctx.Err() == nil {
+		start, ok := p.take()
+		if !ok {
+			return
+		}
+		if wait := time.Until(start); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return
+			}
+		}
 		req.URL.RawQuery = queries[w.rng.IntN(len(queries))]
-		start := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -355,11 +391,12 @@ func load(ctx context.Context, client *http.Client, o loadOptions) (loadResult, 
 	}
 
 	if o.Warmup > 0 {
-		runPhase(&phase{deadline: time.Now().Add(o.Warmup)})
+		now := time.Now()
+		runPhase(&phase{deadline: now.Add(o.Warmup), rate: o.Rate, start: now})
 	}
 
-	measured := &phase{limit: int64(o.Requests), record: true}
 	start := time.Now()
+	measured := &phase{limit: int64(o.Requests), record: true, rate: o.Rate, start: start}
 	if o.Duration > 0 {
 		measured.deadline = start.Add(o.Duration)
 	}

@@ -308,3 +308,42 @@ func BenchmarkWorkerRequest(b *testing.B) {
 		b.Fatalf("%d ok of %d", w.ok, b.N)
 	}
 }
+
+func TestPacedLoadSendsTheScheduleWithinTheDuration(t *testing.T) {
+	srv := newRecServer(t)
+	res, err := load(context.Background(), newClient(4, 5*time.Second), loadOptions{
+		URL: srv.URL, Users: []string{"u0"}, Concurrency: 4, Rate: 200, Duration: 500 * time.Millisecond, N: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Requests are due at 0, 5ms, … before the 500ms deadline: 100 of them.
+	if res.Requests != 100 || int(srv.good.Load()) != 100 {
+		t.Errorf("%d requests measured, %d answered; want the 100 the schedule holds", res.Requests, srv.good.Load())
+	}
+}
+
+// A paced load counts latency from when each request was due, so a server
+// slower than the rate shows the wait for a free worker, where a closed
+// loop would hide it.
+func TestPacedLoadCountsLatencyFromTheSchedule(t *testing.T) {
+	const delay = 20 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		_ = json.NewEncoder(w).Encode(&server.Response{User: "u0", Items: recItems})
+	}))
+	t.Cleanup(srv.Close)
+	const requests = 20
+	res, err := load(context.Background(), newClient(1, 5*time.Second), loadOptions{
+		URL: srv.URL, Users: []string{"u0"}, Concurrency: 1, Rate: 1000, Requests: requests, N: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One worker answers the last request no sooner than 20 × 20ms after
+	// the start, and it was due at 19ms.
+	floor := float64(requests*delay-19*time.Millisecond) / float64(time.Millisecond)
+	if res.OK != requests || res.Latency.Max < floor {
+		t.Errorf("%d ok, max latency %.1f ms; want %d and at least %.0f ms", res.OK, res.Latency.Max, requests, floor)
+	}
+}

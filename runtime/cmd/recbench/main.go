@@ -142,6 +142,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	)
 	fl.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "recserve base URL")
 	fl.IntVar(&o.Concurrency, "concurrency", 8, "closed-loop workers")
+	fl.Float64Var(&o.Rate, "rate", 0, "requests per second in all, paced over the workers, latency counted from when each was due (0: back to back)")
 	fl.DurationVar(&o.Duration, "duration", 30*time.Second, "length of the measured phase (ignored unless set when -requests is given)")
 	fl.IntVar(&o.Requests, "requests", 0, "measured requests (0: bounded by -duration)")
 	fl.IntVar(&o.N, "n", 25, "items asked for per request")
@@ -268,6 +269,7 @@ func loadCatalog(data string) ([]catalogItem, error) {
 // loadReport is the machine-readable report of a load run (-json).
 type loadReport struct {
 	Concurrency    int            `json:"concurrency"`
+	Rate           float64        `json:"rate,omitempty"`
 	N              int            `json:"n"`
 	Users          int            `json:"users"`
 	Requests       int            `json:"requests"`
@@ -293,6 +295,7 @@ func newLoadReport(o loadOptions, res loadResult) loadReport {
 	secs := max(res.Elapsed.Seconds(), 1e-9)
 	rep := loadReport{
 		Concurrency:   o.Concurrency,
+		Rate:          o.Rate,
 		N:             o.N,
 		Users:         len(o.Users),
 		Requests:      res.Requests,
@@ -319,7 +322,11 @@ func newLoadReport(o loadOptions, res loadResult) loadReport {
 }
 
 func (r loadReport) writeText(w io.Writer, res loadResult) {
-	fmt.Fprintf(w, "load: %d workers, n=%d, %d users\n", r.Concurrency, r.N, r.Users)
+	fmt.Fprintf(w, "load: %d workers, n=%d, %d users", r.Concurrency, r.N, r.Users)
+	if r.Rate > 0 {
+		fmt.Fprintf(w, ", paced at %s req/s", formatRate(r.Rate))
+	}
+	fmt.Fprintln(w)
 	labels := slices.Sorted(maps.Keys(r.Failures))
 	fmt.Fprintf(w, "requests   %d in %.2fs: %d ok, %d failed", r.Requests, r.ElapsedS, r.OK, r.Failed)
 	if r.Failed > 0 {
