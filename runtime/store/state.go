@@ -210,22 +210,49 @@ func (s *state) recentByAuthors(authors []string, since time.Time, limit int) []
 	if limit <= 0 {
 		return nil
 	}
-	var out []ItemTime
+	authors = slices.Compact(slices.Sorted(slices.Values(authors)))
+	// The newest limit items over all the authors, kept in a heap whose
+	// root is the worst kept, so that memory stays within limit items and
+	// an author's older items are not even read once they cannot enter.
+	h := &worstFirst{}
 	for _, a := range authors {
 		sh := s.author(a)
 		sh.mu.RLock()
 		items := sh.authors[a]
-		for i, n := len(items)-1, 0; i >= 0 && n < limit && !items[i].Time.Before(since); i, n = i-1, n+1 {
-			out = append(out, items[i])
+		for i := len(items) - 1; i >= 0 && !items[i].Time.Before(since); i-- {
+			if len(*h) < limit {
+				heap.Push(h, items[i])
+				continue
+			}
+			worst := (*h)[0]
+			if items[i].Time.Before(worst.Time) {
+				break // the rest of this author's items are older still
+			}
+			if lessItemTime(items[i], worst) < 0 {
+				(*h)[0] = items[i]
+				heap.Fix(h, 0)
+			}
 		}
 		sh.mu.RUnlock()
 	}
+	out := []ItemTime(*h)
 	slices.SortFunc(out, lessItemTime)
-	out = slices.CompactFunc(out, func(a, b ItemTime) bool { return a == b })
-	if len(out) > limit {
-		out = out[:limit]
-	}
 	return out
+}
+
+// worstFirst is a heap of items whose root is the last in lessItemTime's
+// order (the oldest).
+type worstFirst []ItemTime
+
+func (h worstFirst) Len() int           { return len(h) }
+func (h worstFirst) Less(i, j int) bool { return lessItemTime(h[i], h[j]) > 0 }
+func (h worstFirst) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *worstFirst) Push(x any)        { *h = append(*h, x.(ItemTime)) }
+func (h *worstFirst) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 func (s *state) recentEngagements(user string, limit int) []Engagement {

@@ -1,0 +1,59 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+// RecentByAuthors keeps only the newest items as it reads; it must give
+// what taking every author's items, sorting them newest first (ties by id)
+// and cutting the list would give.
+func TestRecentByAuthorsMatchesSortingEverything(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	m := openMemory(t, t.TempDir(), MemoryOptions{})
+	var all []ItemTime
+	var events []Event
+	for a := range 12 {
+		author := fmt.Sprintf("au-%d", a)
+		for j := range rng.IntN(60) {
+			// Few distinct times, so that ties between and within authors abound.
+			it := ItemTime{Item: fmt.Sprintf("it-%d-%d", a, j), Author: author, Time: at(float64(rng.IntN(40)))}
+			all = append(all, it)
+			events = append(events, Event{Type: NewItem, Item: it.Item, Author: it.Author, Time: it.Time})
+		}
+	}
+	if err := m.Apply(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	for q := range 300 {
+		authors := make([]string, 1+rng.IntN(6))
+		for i := range authors {
+			authors[i] = fmt.Sprintf("au-%d", rng.IntN(14)) // some unknown, some twice
+		}
+		since := time.Time{}
+		if rng.IntN(2) == 0 {
+			since = at(float64(rng.IntN(40)))
+		}
+		limit := rng.IntN(50)
+		var want []ItemTime
+		for _, it := range all {
+			if slices.Contains(authors, it.Author) && !it.Time.Before(since) {
+				want = append(want, it)
+			}
+		}
+		slices.SortFunc(want, lessItemTime)
+		want = want[:min(len(want), limit)]
+		got, err := m.RecentByAuthors(context.Background(), authors, since, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same := func(a, b ItemTime) bool { return a.Item == b.Item && a.Author == b.Author && a.Time.Equal(b.Time) }
+		if !slices.EqualFunc(got, want, same) {
+			t.Fatalf("query %d: RecentByAuthors(%v, %v, %d) =\n%v\nwant\n%v", q, authors, since, limit, got, want)
+		}
+	}
+}
