@@ -17,6 +17,7 @@ import (
 //	RECPIPELINE_ANN_EF      the one ef of BenchmarkSearch; default 128, 200 and 300
 //	RECPIPELINE_ANN_M       Options.M; default its default
 //	RECPIPELINE_ANN_EFC     Options.EfConstruction; default its default
+//	RECPIPELINE_ANN_K       k of BenchmarkSearchLargeK; default 800
 //
 // The full run of the project's targets is
 //
@@ -38,6 +39,7 @@ type benchSet struct {
 	vecs    []float32
 	queries []float32
 	exact   [][]Result // per query, the true top benchK
+	exactK  [][]Result // per query, the true top k of BenchmarkSearchLargeK
 
 	once  sync.Once
 	index *Index
@@ -158,6 +160,38 @@ func BenchmarkSearch(b *testing.B) {
 			b.ReportMetric(sum/benchQueries, "recall@100")
 		})
 	}
+}
+
+// BenchmarkSearchLargeK measures the query of a retrieval that asks for
+// many candidates (the for-you source asks for 800), with ef left to the
+// index, which raises it to k. It reports the recall of the true top 100
+// among the first 100 results and of the true top k among all k.
+func BenchmarkSearchLargeK(b *testing.B) {
+	s := benchData(b)
+	k := envInt(b, "RECPIPELINE_ANN_K", 800)
+	ix := s.built(b)
+	if s.exactK == nil {
+		s.exactK = make([][]Result, benchQueries)
+		for i := range s.exactK {
+			s.exactK[i] = Exact(s.metric, s.dim, s.vecs, nil, s.query(i), k, nil)
+		}
+	}
+	dst := make([]Result, 0, k)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dst, _ = ix.Search(s.query(i), k, 0, dst[:0])
+	}
+	b.StopTimer()
+	var top, all float64
+	for i := 0; i < benchQueries; i++ {
+		dst, _ = ix.Search(s.query(i), k, 0, dst[:0])
+		want := s.exactK[i]
+		top += recall(dst[:min(benchK, len(dst))], want[:min(benchK, len(want))])
+		all += recall(dst, want)
+	}
+	b.ReportMetric(top/benchQueries, "recall@100")
+	b.ReportMetric(all/benchQueries, "recall@k")
 }
 
 // BenchmarkExact measures the brute-force top-100 that Search replaces.

@@ -49,3 +49,8 @@ func xgetbv() (eax, edx uint32)
 //
 //go:noescape
 func prefetch(v []float32)
+
+// prefetchU32 is prefetch for a slice of uint32.
+//
+//go:noescape
+func prefetchU32(v []uint32)

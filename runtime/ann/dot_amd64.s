@@ -99,3 +99,7 @@ prefetchLoop:
 
 prefetchDone:
 	RET
+
+// func prefetchU32(v []uint32)
+TEXT ·prefetchU32(SB), NOSPLIT, $0-24
+	JMP ·prefetch(SB)

@@ -7,3 +7,6 @@ func dot(a, b []float32) float32 { return dotGeneric(a, b) }
 
 // prefetch is a no-op where no prefetch instruction is wired up.
 func prefetch([]float32) {}
+
+// prefetchU32 is a no-op where no prefetch instruction is wired up.
+func prefetchU32([]uint32) {}

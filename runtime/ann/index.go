@@ -91,7 +91,8 @@ type Index struct {
 	vecs     []float32    // capacity*dim; node i at [i*dim, (i+1)*dim)
 	aug      []float32    // per node, sqrt(phi² - |v|²): see augment
 	links0   []uint32     // capacity*(m0+1); per node a count then m0 ids
-	upper    [][]uint32   // per node, levels*(m+1): a count then m ids per layer above 0
+	upper    []uint32     // per node with layers above 0, a count then m ids per such layer
+	upperAt  []uint32     // per node, where its lists start in upper
 	ext      []uint32     // node -> external id
 	locks    []sync.Mutex // per node, held while its neighbour lists change
 
@@ -172,17 +173,34 @@ func (ix *Index) growLocked(n int) {
 	if n <= ix.capacity {
 		return
 	}
+	// Advise before the copies touch the new slabs, so that their pages
+	// are huge from the first fault.
 	vecs := make([]float32, n*ix.dim)
+	adviseHugePages(vecs)
 	copy(vecs, ix.vecs)
 	links0 := make([]uint32, n*(ix.m0+1))
+	adviseHugePages(links0)
 	copy(links0, ix.links0)
-	upper := make([][]uint32, n)
+	// A node's layers follow from its number alone (see levelOf), so the
+	// lists of every node above layer 0 are laid out here, back to back,
+	// and an insert need not allocate.
+	upperAt := make([]uint32, n)
+	copy(upperAt, ix.upperAt)
+	size := len(ix.upper)
+	for node := ix.capacity; node < n; node++ {
+		upperAt[node] = uint32(size)
+		size += ix.levelOf(uint32(node)) * (ix.m + 1)
+	}
+	if size > math.MaxUint32 {
+		panic(fmt.Sprintf("ann: %d upper-layer links overflow their offsets", size))
+	}
+	upper := make([]uint32, size)
 	copy(upper, ix.upper)
 	aug := make([]float32, n)
 	copy(aug, ix.aug)
 	ext := make([]uint32, n)
 	copy(ext, ix.ext)
-	ix.vecs, ix.aug, ix.links0, ix.upper, ix.ext = vecs, aug, links0, upper, ext
+	ix.vecs, ix.aug, ix.links0, ix.upper, ix.upperAt, ix.ext = vecs, aug, links0, upper, upperAt, ext
 	ix.locks = make([]sync.Mutex, n)
 	ix.capacity = n
 }

@@ -6,6 +6,11 @@ import (
 	"slices"
 )
 
+// maxBeam1 bounds the beam of a search on layer 1. On a million clustered
+// items at k = ef = 800, a beam of 128 rather than 400 finds the same top 100
+// and all but 0.06% of the top 800, for 30% less CPU.
+const maxBeam1 = 128
+
 // Search appends to dst the k items scoring highest against query, best
 // first, and returns the extended slice. ef is the size of the candidate list
 // (the recall/latency knob); ef <= 0 takes Options.EfSearch, and ef is raised
@@ -49,23 +54,24 @@ func (ix *Index) Search(query []float32, k, ef int, dst []Result) ([]Result, err
 		// hands layer 0 entries in several clusters, so that a query whose
 		// best items sit in a cluster the greedy walk passed by still
 		// reaches them. On clustered embeddings it removes the queries that
-		// would otherwise find almost none of their true top k.
-		ix.searchLayer(s, q, 0, max(ef/2, 16), 1)
+		// would otherwise find almost none of their true top k. Past
+		// maxBeam1 entries a wider beam costs nearly as much as the layer 0
+		// search it feeds and finds almost nothing more.
+		ix.searchLayer(s, q, 0, min(max(ef/2, 16), maxBeam1), 1)
 		s.eps = append(s.eps[:0], s.found...)
 	}
 	ix.searchLayer(s, q, 0, ef, 0)
-	for len(s.found) > k {
-		s.found, _ = popMin(s.found)
-	}
-	// Pop the min-heap worst first into the tail of dst, then it reads best
-	// first.
-	n := len(s.found)
+	// Nodes become external ids in a pass of their own, whose scattered
+	// loads overlap.
+	best := s.sortFound()
+	best = best[:min(k, len(best))]
 	start := len(dst)
-	dst = slices.Grow(dst, n)[:start+n]
-	for i := n - 1; i >= 0; i-- {
-		var c cand
-		s.found, c = popMin(s.found)
-		dst[start+i] = Result{ID: ix.ext[c.node], Score: c.score}
+	dst = slices.Grow(dst, len(best))
+	for _, c := range best {
+		dst = append(dst, Result{ID: c.node, Score: c.score})
+	}
+	for i := start; i < len(dst); i++ {
+		dst[i].ID = ix.ext[dst[i].ID]
 	}
 	return dst, nil
 }
@@ -99,8 +105,7 @@ func Exact(metric Metric, dim int, vecs []float32, ids []uint32, query []float32
 		if len(heap) < k {
 			heap = pushMin(heap, cand{sc, uint32(i)})
 		} else if sc > heap[0].score {
-			heap[0] = cand{sc, uint32(i)}
-			siftDownMin(heap, 0)
+			replaceMin(heap, cand{sc, uint32(i)})
 		}
 	}
 	m := len(heap)
