@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -235,6 +236,17 @@ func desiredService(rp *servingv1alpha1.RecPipeline, stage string) *corev1ac.Ser
 			))
 }
 
+// stateClaim returns the claim that holds the stage's state directory, or
+// "" for an emptyDir: only the frontend keeps state, and only the Memory
+// store keeps it on disk.
+func stateClaim(rp *servingv1alpha1.RecPipeline, stage string) string {
+	store := rp.Spec.Data.Store
+	if stage != StageFrontend || store.Type == servingv1alpha1.StoreRedis || store.Memory == nil {
+		return ""
+	}
+	return store.Memory.ClaimName
+}
+
 // desiredDeployment runs a stage. deployRevision is the rendered config's
 // deploy revision; image is the resolved runtime image.
 func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevision string) *appsv1ac.DeploymentApplyConfiguration {
@@ -286,9 +298,15 @@ func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevi
 				WithKey(store.Redis.PasswordSecretRef.Key))))
 	}
 
+	state := corev1ac.Volume().WithName("state").WithEmptyDir(corev1ac.EmptyDirVolumeSource())
+	claim := stateClaim(rp, stage)
+	if claim != "" {
+		state = corev1ac.Volume().WithName("state").WithPersistentVolumeClaim(
+			corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(claim))
+	}
 	volumes := []*corev1ac.VolumeApplyConfiguration{
 		corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
-		corev1ac.Volume().WithName("state").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+		state,
 	}
 	for _, claim := range claims(rp) {
 		name := "pvc-" + claim
@@ -311,15 +329,22 @@ func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevi
 		WithContainers(container).
 		WithVolumes(volumes...)
 
+	// A stage rolls out a new pod before it removes an old one, except a
+	// frontend whose event log is on a claim: two pods must not append to
+	// one log, so the old pod goes first.
+	strategy := appsv1ac.DeploymentStrategy().
+		WithType(appsv1.RollingUpdateDeploymentStrategyType).
+		WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
+			WithMaxUnavailable(intstr.FromInt32(0)).
+			WithMaxSurge(intstr.FromInt32(1)))
+	if claim != "" {
+		strategy = appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)
+	}
 	deploymentSpec := appsv1ac.DeploymentSpec().
 		WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(rp, stage))).
 		WithRevisionHistoryLimit(3).
 		WithProgressDeadlineSeconds(progressDeadlineSeconds).
-		WithStrategy(appsv1ac.DeploymentStrategy().
-			WithType("RollingUpdate").
-			WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
-				WithMaxUnavailable(intstr.FromInt32(0)).
-				WithMaxSurge(intstr.FromInt32(1)))).
+		WithStrategy(strategy).
 		WithTemplate(corev1ac.PodTemplateSpec().
 			WithLabels(labels).
 			WithAnnotations(map[string]string{AnnotationDeployRevision: deployRevision}).

@@ -278,6 +278,53 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 				}
 			},
 		},
+		"without a state claim every stage rolls a new pod in first over an emptyDir": {
+			stage: StageFrontend,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				if s := d.Spec.Strategy; s.Type != appsv1.RollingUpdateDeploymentStrategyType || s.RollingUpdate == nil ||
+					s.RollingUpdate.MaxUnavailable.IntValue() != 0 || s.RollingUpdate.MaxSurge.IntValue() != 1 {
+					t.Errorf("strategy = %+v, want RollingUpdate with maxUnavailable 0, maxSurge 1", s)
+				}
+				if v := d.Spec.Template.Spec.Volumes[1]; v.Name != "state" || v.EmptyDir == nil {
+					t.Errorf("state volume = %+v, want an emptyDir", v)
+				}
+			},
+		},
+		"the frontend keeps its event log on the state claim and is recreated": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Data.Store.Memory = &servingv1alpha1.MemoryStoreSpec{ClaimName: "feed-events"}
+			},
+			stage: StageFrontend,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				if s := d.Spec.Strategy; s.Type != appsv1.RecreateDeploymentStrategyType || s.RollingUpdate != nil {
+					t.Errorf("strategy = %+v, want Recreate: two pods must not append to one log", s)
+				}
+				v := d.Spec.Template.Spec.Volumes[1]
+				if v.Name != "state" || v.EmptyDir != nil || v.PersistentVolumeClaim == nil ||
+					v.PersistentVolumeClaim.ClaimName != "feed-events" || v.PersistentVolumeClaim.ReadOnly {
+					t.Errorf("state volume = %+v, want the writable claim feed-events", v)
+				}
+				for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+					if m.Name == "state" && (m.MountPath != "/var/lib/recpipeline/state" || m.ReadOnly) {
+						t.Errorf("state mounted at %q (readOnly %v), want the --state-dir writable", m.MountPath, m.ReadOnly)
+					}
+				}
+			},
+		},
+		"stateless stages ignore the state claim": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Data.Store.Memory = &servingv1alpha1.MemoryStoreSpec{ClaimName: "feed-events"}
+			},
+			stage: StageRankerSecond,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+					t.Errorf("strategy = %s, want RollingUpdate", d.Spec.Strategy.Type)
+				}
+				if v := d.Spec.Template.Spec.Volumes[1]; v.EmptyDir == nil {
+					t.Errorf("state volume = %+v, want an emptyDir", v)
+				}
+			},
+		},
 		"deploy revision annotation and env agree": {
 			stage: StageRetrieval,
 			check: func(t *testing.T, d *appsv1.Deployment) {

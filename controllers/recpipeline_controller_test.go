@@ -513,8 +513,9 @@ func TestSteadyStateMakesNoWrites(t *testing.T) {
 	snapshot := writes.snapshot()
 	// A label change makes the controller reconcile without any spec change.
 	for i := 0; i < 3; i++ {
+		start := reconcileCount(ns, "steady")
 		updateLabels(t, ns, "steady", map[string]string{"touch": fmt.Sprint(i)})
-		waitReconcileOf(t, ns, "steady")
+		waitReconcileAfter(t, ns, "steady", start)
 	}
 	if after := writes.total.Load(); after != before {
 		t.Errorf("the manager made %d writes reconciling an unchanged pipeline: %v", after-before, diffCounts(snapshot, writes.snapshot()))
@@ -551,11 +552,12 @@ func updateLabels(t *testing.T, ns, name string, labels map[string]string) {
 	}
 }
 
-// waitReconcileOf waits until the controller has reconciled the pipeline
-// after the latest change: reconcilesOf counts calls per pipeline.
-func waitReconcileOf(t *testing.T, ns, name string) {
+// waitReconcileAfter waits until the controller has reconciled the
+// pipeline more than start times (a count read before the change that
+// triggers the reconcile, which may finish before this is called), then
+// until it is quiet.
+func waitReconcileAfter(t *testing.T, ns, name string, start int) {
 	t.Helper()
-	start := reconcileCount(ns, name)
 	eventually(t, waitTimeout, "a reconcile of "+name, func() error {
 		if reconcileCount(ns, name) > start {
 			return nil

@@ -177,6 +177,22 @@ func TestAPIServerRefusesInvalidPipelines(t *testing.T) {
 			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Data.Store.Type = servingv1alpha1.StoreRedis }),
 			want:   []string{"spec.data.store.redis is required when spec.data.store.type is Redis"},
 		},
+		"Memory store settings on the Redis store": {
+			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Data.Store = servingv1alpha1.StoreSpec{
+					Type:   servingv1alpha1.StoreRedis,
+					Redis:  &servingv1alpha1.RedisStoreSpec{Address: "redis:6379"},
+					Memory: &servingv1alpha1.MemoryStoreSpec{ClaimName: "events"},
+				}
+			}),
+			want: []string{"spec.data.store.memory must be unset when spec.data.store.type is Redis"},
+		},
+		"Memory store claim that is not a name": {
+			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Data.Store.Memory = &servingv1alpha1.MemoryStoreSpec{ClaimName: "Events_Log"}
+			}),
+			want: []string{"spec.data.store.memory.claimName", "should match"},
+		},
 		"IntegrityDownrank without its factor": {
 			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rerank.Rules[2].Factor = nil }),
 			want:   []string{"spec.rerank.rules[2]", "above and factor are required for the IntegrityDownrank rule"},

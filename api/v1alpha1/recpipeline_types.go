@@ -153,8 +153,10 @@ type StoreType string
 // Store backends.
 const (
 	// StoreMemory keeps state in the frontend pod's memory with an
-	// append-only log on the pod's disk (an emptyDir: it survives container
-	// restarts, not the pod's replacement); one frontend replica.
+	// append-only log on disk: an emptyDir, which survives container
+	// restarts but not the pod's replacement, or the claim of
+	// spec.data.store.memory.claimName, which survives both; one frontend
+	// replica.
 	StoreMemory StoreType = "Memory"
 	// StoreRedis keeps state in Redis, shared by every replica.
 	StoreRedis StoreType = "Redis"
@@ -162,15 +164,33 @@ const (
 
 // StoreSpec selects the real-time state store.
 // +kubebuilder:validation:XValidation:rule="self.type == 'Redis' ? has(self.redis) : !has(self.redis)",message="spec.data.store.redis is required when spec.data.store.type is Redis and must be unset otherwise"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Redis' ? !has(self.memory) : true",message="spec.data.store.memory must be unset when spec.data.store.type is Redis"
 type StoreSpec struct {
 	// type of the store.
 	// +optional
 	// +kubebuilder:default=Memory
 	Type StoreType `json:"type,omitempty"`
 
+	// memory configures the Memory store.
+	// +optional
+	Memory *MemoryStoreSpec `json:"memory,omitempty"`
+
 	// redis configures the Redis store.
 	// +optional
 	Redis *RedisStoreSpec `json:"redis,omitempty"`
+}
+
+// MemoryStoreSpec configures the Memory state store.
+type MemoryStoreSpec struct {
+	// claimName names a PersistentVolumeClaim in the pipeline's namespace,
+	// made by the user, that holds the frontend's event log, so that
+	// acknowledged events survive the frontend pod's replacement (a node
+	// drain, a rollout). The frontend then rolls out by recreating its one
+	// pod: the log has one writer at a time. Unset: an emptyDir.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ClaimName string `json:"claimName,omitempty"`
 }
 
 // RedisStoreSpec configures the Redis state store.

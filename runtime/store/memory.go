@@ -103,6 +103,10 @@ func OpenMemory(dir string, opts MemoryOptions) (*Memory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to open log: %w", err)
 	}
+	if err := lockLog(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("failed to open store: %w", err)
+	}
 	if errors.Is(statErr, os.ErrNotExist) {
 		if err := syncDir(dir); err != nil {
 			f.Close()

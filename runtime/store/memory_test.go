@@ -415,3 +415,27 @@ func TestRecentSetStaysBounded(t *testing.T) {
 		}
 	}
 }
+
+// Two stores on one directory would interleave appends to one log: the
+// second is refused while the first is open, and opens once it is closed.
+func TestOneStorePerDirectory(t *testing.T) {
+	dir := t.TempDir()
+	first, err := OpenMemory(dir, MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := OpenMemory(dir, MemoryOptions{}); err == nil || !strings.Contains(err.Error(), "held by another store") {
+		if second != nil {
+			second.Close()
+		}
+		t.Fatalf("a second store on the directory opened (err %v), want it refused", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := OpenMemory(dir, MemoryOptions{})
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	again.Close()
+}
