@@ -8,14 +8,18 @@
 // compute each block exactly as recserve does (FEATURES.md in this directory
 // is the reference):
 //
-//	name             width                    value
-//	user_features    users' feature_dim       the user's row of users.jsonl; zeros for an unknown user
-//	engagement_pool  catalog's feature_dim    mean catalog features of the user's last (at most 50)
-//	                                          positive engagements before now; zeros if none
-//	item_features    catalog's feature_dim    the item's catalog features
-//	item_risk        1                        the item's integrity_risk
-//	item_age         1                        ln(1 + max(0, now − created) / 1h)
-//	author_followed  1                        1 if the user follows the item's author, else 0
+//	name                width                    value
+//	user_features       users' feature_dim       the user's row of users.jsonl; zeros for an unknown user
+//	engagement_pool     catalog's feature_dim    mean catalog features of the user's last (at most 50)
+//	                                             positive engagements before now; zeros if none
+//	item_features       catalog's feature_dim    the item's catalog features
+//	item_risk           1                        the item's integrity_risk
+//	item_age            1                        ln(1 + max(0, now − created) / 1h)
+//	author_followed     1                        1 if the user follows the item's author, else 0
+//	item_id             the model's table width  the item's row of the model's item_id embedding
+//	                                             table; zeros for an item the table does not list
+//	engagement_id_pool  the model's table width  the mean item_id row of the engagement pool's
+//	                                             items (zeros for unlisted ones); zeros if none
 //
 // The engagement pool counts click, like, comment and share engagements
 // whose time is strictly before now, newest first: the first PoolSize of
@@ -23,8 +27,14 @@
 // counts twice); engagements of items missing from the catalog are then
 // dropped, and the pool is the mean of the rest.
 //
-// user_features and engagement_pool describe the user alone; CompileUser
-// accepts only those, for the user tower, and FillUser writes its one row.
+// user_features, engagement_pool and engagement_id_pool describe the user
+// alone; CompileUser accepts only those, for the user tower, and FillUser
+// writes its one row. item_features, item_risk and item_id describe the
+// item alone and do not change with the request: CompileItem accepts only
+// those, for an item tower whose outputs are computed once per item and
+// kept. item_id and engagement_id_pool read the item_id table of the model
+// artifact (model.Artifact.Embeddings), which only CompileUser and
+// CompileItem are given.
 package features
 
 import (
@@ -50,6 +60,9 @@ const (
 	ItemRisk       = "item_risk"
 	ItemAge        = "item_age"
 	AuthorFollowed = "author_followed"
+	ItemID         = "item_id"
+	// EngagementIDPool reads the ItemID table too.
+	EngagementIDPool = "engagement_id_pool"
 )
 
 // PoolSize is the most engagements the engagement pool averages. The store
@@ -66,25 +79,41 @@ const (
 	itemRisk
 	itemAge
 	authorFollowed
+	itemID
+	engagementIDPool
 )
 
 // blockDef defines one block of the vocabulary.
 type blockDef struct {
-	name  string
-	kind  kind
-	item  bool                       // depends on the candidate item
-	width func(*catalog.Catalog) int // the width the data provides
-	from  string                     // where that width comes from, for errors
+	name   string
+	kind   kind
+	item   bool                       // depends on the candidate item
+	static bool                       // depends on the item alone, not on the user or the time
+	width  func(*catalog.Catalog) int // the width the data provides; nil: the model's table's
+	from   string                     // where that width comes from, for errors
 }
 
 // blocks lists the vocabulary in the order the documentation gives it.
 var blocks = []blockDef{
-	{UserFeatures, userFeatures, false, (*catalog.Catalog).UserFeatureDim, "the user table's feature_dim"},
-	{EngagementPool, engagementPool, false, (*catalog.Catalog).FeatureDim, "the catalog's feature_dim"},
-	{ItemFeatures, itemFeatures, true, (*catalog.Catalog).FeatureDim, "the catalog's feature_dim"},
-	{ItemRisk, itemRisk, true, one, "a scalar"},
-	{ItemAge, itemAge, true, one, "a scalar"},
-	{AuthorFollowed, authorFollowed, true, one, "a scalar"},
+	{UserFeatures, userFeatures, false, false, (*catalog.Catalog).UserFeatureDim, "the user table's feature_dim"},
+	{EngagementPool, engagementPool, false, false, (*catalog.Catalog).FeatureDim, "the catalog's feature_dim"},
+	{ItemFeatures, itemFeatures, true, true, (*catalog.Catalog).FeatureDim, "the catalog's feature_dim"},
+	{ItemRisk, itemRisk, true, true, one, "a scalar"},
+	{ItemAge, itemAge, true, false, one, "a scalar"},
+	{AuthorFollowed, authorFollowed, true, false, one, "a scalar"},
+	{ItemID, itemID, true, true, nil, "the width of the model's item_id table"},
+	{EngagementIDPool, engagementIDPool, false, false, nil, "the width of the model's item_id table"},
+}
+
+// staticNames are the blocks an item tower may use (CompileItem).
+func staticNames() string {
+	var names []string
+	for _, b := range blocks {
+		if b.static {
+			names = append(names, b.name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 func one(*catalog.Catalog) int { return 1 }
@@ -114,23 +143,47 @@ type Assembler struct {
 	userOnly bool // no block depends on the item
 	needUser bool // some block reads UserContext.Features
 	needPool bool // some block reads UserContext.Pool
+	// itemIDs is the model's item_id table when a block reads it.
+	itemIDs *model.Embedding
 }
+
+// network is what a compiled spec feeds, which limits its blocks.
+type network uint8
+
+const (
+	anyNetwork  network = iota // scored per request and candidate: the blocks that read no table
+	userNetwork                // the user alone: user_features, engagement_pool, engagement_id_pool
+	itemNetwork                // the item alone, computed once per item: the static blocks
+)
 
 // Compile checks spec against the vocabulary and the catalog's widths and
 // returns an assembler for it. It refuses an unknown block name, a width
 // that differs from what the catalog provides, a block listed twice and an
 // empty spec, with an error that names the block.
 func Compile(spec model.FeatureSpec, cat *catalog.Catalog) (*Assembler, error) {
-	return compile(spec, cat, false)
+	return compile(spec, cat, anyNetwork, nil)
 }
 
 // CompileUser is Compile for a network of the user alone (the two-tower
 // model's user tower): it also refuses blocks that depend on the item.
-func CompileUser(spec model.FeatureSpec, cat *catalog.Catalog) (*Assembler, error) {
-	return compile(spec, cat, true)
+// tables are the model's embedding tables (model.Artifact.Embeddings);
+// engagement_id_pool reads the item_id one, whose width its block must
+// have.
+func CompileUser(spec model.FeatureSpec, cat *catalog.Catalog, tables map[string]*model.Embedding) (*Assembler, error) {
+	return compile(spec, cat, userNetwork, tables)
 }
 
-func compile(spec model.FeatureSpec, cat *catalog.Catalog, userOnly bool) (*Assembler, error) {
+// CompileItem is Compile for a network of the item alone whose outputs are
+// computed once per item and kept (the two-tower model's item tower): it
+// accepts only item_features, item_risk and item_id, refusing blocks of the
+// user or of the request's time, which a kept output cannot follow.
+// tables are the model's embedding tables (model.Artifact.Embeddings);
+// item_id reads the one of that name, whose width its block must have.
+func CompileItem(spec model.FeatureSpec, cat *catalog.Catalog, tables map[string]*model.Embedding) (*Assembler, error) {
+	return compile(spec, cat, itemNetwork, tables)
+}
+
+func compile(spec model.FeatureSpec, cat *catalog.Catalog, net network, tables map[string]*model.Embedding) (*Assembler, error) {
 	if cat == nil {
 		return nil, errors.New("failed to compile feature spec: no catalog")
 	}
@@ -149,10 +202,25 @@ func compile(spec model.FeatureSpec, cat *catalog.Catalog, userOnly bool) (*Asse
 			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: listed twice", i, fb.Name)
 		}
 		seen[fb.Name] = true
-		if userOnly && b.item {
-			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: describes the item, but this network sees the user alone (allowed: %s, %s)", i, fb.Name, UserFeatures, EngagementPool)
+		if net == userNetwork && b.item {
+			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: describes the item, but this network sees the user alone (allowed: %s, %s, %s)", i, fb.Name, UserFeatures, EngagementPool, EngagementIDPool)
 		}
-		if want := b.width(cat); fb.Width != want || fb.Width < 1 {
+		if net == itemNetwork && !b.static {
+			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: changes with the request's user or time, but this item tower's outputs are computed once per item (allowed: %s)", i, fb.Name, staticNames())
+		}
+		var want int
+		if b.width == nil {
+			if net == anyNetwork {
+				return nil, fmt.Errorf("failed to compile feature spec: block %d %q: reads the model's %s embedding table, which only a two-tower model's towers are given", i, fb.Name, ItemID)
+			}
+			if a.itemIDs = tables[ItemID]; a.itemIDs == nil {
+				return nil, fmt.Errorf("failed to compile feature spec: block %d %q: the model has no %s embedding table", i, fb.Name, ItemID)
+			}
+			want = a.itemIDs.Width()
+		} else {
+			want = b.width(cat)
+		}
+		if fb.Width != want || fb.Width < 1 {
 			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: width %d, but %s is %d", i, fb.Name, fb.Width, b.from, want)
 		}
 		a.ops = append(a.ops, op{kind: b.kind, off: a.width, width: fb.Width})
@@ -206,6 +274,14 @@ func (a *Assembler) Fill(u *UserContext, items []uint32, dst blas32.General) {
 				if u.Followed.Has(cat.AuthorIndex(o)) {
 					seg[0] = 1
 				}
+			case engagementIDPool:
+				a.idPool(u, seg)
+			case itemID:
+				if v := a.itemIDs.Lookup(cat.ID(o)); v != nil {
+					copy(seg, v)
+				} else {
+					clear(seg)
+				}
 			}
 		}
 	}
@@ -229,6 +305,33 @@ func (a *Assembler) FillUser(u *UserContext, dst []float32) {
 			copy(seg, u.Features)
 		case engagementPool:
 			copy(seg, u.Pool)
+		case engagementIDPool:
+			a.idPool(u, seg)
+		}
+	}
+}
+
+// idPool writes the engagement_id_pool block: the mean item_id row of the
+// pool's items, an item the table does not list counting as zeros, summed
+// in float64 and rounded once.
+func (a *Assembler) idPool(u *UserContext, seg []float32) {
+	clear(seg)
+	if len(u.pooled) == 0 {
+		return
+	}
+	var acc [64]float64
+	for lo := 0; lo < len(seg); lo += len(acc) {
+		part := seg[lo:min(lo+len(acc), len(seg))]
+		clear(acc[:])
+		for _, o := range u.pooled {
+			if v := a.itemIDs.Lookup(a.cat.ID(o)); v != nil {
+				for k, x := range v[lo : lo+len(part)] {
+					acc[k] += float64(x)
+				}
+			}
+		}
+		for k := range part {
+			part[k] = float32(acc[k] / float64(len(u.pooled)))
 		}
 	}
 }
@@ -276,6 +379,9 @@ type UserContext struct {
 	Pool []float32
 	// Followed holds the authors the user follows that the catalog knows.
 	Followed AuthorSet
+	// pooled are the catalog ordinals of the engagement pool's items, the
+	// ones Pool averages, for engagement_id_pool.
+	pooled []uint32
 }
 
 // NewUserContext computes the user's blocks. engagements are the user's
@@ -296,8 +402,11 @@ func (u *UserContext) Reset(user string, now time.Time, cat *catalog.Catalog, en
 	u.Features = append(u.Features[:0], feats...)
 
 	u.Pool = resize(u.Pool, cat.FeatureDim())
-	var pooled [PoolSize]uint32
-	n, taken := 0, 0
+	if cap(u.pooled) < PoolSize {
+		u.pooled = make([]uint32, 0, PoolSize)
+	}
+	pooled := u.pooled[:0]
+	taken := 0
 	for _, e := range engagements {
 		if taken == PoolSize {
 			break
@@ -307,14 +416,14 @@ func (u *UserContext) Reset(user string, now time.Time, cat *catalog.Catalog, en
 		}
 		taken++
 		if o, ok := cat.Ordinal(e.Item); ok {
-			pooled[n] = o
-			n++
+			pooled = append(pooled, o)
 		}
 	}
-	if n > 0 {
+	u.pooled = pooled
+	if n := len(pooled); n > 0 {
 		for d := range u.Pool {
 			var sum float64
-			for _, o := range pooled[:n] {
+			for _, o := range pooled {
 				sum += float64(cat.Features(o)[d])
 			}
 			u.Pool[d] = float32(sum / float64(n))

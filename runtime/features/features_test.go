@@ -227,7 +227,7 @@ func TestEngagementPool(t *testing.T) {
 
 func TestUnknownUserHasZeroUserFeatures(t *testing.T) {
 	c := fixture(t)
-	a, err := CompileUser(spec(UserFeatures, EngagementPool), c)
+	a, err := CompileUser(spec(UserFeatures, EngagementPool), c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestCompileRefusesSpecsTheCatalogCannotFill(t *testing.T) {
 			}
 			compile := Compile
 			if tc.userOnly {
-				compile = CompileUser
+				compile = func(s model.FeatureSpec, c *catalog.Catalog) (*Assembler, error) { return CompileUser(s, c, nil) }
 			}
 			a, err := compile(tc.spec, cat)
 			if err == nil {
@@ -341,7 +341,7 @@ func TestMisuseOfAnAssemblerPanics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	user, err := CompileUser(spec(UserFeatures), c)
+	user, err := CompileUser(spec(UserFeatures), c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func TestFillAndFillUserAllocateNothing(t *testing.T) {
 	if allocs := testing.AllocsPerRun(20, func() { a.Fill(u, items, dst) }); allocs != 0 {
 		t.Errorf("Fill of %d items allocates %v times, want 0", len(items), allocs)
 	}
-	ua, err := CompileUser(model.FeatureSpec{{Name: UserFeatures, Width: 8}, {Name: EngagementPool, Width: 8}}, c)
+	ua, err := CompileUser(model.FeatureSpec{{Name: UserFeatures, Width: 8}, {Name: EngagementPool, Width: 8}}, c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,50 @@ type Artifact struct {
 	MLP      *MLP
 	TwoTower *TwoTower
 	MTML     *MTML
+	// Embeddings are the lookup tables of Manifest.Embeddings, by name;
+	// nil when there are none.
+	Embeddings map[string]*Embedding
+}
+
+// Embedding is a loaded lookup table: a learned vector per key. It is
+// read-only and safe for concurrent use.
+type Embedding struct {
+	width int
+	rows  map[string]int32
+	table []float32 // len(rows)×width
+}
+
+// NewEmbedding builds a table of width-long vectors, row r of table (row
+// major) being the vector of ids[r]. IDs must be non-empty and unique.
+func NewEmbedding(ids []string, width int, table []float32) (*Embedding, error) {
+	if width < 1 || len(table) != len(ids)*width {
+		return nil, invalidf("embedding: %d values for %d keys of width %d", len(table), len(ids), width)
+	}
+	e := &Embedding{width: width, rows: make(map[string]int32, len(ids)), table: table}
+	for r, id := range ids {
+		if _, dup := e.rows[id]; dup || id == "" {
+			return nil, invalidf("embedding: key %d %q is empty or repeated", r, id)
+		}
+		e.rows[id] = int32(r)
+	}
+	return e, nil
+}
+
+// Width is the length of a vector.
+func (e *Embedding) Width() int { return e.width }
+
+// Len is the number of keys.
+func (e *Embedding) Len() int { return len(e.rows) }
+
+// Lookup returns the vector of key id (a view of the table, not to be
+// modified), or nil when the table does not list it. It allocates nothing.
+func (e *Embedding) Lookup(id string) []float32 {
+	r, ok := e.rows[id]
+	if !ok {
+		return nil
+	}
+	off := int(r) * e.width
+	return e.table[off : off+e.width : off+e.width]
 }
 
 // New validates a manifest and its tensors and builds the networks. It does
@@ -33,6 +77,16 @@ func New(m *Manifest, tensors map[string]Tensor) (*Artifact, error) {
 		return nil, err
 	}
 	a := &Artifact{Manifest: *m}
+	for name, spec := range m.Embeddings {
+		e, err := NewEmbedding(spec.IDs, spec.Width, tensors[EmbeddingName(name)].Data)
+		if err != nil {
+			return nil, fmt.Errorf("embeddings[%q]: %w", name, err)
+		}
+		if a.Embeddings == nil {
+			a.Embeddings = map[string]*Embedding{}
+		}
+		a.Embeddings[name] = e
+	}
 	build := func(net string) (*MLP, error) {
 		spec := m.Networks[net]
 		layers := make([]Layer, len(spec.Layers))
@@ -81,8 +135,9 @@ func Checksum(weights []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// maxManifestBytes bounds manifest.json.
-const maxManifestBytes = 1 << 20
+// maxManifestBytes bounds manifest.json, whose embedding keys make it
+// grow with the catalog (about 12 bytes per item ID).
+const maxManifestBytes = 256 << 20
 
 // ParseManifest decodes and validates manifest.json. Unknown fields are
 // refused, so that a misspelt field is an error rather than a default.

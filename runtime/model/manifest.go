@@ -50,6 +50,10 @@ const (
 	NetBottom = "bottom"
 )
 
+// EmbeddingName is the tensor name of the embedding table of the feature
+// block name, shaped [len(ids), width]: row r is the vector of ids[r].
+func EmbeddingName(name string) string { return "embeddings." + name }
+
 // Tensor names of the MTML heads: HeadsWeight is [bottom output width ×
 // len(Heads)], column j being head Heads[j]; HeadsBias is [len(Heads)].
 const (
@@ -167,7 +171,25 @@ type Manifest struct {
 	// Metadata is free-form information from the trainer (data window,
 	// offline metrics, ...). Not interpreted.
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Embeddings are learned lookup tables by feature block name: a network
+	// input block of that name is the table's row for the key the block
+	// names (runtime/features defines item_id, keyed by item ID). Each table
+	// is the tensor EmbeddingName(name). Last in the file, as it is long.
+	Embeddings map[string]EmbeddingSpec `json:"embeddings,omitempty"`
 }
+
+// EmbeddingSpec declares one lookup table.
+type EmbeddingSpec struct {
+	// Width is the length of a vector, and the width of the feature block
+	// that reads the table; at least 1.
+	Width int `json:"width"`
+	// IDs are the keys in table row order: non-empty, unique. A key not
+	// listed (an item new since training) reads as zeros.
+	IDs []string `json:"ids"`
+}
+
+// maxEmbeddingRows bounds the rows of one table.
+const maxEmbeddingRows = 1 << 24
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]*$`)
 
@@ -241,6 +263,53 @@ func (m *Manifest) Validate() error {
 	if m.Normalize && m.Kind != KindTwoTower {
 		return invalidf("manifest: normalize is only allowed for kind TwoTower, not %s", m.Kind)
 	}
+	return m.validateEmbeddings()
+}
+
+// validateEmbeddings checks each table's name, width and keys, and that
+// some network reads it through an input block of its name and width.
+func (m *Manifest) validateEmbeddings() error {
+	names := make([]string, 0, len(m.Embeddings))
+	for name := range m.Embeddings {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		e := m.Embeddings[name]
+		if !nameRE.MatchString(name) {
+			return invalidf("manifest: embeddings[%q]: not a valid name (letters, digits, '_', '.', '-')", name)
+		}
+		if e.Width < 1 || e.Width > maxWidth {
+			return invalidf("manifest: embeddings[%q].width is %d (want 1..%d)", name, e.Width, maxWidth)
+		}
+		if len(e.IDs) == 0 || len(e.IDs) > maxEmbeddingRows {
+			return invalidf("manifest: embeddings[%q].ids has %d keys (want 1..%d)", name, len(e.IDs), maxEmbeddingRows)
+		}
+		seen := make(map[string]int, len(e.IDs))
+		for r, id := range e.IDs {
+			if id == "" {
+				return invalidf("manifest: embeddings[%q].ids[%d] is empty", name, r)
+			}
+			if first, dup := seen[id]; dup {
+				return invalidf("manifest: embeddings[%q].ids[%d] %q repeats ids[%d]", name, r, id, first)
+			}
+			seen[id] = r
+		}
+		read := false
+		for _, net := range m.sortedNetworks() {
+			_, w, ok := m.Networks[net].Input.Block(name)
+			if !ok {
+				continue
+			}
+			if w != e.Width {
+				return invalidf("manifest: networks[%q].input block %q has width %d, but embeddings[%q].width is %d", net, name, w, name, e.Width)
+			}
+			read = true
+		}
+		if !read {
+			return invalidf("manifest: embeddings[%q] is not read by any network (no input block of that name)", name)
+		}
+	}
 	return nil
 }
 
@@ -310,6 +379,9 @@ func (m *Manifest) ExpectedShapes() map[string][]int {
 			shapes[BiasName(net, i)] = []int{l.Out}
 			in = l.Out
 		}
+	}
+	for name, e := range m.Embeddings {
+		shapes[EmbeddingName(name)] = []int{len(e.IDs), e.Width}
 	}
 	if m.Kind == KindMTML {
 		shapes[HeadsWeight] = []int{m.Networks[NetBottom].OutputWidth(), len(m.Heads)}

@@ -84,11 +84,14 @@ func newTower(name string, a *model.Artifact, cat *catalog.Catalog) (*tower, err
 	if a.TwoTower == nil {
 		return nil, fmt.Errorf("model %s is a %s model, not TwoTower", name, a.Manifest.Kind)
 	}
-	user, err := features.CompileUser(a.Manifest.Networks[model.NetUser].Input, cat)
+	user, err := features.CompileUser(a.Manifest.Networks[model.NetUser].Input, cat, a.Embeddings)
 	if err != nil {
 		return nil, fmt.Errorf("model %s, user tower: %w", name, err)
 	}
-	item, err := features.Compile(a.Manifest.Networks[model.NetItem].Input, cat)
+	// The item tower's outputs are computed once per item and kept, so it
+	// may read only what does not change with the request; its item_id
+	// block reads the artifact's embedding table.
+	item, err := features.CompileItem(a.Manifest.Networks[model.NetItem].Input, cat, a.Embeddings)
 	if err != nil {
 		return nil, fmt.Errorf("model %s, item tower: %w", name, err)
 	}

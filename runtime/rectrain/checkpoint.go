@@ -36,9 +36,18 @@ const CheckpointFile = "checkpoint.gob"
 
 const checkpointFormat = "recpipeline.rectrain-checkpoint/1"
 
-// Training runs its models one after the other, Options.Epochs each, in
-// this order; a checkpoint names a position in this schedule.
+// Training runs its models one after the other, in this order, each for
+// its Options.stageEpochs; a checkpoint names a position in this schedule.
 var stages = []string{"two-tower", "mtml", "first-stage"}
+
+// stageEpochs is the number of epochs of stage: FirstStageEpochs for the
+// first stage, Epochs for the others.
+func (o Options) stageEpochs(stage int) int {
+	if stages[stage] == "first-stage" {
+		return o.FirstStageEpochs
+	}
+	return o.Epochs
+}
 
 // checkpoint is the state after an epoch: enough to continue the run as if
 // it had not stopped.
@@ -62,8 +71,8 @@ type checkpoint struct {
 
 // fingerprint names what must not change between a run and its resume.
 func fingerprint(d *Data, o Options, weights []float64) string {
-	return fmt.Sprintf("epochs=%d seed=%d dim=%d tower=%d fs=%d/%d hidden=%v batch=%d lr=%g weights=%v users=%d items=%d imps=%d train=%d",
-		o.Epochs, o.Seed, o.Dim, o.TowerHidden, o.FirstStageDim, o.FirstStageHidden, o.Hidden, o.Batch, o.LR, weights,
+	return fmt.Sprintf("epochs=%d/%d seed=%d dim=%d tower=%d ids=%d fs=%d/%d hidden=%v batch=%d lr=%g weights=%v users=%d items=%d imps=%d train=%d",
+		o.Epochs, o.FirstStageEpochs, o.Seed, o.Dim, o.TowerHidden, o.IDDim, o.FirstStageDim, o.FirstStageHidden, o.Hidden, o.Batch, o.LR, weights,
 		len(d.UserIDs), len(d.ItemIDs), len(d.Imps), d.TrainN)
 }
 
@@ -104,17 +113,17 @@ func newSchedule(d *Data, o Options, res *Result) (*schedule, error) {
 	if ck.Fingerprint != s.fp {
 		return nil, fmt.Errorf("the checkpoint %s was made with other options or data:\n  checkpoint %s\n  this run   %s", path, ck.Fingerprint, s.fp)
 	}
-	if ck.Stage < 0 || ck.Stage >= len(stages) || ck.Epoch < 0 || ck.Epoch > o.Epochs {
+	if ck.Stage < 0 || ck.Stage >= len(stages) || ck.Epoch < 0 || ck.Epoch > o.stageEpochs(ck.Stage) {
 		return nil, fmt.Errorf("the checkpoint %s is at stage %d epoch %d, outside the schedule", path, ck.Stage, ck.Epoch)
 	}
-	fmt.Fprintf(o.Progress, "resuming from %s: %s, %d of %d epochs done\n", path, stages[ck.Stage], ck.Epoch, o.Epochs)
+	fmt.Fprintf(o.Progress, "resuming from %s: %s, %d of %d epochs done\n", path, stages[ck.Stage], ck.Epoch, o.stageEpochs(ck.Stage))
 	s.loaded = &ck
 	return s, nil
 }
 
 // begin restores stage's model, optimiser and generator from the loaded
 // checkpoint when it reached the stage, and returns the first epoch to run
-// (o.Epochs when the stage is complete).
+// (its stageEpochs when the stage is complete).
 func (s *schedule) begin(stage int, params [][]float64, opt *nn.Adam, pcg *rand.PCG) (int, error) {
 	ck := s.loaded
 	if ck == nil || ck.Stage < stage {
@@ -135,7 +144,7 @@ func (s *schedule) begin(stage int, params [][]float64, opt *nn.Adam, pcg *rand.
 		s.res.Loss[name] = l
 	}
 	if ck.Stage > stage {
-		return s.o.Epochs, nil
+		return s.o.stageEpochs(stage), nil
 	}
 	if err := opt.SetState(ck.AdamM, ck.AdamV, ck.AdamT); err != nil {
 		return 0, fmt.Errorf("failed to restore the %s optimiser: %w", name, err)
@@ -150,13 +159,13 @@ func (s *schedule) begin(stage int, params [][]float64, opt *nn.Adam, pcg *rand.
 func (s *schedule) params() map[string][][]float64 {
 	out := map[string][][]float64{}
 	if t := s.res.TwoTower; t != nil {
-		out[stages[0]] = append(t.User.Params(), t.Item.Params()...)
+		out[stages[0]] = t.Params()
 	}
 	if m := s.res.MTML; m != nil {
 		out[stages[1]] = append(m.Bottom.Params(), m.HeadLayer.Params()...)
 	}
 	if t := s.res.FirstStage; t != nil {
-		out[stages[2]] = append(t.User.Params(), t.Item.Params()...)
+		out[stages[2]] = t.Params()
 	}
 	return out
 }
@@ -177,7 +186,11 @@ func (s *schedule) end(stage, epoch int, opt *nn.Adam, pcg *rand.PCG) error {
 			return err
 		}
 	}
-	if done := stage*s.o.Epochs + epoch + 1; s.o.StopAfter > 0 && done >= s.o.StopAfter {
+	done := epoch + 1
+	for st := range stage {
+		done += s.o.stageEpochs(st)
+	}
+	if s.o.StopAfter > 0 && done >= s.o.StopAfter {
 		return ErrStopped
 	}
 	return nil

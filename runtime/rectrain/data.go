@@ -72,6 +72,10 @@ type Impression struct {
 	User, Item int32
 	// Followed records whether the user followed the item's author at T.
 	Followed bool
+	// PoolN is the number of the user's positive engagements before the
+	// impression: its engagement pool is the last PoolSize of
+	// Data.Engaged(User)[:PoolN].
+	PoolN int32
 	// Labels has bit h set when the head Heads[h]'s event followed.
 	Labels uint8
 }
@@ -105,6 +109,11 @@ type Data struct {
 	// followKey(user, author)).
 	SplitPools   []float32
 	SplitFollows map[uint64]struct{}
+	// SplitPoolN is every user's number of positive engagements before the
+	// split (see Impression.PoolN).
+	SplitPoolN []int32
+	// engaged holds each user's positive engagements' items in log order.
+	engaged [][]int32
 
 	// Start and End are the times of the first and last events.
 	Start, End int64
@@ -154,6 +163,22 @@ func (d *Data) attachTruth(dir string) error {
 }
 
 func followKey(user, author int32) uint64 { return uint64(uint32(user))<<32 | uint64(uint32(author)) }
+
+// Engaged returns the items of user u's positive engagements in log order;
+// the slice is shared.
+func (d *Data) Engaged(u int32) []int32 {
+	if int(u) >= len(d.engaged) {
+		return nil
+	}
+	return d.engaged[u]
+}
+
+// PoolItems returns the items of the engagement pool of a user with n
+// positive engagements so far: the last PoolSize of them, oldest first.
+func (d *Data) PoolItems(u int32, n int32) []int32 {
+	e := d.Engaged(u)[:n]
+	return e[max(0, len(e)-PoolSize):]
+}
 
 // Pool returns the engagement_pool of impression k.
 func (d *Data) Pool(k int) []float32 { return d.Pools[k*d.ItemDim : (k+1)*d.ItemDim] }
@@ -346,6 +371,10 @@ func (d *Data) replay(log []logRow, follows map[uint64]struct{}, testFrac float6
 		for k := range follows {
 			d.SplitFollows[k] = struct{}{}
 		}
+		d.SplitPoolN = make([]int32, nu)
+		for u := range nu {
+			d.SplitPoolN[u] = int32(len(pools.engaged(int32(u))))
+		}
 	}
 	d.TrainN = -1
 	for _, r := range log {
@@ -357,7 +386,7 @@ func (d *Data) replay(log []logRow, follows map[uint64]struct{}, testFrac float6
 		case dataset.Impression:
 			last[uint64(uint32(r.user))<<32|uint64(uint32(r.item))] = int32(len(d.Imps))
 			_, fol := follows[followKey(r.user, d.ItemAuthor[r.item])]
-			d.Imps = append(d.Imps, Impression{T: r.t, User: r.user, Item: r.item, Followed: fol})
+			d.Imps = append(d.Imps, Impression{T: r.t, User: r.user, Item: r.item, Followed: fol, PoolN: int32(len(pools.engaged(r.user)))})
 			d.Pools = append(d.Pools, pools.mean(r.user)...)
 		case dataset.Follow:
 			follows[followKey(r.user, r.author)] = struct{}{}
@@ -380,6 +409,7 @@ func (d *Data) replay(log []logRow, follows map[uint64]struct{}, testFrac float6
 		d.TrainN = len(d.Imps)
 		snap()
 	}
+	d.engaged = pools.hist
 	for k, n := range d.Skipped {
 		if n == 0 {
 			delete(d.Skipped, k)
@@ -407,6 +437,7 @@ func openIn[T any](dir, name string, ro dataset.ReadOptions, open func(string, d
 type poolState struct {
 	d     *Data
 	ring  [][]int32 // per user, up to PoolSize items, oldest overwritten
+	hist  [][]int32 // per user, every item, in order
 	next  []int32
 	means [][]float32
 	dirty []bool
@@ -415,7 +446,7 @@ type poolState struct {
 }
 
 func newPoolState(users int, d *Data) *poolState {
-	return &poolState{d: d, ring: make([][]int32, users), next: make([]int32, users),
+	return &poolState{d: d, ring: make([][]int32, users), hist: make([][]int32, users), next: make([]int32, users),
 		means: make([][]float32, users), dirty: make([]bool, users),
 		zero: make([]float32, d.ItemDim), acc: make([]float64, d.ItemDim)}
 }
@@ -423,6 +454,7 @@ func newPoolState(users int, d *Data) *poolState {
 func (p *poolState) grow(u int32) {
 	for int(u) >= len(p.ring) {
 		p.ring = append(p.ring, nil)
+		p.hist = append(p.hist, nil)
 		p.next = append(p.next, 0)
 		p.means = append(p.means, nil)
 		p.dirty = append(p.dirty, false)
@@ -437,7 +469,16 @@ func (p *poolState) add(u, item int32) {
 		p.ring[u][p.next[u]] = item
 		p.next[u] = (p.next[u] + 1) % PoolSize
 	}
+	p.hist[u] = append(p.hist[u], item)
 	p.dirty[u] = true
+}
+
+// engaged returns the user's engaged items so far.
+func (p *poolState) engaged(u int32) []int32 {
+	if int(u) >= len(p.hist) {
+		return nil
+	}
+	return p.hist[u]
 }
 
 // mean returns the user's engagement_pool; the slice is shared.

@@ -50,10 +50,15 @@ const (
 )
 
 // Ranked are the metrics of a ranked list per user, averaged over users:
-// recall (the fraction of the user's distinct engaged test items in the
-// list's first K) and NDCG (binary relevance: Σ 1/log2(rank+1) over the hits
-// in the first K, divided by its best value for the user's number of
-// engaged items).
+// recall (the fraction of the user's relevant items in the list's first K)
+// and NDCG (binary relevance: Σ 1/log2(rank+1) over the hits in the first
+// K, divided by its best value for the user's number of relevant items).
+//
+// As recserve's seen filter does, every list leaves out the items shown to
+// the user before the split; a user's relevant items are the distinct
+// items of the user's positive engagements (click, like, comment, share) in
+// the test window that were not shown to the user before the split, and
+// the test users are those with at least one.
 type Ranked struct {
 	Recall10, Recall100, NDCG10, NDCG100 float64
 }
@@ -75,7 +80,8 @@ func (r Ranked) scale(n int) Ranked {
 // the data is a synth world with its truth files).
 type Report struct {
 	// TestImpressions is the number of impressions at or after the split;
-	// TestUsers the number of users with a positive engagement there.
+	// TestUsers the number of users with a relevant item there (see
+	// Ranked).
 	TestImpressions, TestUsers int
 	HasOracle                  bool
 
@@ -154,7 +160,7 @@ func embedUsers(d *Data, t *TwoTower, users []int32) blas64.General {
 	uw := t.UserSpec.Width()
 	buf, x := matrix(nil, len(users), uw)
 	for j, u := range users {
-		d.userRow(buf[j*uw:(j+1)*uw], u, d.SplitPools[int(u)*d.ItemDim:(int(u)+1)*d.ItemDim])
+		t.userRow(d, buf[j*uw:(j+1)*uw], u, d.SplitPools[int(u)*d.ItemDim:(int(u)+1)*d.ItemDim], d.PoolItems(u, d.SplitPoolN[u]))
 	}
 	var tape nn.Tape
 	return copyOf(t.User.Forward(x, &tape))
@@ -166,7 +172,7 @@ func embedItems(d *Data, t *TwoTower) blas64.General {
 	n := len(d.ItemIDs)
 	buf, x := matrix(nil, n, iw)
 	for i := range n {
-		d.itemRow(buf[i*iw:(i+1)*iw], int32(i))
+		t.itemRow(d, buf[i*iw:(i+1)*iw], int32(i))
 	}
 	var tape nn.Tape
 	return copyOf(t.Item.Forward(x, &tape))
@@ -219,9 +225,10 @@ func topK(scores []float64, k int, h *minHeap) []int32 {
 	return out
 }
 
-// retrieve returns each user's top k items by exact dot product, on two
+// retrieve returns each user's top k items by exact dot product, leaving
+// out the items of exclude(j) for row j (exclude may be nil), on two
 // goroutines over chunks of users.
-func retrieve(ue, ie blas64.General, k int) [][]int32 {
+func retrieve(ue, ie blas64.General, k int, exclude func(j int) []int32) [][]int32 {
 	const chunk = 256
 	out := make([][]int32, ue.Rows)
 	var wg sync.WaitGroup
@@ -239,7 +246,13 @@ func retrieve(ue, ie blas64.General, k int) [][]int32 {
 				u := blas64.General{Rows: n, Cols: ue.Cols, Stride: ue.Stride, Data: ue.Data[s*ue.Stride:]}
 				blas64.Gemm(blas.NoTrans, blas.Trans, 1, u, ie, 0, sc)
 				for r := range n {
-					out[s+r] = topK(buf[r*ie.Rows:(r+1)*ie.Rows], k, &h)
+					row := buf[r*ie.Rows : (r+1)*ie.Rows]
+					if exclude != nil {
+						for _, i := range exclude(s + r) {
+							row[i] = math.Inf(-1)
+						}
+					}
+					out[s+r] = topK(row, k, &h)
 				}
 			}
 		}()
@@ -263,10 +276,11 @@ func evaluate(d *Data, res *Result, o Options) Report {
 	rep.HasOracle = truth != nil
 
 	// Retrieval.
+	seen := shownBefore(d)
 	testPos := map[int32]map[int32]bool{}
 	for k := d.TrainN; k < len(d.Imps); k++ {
 		im := &d.Imps[k]
-		if im.Labels&positiveMask == 0 {
+		if im.Labels&positiveMask == 0 || seen.has(im.User, im.Item) {
 			continue
 		}
 		if testPos[im.User] == nil {
@@ -287,23 +301,38 @@ func evaluate(d *Data, res *Result, o Options) Report {
 		}
 	}
 	var h minHeap
-	popular := topK(trainPos, RecallK, &h)
+	exclude := func(j int) []int32 { return seen.of(users[j]) }
+	maxSeen := 0
+	for _, u := range users {
+		maxSeen = max(maxSeen, len(seen.of(u)))
+	}
+	popular := topK(trainPos, RecallK+maxSeen, &h)
 	funnelUsers := users[:min(len(users), o.EvalUsers)]
 	rep.FunnelUsers = len(funnelUsers)
 	var cands [][]int32
 	if len(users) > 0 {
 		ue := embedUsers(d, res.TwoTower, users)
 		ie := embedItems(d, res.TwoTower)
-		top := retrieve(ue, ie, RecallK)
+		top := retrieve(ue, ie, RecallK, exclude)
 		var oracle [][]int32
 		if truth != nil {
-			oracle = oracleRetrieve(d, truth, users, RecallK)
+			oracle = oracleRetrieve(d, truth, users, RecallK, exclude)
 		}
 		var sum, pop, orc Ranked
+		popList := make([]int32, 0, RecallK)
 		for j, u := range users {
 			pos := testPos[u]
 			sum.add(top[j], pos)
-			pop.add(popular, pos)
+			popList = popList[:0]
+			for _, i := range popular {
+				if len(popList) == RecallK {
+					break
+				}
+				if !seen.has(u, i) {
+					popList = append(popList, i)
+				}
+			}
+			pop.add(popList, pos)
 			if oracle != nil {
 				orc.add(oracle[j], pos)
 			}
@@ -313,7 +342,7 @@ func evaluate(d *Data, res *Result, o Options) Report {
 		}
 		rep.Retrieval, rep.RetrievalPopular, rep.RetrievalOracle = sum.scale(len(users)), pop.scale(len(users)), orc.scale(len(users))
 		rep.Recall, rep.RecallPopular = rep.Retrieval.Recall100, rep.RetrievalPopular.Recall100
-		cands = retrieve(rowsOf(ue, 0, len(funnelUsers)), ie, FunnelCandidates)
+		cands = retrieve(rowsOf(ue, 0, len(funnelUsers)), ie, FunnelCandidates, exclude)
 	}
 
 	// Ranking: per-head AUC and calibration on test impressions.
@@ -475,9 +504,10 @@ func bestOf(v []float64, k int, among []int) []int {
 
 // oracleRetrieve ranks the catalog for each user by the true click
 // probability σ(ClickScale·⟨u, i⟩ + ClickBias + q_i + β_u), whose order is
-// that of ClickScale·⟨u, i⟩ + q_i, by exact search. Any positive engagement
+// that of ClickScale·⟨u, i⟩ + q_i, by exact search, leaving out the items
+// of exclude(j) for users[j] (exclude may be nil). Any positive engagement
 // needs a click, so this is also the order of the true probability of one.
-func oracleRetrieve(d *Data, w *synth.World, users []int32, k int) [][]int32 {
+func oracleRetrieve(d *Data, w *synth.World, users []int32, k int, exclude func(j int) []int32) [][]int32 {
 	dim := w.Config().Dim
 	cs := w.Config().Model.ClickScale
 	ub, ue := matrix(nil, len(users), dim+1)
@@ -498,7 +528,38 @@ func oracleRetrieve(d *Data, w *synth.World, users []int32, k int) [][]int32 {
 		}
 		row[dim] = w.ItemQuality(int(ti))
 	}
-	return retrieve(ue, ie, k)
+	return retrieve(ue, ie, k, exclude)
+}
+
+// seenSet is the items each user was shown before the split: the pairs
+// user<<32|item, sorted.
+type seenSet []uint64
+
+// shownBefore returns the items shown to each user before the split.
+func shownBefore(d *Data) seenSet {
+	s := make(seenSet, 0, d.TrainN)
+	for k := range d.TrainN {
+		im := &d.Imps[k]
+		s = append(s, uint64(uint32(im.User))<<32|uint64(uint32(im.Item)))
+	}
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+func (s seenSet) has(u, i int32) bool {
+	_, ok := slices.BinarySearch(s, uint64(uint32(u))<<32|uint64(uint32(i)))
+	return ok
+}
+
+// of returns the items shown to u before the split, sorted.
+func (s seenSet) of(u int32) []int32 {
+	lo, _ := slices.BinarySearch(s, uint64(uint32(u))<<32)
+	hi, _ := slices.BinarySearch(s, uint64(uint32(u)+1)<<32)
+	out := make([]int32, hi-lo)
+	for j, p := range s[lo:hi] {
+		out[j] = int32(uint32(p))
+	}
+	return out
 }
 
 // RecallAt is the fraction of the relevant items in the first k of list; 0

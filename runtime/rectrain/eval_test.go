@@ -18,7 +18,10 @@ package rectrain
 
 import (
 	"math"
+	"slices"
 	"testing"
+
+	"gonum.org/v1/gonum/blas/blas64"
 )
 
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9 }
@@ -129,7 +132,7 @@ func TestOracleBoundsTheModel(t *testing.T) {
 	}
 
 	users := []int32{0, 1, 2}
-	top := oracleRetrieve(d, d.Truth, users, 5)
+	top := oracleRetrieve(d, d.Truth, users, 5, nil)
 	for j, u := range users {
 		tu := int(d.TruthUser[u])
 		best, bestP := int32(-1), -1.0
@@ -140,6 +143,47 @@ func TestOracleBoundsTheModel(t *testing.T) {
 		}
 		if top[j][0] != best {
 			t.Errorf("user %s: oracle's first item %s, the most likely click is %s", d.UserIDs[u], d.ItemIDs[top[j][0]], d.ItemIDs[best])
+		}
+	}
+}
+
+// TestRetrievalLeavesOutSeenItems checks the seen filter of the evaluation:
+// the items shown to a user before the split are found, and no list holds
+// one, even the best-scored.
+func TestRetrievalLeavesOutSeenItems(t *testing.T) {
+	d := &Data{TrainN: 4, Imps: []Impression{
+		{User: 1, Item: 3}, {User: 0, Item: 2}, {User: 1, Item: 0}, {User: 1, Item: 3},
+		{User: 0, Item: 1}, // after the split
+	}}
+	seen := shownBefore(d)
+	tests := map[string]struct {
+		user int32
+		want []int32
+	}{
+		"one item":                   {0, []int32{2}},
+		"two items, one shown twice": {1, []int32{0, 3}},
+		"nothing shown":              {2, []int32{}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := seen.of(tc.user); !slices.Equal(got, tc.want) {
+				t.Errorf("seen.of(%d) = %v, want %v", tc.user, got, tc.want)
+			}
+		})
+	}
+	if seen.has(0, 1) {
+		t.Errorf("an item shown after the split counts as seen")
+	}
+	// Item scores 4, 3, 2, 1, 0 for every user: the top 2 leave out what
+	// each user saw.
+	ue := blas64.General{Rows: 3, Cols: 1, Stride: 1, Data: []float64{1, 1, 1}}
+	ie := blas64.General{Rows: 5, Cols: 1, Stride: 1, Data: []float64{4, 3, 2, 1, 0}}
+	users := []int32{0, 1, 2}
+	got := retrieve(ue, ie, 2, func(j int) []int32 { return seen.of(users[j]) })
+	want := [][]int32{{0, 1}, {1, 2}, {0, 1}}
+	for j := range want {
+		if !slices.Equal(got[j], want[j]) {
+			t.Errorf("user %d: top 2 %v, want %v", users[j], got[j], want[j])
 		}
 	}
 }

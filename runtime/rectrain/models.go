@@ -19,6 +19,7 @@ package rectrain
 import (
 	"fmt"
 	"maps"
+	"slices"
 
 	"gonum.org/v1/gonum/blas/blas64"
 
@@ -35,6 +36,8 @@ const (
 	FeatItemRisk       = "item_risk"
 	FeatItemAge        = "item_age"
 	FeatAuthorFollowed = "author_followed"
+	FeatItemID         = "item_id"
+	FeatEngagementIDs  = "engagement_id_pool"
 )
 
 // featureDocs describes the features in every manifest's metadata.
@@ -45,14 +48,36 @@ var featureDocs = map[string]string{
 	"feature." + FeatItemRisk:       "the item's integrity_risk",
 	"feature." + FeatItemAge:        "ln(1 + max(0, t - created)/1h) at the scoring time t",
 	"feature." + FeatAuthorFollowed: "1 if the user follows the item's author at the scoring time, else 0",
+	"feature." + FeatItemID:         "the item's learned vector in embeddings.item_id; zeros for an item it does not list (unseen in training)",
+	"feature." + FeatEngagementIDs:  "mean embeddings.item_id vector of the engagement_pool's engagements (zeros for items it does not list); zeros if none",
 }
 
 // TwoTower is a trainable two-tower model: the score of an item for a user
 // is the dot product of the towers' outputs (not normalised: the artifact
-// sets normalize false, so an embedding's norm carries popularity).
+// sets normalize false, so an embedding's norm carries popularity). The
+// item tower reads only blocks that do not change with the request
+// (item_features, item_risk, item_id), since recserve computes its outputs
+// once per item.
 type TwoTower struct {
 	User, Item         *nn.MLP
 	UserSpec, ItemSpec model.FeatureSpec
+	// ItemIDs is the item_id embedding, a row per item of the data
+	// (Data.ItemIDs order), all zeros until trained; nil when ItemSpec has
+	// no item_id block.
+	ItemIDs *nn.Table
+}
+
+// towerShape sizes a two-tower model.
+type towerShape struct {
+	// layers hidden relu layers of width hidden (at least one), then a
+	// linear layer to the embedding width dim, in each tower.
+	layers, hidden, dim int
+	// idDim is the width of the item_id embedding; 0 for none.
+	idDim int
+	// risk adds item_risk to the item tower.
+	risk bool
+	// idPool adds engagement_id_pool to the user tower (needs idDim).
+	idPool bool
 }
 
 // MTML is a trainable shared-bottom multi-task ranker: P = σ(bottom(x)·W+b),
@@ -69,8 +94,23 @@ func (d *Data) userSpec() model.FeatureSpec {
 	return model.FeatureSpec{{Name: FeatUser, Width: max(d.UserDim, 1)}, {Name: FeatEngagementPool, Width: max(d.ItemDim, 1)}}
 }
 
-func (d *Data) itemSpec() model.FeatureSpec {
-	return model.FeatureSpec{{Name: FeatItem, Width: max(d.ItemDim, 1)}}
+func (d *Data) towerUserSpec(s towerShape) model.FeatureSpec {
+	spec := d.userSpec()
+	if s.idPool && s.idDim > 0 {
+		spec = append(spec, model.FeatureBlock{Name: FeatEngagementIDs, Width: s.idDim})
+	}
+	return spec
+}
+
+func (d *Data) itemSpec(s towerShape) model.FeatureSpec {
+	spec := model.FeatureSpec{{Name: FeatItem, Width: max(d.ItemDim, 1)}}
+	if s.risk {
+		spec = append(spec, model.FeatureBlock{Name: FeatItemRisk, Width: 1})
+	}
+	if s.idDim > 0 {
+		spec = append(spec, model.FeatureBlock{Name: FeatItemID, Width: s.idDim})
+	}
+	return spec
 }
 
 func (d *Data) rankSpec() model.FeatureSpec {
@@ -81,9 +121,16 @@ func (d *Data) rankSpec() model.FeatureSpec {
 	}
 }
 
-func newTwoTower(d *Data, hidden, dim int, seed uint64) (*TwoTower, error) {
-	t := &TwoTower{UserSpec: d.userSpec(), ItemSpec: d.itemSpec()}
-	layers := []nn.LayerSize{{Out: hidden, Act: model.ReLU}, {Out: dim, Act: model.Identity}}
+func newTwoTower(d *Data, s towerShape, seed uint64) (*TwoTower, error) {
+	t := &TwoTower{UserSpec: d.towerUserSpec(s), ItemSpec: d.itemSpec(s)}
+	if s.idDim > 0 {
+		t.ItemIDs = nn.NewTable(len(d.ItemIDs), s.idDim)
+	}
+	var layers []nn.LayerSize
+	for range max(s.layers, 1) {
+		layers = append(layers, nn.LayerSize{Out: s.hidden, Act: model.ReLU})
+	}
+	layers = append(layers, nn.LayerSize{Out: s.dim, Act: model.Identity})
 	var err error
 	if t.User, err = nn.NewMLP(t.UserSpec.Width(), layers, seed); err != nil {
 		return nil, err
@@ -110,8 +157,20 @@ func newMTML(d *Data, hidden []int, seed uint64) (*MTML, error) {
 	return m, nil
 }
 
-// Manifest returns the artifact manifest and tensors of the model.
-func (t *TwoTower) Manifest(name, version string, meta map[string]string) (*model.Manifest, map[string]model.Tensor) {
+// Params returns the parameters in a fixed order: the user tower's, the
+// item tower's, then the item_id table when there is one.
+func (t *TwoTower) Params() [][]float64 {
+	ps := append(t.User.Params(), t.Item.Params()...)
+	if t.ItemIDs != nil {
+		ps = append(ps, t.ItemIDs.W)
+	}
+	return ps
+}
+
+// Manifest returns the artifact manifest and tensors of the model. The
+// item_id table keeps only the items whose row was trained (not all
+// zeros): the others read as zeros either way.
+func (t *TwoTower) Manifest(d *Data, name, version string, meta map[string]string) (*model.Manifest, map[string]model.Tensor) {
 	tensors := map[string]model.Tensor{}
 	m := &model.Manifest{
 		FormatVersion: model.FormatVersion, Name: name, Version: version, Kind: model.KindTwoTower,
@@ -121,6 +180,24 @@ func (t *TwoTower) Manifest(name, version string, meta map[string]string) (*mode
 		},
 		Normalize: false,
 		Metadata:  withFeatureDocs(meta),
+	}
+	if tb := t.ItemIDs; tb != nil {
+		var ids []string
+		var rows []float32
+		for i := range int32(tb.Rows) {
+			row := tb.Row(i)
+			if slices.ContainsFunc(row, func(v float64) bool { return v != 0 }) {
+				ids = append(ids, d.ItemIDs[i])
+				rows = append(rows, nn.To32(row)...)
+			}
+		}
+		if len(ids) == 0 {
+			// An untrained table: one zero row keeps the artifact valid
+			// and reads as the absent rows do.
+			ids, rows = []string{d.ItemIDs[0]}, make([]float32, tb.Width)
+		}
+		m.Embeddings = map[string]model.EmbeddingSpec{FeatItemID: {Width: tb.Width, IDs: ids}}
+		tensors[model.EmbeddingName(FeatItemID)] = model.Tensor{Shape: []int{len(ids), tb.Width}, Data: rows}
 	}
 	return m, tensors
 }
@@ -149,8 +226,8 @@ func withFeatureDocs(meta map[string]string) map[string]string {
 }
 
 // Save writes the model as an artifact directory.
-func (t *TwoTower) Save(dir, name, version string, meta map[string]string) error {
-	m, tensors := t.Manifest(name, version, meta)
+func (t *TwoTower) Save(d *Data, dir, name, version string, meta map[string]string) error {
+	m, tensors := t.Manifest(d, name, version, meta)
 	if err := model.Save(dir, m, tensors); err != nil {
 		return fmt.Errorf("failed to save %s: %w", name, err)
 	}
@@ -190,14 +267,92 @@ func (d *Data) userRow(dst []float64, u int32, pool []float32) {
 	}
 }
 
-// itemRow writes [item_features] to dst.
-func (d *Data) itemRow(dst []float64, i int32) {
+// itemRow writes the item tower's input for item i to dst: its
+// item_features, then item_risk and the item_id row when the spec has them.
+func (t *TwoTower) itemRow(d *Data, dst []float64, i int32) {
+	o := 0
 	if d.ItemDim == 0 {
-		dst[0] = 0
+		dst[o] = 0
+		o++
+	}
+	for _, v := range d.Item(i) {
+		dst[o] = float64(v)
+		o++
+	}
+	for _, b := range t.ItemSpec[1:] {
+		switch b.Name {
+		case FeatItemRisk:
+			dst[o] = float64(d.ItemRisk[i])
+		case FeatItemID:
+			copy(dst[o:o+b.Width], t.ItemIDs.Row(i))
+		}
+		o += b.Width
+	}
+}
+
+// userRow writes the user tower's input to dst: user_features and
+// engagement_pool for a user with pool, and the engagement_id_pool of the
+// items of poolItems when the spec has it.
+func (t *TwoTower) userRow(d *Data, dst []float64, u int32, pool []float32, poolItems []int32) {
+	d.userRow(dst, u, pool)
+	off, w, ok := t.UserSpec.Block(FeatEngagementIDs)
+	if !ok {
 		return
 	}
-	for k, v := range d.Item(i) {
-		dst[k] = float64(v)
+	seg := dst[off : off+w]
+	clear(seg)
+	if len(poolItems) == 0 {
+		return
+	}
+	for _, i := range poolItems {
+		for k, v := range t.ItemIDs.Row(i) {
+			seg[k] += v
+		}
+	}
+	inv := 1 / float64(len(poolItems))
+	for k := range seg {
+		seg[k] *= inv
+	}
+}
+
+// hasIDPool reports whether the user tower reads engagement_id_pool.
+func (t *TwoTower) hasIDPool() bool {
+	_, _, ok := t.UserSpec.Block(FeatEngagementIDs)
+	return ok
+}
+
+// addPoolGrads adds to g the item_id rows' gradients through the user
+// tower's engagement_id_pool: each pooled row of input row r gets the
+// pool's columns of dx divided by the pool's size.
+func (t *TwoTower) addPoolGrads(g *nn.RowGrads, dx blas64.General, pools [][]int32) {
+	off, w, _ := t.UserSpec.Block(FeatEngagementIDs)
+	buf := make([]float64, w)
+	for r, items := range pools {
+		if len(items) == 0 {
+			continue
+		}
+		inv := 1 / float64(len(items))
+		for k := range buf {
+			buf[k] = dx.Data[r*dx.Stride+off+k] * inv
+		}
+		for _, i := range items {
+			g.Add(i, buf)
+		}
+	}
+}
+
+// idOffset is the column of the item_id block in the item tower's input.
+func (t *TwoTower) idOffset() int {
+	off, _, _ := t.ItemSpec.Block(FeatItemID)
+	return off
+}
+
+// addIDGrads adds to g the item_id rows' gradients: the item_id columns of
+// dx, the gradient of the item tower's input whose row r was items[r].
+func (t *TwoTower) addIDGrads(g *nn.RowGrads, dx blas64.General, items []int32) {
+	off := t.idOffset()
+	for r, i := range items {
+		g.Add(i, dx.Data[r*dx.Stride+off:r*dx.Stride+off+g.Width])
 	}
 }
 
@@ -205,7 +360,12 @@ func (d *Data) itemRow(dst []float64, i int32) {
 func (d *Data) rankRow(dst []float64, u int32, pool []float32, i int32, t int64, followed bool) {
 	uw, iw := max(d.UserDim, 1), max(d.ItemDim, 1)
 	d.userRow(dst[:uw+iw], u, pool)
-	d.itemRow(dst[uw+iw:uw+2*iw], i)
+	if d.ItemDim == 0 {
+		dst[uw+iw] = 0
+	}
+	for k, v := range d.Item(i) {
+		dst[uw+iw+k] = float64(v)
+	}
 	o := uw + 2*iw
 	dst[o] = float64(d.ItemRisk[i])
 	dst[o+1] = d.ItemAge(i, t)
@@ -221,4 +381,11 @@ func matrix(buf []float64, rows, cols int) ([]float64, blas64.General) {
 	}
 	buf = buf[:rows*cols]
 	return buf, blas64.General{Rows: rows, Cols: cols, Stride: cols, Data: buf}
+}
+
+// matrixOf is matrix into *buf.
+func matrixOf(buf *[]float64, rows, cols int) blas64.General {
+	var m blas64.General
+	*buf, m = matrix(*buf, rows, cols)
+	return m
 }

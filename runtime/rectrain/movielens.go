@@ -40,9 +40,10 @@ import (
 //   - users have no features (user_features is one zero column);
 //   - nobody follows anybody, so author_followed is always 0.
 //
-// With no item features, the towers see the same input for every item: the
-// retrieval and first-stage models can learn only a shared ordering, and
-// the ranker only what item_age and the user's engagement pool carry.
+// With no item features, the towers tell items apart by their item_id
+// embeddings alone (Options.IDDim; the first stage then has one too), the
+// user tower by engagement_id_pool, and the ranker sees only what item_age
+// and the user's engagement pool carry.
 func LoadMovieLens(path string, opts LoadOptions) (*Data, error) {
 	if opts.TestFrac == 0 {
 		opts.TestFrac = 0.1

@@ -47,8 +47,8 @@ type meter struct {
 	drawn     time.Time
 }
 
-func newMeter(o Options, what string, perEpoch, startEpoch int) *meter {
-	m := &meter{w: o.Progress, what: what, epochs: o.Epochs, perEpoch: perEpoch, began: time.Now(), doneAtRun: startEpoch * perEpoch}
+func newMeter(o Options, stage, perEpoch, startEpoch int) *meter {
+	m := &meter{w: o.Progress, what: stages[stage], epochs: o.stageEpochs(stage), perEpoch: perEpoch, began: time.Now(), doneAtRun: startEpoch * perEpoch}
 	if f, ok := o.Progress.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			m.tty = true

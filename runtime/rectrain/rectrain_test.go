@@ -23,12 +23,17 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 
+	"github.com/recpipeline/recpipeline/runtime/catalog"
+	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/features"
 	"github.com/recpipeline/recpipeline/runtime/model"
 	"github.com/recpipeline/recpipeline/runtime/rectrain/nn"
+	"github.com/recpipeline/recpipeline/runtime/store"
 	"github.com/recpipeline/recpipeline/runtime/synth"
 )
 
@@ -85,8 +90,13 @@ func TestTrainingBeatsBaselines(t *testing.T) {
 	var b stringsBuilder
 	e.Table(&b)
 	t.Logf("\n%s", b.String())
-	if e.Recall < 1.3*e.RecallPopular {
-		t.Errorf("two-tower recall@%d %.4f is not clearly above the popularity baseline %.4f", RecallK, e.Recall, e.RecallPopular)
+	// The targets for retrieval: twice the popularity baseline and
+	// 0.7 of the planted truth's recall.
+	if e.Recall < 2*e.RecallPopular {
+		t.Errorf("two-tower recall@%d %.4f is not twice the popularity baseline %.4f", RecallK, e.Recall, e.RecallPopular)
+	}
+	if e.Recall < 0.7*e.RetrievalOracle.Recall100 {
+		t.Errorf("two-tower recall@%d %.4f is below 0.7 of the oracle's %.4f", RecallK, e.Recall, e.RetrievalOracle.Recall100)
 	}
 	if e.AUC[0] < 0.65 {
 		t.Errorf("MTML click AUC %.4f < 0.65", e.AUC[0])
@@ -96,8 +106,8 @@ func TestTrainingBeatsBaselines(t *testing.T) {
 			t.Errorf("MTML %s AUC %.4f does not beat the item-rate baseline %.4f", name, e.AUC[h], e.AUCPopular[h])
 		}
 	}
-	if e.Spearman < 0.3 {
-		t.Errorf("first stage vs teacher Spearman %.4f < 0.3", e.Spearman)
+	if e.Spearman < 0.6 {
+		t.Errorf("first stage vs teacher Spearman %.4f < 0.6", e.Spearman)
 	}
 }
 
@@ -112,10 +122,24 @@ func within(got float32, want float64) bool {
 	return math.Abs(float64(got)-want) <= 1e-5*math.Max(1, math.Abs(want))
 }
 
+// TestArtifactRoundTrip saves the trained models and loads them as
+// recserve does: the towers' inputs are assembled by runtime/features from
+// the runtime catalog and the artifact's item_id table, and must give the
+// embeddings of rectrain's own forward pass.
 func TestArtifactRoundTrip(t *testing.T) {
 	d, res := tinyWorld(t)
 	out := t.TempDir()
 	if err := res.Save(out, "test"); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.Load(context.Background(), tiny.dir, catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An item published after training: the artifact's table does not
+	// list it, and both sides give it a zero item_id vector.
+	newItem := dataset.Item{ID: "new-item", Author: "a0", Created: time.Unix(d.Split, 0), Features: d.Item(0), IntegrityRisk: 0.3}
+	if _, err := cat.Add(newItem); err != nil {
 		t.Fatal(err)
 	}
 	const rows = 64
@@ -134,30 +158,78 @@ func TestArtifactRoundTrip(t *testing.T) {
 			if a.TwoTower == nil || a.Manifest.Normalize {
 				t.Fatalf("loaded %s is not an unnormalised TwoTower: %+v", name, a.Manifest)
 			}
-			// Inputs are laid out by the loaded manifest's feature spec.
-			if off, w, ok := a.Manifest.Networks[model.NetUser].Input.Block(FeatEngagementPool); !ok || off != d.UserDim || w != d.ItemDim {
-				t.Fatalf("user tower input has %s at %d width %d, want %d width %d", FeatEngagementPool, off, w, d.UserDim, d.ItemDim)
+			if (tt.ItemIDs != nil) != (a.Embeddings[features.ItemID] != nil) {
+				t.Fatalf("trainer's item_id table %v, artifact's %v", tt.ItemIDs != nil, a.Embeddings)
 			}
+			ua, err := features.CompileUser(a.Manifest.Networks[model.NetUser].Input, cat, a.Embeddings)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ia, err := features.CompileItem(a.Manifest.Networks[model.NetItem].Input, cat, a.Embeddings)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The trainer's rows, and recserve's from the user's pooled
+			// engagements (newest first, before now) and the catalog.
 			uw, iw := tt.UserSpec.Width(), tt.ItemSpec.Width()
-			ub, ux := matrix(nil, rows, uw)
-			ib, ix := matrix(nil, rows, iw)
+			ub, ux := matrix(nil, rows+1, uw)
+			ib, ix := matrix(nil, rows+1, iw)
+			gotU := make([]float32, (rows+1)*uw)
+			gotI := blas32.General{Rows: rows + 1, Cols: iw, Stride: iw, Data: make([]float32, (rows+1)*iw)}
+			ords := make([]uint32, rows+1)
 			for j, im := range imps {
-				d.userRow(ub[j*uw:(j+1)*uw], im.User, d.Pool(d.TrainN+j))
-				d.itemRow(ib[j*iw:(j+1)*iw], im.Item)
+				k := d.TrainN + j
+				pooled := d.PoolItems(im.User, im.PoolN)
+				tt.userRow(d, ub[j*uw:(j+1)*uw], im.User, d.Pool(k), pooled)
+				tt.itemRow(d, ib[j*iw:(j+1)*iw], im.Item)
+				now := time.Unix(im.T, 0)
+				engs := make([]store.Engagement, len(pooled))
+				for p, i := range pooled {
+					engs[len(pooled)-1-p] = store.Engagement{Item: d.ItemIDs[i], Type: store.Click, Time: now.Add(-time.Duration(len(pooled)-p) * time.Second)}
+				}
+				ua.FillUser(features.NewUserContext(d.UserIDs[im.User], now, cat, engs, nil), gotU[j*uw:(j+1)*uw])
+				var ok bool
+				if ords[j], ok = cat.Ordinal(d.ItemIDs[im.Item]); !ok {
+					t.Fatalf("item %s is not in the runtime catalog", d.ItemIDs[im.Item])
+				}
+			}
+			// The new item: the trainer's row is its features (and risk)
+			// with a zero item_id vector.
+			copy(ub[rows*uw:], ub[:uw])
+			copy(gotU[rows*uw:], gotU[:uw])
+			tt.itemRow(d, ib[rows*iw:(rows+1)*iw], 0)
+			if off, w, ok := tt.ItemSpec.Block(FeatItemID); ok {
+				clear(ib[rows*iw+off : rows*iw+off+w])
+			}
+			if off, _, ok := tt.ItemSpec.Block(FeatItemRisk); ok {
+				ib[rows*iw+off] = float64(float32(newItem.IntegrityRisk))
+			}
+			ords[rows], _ = cat.Ordinal(newItem.ID)
+			ia.Fill(features.NewUserContext("", time.Unix(d.Split, 0), cat, nil, nil), ords, gotI)
+
+			for k, v := range gotI.Data {
+				if !within(v, ib[k]) {
+					t.Fatalf("item tower input %d (row %d): recserve %v, rectrain %v", k, k/iw, v, ib[k])
+				}
+			}
+			for k, v := range gotU {
+				if !within(v, ub[k]) {
+					t.Fatalf("user tower input %d (row %d): recserve %v, rectrain %v", k, k/uw, v, ub[k])
+				}
 			}
 			var tu, ti nn.Tape
 			wantU, wantI := tt.User.Forward(ux, &tu), tt.Item.Forward(ix, &ti)
-			ws := model.NewWorkspace(nil, rows)
-			gotU := copy32(a.TwoTower.UserEmbeddings(to32(ux), ws))
-			gotI := a.TwoTower.ItemEmbeddings(to32(ix), ws)
-			for k, v := range gotU.Data {
+			ws := model.NewWorkspace(nil, rows+1)
+			embU := copy32(a.TwoTower.UserEmbeddings(blas32.General{Rows: rows + 1, Cols: uw, Stride: uw, Data: gotU}, ws))
+			embI := a.TwoTower.ItemEmbeddings(gotI, ws)
+			for k, v := range embU.Data {
 				if !within(v, wantU.Data[k]) {
-					t.Fatalf("user embedding value %d: loaded %v, trainer %v", k, v, wantU.Data[k])
+					t.Fatalf("user embedding value %d: recserve %v, rectrain %v", k, v, wantU.Data[k])
 				}
 			}
-			for k, v := range gotI.Data {
+			for k, v := range embI.Data {
 				if !within(v, wantI.Data[k]) {
-					t.Fatalf("item embedding value %d: loaded %v, trainer %v", k, v, wantI.Data[k])
+					t.Fatalf("item embedding value %d: recserve %v, rectrain %v", k, v, wantI.Data[k])
 				}
 			}
 		})

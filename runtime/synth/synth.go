@@ -53,8 +53,20 @@ limitations under the License.
 // seconds apart) at uniform times over the Days of the log. Each impression's
 // item comes from one source (Config.Mix): Popular (weight p_a·exp(q_i)),
 // Followed (one of the 10 most recent items of a followed author), Topic (an
-// item of a topic drawn with P(k | u) ∝ π_k·exp(5⟨u, c_k⟩)) or Random; an
-// item is only shown once created.
+// item of a topic drawn with P(k | u) ∝ π_k·exp(5⟨u, c_k⟩), chosen by a
+// previous-generation ranker, below) or Random; an item is only shown once
+// created.
+//
+// Exposure. A real log is what an earlier recommender chose to show, so its
+// impressions already lean towards each user's taste, and a model of taste
+// beats a popularity ranking on it. The Topic source plays that
+// recommender: it draws Config.TopicCandidates items of the topic uniformly
+// and shows the one a noisy ranker scores best,
+// ClickScale·⟨u, i⟩ + q_i + N(0, RankerNoise²), the true click logit up to
+// the user's constant bias plus an error as large as the spread of true
+// scores within a topic (about 0.65), so it is right about half the time.
+// TopicCandidates = 1 is the uniform draw of a world without such a
+// recommender.
 //
 // Engagement. With s = ⟨u, i⟩ the affinity and Model the parameters:
 //
@@ -111,6 +123,13 @@ type Config struct {
 	FeatureNoise float64
 	// Mix weighs the impression sources; default DefaultMix().
 	Mix Mix
+	// TopicCandidates is how many items of the topic the previous
+	// recommender of the Topic source scores per impression (see the
+	// package comment); default 10, 1 for a uniform draw.
+	TopicCandidates int
+	// RankerNoise is the standard deviation of that recommender's error on
+	// the click logit; default 1. Negative means none.
+	RankerNoise float64
 	// Model holds the engagement parameters; default DefaultModel().
 	Model Model
 	// Workers is the number of goroutines; default GOMAXPROCS. The world
@@ -194,6 +213,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Mix == (Mix{}) {
 		c.Mix = DefaultMix()
 	}
+	def(&c.TopicCandidates, 10)
+	switch {
+	case c.RankerNoise == 0:
+		c.RankerNoise = 1
+	case c.RankerNoise < 0:
+		c.RankerNoise = 0
+	}
 	if c.Model == (Model{}) {
 		c.Model = DefaultModel()
 	}
@@ -201,7 +227,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Workers = runtime.GOMAXPROCS(0)
 	}
 	switch {
-	case c.Users < 0 || c.Items < 0 || c.Authors < 0 || c.Topics < 0 || c.Dim < 0 || c.FeatureDim < 0 || c.Days < 0 || c.Events < 0:
+	case c.Users < 0 || c.Items < 0 || c.Authors < 0 || c.Topics < 0 || c.Dim < 0 || c.FeatureDim < 0 || c.Days < 0 || c.Events < 0 || c.TopicCandidates < 0:
 		return c, fmt.Errorf("negative size in config %+v", c)
 	case c.Users > 1<<30 || c.Items > 1<<30 || c.Authors > 1<<30:
 		return c, fmt.Errorf("more than 2^30 users, items or authors")

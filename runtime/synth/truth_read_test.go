@@ -42,6 +42,9 @@ func TestReadTruthGivesTheSameProbabilities(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if gc, wc := got.Config(), w.Config(); gc.TopicCandidates != wc.TopicCandidates || gc.RankerNoise != wc.RankerNoise {
+				t.Errorf("read back a previous recommender of %d candidates, noise %v; want %d, %v", gc.TopicCandidates, gc.RankerNoise, wc.TopicCandidates, wc.RankerNoise)
+			}
 			if got.NumUsers() != w.NumUsers() || got.NumItems() != w.NumItems() || got.Config().Model != w.Config().Model {
 				t.Fatalf("read back %d users, %d items, model %+v; want %d, %d, %+v",
 					got.NumUsers(), got.NumItems(), got.Config().Model, w.NumUsers(), w.NumItems(), w.Config().Model)

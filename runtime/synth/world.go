@@ -470,12 +470,30 @@ func (s *sim) pick(t int64) int {
 func (s *sim) topicItem(t int64) int {
 	list := s.w.topicItems.list(int(drawTopic(s.r, s.post)))
 	if n := s.w.existing(list, t); n > 0 {
-		return int(list[s.r.IntN(n)])
+		return s.rankerPick(list[:n])
 	}
 	if n := s.w.existing(s.w.byCreated, t); n > 0 {
 		return int(s.w.byCreated[s.r.IntN(n)])
 	}
 	return -1
+}
+
+// rankerPick is the previous recommender of the Topic source: it draws
+// TopicCandidates items of list uniformly and returns the one it scores
+// best, ClickScale·⟨u, i⟩ + q_i + N(0, RankerNoise²).
+func (s *sim) rankerPick(list []int32) int {
+	w, r, c := s.w, s.r, &s.w.cfg
+	if c.TopicCandidates <= 1 {
+		return int(list[r.IntN(len(list))])
+	}
+	best, top := -1, math.Inf(-1)
+	for range c.TopicCandidates {
+		i := int(list[r.IntN(len(list))])
+		if score := c.Model.ClickScale*w.Affinity(s.u, i) + float64(w.itemQuality[i]) + c.RankerNoise*r.NormFloat64(); score > top {
+			best, top = i, score
+		}
+	}
+	return best
 }
 
 func (s *sim) following(a int32) int {

@@ -179,6 +179,8 @@ type truthConfig struct {
 	Seed                                                         uint64
 	FollowsPerUser, RiskyAuthors, FeatureNoise                   float64
 	Mix                                                          Mix
+	TopicCandidates                                              int
+	RankerNoise                                                  float64
 }
 
 func rows(flat []float32, width int) [][]float32 {
@@ -196,7 +198,8 @@ func (w *World) writeTruth(path string) error {
 		Format: "recpipeline.synth-truth", Version: 1,
 		Config: truthConfig{Users: c.Users, Items: c.Items, Authors: c.Authors, Topics: c.Topics, Dim: c.Dim,
 			FeatureDim: c.FeatureDim, Days: c.Days, Events: c.Events, Start: c.Start, Seed: c.Seed,
-			FollowsPerUser: c.FollowsPerUser, RiskyAuthors: c.RiskyAuthors, FeatureNoise: c.FeatureNoise, Mix: c.Mix},
+			FollowsPerUser: c.FollowsPerUser, RiskyAuthors: c.RiskyAuthors, FeatureNoise: c.FeatureNoise, Mix: c.Mix,
+			TopicCandidates: c.TopicCandidates, RankerNoise: c.RankerNoise},
 		TopicWeights:   w.topicWeights(),
 		TopicCenters:   rows(w.topicCenter, c.Dim),
 		ItemProjection: rows(wi, c.Dim+1),

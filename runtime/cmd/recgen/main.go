@@ -57,6 +57,8 @@ func run(args []string) error {
 	fl.IntVar(&cfg.Topics, "topics", 12, "number of planted topics")
 	fl.IntVar(&cfg.Dim, "dim", 16, "width of the latent vectors")
 	fl.IntVar(&cfg.FeatureDim, "feature-dim", 8, "width of the observable features")
+	fl.IntVar(&cfg.TopicCandidates, "topic-candidates", 10, "items of the topic the previous recommender scores per Topic impression (1: uniform)")
+	fl.Float64Var(&cfg.RankerNoise, "ranker-noise", 1, "standard deviation of the previous recommender's error on the click logit (negative: none)")
 	fl.IntVar(&cfg.Workers, "workers", 0, "goroutines (0: GOMAXPROCS); the world does not depend on it")
 	fl.BoolVar(&opts.Gzip, "gzip", false, "gzip every file (names end in .gz)")
 	fl.BoolVar(&opts.SkipTruth, "no-truth", false, "do not write the truth files")

@@ -37,7 +37,8 @@ limitations under the License.
 // -checkpoint DIR saves the training state after every epoch; -resume
 // continues from it and gives the same artifacts as an uninterrupted run
 // with the same flags. -stop-after N stops once N epochs of the schedule
-// (two-tower, mtml, first-stage; -epochs each) are done.
+// (two-tower and mtml, -epochs each, then first-stage, -first-stage-epochs)
+// are done.
 //
 // The tune subcommand finds the event weights of the ranking value that
 // maximise a declared objective on the held-out part of the log, by Bayesian
@@ -84,14 +85,16 @@ func run(args []string) error {
 		hidden  = fl.String("hidden", "256,128", "hidden widths of the MTML bottom, comma-separated")
 		weights = fl.String("weights", "click:1,like:2,comment:4,share:4,see_less:-8", "event weights of the teacher's value")
 	)
-	fl.IntVar(&o.Epochs, "epochs", 3, "passes over the training examples per model")
+	fl.IntVar(&o.Epochs, "epochs", 3, "passes over the training examples of the two-tower model and the ranker")
+	fl.IntVar(&o.FirstStageEpochs, "first-stage-epochs", 10, "passes of the first stage over its distillation pairs (labelled by the ranker once)")
+	fl.IntVar(&o.IDDim, "id-dim", 16, "width of the two-tower model's item_id embedding (negative: none)")
 	fl.Uint64Var(&o.Seed, "seed", 1, "seed of initialisation and shuffling")
 	fl.IntVar(&o.Dim, "dim", 32, "retrieval embedding width")
-	fl.IntVar(&o.TowerHidden, "tower-hidden", 128, "hidden width of the retrieval towers")
+	fl.IntVar(&o.TowerHidden, "tower-hidden", 128, "width of the retrieval towers' two hidden layers")
 	fl.IntVar(&o.FirstStageDim, "first-stage-dim", 16, "first-stage embedding width")
 	fl.IntVar(&o.FirstStageHidden, "first-stage-hidden", 64, "hidden width of the first-stage towers")
 	fl.IntVar(&o.Batch, "batch", 512, "minibatch size")
-	fl.Float64Var(&o.LR, "lr", 1e-3, "Adam learning rate (the towers use 3×)")
+	fl.Float64Var(&o.LR, "lr", 1e-3, "Adam learning rate (the two-tower models' weights use 3×, their item_id table 1×)")
 	fl.IntVar(&o.EvalUsers, "eval-users", 500, "users of the first-stage vs teacher evaluation")
 	fl.Float64Var(&lo.TestFrac, "test-frac", 0.1, "fraction of the log's time span held out for evaluation")
 	fl.BoolVar(&lo.Strict, "strict", false, "fail on the first bad row instead of skipping it")

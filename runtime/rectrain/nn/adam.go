@@ -25,9 +25,12 @@ import (
 // slices.
 type Adam struct {
 	LR, Beta1, Beta2, Eps float64
-	params                [][]float64
-	m, v                  [][]float64
-	t                     int
+	// RowLR is the learning rate of the tables StepRows updates row by
+	// row; 0 means LR.
+	RowLR  float64
+	params [][]float64
+	m, v   [][]float64
+	t      int
 }
 
 // NewAdam returns an optimiser for params with learning rate lr and the usual
@@ -43,18 +46,39 @@ func NewAdam(params [][]float64, lr float64) *Adam {
 
 // Step applies one update with grads, which must match the parameters slice
 // for slice.
-func (a *Adam) Step(grads [][]float64) {
+func (a *Adam) Step(grads [][]float64) { a.StepRows(grads, nil) }
+
+// StepRows is Step where some parameters are tables (see Table) updated on
+// the rows of their gradient only, "lazy" Adam: a row the batch did not
+// touch keeps its value and moments, so a step costs what the batch reads,
+// not the table's size. rows[i], when not nil, is the gradient of parameter
+// i (grads[i] is then ignored); rows may be nil or shorter than grads.
+func (a *Adam) StepRows(grads [][]float64, rows []*RowGrads) {
 	a.t++
 	c1 := 1 - math.Pow(a.Beta1, float64(a.t))
 	c2 := 1 - math.Pow(a.Beta2, float64(a.t))
 	lr := a.LR * math.Sqrt(c2) / c1
-	for i, p := range a.params {
-		g, m, v := grads[i], a.m[i], a.v[i]
+	rowLR := lr
+	if a.RowLR > 0 {
+		rowLR = a.RowLR * math.Sqrt(c2) / c1
+	}
+	update := func(p, g, m, v []float64, lr float64) {
 		for k := range p {
 			m[k] = a.Beta1*m[k] + (1-a.Beta1)*g[k]
 			v[k] = a.Beta2*v[k] + (1-a.Beta2)*g[k]*g[k]
 			p[k] -= lr * m[k] / (math.Sqrt(v[k]) + a.Eps)
 		}
+	}
+	for i, p := range a.params {
+		if i < len(rows) && rows[i] != nil {
+			rg := rows[i]
+			for _, r := range rg.Touched {
+				lo, hi := int(r)*rg.Width, (int(r)+1)*rg.Width
+				update(p[lo:hi], rg.G[lo:hi], a.m[i][lo:hi], a.v[i][lo:hi], rowLR)
+			}
+			continue
+		}
+		update(p, grads[i], a.m[i], a.v[i], lr)
 	}
 }
 
