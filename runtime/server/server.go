@@ -83,7 +83,11 @@ type Options struct {
 	MaxEvents int
 	// RequestTimeout bounds a recommendation; 2s when zero.
 	RequestTimeout time.Duration
-	Log            *slog.Logger
+	// MaxConcurrent bounds the recommendations computed at once; the
+	// others wait their turn, first come first served, within their
+	// RequestTimeout. 0: no bound.
+	MaxConcurrent int
+	Log           *slog.Logger
 }
 
 // Server holds the serving state shared by the HTTP handlers.
@@ -92,6 +96,7 @@ type Server struct {
 	engine   Engine
 	registry *prometheus.Registry
 	metrics  *metrics
+	slots    chan struct{} // recommendations being computed, when bounded
 
 	revision atomic.Pointer[string] // config revision being served
 	ready    atomic.Bool            // a config is applied and the process is not draining
@@ -124,6 +129,9 @@ func New(engine Engine, opts Options) *Server {
 	// goroutines, CPU, memory) beside the server's.
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{opts: opts, engine: engine, registry: reg, metrics: newMetrics(reg)}
+	if opts.MaxConcurrent > 0 {
+		s.slots = make(chan struct{}, opts.MaxConcurrent)
+	}
 	empty := ""
 	s.revision.Store(&empty)
 	return s
@@ -230,6 +238,15 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
+	if s.slots != nil {
+		select {
+		case s.slots <- struct{}{}:
+			defer func() { <-s.slots }()
+		case <-ctx.Done():
+			s.fail(w, ctx.Err())
+			return
+		}
+	}
 	resp, err := s.engine.Recommend(ctx, req)
 	if err != nil {
 		s.fail(w, err)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,4 +324,96 @@ func FuzzDecodeEvents(f *testing.F) {
 			}
 		}
 	})
+}
+
+// gateEngine holds every recommendation until released and records how
+// many ran at once.
+type gateEngine struct {
+	echoEngine
+	release chan struct{}
+	running atomic.Int32
+	most    atomic.Int32
+}
+
+func (e *gateEngine) Recommend(ctx context.Context, req *Request) (*Response, error) {
+	n := e.running.Add(1)
+	defer e.running.Add(-1)
+	for {
+		m := e.most.Load()
+		if n <= m || e.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	select {
+	case <-e.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return e.echoEngine.Recommend(ctx, req)
+}
+
+// With MaxConcurrent, recommendations beyond the bound wait their turn and
+// are all answered; one still waiting when its timeout passes gets a 5xx
+// with the reason.
+func TestMaxConcurrentQueuesRecommendations(t *testing.T) {
+	eng := &gateEngine{release: make(chan struct{})}
+	s := New(eng, Options{Stage: "all", MaxConcurrent: 2, RequestTimeout: 5 * time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.OnConfig(testConfig(t, 1, nil))
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+
+	const clients = 6
+	codes := make(chan int, clients)
+	for i := 0; i < clients; i++ {
+		go func() {
+			resp, err := http.Get(ts.URL + "/v1/recommendations?user=u")
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	for eng.running.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // room for a third to start, were it let in
+	for i := 0; i < clients; i++ {
+		eng.release <- struct{}{}
+	}
+	for i := 0; i < clients; i++ {
+		if code := <-codes; code != http.StatusOK {
+			t.Errorf("request answered %d, want 200", code)
+		}
+	}
+	if most := eng.most.Load(); most != 2 {
+		t.Errorf("%d recommendations ran at once, want 2", most)
+	}
+
+	// A request that waits past its timeout fails with a reason.
+	s2 := New(eng, Options{Stage: "all", MaxConcurrent: 1, RequestTimeout: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s2.OnConfig(testConfig(t, 1, nil))
+	ts2 := httptest.NewServer(s2.Handler())
+	t.Cleanup(ts2.Close)
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(ts2.URL + "/v1/recommendations?user=u")
+		if err == nil {
+			resp.Body.Close()
+			first <- resp.StatusCode
+		}
+	}()
+	for eng.running.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	eng.most.Store(1)
+	code, body := get(t, ts2.URL+"/v1/recommendations?user=u")
+	if code < 500 || body["error"] == nil {
+		t.Errorf("a request queued past its timeout: %d %v, want a 5xx with a reason", code, body)
+	}
+	<-first
+	if most := eng.most.Load(); most != 1 {
+		t.Errorf("%d recommendations ran at once under a bound of 1", most)
+	}
 }

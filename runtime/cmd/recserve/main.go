@@ -57,6 +57,7 @@ func run() error {
 		stateDir  = flag.String("state-dir", "", "Directory of the memory store's log; a temporary directory when empty.")
 		drain     = flag.Duration("drain", 5*time.Second, "How long readiness is off before the server stops on SIGTERM.")
 		logLevel  = flag.String("log-level", "info", "debug, info, warn or error.")
+		maxConc   = flag.Int("max-concurrent", 0, "Most recommendations computed at once; the others queue in arrival order. 0: no bound.")
 		pprofAddr = flag.String("pprof-address", "", "Address of Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; off when empty. Keep it off the pod's network.")
 	)
 	flag.Parse()
@@ -143,6 +144,7 @@ func run() error {
 	srv := server.New(nil, server.Options{
 		Stage:          *stage,
 		DeployRevision: os.Getenv(config.DeployRevisionEnv),
+		MaxConcurrent:  *maxConc,
 		Log:            log,
 	})
 	engine, err := pipeline.Open(ctx, cfg, pipeline.Options{StateDir: dir, Log: log, Registry: srv.Registry(), Stage: *stage})
