@@ -2,30 +2,11 @@
 
 package ann
 
+import "golang.org/x/sys/cpu"
+
 // useAVX2 reports whether the CPU and OS support AVX2 and FMA, which the
 // assembly dot product needs.
-var useAVX2 = detectAVX2()
-
-func detectAVX2() bool {
-	maxLeaf, _, _, _ := cpuid(0, 0)
-	if maxLeaf < 7 {
-		return false
-	}
-	_, _, ecx1, _ := cpuid(1, 0)
-	const (
-		fma     = 1 << 12
-		osxsave = 1 << 27
-		avx     = 1 << 28
-	)
-	if ecx1&(fma|osxsave|avx) != fma|osxsave|avx {
-		return false
-	}
-	if xcr0, _ := xgetbv(); xcr0&6 != 6 { // the OS saves XMM and YMM state
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	return ebx7&(1<<5) != 0 // AVX2
-}
+var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 // dot returns the inner product of a and b, which must have equal lengths.
 func dot(a, b []float32) float32 {
@@ -39,10 +20,6 @@ func dot(a, b []float32) float32 {
 //
 //go:noescape
 func dotAVX2(a, b []float32) float32
-
-func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-
-func xgetbv() (eax, edx uint32)
 
 // prefetch starts loading v into the cache, so that a later read of it need
 // not wait on memory.
