@@ -130,6 +130,7 @@ func Names() []string {
 // op writes one block at an offset of the row.
 type op struct {
 	kind       kind
+	item       bool // the block depends on the candidate
 	off, width int
 }
 
@@ -223,7 +224,7 @@ func compile(spec model.FeatureSpec, cat *catalog.Catalog, net network, tables m
 		if fb.Width != want || fb.Width < 1 {
 			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: width %d, but %s is %d", i, fb.Name, fb.Width, b.from, want)
 		}
-		a.ops = append(a.ops, op{kind: b.kind, off: a.width, width: fb.Width})
+		a.ops = append(a.ops, op{kind: b.kind, item: b.item, off: a.width, width: fb.Width})
 		a.width += fb.Width
 		a.userOnly = a.userOnly && !b.item
 		a.needUser = a.needUser || b.kind == userFeatures

@@ -11,23 +11,13 @@ import (
 // per candidate (see model.MTML.Split). SharedColumns and FillSplit give it
 // the two parts of the row.
 
-// itemDependent reports whether a block's value depends on the candidate.
-func (k kind) itemDependent() bool {
-	for _, b := range blocks {
-		if b.kind == k {
-			return b.item
-		}
-	}
-	panic(fmt.Sprintf("features: unknown block kind %d", k))
-}
-
 // SharedColumns returns, in increasing order, the columns of a row whose
 // values are the same for every candidate of one user context: those of
 // the blocks that do not depend on the item.
 func (a *Assembler) SharedColumns() []int {
 	var cols []int
 	for _, op := range a.ops {
-		if !op.kind.itemDependent() {
+		if !op.item {
 			for c := op.off; c < op.off+op.width; c++ {
 				cols = append(cols, c)
 			}
@@ -43,7 +33,7 @@ func (a *Assembler) SharedColumns() []int {
 func (a *Assembler) FillSplit(u *UserContext, items []uint32, shared []float32, dst blas32.General) {
 	sharedWidth := 0
 	for _, op := range a.ops {
-		if !op.kind.itemDependent() {
+		if !op.item {
 			sharedWidth += op.width
 		}
 	}
@@ -56,7 +46,7 @@ func (a *Assembler) FillSplit(u *UserContext, items []uint32, shared []float32, 
 	a.checkUser(u)
 	off := 0
 	for _, op := range a.ops {
-		if op.kind.itemDependent() {
+		if op.item {
 			continue
 		}
 		seg := shared[off : off+op.width]
@@ -74,7 +64,7 @@ func (a *Assembler) FillSplit(u *UserContext, items []uint32, shared []float32, 
 		row := dst.Data[r*dst.Stride : r*dst.Stride+dst.Cols]
 		off := 0
 		for _, op := range a.ops {
-			if !op.kind.itemDependent() {
+			if !op.item {
 				continue
 			}
 			seg := row[off : off+op.width]

@@ -367,15 +367,15 @@ func (e *Engine) source(s config.Source) (sources.Source, error) {
 
 // scratch holds one request's buffers, reused across requests.
 type scratch struct {
-	mixed []sources.Mixed
-	cands []rank.Candidate
-	user  []float32
-	in    []float32
-	user2 []float32 // the second stage's shared input columns
-	probs []float32
-	ws    model.Workspace
-	shown []rank.Candidate
-	items []uint32
+	mixed  []sources.Mixed
+	cands  []rank.Candidate
+	user   []float32
+	in     []float32
+	shared []float32 // the second stage's input columns every candidate shares
+	probs  []float32
+	ws     model.Workspace
+	shown  []rank.Candidate
+	items  []uint32
 }
 
 // ErrNotFrontend answers client calls on the stages that serve gRPC only.
@@ -532,15 +532,15 @@ func (l *live) rankSecond(sc *scratch, uc *features.UserContext, top []rank.Cand
 	width := l.secondSplit.In()
 	heads := len(l.second.Heads())
 	sc.in = grow(sc.in, len(top)*width)
-	sc.user2 = grow(sc.user2, l.secondIn.Width()-width)
+	sc.shared = grow(sc.shared, l.secondIn.Width()-width)
 	sc.probs = grow(sc.probs, len(top)*heads)
 	sc.items = sc.items[:0]
 	for i := range top {
 		sc.items = append(sc.items, top[i].Item)
 	}
 	batch := blas32.General{Rows: len(top), Cols: width, Stride: width, Data: sc.in}
-	l.secondIn.FillSplit(uc, sc.items, sc.user2, batch)
-	l.secondSplit.Predict(sc.user2, batch, sc.probs, &sc.ws)
+	l.secondIn.FillSplit(uc, sc.items, sc.shared, batch)
+	l.secondSplit.Predict(sc.shared, batch, sc.probs, &sc.ws)
 	for i := range top {
 		top[i].Probs = sc.probs[i*heads : (i+1)*heads : (i+1)*heads]
 	}
