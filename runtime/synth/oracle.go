@@ -226,7 +226,8 @@ func (w *World) UserLatent(u int) []float32 {
 }
 func (w *World) UserBias(u int) float64 { return float64(w.userBias[u]) }
 func (w *World) UserFeatures(u int) []float32 {
-	return w.userFeat[u*w.cfg.FeatureDim : (u+1)*w.cfg.FeatureDim]
+	d := w.FeatureDim()
+	return w.userFeat[u*d : (u+1)*d]
 }
 
 // ItemAuthor, ItemTopic, ItemLatent, ItemQuality, ItemRisk, ItemCreated and
@@ -243,7 +244,17 @@ func (w *World) ItemCreated(i int) time.Time {
 	return time.Unix(w.itemCreated[i], 0).UTC()
 }
 func (w *World) ItemFeatures(i int) []float32 {
-	return w.itemFeat[i*w.cfg.FeatureDim : (i+1)*w.cfg.FeatureDim]
+	d := w.FeatureDim()
+	return w.itemFeat[i*d : (i+1)*d]
+}
+
+// FeatureDim is the width of the observable features as written: 0 for an
+// id-only world (Config.IDOnly), else Config.FeatureDim.
+func (w *World) FeatureDim() int {
+	if w.cfg.IDOnly {
+		return 0
+	}
+	return w.cfg.FeatureDim
 }
 
 // AuthorTopic, AuthorPopularity and AuthorRisky are an author's ground truth.

@@ -41,7 +41,8 @@ limitations under the License.
 // Observable features. Items' features are W_item·[i; q_i] + noise and users'
 // features W_user·[u; β_u] + noise, with W entries N(0, 1) fixed per world
 // and noise N(0, Config.FeatureNoise²): noisy linear projections of the
-// latents, so a model can learn from them.
+// latents, so a model can learn from them. Config.IDOnly withholds them
+// (see below).
 //
 // Follow graph. A user starts with Poisson(Gamma(2, FollowsPerUser/2))
 // follows. Each is, with probability 0.15, an author drawn by popularity,
@@ -84,6 +85,32 @@ limitations under the License.
 // Generation is deterministic for a Config (Seed included) whatever
 // Config.Workers is, and its memory is a few dozen bytes per item and per
 // event; the files are written streaming.
+//
+// # Id-only worlds and the MovieLens view
+//
+// A public ratings log has no features: users and items are bare IDs. An
+// id-only world (Config.IDOnly) has the same shape: its catalog and user
+// table have feature_dim 0 and empty features. Its planted structure is
+// untouched: the features are drawn and then discarded rather than not
+// drawn, so every other draw is that of the same Config without IDOnly,
+// and the two worlds' follows, logs and truth rows (truth_*.jsonl) are
+// byte for byte the same. truth.json records IDOnly and no projections.
+//
+// WriteOptions.Format FormatMovieLens writes the log as a MovieLens
+// ratings.csv instead of the JSONL files (MovieLensRatings gives the rows;
+// FormatBoth writes both). There is one row per (user, item) pair with a
+// click, like, comment or share, at the time of the first of them, in time
+// order; every like, comment and share follows a click, so these are the
+// clicked pairs. Its rating is 5 when the pair also has a like and a
+// comment or share, 4 when it has a like, 3 otherwise: at least
+// dataset.LikeRating exactly when the world has a like, so
+// dataset.ReadMovieLens, which reads every row as an impression and a
+// click and a rating from 4 as a like too, gives back the world's clicked
+// and liked pairs. Impressions without a click, see_less, follow and
+// unfollow make no row and change none: MovieLens has no negatives, and a
+// row reads as a click. Repeated clicks of a pair make one row. userId and
+// movieId are the world's indexes without the prefix: user "u12" is userId
+// 12, item "i7" movieId 7 (UserID and ItemID give the IDs back).
 package synth
 
 import (
@@ -100,8 +127,17 @@ type Config struct {
 	Topics  int // default 12
 	// Dim is the width of the latent vectors; default 16.
 	Dim int
-	// FeatureDim is the width of the observable user and item features; default 8.
+	// FeatureDim is the width of the observable user and item features;
+	// default 8. With IDOnly it is the width they are drawn at and then
+	// withheld.
 	FeatureDim int
+	// IDOnly withholds the observable features: the catalog and the user
+	// table are written with feature_dim 0, and ItemFeatures and
+	// UserFeatures are empty. Everything else is drawn as without it (the
+	// features' noise included, then discarded), so the world's latents,
+	// follow graph and log are those of the same Config without IDOnly, row
+	// for row. Default false.
+	IDOnly bool
 	// EventsPerUser is the mean number of log rows per user; default 50.
 	// Ignored when Events is set.
 	EventsPerUser float64

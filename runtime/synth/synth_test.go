@@ -355,9 +355,11 @@ func TestIDs(t *testing.T) {
 
 func TestInvalidConfig(t *testing.T) {
 	for name, cfg := range map[string]Config{
-		"negative users": {Users: -1},
-		"negative mix":   {Mix: Mix{Popular: -1}},
-		"risky above 1":  {RiskyAuthors: 2},
+		"negative users":                  {Users: -1},
+		"negative mix":                    {Mix: Mix{Popular: -1}},
+		"risky above 1":                   {RiskyAuthors: 2},
+		"negative feature width":          {FeatureDim: -1},
+		"negative feature width, id-only": {FeatureDim: -1, IDOnly: true},
 	} {
 		if _, err := NewWorld(cfg); err == nil {
 			t.Errorf("%s: NewWorld accepted %+v", name, cfg)

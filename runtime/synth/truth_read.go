@@ -78,7 +78,7 @@ func ReadTruth(dir string) (*World, error) {
 	w := &World{cfg: Config{Users: c.Users, Items: c.Items, Authors: c.Authors, Topics: c.Topics, Dim: c.Dim,
 		FeatureDim: c.FeatureDim, Days: c.Days, Events: c.Events, Start: c.Start, Seed: c.Seed,
 		FollowsPerUser: c.FollowsPerUser, RiskyAuthors: c.RiskyAuthors, FeatureNoise: c.FeatureNoise,
-		Mix: c.Mix, TopicCandidates: c.TopicCandidates, RankerNoise: c.RankerNoise, Model: t.Model, Workers: 1}}
+		Mix: c.Mix, TopicCandidates: c.TopicCandidates, RankerNoise: c.RankerNoise, IDOnly: c.IDOnly, Model: t.Model, Workers: 1}}
 	w.userTopic = make([]int32, c.Users)
 	w.userBias = make([]float32, c.Users)
 	w.userLatent = make([]float32, c.Users*c.Dim)

@@ -246,6 +246,18 @@ func project(dst []float32, wm []float32, latent []float32, extra float32, noise
 	}
 }
 
+// featureSlot returns row k of the features in flat, or withheld (a
+// scratch row of the same width) when the world is id-only and flat is
+// nil: the features are drawn all the same, so that every later draw is the
+// one of the featured world.
+func featureSlot(flat, withheld []float32, k int) []float32 {
+	if flat == nil {
+		return withheld
+	}
+	d := len(withheld)
+	return flat[k*d : (k+1)*d]
+}
+
 func (w *World) genItems() {
 	c := &w.cfg
 	n := c.Items
@@ -255,7 +267,9 @@ func (w *World) genItems() {
 	w.itemQuality = make([]float32, n)
 	w.itemRisk = make([]float64, n)
 	w.itemCreated = make([]int64, n)
-	w.itemFeat = make([]float32, n*c.FeatureDim)
+	if !c.IDOnly {
+		w.itemFeat = make([]float32, n*c.FeatureDim)
+	}
 	prod := make([]float64, c.Authors)
 	for a, p := range w.authorPop {
 		prod[a] = math.Sqrt(p)
@@ -266,6 +280,7 @@ func (w *World) genItems() {
 	latentSD := 0.5 / math.Sqrt(float64(max(c.Dim, 1)))
 	parallel(c.Workers, blocks(n), func(b int) {
 		r := newRand(c.Seed, tagItems, uint64(b))
+		withheld := make([]float32, c.FeatureDim)
 		for i := b * blockSize; i < min(n, (b+1)*blockSize); i++ {
 			a := production.draw(r)
 			w.itemAuthor[i] = int32(a)
@@ -292,7 +307,7 @@ func (w *World) genItems() {
 			} else {
 				w.itemCreated[i] = start
 			}
-			project(w.itemFeat[i*c.FeatureDim:(i+1)*c.FeatureDim], w.wItem, lat, w.itemQuality[i], c.FeatureNoise, r)
+			project(featureSlot(w.itemFeat, withheld, i), w.wItem, lat, w.itemQuality[i], c.FeatureNoise, r)
 		}
 	})
 	byCreated := func(a, b int32) int {
@@ -352,13 +367,16 @@ func (w *World) genUsers() {
 	w.userTopic = make([]int32, n)
 	w.userLatent = make([]float32, n*c.Dim)
 	w.userBias = make([]float32, n)
-	w.userFeat = make([]float32, n*c.FeatureDim)
+	if !c.IDOnly {
+		w.userFeat = make([]float32, n*c.FeatureDim)
+	}
 	w.userShare = make([]float64, n)
 	follows := make([][]int32, blocks(n))
 	latentSD := 0.45 / math.Sqrt(float64(max(c.Dim, 1)))
 	parallel(c.Workers, blocks(n), func(b int) {
 		r := newRand(c.Seed, tagUsers, uint64(b))
 		post := make([]float64, c.Topics)
+		withheld := make([]float32, c.FeatureDim)
 		var fs []int32
 		counts := make([]int32, 0, blockSize)
 		for u := b * blockSize; u < min(n, (b+1)*blockSize); u++ {
@@ -371,7 +389,7 @@ func (w *World) genUsers() {
 			}
 			w.userBias[u] = float32(0.3 * r.NormFloat64())
 			w.userShare[u] = math.Exp(0.8 * r.NormFloat64())
-			project(w.userFeat[u*c.FeatureDim:(u+1)*c.FeatureDim], w.wUser, lat, w.userBias[u], c.FeatureNoise, r)
+			project(featureSlot(w.userFeat, withheld, u), w.wUser, lat, w.userBias[u], c.FeatureNoise, r)
 
 			// Initial follows.
 			want := min(poisson(r, gamma(r, 2)*c.FollowsPerUser/2), c.Authors)

@@ -42,6 +42,22 @@ const (
 	TruthUsersFile   = "truth_users.jsonl"   // {"id","topic","bias","latent"}
 	TruthItemsFile   = "truth_items.jsonl"   // {"id","topic","quality","latent"}
 	TruthAuthorsFile = "truth_authors.jsonl" // {"id","topic","popularity","risky"}
+	MovieLensFile    = "ratings.csv"         // the log as MovieLens ratings
+)
+
+// Format selects the files WriteDirWith writes.
+type Format int
+
+const (
+	// FormatJSONL is the catalog, users, follow graph and log in the
+	// runtime/dataset formats, and the truth files unless
+	// WriteOptions.SkipTruth.
+	FormatJSONL Format = iota
+	// FormatMovieLens is ratings.csv alone (see MovieLensRatings). The
+	// truth files are left out: ReadTruth needs the catalog.
+	FormatMovieLens
+	// FormatBoth is FormatJSONL and ratings.csv.
+	FormatBoth
 )
 
 // WriteOptions controls WriteDirWith.
@@ -50,6 +66,8 @@ type WriteOptions struct {
 	Gzip bool
 	// SkipTruth leaves out the truth files. Default false.
 	SkipTruth bool
+	// Format selects the files; default FormatJSONL.
+	Format Format
 }
 
 // WriteDir writes the world's catalog, users, follow graph, log and truth
@@ -59,6 +77,9 @@ func (w *World) WriteDir(dir string) error { return w.WriteDirWith(dir, WriteOpt
 // WriteDirWith is WriteDir with options. Files are written concurrently,
 // each streaming from the world's arrays.
 func (w *World) WriteDirWith(dir string, opts WriteOptions) error {
+	if opts.Format < FormatJSONL || opts.Format > FormatBoth {
+		return fmt.Errorf("unknown format %d", opts.Format)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("failed to create %s: %w", dir, err)
 	}
@@ -68,13 +89,19 @@ func (w *World) WriteDirWith(dir string, opts WriteOptions) error {
 		}
 		return filepath.Join(dir, name)
 	}
-	jobs := []func() error{
-		func() error { return w.writeEvents(path(EventsFile)) },
-		func() error { return w.writeCatalog(path(CatalogFile)) },
-		func() error { return w.writeUsers(path(UsersFile)) },
-		func() error { return w.writeFollows(path(FollowsFile)) },
+	var jobs []func() error
+	if opts.Format != FormatJSONL {
+		jobs = append(jobs, func() error { return w.writeMovieLens(path(MovieLensFile)) })
 	}
-	if !opts.SkipTruth {
+	if opts.Format != FormatMovieLens {
+		jobs = append(jobs,
+			func() error { return w.writeEvents(path(EventsFile)) },
+			func() error { return w.writeCatalog(path(CatalogFile)) },
+			func() error { return w.writeUsers(path(UsersFile)) },
+			func() error { return w.writeFollows(path(FollowsFile)) },
+		)
+	}
+	if opts.Format != FormatMovieLens && !opts.SkipTruth {
 		jobs = append(jobs,
 			func() error { return w.writeTruth(path(TruthFile)) },
 			func() error { return w.writeTruthRows(path(TruthItemsFile), w.cfg.Items, w.appendTruthItem) },
@@ -109,7 +136,7 @@ func (w *World) writeEvents(path string) (err error) {
 }
 
 func (w *World) writeCatalog(path string) (err error) {
-	cw, err := dataset.CreateCatalog(path, w.cfg.FeatureDim)
+	cw, err := dataset.CreateCatalog(path, w.FeatureDim())
 	if err != nil {
 		return err
 	}
@@ -130,7 +157,7 @@ func (w *World) writeCatalog(path string) (err error) {
 }
 
 func (w *World) writeUsers(path string) (err error) {
-	uw, err := dataset.CreateUsers(path, w.cfg.FeatureDim)
+	uw, err := dataset.CreateUsers(path, w.FeatureDim())
 	if err != nil {
 		return err
 	}
@@ -167,7 +194,8 @@ type truth struct {
 	TopicWeights []float64   `json:"topic_weights"`
 	TopicCenters [][]float32 `json:"topic_centers"`
 	// ItemProjection and UserProjection are FeatureDim rows of Dim+1
-	// columns: features = W·[latent; quality or bias] + noise.
+	// columns: features = W·[latent; quality or bias] + noise. Empty for
+	// an id-only world, which has no features.
 	ItemProjection [][]float32 `json:"item_projection"`
 	UserProjection [][]float32 `json:"user_projection"`
 	Model          Model       `json:"model"`
@@ -181,10 +209,11 @@ type truthConfig struct {
 	Mix                                                          Mix
 	TopicCandidates                                              int
 	RankerNoise                                                  float64
+	IDOnly                                                       bool `json:",omitempty"`
 }
 
 func rows(flat []float32, width int) [][]float32 {
-	var out [][]float32
+	out := [][]float32{}
 	for j := 0; j+width <= len(flat) && width > 0; j += width {
 		out = append(out, flat[j:j+width])
 	}
@@ -194,12 +223,15 @@ func rows(flat []float32, width int) [][]float32 {
 func (w *World) writeTruth(path string) error {
 	c := w.cfg
 	wi, wu := w.featureMatrices()
+	if c.IDOnly {
+		wi, wu = nil, nil
+	}
 	t := truth{
 		Format: "recpipeline.synth-truth", Version: 1,
 		Config: truthConfig{Users: c.Users, Items: c.Items, Authors: c.Authors, Topics: c.Topics, Dim: c.Dim,
 			FeatureDim: c.FeatureDim, Days: c.Days, Events: c.Events, Start: c.Start, Seed: c.Seed,
 			FollowsPerUser: c.FollowsPerUser, RiskyAuthors: c.RiskyAuthors, FeatureNoise: c.FeatureNoise, Mix: c.Mix,
-			TopicCandidates: c.TopicCandidates, RankerNoise: c.RankerNoise},
+			TopicCandidates: c.TopicCandidates, RankerNoise: c.RankerNoise, IDOnly: c.IDOnly},
 		TopicWeights:   w.topicWeights(),
 		TopicCenters:   rows(w.topicCenter, c.Dim),
 		ItemProjection: rows(wi, c.Dim+1),

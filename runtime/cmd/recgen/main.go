@@ -19,11 +19,36 @@ limitations under the License.
 // runtime/dataset formats, and the planted ground truth (truth*.json*).
 //
 //	recgen -out DIR -users N -items N -events N -seed S
+//
+// Two flags give the world the shape of a public ratings log, which has no
+// features and no negatives.
+//
+// -feature-dim 0 writes an id-only world: the catalog and users.jsonl have
+// feature_dim 0 and every features array is empty. The features are drawn
+// and discarded, so the world is otherwise the -feature-dim 8 world of the
+// same seed: the same follows, log and truth rows, byte for byte. A
+// negative width is an error.
+//
+// -format movielens writes the log as a MovieLens ratings.csv
+// (userId,movieId,rating,timestamp) instead of the JSONL and truth files;
+// -format both writes all of them. There is one row per (user, item) the
+// user clicked, at the first click's Unix second, in time order: rating 5
+// if the user also liked the item and commented on or shared it, 4 if
+// liked, 3 otherwise, so that dataset.ReadMovieLens (a like from 4 stars)
+// gives back the world's clicked and liked pairs. Impressions without a
+// click, see_less, follow and unfollow make no row. userId and movieId are
+// the world's user and item IDs without their u and i prefix (u12 is
+// userId 12, i7 movieId 7).
+//
+//	recgen -out DIR -feature-dim 0 -format both
+//	rectrain -data DIR -out ART1                 # the id-only world
+//	rectrain -movielens DIR/ratings.csv -out ART2 # its log, as MovieLens
 package main
 
 import (
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -34,20 +59,30 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "recgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// formats are the values of -format.
+var formats = map[string]synth.Format{
+	"jsonl":     synth.FormatJSONL,
+	"movielens": synth.FormatMovieLens,
+	"both":      synth.FormatBoth,
+}
+
+func run(args []string, stdout io.Writer) error {
 	fl := flag.NewFlagSet("recgen", flag.ContinueOnError)
 	var (
-		cfg   synth.Config
-		opts  synth.WriteOptions
-		out   = fl.String("out", "", "directory to write the world to (required)")
-		seed  = fl.Uint64("seed", 1, "seed of the world")
-		start = fl.String("start", "2025-01-01T00:00:00Z", "start of the log, RFC 3339")
+		cfg    synth.Config
+		opts   synth.WriteOptions
+		out    = fl.String("out", "", "directory to write the world to (required)")
+		seed   = fl.Uint64("seed", 1, "seed of the world")
+		start  = fl.String("start", "2025-01-01T00:00:00Z", "start of the log, RFC 3339")
+		format = fl.String("format", "jsonl", "files to write: jsonl (catalog, users, follows, events and truth files), "+
+			"movielens (the log alone as a MovieLens ratings.csv: one row per clicked user and item at the first click, "+
+			"rating 5 liked and commented or shared, 4 liked, 3 otherwise; ids without the u/i prefix), or both")
 	)
 	fl.IntVar(&cfg.Users, "users", 1000, "number of users")
 	fl.IntVar(&cfg.Items, "items", 10000, "number of items")
@@ -56,18 +91,31 @@ func run(args []string) error {
 	fl.IntVar(&cfg.Days, "days", 30, "length of the log in days")
 	fl.IntVar(&cfg.Topics, "topics", 12, "number of planted topics")
 	fl.IntVar(&cfg.Dim, "dim", 16, "width of the latent vectors")
-	fl.IntVar(&cfg.FeatureDim, "feature-dim", 8, "width of the observable features")
+	fl.IntVar(&cfg.FeatureDim, "feature-dim", 8, "width of the observable user and item features; "+
+		"0: an id-only world (feature_dim 0, empty features), otherwise the same as -feature-dim 8")
 	fl.IntVar(&cfg.TopicCandidates, "topic-candidates", 10, "items of the topic the previous recommender scores per Topic impression (1: uniform)")
 	fl.Float64Var(&cfg.RankerNoise, "ranker-noise", 1, "standard deviation of the previous recommender's error on the click logit (negative: none)")
 	fl.IntVar(&cfg.Workers, "workers", 0, "goroutines (0: GOMAXPROCS); the world does not depend on it")
 	fl.BoolVar(&opts.Gzip, "gzip", false, "gzip every file (names end in .gz)")
-	fl.BoolVar(&opts.SkipTruth, "no-truth", false, "do not write the truth files")
+	fl.BoolVar(&opts.SkipTruth, "no-truth", false, "do not write the truth files (-format movielens never does)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	if *out == "" || fl.NArg() > 0 {
 		fl.Usage()
 		return fmt.Errorf("-out is required and no arguments are accepted")
+	}
+	f, ok := formats[*format]
+	if !ok {
+		return fmt.Errorf("-format %q is not jsonl, movielens or both", *format)
+	}
+	opts.Format = f
+	switch {
+	case cfg.FeatureDim < 0:
+		return fmt.Errorf("-feature-dim %d is negative", cfg.FeatureDim)
+	case cfg.FeatureDim == 0:
+		// The features are drawn at the default width and withheld.
+		cfg.IDOnly = true
 	}
 	t, err := time.Parse(time.RFC3339, *start)
 	if err != nil {
@@ -87,22 +135,38 @@ func run(args []string) error {
 	written := time.Now()
 
 	s := w.Summary()
-	fmt.Printf("world written to %s (seed %d)\n", *out, *seed)
-	fmt.Printf("  users %d  items %d  authors %d  initial follows %d\n", s.Users, s.Items, s.Authors, s.Follows)
-	fmt.Printf("  events %d\n", s.Events)
+	fmt.Fprintf(stdout, "world written to %s (seed %d)\n", *out, *seed)
+	fmt.Fprintf(stdout, "  users %d  items %d  authors %d  initial follows %d\n", s.Users, s.Items, s.Authors, s.Follows)
+	if w.FeatureDim() == 0 {
+		fmt.Fprintf(stdout, "  features none (id-only world)\n")
+	} else {
+		fmt.Fprintf(stdout, "  features %d per item and user\n", w.FeatureDim())
+	}
+	fmt.Fprintf(stdout, "  events %d\n", s.Events)
 	for _, et := range dataset.EventTypes() {
 		n := s.ByType[et]
-		fmt.Printf("    %-10s %10d  %6.2f%%\n", et, n, 100*float64(n)/float64(max(s.Events, 1)))
+		fmt.Fprintf(stdout, "    %-10s %10d  %6.2f%%\n", et, n, 100*float64(n)/float64(max(s.Events, 1)))
 	}
 	if imp := s.ByType[dataset.Impression]; imp > 0 {
-		fmt.Printf("  click-through rate %.4f\n", float64(s.ByType[dataset.Click])/float64(imp))
+		fmt.Fprintf(stdout, "  click-through rate %.4f\n", float64(s.ByType[dataset.Click])/float64(imp))
+	}
+	if opts.Format != synth.FormatJSONL {
+		rs := w.MovieLensRatings()
+		liked := 0
+		for _, r := range rs {
+			if r.Rating >= dataset.LikeRating {
+				liked++
+			}
+		}
+		fmt.Fprintf(stdout, "  %s %d ratings, %d (%.2f%%) of %g stars or more\n",
+			synth.MovieLensFile, len(rs), liked, 100*float64(liked)/float64(max(len(rs), 1)), dataset.LikeRating)
 	}
 	size, err := dirSize(*out)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  on disk %.1f MiB\n", float64(size)/(1<<20))
-	fmt.Printf("  elapsed: generate %s, write %s, total %s\n",
+	fmt.Fprintf(stdout, "  on disk %.1f MiB\n", float64(size)/(1<<20))
+	fmt.Fprintf(stdout, "  elapsed: generate %s, write %s, total %s\n",
 		generated.Sub(began).Round(time.Millisecond), written.Sub(generated).Round(time.Millisecond), written.Sub(began).Round(time.Millisecond))
 	return nil
 }
