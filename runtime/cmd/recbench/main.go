@@ -17,11 +17,22 @@ limitations under the License.
 // Command recbench drives a running recserve: replay posts a world written
 // by recgen to POST /v1/events, load measures GET /v1/recommendations under
 // a closed loop of concurrent clients, optionally with events arriving in
-// the background.
+// the background, and eval judges the quality of what recserve serves.
+//
+// eval splits a log in time as rectrain does (the last -test-frac of its
+// time span is the test window), replays the follows and the train part
+// to POST /v1/events at their log times, asks GET /v1/recommendations for
+// every test user's list and scores it against the items the user engaged
+// with in the test window: NDCG@10, recall@10 and @100, precision@10 and
+// coverage of the catalog, beside a popularity and a random baseline scored
+// the same way. -min-ndcg-ratio makes it fail when recserve's NDCG@10 is
+// below that multiple of popularity's.
 //
 //	recbench replay -url http://127.0.0.1:8080 -data DIR [-batch 1000] [-concurrency 2] [-max-events N]
 //	recbench load -url http://127.0.0.1:8080 (-users u1,u2 | -user-prefix u -user-count N | -data DIR)
 //	    [-concurrency 8] [-duration 30s | -requests N] [-n 25] [-events-rate R] [-warmup 2s] [-json]
+//	recbench eval -url http://127.0.0.1:8080 (-data DIR | -movielens FILE) [-test-frac 0.1] [-k 100]
+//	    [-users N] [-concurrency 4] [-seed 1] [-skip-replay] [-json FILE] [-min-ndcg-ratio X]
 package main
 
 import (
@@ -57,26 +68,30 @@ func main() {
 const usage = `usage:
   recbench replay -url URL -data DIR [flags]   post a world's follows and events to /v1/events
   recbench load -url URL USERS [flags]         closed-loop load on /v1/recommendations
+  recbench eval -url URL -data DIR [flags]     quality of recserve's lists on a log's test window,
+                                               against popularity and random baselines
 
-Run "recbench replay -h" or "recbench load -h" for the flags.
+Run "recbench replay -h", "recbench load -h" or "recbench eval -h" for the flags.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("a subcommand is required: replay or load")
+		return errors.New("a subcommand is required: replay, load or eval")
 	}
 	switch args[0] {
 	case "replay":
 		return runReplay(ctx, args[1:], stdout, stderr)
 	case "load":
 		return runLoad(ctx, args[1:], stdout, stderr)
+	case "eval":
+		return runEval(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown subcommand %q: replay or load", args[0])
+		return fmt.Errorf("unknown subcommand %q: replay, load or eval", args[0])
 	}
 }
 
@@ -193,6 +208,56 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.New("load interrupted")
 	case *failOnError && (rep.Failed > 0 || res.Events.Failed > 0):
 		return fmt.Errorf("%d requests and %d events failed", rep.Failed, res.Events.Failed)
+	}
+	return nil
+}
+
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("recbench eval", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var o evalOptions
+	fl.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "recserve base URL")
+	fl.StringVar(&o.Data, "data", "", "world directory: catalog.jsonl, events.jsonl, follows.jsonl if any")
+	fl.StringVar(&o.MovieLens, "movielens", "", "MovieLens ratings file instead of -data: u.data, ratings.csv or ratings.dat, optionally .gz")
+	fl.Float64Var(&o.TestFrac, "test-frac", 0.1, "fraction of the log's time span, at its end, that is the test window (rectrain's -test-frac)")
+	fl.IntVar(&o.K, "k", 100, "items asked of recserve per test user, and the length of the baselines' lists")
+	fl.IntVar(&o.Users, "users", 0, "evaluate a sample of this many test users, drawn with -seed (0: all)")
+	fl.IntVar(&o.Concurrency, "concurrency", 4, "requests in flight, and senders of the replay")
+	fl.Uint64Var(&o.Seed, "seed", 1, "seed of the random baseline and of the -users sample")
+	fl.BoolVar(&o.SkipReplay, "skip-replay", false, "do not post the follows and the train part of the log: recserve has them already")
+	fl.IntVar(&o.Batch, "batch", 1000, "events per POST of the replay, at most 10000")
+	fl.BoolVar(&o.Lenient, "lenient", false, "skip bad rows instead of failing on the first")
+	var (
+		timeout  = fl.Duration("timeout", time.Minute, "timeout of one request")
+		jsonFile = fl.String("json", "", "also write the figures to this file as JSON")
+		minRatio = fl.Float64("min-ndcg-ratio", 0, "fail when recserve's NDCG@10 is below this multiple of popularity's (0: off)")
+	)
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return err
+	}
+	if *minRatio < 0 {
+		return fmt.Errorf("-min-ndcg-ratio %g must not be negative", *minRatio)
+	}
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	rep, err := evaluate(ctx, newClient(o.Concurrency, *timeout), o, stderr)
+	if err != nil {
+		return err
+	}
+	rep.writeText(stdout)
+	if *jsonFile != "" {
+		doc, err := json.MarshalIndent(&rep, "", "  ")
+		if err != nil {
+			return fmt.Errorf("failed to encode the report: %w", err)
+		}
+		if err := os.WriteFile(*jsonFile, append(doc, '\n'), 0o644); err != nil {
+			return fmt.Errorf("failed to write the report: %w", err)
+		}
+	}
+	if *minRatio > 0 && rep.Recserve.NDCG10 < *minRatio*rep.Popularity.NDCG10 {
+		return fmt.Errorf("recserve's NDCG@10 %.4f is below -min-ndcg-ratio %g × popularity's %.4f",
+			rep.Recserve.NDCG10, *minRatio, rep.Popularity.NDCG10)
 	}
 	return nil
 }

@@ -111,9 +111,9 @@ type replayShard struct {
 }
 
 // replay posts the world's follow graph, as follow events stamped with the
-// log's first time, then its log in order. A user's events always go
-// through the same shard, so the server sees each user's events in file
-// order whatever the concurrency. The first failure stops the replay.
+// log's first time, then its log in order, through a sender: the server
+// sees each user's events in file order whatever the concurrency. The
+// first failure stops the replay.
 func replay(ctx context.Context, client *http.Client, o replayOptions) (replayResult, error) {
 	var res replayResult
 	if err := o.defaults(); err != nil {
@@ -145,121 +145,13 @@ func replay(ctx context.Context, client *http.Client, o replayOptions) (replayRe
 		graphTime = time.Now().UTC()
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		firstBad error
-		wg       sync.WaitGroup
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstBad == nil {
-			firstBad = err
-		}
-		mu.Unlock()
-		cancel()
-	}
-	eventsURL := base + "/v1/events"
-	shards := make([]*replayShard, o.Concurrency)
-	for i := range shards {
-		sh := &replayShard{full: make(chan *replayBatch, 1), free: make(chan *replayBatch, 2)}
-		sh.free <- &replayBatch{}
-		sh.free <- &replayBatch{}
-		shards[i] = sh
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range sh.full {
-				if ctx.Err() == nil {
-					if err := postEvents(ctx, client, eventsURL, b.enc.body(), b.enc.n); err != nil {
-						if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
-							fail(fmt.Errorf("batch starting at %s: %w", b.first, err))
-						}
-					} else {
-						mu.Lock()
-						res.Follows += b.follows
-						res.Events += b.events
-						res.Batches++
-						mu.Unlock()
-					}
-				}
-				b.clear()
-				sh.free <- b
-			}
-		}()
-	}
-	// flush hands a shard's batch to its sender.
-	flush := func(sh *replayShard) error {
-		if sh.cur == nil || sh.cur.enc.n == 0 {
-			return nil
-		}
-		select {
-		case sh.full <- sh.cur:
-			sh.cur = nil
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	// add routes one event to its user's shard.
-	add := func(e *wireEvent, isFollow bool, row func() string) error {
-		sh := shards[userShard(e.User, len(shards))]
-		for {
-			if sh.cur == nil {
-				select {
-				case sh.cur = <-sh.free:
-					sh.cur.clear()
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			if sh.cur.enc.n < o.Batch && sh.cur.enc.add(e, o.MaxBody) {
-				break
-			}
-			if err := flush(sh); err != nil {
-				return err
-			}
-		}
-		if sh.cur.first == "" {
-			sh.cur.first = row()
-		}
-		if isFollow {
-			sh.cur.follows++
-		} else {
-			sh.cur.events++
-		}
-		if sh.cur.enc.n == o.Batch {
-			return flush(sh)
-		}
-		return nil
-	}
-
 	start := time.Now()
+	s := newSender(ctx, client, base+"/v1/events", o.Batch, o.MaxBody, o.Concurrency)
 	readErr := func() error {
-		follows, err := openFollows(o.Data, ropts)
+		skipped, err := sendFollows(s, o.Data, ropts, graphTime)
+		res.Skipped += skipped
 		if err != nil {
 			return err
-		}
-		if follows != nil {
-			defer follows.Close()
-			var line int
-			row := func() string { return fmt.Sprintf("follows row %d", line) }
-			for {
-				f, err := follows.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					return fmt.Errorf("failed to read the follow graph: %w", err)
-				}
-				line++
-				e := wireEvent{User: f.User, Author: f.Author, Type: dataset.Follow.String(), Time: graphTime}
-				if err := add(&e, true, row); err != nil {
-					return err
-				}
-			}
-			res.Skipped += follows.Report().Skipped
 		}
 		var line int
 		row := func() string { return fmt.Sprintf("events row %d", line) }
@@ -270,31 +162,182 @@ func replay(ctx context.Context, client *http.Client, o replayOptions) (replayRe
 			}
 			line++
 			e := wireEvent{User: ev.User, Item: ev.Item, Author: ev.Author, Type: ev.Type.String(), Time: ev.Time}
-			if err := add(&e, false, row); err != nil {
+			if err := s.add(&e, false, row); err != nil {
 				return err
 			}
 			ev, err = events.Next()
 		}
 		res.Skipped += events.Report().Skipped
-		for _, sh := range shards {
-			if err := flush(sh); err != nil {
-				return err
-			}
-		}
 		return nil
 	}()
-	for _, sh := range shards {
+	sent, err := s.finish(readErr)
+	res.Follows, res.Events, res.Batches = sent.Follows, sent.Events, sent.Batches
+	res.Elapsed = time.Since(start)
+	return res, err
+}
+
+// sendFollows sends the world's follow graph, if it has one, as follow
+// events at graphTime, and returns the rows skipped in lenient mode.
+func sendFollows(s *sender, dir string, ropts dataset.ReadOptions, graphTime time.Time) (skipped int, err error) {
+	follows, err := openFollows(dir, ropts)
+	if err != nil || follows == nil {
+		return 0, err
+	}
+	defer follows.Close()
+	var line int
+	row := func() string { return fmt.Sprintf("follows row %d", line) }
+	for {
+		f, err := follows.Next()
+		if err == io.EOF {
+			return follows.Report().Skipped, nil
+		}
+		if err != nil {
+			return follows.Report().Skipped, fmt.Errorf("failed to read the follow graph: %w", err)
+		}
+		line++
+		e := wireEvent{User: f.User, Author: f.Author, Type: dataset.Follow.String(), Time: graphTime}
+		if err := s.add(&e, true, row); err != nil {
+			return follows.Report().Skipped, err
+		}
+	}
+}
+
+// sender posts events to /v1/events in batches through ordered shards. A
+// user's events always go through the same shard, and a shard's batches
+// reach the server one at a time in the order they were filled, so the
+// server sees each user's events in the order they were added. The first
+// failure cancels the sending.
+type sender struct {
+	ctx       context.Context
+	cancel    context.CancelFunc
+	client    *http.Client
+	eventsURL string
+	batch     int // most events per POST
+	maxBody   int // most bytes per POST
+	shards    []*replayShard
+	wg        sync.WaitGroup
+
+	mu       sync.Mutex
+	firstBad error
+	sent     replayResult // Follows, Events and Batches acknowledged
+}
+
+// newSender starts concurrency ordered senders to eventsURL; finish must
+// be called to release them.
+func newSender(ctx context.Context, client *http.Client, eventsURL string, batch, maxBody, concurrency int) *sender {
+	s := &sender{client: client, eventsURL: eventsURL, batch: batch, maxBody: maxBody}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.shards = make([]*replayShard, concurrency)
+	for i := range s.shards {
+		sh := &replayShard{full: make(chan *replayBatch, 1), free: make(chan *replayBatch, 2)}
+		sh.free <- &replayBatch{}
+		sh.free <- &replayBatch{}
+		s.shards[i] = sh
+		s.wg.Add(1)
+		go s.run(sh)
+	}
+	return s
+}
+
+// run posts a shard's batches until its channel is closed.
+func (s *sender) run(sh *replayShard) {
+	defer s.wg.Done()
+	for b := range sh.full {
+		if s.ctx.Err() == nil {
+			if err := postEvents(s.ctx, s.client, s.eventsURL, b.enc.body(), b.enc.n); err != nil {
+				if s.ctx.Err() == nil || !errors.Is(err, context.Canceled) {
+					s.fail(fmt.Errorf("batch starting at %s: %w", b.first, err))
+				}
+			} else {
+				s.mu.Lock()
+				s.sent.Follows += b.follows
+				s.sent.Events += b.events
+				s.sent.Batches++
+				s.mu.Unlock()
+			}
+		}
+		b.clear()
+		sh.free <- b
+	}
+}
+
+func (s *sender) fail(err error) {
+	s.mu.Lock()
+	if s.firstBad == nil {
+		s.firstBad = err
+	}
+	s.mu.Unlock()
+	s.cancel()
+}
+
+// flush hands a shard's batch to its sender.
+func (s *sender) flush(sh *replayShard) error {
+	if sh.cur == nil || sh.cur.enc.n == 0 {
+		return nil
+	}
+	select {
+	case sh.full <- sh.cur:
+		sh.cur = nil
+		return nil
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+}
+
+// add routes one event to its user's shard; row names its source row for
+// errors and is called only for the first event of a batch.
+func (s *sender) add(e *wireEvent, isFollow bool, row func() string) error {
+	sh := s.shards[userShard(e.User, len(s.shards))]
+	for {
+		if sh.cur == nil {
+			select {
+			case sh.cur = <-sh.free:
+				sh.cur.clear()
+			case <-s.ctx.Done():
+				return s.ctx.Err()
+			}
+		}
+		if sh.cur.enc.n < s.batch && sh.cur.enc.add(e, s.maxBody) {
+			break
+		}
+		if err := s.flush(sh); err != nil {
+			return err
+		}
+	}
+	if sh.cur.first == "" {
+		sh.cur.first = row()
+	}
+	if isFollow {
+		sh.cur.follows++
+	} else {
+		sh.cur.events++
+	}
+	if sh.cur.enc.n == s.batch {
+		return s.flush(sh)
+	}
+	return nil
+}
+
+// finish sends what is left unless the caller failed with readErr, waits
+// for the senders and returns what the server acknowledged with the first
+// failure: the server's before the caller's, which is often its echo.
+func (s *sender) finish(readErr error) (replayResult, error) {
+	if readErr == nil {
+		for _, sh := range s.shards {
+			if readErr = s.flush(sh); readErr != nil {
+				break
+			}
+		}
+	}
+	for _, sh := range s.shards {
 		close(sh.full)
 	}
-	wg.Wait()
-	res.Elapsed = time.Since(start)
-	if firstBad != nil {
-		return res, firstBad
+	s.wg.Wait()
+	s.cancel()
+	if s.firstBad != nil {
+		return s.sent, s.firstBad
 	}
-	if readErr != nil {
-		return res, readErr
-	}
-	return res, nil
+	return s.sent, readErr
 }
 
 // errNoFile is worldFile's answer for a file the world does not have.
