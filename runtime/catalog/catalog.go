@@ -67,6 +67,10 @@ type Catalog struct {
 	authorNames atomic.Pointer[[]string]
 	authorIndex *hashIndex
 
+	// newest is the latest creation time of any item, in Unix
+	// milliseconds; math.MinInt64 while the catalog is empty.
+	newest atomic.Int64
+
 	// The user table; read-only once the catalog is built.
 	userDim   int
 	users     map[string]uint32 // row in userSlab
@@ -111,6 +115,7 @@ func newCatalog(featureDim, userFeatureDim, users, items int) (*Catalog, error) 
 	}
 	c.chunks.Store(new([]*chunk))
 	c.authorNames.Store(new([]string))
+	c.newest.Store(math.MinInt64)
 	return c, nil
 }
 
@@ -189,6 +194,17 @@ func (c *Catalog) Created(i uint32) time.Time {
 	return time.UnixMilli(c.CreatedMillis(i)).UTC()
 }
 
+// NewestCreated returns the latest creation time of any item, in UTC, to
+// the millisecond, and false for an empty catalog. Items added later move
+// it forward.
+func (c *Catalog) NewestCreated() (time.Time, bool) {
+	ms := c.newest.Load()
+	if ms == math.MinInt64 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms).UTC(), true
+}
+
 // Risk returns the integrity risk of item i, in [0, 1].
 func (c *Catalog) Risk(i uint32) float32 {
 	ch, k := c.at(i)
@@ -257,6 +273,9 @@ func (c *Catalog) addLocked(item *dataset.Item) (uint32, error) {
 	ch.created[k] = item.Created.UnixMilli()
 	ch.risk[k] = float32(item.IntegrityRisk)
 	copy(ch.features[int(k)*c.dim:], item.Features)
+	if ms := ch.created[k]; ms > c.newest.Load() {
+		c.newest.Store(ms) // writers hold c.mu
+	}
 	// Index before publishing the length, so that every ordinal below Len
 	// is found by Ordinal.
 	c.ids.insert(item.ID, n)

@@ -342,3 +342,26 @@ func TestReadsAllocateNothing(t *testing.T) {
 	}
 	_ = sink
 }
+
+// The serving clock reads the catalog's newest creation time: it must
+// follow items added in any order, and report an empty catalog.
+func TestNewestCreatedFollowsAddedItems(t *testing.T) {
+	c := mustNew(t, 0)
+	if got, ok := c.NewestCreated(); ok {
+		t.Errorf("an empty catalog's newest creation time is %v, want none", got)
+	}
+	for _, tc := range []struct {
+		k    int
+		want int // the k of the newest item so far
+	}{{5, 5}, {2, 5}, {9, 9}, {7, 9}} {
+		it := item(tc.k, 0)
+		it.Features = nil
+		if _, err := c.Add(it); err != nil {
+			t.Fatal(err)
+		}
+		want := t0.Add(time.Duration(tc.want) * time.Second)
+		if got, ok := c.NewestCreated(); !ok || !got.Equal(want) {
+			t.Errorf("after adding item %d the newest creation time is %v (%v), want %v", tc.k, got, ok, want)
+		}
+	}
+}

@@ -76,6 +76,25 @@ type Store struct {
 	// Type is "Memory" or "Redis".
 	Type  string      `json:"type"`
 	Redis *RedisStore `json:"redis,omitempty"`
+	// SeenItems is how many distinct items seen (impressed) are kept per
+	// user, the most recent ones; the funnel never recommends those again,
+	// and older ones may come back. 1 to MaxSeenItems; 0 (unset) means
+	// DefaultSeenItems (10,000).
+	SeenItems int `json:"seenItems,omitempty"`
+}
+
+// Bounds of Store.SeenItems.
+const (
+	DefaultSeenItems = 10000
+	MaxSeenItems     = 100000
+)
+
+// SeenItemsOrDefault returns SeenItems, or its default when unset.
+func (s *Store) SeenItemsOrDefault() int {
+	if s.SeenItems == 0 {
+		return DefaultSeenItems
+	}
+	return s.SeenItems
 }
 
 // RedisStore locates the Redis server.
@@ -104,6 +123,36 @@ type Live struct {
 	SecondStage Ranker             `json:"secondStage"`
 	Weights     map[string]float64 `json:"weights"`
 	Rerank      Rerank             `json:"rerank"`
+	// Clock is the time a request is served at: what item ages, the
+	// popularity decay and FollowedAuthorsRecent's maxAge are measured
+	// against. Unset: ClockEvent.
+	Clock Clock `json:"clock,omitzero"`
+}
+
+// Clock types.
+const (
+	// ClockEvent serves at the time of the newest event the store has
+	// recorded, or of the catalog's newest item if that is later, plus one
+	// millisecond (so that an engagement recorded at that time counts as
+	// past), and never later than the wall clock. A historical log
+	// replayed into the store is served as it was when it was live.
+	ClockEvent = "Event"
+	// ClockWall serves at the wall-clock time of the request.
+	ClockWall = "Wall"
+)
+
+// Clock selects the serving clock.
+type Clock struct {
+	// Type is ClockEvent or ClockWall; empty means ClockEvent.
+	Type string `json:"type,omitempty"`
+}
+
+// TypeOrDefault returns Type, or ClockEvent when it is empty.
+func (c Clock) TypeOrDefault() string {
+	if c.Type == "" {
+		return ClockEvent
+	}
+	return c.Type
 }
 
 // Retrieval mixes the sources.
@@ -145,6 +194,10 @@ type Source struct {
 type Ranker struct {
 	Model string `json:"model"`
 	Keep  int    `json:"keep"`
+	// RetrievalModel is the TwoTower model whose score a ranker's
+	// two_tower_score input reads; default: the model of the first
+	// TwoTowerANN source.
+	RetrievalModel string `json:"retrievalModel,omitempty"`
 }
 
 // Rule types, as in the RecPipeline API.

@@ -103,6 +103,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		"risk threshold above one":   {func(c *Config) { c.Live.Rerank.Rules[1].MaxRisk = 1.5 }, "live.rerank.rules[1].maxRisk"},
 		"diversity without its gap":  {func(c *Config) { c.Live.Rerank.Rules[0].MinGap = 0 }, "live.rerank.rules[0].minGap"},
 		"second stage model unknown": {func(c *Config) { c.Live.SecondStage.Model = "x" }, "live.secondStage.model"},
+		"negative seen items":        {func(c *Config) { c.Deploy.Store.SeenItems = -1 }, "deploy.store.seenItems: is -1, must be between 1 and 100000, or unset for 10000"},
+		"too many seen items":        {func(c *Config) { c.Deploy.Store.SeenItems = MaxSeenItems + 1 }, "deploy.store.seenItems: is 100001"},
+		"unknown clock":              {func(c *Config) { c.Live.Clock.Type = "event" }, `live.clock.type: "event" is not Event or Wall`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -119,6 +122,47 @@ func TestValidateNamesTheField(t *testing.T) {
 				t.Errorf("error %q does not name %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The clock and the seen-set size are optional: a config without them (as
+// the operator renders it) keeps its bytes and revisions, and takes the
+// defaults; set, they are read back.
+func TestClockAndSeenItemsAreOptional(t *testing.T) {
+	c, err := Parse(encode(t, valid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := string(encode(t, c))
+	if strings.Contains(b, "clock") || strings.Contains(b, "seenItems") {
+		t.Errorf("a config without a clock or seenItems encodes them:\n%s", b)
+	}
+	if got := c.Live.Clock.TypeOrDefault(); got != ClockEvent {
+		t.Errorf("default clock %q, want %q", got, ClockEvent)
+	}
+	if got := c.Deploy.Store.SeenItemsOrDefault(); got != DefaultSeenItems || DefaultSeenItems != 10000 {
+		t.Errorf("default seenItems %d, want 10000", got)
+	}
+
+	set := valid()
+	set.Live.Clock = Clock{Type: ClockWall}
+	set.Deploy.Store.SeenItems = 50000
+	set.DeployRevision, _ = DeployRevisionOf(&set.Deploy)
+	b = string(encode(t, set))
+	for _, want := range []string{`"clock": {`, `"type": "Wall"`, `"seenItems": 50000`} {
+		if !strings.Contains(b, want) {
+			t.Errorf("encoded config lacks %s:\n%s", want, b)
+		}
+	}
+	got, err := Parse([]byte(b))
+	if err != nil {
+		t.Fatalf("a config with a wall clock and 50000 seen items was refused: %v", err)
+	}
+	if got.Live.Clock.TypeOrDefault() != ClockWall || got.Deploy.Store.SeenItemsOrDefault() != 50000 {
+		t.Errorf("read back clock %q and seenItems %d, want Wall and 50000", got.Live.Clock.Type, got.Deploy.Store.SeenItems)
+	}
+	if got.DeployRevision == c.DeployRevision {
+		t.Error("seenItems does not change the deploy revision: pods would not restart to apply it")
 	}
 }
 

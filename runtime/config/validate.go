@@ -73,6 +73,9 @@ func (v *validator) deploy(d *Deploy) {
 	default:
 		v.add("deploy.store.type", "%q is not Memory or Redis", d.Store.Type)
 	}
+	if n := d.Store.SeenItems; n < 0 || n > MaxSeenItems {
+		v.add("deploy.store.seenItems", "is %d, must be between 1 and %d, or unset for %d", n, MaxSeenItems, DefaultSeenItems)
+	}
 	seen := map[string]bool{}
 	for i, m := range d.Models {
 		path := fmt.Sprintf("deploy.models[%d]", i)
@@ -148,6 +151,9 @@ func (v *validator) live(l *Live, models []Model) {
 
 	model("live.firstStage.model", l.FirstStage.Model)
 	model("live.secondStage.model", l.SecondStage.Model)
+	if l.SecondStage.RetrievalModel != "" {
+		model("live.secondStage.retrievalModel", l.SecondStage.RetrievalModel)
+	}
 	budget("live.firstStage.keep", l.FirstStage.Keep)
 	budget("live.secondStage.keep", l.SecondStage.Keep)
 	budget("live.rerank.size", l.Rerank.Size)
@@ -172,6 +178,12 @@ func (v *validator) live(l *Live, models []Model) {
 		if !finite(w) || math.Abs(w) > MaxWeight {
 			v.add(path, "is %v, must be a finite number between -%v and %v", w, MaxWeight, MaxWeight)
 		}
+	}
+
+	switch l.Clock.Type {
+	case "", ClockEvent, ClockWall:
+	default:
+		v.add("live.clock.type", "%q is not %s or %s", l.Clock.Type, ClockEvent, ClockWall)
 	}
 
 	if len(l.Rerank.Rules) > MaxRules {

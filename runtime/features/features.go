@@ -20,6 +20,14 @@
 //	                                             table; zeros for an item the table does not list
 //	engagement_id_pool  the model's table width  the mean item_id row of the engagement pool's
 //	                                             items (zeros for unlisted ones); zeros if none
+//	id_affinity         1                        the dot product of engagement_id_pool and item_id
+//	two_tower_score     1                        the retrieval two-tower model's score of the item for the
+//	                                             user (UserContext.TowerUser · the item's embedding)
+//
+// A block whose data has no columns (item_features and engagement_pool of
+// a catalog with feature_dim 0, user_features with no user table) is
+// declared one column wide and reads as one zero: a network needs an input
+// of width 1 at least, and this is what rectrain writes for an ID-only log.
 //
 // The engagement pool counts click, like, comment and share engagements
 // whose time is strictly before now, newest first: the first PoolSize of
@@ -32,9 +40,9 @@
 // writes its one row. item_features, item_risk and item_id describe the
 // item alone and do not change with the request: CompileItem accepts only
 // those, for an item tower whose outputs are computed once per item and
-// kept. item_id and engagement_id_pool read the item_id table of the model
-// artifact (model.Artifact.Embeddings), which only CompileUser and
-// CompileItem are given.
+// kept. item_id, engagement_id_pool and id_affinity read the item_id table
+// of the model artifact (model.Artifact.Embeddings), which CompileUser,
+// CompileItem and CompileRanker are given; Compile refuses them.
 package features
 
 import (
@@ -63,6 +71,16 @@ const (
 	ItemID         = "item_id"
 	// EngagementIDPool reads the ItemID table too.
 	EngagementIDPool = "engagement_id_pool"
+	// IDAffinity is the dot product of the EngagementIDPool and ItemID
+	// vectors: the collaborative signal of an ID-only log, given to a
+	// ranker as one column because a relu network learns a product of its
+	// inputs poorly. A spec that lists it lists EngagementIDPool too.
+	IDAffinity = "id_affinity"
+	// TwoTowerScore is the retrieval model's score of the item for the
+	// user, the dot product of its user and item towers' outputs: a ranker
+	// that reads it starts from what retrieval knows. CompileRanker is
+	// given the item embeddings; the user's is UserContext.TowerUser.
+	TwoTowerScore = "two_tower_score"
 )
 
 // PoolSize is the most engagements the engagement pool averages. The store
@@ -81,6 +99,8 @@ const (
 	authorFollowed
 	itemID
 	engagementIDPool
+	idAffinity
+	twoTowerScore
 )
 
 // blockDef defines one block of the vocabulary.
@@ -91,18 +111,21 @@ type blockDef struct {
 	static bool                       // depends on the item alone, not on the user or the time
 	width  func(*catalog.Catalog) int // the width the data provides; nil: the model's table's
 	from   string                     // where that width comes from, for errors
+	table  bool                       // reads the model's item_id table
 }
 
 // blocks lists the vocabulary in the order the documentation gives it.
 var blocks = []blockDef{
-	{UserFeatures, userFeatures, false, false, (*catalog.Catalog).UserFeatureDim, "the user table's feature_dim"},
-	{EngagementPool, engagementPool, false, false, (*catalog.Catalog).FeatureDim, "the catalog's feature_dim"},
-	{ItemFeatures, itemFeatures, true, true, (*catalog.Catalog).FeatureDim, "the catalog's feature_dim"},
-	{ItemRisk, itemRisk, true, true, one, "a scalar"},
-	{ItemAge, itemAge, true, false, one, "a scalar"},
-	{AuthorFollowed, authorFollowed, true, false, one, "a scalar"},
-	{ItemID, itemID, true, true, nil, "the width of the model's item_id table"},
-	{EngagementIDPool, engagementIDPool, false, false, nil, "the width of the model's item_id table"},
+	{UserFeatures, userFeatures, false, false, (*catalog.Catalog).UserFeatureDim, "the user table's feature_dim", false},
+	{EngagementPool, engagementPool, false, false, (*catalog.Catalog).FeatureDim, "the catalog's feature_dim", false},
+	{ItemFeatures, itemFeatures, true, true, (*catalog.Catalog).FeatureDim, "the catalog's feature_dim", false},
+	{ItemRisk, itemRisk, true, true, one, "a scalar", false},
+	{ItemAge, itemAge, true, false, one, "a scalar", false},
+	{AuthorFollowed, authorFollowed, true, false, one, "a scalar", false},
+	{ItemID, itemID, true, true, nil, "the width of the model's item_id table", true},
+	{EngagementIDPool, engagementIDPool, false, false, nil, "the width of the model's item_id table", true},
+	{IDAffinity, idAffinity, true, false, one, "a scalar", true},
+	{TwoTowerScore, twoTowerScore, true, false, one, "a scalar", false},
 }
 
 // staticNames are the blocks an item tower may use (CompileItem).
@@ -132,6 +155,8 @@ type op struct {
 	kind       kind
 	item       bool // the block depends on the candidate
 	off, width int
+	// pad marks a block whose data has no columns, written as one zero.
+	pad bool
 }
 
 // Assembler writes network inputs laid out by one FeatureSpec. It is
@@ -146,15 +171,28 @@ type Assembler struct {
 	needPool bool // some block reads UserContext.Pool
 	// itemIDs is the model's item_id table when a block reads it.
 	itemIDs *model.Embedding
+	// poolOff is the column of engagement_id_pool in the row, -1 if none;
+	// affinity marks an id_affinity block, computed from it.
+	poolOff  int
+	affinity bool
+	// vectors are the item embeddings two_tower_score reads.
+	vectors ItemVectors
+}
+
+// ItemVectors gives the item embeddings of a two-tower model by catalog
+// ordinal, nil for an item it has none of yet.
+type ItemVectors interface {
+	Vector(o uint32) []float32
 }
 
 // network is what a compiled spec feeds, which limits its blocks.
 type network uint8
 
 const (
-	anyNetwork  network = iota // scored per request and candidate: the blocks that read no table
-	userNetwork                // the user alone: user_features, engagement_pool, engagement_id_pool
-	itemNetwork                // the item alone, computed once per item: the static blocks
+	anyNetwork    network = iota // scored per request and candidate: the blocks that read no table
+	rankerNetwork                // scored per request and candidate, with the model's tables
+	userNetwork                  // the user alone: user_features, engagement_pool, engagement_id_pool
+	itemNetwork                  // the item alone, computed once per item: the static blocks
 )
 
 // Compile checks spec against the vocabulary and the catalog's widths and
@@ -164,6 +202,31 @@ const (
 func Compile(spec model.FeatureSpec, cat *catalog.Catalog) (*Assembler, error) {
 	return compile(spec, cat, anyNetwork, nil)
 }
+
+// CompileRanker is Compile for a ranker that carries an item_id embedding
+// table (model.Artifact.Embeddings): it also accepts item_id,
+// engagement_id_pool and id_affinity, which read that table, and, when
+// vectors is not nil, two_tower_score, which reads the item embeddings of
+// the retrieval model that vectors holds.
+func CompileRanker(spec model.FeatureSpec, cat *catalog.Catalog, tables map[string]*model.Embedding, vectors ItemVectors) (*Assembler, error) {
+	a, err := compile(spec, cat, rankerNetwork, tables)
+	if err != nil {
+		return nil, err
+	}
+	if a.hasTowerScore() && vectors == nil {
+		return nil, fmt.Errorf("failed to compile feature spec: block %q: no retrieval two-tower model to read (the pipeline needs a TwoTowerANN source or live.secondStage.retrievalModel)", TwoTowerScore)
+	}
+	a.vectors = vectors
+	return a, nil
+}
+
+// hasTowerScore reports whether the spec lists two_tower_score.
+func (a *Assembler) hasTowerScore() bool {
+	return slices.ContainsFunc(a.ops, func(o op) bool { return o.kind == twoTowerScore })
+}
+
+// NeedsTowerScore reports whether Fill reads UserContext.TowerUser.
+func (a *Assembler) NeedsTowerScore() bool { return a.hasTowerScore() }
 
 // CompileUser is Compile for a network of the user alone (the two-tower
 // model's user tower): it also refuses blocks that depend on the item.
@@ -191,7 +254,7 @@ func compile(spec model.FeatureSpec, cat *catalog.Catalog, net network, tables m
 	if len(spec) == 0 {
 		return nil, errors.New("failed to compile feature spec: it has no blocks")
 	}
-	a := &Assembler{cat: cat, spec: slices.Clone(spec), userOnly: true}
+	a := &Assembler{cat: cat, spec: slices.Clone(spec), userOnly: true, poolOff: -1}
 	seen := make(map[string]bool, len(spec))
 	for i, fb := range spec {
 		bi := slices.IndexFunc(blocks, func(b blockDef) bool { return b.name == fb.Name })
@@ -210,25 +273,40 @@ func compile(spec model.FeatureSpec, cat *catalog.Catalog, net network, tables m
 			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: changes with the request's user or time, but this item tower's outputs are computed once per item (allowed: %s)", i, fb.Name, staticNames())
 		}
 		var want int
-		if b.width == nil {
+		if b.kind == twoTowerScore && net != rankerNetwork {
+			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: only a ranker given the retrieval model's embeddings reads it", i, fb.Name)
+		}
+		if b.table {
 			if net == anyNetwork {
-				return nil, fmt.Errorf("failed to compile feature spec: block %d %q: reads the model's %s embedding table, which only a two-tower model's towers are given", i, fb.Name, ItemID)
+				return nil, fmt.Errorf("failed to compile feature spec: block %d %q: reads the model's %s embedding table, which this network is not given", i, fb.Name, ItemID)
 			}
 			if a.itemIDs = tables[ItemID]; a.itemIDs == nil {
 				return nil, fmt.Errorf("failed to compile feature spec: block %d %q: the model has no %s embedding table", i, fb.Name, ItemID)
 			}
+		}
+		if b.width == nil {
 			want = a.itemIDs.Width()
 		} else {
 			want = b.width(cat)
 		}
-		if fb.Width != want || fb.Width < 1 {
+		pad := want == 0 && fb.Width == 1
+		if fb.Width != want && !pad || fb.Width < 1 {
 			return nil, fmt.Errorf("failed to compile feature spec: block %d %q: width %d, but %s is %d", i, fb.Name, fb.Width, b.from, want)
 		}
-		a.ops = append(a.ops, op{kind: b.kind, item: b.item, off: a.width, width: fb.Width})
+		switch b.kind {
+		case engagementIDPool:
+			a.poolOff = a.width
+		case idAffinity:
+			a.affinity = true
+		}
+		a.ops = append(a.ops, op{kind: b.kind, item: b.item, off: a.width, width: fb.Width, pad: pad})
 		a.width += fb.Width
 		a.userOnly = a.userOnly && !b.item
 		a.needUser = a.needUser || b.kind == userFeatures
 		a.needPool = a.needPool || b.kind == engagementPool
+	}
+	if a.affinity && a.poolOff < 0 {
+		return nil, fmt.Errorf("failed to compile feature spec: block %q: the spec must also list %q, from which it is computed", IDAffinity, EngagementIDPool)
 	}
 	return a, nil
 }
@@ -253,39 +331,96 @@ func (a *Assembler) Fill(u *UserContext, items []uint32, dst blas32.General) {
 		panic(fmt.Sprintf("features: Fill of %d items into a %d×%d matrix (stride %d), want %d columns", len(items), dst.Rows, dst.Cols, dst.Stride, a.width))
 	}
 	a.checkUser(u)
-	now := u.Now.UnixMilli()
-	cat := a.cat
 	for r, o := range items {
 		row := dst.Data[r*dst.Stride : r*dst.Stride+a.width]
 		for _, op := range a.ops {
 			seg := row[op.off : op.off+op.width]
-			switch op.kind {
-			case userFeatures:
-				copy(seg, u.Features)
-			case engagementPool:
-				copy(seg, u.Pool)
-			case itemFeatures:
-				copy(seg, cat.Features(o))
-			case itemRisk:
-				seg[0] = cat.Risk(o)
-			case itemAge:
-				seg[0] = Age(now, cat.CreatedMillis(o))
-			case authorFollowed:
-				seg[0] = 0
-				if u.Followed.Has(cat.AuthorIndex(o)) {
-					seg[0] = 1
-				}
-			case engagementIDPool:
-				a.idPool(u, seg)
-			case itemID:
-				if v := a.itemIDs.Lookup(cat.ID(o)); v != nil {
-					copy(seg, v)
-				} else {
-					clear(seg)
-				}
+			switch {
+			case op.kind == engagementIDPool && r > 0:
+				// The same for every row: computed once, in row 0.
+				copy(seg, dst.Data[op.off:op.off+op.width])
+			case op.item:
+				a.fillItem(u, op, o, seg)
+			default:
+				a.fillUser(u, op, seg)
 			}
 		}
+		if a.affinity {
+			a.fillAffinity(row, row[a.poolOff:], o)
+		}
 	}
+}
+
+// fillUser writes a block that does not depend on the item.
+func (a *Assembler) fillUser(u *UserContext, op op, seg []float32) {
+	switch {
+	case op.pad:
+		seg[0] = 0
+	case op.kind == userFeatures:
+		copy(seg, u.Features)
+	case op.kind == engagementPool:
+		copy(seg, u.Pool)
+	case op.kind == engagementIDPool:
+		a.idPool(u, seg)
+	}
+}
+
+// fillItem writes a block of item o; id_affinity is left to fillAffinity.
+func (a *Assembler) fillItem(u *UserContext, op op, o uint32, seg []float32) {
+	cat := a.cat
+	switch {
+	case op.pad:
+		seg[0] = 0
+	case op.kind == itemFeatures:
+		copy(seg, cat.Features(o))
+	case op.kind == itemRisk:
+		seg[0] = cat.Risk(o)
+	case op.kind == itemAge:
+		seg[0] = Age(u.Now.UnixMilli(), cat.CreatedMillis(o))
+	case op.kind == authorFollowed:
+		seg[0] = 0
+		if u.Followed.Has(cat.AuthorIndex(o)) {
+			seg[0] = 1
+		}
+	case op.kind == itemID:
+		if v := a.itemIDs.Lookup(cat.ID(o)); v != nil {
+			copy(seg, v)
+		} else {
+			clear(seg)
+		}
+	case op.kind == twoTowerScore:
+		seg[0] = 0
+		if v := a.vectors.Vector(o); v != nil && len(u.TowerUser) == len(v) {
+			var dot float64
+			for k, x := range v {
+				dot += float64(x) * float64(u.TowerUser[k])
+			}
+			seg[0] = float32(dot)
+		}
+	}
+}
+
+// fillAffinity writes the id_affinity block of row, item o's, from pool,
+// whose first values are the user's engagement_id_pool.
+func (a *Assembler) fillAffinity(row, pool []float32, o uint32) {
+	for _, op := range a.ops {
+		if op.kind == idAffinity {
+			row[op.off] = a.affinityOf(pool, o)
+		}
+	}
+}
+
+// affinityOf is the id_affinity value of item o for a user whose
+// engagement_id_pool starts pool: their dot product in float64, rounded
+// once; 0 for an item the table does not list.
+func (a *Assembler) affinityOf(pool []float32, o uint32) float32 {
+	var dot float64
+	if v := a.itemIDs.Lookup(a.cat.ID(o)); v != nil {
+		for k, x := range v {
+			dot += float64(x) * float64(pool[k])
+		}
+	}
+	return float32(dot)
 }
 
 // FillUser writes the one row of a user-only network into dst, which must
@@ -300,15 +435,7 @@ func (a *Assembler) FillUser(u *UserContext, dst []float32) {
 	}
 	a.checkUser(u)
 	for _, op := range a.ops {
-		seg := dst[op.off : op.off+op.width]
-		switch op.kind {
-		case userFeatures:
-			copy(seg, u.Features)
-		case engagementPool:
-			copy(seg, u.Pool)
-		case engagementIDPool:
-			a.idPool(u, seg)
-		}
+		a.fillUser(u, op, dst[op.off:op.off+op.width])
 	}
 }
 
@@ -380,6 +507,9 @@ type UserContext struct {
 	Pool []float32
 	// Followed holds the authors the user follows that the catalog knows.
 	Followed AuthorSet
+	// TowerUser is the retrieval two-tower model's embedding of the user,
+	// which two_tower_score reads; the caller sets it (nil reads as 0).
+	TowerUser []float32
 	// pooled are the catalog ordinals of the engagement pool's items, the
 	// ones Pool averages, for engagement_id_pool.
 	pooled []uint32

@@ -11,6 +11,23 @@ import (
 // per candidate (see model.MTML.Split). SharedColumns and FillSplit give it
 // the two parts of the row.
 
+// SplitColumn returns the column of the named block's first value among
+// the per-candidate columns FillSplit writes to dst, or -1 when the spec
+// does not list it or it is shared.
+func (a *Assembler) SplitColumn(name string) int {
+	off := 0
+	for i, op := range a.ops {
+		if !op.item {
+			continue
+		}
+		if a.spec[i].Name == name {
+			return off
+		}
+		off += op.width
+	}
+	return -1
+}
+
 // SharedColumns returns, in increasing order, the columns of a row whose
 // values are the same for every candidate of one user context: those of
 // the blocks that do not depend on the item.
@@ -45,21 +62,18 @@ func (a *Assembler) FillSplit(u *UserContext, items []uint32, shared []float32, 
 	}
 	a.checkUser(u)
 	off := 0
+	var pool []float32 // engagement_id_pool, in shared
 	for _, op := range a.ops {
 		if op.item {
 			continue
 		}
 		seg := shared[off : off+op.width]
-		switch op.kind {
-		case userFeatures:
-			copy(seg, u.Features)
-		case engagementPool:
-			copy(seg, u.Pool)
+		a.fillUser(u, op, seg)
+		if op.kind == engagementIDPool {
+			pool = seg
 		}
 		off += op.width
 	}
-	now := u.Now.UnixMilli()
-	cat := a.cat
 	for r, o := range items {
 		row := dst.Data[r*dst.Stride : r*dst.Stride+dst.Cols]
 		off := 0
@@ -69,19 +83,11 @@ func (a *Assembler) FillSplit(u *UserContext, items []uint32, shared []float32, 
 			}
 			seg := row[off : off+op.width]
 			off += op.width
-			switch op.kind {
-			case itemFeatures:
-				copy(seg, cat.Features(o))
-			case itemRisk:
-				seg[0] = cat.Risk(o)
-			case itemAge:
-				seg[0] = Age(now, cat.CreatedMillis(o))
-			case authorFollowed:
-				seg[0] = 0
-				if u.Followed.Has(cat.AuthorIndex(o)) {
-					seg[0] = 1
-				}
+			if op.kind == idAffinity {
+				seg[0] = a.affinityOf(pool, o)
+				continue
 			}
+			a.fillItem(u, op, o, seg)
 		}
 	}
 }

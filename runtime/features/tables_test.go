@@ -1,12 +1,16 @@
 package features
 
 import (
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"gonum.org/v1/gonum/blas/blas32"
 
+	"github.com/recpipeline/recpipeline/runtime/catalog"
+	"github.com/recpipeline/recpipeline/runtime/dataset"
 	"github.com/recpipeline/recpipeline/runtime/model"
 	"github.com/recpipeline/recpipeline/runtime/store"
 )
@@ -99,7 +103,13 @@ func TestCompileRefusesTablesAndRequestBlocksWhereTheyCannotBeFilled(t *testing.
 		"item id of the wrong width":       {compileItem, model.FeatureSpec{fb(ItemID, 3)}, `block 0 "item_id": width 3, but the width of the model's item_id table is 2`},
 		"item id without a table": {func(s model.FeatureSpec) error { _, err := CompileItem(s, c, nil); return err },
 			model.FeatureSpec{fb(ItemID, 2)}, `block 0 "item_id": the model has no item_id embedding table`},
-		"item id in a ranker":        {compileAny, model.FeatureSpec{fb(ItemFeatures, 2), fb(ItemID, 2)}, `block 1 "item_id": reads the model's item_id embedding table, which only a two-tower model's towers are given`},
+		"item id in a ranker": {compileAny, model.FeatureSpec{fb(ItemFeatures, 2), fb(ItemID, 2)}, `block 1 "item_id": reads the model's item_id embedding table, which this network is not given`},
+		"item id in a ranker without a table": {func(s model.FeatureSpec) error { _, err := CompileRanker(s, c, nil, nil); return err },
+			model.FeatureSpec{fb(ItemID, 2)}, `block 0 "item_id": the model has no item_id embedding table`},
+		"id affinity without the id pool": {func(s model.FeatureSpec) error { _, err := CompileRanker(s, c, tables, nil); return err },
+			model.FeatureSpec{fb(ItemID, 2), fb(IDAffinity, 1)}, `block "id_affinity": the spec must also list "engagement_id_pool"`},
+		"id affinity of the wrong width": {func(s model.FeatureSpec) error { _, err := CompileRanker(s, c, tables, nil); return err },
+			model.FeatureSpec{fb(EngagementIDPool, 2), fb(IDAffinity, 2)}, `block 1 "id_affinity": width 2, but a scalar is 1`},
 		"id pool in a ranker":        {compileAny, model.FeatureSpec{fb(EngagementIDPool, 2)}, `block 0 "engagement_id_pool": reads the model's item_id embedding table`},
 		"item id in a user tower":    {compileUser, model.FeatureSpec{fb(UserFeatures, 3), fb(ItemID, 2)}, `block 1 "item_id": describes the item`},
 		"id pool of the wrong width": {compileUser, model.FeatureSpec{fb(EngagementIDPool, 4)}, `block 0 "engagement_id_pool": width 4, but the width of the model's item_id table is 2`},
@@ -112,5 +122,82 @@ func TestCompileRefusesTablesAndRequestBlocksWhereTheyCannotBeFilled(t *testing.
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A ranker with its own item_id table reads the item's row, the pool's
+// mean row and their dot product, the same through Fill and FillSplit.
+func TestRankerReadsItsItemIDTable(t *testing.T) {
+	c := fixture(t)
+	spec := model.FeatureSpec{{Name: IDAffinity, Width: 1}, {Name: ItemRisk, Width: 1}, {Name: EngagementIDPool, Width: 2}, {Name: ItemID, Width: 2}}
+	a, err := CompileRanker(spec, c, itemIDTable(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ords []uint32
+	for _, id := range []string{"i0", "i1", "i2"} {
+		o, _ := c.Ordinal(id)
+		ords = append(ords, o)
+	}
+	// u0's pool is i1, i0, i0: rows (10,20), (1,3), (1,3), mean (4, 26/3).
+	pool := []float32{4, 26.0 / 3}
+	want := []float32{
+		4*1 + 26.0/3*3, 0.25, pool[0], pool[1], 1, 3, // i0
+		4*10 + 26.0/3*20, 0.5, pool[0], pool[1], 10, 20, // i1
+		0, 0, pool[0], pool[1], 0, 0, // i2: not in the table
+	}
+	dst := blas32.General{Rows: 3, Cols: 6, Stride: 6, Data: make([]float32, 18)}
+	for k := range dst.Data {
+		dst.Data[k] = -9 // every value must be written
+	}
+	u := fixtureUser(c)
+	a.Fill(u, ords, dst)
+	if !near(dst.Data, want) {
+		t.Errorf("Fill rows = %v, want %v", dst.Data, want)
+	}
+	// FillSplit: the pool is shared, the rest per item in row order.
+	if cols := a.SharedColumns(); !slices.Equal(cols, []int{2, 3}) {
+		t.Fatalf("shared columns %v, want [2 3]", cols)
+	}
+	shared := make([]float32, 2)
+	rest := blas32.General{Rows: 3, Cols: 4, Stride: 4, Data: make([]float32, 12)}
+	a.FillSplit(u, ords, shared, rest)
+	if !near(shared, pool) {
+		t.Errorf("shared = %v, want %v", shared, pool)
+	}
+	for r := range 3 {
+		w := want[r*6 : (r+1)*6]
+		if got, wantRest := rest.Data[r*4:(r+1)*4], []float32{w[0], w[1], w[4], w[5]}; !near(got, wantRest) {
+			t.Errorf("FillSplit row %d = %v, want %v", r, got, wantRest)
+		}
+	}
+	if n := testing.AllocsPerRun(20, func() { a.Fill(u, ords, dst) }); n != 0 {
+		t.Errorf("Fill allocates %v times", n)
+	}
+}
+
+// An ID-only catalog (feature_dim 0, no user table): the blocks of its
+// empty data are one column wide and read as zeros, whatever the buffer
+// held, as rectrain writes them.
+func TestEmptyDataBlocksReadAsOneZero(t *testing.T) {
+	c, err := catalog.New(0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Add(dataset.Item{ID: "i0", Author: "a0", Created: now.Add(-time.Hour), Features: []float32{}}); err != nil {
+		t.Fatal(err)
+	}
+	spec := model.FeatureSpec{{Name: UserFeatures, Width: 1}, {Name: EngagementPool, Width: 1}, {Name: ItemFeatures, Width: 1}, {Name: ItemAge, Width: 1}}
+	a, err := Compile(spec, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := blas32.General{Rows: 1, Cols: 4, Stride: 4, Data: []float32{-9, -9, -9, -9}}
+	a.Fill(NewUserContext("u0", now, c, nil, nil), []uint32{0}, dst)
+	if want := []float32{0, 0, 0, float32(math.Log(2))}; !near(dst.Data, want) {
+		t.Errorf("row = %v, want %v", dst.Data, want)
+	}
+	if _, err := Compile(model.FeatureSpec{{Name: ItemFeatures, Width: 2}}, c); err == nil || !strings.Contains(err.Error(), `block 0 "item_features": width 2, but the catalog's feature_dim is 0`) {
+		t.Errorf("a 2-wide block of empty data: error %v", err)
 	}
 }

@@ -9,6 +9,12 @@
 // of the initial config searches. The live part is compiled by Apply into an
 // immutable value swapped atomically: a request runs entirely on the live
 // value it started with.
+//
+// A request is served at the time of the engine's clock (live.clock, see
+// clock.go): by default the newest event's, so that a historical log
+// replayed into the store is served as it was live; retrieval left short by
+// what the user has seen is topped up (sources.Backfill) to what the first
+// stage keeps.
 package pipeline
 
 import (
@@ -66,6 +72,7 @@ type Engine struct {
 	towers  map[string]*tower
 	live    atomic.Pointer[live]
 	metrics *metrics
+	clock   *clock // the time requests are served at
 
 	stage  string
 	remote *remote // the other stages, in the frontend
@@ -94,6 +101,21 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		return nil, fmt.Errorf("unknown stage %q", e.stage)
 	}
 	stateful := e.stage == StageAll || e.stage == StageFrontend
+	// What a failed Open opened is released through these: e, the named
+	// result, is nil by the time the deferred call runs.
+	var st store.Store
+	var rem *remote
+	defer func() {
+		if e != nil {
+			return
+		}
+		if rem != nil {
+			rem.close()
+		}
+		if st != nil {
+			_ = st.Close()
+		}
+	}()
 	start := time.Now()
 	cat, err := catalog.Load(ctx, cfg.Deploy.Catalog, catalog.Options{})
 	if err != nil {
@@ -108,23 +130,20 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	base := cat.Len()
 	e.base = uint32(base)
 	if stateful {
-		if e.state, err = openStore(ctx, cfg, opts.StateDir, log); err != nil {
+		if st, err = openStore(ctx, cfg, opts.StateDir, log); err != nil {
 			return nil, err
 		}
-		e.storeTy = cfg.Deploy.Store.Type
-		defer func() {
-			if err != nil {
-				_ = e.state.Close()
-			}
-		}()
+		e.state, e.storeTy = st, cfg.Deploy.Store.Type
 		if err := e.restoreNewItems(ctx); err != nil {
 			return nil, err
 		}
 	}
+	e.clock = newClock(cat, e.state, e.storeTy, log)
 	if e.stage == StageFrontend {
-		if e.remote, err = dialStages(cfg.Deploy.Endpoints); err != nil {
+		if rem, err = dialStages(cfg.Deploy.Endpoints); err != nil {
 			return nil, err
 		}
+		e.remote = rem
 	}
 
 	need := neededModels(cfg, e.stage)
@@ -213,7 +232,7 @@ func (e *Engine) restoreNewItems(ctx context.Context) error {
 // openStore opens the configured state store. The Popular source's window
 // is the store's popularity half-life, fixed at open.
 func openStore(ctx context.Context, cfg *config.Config, dir string, log *slog.Logger) (store.Store, error) {
-	var state store.StateOptions
+	state := store.StateOptions{SeenItems: cfg.Deploy.Store.SeenItemsOrDefault()}
 	for _, s := range cfg.Live.Retrieval.Sources {
 		if s.Type == config.SourcePopular && s.Window > 0 {
 			state.HalfLife = time.Duration(s.Window)
@@ -255,10 +274,16 @@ type live struct {
 	// secondSplit is second with the first layer's user columns (the
 	// secondIn columns every candidate shares) computed once per request.
 	secondSplit *model.SplitMTML
-	weights     *rank.Weights
-	rules       rerank.Chain
-	ann         map[string]sources.Source // the retrieval stage's ANN sources by name
-	scratches   sync.Pool                 // *scratch
+	// scorer is the retrieval model whose user embedding the second
+	// stage's two_tower_score reads; nil when it reads none.
+	scorer *tower
+	// scoreCol is two_tower_score's column in the second stage's
+	// per-candidate input, -1 when it has none.
+	scoreCol  int
+	weights   *rank.Weights
+	rules     rerank.Chain
+	ann       map[string]sources.Source // the retrieval stage's ANN sources by name
+	scratches sync.Pool                 // *scratch
 }
 
 func (l *live) scratch() *scratch {
@@ -295,15 +320,24 @@ func (e *Engine) compile(cfg *config.Config) (*live, error) {
 			return nil, fmt.Errorf("live.secondStage.model: %q is not a loaded MTML model", lc.SecondStage.Model)
 		}
 		l.second = mtml.MTML
-		in, err := features.Compile(mtml.Manifest.Networks[model.NetBottom].Input, e.cat)
+		var vecs features.ItemVectors
+		scorer := e.towers[retrievalModel(lc)]
+		if scorer != nil {
+			vecs = scorer.vectors
+		}
+		in, err := features.CompileRanker(mtml.Manifest.Networks[model.NetBottom].Input, e.cat, mtml.Embeddings, vecs)
 		if err != nil {
-			return nil, fmt.Errorf("live.secondStage.model: %w", err)
+			return nil, fmt.Errorf("live.secondStage.model: model %q: %w", lc.SecondStage.Model, err)
+		}
+		if in.NeedsTowerScore() {
+			l.scorer = scorer
 		}
 		l.secondIn = in
 		if l.secondSplit, err = mtml.MTML.Split(in.SharedColumns()); err != nil {
 			return nil, fmt.Errorf("live.secondStage.model: %w", err)
 		}
-		if l.weights, err = rank.CompileWeights(lc.Weights, mtml.MTML.Heads()); err != nil {
+		l.scoreCol = in.SplitColumn(features.TwoTowerScore)
+		if l.weights, err = rank.CompileValue(lc.Weights, mtml.MTML.Heads(), l.scoreCol >= 0); err != nil {
 			return nil, fmt.Errorf("live.weights: %w", err)
 		}
 	}
@@ -333,7 +367,14 @@ func (e *Engine) compile(cfg *config.Config) (*live, error) {
 		})
 	}
 	if e.stage == StageAll || e.stage == StageFrontend {
-		l.mixer = sources.NewMixer(weighted, e.cat, e.metrics)
+		// A mix left short of what the first stage keeps (a user who has
+		// seen most of what the sources find, failing sources) is topped
+		// up from the store's popular items and then the catalog.
+		l.mixer = sources.NewMixer(weighted, e.cat, sources.MixerOptions{
+			Observer: e.metrics,
+			Backfill: sources.NewBackfill(e.state, e.cat),
+			Min:      lc.FirstStage.Keep,
+		})
 	}
 	return l, nil
 }
@@ -370,6 +411,7 @@ type scratch struct {
 	mixed  []sources.Mixed
 	cands  []rank.Candidate
 	user   []float32
+	tower  []float32 // the retrieval model's user embedding, for two_tower_score
 	in     []float32
 	shared []float32 // the second stage's input columns every candidate shares
 	probs  []float32
@@ -407,6 +449,7 @@ func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Re
 		}
 	}
 	lc := &l.cfg.Live
+	now := e.clock.now(ctx, lc.Clock, req.Now)
 
 	engagements, err := e.state.RecentEngagements(ctx, req.User, features.PoolSize)
 	if err != nil {
@@ -420,10 +463,10 @@ func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Re
 	if err != nil {
 		return nil, fmt.Errorf("failed to read seen items: %w", err)
 	}
-	uc := features.NewUserContext(req.User, req.Now, e.cat, engagements, follows)
+	uc := features.NewUserContext(req.User, now, e.cat, engagements, follows)
 	var us *stagepb.UserState
 	if e.remote != nil {
-		us = userState(req.User, req.Now, engagements, follows)
+		us = userState(req.User, now, engagements, follows)
 		ctx = withShipped(ctx, us)
 	}
 
@@ -431,7 +474,7 @@ func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Re
 	// A fresh Request each time, not one kept in the scratch: a source
 	// the mixer gave up on at its deadline may still read it after Mix
 	// returns and the scratch serves another request.
-	sreq := &sources.Request{User: req.User, Now: req.Now}
+	sreq := &sources.Request{User: req.User, Now: now}
 	sc.mixed, err = l.mixer.Mix(ctx, sreq, lc.Retrieval.Candidates, seen, sc.mixed[:0])
 	if err != nil {
 		return nil, err
@@ -497,6 +540,7 @@ func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Re
 	}
 	if req.Debug {
 		resp.Timings = timings
+		resp.Now = now
 	}
 	return resp, nil
 }
@@ -539,10 +583,17 @@ func (l *live) rankSecond(sc *scratch, uc *features.UserContext, top []rank.Cand
 		sc.items = append(sc.items, top[i].Item)
 	}
 	batch := blas32.General{Rows: len(top), Cols: width, Stride: width, Data: sc.in}
+	if l.scorer != nil {
+		sc.tower = l.scorer.userEmbedding(uc, sc.tower)
+		uc.TowerUser = sc.tower
+	}
 	l.secondIn.FillSplit(uc, sc.items, sc.shared, batch)
 	l.secondSplit.Predict(sc.shared, batch, sc.probs, &sc.ws)
 	for i := range top {
 		top[i].Probs = sc.probs[i*heads : (i+1)*heads : (i+1)*heads]
+		if l.scoreCol >= 0 {
+			top[i].Retrieval = sc.in[i*width+l.scoreCol]
+		}
 	}
 	l.weights.Score(top)
 	return rank.TopK(top, l.cfg.Live.SecondStage.Keep)
@@ -576,13 +627,18 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 		}
 	}
 	if published == nil {
-		return e.state.Apply(ctx, events)
+		if err := e.state.Apply(ctx, events); err != nil {
+			return err
+		}
+		e.observeEvents(events)
+		return nil
 	}
 	e.addMu.Lock()
 	defer e.addMu.Unlock()
 	if err := e.state.Apply(ctx, published); err != nil {
 		return err
 	}
+	e.observeEvents(published)
 	for i := range published {
 		if published[i].Type != store.NewItem {
 			continue
@@ -592,6 +648,24 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 		}
 	}
 	return nil
+}
+
+// observeEvents moves the clock to the newest of recorded events; an
+// undated one was dated by the store, at about now.
+func (e *Engine) observeEvents(events []store.Event) {
+	var newest time.Time
+	for i := range events {
+		t := events[i].Time
+		if t.IsZero() {
+			t = time.Now()
+		}
+		if t.After(newest) {
+			newest = t
+		}
+	}
+	if !newest.IsZero() {
+		e.clock.observe(newest)
+	}
 }
 
 // checkNewItem checks a new_item event as the catalog checks an added item,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"google.golang.org/grpc"
@@ -102,16 +103,20 @@ func (s *remoteSource) Fetch(ctx context.Context, req *sources.Request, limit in
 	if us == nil {
 		return dst, errors.New("no user state to send to the retrieval stage")
 	}
-	resp, err := s.client.Search(ctx, &stagepb.SearchRequest{User: us, Source: s.name, Limit: int32(limit)})
-	if err != nil {
-		return dst, fmt.Errorf("retrieval stage: %w", err)
-	}
-	for _, c := range resp.Candidates {
-		if o, ok := s.cat.Ordinal(c.Item); ok {
-			dst = append(dst, sources.Candidate{Item: o, Score: c.Score})
+	// The retrieval stage holds no seen filter: ask it past what the
+	// user has seen, as the local sources search.
+	return sources.FetchUnseen(ctx, req, limit, dst, func(ask int, dst []sources.Candidate) ([]sources.Candidate, bool, error) {
+		resp, err := s.client.Search(ctx, &stagepb.SearchRequest{User: us, Source: s.name, Limit: int32(min(ask, math.MaxInt32))})
+		if err != nil {
+			return dst, false, fmt.Errorf("retrieval stage: %w", err)
 		}
-	}
-	return dst, nil
+		for _, c := range resp.Candidates {
+			if o, ok := s.cat.Ordinal(c.Item); ok {
+				dst = append(dst, sources.Candidate{Item: o, Score: c.Score})
+			}
+		}
+		return dst, len(resp.Candidates) >= ask, nil
+	})
 }
 
 // shippedKey carries, in a request's context, the user state the frontend
@@ -345,6 +350,25 @@ func neededModels(cfg *config.Config, stage string) map[string]bool {
 		need[cfg.Live.FirstStage.Model] = true
 	case StageRankerSecond:
 		need[cfg.Live.SecondStage.Model] = true
+		// The ranker's two_tower_score reads the retrieval model.
+		if m := retrievalModel(&cfg.Live); m != "" {
+			need[m] = true
+		}
 	}
 	return need
+}
+
+// retrievalModel is the model a ranker's two_tower_score reads:
+// secondStage.retrievalModel, or that of the first TwoTowerANN source; ""
+// when there is none.
+func retrievalModel(l *config.Live) string {
+	if m := l.SecondStage.RetrievalModel; m != "" {
+		return m
+	}
+	for _, s := range l.Retrieval.Sources {
+		if s.Type == config.SourceTwoTowerANN {
+			return s.Model
+		}
+	}
+	return ""
 }

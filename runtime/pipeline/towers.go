@@ -82,18 +82,18 @@ const itemBatch = 1024
 
 func newTower(name string, a *model.Artifact, cat *catalog.Catalog) (*tower, error) {
 	if a.TwoTower == nil {
-		return nil, fmt.Errorf("model %s is a %s model, not TwoTower", name, a.Manifest.Kind)
+		return nil, fmt.Errorf("model %q is a %s model, not TwoTower", name, a.Manifest.Kind)
 	}
 	user, err := features.CompileUser(a.Manifest.Networks[model.NetUser].Input, cat, a.Embeddings)
 	if err != nil {
-		return nil, fmt.Errorf("model %s, user tower: %w", name, err)
+		return nil, fmt.Errorf("model %q, user tower: %w", name, err)
 	}
 	// The item tower's outputs are computed once per item and kept, so it
 	// may read only what does not change with the request; its item_id
 	// block reads the artifact's embedding table.
 	item, err := features.CompileItem(a.Manifest.Networks[model.NetItem].Input, cat, a.Embeddings)
 	if err != nil {
-		return nil, fmt.Errorf("model %s, item tower: %w", name, err)
+		return nil, fmt.Errorf("model %q, item tower: %w", name, err)
 	}
 	return &tower{name: name, model: a.TwoTower, user: user, item: item, vectors: newVectors(a.TwoTower.Dim)}, nil
 }

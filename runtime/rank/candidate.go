@@ -44,6 +44,10 @@ type Candidate struct {
 	Sources SourceSet
 	// First is the first-stage score.
 	First float32
+	// Retrieval is the retrieval model's score of the item for the user
+	// (the second stage's two_tower_score input), when the second stage
+	// reads it; the value may weigh it (RetrievalWeight).
+	Retrieval float32
 	// Probs holds the second-stage probability of each model head, in the
 	// model's head order; it is a window into the request's batch buffer and
 	// must not be kept beyond the request.

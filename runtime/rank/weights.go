@@ -13,6 +13,8 @@ import (
 type Weights struct {
 	heads []string
 	w     []float32
+	// retrieval is the weight of Candidate.Retrieval (RetrievalWeight).
+	retrieval float32
 }
 
 // CompileWeights aligns the configured event weights (live.weights) with the
@@ -20,18 +22,37 @@ type Weights struct {
 // head of the model, naming the event and the heads the model has, since such
 // a weight would silently count for nothing.
 func CompileWeights(weights map[string]float64, heads []string) (*Weights, error) {
+	return CompileValue(weights, heads, false)
+}
+
+// RetrievalWeight is the weight key of the retrieval model's score in the
+// value: Σ w_h·P_h + w·two_tower_score, accepted when the ranker reads that
+// score (its two_tower_score input). Logged engagements happen to what was
+// shown, which the ranker's probabilities, learnt given the showing, do
+// not model and the retrieval model, learnt from the engagements, does:
+// the weight blends the two, and rectrain chooses it on held-out users.
+const RetrievalWeight = "two_tower_score"
+
+// CompileValue is CompileWeights for a ranker that, when retrieval is set,
+// also gives each candidate the retrieval model's score
+// (Candidate.Retrieval), which the weight RetrievalWeight counts.
+func CompileValue(weights map[string]float64, heads []string, retrieval bool) (*Weights, error) {
 	var unknown []string
 	for event := range weights {
-		if !slices.Contains(heads, event) {
+		if !slices.Contains(heads, event) && (event != RetrievalWeight || !retrieval) {
 			unknown = append(unknown, event)
 		}
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return nil, fmt.Errorf("weights: %s not a head of the model (heads: %s)",
-			quoteList(unknown), strings.Join(heads, ", "))
+		also := ""
+		if retrieval {
+			also = ", or " + RetrievalWeight
+		}
+		return nil, fmt.Errorf("weights: %s not a head of the model (heads: %s%s)",
+			quoteList(unknown), strings.Join(heads, ", "), also)
 	}
-	w := &Weights{heads: slices.Clone(heads), w: make([]float32, len(heads))}
+	w := &Weights{heads: slices.Clone(heads), w: make([]float32, len(heads)), retrieval: float32(weights[RetrievalWeight])}
 	for i, h := range heads {
 		w.w[i] = float32(weights[h])
 	}
@@ -83,10 +104,11 @@ func (w *Weights) Values(probs []float32, out []float32) {
 	}
 }
 
-// Score sets the Value of each candidate from its Probs.
+// Score sets the Value of each candidate from its Probs, and its
+// Retrieval score when the value weighs it.
 func (w *Weights) Score(cands []Candidate) {
 	for i := range cands {
-		cands[i].Value = w.Value(cands[i].Probs)
+		cands[i].Value = w.Value(cands[i].Probs) + w.retrieval*cands[i].Retrieval
 	}
 }
 

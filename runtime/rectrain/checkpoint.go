@@ -162,7 +162,7 @@ func (s *schedule) params() map[string][][]float64 {
 		out[stages[0]] = t.Params()
 	}
 	if m := s.res.MTML; m != nil {
-		out[stages[1]] = append(m.Bottom.Params(), m.HeadLayer.Params()...)
+		out[stages[1]] = m.Params()
 	}
 	if t := s.res.FirstStage; t != nil {
 		out[stages[2]] = t.Params()

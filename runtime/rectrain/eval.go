@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -88,17 +89,22 @@ type Report struct {
 	// Retrieval is the two-tower model's top RecallK of the whole catalog
 	// (exact dot-product search, user state at the split) for every test
 	// user; RetrievalPopular the items with the most training engagements;
-	// RetrievalOracle the catalog ranked by each user's true click
-	// probability. Recall and RecallPopular repeat the recall@RecallK.
-	Retrieval, RetrievalPopular, RetrievalOracle Ranked
-	Recall, RecallPopular                        float64
+	// RetrievalRandom a uniformly random list; RetrievalOracle the catalog
+	// ranked by each user's true click probability. Recall and
+	// RecallPopular repeat the recall@RecallK.
+	Retrieval, RetrievalPopular, RetrievalRandom, RetrievalOracle Ranked
+	Recall, RecallPopular                                         float64
 
 	// Funnel is the whole funnel's final RecallK (retrieval, first stage,
 	// teacher, see the constants) for FunnelUsers test users;
-	// FunnelPopular and FunnelOracle are the baseline's and oracle's lists
-	// on the same users.
-	Funnel, FunnelPopular, FunnelOracle Ranked
-	FunnelUsers                         int
+	// FunnelTwoTower, FunnelPopular, FunnelRandom and FunnelOracle are the
+	// two-tower model's, the baselines' and the oracle's lists on the same
+	// users.
+	Funnel, FunnelTwoTower, FunnelPopular, FunnelRandom, FunnelOracle Ranked
+	FunnelUsers                                                       int
+	// SecondStageOnly is the teacher's RecallK best of the retrieved
+	// candidates, the first stage left out: what the first stage costs.
+	SecondStageOnly Ranked
 
 	// AUC is the MTML's ROC AUC per head (Heads order) on test impressions;
 	// AUCPopular that of the item's smoothed training rate of the event;
@@ -124,33 +130,58 @@ type Report struct {
 // Table prints the report as a table.
 func (r Report) Table(w io.Writer) {
 	fmt.Fprintf(w, "evaluation on %d test impressions, %d test users\n", r.TestImpressions, r.TestUsers)
-	fmt.Fprintf(w, "  %-40s %10s %10s %10s\n", "metric", "model", "popular", "oracle")
+	fmt.Fprintf(w, "  %-40s %10s %10s %10s %10s\n", "metric", "model", "popular", "random", "oracle")
 	or := func(v float64) string {
 		if !r.HasOracle {
 			return "-"
 		}
 		return fmt.Sprintf("%.4f", v)
 	}
-	row := func(name string, m, p float64, o string) {
-		fmt.Fprintf(w, "  %-40s %10.4f %10.4f %10s\n", name, m, p, o)
+	row := func(name string, m, p float64, rnd, o string) {
+		fmt.Fprintf(w, "  %-40s %10.4f %10.4f %10s %10s\n", name, m, p, rnd, o)
 	}
-	ranked := func(what string, m, p, o Ranked) {
-		row(fmt.Sprintf("%s recall@%d", what, NDCGK), m.Recall10, p.Recall10, or(o.Recall10))
-		row(fmt.Sprintf("%s recall@%d", what, RecallK), m.Recall100, p.Recall100, or(o.Recall100))
-		row(fmt.Sprintf("%s NDCG@%d", what, NDCGK), m.NDCG10, p.NDCG10, or(o.NDCG10))
-		row(fmt.Sprintf("%s NDCG@%d", what, RecallK), m.NDCG100, p.NDCG100, or(o.NDCG100))
+	ranked := func(what string, m, p, rnd, o Ranked) {
+		f := func(v float64) string { return fmt.Sprintf("%.4f", v) }
+		row(fmt.Sprintf("%s recall@%d", what, NDCGK), m.Recall10, p.Recall10, f(rnd.Recall10), or(o.Recall10))
+		row(fmt.Sprintf("%s recall@%d", what, RecallK), m.Recall100, p.Recall100, f(rnd.Recall100), or(o.Recall100))
+		row(fmt.Sprintf("%s NDCG@%d", what, NDCGK), m.NDCG10, p.NDCG10, f(rnd.NDCG10), or(o.NDCG10))
+		row(fmt.Sprintf("%s NDCG@%d", what, RecallK), m.NDCG100, p.NDCG100, f(rnd.NDCG100), or(o.NDCG100))
 	}
-	ranked("two-tower", r.Retrieval, r.RetrievalPopular, r.RetrievalOracle)
-	ranked(fmt.Sprintf("funnel (%d users)", r.FunnelUsers), r.Funnel, r.FunnelPopular, r.FunnelOracle)
+	ranked("two-tower", r.Retrieval, r.RetrievalPopular, r.RetrievalRandom, r.RetrievalOracle)
+	funnel := fmt.Sprintf("funnel (%d users)", r.FunnelUsers)
+	ranked(funnel, r.Funnel, r.FunnelPopular, r.FunnelRandom, r.FunnelOracle)
+	row(fmt.Sprintf("no first stage, same users, NDCG@%d", NDCGK), r.SecondStageOnly.NDCG10, r.FunnelPopular.NDCG10, fmt.Sprintf("%.4f", r.FunnelRandom.NDCG10), or(r.FunnelOracle.NDCG10))
+	row(fmt.Sprintf("two-tower alone, same users, NDCG@%d", NDCGK), r.FunnelTwoTower.NDCG10, r.FunnelPopular.NDCG10, fmt.Sprintf("%.4f", r.FunnelRandom.NDCG10), or(r.FunnelOracle.NDCG10))
 	for h, name := range Heads {
-		row(fmt.Sprintf("mtml AUC %s (%d positives)", name, r.Positives[h]), r.AUC[h], r.AUCPopular[h], or(r.AUCOracle[h]))
+		row(fmt.Sprintf("mtml AUC %s (%d positives)", name, r.Positives[h]), r.AUC[h], r.AUCPopular[h], "-", or(r.AUCOracle[h]))
 	}
 	for h, name := range Heads {
-		row(fmt.Sprintf("mtml ECE %s", name), r.ECE[h], r.ECEPopular[h], or(r.ECEOracle[h]))
-		row(fmt.Sprintf("mtml mean P %s (observed %.4f)", name, r.Observed[h]), r.MeanPredicted[h], r.MeanPopular[h], or(r.MeanOracle[h]))
+		row(fmt.Sprintf("mtml ECE %s", name), r.ECE[h], r.ECEPopular[h], "-", or(r.ECEOracle[h]))
+		row(fmt.Sprintf("mtml mean P %s (observed %.4f)", name, r.Observed[h]), r.MeanPredicted[h], r.MeanPopular[h], "-", or(r.MeanOracle[h]))
 	}
-	fmt.Fprintf(w, "  %-40s %10.4f %10s %10s\n", fmt.Sprintf("first-stage Spearman@%d (%d users)", TeacherTop, r.SpearmanUsers), r.Spearman, "-", "-")
-	fmt.Fprintf(w, "  %-40s %10.4f %10s %10s\n", fmt.Sprintf("first-stage Kendall@%d (%d users)", TeacherTop, r.SpearmanUsers), r.Kendall, "-", "-")
+	fmt.Fprintf(w, "  %-40s %10.4f %10s %10s %10s\n", fmt.Sprintf("first-stage Spearman@%d (%d users)", TeacherTop, r.SpearmanUsers), r.Spearman, "-", "-", "-")
+	fmt.Fprintf(w, "  %-40s %10.4f %10s %10s %10s\n", fmt.Sprintf("first-stage Kendall@%d (%d users)", TeacherTop, r.SpearmanUsers), r.Kendall, "-", "-", "-")
+}
+
+// Weak returns why the models are not worth serving, or nothing: a model
+// that does not beat recommending the most popular items to everyone has
+// not learnt the log. The two-tower model must beat popularity's
+// recall@RecallK on the test users, and the funnel its NDCG@RecallK on the
+// funnel's users (the longer cut-off: NDCG@NDCGK of a few hundred users is
+// too noisy to decide on). A log with no test user cannot be judged and is
+// weak too.
+func (r Report) Weak() []string {
+	if r.TestUsers == 0 {
+		return []string{"no test user: no user has a positive engagement in the held-out window with an item not shown to them before it (a longer log or a larger -test-frac)"}
+	}
+	var why []string
+	if m, p := r.Retrieval.Recall100, r.RetrievalPopular.Recall100; m <= p {
+		why = append(why, fmt.Sprintf("two-tower recall@%d %.4f does not beat popularity's %.4f (random %.4f)", RecallK, m, p, r.RetrievalRandom.Recall100))
+	}
+	if m, p := r.Funnel.NDCG100, r.FunnelPopular.NDCG100; r.FunnelUsers > 0 && m <= p {
+		why = append(why, fmt.Sprintf("funnel NDCG@%d %.4f does not beat popularity's %.4f (random %.4f)", RecallK, m, p, r.FunnelRandom.NDCG100))
+	}
+	return why
 }
 
 func dirJoin(dir, name string) string { return filepath.Join(dir, name) }
@@ -276,23 +307,8 @@ func evaluate(d *Data, res *Result, o Options) Report {
 	rep.HasOracle = truth != nil
 
 	// Retrieval.
-	seen := shownBefore(d)
-	testPos := map[int32]map[int32]bool{}
-	for k := d.TrainN; k < len(d.Imps); k++ {
-		im := &d.Imps[k]
-		if im.Labels&positiveMask == 0 || seen.has(im.User, im.Item) {
-			continue
-		}
-		if testPos[im.User] == nil {
-			testPos[im.User] = map[int32]bool{}
-		}
-		testPos[im.User][im.Item] = true
-	}
-	users := make([]int32, 0, len(testPos))
-	for u := range testPos {
-		users = append(users, u)
-	}
-	slices.Sort(users)
+	ts := newTestSet(d)
+	seen, testPos, users := ts.seen, ts.pos, ts.users
 	rep.TestUsers = len(users)
 	trainPos := make([]float64, len(d.ItemIDs))
 	for k := 0; k < d.TrainN; k++ {
@@ -307,9 +323,10 @@ func evaluate(d *Data, res *Result, o Options) Report {
 		maxSeen = max(maxSeen, len(seen.of(u)))
 	}
 	popular := topK(trainPos, RecallK+maxSeen, &h)
-	funnelUsers := users[:min(len(users), o.EvalUsers)]
+	funnelUsers := ts.funnelUsers(o.EvalUsers)
 	rep.FunnelUsers = len(funnelUsers)
 	var cands [][]int32
+	var splitUE blas64.General // the test users' retrieval embeddings at the split
 	if len(users) > 0 {
 		ue := embedUsers(d, res.TwoTower, users)
 		ie := embedItems(d, res.TwoTower)
@@ -318,11 +335,13 @@ func evaluate(d *Data, res *Result, o Options) Report {
 		if truth != nil {
 			oracle = oracleRetrieve(d, truth, users, RecallK, exclude)
 		}
-		var sum, pop, orc Ranked
+		var sum, pop, rnd, orc Ranked
 		popList := make([]int32, 0, RecallK)
+		rng := rand.New(rand.NewPCG(o.Seed, 0x72616e646f6d))
 		for j, u := range users {
 			pos := testPos[u]
 			sum.add(top[j], pos)
+			rnd.add(randomList(rng, len(d.ItemIDs), RecallK, func(i int32) bool { return seen.has(u, i) }), pos)
 			popList = popList[:0]
 			for _, i := range popular {
 				if len(popList) == RecallK {
@@ -337,12 +356,14 @@ func evaluate(d *Data, res *Result, o Options) Report {
 				orc.add(oracle[j], pos)
 			}
 			if j == len(funnelUsers)-1 {
-				rep.FunnelPopular, rep.FunnelOracle = pop.scale(j+1), orc.scale(j+1)
+				rep.FunnelTwoTower, rep.FunnelPopular, rep.FunnelRandom, rep.FunnelOracle = sum.scale(j+1), pop.scale(j+1), rnd.scale(j+1), orc.scale(j+1)
 			}
 		}
 		rep.Retrieval, rep.RetrievalPopular, rep.RetrievalOracle = sum.scale(len(users)), pop.scale(len(users)), orc.scale(len(users))
+		rep.RetrievalRandom = rnd.scale(len(users))
 		rep.Recall, rep.RecallPopular = rep.Retrieval.Recall100, rep.RetrievalPopular.Recall100
 		cands = retrieve(rowsOf(ue, 0, len(funnelUsers)), ie, FunnelCandidates, exclude)
+		splitUE = ue
 	}
 
 	// Ranking: per-head AUC and calibration on test impressions.
@@ -360,7 +381,7 @@ func evaluate(d *Data, res *Result, o Options) Report {
 			for j := range bn {
 				k := d.TrainN + s + j
 				im := &d.Imps[k]
-				d.rankRow(xb[j*rw:(j+1)*rw], im.User, d.Pool(k), im.Item, im.T, im.Followed)
+				res.MTML.rankRow(d, xb[j*rw:(j+1)*rw], im.User, d.Pool(k), d.PoolItems(im.User, im.PoolN), im.Item, im.T, im.Followed, res.scores.at(int32(k), im.Item))
 			}
 			res.teacher(x, &tb, &th, vals[:bn], probs[s*nh:(s+bn)*nh])
 		}
@@ -443,7 +464,7 @@ func evaluate(d *Data, res *Result, o Options) Report {
 		var tb, th nn.Tape
 		var xb []float64
 		var sp, kt float64
-		var funnel Ranked
+		var funnel, second Ranked
 		for j, u := range funnelUsers {
 			c := cands[j]
 			var x blas64.General
@@ -451,7 +472,7 @@ func evaluate(d *Data, res *Result, o Options) Report {
 			pool := d.SplitPools[int(u)*d.ItemDim : (int(u)+1)*d.ItemDim]
 			for r, i := range c {
 				_, fol := d.SplitFollows[followKey(u, d.ItemAuthor[i])]
-				d.rankRow(xb[r*rw:(r+1)*rw], u, pool, i, d.Split, fol)
+				res.MTML.rankRow(d, xb[r*rw:(r+1)*rw], u, pool, d.PoolItems(u, d.SplitPoolN[u]), i, d.Split, fol, res.scores.of(splitUE.Data[j*splitUE.Stride:j*splitUE.Stride+splitUE.Cols], i))
 			}
 			tv := make([]float64, len(c))
 			res.teacher(x, &tb, &th, tv, nil)
@@ -479,11 +500,31 @@ func evaluate(d *Data, res *Result, o Options) Report {
 				list[r] = c[o]
 			}
 			funnel.add(list, testPos[u])
+			list = list[:0]
+			for _, o := range bestOf(tv, RecallK, nil) {
+				list = append(list, c[o])
+			}
+			second.add(list, testPos[u])
 		}
 		rep.Spearman, rep.Kendall, rep.SpearmanUsers = sp/float64(len(funnelUsers)), kt/float64(len(funnelUsers)), len(funnelUsers)
-		rep.Funnel = funnel.scale(len(funnelUsers))
+		rep.Funnel, rep.SecondStageOnly = funnel.scale(len(funnelUsers)), second.scale(len(funnelUsers))
 	}
 	return rep
+}
+
+// randomList returns k distinct items of 0..n-1 drawn uniformly from those
+// for which skip is false (fewer when there are not enough).
+func randomList(r *rand.Rand, n, k int, skip func(int32) bool) []int32 {
+	out := make([]int32, 0, k)
+	taken := make(map[int32]bool, k)
+	for tries := 0; len(out) < k && tries < 20*k; tries++ {
+		i := int32(r.IntN(n))
+		if !taken[i] && !skip(i) {
+			taken[i] = true
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // bestOf returns the positions of the k highest values of v among

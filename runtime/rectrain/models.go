@@ -38,6 +38,8 @@ const (
 	FeatAuthorFollowed = "author_followed"
 	FeatItemID         = "item_id"
 	FeatEngagementIDs  = "engagement_id_pool"
+	FeatIDAffinity     = "id_affinity"
+	FeatTwoTowerScore  = "two_tower_score"
 )
 
 // featureDocs describes the features in every manifest's metadata.
@@ -50,6 +52,8 @@ var featureDocs = map[string]string{
 	"feature." + FeatAuthorFollowed: "1 if the user follows the item's author at the scoring time, else 0",
 	"feature." + FeatItemID:         "the item's learned vector in embeddings.item_id; zeros for an item it does not list (unseen in training)",
 	"feature." + FeatEngagementIDs:  "mean embeddings.item_id vector of the engagement_pool's engagements (zeros for items it does not list); zeros if none",
+	"feature." + FeatIDAffinity:     "dot product of engagement_id_pool and item_id",
+	"feature." + FeatTwoTowerScore:  "the retrieval two-tower model's score of the item for the user (the dot product of its towers' outputs); recserve reads the model of the pipeline's first TwoTowerANN source",
 }
 
 // TwoTower is a trainable two-tower model: the score of an item for a user
@@ -88,6 +92,17 @@ type MTML struct {
 	// logit per head.
 	HeadLayer *nn.MLP
 	Spec      model.FeatureSpec
+	// ItemIDs is the ranker's own item_id embedding, a row per item of the
+	// data, read by its item_id, engagement_id_pool and id_affinity
+	// blocks: what tells items apart when the catalog has no features, and
+	// the user-item affinity (a collaborative signal the relu bottom could
+	// not form from the two vectors alone). nil when it has none.
+	ItemIDs *nn.Table
+	// TowerScore adds two_tower_score, the retrieval model's score, as the
+	// last input column: the ranker starts from what retrieval knows
+	// (trained on what users engaged with among the whole catalog), and
+	// learns from the impressions what to change.
+	TowerScore bool
 }
 
 func (d *Data) userSpec() model.FeatureSpec {
@@ -113,6 +128,7 @@ func (d *Data) itemSpec(s towerShape) model.FeatureSpec {
 	return spec
 }
 
+// rankSpec is the ranker's input without its item_id blocks (rankRow's).
 func (d *Data) rankSpec() model.FeatureSpec {
 	return model.FeatureSpec{
 		{Name: FeatUser, Width: max(d.UserDim, 1)}, {Name: FeatEngagementPool, Width: max(d.ItemDim, 1)},
@@ -121,10 +137,21 @@ func (d *Data) rankSpec() model.FeatureSpec {
 	}
 }
 
+// mtmlSpec is rankSpec and, with an item_id table of width idDim, its
+// item_id, engagement_id_pool and id_affinity blocks.
+func (d *Data) mtmlSpec(idDim int) model.FeatureSpec {
+	spec := d.rankSpec()
+	if idDim > 0 {
+		spec = append(spec, model.FeatureBlock{Name: FeatItemID, Width: idDim},
+			model.FeatureBlock{Name: FeatEngagementIDs, Width: idDim}, model.FeatureBlock{Name: FeatIDAffinity, Width: 1})
+	}
+	return spec
+}
+
 func newTwoTower(d *Data, s towerShape, seed uint64) (*TwoTower, error) {
 	t := &TwoTower{UserSpec: d.towerUserSpec(s), ItemSpec: d.itemSpec(s)}
 	if s.idDim > 0 {
-		t.ItemIDs = nn.NewTable(len(d.ItemIDs), s.idDim)
+		t.ItemIDs = nn.NewRandomTable(len(d.ItemIDs), s.idDim, idInitStd, seed+2)
 	}
 	var layers []nn.LayerSize
 	for range max(s.layers, 1) {
@@ -141,8 +168,18 @@ func newTwoTower(d *Data, s towerShape, seed uint64) (*TwoTower, error) {
 	return t, nil
 }
 
-func newMTML(d *Data, hidden []int, seed uint64) (*MTML, error) {
-	m := &MTML{Spec: d.rankSpec()}
+// newMTML returns an untrained ranker; its item_id table starts as a copy
+// of ids (the retrieval model's, trained first) when ids is not nil, and
+// it reads two_tower_score when towerScore is set.
+func newMTML(d *Data, hidden []int, ids *nn.Table, towerScore bool, seed uint64) (*MTML, error) {
+	m := &MTML{Spec: d.rankSpec(), TowerScore: towerScore}
+	if ids != nil {
+		m.ItemIDs = &nn.Table{Rows: ids.Rows, Width: ids.Width, W: slices.Clone(ids.W)}
+		m.Spec = d.mtmlSpec(ids.Width)
+	}
+	if towerScore {
+		m.Spec = append(m.Spec, model.FeatureBlock{Name: FeatTwoTowerScore, Width: 1})
+	}
 	layers := make([]nn.LayerSize, len(hidden))
 	for i, h := range hidden {
 		layers[i] = nn.LayerSize{Out: h, Act: model.ReLU}
@@ -167,9 +204,15 @@ func (t *TwoTower) Params() [][]float64 {
 	return ps
 }
 
+// idInitStd is the standard deviation of the item_id tables' initial
+// values: small beside the inputs' unit scale, large enough that an
+// ID-only network's relu units start alive.
+const idInitStd = 0.1
+
 // Manifest returns the artifact manifest and tensors of the model. The
-// item_id table keeps only the items whose row was trained (not all
-// zeros): the others read as zeros either way.
+// item_id table keeps only the items of training impressions, whose rows
+// were trained: the others (still at their random start) read as zeros,
+// as an item new since training does.
 func (t *TwoTower) Manifest(d *Data, name, version string, meta map[string]string) (*model.Manifest, map[string]model.Tensor) {
 	tensors := map[string]model.Tensor{}
 	m := &model.Manifest{
@@ -182,28 +225,35 @@ func (t *TwoTower) Manifest(d *Data, name, version string, meta map[string]strin
 		Metadata:  withFeatureDocs(meta),
 	}
 	if tb := t.ItemIDs; tb != nil {
-		var ids []string
-		var rows []float32
-		for i := range int32(tb.Rows) {
-			row := tb.Row(i)
-			if slices.ContainsFunc(row, func(v float64) bool { return v != 0 }) {
-				ids = append(ids, d.ItemIDs[i])
-				rows = append(rows, nn.To32(row)...)
-			}
-		}
-		if len(ids) == 0 {
-			// An untrained table: one zero row keeps the artifact valid
-			// and reads as the absent rows do.
-			ids, rows = []string{d.ItemIDs[0]}, make([]float32, tb.Width)
-		}
-		m.Embeddings = map[string]model.EmbeddingSpec{FeatItemID: {Width: tb.Width, IDs: ids}}
-		tensors[model.EmbeddingName(FeatItemID)] = model.Tensor{Shape: []int{len(ids), tb.Width}, Data: rows}
+		m.Embeddings, tensors[model.EmbeddingName(FeatItemID)] = idTable(d, tb)
 	}
 	return m, tensors
 }
 
+// idTable returns the manifest entry and tensor of an item_id table.
+func idTable(d *Data, tb *nn.Table) (map[string]model.EmbeddingSpec, model.Tensor) {
+	ids, rows := d.trainedRows(tb)
+	if len(ids) == 0 {
+		// An untrained table: one zero row keeps the artifact valid and
+		// reads as the absent rows do.
+		ids, rows = []string{d.ItemIDs[0]}, make([]float32, tb.Width)
+	}
+	return map[string]model.EmbeddingSpec{FeatItemID: {Width: tb.Width, IDs: ids}},
+		model.Tensor{Shape: []int{len(ids), tb.Width}, Data: rows}
+}
+
+// Params returns the parameters in a fixed order: the bottom's, the
+// heads', then the item_id table when there is one.
+func (m *MTML) Params() [][]float64 {
+	ps := append(m.Bottom.Params(), m.HeadLayer.Params()...)
+	if m.ItemIDs != nil {
+		ps = append(ps, m.ItemIDs.W)
+	}
+	return ps
+}
+
 // Manifest returns the artifact manifest and tensors of the model.
-func (m *MTML) Manifest(name, version string, meta map[string]string) (*model.Manifest, map[string]model.Tensor) {
+func (m *MTML) Manifest(d *Data, name, version string, meta map[string]string) (*model.Manifest, map[string]model.Tensor) {
 	tensors := map[string]model.Tensor{}
 	man := &model.Manifest{
 		FormatVersion: model.FormatVersion, Name: name, Version: version, Kind: model.KindMTML,
@@ -216,7 +266,49 @@ func (m *MTML) Manifest(name, version string, meta map[string]string) (*model.Ma
 	h := m.HeadLayer.Layers[0]
 	tensors[model.HeadsWeight] = model.Tensor{Shape: []int{h.In, h.Out}, Data: nn.To32(h.W)}
 	tensors[model.HeadsBias] = model.Tensor{Shape: []int{h.Out}, Data: nn.To32(h.B)}
+	if tb := m.ItemIDs; tb != nil {
+		man.Embeddings, tensors[model.EmbeddingName(FeatItemID)] = idTable(d, tb)
+	}
 	return man, tensors
+}
+
+// trainedItems reports, per item, whether a training impression shows it:
+// the rows of an item table that training updates.
+func (d *Data) trainedItems() []bool {
+	trained := make([]bool, len(d.ItemIDs))
+	for k := range d.TrainN {
+		trained[d.Imps[k].Item] = true
+	}
+	return trained
+}
+
+// forgetUntrained zeroes the rows of tb, a table with a row per item, of
+// the items no training impression shows, so that the model evaluated
+// reads them as recserve reads the rows the artifact leaves out.
+func (d *Data) forgetUntrained(tb *nn.Table) {
+	if tb == nil {
+		return
+	}
+	for i, ok := range d.trainedItems() {
+		if !ok {
+			clear(tb.Row(int32(i)))
+		}
+	}
+}
+
+// trainedRows returns the IDs and rows of tb, a table with a row per item,
+// of the items that training impressions show.
+func (d *Data) trainedRows(tb *nn.Table) ([]string, []float32) {
+	trained := d.trainedItems()
+	var ids []string
+	var rows []float32
+	for i := range int32(tb.Rows) {
+		if trained[i] {
+			ids = append(ids, d.ItemIDs[i])
+			rows = append(rows, nn.To32(tb.Row(i))...)
+		}
+	}
+	return ids, rows
 }
 
 func withFeatureDocs(meta map[string]string) map[string]string {
@@ -235,8 +327,8 @@ func (t *TwoTower) Save(d *Data, dir, name, version string, meta map[string]stri
 }
 
 // Save writes the model as an artifact directory.
-func (m *MTML) Save(dir, name, version string, meta map[string]string) error {
-	man, tensors := m.Manifest(name, version, meta)
+func (m *MTML) Save(d *Data, dir, name, version string, meta map[string]string) error {
+	man, tensors := m.Manifest(d, name, version, meta)
 	if err := model.Save(dir, man, tensors); err != nil {
 		return fmt.Errorf("failed to save %s: %w", name, err)
 	}
@@ -372,6 +464,75 @@ func (d *Data) rankRow(dst []float64, u int32, pool []float32, i int32, t int64,
 	dst[o+2] = 0
 	if followed {
 		dst[o+2] = 1
+	}
+}
+
+// rankRow writes the ranker's input of item i for user u at time t: the
+// blocks of Data.rankRow, then, with an item_id table, the item's row, the
+// mean row of poolItems (the user's engagement pool) and their dot
+// product, then, with TowerScore, score (the retrieval model's).
+func (m *MTML) rankRow(d *Data, dst []float64, u int32, pool []float32, poolItems []int32, i int32, t int64, followed bool, score float64) {
+	if m.TowerScore {
+		dst[len(dst)-1] = score
+		dst = dst[:len(dst)-1]
+	}
+	base := len(dst)
+	if m.ItemIDs != nil {
+		base -= 2*m.ItemIDs.Width + 1
+	}
+	d.rankRow(dst[:base], u, pool, i, t, followed)
+	if m.ItemIDs == nil {
+		return
+	}
+	w := m.ItemIDs.Width
+	item, mean := dst[base:base+w], dst[base+w:base+2*w]
+	copy(item, m.ItemIDs.Row(i))
+	clear(mean)
+	for _, p := range poolItems {
+		for k, v := range m.ItemIDs.Row(p) {
+			mean[k] += v
+		}
+	}
+	var dot float64
+	if n := len(poolItems); n > 0 {
+		inv := 1 / float64(n)
+		for k := range mean {
+			mean[k] *= inv
+			dot += mean[k] * item[k]
+		}
+	}
+	dst[base+2*w] = dot
+}
+
+// addIDGrads adds to g the item_id rows' gradients of a batch: x and dx
+// are its inputs and their gradients, items[r] and pools[r] row r's item
+// and pooled items. The item's row gets its columns' gradient plus the
+// affinity's times the pool; each pooled row the pool's columns' plus the
+// affinity's times the item's row, divided by the pool's size.
+func (m *MTML) addIDGrads(g *nn.RowGrads, x, dx blas64.General, items []int32, pools [][]int32) {
+	w := m.ItemIDs.Width
+	base := x.Cols - 2*w - 1
+	if m.TowerScore {
+		base--
+	}
+	buf := make([]float64, w)
+	for r, i := range items {
+		xr, dr := x.Data[r*x.Stride:], dx.Data[r*dx.Stride:]
+		ga := dr[base+2*w]
+		for k := range buf {
+			buf[k] = dr[base+k] + ga*xr[base+w+k]
+		}
+		g.Add(i, buf)
+		if len(pools[r]) == 0 {
+			continue
+		}
+		inv := 1 / float64(len(pools[r]))
+		for k := range buf {
+			buf[k] = (dr[base+w+k] + ga*xr[base+k]) * inv
+		}
+		for _, p := range pools[r] {
+			g.Add(p, buf)
+		}
 	}
 }
 

@@ -20,8 +20,6 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
-
-	"github.com/recpipeline/recpipeline/runtime/rectrain/nn"
 )
 
 // distillPartners draws, for every training impression, the item the first
@@ -39,9 +37,6 @@ func distillPartners(d *Data, res *Result, seed uint64) []int32 {
 	n, ni := d.TrainN, len(d.ItemIDs)
 	out := make([]int32, n)
 	m := max(1, (ni+FunnelCandidates/2)/FunnelCandidates)
-	tt := res.TwoTower
-	ie := embedItems(d, tt)
-	dim := ie.Cols
 	const chunk = 4096
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -49,33 +44,18 @@ func distillPartners(d *Data, res *Result, seed uint64) []int32 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var tape nn.Tape
-			var ub []float64
-			uw := tt.UserSpec.Width()
 			for {
 				c := int(next.Add(1) - 1)
 				lo := c * chunk
 				if lo >= n {
 					return
 				}
-				hi := min(lo+chunk, n)
 				r := rand.New(rand.NewPCG(seed, 0x70617274<<32|uint64(c)))
-				x := matrixOf(&ub, hi-lo, uw)
-				for k := lo; k < hi; k++ {
-					im := &d.Imps[k]
-					tt.userRow(d, ub[(k-lo)*uw:(k-lo+1)*uw], im.User, d.Pool(k), d.PoolItems(im.User, im.PoolN))
-				}
-				ue := tt.User.Forward(x, &tape)
-				for k := lo; k < hi; k++ {
-					u := ue.Data[(k-lo)*ue.Stride : (k-lo)*ue.Stride+dim]
+				for k := lo; k < min(lo+chunk, n); k++ {
 					best, top := int32(-1), 0.0
 					for range m {
 						i := int32(r.IntN(ni))
-						var s float64
-						for c, v := range ie.Data[int(i)*ie.Stride : int(i)*ie.Stride+dim] {
-							s += u[c] * v
-						}
-						if best < 0 || s > top {
+						if s := res.scores.at(int32(k), i); best < 0 || s > top {
 							best, top = i, s
 						}
 					}

@@ -249,7 +249,7 @@ func TestArtifactRoundTrip(t *testing.T) {
 		rw := res.MTML.Spec.Width()
 		xb, x := matrix(nil, rows, rw)
 		for j, im := range imps {
-			d.rankRow(xb[j*rw:(j+1)*rw], im.User, d.Pool(d.TrainN+j), im.Item, im.T, im.Followed)
+			res.MTML.rankRow(d, xb[j*rw:(j+1)*rw], im.User, d.Pool(d.TrainN+j), d.PoolItems(im.User, im.PoolN), im.Item, im.T, im.Followed, res.scores.at(int32(d.TrainN+j), im.Item))
 		}
 		want := make([]float64, rows*len(Heads))
 		var tb, th nn.Tape

@@ -44,7 +44,10 @@ type Request struct {
 	User  string
 	N     int
 	Debug bool
-	Now   time.Time
+	// Now is when the request arrived, by the wall clock. The engine's
+	// clock decides the time it is served at (config.Live.Clock), never
+	// later than this.
+	Now time.Time
 }
 
 // Response is the ranked list.
@@ -53,6 +56,9 @@ type Response struct {
 	Revision string             `json:"configRevision"`
 	Items    []Item             `json:"items"`
 	Timings  map[string]float64 `json:"timingsMs,omitempty"`
+	// Now is the time the request was served at, with debug: what item
+	// ages and popularity were measured against.
+	Now time.Time `json:"now,omitzero"`
 }
 
 // Item is one recommended item.
@@ -184,6 +190,13 @@ func (s *Server) OnConfig(raw []byte) {
 
 // Revision is the config revision being served, empty before the first.
 func (s *Server) Revision() string { return *s.revision.Load() }
+
+// Rejected is why the last refused config was refused, empty if none was.
+func (s *Server) Rejected() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected
+}
 
 // Drain turns readiness off so that endpoints stop sending traffic.
 func (s *Server) Drain() {

@@ -29,7 +29,9 @@ func NewTwoTowerANN(cfg config.Source, users UserEmbedder, index Searcher) *TwoT
 
 // Fetch implements Source. The score is the inner product (or cosine, as the
 // index measures) of the user and item embeddings. A user without an
-// embedding gets no candidates.
+// embedding gets no candidates. The index is searched past the items the
+// request excludes (see FetchUnseen), so that the nearest unseen items
+// fill the limit.
 func (s *TwoTowerANN) Fetch(ctx context.Context, req *Request, limit int, dst []Candidate) ([]Candidate, error) {
 	if limit <= 0 {
 		return dst, nil
@@ -49,15 +51,17 @@ func (s *TwoTowerANN) Fetch(ctx context.Context, req *Request, limit int, dst []
 	}
 	buf := resultPool.Get().(*[]ann.Result)
 	defer resultPool.Put(buf)
-	res, err := s.index.Search(q, limit, 0, (*buf)[:0])
-	*buf = res[:0]
-	if err != nil {
-		return dst, fmt.Errorf("failed to search items near the user: %w", err)
-	}
-	for _, r := range res[:min(len(res), limit)] {
-		dst = append(dst, Candidate{Item: r.ID, Score: r.Score})
-	}
-	return dst, nil
+	return FetchUnseen(ctx, req, limit, dst, func(ask int, dst []Candidate) ([]Candidate, bool, error) {
+		res, err := s.index.Search(q, ask, 0, (*buf)[:0])
+		*buf = res[:0]
+		if err != nil {
+			return dst, false, fmt.Errorf("failed to search items near the user: %w", err)
+		}
+		for _, r := range res[:min(len(res), ask)] {
+			dst = append(dst, Candidate{Item: r.ID, Score: r.Score})
+		}
+		return dst, len(res) >= ask, nil
+	})
 }
 
 var resultPool = sync.Pool{New: func() any { return new([]ann.Result) }}
@@ -93,7 +97,9 @@ var i2iPool = sync.Pool{New: func() any { return new(i2iScratch) }}
 // SeedItems engagements that have an embedding are the seeds; each is
 // searched for its ceil(limit/seeds)+seeds nearest items, the extra seeds
 // making room for the seeds themselves, which are never proposed. An item
-// near several seeds scores its best inner product with any of them.
+// near several seeds scores its best inner product with any of them. The
+// searches reach past the items the request excludes as TwoTowerANN's do,
+// the limit in that count growing as FetchUnseen asks.
 func (s *ItemToItemANN) Fetch(ctx context.Context, req *Request, limit int, dst []Candidate) ([]Candidate, error) {
 	if limit <= 0 {
 		return dst, nil
@@ -116,22 +122,36 @@ func (s *ItemToItemANN) Fetch(ctx context.Context, req *Request, limit int, dst 
 		}
 		sc.seeds = append(sc.seeds, ord)
 	}
-	n := len(sc.seeds)
-	if n == 0 {
+	if len(sc.seeds) == 0 {
 		return dst, nil
 	}
+	slices.Sort(sc.seeds)
+	return FetchUnseen(ctx, req, limit, dst, func(ask int, dst []Candidate) ([]Candidate, bool, error) {
+		return s.search(ctx, sc, ask, dst)
+	})
+}
+
+// search appends the best limit items near the seeds in sc and reports
+// whether a seed's search came back full, so that a larger limit may find
+// more.
+func (s *ItemToItemANN) search(ctx context.Context, sc *i2iScratch, limit int, dst []Candidate) ([]Candidate, bool, error) {
+	n := len(sc.seeds)
 	k := (limit+n-1)/n + n
 	res := sc.res[:0]
+	more := false
 	for _, seed := range sc.seeds {
 		if err := ctx.Err(); err != nil {
 			sc.res = res[:0]
-			return dst, err
+			return dst, false, err
 		}
+		from := len(res)
+		var err error
 		res, err = s.index.Search(s.vectors.Vector(seed), k, 0, res)
 		if err != nil {
 			sc.res = res[:0]
-			return dst, fmt.Errorf("failed to search items near item %d: %w", seed, err)
+			return dst, false, fmt.Errorf("failed to search items near item %d: %w", seed, err)
 		}
+		more = more || len(res)-from >= k
 	}
 	sc.res = res[:0]
 
@@ -143,7 +163,6 @@ func (s *ItemToItemANN) Fetch(ctx context.Context, req *Request, limit int, dst 
 		return cmp.Compare(b.Score, a.Score)
 	})
 	res = slices.CompactFunc(res, func(a, b ann.Result) bool { return a.ID == b.ID })
-	slices.Sort(sc.seeds)
 	res = slices.DeleteFunc(res, func(r ann.Result) bool {
 		_, found := slices.BinarySearch(sc.seeds, r.ID)
 		return found
@@ -157,5 +176,5 @@ func (s *ItemToItemANN) Fetch(ctx context.Context, req *Request, limit int, dst 
 	for _, r := range res[:min(len(res), limit)] {
 		dst = append(dst, Candidate{Item: r.ID, Score: r.Score})
 	}
-	return dst, nil
+	return dst, more, nil
 }

@@ -20,6 +20,16 @@
 // Sources of one request share what several of them read (follows, recent
 // engagements, the user embedding) through the Request.
 //
+// Items the user has seen or see-less'd never take a source's limit: the
+// mixer hands the seen filter, by catalog ordinal, to the sources through
+// the Request (Request.Excludes), and each source reads its list past them.
+// A source asks its index or the store for its limit plus as many items as
+// the filter holds (at most twice its limit at first), and asks again for
+// twice as many while the unseen ones fall short and the list has more, up
+// to the most the filter can hide (FetchUnseen). A user who has seen much
+// thus still gets each source's limit of unseen candidates; nothing is
+// asked beyond the limit for a user who has seen nothing.
+//
 // # Mixing
 //
 // Mixer.Mix runs every source in parallel, each under its own timeout. A
@@ -33,8 +43,8 @@
 //
 //  1. Each source's candidates are put in its score order; items the seen
 //     filter excludes (seen or see-less'd items, see-less'd authors, looked
-//     up through Items) are dropped before they take any budget, as are a
-//     source's repeats of an item.
+//     up through Items) that a source still returned are dropped before
+//     they take any budget, as are a source's repeats of an item.
 //  2. The budget left is split over the sources still holding candidates in
 //     proportion to their weights, none above its Limit less what it already
 //     contributed, with integer shares by largest remainder. With weights
@@ -55,6 +65,12 @@
 // consumed by several sources keeps its best. Sorting by it, as Mix does
 // (ties by item), gives the first stage a fair order even where it scores
 // nothing.
+//
+// A mix left short of MixerOptions.Min (by a user who has seen most of what
+// the sources find, or by failing sources) is topped up from the backfill
+// (Backfill: the most popular items, then the rest of the catalog, the
+// most recently added first, unseen ones only), appended after the mixed
+// items with no source of their own.
 //
 // Weights of zero leave a source out of the run; if every weight is zero, all
 // sources weigh the same, so that a misweighted config still serves.

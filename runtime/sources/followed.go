@@ -29,8 +29,9 @@ func NewFollowedAuthorsRecent(cfg config.Source, social store.SocialReader, item
 
 // Fetch implements Source. The score is the item's freshness,
 // 1 − age/maxAge: 1 for an item published at the request's time, 0 for one
-// maxAge old. Items the catalog does not hold are skipped, so fewer than
-// limit may be returned.
+// maxAge old. The store's list is read past the items the request excludes
+// (see FetchUnseen). Items the catalog does not hold are skipped, so fewer
+// than limit may be returned.
 func (s *FollowedAuthorsRecent) Fetch(ctx context.Context, req *Request, limit int, dst []Candidate) ([]Candidate, error) {
 	if limit <= 0 {
 		return dst, nil
@@ -46,17 +47,19 @@ func (s *FollowedAuthorsRecent) Fetch(ctx context.Context, req *Request, limit i
 		return dst, nil
 	}
 	now := req.now()
-	recent, err := s.social.RecentByAuthors(ctx, authors, now.Add(-s.maxAge), limit)
-	if err != nil {
-		return dst, fmt.Errorf("failed to read recent items of followed authors: %w", err)
-	}
-	for _, it := range recent {
-		ord, ok := s.items.Ordinal(it.Item)
-		if !ok {
-			continue
+	return FetchUnseen(ctx, req, limit, dst, func(ask int, dst []Candidate) ([]Candidate, bool, error) {
+		recent, err := s.social.RecentByAuthors(ctx, authors, now.Add(-s.maxAge), ask)
+		if err != nil {
+			return dst, false, fmt.Errorf("failed to read recent items of followed authors: %w", err)
 		}
-		fresh := 1 - float64(now.Sub(it.Time))/float64(s.maxAge)
-		dst = append(dst, Candidate{Item: ord, Score: float32(min(max(fresh, 0), 1))})
-	}
-	return dst, nil
+		for _, it := range recent {
+			ord, ok := s.items.Ordinal(it.Item)
+			if !ok {
+				continue
+			}
+			fresh := 1 - float64(now.Sub(it.Time))/float64(s.maxAge)
+			dst = append(dst, Candidate{Item: ord, Score: float32(min(max(fresh, 0), 1))})
+		}
+		return dst, len(recent) >= ask, nil
+	})
 }

@@ -60,14 +60,37 @@ type Mixed struct {
 	Score float32
 }
 
+// MixerOptions configure a Mixer.
+type MixerOptions struct {
+	// Observer is told how each source fared. Default nil: no one.
+	Observer Observer
+	// Backfill tops up a mix that its sources, once the seen filter and
+	// de-duplication are done, left short of Min candidates: it is asked
+	// for Min candidates (under Mix's context, after the sources), and
+	// those that the mix lacks and the seen filter lets through are
+	// appended, in its order, after the mixed ones, with no source in
+	// their Sources. It is observed as BackfillName. Default nil: no
+	// backfill.
+	Backfill Source
+	// Min is the least number of candidates Mix returns when Backfill can
+	// provide them, capped by the budget. Default 0: no backfill.
+	Min int
+}
+
+// BackfillName labels the backfill in observations; no source can be
+// named so.
+const BackfillName = "(backfill)"
+
 // Mixer runs sources in parallel and mixes their candidates into one budget.
 // A Mixer is immutable and safe for concurrent use; a changed live config
 // makes a new one.
 type Mixer struct {
-	slots []slot
-	items Items
-	obs   Observer
-	pool  sync.Pool // *mixScratch
+	slots    []slot
+	items    Items
+	obs      Observer
+	backfill Source
+	min      int
+	pool     sync.Pool // *mixScratch
 }
 
 type slot struct {
@@ -75,17 +98,17 @@ type slot struct {
 	weight float64 // effective
 }
 
-// NewMixer returns a mixer of the sources. A nil obs observes nothing. It
-// panics, as for a programming error, if there are more than
-// rank.MaxSources sources, an Index lies outside [0, rank.MaxSources), a
-// Source is nil or items is nil.
-func NewMixer(sources []Weighted, items Items, obs Observer) *Mixer {
+// NewMixer returns a mixer of the sources. It panics, as for a programming
+// error, if there are more than rank.MaxSources sources, an Index lies
+// outside [0, rank.MaxSources), a Source is nil or items is nil.
+func NewMixer(sources []Weighted, items Items, opts MixerOptions) *Mixer {
 	if len(sources) > rank.MaxSources {
 		panic(fmt.Sprintf("sources: %d sources, more than %d", len(sources), rank.MaxSources))
 	}
 	if items == nil {
 		panic("sources: nil Items")
 	}
+	obs := opts.Observer
 	if obs == nil {
 		obs = nopObserver{}
 	}
@@ -100,6 +123,9 @@ func NewMixer(sources []Weighted, items Items, obs Observer) *Mixer {
 		total += weight(s.Weight)
 	}
 	m := &Mixer{items: items, obs: obs}
+	if opts.Backfill != nil && opts.Min > 0 {
+		m.backfill, m.min = opts.Backfill, opts.Min
+	}
 	for _, s := range sources {
 		if s.Index < 0 || s.Index >= rank.MaxSources {
 			panic(fmt.Sprintf("sources: source %q has index %d outside [0, %d)", s.Name, s.Index, rank.MaxSources))
@@ -122,9 +148,7 @@ func NewMixer(sources []Weighted, items Items, obs Observer) *Mixer {
 			ch:    make(chan fetched, n),
 			where: make(map[uint32]int32),
 			timer: newStoppedTimer(),
-
-			seenItems:   make(map[uint32]struct{}),
-			seenAuthors: make(map[uint32]struct{}),
+			excl:  newExclusion(),
 		}
 	}
 	return m
@@ -150,9 +174,10 @@ type mixScratch struct {
 	lists   []int32          // each source's usable candidates, as entry indices
 	active  []int
 
-	// The seen filter by catalog ordinal and author index, so that each
-	// candidate is checked without reading its id and author strings.
-	seenItems, seenAuthors map[uint32]struct{}
+	// excl is the seen filter by catalog ordinal, which the sources read
+	// through the Request while they run.
+	excl exclusion
+	fill []Candidate // the backfill's Fetch dst, kept for its capacity
 }
 
 type slotState struct {
@@ -190,10 +215,12 @@ type fetched struct {
 // Mix runs every source in parallel and appends to dst at most budget
 // distinct candidates, best first by Mixed.Score, and returns the extended
 // slice. Items and authors seen excludes are dropped before they take any
-// budget; seen may be nil. A source that fails, panics or outlives its
-// timeout is observed and contributes nothing; Mix itself fails only when
-// ctx ends first, returning ctx's error. A source given up on may go on
-// reading req after Mix returns, so the caller must not reuse req.
+// budget or any source's limit (req tells the sources what they are);
+// seen may be nil. A source that fails, panics or outlives its timeout is
+// observed and contributes nothing; Mix itself fails only when ctx ends
+// first, returning ctx's error. A mix left short of MixerOptions.Min is
+// topped up by the backfill. A source given up on may go on reading req
+// after Mix returns, so the caller must not reuse req.
 func (m *Mixer) Mix(ctx context.Context, req *Request, budget int, seen *store.Filter, dst []Mixed) ([]Mixed, error) {
 	if err := ctx.Err(); err != nil {
 		return dst, err
@@ -202,6 +229,8 @@ func (m *Mixer) Mix(ctx context.Context, req *Request, budget int, seen *store.F
 		return dst, nil
 	}
 	sc := m.pool.Get().(*mixScratch)
+	sc.excl.reset(seen, m.items)
+	req.excl = &sc.excl
 	start := time.Now()
 	for i := range m.slots {
 		s, st := &m.slots[i], &sc.st[i]
@@ -220,14 +249,66 @@ func (m *Mixer) Mix(ctx context.Context, req *Request, budget int, seen *store.F
 		// Sources still running hold the scratch; leave it to them.
 		return dst, err
 	}
-	dst = m.mix(sc, budget, seen, dst)
+	first := len(dst)
+	dst = m.mix(sc, budget, dst)
+	if m.backfill != nil && len(dst)-first < min(m.min, budget) {
+		dst = m.topUp(ctx, sc, req, min(m.min, budget), first, dst)
+	}
 	for i := range sc.st {
 		sc.st[i].got = nil
 	}
 	if sc.abandoned == 0 {
+		// No source reads req any more, nor, once it is pooled, the
+		// scratch's filter.
+		req.excl = nil
 		m.pool.Put(sc)
 	}
 	return dst, nil
+}
+
+// topUp appends to the mix in dst[first:] the backfill's candidates that it
+// lacks until it holds want, each scoring below every mixed one, in the
+// backfill's order. A failing backfill is observed and adds nothing.
+func (m *Mixer) topUp(ctx context.Context, sc *mixScratch, req *Request, want, first int, dst []Mixed) []Mixed {
+	t0 := time.Now()
+	got, err := m.backfill.Fetch(ctx, req, want, sc.fill[:0])
+	if got != nil {
+		sc.fill = got[:0]
+	}
+	if err != nil {
+		m.obs.SourceDone(BackfillName, time.Since(t0), 0, err)
+		return dst
+	}
+	m.obs.SourceDone(BackfillName, time.Since(t0), len(got), nil)
+	// Mixed scores lie in (0, 1) and dst[first:] is sorted best first.
+	lowest := float32(1)
+	if len(dst) > first {
+		lowest = dst[len(dst)-1].Score
+	}
+	need := want - (len(dst) - first)
+	added := 0
+	for _, c := range got {
+		if added == need {
+			break
+		}
+		if e, ok := sc.where[c.Item]; ok {
+			en := &sc.entries[e]
+			if en.taken || en.excluded {
+				continue
+			}
+			en.taken = true
+		} else {
+			if sc.excl.excludes(c.Item) {
+				continue
+			}
+			sc.where[c.Item] = int32(len(sc.entries))
+			sc.entries = append(sc.entries, entry{item: c.Item, taken: true})
+		}
+		score := lowest * (float32(need-added) - 0.5) / float32(need)
+		dst = append(dst, Mixed{Item: c.Item, Score: score})
+		added++
+	}
+	return dst
 }
 
 // run fetches from source i and sends the outcome to ch, which has room for
@@ -335,31 +416,9 @@ func (m *Mixer) wait(ctx context.Context, sc *mixScratch, start time.Time) error
 
 // mix allocates the budget over the sources' candidates; see the package
 // comment for the rules.
-func (m *Mixer) mix(sc *mixScratch, budget int, seen *store.Filter, dst []Mixed) []Mixed {
+func (m *Mixer) mix(sc *mixScratch, budget int, dst []Mixed) []Mixed {
 	clear(sc.where)
 	sc.entries, sc.lists = sc.entries[:0], sc.lists[:0]
-	clear(sc.seenItems)
-	clear(sc.seenAuthors)
-	for id := range seen.Items() {
-		if o, ok := m.items.Ordinal(id); ok {
-			sc.seenItems[o] = struct{}{}
-		}
-	}
-	for id := range seen.Authors() {
-		if a, ok := m.items.LookupAuthor(id); ok {
-			sc.seenAuthors[a] = struct{}{}
-		}
-	}
-	excluded := func(o uint32) bool {
-		if _, ok := sc.seenItems[o]; ok {
-			return true
-		}
-		if len(sc.seenAuthors) == 0 {
-			return false
-		}
-		_, ok := sc.seenAuthors[m.items.AuthorIndex(o)]
-		return ok
-	}
 
 	// Each source's list: its candidates in score order, without the
 	// filtered ones and its own repeats, as indices of shared entries.
@@ -375,7 +434,7 @@ func (m *Mixer) mix(sc *mixScratch, budget int, seen *store.Filter, dst []Mixed)
 			if !ok {
 				e = int32(len(sc.entries))
 				sc.where[c.Item] = e
-				excl := excluded(c.Item)
+				excl := sc.excl.excludes(c.Item)
 				sc.entries = append(sc.entries, entry{item: c.Item, excluded: excl})
 			}
 			en := &sc.entries[e]

@@ -123,7 +123,7 @@ func TestMixAllocation(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			m := NewMixer(tc.sources, catalog, nil)
+			m := NewMixer(tc.sources, catalog, MixerOptions{})
 			got, err := m.Mix(context.Background(), &Request{User: "u"}, tc.budget, nil, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -215,7 +215,7 @@ func TestMixDedupe(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			m := NewMixer(tc.sources, catalog, nil)
+			m := NewMixer(tc.sources, catalog, MixerOptions{})
 			got, err := m.Mix(context.Background(), &Request{User: "u"}, tc.budget, nil, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -281,7 +281,7 @@ func TestMixSeenFilter(t *testing.T) {
 			m := NewMixer([]Weighted{
 				src(0, "a", items(0, 10), 0.5, 10),
 				src(1, "b", items(0, 10), 0.5, 10),
-			}, catalog, nil)
+			}, catalog, MixerOptions{})
 			got, err := m.Mix(context.Background(), &Request{User: "u"}, 5, seen, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -324,7 +324,7 @@ func TestMixFailOpen(t *testing.T) {
 				src(0, "good", items(0, 100), 0.5, 0),
 				tc.bad,
 				src(2, "also-good", items(1000, 100), 0.25, 0),
-			}, catalog, rec)
+			}, catalog, MixerOptions{Observer: rec})
 			got, err := m.Mix(context.Background(), &Request{User: "u"}, 30, nil, nil)
 			if err != nil {
 				t.Fatalf("Mix failed: %v", err)
@@ -357,7 +357,7 @@ func TestMixContext(t *testing.T) {
 		m := NewMixer([]Weighted{
 			{Name: "a", Source: slowSource{started}, Weight: 1, Index: 0},
 			{Name: "b", Source: slowSource{started}, Weight: 1, Index: 1},
-		}, catalog, rec)
+		}, catalog, MixerOptions{Observer: rec})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
@@ -378,7 +378,7 @@ func TestMixContext(t *testing.T) {
 	})
 	t.Run("an already cancelled request runs no source", func(t *testing.T) {
 		s := &countingSource{listSource: items(0, 10)}
-		m := NewMixer([]Weighted{src(0, "a", s, 1, 0)}, catalog, nil)
+		m := NewMixer([]Weighted{src(0, "a", s, 1, 0)}, catalog, MixerOptions{})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := m.Mix(ctx, &Request{User: "u"}, 10, nil, nil); !errors.Is(err, context.Canceled) {
@@ -395,7 +395,7 @@ func TestMixReuse(t *testing.T) {
 	m := NewMixer([]Weighted{
 		src(0, "a", items(0, 50), 0.5, 0),
 		src(1, "b", items(1000, 50), 0.5, 0),
-	}, catalog, nil)
+	}, catalog, MixerOptions{})
 	var first []Mixed
 	for i := range 5 {
 		got, err := m.Mix(context.Background(), &Request{User: "u"}, 20, nil, nil)
@@ -414,7 +414,7 @@ func TestMixReuse(t *testing.T) {
 
 func TestMixZeroWeightNotRun(t *testing.T) {
 	s := &countingSource{listSource: items(0, 10)}
-	m := NewMixer([]Weighted{src(0, "a", items(1000, 10), 1, 0), src(1, "z", s, 0, 0)}, catalog, nil)
+	m := NewMixer([]Weighted{src(0, "a", items(1000, 10), 1, 0), src(1, "z", s, 0, 0)}, catalog, MixerOptions{})
 	if _, err := m.Mix(context.Background(), &Request{User: "u"}, 10, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +438,7 @@ func TestMixAsksForLimit(t *testing.T) {
 				got <- l
 				return dst, nil
 			})
-			m := NewMixer([]Weighted{src(0, "a", s, 1, tc.limit)}, catalog, nil)
+			m := NewMixer([]Weighted{src(0, "a", s, 1, tc.limit)}, catalog, MixerOptions{})
 			if _, err := m.Mix(context.Background(), &Request{User: "u"}, tc.budget, nil, nil); err != nil {
 				t.Fatal(err)
 			}

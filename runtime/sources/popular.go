@@ -27,20 +27,25 @@ func NewPopular(cfg config.Source, pop store.PopularReader, items Items) *Popula
 	return &Popular{pop: pop, items: items}
 }
 
-// Fetch implements Source. The score is the decayed popularity. Items the
-// catalog does not hold are skipped, so fewer than limit may be returned.
+// Fetch implements Source. The score is the decayed popularity. The store's
+// list is read past the items the request excludes (see FetchUnseen).
+// Items the catalog does not hold are skipped, so fewer than limit may be
+// returned.
 func (s *Popular) Fetch(ctx context.Context, req *Request, limit int, dst []Candidate) ([]Candidate, error) {
 	if limit <= 0 {
 		return dst, nil
 	}
-	top, err := s.pop.Popular(ctx, req.now(), limit)
-	if err != nil {
-		return dst, fmt.Errorf("failed to read popular items: %w", err)
-	}
-	for _, it := range top {
-		if ord, ok := s.items.Ordinal(it.Item); ok {
-			dst = append(dst, Candidate{Item: ord, Score: float32(it.Score)})
+	now := req.now()
+	return FetchUnseen(ctx, req, limit, dst, func(ask int, dst []Candidate) ([]Candidate, bool, error) {
+		top, err := s.pop.Popular(ctx, now, ask)
+		if err != nil {
+			return dst, false, fmt.Errorf("failed to read popular items: %w", err)
 		}
-	}
-	return dst, nil
+		for _, it := range top {
+			if ord, ok := s.items.Ordinal(it.Item); ok {
+				dst = append(dst, Candidate{Item: ord, Score: float32(it.Score)})
+			}
+		}
+		return dst, len(top) >= ask, nil
+	})
 }

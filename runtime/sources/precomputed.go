@@ -126,7 +126,8 @@ func NewPrecomputed(cfg config.Source, items Items, opts PrecomputedOptions) (*P
 }
 
 // Fetch implements Source. The score of the item at rank r of a list of n
-// is (n−r)/n.
+// is (n−r)/n. Items the request excludes are passed over without taking
+// the limit.
 func (s *Precomputed) Fetch(ctx context.Context, req *Request, limit int, dst []Candidate) ([]Candidate, error) {
 	l := s.lists.Load()
 	if l == nil {
@@ -138,8 +139,15 @@ func (s *Precomputed) Fetch(ctx context.Context, req *Request, limit int, dst []
 	}
 	list := l.items[sp.off : sp.off+sp.n]
 	n := float32(len(list))
-	for r, it := range list[:min(len(list), limit)] {
+	for r, it := range list {
+		if limit == 0 {
+			break
+		}
+		if req.Excludes(it) {
+			continue // the list goes on past what the user has seen
+		}
 		dst = append(dst, Candidate{Item: it, Score: (n - float32(r)) / n})
+		limit--
 	}
 	return dst, nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/ann"
+	"github.com/recpipeline/recpipeline/runtime/store"
 )
 
 // Items is what the sources and the mixer read of the catalog.
@@ -61,8 +62,11 @@ type Candidate struct {
 // Source proposes candidates for a request.
 type Source interface {
 	// Fetch appends at most limit candidates to dst, best first, and returns
-	// the extended slice. It honours ctx's deadline. The mixer owns dst and
-	// may reuse it once Fetch has returned.
+	// the extended slice. Items the request Excludes should not be among
+	// them: a source reaches past them, so that what the user has seen
+	// does not take its limit (the mixer drops any that come). It honours
+	// ctx's deadline. The mixer owns dst and may reuse it once Fetch has
+	// returned.
 	Fetch(ctx context.Context, req *Request, limit int, dst []Candidate) ([]Candidate, error)
 }
 
@@ -80,6 +84,69 @@ type Request struct {
 
 	mu   sync.Mutex
 	memo []*memoEntry
+
+	// excl is the seen filter by catalog ordinal, which the mixer sets
+	// before it runs the sources; nil excludes nothing.
+	excl *exclusion
+}
+
+// exclusion is a request's seen filter by catalog ordinal and author index,
+// so that a candidate is checked without reading its id and author
+// strings. It is read-only while the sources run.
+type exclusion struct {
+	items   map[uint32]struct{}
+	authors map[uint32]struct{}
+	cat     Items
+}
+
+func newExclusion() exclusion {
+	return exclusion{items: make(map[uint32]struct{}), authors: make(map[uint32]struct{})}
+}
+
+// reset fills the exclusion from seen, looking items and authors up in cat;
+// those cat does not hold cannot be proposed and are left out.
+func (x *exclusion) reset(seen *store.Filter, cat Items) {
+	clear(x.items)
+	clear(x.authors)
+	x.cat = cat
+	for id := range seen.Items() {
+		if o, ok := cat.Ordinal(id); ok {
+			x.items[o] = struct{}{}
+		}
+	}
+	for id := range seen.Authors() {
+		if a, ok := cat.LookupAuthor(id); ok {
+			x.authors[a] = struct{}{}
+		}
+	}
+}
+
+func (x *exclusion) excludes(o uint32) bool {
+	if _, ok := x.items[o]; ok {
+		return true
+	}
+	if len(x.authors) == 0 {
+		return false
+	}
+	_, ok := x.authors[x.cat.AuthorIndex(o)]
+	return ok
+}
+
+// Excludes reports whether the request's seen filter drops the item at
+// catalog ordinal o: the user saw it, or asked to see less of it or of its
+// author. Sources drop such items before they count towards their limit.
+func (r *Request) Excludes(o uint32) bool {
+	return r.excl != nil && r.excl.excludes(o)
+}
+
+// Excluded returns how many catalog items the request's seen filter drops
+// by item, and whether it drops whole authors too, so that any number of
+// items may be dropped: what a source over-fetches by.
+func (r *Request) Excluded() (items int, authors bool) {
+	if r.excl == nil {
+		return 0, false
+	}
+	return len(r.excl.items), len(r.excl.authors) > 0
 }
 
 type memoEntry struct {

@@ -178,7 +178,7 @@ func TestRequestSharesTheUserEmbedding(t *testing.T) {
 				s := NewTwoTowerANN(config.Source{Model: model}, e, &exactSearcher{vecs: vecs})
 				ws = append(ws, src(i, model+string(rune('0'+i)), s, 1, 10))
 			}
-			m := NewMixer(ws, catalog, nil)
+			m := NewMixer(ws, catalog, MixerOptions{})
 			got, err := m.Mix(context.Background(), &Request{User: "u", Now: now}, 10, nil, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -112,7 +113,11 @@ type conformanceCase struct {
 	engagements []engagementQuery
 	seen        []seenQuery
 	popular     []popularQuery
+	// newest, if set, is what EventClock.NewestEvent must return.
+	newest *time.Time
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func it(item, author string, s float64) ItemTime {
 	return ItemTime{Item: item, Author: author, Time: at(s)}
@@ -185,6 +190,29 @@ var conformanceCases = map[string]conformanceCase{
 			{user: "u2", items: []string{"i1"}, notItems: []string{"i2"}, notAuthors: []string{"a8"}, wantLen: 1},
 			{user: "u3", notItems: []string{"i1"}, wantLen: 0},
 		},
+	},
+	"seen keeps 10,000 items per user by default": {
+		batches: func() [][]Event {
+			var b []Event
+			for i := range 1500 {
+				b = append(b, ev(Impression, "u1", fmt.Sprintf("i%d", i), "", float64(i)))
+			}
+			return [][]Event{b}
+		}(),
+		seen: []seenQuery{
+			{user: "u1", items: []string{"i0", "i499", "i1499"}, notItems: []string{"i1500"}, wantLen: 1500},
+		},
+	},
+	"the newest event time is the latest of any event, in whatever order they come": {
+		batches: [][]Event{
+			{ev(Impression, "u1", "i1", "", 30), ev(Click, "u1", "i1", "", 10)},
+			{ev(Follow, "u2", "", "a", 50), ev(SeeLess, "u1", "i2", "", 20)},
+			{ev(NewItem, "", "x1", "a", 40), ev(Like, "u1", "i1", "", 45)},
+		},
+		newest: ptr(at(50)),
+	},
+	"a store without events has no newest event": {
+		newest: ptr(time.Time{}),
 	},
 	"popularity is weighted and halves every half-life": {
 		opts: StateOptions{HalfLife: time.Hour},
@@ -311,6 +339,15 @@ func checkState(t *testing.T, s Store, tc conformanceCase) {
 		}
 		if f.Len() != q.wantLen {
 			t.Errorf("Seen(%q).Len() = %d, want %d", q.user, f.Len(), q.wantLen)
+		}
+	}
+	if tc.newest != nil {
+		got, err := s.(EventClock).NewestEvent(ctx)
+		if err != nil {
+			t.Fatalf("NewestEvent: %v", err)
+		}
+		if !got.Equal(*tc.newest) {
+			t.Errorf("NewestEvent = %v, want %v", got, *tc.newest)
 		}
 	}
 	for _, q := range tc.popular {

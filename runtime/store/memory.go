@@ -69,6 +69,7 @@ type Memory struct {
 var _ Store = (*Memory)(nil)
 var _ Seeder = (*Memory)(nil)
 var _ NewItemsReader = (*Memory)(nil)
+var _ EventClock = (*Memory)(nil)
 
 // OpenMemory opens, or creates, the Memory store whose log is in dir, and
 // replays the log. A record torn by a crash at the end of the log is dropped
@@ -223,6 +224,15 @@ func (m *Memory) check(ctx context.Context) error {
 		return ErrClosed
 	}
 	return ctx.Err()
+}
+
+// NewestEvent implements EventClock from the replayed and applied events.
+// It costs an atomic load.
+func (m *Memory) NewestEvent(ctx context.Context) (time.Time, error) {
+	if err := m.check(ctx); err != nil {
+		return time.Time{}, err
+	}
+	return m.st.newestEvent(), nil
 }
 
 // Follows implements SocialReader.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -49,6 +50,7 @@ type RedisOptions struct {
 //	sa:<user>    sorted set of see-less'd authors by time
 //	pop:         sorted set of items by stored popularity (see decay)
 //	ni:          list of new_item publications, oldest first, "ms|len(author)|author item"
+//	clk:         the latest event time recorded (unix ms), see EventClock
 type Redis struct {
 	c     *redis.Client
 	opts  RedisOptions
@@ -58,6 +60,7 @@ type Redis struct {
 var _ Store = (*Redis)(nil)
 var _ Seeder = (*Redis)(nil)
 var _ NewItemsReader = (*Redis)(nil)
+var _ EventClock = (*Redis)(nil)
 
 // OpenRedis connects to the server and checks that it answers.
 func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
@@ -119,6 +122,15 @@ redis.call('ZREMRANGEBYRANK', key, 0, -tonumber(ARGV[1]) - 1)
 return 0
 `
 
+// newestScript raises KEYS[1] to ARGV[1] unless it already holds more, so
+// that batches applied by several replicas leave the latest time.
+const newestScript = `
+local v = tonumber(redis.call('GET', KEYS[1]))
+local t = tonumber(ARGV[1])
+if not v or v < t then redis.call('SET', KEYS[1], ARGV[1]) end
+return 0
+`
+
 // Apply implements Writer.
 func (r *Redis) Apply(ctx context.Context, events []Event) error {
 	if len(events) == 0 {
@@ -137,9 +149,11 @@ func (r *Redis) Apply(ctx context.Context, events []Event) error {
 	}
 	trims := make(map[string]trim)
 	pop := make(map[string]float64)
+	newest := int64(math.MinInt64)
 	_, err = r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range evs {
 			e := &evs[i]
+			newest = max(newest, e.Time.UnixMilli())
 			ms := float64(e.Time.UnixMilli())
 			switch e.Type {
 			case Impression:
@@ -201,6 +215,7 @@ func (r *Redis) Apply(ctx context.Context, events []Event) error {
 			}
 			p.Eval(ctx, popularScript, []string{r.key("pop", "")}, args...)
 		}
+		p.Eval(ctx, newestScript, []string{r.key("clk", "")}, newest)
 		return nil
 	})
 	if err != nil {
@@ -279,6 +294,18 @@ func decodeNewItem(v string) (ItemTime, error) {
 		return ItemTime{}, fmt.Errorf("failed to parse new item %q from redis", v)
 	}
 	return ItemTime{Item: rest[l:], Author: rest[:l], Time: time.UnixMilli(t)}, nil
+}
+
+// NewestEvent implements EventClock with one round trip.
+func (r *Redis) NewestEvent(ctx context.Context) (time.Time, error) {
+	ms, err := r.c.Get(ctx, r.key("clk", "")).Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, fmt.Errorf("failed to read the newest event time from redis: %w", err)
+	}
+	return time.UnixMilli(ms), nil
 }
 
 // Follows implements SocialReader.

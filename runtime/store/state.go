@@ -3,6 +3,7 @@ package store
 import (
 	"container/heap"
 	"hash/maphash"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,10 @@ type state struct {
 	popMu    sync.Mutex
 	pop      map[string]float64 // item → stored popularity, see decay
 	popWrite atomic.Uint64      // bumped by every popularity change
+
+	// newest is the latest event time applied, in Unix milliseconds;
+	// math.MinInt64 before the first event.
+	newest atomic.Int64
 }
 
 const shards = 64
@@ -56,6 +61,7 @@ func newState(o StateOptions) *state {
 		s.users[i].users = make(map[string]*userState)
 		s.authors[i].authors = make(map[string][]ItemTime)
 	}
+	s.newest.Store(math.MinInt64)
 	return s
 }
 
@@ -70,8 +76,11 @@ func (s *state) author(key string) *authorShard { return &s.authors[s.shard(key)
 // apply applies a validated, normalized batch.
 func (s *state) apply(events []Event) {
 	popChanged := false
+	newest := s.newest.Load()
+	defer func() { s.newest.Store(newest) }() // one writer at a time
 	for i := range events {
 		e := &events[i]
+		newest = max(newest, e.Time.UnixMilli())
 		if e.Type == NewItem {
 			it := ItemTime{Item: e.Item, Author: e.Author, Time: e.Time}
 			s.addAuthorItem(it)
@@ -188,6 +197,15 @@ func (s *state) prunePopular() {
 			delete(s.pop, item)
 		}
 	}
+}
+
+// newestEvent returns the latest event time applied, zero if none.
+func (s *state) newestEvent() time.Time {
+	ms := s.newest.Load()
+	if ms == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 func (s *state) follows(user string) []string {

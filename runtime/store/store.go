@@ -127,6 +127,16 @@ type NewItemsReader interface {
 	NewItems(ctx context.Context) ([]ItemTime, error)
 }
 
+// EventClock reports how far the recorded events reach in time, so that a
+// replayed historical log can be served on its own clock rather than the
+// wall clock's.
+type EventClock interface {
+	// NewestEvent returns the latest Time of any event recorded, as
+	// Apply dated it, and the zero Time if none was. Seeded items are not
+	// events.
+	NewestEvent(ctx context.Context) (time.Time, error)
+}
+
 // Seeder loads catalog items as authors' recent items without recording
 // events: a catalog is seeded again at every start.
 type Seeder interface {
@@ -215,7 +225,8 @@ type StateOptions struct {
 	// Default 50.
 	RecentEngagements int
 	// SeenItems is how many distinct seen items are kept per user, the most
-	// recent ones. Default 1000.
+	// recent ones; older ones may be recommended again. Default
+	// DefaultSeenItems (10,000).
 	SeenItems int
 	// SeeLess is how many see-less'd items, and as many authors, are kept per
 	// user, the most recent ones. Default 1000.
@@ -236,6 +247,9 @@ type StateOptions struct {
 	Weights map[EventType]float64
 }
 
+// DefaultSeenItems is the default of StateOptions.SeenItems.
+const DefaultSeenItems = 10000
+
 // DefaultWeights are the popularity weights used when StateOptions.Weights is
 // nil.
 var DefaultWeights = map[EventType]float64{Click: 1, Like: 2, Comment: 3, Share: 4}
@@ -245,7 +259,7 @@ func (o StateOptions) withDefaults() (StateOptions, error) {
 		o.RecentEngagements = 50
 	}
 	if o.SeenItems <= 0 {
-		o.SeenItems = 1000
+		o.SeenItems = DefaultSeenItems
 	}
 	if o.SeeLess <= 0 {
 		o.SeeLess = 1000

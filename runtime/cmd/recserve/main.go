@@ -155,7 +155,7 @@ func run() error {
 	srv.SetEngine(engine)
 	srv.OnConfig(raw)
 	if srv.Revision() == "" {
-		return errors.New("the initial config was refused; see the log")
+		return fmt.Errorf("the initial config was refused: %s", srv.Rejected())
 	}
 	log.Info("Ready", "loadSeconds", time.Since(start).Seconds(), "revision", srv.Revision())
 

@@ -205,6 +205,7 @@ type recResponse struct {
 		Risk    float64            `json:"integrityRisk"`
 	} `json:"items"`
 	Timings map[string]float64 `json:"timingsMs"`
+	Now     time.Time          `json:"now"`
 }
 
 func recommend(t testing.TB, url, user string, n int, debug bool) (int, *recResponse) {
@@ -251,13 +252,21 @@ func writeConfig(t *testing.T, path string, b []byte) {
 // timings, and that every source contributes.
 func checkFunnel(t *testing.T, url string) {
 	t.Helper()
-	code, err := postEvents(url, []map[string]any{
+	events := []map[string]any{
 		{"user": "u1", "author": "a1", "type": "follow"},
 		{"user": "u1", "author": "a2", "type": "follow"},
 		{"user": "u1", "item": "i10", "type": "like"},
 		{"user": "u1", "item": "i11", "type": "click"},
 		{"user": "u2", "item": "i10", "type": "like"},
-	})
+	}
+	// Trending today: other users' likes of a few items, for the popular
+	// source to propose beside the others.
+	for u := 100; u < 120; u++ {
+		for i := 40; i < 40+u%7+3; i++ {
+			events = append(events, map[string]any{"user": fmt.Sprintf("u%d", u), "item": fmt.Sprintf("i%d", i), "type": "like"})
+		}
+	}
+	code, err := postEvents(url, events)
 	if err != nil || code != http.StatusAccepted {
 		t.Fatalf("events: %d %v", code, err)
 	}
@@ -627,6 +636,24 @@ func TestReplicasShareStateThroughRedis(t *testing.T) {
 	a := start(t, cfgPath, filepath.Join(dir, "a"))
 	bb := start(t, cfgPath, filepath.Join(dir, "b"))
 
+	// Both serve on the event clock of the shared log: an event replica a
+	// records reaches replica b's clock within its refresh.
+	then := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC)
+	if code, err := postEvents(a.url, []map[string]any{{"user": "u8", "item": "i1", "type": "click", "time": then}}); err != nil || code != http.StatusAccepted {
+		t.Fatalf("a dated click to replica a: %d %v", code, err)
+	}
+	want := then.Add(time.Millisecond)
+	var served time.Time
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, r := recommend(t, bb.url, "u9", 1, true); r.Now.Equal(want) {
+			served = r.Now
+			break
+		}
+	}
+	if !served.Equal(want) {
+		t.Errorf("replica b serves at %v, want the newest event replica a recorded plus 1ms, %v", served, want)
+	}
+
 	_, before := recommend(t, bb.url, "u9", 10, false)
 	if len(before.Items) == 0 {
 		t.Fatal("no recommendations")
@@ -669,5 +696,30 @@ func waitRevision(t *testing.T, rev string, procs ...*proc) {
 		if got != rev {
 			t.Fatalf("%s serves revision %v, want %s", p.url, got, rev)
 		}
+	}
+}
+
+// A first config the loaded models refuse stops recserve with the reason,
+// which the kubelet shows from the termination log and the operator copies
+// into the pipeline's Degraded condition; before, it said only "see the
+// log".
+func TestInitialRefusalNamesTheCause(t *testing.T) {
+	f := world(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.json")
+	weights := defaultWeights()
+	weights["dwell"] = 3 // the MTML has no such head
+	writeConfig(t, cfgPath, pipelineConfig(t, f, weights))
+	cmd := exec.Command(os.Args[0], "--config", cfgPath, "--state-dir", filepath.Join(dir, "state"),
+		"--http-port", strconv.Itoa(freePort(t)))
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("recserve started on a config its models refuse; output:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "recserve: the initial config was refused: live.weights") || !strings.Contains(last, `"dwell"`) {
+		t.Errorf("recserve's last words %q do not give the refusal's reason", last)
 	}
 }

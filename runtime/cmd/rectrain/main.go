@@ -16,19 +16,28 @@ limitations under the License.
 
 // Command rectrain trains the funnel's models from a dataset directory
 // (catalog.jsonl, users.jsonl, follows.jsonl, events.jsonl in the
-// runtime/dataset formats) and writes three artifacts that recserve loads:
-// OUT/two-tower (retrieval), OUT/first-stage (distilled from the ranker) and
-// OUT/mtml (the ranker). It prints progress and an offline evaluation on the
-// last part of the log.
+// runtime/dataset formats) or a bare ratings log, and writes a directory
+// that recserve serves: three artifacts, OUT/two-tower (retrieval),
+// OUT/first-stage (distilled from the ranker) and OUT/mtml (the ranker),
+// and OUT/config.json, a recserve config for them. It prints progress and
+// an offline evaluation on the last part of the log.
 //
-//	rectrain -data DIR -out DIR [-epochs N -seed S -dim D -hidden 256,128 ...]
-//	rectrain -movielens u.data|ratings.csv -out DIR [...]
+//	rectrain -data DIR|ratings.csv -out DIR [-epochs N -seed S -dim D -hidden 256,128 ...]
+//	recserve --config DIR/config.json
 //
-// -movielens reads a MovieLens ratings file instead of a dataset directory
-// (see rectrain.LoadMovieLens for how ratings become events and how the
-// missing catalog is built: no item features, each item its own author).
-// Bad rows are skipped, counted and the first -max-errors printed with
-// their line numbers; -strict makes the first one fatal.
+// A -data that is a file (or -movielens FILE) is a MovieLens ratings file
+// (u.data, ratings.csv, ratings.dat; see rectrain.LoadMovieLens for how
+// ratings become events and how the missing catalog is built: no item
+// features, each item its own author, created at its first rating), and
+// the catalog is written to OUT/catalog.jsonl too. Bad rows are skipped,
+// counted and the first -max-errors printed with their line numbers;
+// -strict makes the first one fatal.
+//
+// Quality gate: the evaluation sets the models beside recommending the most
+// popular items and a random list. When the two-tower model or the whole
+// funnel does not beat popularity on the held-out part of the log
+// (rectrain.Report.Weak), rectrain says why, writes nothing and exits with
+// status 3; -allow-weak writes the artifacts all the same.
 //
 // When the dataset directory holds synth's truth files (truth.json,
 // truth_users.jsonl, truth_items.jsonl), the evaluation adds the planted
@@ -54,6 +63,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -66,6 +76,9 @@ import (
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "rectrain:", err)
+		if errors.Is(err, errWeak) {
+			os.Exit(3)
+		}
 		os.Exit(1)
 	}
 }
@@ -78,8 +91,9 @@ func run(args []string) error {
 	var (
 		o       rectrain.Options
 		lo      rectrain.LoadOptions
-		data    = fl.String("data", "", "dataset directory (this or -movielens is required)")
+		data    = fl.String("data", "", "dataset directory, or a MovieLens ratings file (this or -movielens is required)")
 		ml      = fl.String("movielens", "", "MovieLens ratings file (u.data, ratings.csv, ratings.dat) to train on instead of -data")
+		weakOK  = fl.Bool("allow-weak", false, "write the artifacts even when the models do not beat the popularity baseline")
 		out     = fl.String("out", "", "directory to write the artifacts to (required)")
 		version = fl.String("version", "1", "version recorded in the manifests")
 		hidden  = fl.String("hidden", "256,128", "hidden widths of the MTML bottom, comma-separated")
@@ -95,6 +109,8 @@ func run(args []string) error {
 	fl.IntVar(&o.FirstStageHidden, "first-stage-hidden", 64, "hidden width of the first-stage towers")
 	fl.IntVar(&o.Batch, "batch", 512, "minibatch size")
 	fl.Float64Var(&o.LR, "lr", 1e-3, "Adam learning rate (the two-tower models' weights use 3×, their item_id table 1×)")
+	fl.Float64Var(&o.IDLR, "id-lr", 0, "Adam learning rate of the item_id tables (0: -lr, or 0.03 when the catalog has no features)")
+	fl.IntVar(&o.Negatives, "negatives", 1, "items drawn uniformly per training impression that the ranker learns as not engaged with (negative: none)")
 	fl.IntVar(&o.EvalUsers, "eval-users", 500, "users of the first-stage vs teacher evaluation")
 	fl.Float64Var(&lo.TestFrac, "test-frac", 0.1, "fraction of the log's time span held out for evaluation")
 	fl.BoolVar(&lo.Strict, "strict", false, "fail on the first bad row instead of skipping it")
@@ -123,9 +139,14 @@ func run(args []string) error {
 
 	began := time.Now()
 	var d *rectrain.Data
-	src := *data
+	src, catalogDir := *data, *data
+	if *ml == "" {
+		if st, err := os.Stat(*data); err == nil && !st.IsDir() {
+			*ml = *data
+		}
+	}
 	if *ml != "" {
-		src = *ml
+		src, catalogDir = *ml, ""
 		d, err = rectrain.LoadMovieLens(*ml, lo)
 	} else {
 		d, err = rectrain.LoadDir(*data, lo)
@@ -152,16 +173,33 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	res.Eval.Table(os.Stdout)
+	weak := res.Eval.Weak()
+	for _, why := range weak {
+		fmt.Printf("WEAK MODEL: %s\n", why)
+	}
+	if len(weak) > 0 && !*weakOK {
+		return errWeak
+	}
 	if err := res.Save(*out, *version); err != nil {
 		return err
 	}
-	res.Eval.Table(os.Stdout)
+	if err := res.WriteServing(*out, catalogDir); err != nil {
+		return err
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("artifacts written to %s/{two-tower,first-stage,mtml}; total %s, heap in use from the OS %.0f MiB\n",
-		*out, time.Since(began).Round(time.Millisecond), float64(ms.Sys)/(1<<20))
+	fmt.Printf("artifacts written to %s/{two-tower,first-stage,mtml}, recserve config to %s; total %s, heap in use from the OS %.0f MiB\n",
+		*out, filepath.Join(*out, rectrain.ConfigFile), time.Since(began).Round(time.Millisecond), float64(ms.Sys)/(1<<20))
+	if catalogDir == "" {
+		fmt.Printf("catalog written to %s\n", filepath.Join(*out, rectrain.CatalogFile))
+	}
+	fmt.Printf("serve it: recserve --config %s\n", filepath.Join(*out, rectrain.ConfigFile))
 	return nil
 }
+
+// errWeak ends a run whose models fail the quality gate.
+var errWeak = errors.New("the models do not beat the popularity baseline on the held-out part of the log (WEAK MODEL above); nothing was written; -allow-weak writes them all the same")
 
 func parseInts(s string) ([]int, error) {
 	var out []int

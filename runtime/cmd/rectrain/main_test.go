@@ -17,12 +17,19 @@ limitations under the License.
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/recpipeline/recpipeline/runtime/catalog"
+	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/model"
 	"github.com/recpipeline/recpipeline/runtime/synth"
 )
@@ -32,7 +39,8 @@ func TestRunWritesLoadableArtifacts(t *testing.T) {
 	if err := synth.Generate(synth.Config{Users: 100, Items: 500, Seed: 1}).WriteDirWith(data, synth.WriteOptions{SkipTruth: true}); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-data", data, "-out", out, "-epochs", "1", "-hidden", "16,8", "-dim", "8", "-tower-hidden", "16",
+	// One epoch of tiny networks is about the plumbing, not the quality.
+	args := []string{"-allow-weak", "-data", data, "-out", out, "-epochs", "1", "-hidden", "16,8", "-dim", "8", "-tower-hidden", "16",
 		"-first-stage-hidden", "8", "-first-stage-dim", "4", "-batch", "64", "-weights", "click:1,like:2,see_less:-8"}
 	if err := run(args); err != nil {
 		t.Fatal(err)
@@ -75,7 +83,7 @@ func TestMovieLensEndToEnd(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-movielens", path, "-out", out, "-epochs", "1", "-hidden", "8", "-dim", "4", "-tower-hidden", "8",
+	args := []string{"-allow-weak", "-movielens", path, "-out", out, "-epochs", "1", "-hidden", "8", "-dim", "4", "-tower-hidden", "8",
 		"-first-stage-hidden", "8", "-first-stage-dim", "4", "-batch", "32", "-test-frac", "0.2"}
 	if err := run(args); err != nil {
 		t.Fatal(err)
@@ -83,6 +91,11 @@ func TestMovieLensEndToEnd(t *testing.T) {
 	for _, name := range []string{"two-tower", "first-stage", "mtml"} {
 		if _, err := model.LoadDir(filepath.Join(out, name)); err != nil {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for _, name := range []string{"config.json", "catalog.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Errorf("a MovieLens run wrote no %s: %v", name, err)
 		}
 	}
 	err := run(append([]string{"-strict"}, args...))
@@ -94,5 +107,108 @@ func TestMovieLensEndToEnd(t *testing.T) {
 	}
 	if err := run([]string{"-movielens", path, "-out", out, "-resume"}); err == nil {
 		t.Errorf("run with -resume and no -checkpoint succeeded")
+	}
+}
+
+// writeRatings writes a ratings.csv of users rating items by taste: user u
+// likes the items of its group (u mod 4) in items mod 4, and a few others
+// at random; when random is set every rating's item is drawn by a
+// popularity skew alone, which no model of the users can beat.
+func writeRatings(t *testing.T, path string, random bool) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(1, 2))
+	var b strings.Builder
+	b.WriteString("userId,movieId,rating,timestamp\n")
+	type row struct {
+		u, i int
+		ts   int64
+	}
+	var rows []row
+	for u := range 300 {
+		seen := map[int]bool{}
+		for k := range 40 {
+			var i int
+			switch {
+			case random:
+				i = int(math.Floor(math.Pow(r.Float64(), 3) * 400))
+			case k%5 == 0:
+				i = r.IntN(400)
+			default:
+				i = 4*r.IntN(100) + u%4
+			}
+			if seen[i] {
+				continue
+			}
+			seen[i] = true
+			rows = append(rows, row{u, i, 1_000_000_000 + int64(r.IntN(30*86400))})
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int { return int(a.ts - b.ts) })
+	for _, x := range rows {
+		fmt.Fprintf(&b, "%d,%d,4,%d\n", x.u, x.i, x.ts)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A bare ratings log given as -data becomes a servable directory: the
+// artifacts, the catalog and a recserve config that parses and names them.
+func TestBareLogBecomesServable(t *testing.T) {
+	dir, out := t.TempDir(), t.TempDir()
+	path := filepath.Join(dir, "ratings.csv")
+	writeRatings(t, path, false)
+	args := []string{"-data", path, "-out", out, "-epochs", "3", "-hidden", "32,16", "-dim", "16", "-tower-hidden", "32",
+		"-first-stage-hidden", "16", "-first-stage-dim", "8", "-batch", "128", "-lr", "3e-3"}
+	if err := run(args); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Parse(b)
+	if err != nil {
+		t.Fatalf("the written config does not parse: %v\n%s", err, b)
+	}
+	if want := "file://" + out; c.Deploy.Catalog != want {
+		t.Errorf("catalog %q, want %q", c.Deploy.Catalog, want)
+	}
+	for _, m := range c.Deploy.Models {
+		if _, err := model.LoadDir(strings.TrimPrefix(m.URI, "file://")); err != nil {
+			t.Errorf("model %s at %s: %v", m.Name, m.URI, err)
+		}
+	}
+	if got := c.Live.Clock.TypeOrDefault(); got != config.ClockEvent {
+		t.Errorf("clock %q, want %q: a historical log is served as of its own time", got, config.ClockEvent)
+	}
+	cat, err := catalog.Load(context.Background(), c.Deploy.Catalog, catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cat.Len() == 0 || cat.FeatureDim() != 0 {
+		t.Errorf("catalog of %d items, feature_dim %d; want the rated items and no features", cat.Len(), cat.FeatureDim())
+	}
+}
+
+// A log no model can learn fails the quality gate: the run says why, ends
+// with errWeak and writes nothing; -allow-weak writes the models.
+func TestWeakModelsAreRefused(t *testing.T) {
+	dir, out := t.TempDir(), filepath.Join(t.TempDir(), "models")
+	path := filepath.Join(dir, "ratings.csv")
+	writeRatings(t, path, true)
+	args := []string{"-data", path, "-out", out, "-epochs", "2", "-hidden", "16,8", "-dim", "8", "-tower-hidden", "16",
+		"-first-stage-hidden", "8", "-first-stage-dim", "4", "-batch", "64"}
+	if err := run(args); !errors.Is(err, errWeak) {
+		t.Fatalf("run on an unlearnable log: %v, want errWeak", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused run left %s (%v)", out, err)
+	}
+	if err := run(append([]string{"-allow-weak"}, args...)); err != nil {
+		t.Fatalf("-allow-weak: %v", err)
+	}
+	if _, err := model.LoadDir(filepath.Join(out, "mtml")); err != nil {
+		t.Errorf("-allow-weak wrote no loadable mtml: %v", err)
 	}
 }

@@ -92,7 +92,13 @@ func runTune(args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	table, err := tune.Logged(d, art)
+	var retrieval *model.Artifact
+	if _, _, ok := art.Manifest.Networks[model.NetBottom].Input.Block(rectrain.FeatTwoTowerScore); ok {
+		if retrieval, err = model.LoadDir(filepath.Join(*models, "two-tower")); err != nil {
+			return fmt.Errorf("failed to load the two-tower model the MTML reads: %w", err)
+		}
+	}
+	table, err := tune.Logged(d, art, retrieval)
 	if err != nil {
 		return fmt.Errorf("failed to score the test impressions: %w", err)
 	}

@@ -16,7 +16,10 @@ limitations under the License.
 
 package nn
 
-import "fmt"
+import (
+	"fmt"
+	"math/rand/v2"
+)
 
 // Table is a learned lookup table (an embedding): Rows vectors of Width
 // values, row-major in W. A network reads a row as part of its input, and
@@ -30,6 +33,20 @@ type Table struct {
 // like a key the table does not hold.
 func NewTable(rows, width int) *Table {
 	return &Table{Rows: rows, Width: width, W: make([]float64, rows*width)}
+}
+
+// NewRandomTable returns a table whose values are drawn from N(0, std²)
+// by a generator seeded with seed. A network that reads nothing but its
+// tables (an ID-only catalog: no features) needs them random: from zeros
+// every hidden unit of a relu network starts at zero and no gradient
+// reaches the tables or the layers.
+func NewRandomTable(rows, width int, std float64, seed uint64) *Table {
+	t := NewTable(rows, width)
+	r := rand.New(rand.NewPCG(seed, 0x7461626c65))
+	for k := range t.W {
+		t.W[k] = r.NormFloat64() * std
+	}
+	return t
 }
 
 // Row returns row r, a view of W.

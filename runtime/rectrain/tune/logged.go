@@ -36,13 +36,15 @@ const sessionSeconds = 24 * 3600
 // impressions of one UTC day, in log order; sessions are ordered by day,
 // then by user, so that a split of the table is a split in time. The
 // artifact's input is assembled from its feature spec with the rectrain
-// feature names, exactly as rectrain trained it.
-func Logged(d *rectrain.Data, a *model.Artifact) (*Table, error) {
+// feature names, exactly as rectrain trained it; retrieval is the
+// two-tower artifact its two_tower_score block reads (nil when it has
+// none).
+func Logged(d *rectrain.Data, a, retrieval *model.Artifact) (*Table, error) {
 	if a.MTML == nil {
 		return nil, fmt.Errorf("artifact %q is a %s, not an MTML", a.Manifest.Name, a.Manifest.Kind)
 	}
 	spec := a.Manifest.Networks[model.NetBottom].Input
-	fill, err := rowFiller(d, spec)
+	fill, err := rowFiller(d, spec, a.Embeddings[rectrain.FeatItemID], retrieval)
 	if err != nil {
 		return nil, err
 	}
@@ -103,8 +105,10 @@ func Logged(d *rectrain.Data, a *model.Artifact) (*Table, error) {
 	return t, nil
 }
 
-// rowFiller returns a function writing the input of impression k by spec.
-func rowFiller(d *rectrain.Data, spec model.FeatureSpec) (func(dst []float32, k int), error) {
+// rowFiller returns a function writing the input of impression k (a test
+// impression) by spec; ids is the model's item_id table, nil when it has
+// none, and retrieval the two-tower model two_tower_score reads.
+func rowFiller(d *rectrain.Data, spec model.FeatureSpec, ids *model.Embedding, retrieval *model.Artifact) (func(dst []float32, k int), error) {
 	type block struct {
 		off  int
 		fill func(dst []float32, k int)
@@ -154,6 +158,16 @@ func rowFiller(d *rectrain.Data, spec model.FeatureSpec) (func(dst []float32, k 
 				}
 				return 0
 			})
+		case rectrain.FeatTwoTowerScore:
+			var scores []float32
+			if scores, err = towerScores(d, retrieval); err == nil {
+				err = scalar(b.Name, b.Width, func(k int) float32 { return scores[k-d.TrainN] })
+			}
+		case rectrain.FeatItemID, rectrain.FeatEngagementIDs, rectrain.FeatIDAffinity:
+			var fill func(dst []float32, k int)
+			if fill, err = idFiller(d, b, ids); err == nil {
+				blocks = append(blocks, block{off, fill})
+			}
 		default:
 			err = fmt.Errorf("the model takes a feature %q that rectrain does not compute", b.Name)
 		}
@@ -167,4 +181,95 @@ func rowFiller(d *rectrain.Data, spec model.FeatureSpec) (func(dst []float32, k 
 			b.fill(dst[b.off:], k)
 		}
 	}, nil
+}
+
+// idFiller returns the filler of a block reading the model's item_id table
+// ids, computed as recserve's features package does: the item's row (zeros
+// for an item the table does not list), the mean row of the user's
+// engagement pool, or their dot product.
+func idFiller(d *rectrain.Data, b model.FeatureBlock, ids *model.Embedding) (func(dst []float32, k int), error) {
+	if ids == nil {
+		return nil, fmt.Errorf("the model's %s block reads an %s table it does not have", b.Name, rectrain.FeatItemID)
+	}
+	w := ids.Width()
+	if want := map[bool]int{true: 1, false: w}[b.Name == rectrain.FeatIDAffinity]; b.Width != want {
+		return nil, fmt.Errorf("the model's %s block is %d wide, want %d", b.Name, b.Width, want)
+	}
+	row := func(i int32) []float32 { return ids.Lookup(d.ItemIDs[i]) }
+	pool := func(dst []float32, k int) {
+		im := &d.Imps[k]
+		items := d.PoolItems(im.User, im.PoolN)
+		acc := make([]float64, w)
+		for _, i := range items {
+			for c, v := range row(i) {
+				acc[c] += float64(v)
+			}
+		}
+		for c := range dst[:w] {
+			dst[c] = 0
+			if len(items) > 0 {
+				dst[c] = float32(acc[c] / float64(len(items)))
+			}
+		}
+	}
+	switch b.Name {
+	case rectrain.FeatItemID:
+		return func(dst []float32, k int) {
+			clear(dst[:w])
+			copy(dst, row(d.Imps[k].Item))
+		}, nil
+	case rectrain.FeatEngagementIDs:
+		return pool, nil
+	}
+	buf := make([]float32, w)
+	return func(dst []float32, k int) {
+		pool(buf, k)
+		var dot float64
+		for c, v := range row(d.Imps[k].Item) {
+			dot += float64(v) * float64(buf[c])
+		}
+		dst[0] = float32(dot)
+	}, nil
+}
+
+// towerScores returns the two-tower model a's score of every test
+// impression's item for its user (index k − d.TrainN), its towers' inputs
+// assembled as rectrain trained them.
+func towerScores(d *rectrain.Data, a *model.Artifact) ([]float32, error) {
+	if a == nil || a.TwoTower == nil {
+		return nil, fmt.Errorf("the model's %s block needs the retrieval two-tower model", rectrain.FeatTwoTowerScore)
+	}
+	ids := a.Embeddings[rectrain.FeatItemID]
+	uspec, ispec := a.Manifest.Networks[model.NetUser].Input, a.Manifest.Networks[model.NetItem].Input
+	ufill, err := rowFiller(d, uspec, ids, nil)
+	if err != nil {
+		return nil, fmt.Errorf("user tower: %w", err)
+	}
+	ifill, err := rowFiller(d, ispec, ids, nil)
+	if err != nil {
+		return nil, fmt.Errorf("item tower: %w", err)
+	}
+	const batch = 1024
+	n := len(d.Imps) - d.TrainN
+	out := make([]float32, n)
+	uw, iw := uspec.Width(), ispec.Width()
+	ub, ib := make([]float32, batch*uw), make([]float32, batch*iw)
+	uws, iws := &model.Workspace{}, &model.Workspace{}
+	for s := 0; s < n; s += batch {
+		bn := min(batch, n-s)
+		for j := range bn {
+			ufill(ub[j*uw:(j+1)*uw], d.TrainN+s+j)
+			ifill(ib[j*iw:(j+1)*iw], d.TrainN+s+j)
+		}
+		ue := a.TwoTower.UserEmbeddings(blas32.General{Rows: bn, Cols: uw, Stride: uw, Data: ub[:bn*uw]}, uws)
+		ie := a.TwoTower.ItemEmbeddings(blas32.General{Rows: bn, Cols: iw, Stride: iw, Data: ib[:bn*iw]}, iws)
+		for j := range bn {
+			var dot float64
+			for c := range ue.Cols {
+				dot += float64(ue.Data[j*ue.Stride+c]) * float64(ie.Data[j*ie.Stride+c])
+			}
+			out[s+j] = float32(dot)
+		}
+	}
+	return out, nil
 }

@@ -19,6 +19,7 @@ package tune
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/recpipeline/recpipeline/runtime/model"
@@ -51,7 +52,14 @@ func TestLoggedScoresLikeRectrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab, err := Logged(d, art)
+	tt, err := model.LoadDir(filepath.Join(models, "two-tower"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Logged(d, art, nil); err == nil || !strings.Contains(err.Error(), "two_tower_score") {
+		t.Errorf("Logged without the retrieval model its ranker reads: %v, want an error naming two_tower_score", err)
+	}
+	tab, err := Logged(d, art, tt)
 	if err != nil {
 		t.Fatal(err)
 	}
