@@ -114,6 +114,10 @@ test-e2e: $(HELM) ## Run the end-to-end suite on a local single-node cluster (ha
 bench: test-deps ## Run the benchmarks (long; not part of make test).
 	KUBEBUILDER_ASSETS=$(KUBE_BIN) RECPIPELINE_BENCH=1 go test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
+.PHONY: bench-quality
+bench-quality: ## Quality through the served HTTP path on an ID-only world: funnel vs the two-tower source alone, popularity and random.
+	hack/bench-quality.sh
+
 ##@ Build
 
 .PHONY: build

@@ -268,8 +268,11 @@ func TestEndToEnd(t *testing.T) {
 	_ = os.RemoveAll(dataDir)
 	run(t, "go", "run", "../../runtime/cmd/recgen", "-out", filepath.Join(dataDir, "world"),
 		"-users", "200", "-items", "2000", "-events", "20000", "-seed", "5", "-no-truth")
+	// One epoch on 200 users is about the cluster, not the models' quality
+	// (which make bench-quality and the rectrain tests judge): the quality
+	// gate may not refuse it.
 	run(t, "go", "run", "../../runtime/cmd/rectrain", "-data", filepath.Join(dataDir, "world"),
-		"-out", filepath.Join(dataDir, "models"), "-epochs", "1")
+		"-out", filepath.Join(dataDir, "models"), "-epochs", "1", "-allow-weak")
 	run(t, "chmod", "-R", "a+rX", dataDir)
 
 	// The operator, from the chart, with the locally built images.

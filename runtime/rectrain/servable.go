@@ -94,7 +94,7 @@ func (d *Data) ServingConfig(catalogDir, modelsDir string, weights map[string]fl
 		Live: config.Live{
 			Retrieval:   config.Retrieval{Candidates: 1500, Sources: []config.Source{followed, forYou, moreLike, trending}},
 			FirstStage:  config.Ranker{Model: "first-stage", Keep: 300},
-			SecondStage: config.Ranker{Model: "mtml", Keep: 100},
+			SecondStage: config.Ranker{Model: "mtml", Keep: 200},
 			Weights:     weights,
 			Rerank: config.Rerank{Size: 100, Rules: []config.Rule{
 				{Type: config.RuleAuthorDiversity, MinGap: 3},

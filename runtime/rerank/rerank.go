@@ -100,12 +100,13 @@ func demote(v, factor float32) float32 {
 //
 // It walks the ranked list greedily: each position takes the best remaining
 // candidate whose author is not among the last MinGap placed, and the
-// candidates it passes over keep their order. It never places an item that
-// would break the gap: when no remaining candidate qualifies, the list ends
-// there and the rest are dropped, so the result is shorter than the input
-// only when the input cannot fill it (for example, all of one author yields a
-// single item). Its cost is the length of the list times the candidates
-// passed over at each position times MinGap.
+// candidates it passes over keep their order. When no remaining candidate
+// qualifies, the gap is relaxed there, and only there: the position takes
+// the best remaining candidate whose author was placed longest ago. A list
+// therefore keeps every candidate (a feed is never cut short by its
+// authors), and breaks the gap only where its candidates leave no choice.
+// Its cost is the length of the list times the candidates passed over at
+// each position times MinGap.
 type AuthorDiversity struct {
 	MinGap int
 }
@@ -121,7 +122,7 @@ func (r AuthorDiversity) Apply(list []rank.Candidate) []rank.Candidate {
 			j++
 		}
 		if j == len(list) {
-			return list[:i]
+			j = longestAgo(list[:i], list[i:], r.MinGap) + i
 		}
 		if j != i {
 			// Move list[j] to position i, shifting the passed-over
@@ -132,6 +133,26 @@ func (r AuthorDiversity) Apply(list []rank.Candidate) []rank.Candidate {
 		}
 	}
 	return list
+}
+
+// longestAgo returns the index in rest of the best candidate whose author
+// is the furthest back among the last gap placed items (all of rest's
+// authors are among them).
+func longestAgo(placed, rest []rank.Candidate, gap int) int {
+	best, bestAgo := 0, -1
+	for j := range rest {
+		ago := 0
+		for k := len(placed) - 1; k >= max(0, len(placed)-gap); k-- {
+			if placed[k].Author == rest[j].Author {
+				ago = len(placed) - k
+				break
+			}
+		}
+		if ago > bestAgo {
+			best, bestAgo = j, ago
+		}
+	}
+	return best
 }
 
 func recent(placed []rank.Candidate, author string) bool {
