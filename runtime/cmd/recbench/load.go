@@ -29,6 +29,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
 )
 
 // loadOptions configure a load run.
@@ -100,8 +102,8 @@ func (o *loadOptions) defaults() error {
 		return fmt.Errorf("-rate %g must not be negative", o.Rate)
 	case o.EventsRate < 0:
 		return fmt.Errorf("-events-rate %g must not be negative", o.EventsRate)
-	case o.EventsBatch < 1 || o.EventsBatch > serverMaxEvents:
-		return fmt.Errorf("-events-batch %d must be between 1 and %d", o.EventsBatch, serverMaxEvents)
+	case o.EventsBatch < 1 || o.EventsBatch > recclient.MaxEvents:
+		return fmt.Errorf("-events-batch %d must be between 1 and %d", o.EventsBatch, recclient.MaxEvents)
 	}
 	return nil
 }
@@ -248,7 +250,7 @@ func (w *loadWorker) run(ctx context.Context, client *http.Client, req *http.Req
 		case err != nil:
 			w.fail(transportLabel(err), err.Error)
 		case resp.StatusCode != http.StatusOK:
-			w.fail(strconv.Itoa(resp.StatusCode), func() string { return reasonOf(body) })
+			w.fail(strconv.Itoa(resp.StatusCode), func() string { return recclient.Reason(body) })
 		default:
 			n, ok := countItems(body)
 			if !ok {
@@ -459,7 +461,7 @@ func ingest(ctx context.Context, client *http.Client, eventsURL string, o loadOp
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var (
-		enc       batchEncoder
+		enc       recclient.Encoder
 		attempted int64
 		start     = time.Now()
 	)
@@ -475,10 +477,10 @@ func ingest(ctx context.Context, client *http.Client, eventsURL string, o loadOp
 		due := int64(o.EventsRate * time.Since(start).Seconds())
 		for posts := 0; attempted < due && posts < 8; posts++ {
 			want := int(min(due-attempted, int64(o.EventsBatch)))
-			enc.reset()
+			enc.Reset()
 			now := time.Now().UTC()
 			for range want {
-				e := wireEvent{User: o.Users[rng.IntN(len(o.Users))], Type: "impression", Time: now}
+				e := recclient.Event{User: o.Users[rng.IntN(len(o.Users))], Type: "impression", Time: now}
 				if rng.IntN(5) == 0 {
 					e.Type = "click"
 				}
@@ -492,27 +494,27 @@ func ingest(ctx context.Context, client *http.Client, eventsURL string, o loadOp
 					it := o.Items[rng.IntN(len(o.Items))]
 					e.Item, e.Author = it.ID, it.Author
 				}
-				if !enc.add(&e, serverMaxBodyBytes) {
+				if !enc.Add(&e, recclient.MaxBodyBytes) {
 					break
 				}
 			}
-			if enc.n == 0 {
+			if enc.Len() == 0 {
 				// No item seen yet: what was due is forgone, not owed.
 				attempted = due
 				break
 			}
-			attempted += int64(enc.n)
-			if err := postEvents(ctx, client, eventsURL, enc.body(), enc.n); err != nil {
+			attempted += int64(enc.Len())
+			if err := recclient.PostEvents(ctx, client, eventsURL, enc.Body(), enc.Len()); err != nil {
 				if ctx.Err() != nil {
 					return st
 				}
-				st.Failed += enc.n
+				st.Failed += enc.Len()
 				if st.Example == "" {
 					st.Example = err.Error()
 				}
 				continue
 			}
-			st.Sent += enc.n
+			st.Sent += enc.Len()
 		}
 	}
 }

@@ -36,6 +36,7 @@ limitations under the License.
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,6 +54,8 @@ import (
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/quality"
+	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
 )
 
 func main() {
@@ -117,7 +120,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fl.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "recserve base URL")
 	fl.StringVar(&o.Data, "data", "", "world directory written by recgen (required)")
 	fl.IntVar(&o.Batch, "batch", 1000, "events per POST, at most 10000")
-	fl.IntVar(&o.MaxBody, "max-body", serverMaxBodyBytes, "bytes per POST at most")
+	fl.IntVar(&o.MaxBody, "max-body", recclient.MaxBodyBytes, "bytes per POST at most")
 	fl.IntVar(&o.Concurrency, "concurrency", 2, "concurrent senders; each user's events stay in order")
 	fl.IntVar(&o.MaxEvents, "max-events", 0, "rows of events.jsonl to send (0: all); follows are always sent")
 	fl.BoolVar(&o.Lenient, "lenient", false, "skip bad rows instead of failing on the first")
@@ -215,7 +218,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("recbench eval", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	var o evalOptions
+	var o quality.Options
 	fl.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "recserve base URL")
 	fl.StringVar(&o.Data, "data", "", "world directory: catalog.jsonl, events.jsonl, follows.jsonl if any")
 	fl.StringVar(&o.MovieLens, "movielens", "", "MovieLens ratings file instead of -data: u.data, ratings.csv or ratings.dat, optionally .gz")
@@ -238,14 +241,15 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *minRatio < 0 {
 		return fmt.Errorf("-min-ndcg-ratio %g must not be negative", *minRatio)
 	}
-	if err := o.defaults(); err != nil {
+	if err := checkEvalFlags(&o); err != nil {
 		return err
 	}
-	rep, err := evaluate(ctx, newClient(o.Concurrency, *timeout), o, stderr)
+	// -concurrency 0 is quality's default, 4.
+	rep, err := quality.Evaluate(ctx, newClient(cmp.Or(o.Concurrency, 4), *timeout), o, stderr)
 	if err != nil {
 		return err
 	}
-	rep.writeText(stdout)
+	rep.WriteText(stdout)
 	if *jsonFile != "" {
 		doc, err := json.MarshalIndent(&rep, "", "  ")
 		if err != nil {
@@ -286,7 +290,7 @@ func loadUsers(list, prefix string, count int, data string) ([]string, error) {
 		}
 		return users, nil
 	case data != "":
-		p, err := worldFile(data, "users.jsonl")
+		p, err := recclient.WorldFile(data, "users.jsonl")
 		if err != nil {
 			return nil, err
 		}
@@ -309,7 +313,7 @@ func loadUsers(list, prefix string, count int, data string) ([]string, error) {
 
 // loadCatalog reads the IDs and authors of the world's items.
 func loadCatalog(data string) ([]catalogItem, error) {
-	p, err := worldFile(data, "catalog.jsonl")
+	p, err := recclient.WorldFile(data, "catalog.jsonl")
 	if err != nil {
 		return nil, err
 	}

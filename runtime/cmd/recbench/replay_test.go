@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
 	"github.com/recpipeline/recpipeline/runtime/synth"
 )
 
@@ -66,14 +67,14 @@ func newEventsServer(t *testing.T, refuse func(int, []postedEvent) (int, string)
 		var body struct {
 			Events []postedEvent `json:"events"`
 		}
-		cr := &countingReader{r: http.MaxBytesReader(w, r.Body, serverMaxBodyBytes)}
+		cr := &countingReader{r: http.MaxBytesReader(w, r.Body, recclient.MaxBodyBytes)}
 		dec := json.NewDecoder(cr)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&body); err != nil {
 			writeTestError(w, http.StatusBadRequest, "body is not an events document: "+err.Error())
 			return
 		}
-		if len(body.Events) == 0 || len(body.Events) > serverMaxEvents {
+		if len(body.Events) == 0 || len(body.Events) > recclient.MaxEvents {
 			writeTestError(w, http.StatusBadRequest, fmt.Sprintf("events: %d events", len(body.Events)))
 			return
 		}

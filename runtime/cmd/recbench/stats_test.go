@@ -17,7 +17,6 @@ limitations under the License.
 package main
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 )
@@ -70,32 +69,5 @@ func TestSummarizeSortsAndConvertsToMilliseconds(t *testing.T) {
 	}
 	if s := summarize([]time.Duration{1234567 * time.Nanosecond}); s.P50 != 1.235 {
 		t.Errorf("1.234567ms reported as %g, want 1.235 (microsecond rounding)", s.P50)
-	}
-}
-
-func TestAppendEventIsValidJSON(t *testing.T) {
-	for name, e := range map[string]wireEvent{
-		"plain":        {User: "u1", Item: "i1", Type: "click", Time: t0},
-		"follow":       {User: "u1", Author: "a1", Type: "follow", Time: t0.Add(time.Nanosecond)},
-		"quotes":       {User: `u"1`, Item: `i\1`, Type: "like", Time: t0},
-		"control":      {User: "u\x01\n", Item: "i", Type: "share", Time: t0},
-		"unicode":      {User: "ü€😀", Item: "<i&>", Type: "impression", Time: t0},
-		"zone and sub": {User: "u", Item: "i", Type: "click", Time: time.Date(2025, 3, 1, 1, 2, 3, 456789, time.FixedZone("x", 3600))},
-	} {
-		t.Run(name, func(t *testing.T) {
-			var enc batchEncoder
-			enc.add(&e, serverMaxBodyBytes)
-			enc.add(&e, serverMaxBodyBytes)
-			var got struct {
-				Events []postedEvent `json:"events"`
-			}
-			if err := json.Unmarshal(enc.body(), &got); err != nil {
-				t.Fatalf("%s: %v", enc.buf, err)
-			}
-			want := postedEvent{User: e.User, Item: e.Item, Author: e.Author, Type: e.Type, Time: e.Time}
-			if !equalEvents(got.Events, []postedEvent{want, want}) {
-				t.Errorf("decoded %+v, want twice %+v", got.Events, want)
-			}
-		})
 	}
 }

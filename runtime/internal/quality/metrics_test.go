@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package main
+package quality
 
 import (
 	"math"
@@ -91,7 +91,7 @@ func TestMetricSumAveragesAndCoverage(t *testing.T) {
 	m.add([]int32{1, 2}, map[int32]bool{1: true}) // NDCG 1, length 2
 	m.add([]int32{3, 2, 4, 5}, map[int32]bool{9: true})
 	got := m.result(10)
-	want := evalMetrics{NDCG10: 0.5, Recall10: 0.5, Recall100: 0.5, Precision10: 0.05, Coverage10: 0.5, MeanLength: 3}
+	want := Metrics{NDCG10: 0.5, Recall10: 0.5, Recall100: 0.5, Precision10: 0.05, Coverage10: 0.5, MeanLength: 3}
 	if got != want {
 		t.Errorf("result %+v, want %+v (coverage: items 1..5 of 10)", got, want)
 	}

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package main
+package quality
 
 import (
 	"cmp"
@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
 )
 
 // evalRow is one event of the log with its IDs interned; item and author
@@ -80,9 +81,9 @@ func (l *evalLog) add(e *dataset.Event) {
 }
 
 // wire is row k as POST /v1/events takes it, at its log time.
-func (l *evalLog) wire(k int) wireEvent {
+func (l *evalLog) wire(k int) recclient.Event {
 	r := &l.rows[k]
-	e := wireEvent{User: l.users.ids[r.user], Type: r.typ.String(), Time: r.time()}
+	e := recclient.Event{User: l.users.ids[r.user], Type: r.typ.String(), Time: r.time()}
 	if r.item >= 0 {
 		e.Item = l.items.ids[r.item]
 	}
@@ -95,7 +96,7 @@ func (l *evalLog) wire(k int) wireEvent {
 // loadWorldLog reads the catalog and the log of a world directory.
 func loadWorldLog(dir string, ropts dataset.ReadOptions) (*evalLog, error) {
 	l := &evalLog{}
-	p, err := worldFile(dir, "catalog.jsonl")
+	p, err := recclient.WorldFile(dir, "catalog.jsonl")
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +113,7 @@ func loadWorldLog(dir string, ropts dataset.ReadOptions) (*evalLog, error) {
 	}
 	l.catalog = len(l.items.ids)
 	l.skipped += cat.Report().Skipped
-	if p, err = worldFile(dir, "events.jsonl"); err != nil {
+	if p, err = recclient.WorldFile(dir, "events.jsonl"); err != nil {
 		return nil, err
 	}
 	events, err := dataset.OpenEvents(p, ropts)

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package main
+package quality
 
 import (
 	"cmp"
@@ -56,12 +56,19 @@ func precisionAt(list []int32, relevant map[int32]bool, k int) float64 {
 	return float64(hits) / float64(k)
 }
 
-// evalMetrics are a system's figures, averaged over the test users but
-// for coverage, which is over all of them at once.
-type evalMetrics struct {
-	NDCG10      float64 `json:"ndcg10"`
-	Recall10    float64 `json:"recall10"`
-	Recall100   float64 `json:"recall100"`
+// Metrics are a system's figures, averaged over the test users but
+// for coverage, which is over all of them at once. An item counts at its
+// first rank in a list only.
+type Metrics struct {
+	// NDCG10 is rectrain.NDCGAt 10: binary relevance, the ideal DCG over
+	// min(relevant items, 10) places.
+	NDCG10 float64 `json:"ndcg10"`
+	// Recall10 and Recall100 are the fractions of the user's relevant
+	// items in the first 10 and 100 (rectrain.RecallAt).
+	Recall10  float64 `json:"recall10"`
+	Recall100 float64 `json:"recall100"`
+	// Precision10 is the fraction of the first 10 places that hold a
+	// relevant item; the missing places of a shorter list count as misses.
 	Precision10 float64 `json:"precision10"`
 	// Coverage10 is the number of distinct items in the users' first 10,
 	// divided by the catalog's size.
@@ -72,7 +79,7 @@ type evalMetrics struct {
 
 // metricSum accumulates one system's lists.
 type metricSum struct {
-	sum   evalMetrics
+	sum   Metrics
 	users int
 	top   map[int32]struct{} // items in some user's first 10
 }
@@ -99,9 +106,9 @@ func (m *metricSum) add(list []int32, relevant map[int32]bool) {
 }
 
 // result averages the sums; catalog is the catalog's size.
-func (m *metricSum) result(catalog int) evalMetrics {
+func (m *metricSum) result(catalog int) Metrics {
 	f := 1 / float64(max(m.users, 1))
-	return evalMetrics{
+	return Metrics{
 		NDCG10:      m.sum.NDCG10 * f,
 		Recall10:    m.sum.Recall10 * f,
 		Recall100:   m.sum.Recall100 * f,
