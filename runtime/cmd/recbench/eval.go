@@ -16,32 +16,18 @@ limitations under the License.
 
 package main
 
-import (
-	"errors"
-	"fmt"
+import "github.com/recpipeline/recpipeline/runtime/internal/recclient"
 
-	"github.com/recpipeline/recpipeline/runtime/internal/quality"
-	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
-)
-
-// checkEvalFlags refuses the eval flags that quality.Evaluate would refuse,
-// naming the flags; a flag given as 0 takes quality's default, as the
-// Options field left at 0 does.
-func checkEvalFlags(o *quality.Options) error {
-	switch {
-	case (o.Data == "") == (o.MovieLens == ""):
-		return errors.New("give exactly one of -data and -movielens")
-	case o.TestFrac < 0 || o.TestFrac >= 1:
-		return fmt.Errorf("-test-frac %g must be in (0, 1)", o.TestFrac)
-	case o.K < 0:
-		return fmt.Errorf("-k %d must be positive", o.K)
-	case o.Users < 0:
-		return fmt.Errorf("-users %d must not be negative", o.Users)
-	case o.Concurrency < 0 || o.Concurrency > 256:
-		return fmt.Errorf("-concurrency %d must be between 1 and 256", o.Concurrency)
-	case o.Batch < 0 || o.Batch > recclient.MaxEvents:
-		return fmt.Errorf("-batch %d must be between 1 and %d", o.Batch, recclient.MaxEvents)
-	}
-	_, err := baseURL(o.URL)
-	return err
+// evalFlags names the fields of quality.Options after the flags of
+// recbench eval, for the errors of Options.Default; a flag given as 0
+// takes quality's default, as the field left at 0 does.
+var evalFlags = recclient.Names{
+	"URL":         "-url",
+	"Data":        "-data",
+	"MovieLens":   "-movielens",
+	"TestFrac":    "-test-frac",
+	"K":           "-k",
+	"Users":       "-users",
+	"Concurrency": "-concurrency",
+	"Batch":       "-batch",
 }

@@ -20,27 +20,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/recpipeline/recpipeline/runtime/internal/quality/qualitytest"
 	"github.com/recpipeline/recpipeline/runtime/server"
 )
 
-// recServer imitates GET /v1/recommendations and POST /v1/events: users
-// named "bad" get a 503 with a reason, the others three items encoded as
-// recserve encodes them; events are decoded strictly and kept.
+// recServer is a fake recserve whose users named "bad" get a 503 with a
+// reason and the others the three recItems, encoded as recserve encodes
+// them; it counts the answers of each kind.
 type recServer struct {
-	*httptest.Server
+	*qualitytest.Server
 	good, bad atomic.Int64
-	mu        sync.Mutex
-	events    []postedEvent
 }
 
 var recItems = []server.Item{
@@ -51,39 +48,17 @@ var recItems = []server.Item{
 
 func newRecServer(t *testing.T) *recServer {
 	s := &recServer{}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/recommendations", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		if q.Get("n") != "7" {
-			t.Errorf("n=%q, want 7", q.Get("n"))
+	s.Server = qualitytest.NewServer(t, qualitytest.Config{Answer: func(user string, n int, _ []qualitytest.Event) qualitytest.Reply {
+		if n != 7 {
+			t.Errorf("n=%d, want 7", n)
 		}
-		if q.Get("user") == "bad" {
+		if user == "bad" {
 			s.bad.Add(1)
-			writeTestError(w, http.StatusServiceUnavailable, "no config loaded yet")
-			return
+			return qualitytest.Reply{Code: http.StatusServiceUnavailable, Reason: "no config loaded yet"}
 		}
 		s.good.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(&server.Response{User: q.Get("user"), Revision: "r1", Items: recItems})
-	})
-	mux.HandleFunc("POST /v1/events", func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Events []postedEvent `json:"events"`
-		}
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil || len(body.Events) == 0 {
-			writeTestError(w, http.StatusBadRequest, fmt.Sprintf("bad events document: %v", err))
-			return
-		}
-		s.mu.Lock()
-		s.events = append(s.events, body.Events...)
-		s.mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-		_ = json.NewEncoder(w).Encode(map[string]int{"accepted": len(body.Events)})
-	})
-	s.Server = httptest.NewServer(mux)
-	t.Cleanup(s.Close)
+		return qualitytest.Reply{Items: recItems}
+	}})
 	return s
 }
 
@@ -208,9 +183,7 @@ func TestLoadEventsRate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv.mu.Lock()
-			got := srv.events
-			srv.mu.Unlock()
+			got := srv.Events()
 			if res.Events.Sent != len(got) || res.Events.Failed != 0 {
 				t.Fatalf("load counted %d sent and %d failed, server accepted %d (%s)", res.Events.Sent, res.Events.Failed, len(got), res.Events.Example)
 			}

@@ -15,9 +15,17 @@ limitations under the License.
 */
 
 // Command recbench drives a running recserve: replay posts a world written
-// by recgen to POST /v1/events, load measures GET /v1/recommendations under
-// a closed loop of concurrent clients, optionally with events arriving in
-// the background, and eval judges the quality of what recserve serves.
+// by recgen, or a MovieLens ratings log, to POST /v1/events, load measures
+// GET /v1/recommendations under a closed loop of concurrent clients,
+// optionally with events arriving in the background, and eval judges the
+// quality of what recserve serves.
+//
+// replay posts a world's follow graph, dated by the log's first event, then
+// its events.jsonl in file order; or, with -movielens, the events of the
+// ratings in time order, as eval and rectrain read them: an impression and
+// a click for every rating, and a like at 4 stars and up, at the rating's
+// time. Each user's events reach the server in order whatever the
+// -concurrency.
 //
 // eval splits a log in time as rectrain does (the last -test-frac of its
 // time span is the test window), replays the follows and the train part
@@ -28,7 +36,7 @@ limitations under the License.
 // the same way. -min-ndcg-ratio makes it fail when recserve's NDCG@10 is
 // below that multiple of popularity's.
 //
-//	recbench replay -url http://127.0.0.1:8080 -data DIR [-batch 1000] [-concurrency 2] [-max-events N]
+//	recbench replay -url http://127.0.0.1:8080 (-data DIR | -movielens FILE) [-batch 1000] [-concurrency 2] [-max-events N]
 //	recbench load -url http://127.0.0.1:8080 (-users u1,u2 | -user-prefix u -user-count N | -data DIR)
 //	    [-concurrency 8] [-duration 30s | -requests N] [-n 25] [-events-rate R] [-warmup 2s] [-json]
 //	recbench eval -url http://127.0.0.1:8080 (-data DIR | -movielens FILE) [-test-frac 0.1] [-k 100]
@@ -36,7 +44,6 @@ limitations under the License.
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,10 +76,11 @@ func main() {
 }
 
 const usage = `usage:
-  recbench replay -url URL -data DIR [flags]   post a world's follows and events to /v1/events
-  recbench load -url URL USERS [flags]         closed-loop load on /v1/recommendations
-  recbench eval -url URL -data DIR [flags]     quality of recserve's lists on a log's test window,
-                                               against popularity and random baselines
+  recbench replay -url URL -data DIR [flags]        post a world's follows and events to /v1/events
+  recbench replay -url URL -movielens FILE [flags]   post a MovieLens ratings log's events to /v1/events
+  recbench load -url URL USERS [flags]               closed-loop load on /v1/recommendations
+  recbench eval -url URL -data DIR [flags]           quality of recserve's lists on a log's test window,
+  recbench eval -url URL -movielens FILE [flags]     against popularity and random baselines
 
 Run "recbench replay -h", "recbench load -h" or "recbench eval -h" for the flags.
 `
@@ -118,11 +126,13 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fl.SetOutput(stderr)
 	var o replayOptions
 	fl.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "recserve base URL")
-	fl.StringVar(&o.Data, "data", "", "world directory written by recgen (required)")
+	fl.StringVar(&o.Data, "data", "", "world directory written by recgen: events.jsonl, follows.jsonl if any")
+	fl.StringVar(&o.MovieLens, "movielens", "", "MovieLens ratings file instead of -data: u.data, ratings.csv or ratings.dat, optionally .gz; "+
+		"each rating is posted as an impression and a click, and a like at 4 stars and up, in time order")
 	fl.IntVar(&o.Batch, "batch", 1000, "events per POST, at most 10000")
 	fl.IntVar(&o.MaxBody, "max-body", recclient.MaxBodyBytes, "bytes per POST at most")
 	fl.IntVar(&o.Concurrency, "concurrency", 2, "concurrent senders; each user's events stay in order")
-	fl.IntVar(&o.MaxEvents, "max-events", 0, "rows of events.jsonl to send (0: all); follows are always sent")
+	fl.IntVar(&o.MaxEvents, "max-events", 0, "events to send (0: all): the first rows of events.jsonl, or the first events of the ratings in time order; follows are always sent")
 	fl.BoolVar(&o.Lenient, "lenient", false, "skip bad rows instead of failing on the first")
 	timeout := fl.Duration("timeout", time.Minute, "timeout of one POST")
 	if help, err := parseFlags(fl, args); help || err != nil {
@@ -241,11 +251,10 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *minRatio < 0 {
 		return fmt.Errorf("-min-ndcg-ratio %g must not be negative", *minRatio)
 	}
-	if err := checkEvalFlags(&o); err != nil {
+	if err := o.Default(evalFlags); err != nil {
 		return err
 	}
-	// -concurrency 0 is quality's default, 4.
-	rep, err := quality.Evaluate(ctx, newClient(cmp.Or(o.Concurrency, 4), *timeout), o, stderr)
+	rep, err := quality.Evaluate(ctx, newClient(o.Concurrency, *timeout), o, stderr)
 	if err != nil {
 		return err
 	}

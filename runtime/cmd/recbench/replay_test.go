@@ -18,148 +18,22 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/quality/qualitytest"
 	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
 	"github.com/recpipeline/recpipeline/runtime/synth"
 )
 
-// postedEvent is an event as the fake server decoded it.
-type postedEvent struct {
-	User   string    `json:"user"`
-	Item   string    `json:"item"`
-	Author string    `json:"author"`
-	Type   string    `json:"type"`
-	Time   time.Time `json:"time"`
-}
-
-// eventsServer imitates POST /v1/events: it decodes strictly, as recserve
-// does, records every batch in arrival order and answers 202 with the
-// count, or what refuse says.
-type eventsServer struct {
-	*httptest.Server
-	mu      sync.Mutex
-	batches [][]postedEvent
-	sizes   []int // body bytes
-	refuse  func(batch int, evs []postedEvent) (code int, reason string)
-}
-
-func newEventsServer(t *testing.T, refuse func(int, []postedEvent) (int, string)) *eventsServer {
-	s := &eventsServer{refuse: refuse}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/v1/events" {
-			http.Error(w, "not found", http.StatusNotFound)
-			return
-		}
-		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-			t.Errorf("Content-Type %q, want application/json", ct)
-		}
-		var body struct {
-			Events []postedEvent `json:"events"`
-		}
-		cr := &countingReader{r: http.MaxBytesReader(w, r.Body, recclient.MaxBodyBytes)}
-		dec := json.NewDecoder(cr)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			writeTestError(w, http.StatusBadRequest, "body is not an events document: "+err.Error())
-			return
-		}
-		if len(body.Events) == 0 || len(body.Events) > recclient.MaxEvents {
-			writeTestError(w, http.StatusBadRequest, fmt.Sprintf("events: %d events", len(body.Events)))
-			return
-		}
-		s.mu.Lock()
-		n := len(s.batches)
-		s.mu.Unlock()
-		if s.refuse != nil {
-			if code, reason := s.refuse(n, body.Events); code != 0 {
-				writeTestError(w, code, reason)
-				return
-			}
-		}
-		s.mu.Lock()
-		s.batches = append(s.batches, body.Events)
-		s.sizes = append(s.sizes, cr.n)
-		s.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		_ = json.NewEncoder(w).Encode(map[string]int{"accepted": len(body.Events)})
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *eventsServer) all() []postedEvent {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []postedEvent
-	for _, b := range s.batches {
-		out = append(out, b...)
-	}
-	return out
-}
-
-type countingReader struct {
-	r interface{ Read([]byte) (int, error) }
-	n int
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += n
-	return n, err
-}
-
-func writeTestError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
-
-var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// writeWorld writes follows.jsonl and events.jsonl to a new directory.
-func writeWorld(t *testing.T, follows []dataset.FollowEdge, events []dataset.Event) string {
-	t.Helper()
-	dir := t.TempDir()
-	fw, err := dataset.CreateFollows(filepath.Join(dir, "follows.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range follows {
-		if err := fw.Write(follows[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := fw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ew, err := dataset.CreateEvents(filepath.Join(dir, "events.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range events {
-		if err := ew.Write(events[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := ew.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// testLog is a log of n events over users users, one a second from t0+1h,
+// testLog is a log of n events over users users, one a second from T0+1h,
 // cycling through impression, click, like and follow.
 func testLog(n, users int) []dataset.Event {
 	evs := make([]dataset.Event, n)
@@ -168,7 +42,7 @@ func testLog(n, users int) []dataset.Event {
 			User: fmt.Sprintf("u%d", i%users),
 			Item: fmt.Sprintf("i%d", i),
 			Type: []dataset.EventType{dataset.Impression, dataset.Click, dataset.Like, dataset.Follow}[i%4],
-			Time: t0.Add(time.Hour + time.Duration(i)*time.Second),
+			Time: qualitytest.T0.Add(time.Hour + time.Duration(i)*time.Second),
 		}
 		if evs[i].Type == dataset.Follow {
 			evs[i].Author = fmt.Sprintf("a%d", i)
@@ -177,40 +51,21 @@ func testLog(n, users int) []dataset.Event {
 	return evs
 }
 
-// expected is what the server must receive for a world: the follow graph
-// as follow events at the log's first time, then the log.
-func expected(follows []dataset.FollowEdge, events []dataset.Event) []postedEvent {
-	var out []postedEvent
-	for _, f := range follows {
-		out = append(out, postedEvent{User: f.User, Author: f.Author, Type: "follow", Time: events[0].Time})
-	}
-	for _, e := range events {
-		out = append(out, postedEvent{User: e.User, Item: e.Item, Author: e.Author, Type: e.Type.String(), Time: e.Time})
-	}
-	return out
-}
-
-func equalEvents(a, b []postedEvent) bool {
-	return slices.EqualFunc(a, b, func(x, y postedEvent) bool {
-		return x.User == y.User && x.Item == y.Item && x.Author == y.Author && x.Type == y.Type && x.Time.Equal(y.Time)
-	})
-}
-
 func TestReplaySendsEverythingInOrderInBatches(t *testing.T) {
 	follows := []dataset.FollowEdge{{User: "u0", Author: "a1"}, {User: "u1", Author: "a2"}}
 	events := testLog(5, 2)
-	dir := writeWorld(t, follows, events)
-	srv := newEventsServer(t, nil)
+	dir := qualitytest.WriteWorld(t, follows, events)
+	srv := qualitytest.NewServer(t, qualitytest.Config{})
 
-	res, err := replay(context.Background(), newClient(1, 10*time.Second), replayOptions{URL: srv.URL, Data: dir, Batch: 3, Concurrency: 1})
+	res, err := replay(context.Background(), newClient(1, 10*time.Second), replayOptions{URL: srv.URL, Data: dir, SendOptions: recclient.SendOptions{Batch: 3, Concurrency: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := srv.all(), expected(follows, events); !equalEvents(got, want) {
+	if got, want := srv.Events(), qualitytest.Expected(follows, events); !qualitytest.Equal(got, want) {
 		t.Errorf("server received\n%v\nwant\n%v", got, want)
 	}
 	var sizes []int
-	for _, b := range srv.batches {
+	for _, b := range srv.Batches() {
 		sizes = append(sizes, len(b))
 	}
 	if want := []int{3, 3, 1}; !slices.Equal(sizes, want) {
@@ -227,7 +82,7 @@ func TestReplayKeepsEachUsersOrderAcrossSenders(t *testing.T) {
 		follows = append(follows, dataset.FollowEdge{User: fmt.Sprintf("u%d", u), Author: fmt.Sprintf("a%d", u)})
 	}
 	events := testLog(500, 7)
-	dir := writeWorld(t, follows, events)
+	dir := qualitytest.WriteWorld(t, follows, events)
 
 	for name, tc := range map[string]struct {
 		concurrency, batch int
@@ -237,33 +92,23 @@ func TestReplayKeepsEachUsersOrderAcrossSenders(t *testing.T) {
 		"batch of one":  {4, 1},
 	} {
 		t.Run(name, func(t *testing.T) {
-			srv := newEventsServer(t, nil)
+			srv := qualitytest.NewServer(t, qualitytest.Config{})
 			res, err := replay(context.Background(), newClient(tc.concurrency, 10*time.Second),
-				replayOptions{URL: srv.URL, Data: dir, Batch: tc.batch, Concurrency: tc.concurrency})
+				replayOptions{URL: srv.URL, Data: dir, SendOptions: recclient.SendOptions{Batch: tc.batch, Concurrency: tc.concurrency}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, want := srv.all(), expected(follows, events)
+			got, want := srv.Events(), qualitytest.Expected(follows, events)
 			if len(got) != len(want) || res.Follows+res.Events != len(want) {
 				t.Fatalf("server received %d events, result counts %d, want %d", len(got), res.Follows+res.Events, len(want))
 			}
-			for _, b := range srv.batches {
+			for _, b := range srv.Batches() {
 				if len(b) > tc.batch {
 					t.Errorf("a batch of %d events, at most %d allowed", len(b), tc.batch)
 				}
 			}
-			byUser := func(evs []postedEvent) map[string][]postedEvent {
-				m := map[string][]postedEvent{}
-				for _, e := range evs {
-					m[e.User] = append(m[e.User], e)
-				}
-				return m
-			}
-			gotBy, wantBy := byUser(got), byUser(want)
-			for u, w := range wantBy {
-				if !equalEvents(gotBy[u], w) {
-					t.Errorf("user %s: events arrived as %v, want %v", u, gotBy[u], w)
-				}
+			if d := qualitytest.DiffByUser(got, want); d != "" {
+				t.Errorf("a user's events arrived out of order: %s", d)
 			}
 		})
 	}
@@ -271,15 +116,16 @@ func TestReplayKeepsEachUsersOrderAcrossSenders(t *testing.T) {
 
 func TestReplayBounds(t *testing.T) {
 	events := testLog(100, 3)
-	dir := writeWorld(t, []dataset.FollowEdge{{User: "u0", Author: "a0"}}, events)
+	dir := qualitytest.WriteWorld(t, []dataset.FollowEdge{{User: "u0", Author: "a0"}}, events)
 
 	t.Run("max events", func(t *testing.T) {
-		srv := newEventsServer(t, nil)
-		res, err := replay(context.Background(), newClient(1, 10*time.Second), replayOptions{URL: srv.URL, Data: dir, Concurrency: 1, MaxEvents: 10})
+		srv := qualitytest.NewServer(t, qualitytest.Config{})
+		res, err := replay(context.Background(), newClient(1, 10*time.Second),
+			replayOptions{URL: srv.URL, Data: dir, SendOptions: recclient.SendOptions{Concurrency: 1}, MaxEvents: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := srv.all(), expected([]dataset.FollowEdge{{User: "u0", Author: "a0"}}, events[:10]); !equalEvents(got, want) {
+		if got, want := srv.Events(), qualitytest.Expected([]dataset.FollowEdge{{User: "u0", Author: "a0"}}, events[:10]); !qualitytest.Equal(got, want) {
 			t.Errorf("server received %d events, want the follow and the first 10", len(got))
 		}
 		if res.Follows != 1 || res.Events != 10 {
@@ -287,19 +133,20 @@ func TestReplayBounds(t *testing.T) {
 		}
 	})
 	t.Run("body bytes", func(t *testing.T) {
-		srv := newEventsServer(t, nil)
+		srv := qualitytest.NewServer(t, qualitytest.Config{})
 		const maxBody = 1024
-		_, err := replay(context.Background(), newClient(2, 10*time.Second), replayOptions{URL: srv.URL, Data: dir, Concurrency: 2, MaxBody: maxBody})
+		_, err := replay(context.Background(), newClient(2, 10*time.Second),
+			replayOptions{URL: srv.URL, Data: dir, SendOptions: recclient.SendOptions{Concurrency: 2, MaxBody: maxBody}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(srv.all()); n != 101 {
+		if n := len(srv.Events()); n != 101 {
 			t.Errorf("server received %d events, want 101", n)
 		}
-		if len(srv.batches) <= 2 {
-			t.Errorf("%d batches: the byte bound did not split the two senders' batches", len(srv.batches))
+		if n := len(srv.Batches()); n <= 2 {
+			t.Errorf("%d batches: the byte bound did not split the two senders' batches", n)
 		}
-		for _, n := range srv.sizes {
+		for _, n := range srv.BodySizes() {
 			if n > maxBody {
 				t.Errorf("a body of %d bytes, at most %d allowed", n, maxBody)
 			}
@@ -308,14 +155,14 @@ func TestReplayBounds(t *testing.T) {
 }
 
 func TestReplayStopsOnRefusalWithTheServersReason(t *testing.T) {
-	dir := writeWorld(t, nil, testLog(50, 1))
+	dir := qualitytest.WriteWorld(t, nil, testLog(50, 1))
 	const reason = `events[3]: type "click" needs user and item`
-	srv := newEventsServer(t, func(batch int, _ []postedEvent) (int, string) {
+	srv := qualitytest.NewServer(t, qualitytest.Config{Refuse: func(batch int, _ []qualitytest.Event) (int, string) {
 		if batch == 2 {
 			return http.StatusBadRequest, reason
 		}
 		return 0, ""
-	})
+	}})
 	var stdout, stderr strings.Builder
 	err := run(context.Background(), []string{"replay", "-url", srv.URL, "-data", dir, "-batch", "10", "-concurrency", "1"}, &stdout, &stderr)
 	if err == nil {
@@ -326,7 +173,7 @@ func TestReplayStopsOnRefusalWithTheServersReason(t *testing.T) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
-	if n := len(srv.all()); n != 20 {
+	if n := len(srv.Events()); n != 20 {
 		t.Errorf("server accepted %d events, want the 20 before the refusal and nothing after", n)
 	}
 	if !strings.Contains(stdout.String(), "events 20,") {
@@ -341,13 +188,84 @@ func TestReplayOfAGeneratedWorld(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := w.Summary()
-	srv := newEventsServer(t, nil)
+	srv := qualitytest.NewServer(t, qualitytest.Config{})
 	res, err := replay(context.Background(), newClient(2, 10*time.Second), replayOptions{URL: srv.URL, Data: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Follows != s.Follows || res.Events != s.Events || len(srv.all()) != s.Follows+s.Events {
+	if got := len(srv.Events()); res.Follows != s.Follows || res.Events != s.Events || got != s.Follows+s.Events {
 		t.Errorf("replayed %d follows and %d events, server got %d; the world has %d and %d",
-			res.Follows, res.Events, len(srv.all()), s.Follows, s.Events)
+			res.Follows, res.Events, got, s.Follows, s.Events)
 	}
+}
+
+func TestReplayOfMovieLensRatings(t *testing.T) {
+	// Out of time order, as MovieLens files are; user 1 rated m2 and m3 in
+	// the same second.
+	ratings := "userId,movieId,rating,timestamp\n" +
+		"1,m1,5.0,1000000030\n" +
+		"2,m4,4.5,1000000005\n" +
+		"1,m2,3.5,1000000010\n" +
+		"3,m2,0.5,1000000040\n" +
+		"1,m3,4.0,1000000010\n" +
+		"2,m1,2.0,1000000020\n"
+	path := filepath.Join(t.TempDir(), "ratings.csv")
+	if err := os.WriteFile(path, []byte(ratings), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Every rating is an impression and a click at its time, and a like at
+	// 4 stars and up; the log is in time order, ties in file order.
+	rated := func(user, item string, sec int64, types ...string) []qualitytest.Event {
+		var out []qualitytest.Event
+		for _, typ := range types {
+			out = append(out, qualitytest.Event{User: user, Item: item, Type: typ, Time: time.Unix(1000000000+sec, 0)})
+		}
+		return out
+	}
+	want := slices.Concat(
+		rated("2", "m4", 5, "impression", "click", "like"),
+		rated("1", "m2", 10, "impression", "click"),
+		rated("1", "m3", 10, "impression", "click", "like"),
+		rated("2", "m1", 20, "impression", "click"),
+		rated("1", "m1", 30, "impression", "click", "like"),
+		rated("3", "m2", 40, "impression", "click"),
+	)
+
+	t.Run("every rating", func(t *testing.T) {
+		srv := qualitytest.NewServer(t, qualitytest.Config{})
+		var stdout, stderr strings.Builder
+		err := run(context.Background(), []string{"replay", "-url", srv.URL, "-movielens", path, "-batch", "2", "-concurrency", "2"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := srv.Events()
+		if len(got) != len(want) {
+			t.Errorf("server received %d events, want %d", len(got), len(want))
+		}
+		if d := qualitytest.DiffByUser(got, want); d != "" {
+			t.Errorf("the ratings' events did not arrive in time order per user: %s", d)
+		}
+		if report := fmt.Sprintf("replay: follows 0, events %d, total %d in ", len(want), len(want)); !strings.HasPrefix(stdout.String(), report) {
+			t.Errorf("report %q, want it to start %q", stdout.String(), report)
+		}
+	})
+	t.Run("max events", func(t *testing.T) {
+		srv := qualitytest.NewServer(t, qualitytest.Config{})
+		res, err := replay(context.Background(), newClient(1, 10*time.Second),
+			replayOptions{URL: srv.URL, MovieLens: path, SendOptions: recclient.SendOptions{Concurrency: 1}, MaxEvents: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One sender keeps the log's order across users too.
+		if got := srv.Events(); !qualitytest.Equal(got, want[:4]) || res.Events != 4 {
+			t.Errorf("server received %v (%d counted), want the first 4 events in time order %v", got, res.Events, want[:4])
+		}
+	})
+	t.Run("one log only", func(t *testing.T) {
+		var stdout, stderr strings.Builder
+		err := run(context.Background(), []string{"replay", "-movielens", path, "-data", t.TempDir()}, &stdout, &stderr)
+		if want := "give exactly one of -data and -movielens"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
+		}
+	})
 }

@@ -20,10 +20,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
 )
 
 // newClient returns a client for many concurrent requests to one host:
@@ -48,17 +48,11 @@ func newClient(conns int, timeout time.Duration) *http.Client {
 
 // baseURL checks the -url flag and returns it without a trailing slash.
 func baseURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
+	base, err := recclient.BaseURL(raw)
 	if err != nil {
-		return "", fmt.Errorf("failed to parse -url: %w", err)
+		return "", fmt.Errorf("-url %w", err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("-url %q must be http(s)://host[:port]", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("-url %q must not carry a query or fragment", raw)
-	}
-	return strings.TrimRight(raw, "/"), nil
+	return base, nil
 }
 
 // formatRate renders a per-second figure for the reports.

@@ -63,25 +63,46 @@ func (in *interner) of(id string) int32 {
 	return i
 }
 
-// evalLog is a log held compactly for the evaluation. The catalog's items
-// are items.ids[:catalog] in catalog order; items that only events name
-// come after them.
-type evalLog struct {
+// Log is a log held compactly, its IDs interned, for the evaluation and
+// for recbench replay: eval posts its train part and replay all of it, in
+// the same order. The catalog's items are items.ids[:catalog] in catalog
+// order; items that only events name come after them.
+type Log struct {
 	users, items, authors interner
 	catalog               int
 	rows                  []evalRow // log order
 	skipped               int       // bad rows skipped in lenient mode
 }
 
-func (l *evalLog) add(e *dataset.Event) {
+func (l *Log) add(e *dataset.Event) {
 	l.rows = append(l.rows, evalRow{
 		sec: e.Time.Unix(), nsec: int32(e.Time.Nanosecond()),
 		user: l.users.of(e.User), item: l.items.of(e.Item), author: l.authors.of(e.Author), typ: e.Type,
 	})
 }
 
+// Len is the number of events of the log.
+func (l *Log) Len() int { return len(l.rows) }
+
+// Skipped counts the bad rows skipped in lenient mode.
+func (l *Log) Skipped() int { return l.skipped }
+
+// Send adds the log's first n events to s in log order, at their log
+// times; s keeps each user's events in that order.
+func (l *Log) Send(s *recclient.Sender, n int) error {
+	var k int
+	row := func() string { return fmt.Sprintf("event %d of the log", k+1) }
+	for ; k < n; k++ {
+		e := l.wire(k)
+		if err := s.Add(&e, false, row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // wire is row k as POST /v1/events takes it, at its log time.
-func (l *evalLog) wire(k int) recclient.Event {
+func (l *Log) wire(k int) recclient.Event {
 	r := &l.rows[k]
 	e := recclient.Event{User: l.users.ids[r.user], Type: r.typ.String(), Time: r.time()}
 	if r.item >= 0 {
@@ -94,8 +115,8 @@ func (l *evalLog) wire(k int) recclient.Event {
 }
 
 // loadWorldLog reads the catalog and the log of a world directory.
-func loadWorldLog(dir string, ropts dataset.ReadOptions) (*evalLog, error) {
-	l := &evalLog{}
+func loadWorldLog(dir string, ropts dataset.ReadOptions) (*Log, error) {
+	l := &Log{}
 	p, err := recclient.WorldFile(dir, "catalog.jsonl")
 	if err != nil {
 		return nil, err
@@ -131,12 +152,14 @@ func loadWorldLog(dir string, ropts dataset.ReadOptions) (*evalLog, error) {
 	return l, l.check(dir)
 }
 
-// loadMovieLensLog reads a MovieLens ratings file as rectrain does: each
-// rating becomes the events of dataset.AppendRatingEvents, the catalog is
-// the movies rated in order of first appearance, and the log is the events
-// in the order dataset.SortEvents gives (a stable sort by time).
-func loadMovieLensLog(path string, ropts dataset.ReadOptions) (*evalLog, error) {
-	l := &evalLog{}
+// ReadMovieLens reads a MovieLens ratings file (u.data, ratings.csv or
+// ratings.dat, optionally .gz) as rectrain does: each rating becomes the
+// events of dataset.AppendRatingEvents (an impression and a click, and a
+// like at dataset.LikeRating stars and up, at the rating's time), the
+// catalog is the movies rated in order of first appearance, and the log is
+// the events in the order dataset.SortEvents gives (a stable sort by time).
+func ReadMovieLens(path string, ropts dataset.ReadOptions) (*Log, error) {
+	l := &Log{}
 	rep, err := dataset.ReadMovieLens(path, dataset.MovieLensAuto, ropts, func(e dataset.Event) error {
 		l.add(&e)
 		return nil
@@ -152,7 +175,7 @@ func loadMovieLensLog(path string, ropts dataset.ReadOptions) (*evalLog, error) 
 	return l, l.check(path)
 }
 
-func (l *evalLog) check(source string) error {
+func (l *Log) check(source string) error {
 	switch {
 	case l.catalog == 0:
 		return fmt.Errorf("%s: the catalog has no items", source)
@@ -191,7 +214,7 @@ type evalSplit struct {
 
 // kept reports whether rectrain.LoadDir keeps a row: it leaves out the
 // events of items outside the catalog, except follows and unfollows.
-func (l *evalLog) kept(r evalRow) bool {
+func (l *Log) kept(r evalRow) bool {
 	return r.item < int32(l.catalog) || r.typ == dataset.Follow || r.typ == dataset.Unfollow
 }
 
@@ -207,7 +230,7 @@ func positiveEngagement(t dataset.EventType) bool {
 }
 
 // splitLog splits a log at the last testFrac of its time span.
-func splitLog(l *evalLog, testFrac float64) (*evalSplit, error) {
+func splitLog(l *Log, testFrac float64) (*evalSplit, error) {
 	first := slices.IndexFunc(l.rows, l.kept)
 	if first < 0 {
 		return nil, errors.New("the log has no events of catalog items")
@@ -279,7 +302,7 @@ func (sp *evalSplit) wasShown(user, item int32) bool {
 
 // testUsers returns the test users ordered by ID; when limit is positive and
 // smaller than their number, a sample of limit of them drawn with seed.
-func (sp *evalSplit) testUsers(l *evalLog, limit int, seed uint64) []int32 {
+func (sp *evalSplit) testUsers(l *Log, limit int, seed uint64) []int32 {
 	users := make([]int32, 0, len(sp.relevant))
 	for u := range sp.relevant {
 		users = append(users, u)

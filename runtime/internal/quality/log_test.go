@@ -19,74 +19,16 @@ package quality
 import (
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/quality/qualitytest"
 )
 
-var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// writeWorld writes follows.jsonl and events.jsonl to a new directory.
-func writeWorld(t *testing.T, follows []dataset.FollowEdge, events []dataset.Event) string {
-	t.Helper()
-	dir := t.TempDir()
-	fw, err := dataset.CreateFollows(filepath.Join(dir, "follows.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range follows {
-		if err := fw.Write(follows[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := fw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ew, err := dataset.CreateEvents(filepath.Join(dir, "events.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range events {
-		if err := ew.Write(events[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := ew.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// writeCatalog adds catalog.jsonl with the given items to a world directory.
-func writeCatalog(t *testing.T, dir string, items []string) {
-	t.Helper()
-	w, err := dataset.CreateCatalog(filepath.Join(dir, "catalog.jsonl"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range items {
-		if err := w.Write(dataset.Item{ID: id, Author: "a-" + id, Created: t0}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// ev is an event of a hand-written log, sec seconds after t0.
-func ev(sec float64, user string, typ dataset.EventType, item string) dataset.Event {
-	e := dataset.Event{User: user, Item: item, Type: typ, Time: t0.Add(time.Duration(sec * float64(time.Second)))}
-	if typ == dataset.Follow {
-		e.Author, e.Item = item, ""
-	}
-	return e
-}
-
 func TestSplitLogFollowsRectrainsDefinitions(t *testing.T) {
+	ev, t0 := qualitytest.Ev, qualitytest.T0
 	const (
 		imp   = dataset.Impression
 		click = dataset.Click
@@ -121,8 +63,8 @@ func TestSplitLogFollowsRectrainsDefinitions(t *testing.T) {
 		ev(100, "u5", dataset.Follow, "a1"),
 		ev(120, "u6", imp, "x9"), // outside the catalog: not the log's end
 	}
-	dir := writeWorld(t, nil, events)
-	writeCatalog(t, dir, []string{"i1", "i2", "i3", "i4", "i5", "i6", "i7", "i8"})
+	dir := qualitytest.WriteWorld(t, nil, events)
+	qualitytest.WriteCatalog(t, dir, []string{"i1", "i2", "i3", "i4", "i5", "i6", "i7", "i8"})
 	l, err := loadWorldLog(dir, dataset.ReadOptions{Strict: true})
 	if err != nil {
 		t.Fatal(err)
@@ -178,8 +120,9 @@ func TestSplitLogFollowsRectrainsDefinitions(t *testing.T) {
 }
 
 func TestSplitSecond(t *testing.T) {
+	ev, t0 := qualitytest.Ev, qualitytest.T0
 	events := []dataset.Event{ev(0, "u1", dataset.Impression, "i1"), ev(100.9, "u1", dataset.Impression, "i1")}
-	l := &evalLog{catalog: 1}
+	l := &Log{catalog: 1}
 	l.items.of("i1")
 	for i := range events {
 		l.add(&events[i])

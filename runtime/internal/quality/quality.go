@@ -24,14 +24,12 @@ limitations under the License.
 package quality
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -73,43 +71,38 @@ type Options struct {
 	Lenient bool
 }
 
-func (o *Options) defaults() error {
-	if o.TestFrac == 0 {
-		o.TestFrac = 0.1
-	}
-	if o.K == 0 {
-		o.K = 100
-	}
-	if o.Concurrency == 0 {
-		o.Concurrency = 4
-	}
-	if o.Batch == 0 {
-		o.Batch = 1000
-	}
+// Default fills in the defaults of the fields left at 0 and checks the
+// options, as Evaluate does; its errors call the fields by names (recbench
+// names them after its flags).
+func (o *Options) Default(names recclient.Names) error {
+	o.TestFrac = cmp.Or(o.TestFrac, 0.1)
+	o.K = cmp.Or(o.K, 100)
+	o.Concurrency = cmp.Or(o.Concurrency, 4)
 	switch {
 	case (o.Data == "") == (o.MovieLens == ""):
-		return errors.New("give exactly one of Data and MovieLens")
+		return fmt.Errorf("give exactly one of %s and %s", names.Of("Data"), names.Of("MovieLens"))
 	case o.TestFrac <= 0 || o.TestFrac >= 1:
-		return fmt.Errorf("TestFrac %g must be in (0, 1)", o.TestFrac)
+		return fmt.Errorf("%s %g must be in (0, 1)", names.Of("TestFrac"), o.TestFrac)
 	case o.K < 1:
-		return fmt.Errorf("K %d must be positive", o.K)
+		return fmt.Errorf("%s %d must be positive", names.Of("K"), o.K)
 	case o.Users < 0:
-		return fmt.Errorf("Users %d must not be negative", o.Users)
-	case o.Concurrency < 1 || o.Concurrency > 256:
-		return fmt.Errorf("Concurrency %d must be between 1 and 256", o.Concurrency)
-	case o.Batch < 1 || o.Batch > recclient.MaxEvents:
-		return fmt.Errorf("Batch %d must be between 1 and %d", o.Batch, recclient.MaxEvents)
+		return fmt.Errorf("%s %d must not be negative", names.Of("Users"), o.Users)
+	}
+	send := o.send()
+	if err := send.Default(names); err != nil {
+		return err
+	}
+	o.Batch = send.Batch
+	if _, err := recclient.BaseURL(o.URL); err != nil {
+		return fmt.Errorf("%s %w", names.Of("URL"), err)
 	}
 	return nil
 }
 
-// baseURL checks Options.URL and returns it without a trailing slash.
-func baseURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("URL %q must be http(s)://host[:port]", raw)
-	}
-	return strings.TrimRight(raw, "/"), nil
+// send is what the options ask of the replay's sender: its Default checks
+// Batch and Concurrency.
+func (o *Options) send() recclient.SendOptions {
+	return recclient.SendOptions{Batch: o.Batch, MaxBody: recclient.MaxBodyBytes, Concurrency: o.Concurrency}
 }
 
 // Report is the outcome of an evaluation; recbench eval -json writes it.
@@ -168,21 +161,21 @@ type Replayed struct {
 // request, and when ctx is done.
 func Evaluate(ctx context.Context, client *http.Client, o Options, progress io.Writer) (Report, error) {
 	var rep Report
-	if err := o.defaults(); err != nil {
+	if err := o.Default(nil); err != nil {
 		return rep, err
 	}
-	base, err := baseURL(o.URL)
+	base, err := recclient.BaseURL(o.URL)
 	if err != nil {
 		return rep, err
 	}
 	ropts := dataset.ReadOptions{Strict: !o.Lenient}
-	var l *evalLog
+	var l *Log
 	if o.Data != "" {
 		rep.Source = o.Data
 		l, err = loadWorldLog(o.Data, ropts)
 	} else {
 		rep.Source = o.MovieLens
-		l, err = loadMovieLensLog(o.MovieLens, ropts)
+		l, err = ReadMovieLens(o.MovieLens, ropts)
 	}
 	if err != nil {
 		return rep, err
@@ -223,29 +216,21 @@ func Evaluate(ctx context.Context, client *http.Client, o Options, progress io.W
 // replayTrain posts the world's follow graph, dated by the log's first
 // event as recbench replay does, then the log's first trainRows rows at
 // their log times.
-func replayTrain(ctx context.Context, client *http.Client, base string, l *evalLog, trainRows int, o Options) (recclient.Sent, error) {
-	s := recclient.NewSender(ctx, client, base+"/v1/events", o.Batch, recclient.MaxBodyBytes, o.Concurrency)
+func replayTrain(ctx context.Context, client *http.Client, base string, l *Log, trainRows int, o Options) (recclient.Sent, error) {
+	s := recclient.NewSender(ctx, client, base+"/v1/events", o.send())
 	readErr := func() error {
 		if o.Data != "" {
 			if _, err := recclient.SendFollows(s, o.Data, dataset.ReadOptions{Strict: !o.Lenient}, l.rows[0].time()); err != nil {
 				return err
 			}
 		}
-		var k int
-		row := func() string { return fmt.Sprintf("event %d of the log", k+1) }
-		for ; k < trainRows; k++ {
-			e := l.wire(k)
-			if err := s.Add(&e, false, row); err != nil {
-				return err
-			}
-		}
-		return nil
+		return l.Send(s, trainRows)
 	}()
 	return s.Finish(readErr)
 }
 
 // scoreLists scores recserve's lists and the baselines' on the same users.
-func scoreLists(rep *Report, l *evalLog, sp *evalSplit, users []int32, lists [][]int32, o Options) {
+func scoreLists(rep *Report, l *Log, sp *evalSplit, users []int32, lists [][]int32, o Options) {
 	var served, popular, random metricSum
 	order := popularOrder(sp.popularity)
 	buf := make([]int32, 0, o.K)
@@ -284,7 +269,7 @@ func scoreLists(rep *Report, l *evalLog, sp *evalSplit, users []int32, lists [][
 // fetchLists asks recserve for every user's list, o.Concurrency requests
 // at a time, and returns the lists as item indexes (-1 for an item the log
 // does not know). The first failure stops it.
-func fetchLists(ctx context.Context, client *http.Client, base string, l *evalLog, users []int32, o Options) ([][]int32, error) {
+func fetchLists(ctx context.Context, client *http.Client, base string, l *Log, users []int32, o Options) ([][]int32, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lists := make([][]int32, len(users))

@@ -18,160 +18,26 @@ package quality
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/quality/qualitytest"
 )
 
-// postedEvent is an event as the fake server decoded it.
-type postedEvent struct {
-	User   string    `json:"user"`
-	Item   string    `json:"item"`
-	Author string    `json:"author"`
-	Type   string    `json:"type"`
-	Time   time.Time `json:"time"`
-}
-
-func writeTestError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
-
-// expected is what the server must receive for a world: the follow graph
-// as follow events at the log's first time, then the log.
-func expected(follows []dataset.FollowEdge, events []dataset.Event) []postedEvent {
-	var out []postedEvent
-	for _, f := range follows {
-		out = append(out, postedEvent{User: f.User, Author: f.Author, Type: "follow", Time: events[0].Time})
-	}
-	for _, e := range events {
-		out = append(out, postedEvent{User: e.User, Item: e.Item, Author: e.Author, Type: e.Type.String(), Time: e.Time})
-	}
-	return out
-}
-
-// evalServer imitates recserve for eval: it keeps the events posted and
-// answers GET /v1/recommendations with what answer says.
-type evalServer struct {
-	*httptest.Server
-	mu     sync.Mutex
-	events []postedEvent
-	asked  []string // users asked for
-	answer func(user string, n int, posted []postedEvent) (ids []string, status int)
-}
-
-func newEvalServer(t *testing.T, answer func(string, int, []postedEvent) ([]string, int)) *evalServer {
-	s := &evalServer{answer: answer}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/events", func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Events []postedEvent `json:"events"`
-		}
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil || len(body.Events) == 0 {
-			writeTestError(w, http.StatusBadRequest, fmt.Sprintf("bad events document: %v", err))
-			return
-		}
-		s.mu.Lock()
-		s.events = append(s.events, body.Events...)
-		s.mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-		_ = json.NewEncoder(w).Encode(map[string]int{"accepted": len(body.Events)})
-	})
-	mux.HandleFunc("GET /v1/recommendations", func(w http.ResponseWriter, r *http.Request) {
-		user := r.URL.Query().Get("user")
-		n, err := strconv.Atoi(r.URL.Query().Get("n"))
-		if err != nil {
-			writeTestError(w, http.StatusBadRequest, "bad n")
-			return
-		}
-		s.mu.Lock()
-		s.asked = append(s.asked, user)
-		posted := slices.Clone(s.events)
-		s.mu.Unlock()
-		ids, status := s.answer(user, n, posted)
-		if status != 0 {
-			writeTestError(w, status, "no config loaded yet")
-			return
-		}
-		items := make([]map[string]string, len(ids))
-		for i, id := range ids {
-			items[i] = map[string]string{"id": id, "author": "a-" + id}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"user": user, "configRevision": "r1", "items": items})
-	})
-	s.Server = httptest.NewServer(mux)
-	t.Cleanup(s.Close)
-	return s
-}
-
-// evalWorld is a small world: 200 items whose popularity falls with their
-// number, 40 users, a follow graph, and about 600 events over 1000 s in
-// which every click shares its impression's time.
-type evalWorld struct {
-	dir     string
-	items   []string
-	follows []dataset.FollowEdge
-	events  []dataset.Event
-}
-
-func newEvalWorld(t *testing.T) *evalWorld {
-	w := &evalWorld{}
-	for i := range 200 {
-		w.items = append(w.items, fmt.Sprintf("i%03d", i))
-	}
-	w.follows = []dataset.FollowEdge{{User: "u0", Author: "a-i001"}, {User: "u5", Author: "a-i002"}}
-	rng := rand.New(rand.NewPCG(4, 2))
-	for k := range 400 {
-		at := float64(k) * 2.5
-		user := fmt.Sprintf("u%d", rng.IntN(40))
-		item := w.items[rng.IntN(rng.IntN(len(w.items))+1)]
-		w.events = append(w.events, ev(at, user, dataset.Impression, item))
-		if rng.IntN(2) == 0 {
-			w.events = append(w.events, ev(at, user, dataset.Click, item))
-		}
-	}
-	w.events = append(w.events, ev(1000, "u0", dataset.Impression, "i000"))
-	w.dir = writeWorld(t, w.follows, w.events)
-	writeCatalog(t, w.dir, w.items)
-	return w
-}
-
-// train returns the events before the split, computed from the times
-// alone: the log spans 0..1000 s, so the split is at 900 s.
-func (w *evalWorld) train() []dataset.Event {
-	split := t0.Add(900 * time.Second)
-	var out []dataset.Event
-	for _, e := range w.events {
-		if e.Time.Before(split) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// relevantIDs are each test user's relevant items, by ID.
-func (w *evalWorld) relevantIDs(t *testing.T) map[string][]string {
+// relevantIDs are each test user's relevant items in w, by ID.
+func relevantIDs(t *testing.T, w *qualitytest.World) map[string][]string {
 	t.Helper()
-	l, err := loadWorldLog(w.dir, dataset.ReadOptions{Strict: true})
+	l, err := loadWorldLog(w.Dir, dataset.ReadOptions{Strict: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,67 +55,32 @@ func (w *evalWorld) relevantIDs(t *testing.T) map[string][]string {
 	return out
 }
 
-// popularAnswer ranks the items by the clicks the server was posted, ties
-// in catalog order, leaving out the items shown to the user: popularity as
-// recserve would compute it from what it was sent.
-func (w *evalWorld) popularAnswer(user string, n int, posted []postedEvent) ([]string, int) {
-	clicks := map[string]int{}
-	shown := map[string]bool{}
-	for _, e := range posted {
-		switch {
-		case e.Type == "click":
-			clicks[e.Item]++
-		case e.Type == "impression" && e.User == user:
-			shown[e.Item] = true
-		}
-	}
-	order := slices.Clone(w.items)
-	slices.SortStableFunc(order, func(a, b string) int { return clicks[b] - clicks[a] })
-	var out []string
-	for _, id := range order {
-		if !shown[id] && len(out) < n {
-			out = append(out, id)
-		}
-	}
-	return out, 0
-}
-
-// byUser groups events by user, keeping their order: the replay keeps
-// each user's events in order, not the log's across users.
-func byUser(evs []postedEvent) map[string][]string {
-	m := map[string][]string{}
-	for _, e := range evs {
-		m[e.User] = append(m[e.User], fmt.Sprintf("%s %s %s %s", e.Item, e.Author, e.Type, e.Time.Format(time.RFC3339Nano)))
-	}
-	return m
-}
-
 // evaluate runs Evaluate on srv with o, on a client of its own.
-func evaluate(t *testing.T, srv *evalServer, o Options) (Report, error) {
+func evaluate(t *testing.T, srv *qualitytest.Server, o Options) (Report, error) {
 	t.Helper()
 	o.URL = srv.URL
 	return Evaluate(context.Background(), &http.Client{Timeout: 10 * time.Second}, o, io.Discard)
 }
 
 func TestEvaluateOfAnOracleBeatsPopularity(t *testing.T) {
-	w := newEvalWorld(t)
-	relevant := w.relevantIDs(t)
-	srv := newEvalServer(t, func(user string, n int, _ []postedEvent) ([]string, int) {
+	w := qualitytest.NewWorld(t)
+	relevant := relevantIDs(t, w)
+	srv := qualitytest.NewServer(t, qualitytest.Config{Answer: func(user string, n int, _ []qualitytest.Event) qualitytest.Reply {
 		// The user's test items first, then filler that is never relevant.
 		out := slices.Clone(relevant[user])
-		for _, id := range w.items {
+		for _, id := range w.Items {
 			if len(out) < n && !slices.Contains(relevant[user], id) {
 				out = append(out, id)
 			}
 		}
-		return out, 0
-	})
-	rep, err := evaluate(t, srv, Options{Data: w.dir})
+		return qualitytest.IDs(out...)
+	}})
+	rep, err := evaluate(t, srv, Options{Data: w.Dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.TestUsers != len(relevant) || rep.Users != len(relevant) || len(srv.asked) != len(relevant) {
-		t.Errorf("%d test users, %d evaluated, %d asked for; want %d", rep.TestUsers, rep.Users, len(srv.asked), len(relevant))
+	if asked := srv.Asked(); rep.TestUsers != len(relevant) || rep.Users != len(relevant) || len(asked) != len(relevant) {
+		t.Errorf("%d test users, %d evaluated, %d asked for; want %d", rep.TestUsers, rep.Users, len(asked), len(relevant))
 	}
 	if rep.Recserve.NDCG10 != 1 || rep.Recserve.Recall100 != 1 || rep.Recserve.MeanLength != 100 || rep.ShortLists != 0 {
 		t.Errorf("recserve %+v, %d short lists: want NDCG@10 and recall@100 of 1 over lists of 100", rep.Recserve, rep.ShortLists)
@@ -260,11 +91,11 @@ func TestEvaluateOfAnOracleBeatsPopularity(t *testing.T) {
 	}
 	// Replayed: the follows at the log's first time, then the train part
 	// at the log's times, and nothing of the test window.
-	if got, want := byUser(srv.events), byUser(expected(w.follows, w.train())); !reflect.DeepEqual(got, want) {
-		t.Errorf("server was posted\n%v\nwant the follows and train events in order\n%v", got, want)
+	if d := qualitytest.DiffByUser(srv.Events(), qualitytest.Expected(w.Follows, w.Train())); d != "" {
+		t.Errorf("the server was not posted the follows and train events in order: %s", d)
 	}
-	if r := rep.Replayed; r == nil || r.Follows != len(w.follows) || r.Events != len(w.train()) {
-		t.Errorf("replay counted %+v, want %d follows and %d events", r, len(w.follows), len(w.train()))
+	if r := rep.Replayed; r == nil || r.Follows != len(w.Follows) || r.Events != len(w.Train()) {
+		t.Errorf("replay counted %+v, want %d follows and %d events", r, len(w.Follows), len(w.Train()))
 	}
 	var text strings.Builder
 	rep.WriteText(&text)
@@ -279,9 +110,9 @@ func TestEvaluateOfAnOracleBeatsPopularity(t *testing.T) {
 }
 
 func TestEvaluateOfPopularityEqualsTheBaseline(t *testing.T) {
-	w := newEvalWorld(t)
-	srv := newEvalServer(t, w.popularAnswer)
-	rep, err := evaluate(t, srv, Options{Data: w.dir, Concurrency: 2, Batch: 50})
+	w := qualitytest.NewWorld(t)
+	srv := qualitytest.NewServer(t, qualitytest.Config{Answer: w.PopularAnswer})
+	rep, err := evaluate(t, srv, Options{Data: w.Dir, Concurrency: 2, Batch: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,10 +126,12 @@ func TestEvaluateOfPopularityEqualsTheBaseline(t *testing.T) {
 
 // Lists shorter than K are scored as they are, with a warning.
 func TestEvaluateWarnsOfShortLists(t *testing.T) {
-	w := newEvalWorld(t)
-	users := len(w.relevantIDs(t))
-	srv := newEvalServer(t, func(string, int, []postedEvent) ([]string, int) { return w.items[195:], 0 })
-	rep, err := evaluate(t, srv, Options{Data: w.dir})
+	w := qualitytest.NewWorld(t)
+	users := len(relevantIDs(t, w))
+	srv := qualitytest.NewServer(t, qualitytest.Config{Answer: func(string, int, []qualitytest.Event) qualitytest.Reply {
+		return qualitytest.IDs(w.Items[195:]...)
+	}})
+	rep, err := evaluate(t, srv, Options{Data: w.Dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,40 +151,40 @@ func TestEvaluateWarnsOfShortLists(t *testing.T) {
 }
 
 func TestEvaluateSkipReplayAndSample(t *testing.T) {
-	w := newEvalWorld(t)
-	srv := newEvalServer(t, w.popularAnswer)
-	o := Options{Data: w.dir, SkipReplay: true, Users: 3, Seed: 9}
+	w := qualitytest.NewWorld(t)
+	srv := qualitytest.NewServer(t, qualitytest.Config{Answer: w.PopularAnswer})
+	o := Options{Data: w.Dir, SkipReplay: true, Users: 3, Seed: 9}
 	rep, err := evaluate(t, srv, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(srv.events) != 0 || rep.Replayed != nil {
-		t.Errorf("SkipReplay posted %d events", len(srv.events))
+	if n := len(srv.Events()); n != 0 || rep.Replayed != nil {
+		t.Errorf("SkipReplay posted %d events", n)
 	}
-	if rep.Users != 3 || rep.TestUsers <= 3 || len(srv.asked) != 3 {
-		t.Fatalf("%d of %d test users evaluated, %d asked for; want 3 of more", rep.Users, rep.TestUsers, len(srv.asked))
+	asked := srv.Asked()
+	if rep.Users != 3 || rep.TestUsers <= 3 || len(asked) != 3 {
+		t.Fatalf("%d of %d test users evaluated, %d asked for; want 3 of more", rep.Users, rep.TestUsers, len(asked))
 	}
-	first := slices.Sorted(slices.Values(srv.asked))
-	srv.asked = nil
+	first := slices.Sorted(slices.Values(asked))
 	if _, err := evaluate(t, srv, o); err != nil {
 		t.Fatal(err)
 	}
-	if again := slices.Sorted(slices.Values(srv.asked)); !slices.Equal(first, again) {
+	if again := slices.Sorted(slices.Values(srv.Asked()[len(asked):])); !slices.Equal(first, again) {
 		t.Errorf("the same seed sampled %v, then %v", first, again)
 	}
 }
 
 func TestEvaluateStopsOnAFailedRequest(t *testing.T) {
-	w := newEvalWorld(t)
-	relevant := w.relevantIDs(t)
+	w := qualitytest.NewWorld(t)
+	relevant := relevantIDs(t, w)
 	bad := slices.Sorted(maps.Keys(relevant))[1]
-	srv := newEvalServer(t, func(user string, _ int, _ []postedEvent) ([]string, int) {
+	srv := qualitytest.NewServer(t, qualitytest.Config{Answer: func(user string, _ int, _ []qualitytest.Event) qualitytest.Reply {
 		if user == bad {
-			return nil, http.StatusServiceUnavailable
+			return qualitytest.Reply{Code: http.StatusServiceUnavailable, Reason: "no config loaded yet"}
 		}
-		return w.items[:10], 0
-	})
-	_, err := evaluate(t, srv, Options{Data: w.dir, SkipReplay: true})
+		return qualitytest.IDs(w.Items[:10]...)
+	}})
+	_, err := evaluate(t, srv, Options{Data: w.Dir, SkipReplay: true})
 	if err == nil {
 		t.Fatal("Evaluate succeeded although a request failed")
 	}
@@ -379,9 +212,9 @@ func TestEvaluateOfMovieLens(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv := newEvalServer(t, func(user string, _ int, _ []postedEvent) ([]string, int) {
-		return map[string][]string{"1": {"m4", "m2"}, "2": {"m3", "m4"}}[user], 0
-	})
+	srv := qualitytest.NewServer(t, qualitytest.Config{Answer: func(user string, _ int, _ []qualitytest.Event) qualitytest.Reply {
+		return qualitytest.IDs(map[string][]string{"1": {"m4", "m2"}, "2": {"m3", "m4"}}[user]...)
+	}})
 	rep, err := evaluate(t, srv, Options{MovieLens: path})
 	if err != nil {
 		t.Fatal(err)
@@ -398,7 +231,7 @@ func TestEvaluateOfMovieLens(t *testing.T) {
 	}
 	times := map[string]time.Time{"m1 1": at(0), "m3 1": at(20), "m1 2": at(10), "m2 2": at(50)}
 	got := map[string][]string{}
-	for _, e := range srv.events {
+	for _, e := range srv.Events() {
 		got[e.User] = append(got[e.User], e.Item+" "+e.Type)
 		if !e.Time.Equal(times[e.Item+" "+e.User]) {
 			t.Errorf("%s's %s of %s posted at %s, want the rating's time", e.User, e.Type, e.Item, e.Time)

@@ -42,6 +42,23 @@ const (
 	MaxBodyBytes = 4 << 20
 )
 
+// BaseURL checks the URL of a recserve, http(s)://host[:port] without a
+// path, and returns it without a trailing slash. Its errors start with the
+// URL quoted, for the caller to name where it came from.
+func BaseURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("%q must be http(s)://host[:port]: %w", raw, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%q must be http(s)://host[:port]", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q must be http(s)://host[:port], without a query or fragment", raw)
+	}
+	return strings.TrimRight(raw, "/"), nil
+}
+
 // StatusError is a non-2xx answer of the server.
 type StatusError struct {
 	Code int

@@ -17,6 +17,7 @@ limitations under the License.
 package recclient
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,49 @@ import (
 
 	"github.com/recpipeline/recpipeline/runtime/dataset"
 )
+
+// Names names the fields of an options struct in the errors of its
+// checks; a field it leaves out keeps its Go name. recbench names them
+// after its flags.
+type Names map[string]string
+
+// Of is the name of field.
+func (n Names) Of(field string) string {
+	if name, ok := n[field]; ok {
+		return name
+	}
+	return field
+}
+
+// SendOptions configure a Sender.
+type SendOptions struct {
+	// Batch is the most events per POST; 1000 by default, at most
+	// MaxEvents.
+	Batch int
+	// MaxBody is the most bytes per POST; MaxBodyBytes by default, at
+	// least 1024. A batch is sent early rather than grow past it.
+	MaxBody int
+	// Concurrency is the number of ordered senders; each user's events
+	// all go through one of them. 2 by default, at most 256.
+	Concurrency int
+}
+
+// Default fills in the defaults of the fields left at 0 and checks the
+// options; its errors call the fields by names.
+func (o *SendOptions) Default(names Names) error {
+	o.Batch = cmp.Or(o.Batch, 1000)
+	o.MaxBody = cmp.Or(o.MaxBody, MaxBodyBytes)
+	o.Concurrency = cmp.Or(o.Concurrency, 2)
+	switch {
+	case o.Batch < 1 || o.Batch > MaxEvents:
+		return fmt.Errorf("%s %d must be between 1 and %d", names.Of("Batch"), o.Batch, MaxEvents)
+	case o.MaxBody < 1024:
+		return fmt.Errorf("%s %d must be at least 1024", names.Of("MaxBody"), o.MaxBody)
+	case o.Concurrency < 1 || o.Concurrency > 256:
+		return fmt.Errorf("%s %d must be between 1 and 256", names.Of("Concurrency"), o.Concurrency)
+	}
+	return nil
+}
 
 // Sent counts what the server acknowledged.
 type Sent struct {
@@ -80,13 +124,14 @@ type Sender struct {
 	sent     Sent
 }
 
-// NewSender starts concurrency ordered senders to eventsURL (base +
-// "/v1/events"), each posting at most batch events and maxBody bytes at a
-// time; Finish must be called to release them.
-func NewSender(ctx context.Context, client *http.Client, eventsURL string, batch, maxBody, concurrency int) *Sender {
-	s := &Sender{client: client, eventsURL: eventsURL, batch: batch, maxBody: maxBody}
+// NewSender starts o.Concurrency ordered senders to eventsURL (base +
+// "/v1/events"), each posting at most o.Batch events and o.MaxBody bytes
+// at a time; o is as SendOptions.Default leaves it. Finish must be called
+// to release them.
+func NewSender(ctx context.Context, client *http.Client, eventsURL string, o SendOptions) *Sender {
+	s := &Sender{client: client, eventsURL: eventsURL, batch: o.Batch, maxBody: o.MaxBody}
 	s.ctx, s.cancel = context.WithCancel(ctx)
-	s.shards = make([]*shard, concurrency)
+	s.shards = make([]*shard, o.Concurrency)
 	for i := range s.shards {
 		sh := &shard{full: make(chan *pendingBatch, 1), free: make(chan *pendingBatch, 2)}
 		sh.free <- new(pendingBatch)
