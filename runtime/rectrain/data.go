@@ -56,6 +56,9 @@ func headOf(t dataset.EventType) int {
 	return -1
 }
 
+// seeLessHead is the index of see_less in Heads.
+const seeLessHead = 4
+
 // positiveMask selects the labels of positive engagements (click, like,
 // comment, share): those feed the engagement pool and the retrieval model.
 const positiveMask = 0b01111

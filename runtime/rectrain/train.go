@@ -78,7 +78,8 @@ type Options struct {
 	Hidden []int
 	// Negatives is the number of items drawn uniformly from the catalog
 	// per training impression that the ranker learns as shown and not
-	// engaged with (every label 0); default 1, negative for none. A log
+	// engaged with (every label 0; see_less learns nothing from them, as
+	// only an item shown can draw it); default 1, negative for none. A log
 	// shows each user what an earlier recommender chose, and a log of
 	// ratings only what was engaged with (every label of every impression
 	// 1): without them the ranker never sees the kind of item retrieval
@@ -551,6 +552,13 @@ func trainMTML(d *Data, o Options, res *Result, sch *schedule) error {
 				}
 				z := m.HeadLayer.Forward(m.Bottom.Forward(x, &sw.tb), &sw.th)
 				sw.loss = nn.BCEWithLogits(z.Data, sw.yb, dz.Data, 1/float64(n))
+				// A drawn negative was never shown: it says nothing of
+				// see_less, which only an item shown can draw.
+				for j := range rows {
+					if lo+j >= len(batch) {
+						dz.Data[j*nh+seeLessHead] = 0
+					}
+				}
 				sw.gb.Zero()
 				sw.gh.Zero()
 				dh := m.HeadLayer.Backward(&sw.th, dz, sw.gh, true)
@@ -764,6 +772,12 @@ func distillTargets(d *Data, res *Result, g int, item func(imp, p int) int32) []
 				}
 				res.teacher(x, &tb, &th, vals[:j], nil)
 				for q, v := range vals[:j] {
+					// The heads' value alone: the retrieval score the
+					// second stage also weighs is not the first stage's
+					// to learn (its towers rank by their own dot).
+					if res.retrievalW != 0 {
+						v -= res.retrievalW * x.Data[q*x.Stride+x.Cols-1]
+					}
 					out[lo*g+q] = float32(v)
 				}
 			}
