@@ -54,14 +54,18 @@ func newTestSet(d *Data) *testSet {
 	return ts
 }
 
-// blendUsers is how many test users the value's retrieval weight is
-// chosen on (at most n, at most half of them), and funnelUsers the users
-// the funnel is evaluated on (at most n of the others): the two sets are
-// disjoint, so the weight is not chosen on the users it is judged by.
-func (ts *testSet) blendUsers(n int) []int32 {
-	k := min(n, len(ts.users)/2)
+// blendUsers are the test users the value's retrieval weight is chosen on
+// (the last half, at most maxBlendUsers: a user's NDCG is mostly 0, so
+// the choice needs many), and funnelUsers the users the funnel is
+// evaluated on (at most n of the others): the two sets are disjoint, so
+// the weight is not chosen on the users it is judged by.
+func (ts *testSet) blendUsers(int) []int32 {
+	k := min(maxBlendUsers, len(ts.users)/2)
 	return ts.users[len(ts.users)-k:]
 }
+
+// maxBlendUsers bounds the users chooseBlend ranks candidates for.
+const maxBlendUsers = 3000
 
 func (ts *testSet) funnelUsers(n int) []int32 {
 	return ts.users[:min(n, len(ts.users)-len(ts.blendUsers(n)))]

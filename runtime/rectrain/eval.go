@@ -474,14 +474,8 @@ func evaluate(d *Data, res *Result, o Options) Report {
 				_, fol := d.SplitFollows[followKey(u, d.ItemAuthor[i])]
 				res.MTML.rankRow(d, xb[r*rw:(r+1)*rw], u, pool, d.PoolItems(u, d.SplitPoolN[u]), i, d.Split, fol, res.scores.of(splitUE.Data[j*splitUE.Stride:j*splitUE.Stride+splitUE.Cols], i))
 			}
-			// tv orders the funnel's last stage (the value with the
-			// retrieval weight); hv is the heads' value alone, which the
-			// first stage is distilled from and compared with.
-			tv, hv := make([]float64, len(c)), make([]float64, len(c))
+			tv := make([]float64, len(c))
 			res.teacher(x, &tb, &th, tv, nil)
-			for r := range hv {
-				hv[r] = tv[r] - res.retrievalW*x.Data[r*x.Stride+x.Cols-1]
-			}
 			fv := make([]float64, len(c))
 			urow := fu.Data[j*fu.Stride : j*fu.Stride+fu.Cols]
 			for r, i := range c {
@@ -490,10 +484,10 @@ func evaluate(d *Data, res *Result, o Options) Report {
 					fv[r] += v * irow[k]
 				}
 			}
-			byTeacher := bestOf(hv, TeacherTop, nil)
+			byTeacher := bestOf(tv, TeacherTop, nil)
 			ts, ss := make([]float64, len(byTeacher)), make([]float64, len(byTeacher))
 			for r, o := range byTeacher {
-				ts[r], ss[r] = hv[o], fv[o]
+				ts[r], ss[r] = tv[o], fv[o]
 			}
 			sp += Spearman(ts, ss)
 			kt += Kendall(ts, ss)

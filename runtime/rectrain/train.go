@@ -772,12 +772,6 @@ func distillTargets(d *Data, res *Result, g int, item func(imp, p int) int32) []
 				}
 				res.teacher(x, &tb, &th, vals[:j], nil)
 				for q, v := range vals[:j] {
-					// The heads' value alone: the retrieval score the
-					// second stage also weighs is not the first stage's
-					// to learn (its towers rank by their own dot).
-					if res.retrievalW != 0 {
-						v -= res.retrievalW * x.Data[q*x.Stride+x.Cols-1]
-					}
 					out[lo*g+q] = float32(v)
 				}
 			}
