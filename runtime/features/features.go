@@ -225,9 +225,6 @@ func (a *Assembler) hasTowerScore() bool {
 	return slices.ContainsFunc(a.ops, func(o op) bool { return o.kind == twoTowerScore })
 }
 
-// NeedsTowerScore reports whether Fill reads UserContext.TowerUser.
-func (a *Assembler) NeedsTowerScore() bool { return a.hasTowerScore() }
-
 // CompileUser is Compile for a network of the user alone (the two-tower
 // model's user tower): it also refuses blocks that depend on the item.
 // tables are the model's embedding tables (model.Artifact.Embeddings);

@@ -329,14 +329,15 @@ func (e *Engine) compile(cfg *config.Config) (*live, error) {
 		if err != nil {
 			return nil, fmt.Errorf("live.secondStage.model: model %q: %w", lc.SecondStage.Model, err)
 		}
-		if in.NeedsTowerScore() {
-			l.scorer = scorer
-		}
 		l.secondIn = in
 		if l.secondSplit, err = mtml.MTML.Split(in.SharedColumns()); err != nil {
 			return nil, fmt.Errorf("live.secondStage.model: %w", err)
 		}
-		l.scoreCol = in.SplitColumn(features.TwoTowerScore)
+		// two_tower_score is per candidate, so it has a split column
+		// exactly when the ranker reads it.
+		if l.scoreCol = in.SplitColumn(features.TwoTowerScore); l.scoreCol >= 0 {
+			l.scorer = scorer
+		}
 		if l.weights, err = rank.CompileValue(lc.Weights, mtml.MTML.Heads(), l.scoreCol >= 0); err != nil {
 			return nil, fmt.Errorf("live.weights: %w", err)
 		}

@@ -59,7 +59,7 @@ func newTestSet(d *Data) *testSet {
 // the choice needs many), and funnelUsers the users the funnel is
 // evaluated on (at most n of the others): the two sets are disjoint, so
 // the weight is not chosen on the users it is judged by.
-func (ts *testSet) blendUsers(int) []int32 {
+func (ts *testSet) blendUsers() []int32 {
 	k := min(maxBlendUsers, len(ts.users)/2)
 	return ts.users[len(ts.users)-k:]
 }
@@ -68,7 +68,7 @@ func (ts *testSet) blendUsers(int) []int32 {
 const maxBlendUsers = 3000
 
 func (ts *testSet) funnelUsers(n int) []int32 {
-	return ts.users[:min(n, len(ts.users)-len(ts.blendUsers(n)))]
+	return ts.users[:min(n, len(ts.users)-len(ts.blendUsers()))]
 }
 
 // blendGrid are the retrieval weights tried, in the value's units (the
@@ -88,7 +88,7 @@ func chooseBlend(d *Data, res *Result, o Options, w io.Writer) {
 		return
 	}
 	ts := newTestSet(d)
-	users := ts.blendUsers(o.EvalUsers)
+	users := ts.blendUsers()
 	if len(users) == 0 {
 		fmt.Fprintf(w, "retrieval weight: no held-out users to choose it on; 0\n")
 		return

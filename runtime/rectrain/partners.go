@@ -18,8 +18,6 @@ package rectrain
 
 import (
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 )
 
 // distillPartners draws, for every training impression, the item the first
@@ -37,33 +35,20 @@ func distillPartners(d *Data, res *Result, seed uint64) []int32 {
 	n, ni := d.TrainN, len(d.ItemIDs)
 	out := make([]int32, n)
 	m := max(1, (ni+FunnelCandidates/2)/FunnelCandidates)
-	const chunk = 4096
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				c := int(next.Add(1) - 1)
-				lo := c * chunk
-				if lo >= n {
-					return
-				}
-				r := rand.New(rand.NewPCG(seed, 0x70617274<<32|uint64(c)))
-				for k := lo; k < min(lo+chunk, n); k++ {
-					best, top := int32(-1), 0.0
-					for range m {
-						i := int32(r.IntN(ni))
-						if s := res.scores.at(int32(k), i); best < 0 || s > top {
-							best, top = i, s
-						}
+	inChunks(n, 4096, func() func(c, lo, hi int) {
+		return func(c, lo, hi int) {
+			r := rand.New(rand.NewPCG(seed, 0x70617274<<32|uint64(c)))
+			for k := lo; k < hi; k++ {
+				best, top := int32(-1), 0.0
+				for range m {
+					i := int32(r.IntN(ni))
+					if s := res.scores.at(int32(k), i); best < 0 || s > top {
+						best, top = i, s
 					}
-					out[k] = best
 				}
+				out[k] = best
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	return out
 }

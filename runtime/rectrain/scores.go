@@ -17,9 +17,6 @@ limitations under the License.
 package rectrain
 
 import (
-	"sync"
-	"sync/atomic"
-
 	"github.com/recpipeline/recpipeline/runtime/rectrain/nn"
 )
 
@@ -37,37 +34,24 @@ type towerScores struct {
 func newTowerScores(d *Data, t *TwoTower) *towerScores {
 	ie := embedItems(d, t)
 	s := &towerScores{dim: ie.Cols, items: nn.To32(ie.Data), users: make([]float32, len(d.Imps)*ie.Cols)}
-	const chunk = 4096
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var tape nn.Tape
-			var ub []float64
-			uw := t.UserSpec.Width()
-			for {
-				lo := int(next.Add(chunk)) - chunk
-				if lo >= len(d.Imps) {
-					return
-				}
-				hi := min(lo+chunk, len(d.Imps))
-				x := matrixOf(&ub, hi-lo, uw)
-				for k := lo; k < hi; k++ {
-					im := &d.Imps[k]
-					t.userRow(d, ub[(k-lo)*uw:(k-lo+1)*uw], im.User, d.Pool(k), d.PoolItems(im.User, im.PoolN))
-				}
-				ue := t.User.Forward(x, &tape)
-				for r := range hi - lo {
-					for c, v := range ue.Data[r*ue.Stride : r*ue.Stride+s.dim] {
-						s.users[(lo+r)*s.dim+c] = float32(v)
-					}
+	inChunks(len(d.Imps), 4096, func() func(c, lo, hi int) {
+		var tape nn.Tape
+		var ub []float64
+		uw := t.UserSpec.Width()
+		return func(_, lo, hi int) {
+			x := matrixOf(&ub, hi-lo, uw)
+			for k := lo; k < hi; k++ {
+				im := &d.Imps[k]
+				t.userRow(d, ub[(k-lo)*uw:(k-lo+1)*uw], im.User, d.Pool(k), d.PoolItems(im.User, im.PoolN))
+			}
+			ue := t.User.Forward(x, &tape)
+			for r := range hi - lo {
+				for c, v := range ue.Data[r*ue.Stride : r*ue.Stride+s.dim] {
+					s.users[(lo+r)*s.dim+c] = float32(v)
 				}
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	return s
 }
 

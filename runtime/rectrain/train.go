@@ -281,6 +281,32 @@ func inShards(n int, fn func(s, lo, hi int)) {
 	wg.Wait()
 }
 
+// inChunks splits 0..n into chunks of chunk, numbered c = lo/chunk, and
+// hands them out to shards goroutines; each goroutine makes its own worker
+// (its scratch) with newWorker and calls it for every chunk it takes. A
+// worker that writes only its chunk's outputs, and draws randomness from c
+// alone, gives the same result however the chunks are shared out.
+func inChunks(n, chunk int, newWorker func() func(c, lo, hi int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work := newWorker()
+			for {
+				c := int(next.Add(1) - 1)
+				lo := c * chunk
+				if lo >= n {
+					return
+				}
+				work(c, lo, min(lo+chunk, n))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // rowsOf is the view of rows lo..hi of m.
 func rowsOf(m blas64.General, lo, hi int) blas64.General {
 	return blas64.General{Rows: hi - lo, Cols: m.Cols, Stride: m.Stride, Data: m.Data[lo*m.Stride : hi*m.Stride]}
@@ -741,43 +767,31 @@ func distillTargets(d *Data, res *Result, g int, item func(imp, p int) int32) []
 	out := make([]float32, d.TrainN*g)
 	rw := res.MTML.Spec.Width()
 	const chunk = 256 // impressions
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var tb, th nn.Tape
-			var xb []float64
-			vals := make([]float64, chunk*g)
-			for {
-				lo := int(next.Add(chunk)) - chunk
-				if lo >= d.TrainN {
-					return
-				}
-				hi := min(lo+chunk, d.TrainN)
-				var x blas64.General
-				xb, x = matrix(xb, (hi-lo)*g, rw)
-				j := 0
-				for imp := lo; imp < hi; imp++ {
-					im := &d.Imps[imp]
-					for p := range g {
-						i, followed := item(imp, p), im.Followed
-						if p > 0 {
-							_, followed = d.SplitFollows[followKey(im.User, d.ItemAuthor[i])]
-						}
-						res.MTML.rankRow(d, xb[j*rw:(j+1)*rw], im.User, d.Pool(imp), d.PoolItems(im.User, im.PoolN), i, im.T, followed, res.scores.at(int32(imp), i))
-						j++
+	inChunks(d.TrainN, chunk, func() func(c, lo, hi int) {
+		var tb, th nn.Tape
+		var xb []float64
+		vals := make([]float64, chunk*g)
+		return func(_, lo, hi int) {
+			var x blas64.General
+			xb, x = matrix(xb, (hi-lo)*g, rw)
+			j := 0
+			for imp := lo; imp < hi; imp++ {
+				im := &d.Imps[imp]
+				for p := range g {
+					i, followed := item(imp, p), im.Followed
+					if p > 0 {
+						_, followed = d.SplitFollows[followKey(im.User, d.ItemAuthor[i])]
 					}
-				}
-				res.teacher(x, &tb, &th, vals[:j], nil)
-				for q, v := range vals[:j] {
-					out[lo*g+q] = float32(v)
+					res.MTML.rankRow(d, xb[j*rw:(j+1)*rw], im.User, d.Pool(imp), d.PoolItems(im.User, im.PoolN), i, im.T, followed, res.scores.at(int32(imp), i))
+					j++
 				}
 			}
-		}()
-	}
-	wg.Wait()
+			res.teacher(x, &tb, &th, vals[:j], nil)
+			for q, v := range vals[:j] {
+				out[lo*g+q] = float32(v)
+			}
+		}
+	})
 	return out
 }
 
