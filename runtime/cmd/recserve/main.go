@@ -176,7 +176,9 @@ func run() error {
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- hs.ListenAndServe() }()
+	// The gRPC port listens before the HTTP one serves /readyz: a stage
+	// that reads ready must take the frontend's calls (the frontend would
+	// otherwise pass over it, connection refused, in between).
 	var gs *grpc.Server
 	if *stage == pipeline.StageRetrieval || *stage == pipeline.StageRankerFirst || *stage == pipeline.StageRankerSecond {
 		lis, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(*grpcPort)))
@@ -187,6 +189,7 @@ func run() error {
 		engine.Register(gs)
 		go func() { errc <- gs.Serve(lis) }()
 	}
+	go func() { errc <- hs.ListenAndServe() }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("server failed: %w", err)
