@@ -22,26 +22,6 @@ import (
 // SchemaVersion is the version of this schema; a pod refuses others.
 const SchemaVersion = 1
 
-// Well-known names shared by the operator and the runtime.
-const (
-	// ConfigKey is the ConfigMap key holding the rendered config.
-	ConfigKey = "config.json"
-	// DeployRevisionEnv names the environment variable through which the
-	// operator tells a pod the deploy revision of its pod template.
-	DeployRevisionEnv = "RECPIPELINE_DEPLOY_REVISION"
-	// RedisPasswordEnv names the environment variable holding the Redis
-	// password, filled from the Secret the pipeline names.
-	RedisPasswordEnv = "RECPIPELINE_REDIS_PASSWORD"
-	// HTTPPort serves the client API, /healthz, /readyz, /metrics and
-	// /v1/status on every stage.
-	HTTPPort = 8080
-	// GRPCPort serves calls between stages.
-	GRPCPort = 9090
-	// StatusPath answers the pod's serving state as JSON (Status); the
-	// operator reads ConfigRevision from it to count pods per revision.
-	StatusPath = "/v1/status"
-)
-
 // Config is the whole rendered runtime config.
 type Config struct {
 	// Version is SchemaVersion.

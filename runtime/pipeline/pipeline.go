@@ -1,7 +1,15 @@
-// Package pipeline is the whole recommendation funnel in one process
-// (recserve --stage=all): retrieval from mixed sources, the first-stage
-// two-tower ranker, the MTML second stage with its weighted value, and the
-// rerank rules.
+// Package pipeline is recserve's engine: the recommendation funnel, or the
+// part of it one stage runs. Retrieval mixes the candidate sources, the
+// first-stage ranker (two-tower) and the second (MTML, with its weighted
+// value) each keep the best, and the rerank rules build the final list.
+//
+// The engine knows no transport: package server serves it over HTTP
+// (Recommend, Ingest) and, on the split stages, over gRPC (Search, Rank).
+// In the frontend of a split deployment the retrieval stage's ANN sources
+// and the ranker stages are package stageclient's, behind the same
+// sources.Source and rank.Ranker interfaces as the ones run in process, so
+// a request runs one path whether a stage is local or remote. The user's
+// state (store.UserState) is read once per request and travels with it.
 //
 // What the deploy part of the config names (catalog, store, models) is
 // loaded once, at Open; item embeddings of every two-tower model are computed
@@ -21,30 +29,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/recpipeline/recpipeline/runtime/stagepb"
 	"log/slog"
-	"math"
 	"os"
-	"slices"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
-	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/recpipeline/recpipeline/runtime/ann"
 	"github.com/recpipeline/recpipeline/runtime/catalog"
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/dataset"
-	"github.com/recpipeline/recpipeline/runtime/features"
 	"github.com/recpipeline/recpipeline/runtime/model"
 	"github.com/recpipeline/recpipeline/runtime/rank"
-	"github.com/recpipeline/recpipeline/runtime/rerank"
-	"github.com/recpipeline/recpipeline/runtime/server"
-	"github.com/recpipeline/recpipeline/runtime/sources"
+	"github.com/recpipeline/recpipeline/runtime/stageclient"
 	"github.com/recpipeline/recpipeline/runtime/store"
 )
 
@@ -57,33 +57,64 @@ type Options struct {
 	// Registry receives the funnel's metrics; none when nil.
 	Registry prometheus.Registerer
 	Log      *slog.Logger
-	// Stage is what the process serves: StageAll (the default) runs the
-	// whole funnel; the other stages split it across processes.
+	// Stage is what the process serves (config.StageAll, the default, or
+	// one of config.SplitStages).
 	Stage string
 }
 
-// Engine serves the funnel; it implements server.Engine.
+// roles are what a process does, by its stage; the one place where a stage
+// name decides anything in the engine.
+type roles struct {
+	// frontend owns the real-time state (the store), mixes the sources and
+	// answers Recommend and Ingest.
+	frontend bool
+	// index builds the ANN indexes of the sources that search them and runs
+	// those sources.
+	index bool
+	// first and second run the ranking stages in process.
+	first, second bool
+	// remote reaches the stages the process does not run over gRPC.
+	remote bool
+	// allModels loads every model the deploy config lists, so that any of
+	// them may be switched to live.
+	allModels bool
+}
+
+func rolesOf(stage string) (roles, error) {
+	switch stage {
+	case config.StageAll:
+		return roles{frontend: true, index: true, first: true, second: true, allModels: true}, nil
+	case config.StageFrontend:
+		return roles{frontend: true, remote: true}, nil
+	case config.StageRetrieval:
+		return roles{index: true}, nil
+	case config.StageRankerFirst:
+		return roles{first: true}, nil
+	case config.StageRankerSecond:
+		return roles{second: true}, nil
+	}
+	return roles{}, fmt.Errorf("unknown stage %q", stage)
+}
+
+// Engine serves the funnel, or the part of it its stage runs. It knows no
+// transport: package server serves it over HTTP and gRPC.
 type Engine struct {
 	log     *slog.Logger
+	roles   roles
 	cat     *catalog.Catalog
 	state   store.Store
 	storeTy string
 	models  map[string]*model.Artifact
-	towers  map[string]*tower
+	towers  map[string]*rank.Tower
+	indexes map[string]*ann.Index // by model, for the models an ANN source searches
 	live    atomic.Pointer[live]
 	metrics *metrics
 	clock   *clock // the time requests are served at
 
-	stage  string
-	remote *remote // the other stages, in the frontend
+	stages *stageclient.Stages // the other stages, in the frontend
 
 	addMu sync.Mutex // serialises new items: catalog ordinals and embeddings advance together
-	// base is the number of items loaded from the deploy catalog; items
-	// with higher ordinals were published live.
-	base uint32
 }
-
-var _ server.Engine = (*Engine)(nil)
 
 // Open loads what cfg's deploy part names and prepares the item embeddings
 // and indexes. cfg's live part is not applied: the caller applies it.
@@ -92,25 +123,28 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	if log == nil {
 		log = slog.Default()
 	}
-	e = &Engine{log: log, models: map[string]*model.Artifact{}, towers: map[string]*tower{}, metrics: newMetrics(opts.Registry), stage: opts.Stage}
-	switch e.stage {
-	case "":
-		e.stage = StageAll
-	case StageAll, StageFrontend, StageRetrieval, StageRankerFirst, StageRankerSecond:
-	default:
-		return nil, fmt.Errorf("unknown stage %q", e.stage)
+	stage := opts.Stage
+	if stage == "" {
+		stage = config.StageAll
 	}
-	stateful := e.stage == StageAll || e.stage == StageFrontend
+	r, err := rolesOf(stage)
+	if err != nil {
+		return nil, err
+	}
+	e = &Engine{
+		log: log, roles: r, models: map[string]*model.Artifact{}, towers: map[string]*rank.Tower{},
+		indexes: map[string]*ann.Index{}, metrics: newMetrics(opts.Registry),
+	}
 	// What a failed Open opened is released through these: e, the named
 	// result, is nil by the time the deferred call runs.
 	var st store.Store
-	var rem *remote
+	var stages *stageclient.Stages
 	defer func() {
 		if e != nil {
 			return
 		}
-		if rem != nil {
-			rem.close()
+		if stages != nil {
+			stages.Close()
 		}
 		if st != nil {
 			_ = st.Close()
@@ -125,11 +159,10 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	log.Info("Loaded the catalog", "items", cat.Len(), "users", cat.NumUsers(), "seconds", time.Since(start).Seconds())
 
 	// The store first: the items it knows were published live join the
-	// catalog before the catalog is embedded and indexed. Only the stages
-	// that own the real-time state open it.
+	// catalog before the catalog is embedded and indexed. Only the
+	// frontend owns the real-time state.
 	base := cat.Len()
-	e.base = uint32(base)
-	if stateful {
+	if r.frontend {
 		if st, err = openStore(ctx, cfg, opts.StateDir, log); err != nil {
 			return nil, err
 		}
@@ -139,52 +172,19 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		}
 	}
 	e.clock = newClock(cat, e.state, e.storeTy, log)
-	if e.stage == StageFrontend {
-		if rem, err = dialStages(cfg.Deploy.Endpoints); err != nil {
+	if r.remote {
+		if stages, err = stageclient.Dial(cfg.Deploy.Endpoints, cat, uint32(base)); err != nil {
 			return nil, err
 		}
-		e.remote = rem
+		e.stages = stages
 	}
-
-	need := neededModels(cfg, e.stage)
-	for _, m := range cfg.Deploy.Models {
-		if !need[m.Name] {
-			continue
-		}
-		t0 := time.Now()
-		a, err := model.Load(ctx, m.URI)
-		if err != nil {
-			return nil, fmt.Errorf("failed to load model %s: %w", m.Name, err)
-		}
-		e.models[m.Name] = a
-		log.Info("Loaded model", "model", m.Name, "kind", a.Manifest.Kind, "version", a.Manifest.Version, "seconds", time.Since(t0).Seconds())
-		if a.TwoTower == nil {
-			continue
-		}
-		t, err := newTower(m.Name, a, cat)
-		if err != nil {
-			return nil, err
-		}
-		t0 = time.Now()
-		if err := t.embedItems(ctx, cat, 0, cat.Len()); err != nil {
-			return nil, fmt.Errorf("failed to embed the catalog with %s: %w", m.Name, err)
-		}
-		e.towers[m.Name] = t
-		log.Info("Embedded the catalog", "model", m.Name, "items", cat.Len(), "seconds", time.Since(t0).Seconds())
+	if err := e.loadModels(ctx, cfg); err != nil {
+		return nil, err
 	}
-	for _, s := range cfg.Live.Retrieval.Sources {
-		t := e.towers[s.Model]
-		if t == nil || t.index != nil || (e.stage != StageAll && e.stage != StageRetrieval) {
-			continue
-		}
-		t0 := time.Now()
-		if err := t.buildIndex(ctx, opts.ANN); err != nil {
-			return nil, fmt.Errorf("failed to index the embeddings of %s: %w", s.Model, err)
-		}
-		log.Info("Built the ANN index", "model", s.Model, "items", t.index.Len(), "seconds", time.Since(t0).Seconds())
+	if err := e.buildIndexes(ctx, cfg, opts.ANN); err != nil {
+		return nil, err
 	}
-
-	if seeder, ok := e.state.(store.Seeder); ok && stateful {
+	if seeder, ok := e.state.(store.Seeder); ok {
 		// Items published live are the store's already; seed the rest.
 		items := make([]store.ItemTime, base)
 		for i := range items {
@@ -196,6 +196,62 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		}
 	}
 	return e, nil
+}
+
+// loadModels loads the models the stage needs and embeds the catalog with
+// each two-tower model.
+func (e *Engine) loadModels(ctx context.Context, cfg *config.Config) error {
+	need := e.neededModels(cfg)
+	for _, m := range cfg.Deploy.Models {
+		if !need[m.Name] {
+			continue
+		}
+		t0 := time.Now()
+		a, err := model.Load(ctx, m.URI)
+		if err != nil {
+			return fmt.Errorf("failed to load model %s: %w", m.Name, err)
+		}
+		e.models[m.Name] = a
+		e.log.Info("Loaded model", "model", m.Name, "kind", a.Manifest.Kind, "version", a.Manifest.Version, "seconds", time.Since(t0).Seconds())
+		if a.TwoTower == nil {
+			continue
+		}
+		t, err := rank.NewTower(m.Name, a, e.cat)
+		if err != nil {
+			return err
+		}
+		t0 = time.Now()
+		if err := t.EmbedItems(ctx, e.cat, 0, e.cat.Len()); err != nil {
+			return fmt.Errorf("failed to embed the catalog with %s: %w", m.Name, err)
+		}
+		e.towers[m.Name] = t
+		e.log.Info("Embedded the catalog", "model", m.Name, "items", e.cat.Len(), "seconds", time.Since(t0).Seconds())
+	}
+	return nil
+}
+
+// buildIndexes indexes, with HNSW, the item embeddings of every model an
+// ANN source of cfg searches, on the stages that run those sources.
+func (e *Engine) buildIndexes(ctx context.Context, cfg *config.Config, opts ann.Options) error {
+	if !e.roles.index {
+		return nil
+	}
+	for _, s := range cfg.Live.Retrieval.Sources {
+		t := e.towers[s.Model]
+		if t == nil || e.indexes[s.Model] != nil {
+			continue
+		}
+		t0 := time.Now()
+		idx := ann.New(t.Dim(), ann.InnerProduct, opts)
+		n := t.Vectors().Len()
+		idx.Reserve(n)
+		if err := idx.Build(ctx, nil, t.Flat(), runtime.GOMAXPROCS(0)); err != nil {
+			return fmt.Errorf("failed to index the embeddings of %s: %w", s.Model, err)
+		}
+		e.indexes[s.Model] = idx
+		e.log.Info("Built the ANN index", "model", s.Model, "items", idx.Len(), "seconds", time.Since(t0).Seconds())
+	}
+	return nil
 }
 
 // restoreNewItems adds to the catalog, in the order they were published,
@@ -262,463 +318,6 @@ func openStore(ctx context.Context, cfg *config.Config, dir string, log *slog.Lo
 	}
 }
 
-// live is one compiled live config.
-type live struct {
-	cfg      *config.Config
-	revision string
-	names    []string // source names by index, for responses
-	mixer    *sources.Mixer
-	first    *tower
-	second   *model.MTML
-	secondIn *features.Assembler
-	// secondSplit is second with the first layer's user columns (the
-	// secondIn columns every candidate shares) computed once per request.
-	secondSplit *model.SplitMTML
-	// scorer is the retrieval model whose user embedding the second
-	// stage's two_tower_score reads; nil when it reads none.
-	scorer *tower
-	// scoreCol is two_tower_score's column in the second stage's
-	// per-candidate input, -1 when it has none.
-	scoreCol  int
-	weights   *rank.Weights
-	rules     rerank.Chain
-	ann       map[string]sources.Source // the retrieval stage's ANN sources by name
-	scratches sync.Pool                 // *scratch
-}
-
-func (l *live) scratch() *scratch {
-	if sc, ok := l.scratches.Get().(*scratch); ok {
-		return sc
-	}
-	return &scratch{}
-}
-
-// Apply compiles cfg's live part against what Open loaded and swaps it in.
-func (e *Engine) Apply(cfg *config.Config, revision string) error {
-	l, err := e.compile(cfg)
-	if err != nil {
-		return err
-	}
-	l.revision = revision
-	e.live.Store(l)
-	return nil
-}
-
-func (e *Engine) compile(cfg *config.Config) (*live, error) {
-	lc := &cfg.Live
-	l := &live{cfg: cfg}
-	if e.stage == StageAll || e.stage == StageRankerFirst {
-		first, ok := e.towers[lc.FirstStage.Model]
-		if !ok {
-			return nil, fmt.Errorf("live.firstStage.model: %q is not a loaded TwoTower model", lc.FirstStage.Model)
-		}
-		l.first = first
-	}
-	if e.stage == StageAll || e.stage == StageRankerSecond {
-		mtml := e.models[lc.SecondStage.Model]
-		if mtml == nil || mtml.MTML == nil {
-			return nil, fmt.Errorf("live.secondStage.model: %q is not a loaded MTML model", lc.SecondStage.Model)
-		}
-		l.second = mtml.MTML
-		var vecs features.ItemVectors
-		scorer := e.towers[retrievalModel(lc)]
-		if scorer != nil {
-			vecs = scorer.vectors
-		}
-		in, err := features.CompileRanker(mtml.Manifest.Networks[model.NetBottom].Input, e.cat, mtml.Embeddings, vecs)
-		if err != nil {
-			return nil, fmt.Errorf("live.secondStage.model: model %q: %w", lc.SecondStage.Model, err)
-		}
-		l.secondIn = in
-		if l.secondSplit, err = mtml.MTML.Split(in.SharedColumns()); err != nil {
-			return nil, fmt.Errorf("live.secondStage.model: %w", err)
-		}
-		// two_tower_score is per candidate, so it has a split column
-		// exactly when the ranker reads it.
-		if l.scoreCol = in.SplitColumn(features.TwoTowerScore); l.scoreCol >= 0 {
-			l.scorer = scorer
-		}
-		if l.weights, err = rank.CompileValue(lc.Weights, mtml.MTML.Heads(), l.scoreCol >= 0); err != nil {
-			return nil, fmt.Errorf("live.weights: %w", err)
-		}
-	}
-	var err error
-	if l.rules, err = rerank.Compile(lc.Rerank.Rules); err != nil {
-		return nil, fmt.Errorf("live.rerank.rules: %w", err)
-	}
-
-	weighted := make([]sources.Weighted, 0, len(lc.Retrieval.Sources))
-	l.ann = map[string]sources.Source{}
-	for i, s := range lc.Retrieval.Sources {
-		l.names = append(l.names, s.Name)
-		ann := s.Type == config.SourceTwoTowerANN || s.Type == config.SourceItemToItemANN
-		if (e.stage == StageRetrieval && !ann) || (e.stage != StageAll && e.stage != StageFrontend && e.stage != StageRetrieval) {
-			continue
-		}
-		src, err := e.source(s)
-		if err != nil {
-			return nil, fmt.Errorf("live.retrieval.sources[%d] (%s): %w", i, s.Name, err)
-		}
-		if ann {
-			l.ann[s.Name] = src
-		}
-		weighted = append(weighted, sources.Weighted{
-			Name: s.Name, Source: src, Weight: s.Weight, Limit: s.Limit,
-			Timeout: time.Duration(s.Timeout), Index: i,
-		})
-	}
-	if e.stage == StageAll || e.stage == StageFrontend {
-		// A mix left short of what the first stage keeps (a user who has
-		// seen most of what the sources find, failing sources) is topped
-		// up from the store's popular items and then the catalog.
-		l.mixer = sources.NewMixer(weighted, e.cat, sources.MixerOptions{
-			Observer: e.metrics,
-			Backfill: sources.NewBackfill(e.state, e.cat),
-			Min:      lc.FirstStage.Keep,
-		})
-	}
-	return l, nil
-}
-
-func (e *Engine) source(s config.Source) (sources.Source, error) {
-	switch s.Type {
-	case config.SourceFollowedAuthorsRecent:
-		return sources.NewFollowedAuthorsRecent(s, e.state, e.cat)
-	case config.SourcePopular:
-		return sources.NewPopular(s, e.state, e.cat), nil
-	case config.SourcePrecomputed:
-		return sources.NewPrecomputed(s, e.cat, sources.PrecomputedOptions{})
-	case config.SourceTwoTowerANN, config.SourceItemToItemANN:
-		if e.remote != nil {
-			return &remoteSource{name: s.Name, client: e.remote.retrieval, cat: e.cat}, nil
-		}
-		t := e.towers[s.Model]
-		if t == nil {
-			return nil, fmt.Errorf("model %q is not a loaded TwoTower model", s.Model)
-		}
-		if t.index == nil {
-			return nil, fmt.Errorf("model %q has no ANN index: a source may search a new model only after a restart", s.Model)
-		}
-		if s.Type == config.SourceTwoTowerANN {
-			return sources.NewTwoTowerANN(s, &embedder{t: t, cat: e.cat, state: users{e.state}}, t.index), nil
-		}
-		return sources.NewItemToItemANN(s, users{e.state}, e.cat, t.vectors, t.index)
-	}
-	return nil, fmt.Errorf("unknown source type %q", s.Type)
-}
-
-// scratch holds one request's buffers, reused across requests.
-type scratch struct {
-	mixed  []sources.Mixed
-	cands  []rank.Candidate
-	user   []float32
-	tower  []float32 // the retrieval model's user embedding, for two_tower_score
-	in     []float32
-	shared []float32 // the second stage's input columns every candidate shares
-	probs  []float32
-	ws     model.Workspace
-	shown  []rank.Candidate
-	items  []uint32
-}
-
-// ErrNotFrontend answers client calls on the stages that serve gRPC only.
-var ErrNotFrontend = fmt.Errorf("%w: this stage serves the other stages over gRPC; send client requests to the frontend", server.ErrBadRequest)
-
-// Recommend runs the funnel for one user.
-func (e *Engine) Recommend(ctx context.Context, req *server.Request) (*server.Response, error) {
-	if e.stage != StageAll && e.stage != StageFrontend {
-		return nil, ErrNotFrontend
-	}
-	l := e.live.Load()
-	if l == nil {
-		return nil, errors.New("no config applied")
-	}
-	sc := l.scratch()
-	defer l.scratches.Put(sc)
-	var timings map[string]float64 // only a debug request reports them
-	if req.Debug {
-		timings = map[string]float64{}
-	}
-	mark := time.Now()
-	lap := func(stage string, n int) {
-		d := time.Since(mark)
-		mark = time.Now()
-		e.metrics.stage.WithLabelValues(stage).Observe(d.Seconds())
-		e.metrics.candidates.WithLabelValues(stage).Observe(float64(n))
-		if timings != nil {
-			timings[stage] = float64(d.Microseconds()) / 1000
-		}
-	}
-	lc := &l.cfg.Live
-	now := e.clock.now(ctx, lc.Clock, req.Now)
-
-	engagements, err := e.state.RecentEngagements(ctx, req.User, features.PoolSize)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read recent engagements: %w", err)
-	}
-	follows, err := e.state.Follows(ctx, req.User)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read follows: %w", err)
-	}
-	seen, err := e.state.Seen(ctx, req.User)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read seen items: %w", err)
-	}
-	uc := features.NewUserContext(req.User, now, e.cat, engagements, follows)
-	var us *stagepb.UserState
-	if e.remote != nil {
-		us = userState(req.User, now, engagements, follows)
-		ctx = withShipped(ctx, us)
-	}
-
-	// Retrieval.
-	// A fresh Request each time, not one kept in the scratch: a source
-	// the mixer gave up on at its deadline may still read it after Mix
-	// returns and the scratch serves another request.
-	sreq := &sources.Request{User: req.User, Now: now}
-	sc.mixed, err = l.mixer.Mix(ctx, sreq, lc.Retrieval.Candidates, seen, sc.mixed[:0])
-	if err != nil {
-		return nil, err
-	}
-	lap("retrieval", len(sc.mixed))
-	sc.cands = sc.cands[:0]
-	for i, m := range sc.mixed {
-		// The mixer's order is the first stage's input order; its score
-		// breaks no tie that the first stage does not.
-		sc.cands = append(sc.cands, rank.Candidate{
-			Item: m.Item, ID: e.cat.ID(m.Item), Author: e.cat.Author(m.Item), Risk: e.cat.Risk(m.Item),
-			Sources: m.Sources, Value: m.Score, First: float32(-i),
-		})
-	}
-
-	var ranked []rank.Candidate
-	var heads []string
-	if e.remote == nil {
-		top := l.rankFirst(sc, uc, sc.cands)
-		lap("ranker-first", len(top))
-		ranked = l.rankSecond(sc, uc, top)
-		heads = l.second.Heads()
-		lap("ranker-second", len(ranked))
-	} else {
-		// A ranker stage that fails is passed over, as a failing source
-		// is: the list keeps the previous stage's order.
-		top, _, err := e.remoteRank(ctx, e.remote.first, us, sc.cands, sc.shown)
-		if err != nil {
-			e.fallBack(ctx, StageRankerFirst, err)
-			top = append(sc.shown[:0], rank.TopK(sc.cands, lc.FirstStage.Keep)...)
-		}
-		sc.shown = top
-		lap("ranker-first", len(top))
-		ranked, heads, err = e.remoteRank(ctx, e.remote.second, us, top, sc.cands)
-		if err != nil {
-			e.fallBack(ctx, StageRankerSecond, err)
-			ranked = append(sc.cands[:0], rank.TopK(top, lc.SecondStage.Keep)...)
-		}
-		sc.cands = ranked
-		lap("ranker-second", len(ranked))
-	}
-
-	// Final rerank.
-	size := min(req.N, lc.Rerank.Size)
-	final := l.rules.Apply(ranked, size)
-	lap("rerank", len(final))
-
-	resp := &server.Response{User: req.User, Revision: l.revision, Items: make([]server.Item, 0, len(final))}
-	for _, c := range final {
-		it := server.Item{ID: c.ID, Author: c.Author, Score: float64(c.Value), Risk: float64(c.Risk)}
-		for i, name := range l.names {
-			if c.Sources.Has(i) {
-				it.Sources = append(it.Sources, name)
-			}
-		}
-		if req.Debug && len(c.Probs) == len(heads) {
-			it.Heads = map[string]float64{}
-			for j, h := range heads {
-				it.Heads[h] = float64(c.Probs[j])
-			}
-		}
-		resp.Items = append(resp.Items, it)
-	}
-	if req.Debug {
-		resp.Timings = timings
-		resp.Now = now
-	}
-	return resp, nil
-}
-
-// fallBack records a ranker stage the request went on without. Only the
-// request's own end is an error.
-func (e *Engine) fallBack(ctx context.Context, stage string, err error) {
-	if ctx.Err() != nil {
-		return
-	}
-	e.metrics.fallbacks.WithLabelValues(stage).Inc()
-	e.log.Warn("A stage failed, going on without it", "stage", stage, "err", err)
-}
-
-// rankFirst scores candidates with the first-stage two-tower model (the
-// user embedding · the precomputed item embeddings) and keeps the best.
-func (l *live) rankFirst(sc *scratch, uc *features.UserContext, cands []rank.Candidate) []rank.Candidate {
-	sc.user = l.first.userEmbedding(uc, sc.user)
-	for i := range cands {
-		if v := l.first.vectors.Vector(cands[i].Item); v != nil {
-			cands[i].First = dot(sc.user, v)
-		} else {
-			cands[i].First = float32(math.Inf(-1)) // a new item not embedded yet
-		}
-		cands[i].Value = cands[i].First
-	}
-	return rank.TopK(cands, l.cfg.Live.FirstStage.Keep)
-}
-
-// rankSecond runs the MTML over the candidates' assembled features, scores
-// them by the weighted value and keeps the best.
-func (l *live) rankSecond(sc *scratch, uc *features.UserContext, top []rank.Candidate) []rank.Candidate {
-	width := l.secondSplit.In()
-	heads := len(l.second.Heads())
-	sc.in = grow(sc.in, len(top)*width)
-	sc.shared = grow(sc.shared, l.secondIn.Width()-width)
-	sc.probs = grow(sc.probs, len(top)*heads)
-	sc.items = sc.items[:0]
-	for i := range top {
-		sc.items = append(sc.items, top[i].Item)
-	}
-	batch := blas32.General{Rows: len(top), Cols: width, Stride: width, Data: sc.in}
-	if l.scorer != nil {
-		sc.tower = l.scorer.userEmbedding(uc, sc.tower)
-		uc.TowerUser = sc.tower
-	}
-	l.secondIn.FillSplit(uc, sc.items, sc.shared, batch)
-	l.secondSplit.Predict(sc.shared, batch, sc.probs, &sc.ws)
-	for i := range top {
-		top[i].Probs = sc.probs[i*heads : (i+1)*heads : (i+1)*heads]
-		if l.scoreCol >= 0 {
-			top[i].Retrieval = sc.in[i*width+l.scoreCol]
-		}
-	}
-	l.weights.Score(top)
-	return rank.TopK(top, l.cfg.Live.SecondStage.Keep)
-}
-
-// Ingest records events; new items join the catalog, the embeddings and
-// the indexes before the call returns. A batch is checked whole first: when
-// Ingest returns an error wrapping store.ErrInvalidEvent nothing of it was
-// recorded. New items join the catalog only once the store has recorded
-// them, in the store's order, so that a restart restores the same catalog.
-func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
-	if e.state == nil {
-		return ErrNotFrontend
-	}
-	var now time.Time
-	var published []store.Event // events with new items dated
-	for i := range events {
-		if events[i].Type != store.NewItem {
-			continue
-		}
-		if published == nil {
-			published = slices.Clone(events)
-			now = time.Now()
-		}
-		ev := &published[i]
-		if ev.Time.IsZero() {
-			ev.Time = now // the store and the catalog date the item alike
-		}
-		if err := checkNewItem(ev); err != nil {
-			return fmt.Errorf("%w: events[%d]: %v", store.ErrInvalidEvent, i, err)
-		}
-	}
-	if published == nil {
-		if err := e.state.Apply(ctx, events); err != nil {
-			return err
-		}
-		e.observeEvents(events)
-		return nil
-	}
-	e.addMu.Lock()
-	defer e.addMu.Unlock()
-	if err := e.state.Apply(ctx, published); err != nil {
-		return err
-	}
-	e.observeEvents(published)
-	for i := range published {
-		if published[i].Type != store.NewItem {
-			continue
-		}
-		if err := e.addItem(ctx, &published[i]); err != nil {
-			return fmt.Errorf("failed to add the recorded item of events[%d]: %w", i, err)
-		}
-	}
-	return nil
-}
-
-// observeEvents moves the clock to the newest of recorded events; an
-// undated one was dated by the store, at about now.
-func (e *Engine) observeEvents(events []store.Event) {
-	var newest time.Time
-	for i := range events {
-		t := events[i].Time
-		if t.IsZero() {
-			t = time.Now()
-		}
-		if t.After(newest) {
-			newest = t
-		}
-	}
-	if !newest.IsZero() {
-		e.clock.observe(newest)
-	}
-}
-
-// checkNewItem checks a new_item event as the catalog checks an added item,
-// so that an item the store records is one the catalog takes.
-func checkNewItem(ev *store.Event) error {
-	for _, f := range []struct{ name, v string }{{"item", ev.Item}, {"author", ev.Author}} {
-		switch {
-		case f.v == "":
-			return fmt.Errorf("new_item needs %s", f.name)
-		case len(f.v) > dataset.MaxIDBytes:
-			return fmt.Errorf("new_item %s is longer than %d bytes", f.name, dataset.MaxIDBytes)
-		case !utf8.ValidString(f.v):
-			return fmt.Errorf("new_item %s is not valid UTF-8", f.name)
-		}
-	}
-	if y := ev.Time.UTC().Year(); y < 1 || y > 9999 {
-		return fmt.Errorf("new_item time: year %d outside 1..9999", y)
-	}
-	return nil
-}
-
-// addItem adds a recorded new item to the catalog, embeds and indexes it.
-// The caller holds addMu.
-func (e *Engine) addItem(ctx context.Context, ev *store.Event) error {
-	o, err := e.cat.Add(dataset.Item{ID: ev.Item, Author: ev.Author, Created: ev.Time})
-	if errors.Is(err, catalog.ErrDuplicate) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	// The item is recorded: embed it even if the caller gives up, and catch
-	// up on any item an earlier failure left without an embedding, since
-	// embeddings are appended by ordinal.
-	ctx = context.WithoutCancel(ctx)
-	for _, t := range e.towers {
-		from := t.vectors.n.Load()
-		if err := t.embedItems(ctx, e.cat, int(from), int(o)+1); err != nil {
-			return err
-		}
-		if t.index == nil {
-			continue
-		}
-		for i := from; i <= o; i++ {
-			if err := t.index.Add(i, t.vectors.Vector(i)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // Info describes what was loaded.
 func (e *Engine) Info() map[string]any {
 	models := map[string]string{}
@@ -730,67 +329,11 @@ func (e *Engine) Info() map[string]any {
 
 // Close releases the store and the connections to other stages.
 func (e *Engine) Close() error {
-	if e.remote != nil {
-		e.remote.close()
+	if e.stages != nil {
+		e.stages.Close()
 	}
 	if e.state == nil {
 		return nil
 	}
 	return e.state.Close()
-}
-
-func dot(a, b []float32) float32 {
-	var s float32
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
-}
-
-func grow(b []float32, n int) []float32 {
-	if cap(b) < n {
-		return make([]float32, n)
-	}
-	return b[:n]
-}
-
-// metrics of the funnel.
-type metrics struct {
-	stage      *prometheus.HistogramVec
-	candidates *prometheus.HistogramVec
-	source     *prometheus.HistogramVec
-	fallbacks  *prometheus.CounterVec
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	f := promauto.With(reg)
-	return &metrics{
-		stage: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "recpipeline_stage_duration_seconds", Help: "Time spent in each stage of the funnel.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
-		}, []string{"stage"}),
-		candidates: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "recpipeline_stage_candidates", Help: "Candidates leaving each stage of the funnel.",
-			Buckets: []float64{0, 10, 25, 50, 100, 200, 300, 500, 1000, 1500, 2000, 5000},
-		}, []string{"stage"}),
-		source: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "recpipeline_source_duration_seconds", Help: "Latency of each candidate source by outcome (ok, error, timeout).",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
-		}, []string{"source", "outcome"}),
-		fallbacks: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "recpipeline_stage_fallbacks_total", Help: "Requests that went on without a failing ranker stage.",
-		}, []string{"stage"}),
-	}
-}
-
-// SourceDone implements sources.Observer.
-func (m *metrics) SourceDone(name string, d time.Duration, _ int, err error) {
-	outcome := "ok"
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		outcome = "timeout"
-	case err != nil:
-		outcome = "error"
-	}
-	m.source.WithLabelValues(name, outcome).Observe(d.Seconds())
 }

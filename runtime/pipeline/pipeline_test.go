@@ -19,7 +19,6 @@ import (
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/testworld"
 	"github.com/recpipeline/recpipeline/runtime/rectrain"
-	"github.com/recpipeline/recpipeline/runtime/server"
 	"github.com/recpipeline/recpipeline/runtime/store"
 	"github.com/recpipeline/recpipeline/runtime/synth"
 )
@@ -124,9 +123,9 @@ func open(tb testing.TB, cfg *config.Config, stateDir string) *Engine {
 	return e
 }
 
-func recommend(tb testing.TB, e *Engine, user string, n int, now time.Time) *server.Response {
+func recommend(tb testing.TB, e *Engine, user string, n int, now time.Time) *Response {
 	tb.Helper()
-	resp, err := e.Recommend(context.Background(), &server.Request{User: user, N: n, Debug: true, Now: now})
+	resp, err := e.Recommend(context.Background(), &Request{User: user, N: n, Debug: true, Now: now})
 	if err != nil {
 		tb.Fatalf("Recommend(%s): %v", user, err)
 	}
@@ -140,7 +139,7 @@ func ingest(tb testing.TB, e *Engine, events ...store.Event) {
 	}
 }
 
-func ids(r *server.Response) []string {
+func ids(r *Response) []string {
 	out := make([]string, len(r.Items))
 	for i, it := range r.Items {
 		out[i] = it.ID
@@ -148,13 +147,13 @@ func ids(r *server.Response) []string {
 	return out
 }
 
-func find(r *server.Response, id string) (server.Item, bool) {
+func find(r *Response, id string) (Item, bool) {
 	for _, it := range r.Items {
 		if it.ID == id {
 			return it, true
 		}
 	}
-	return server.Item{}, false
+	return Item{}, false
 }
 
 func TestApplyRefusesInvalidConfigAndKeepsServing(t *testing.T) {
@@ -271,7 +270,7 @@ func TestRecommendDebugCarriesHeadsAndTimings(t *testing.T) {
 		}
 	}
 
-	plain, err := e.Recommend(context.Background(), &server.Request{User: "u5", N: 10, Now: time.Now()})
+	plain, err := e.Recommend(context.Background(), &Request{User: "u5", N: 10, Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +385,7 @@ func TestIngestedNewItemReachesFollowers(t *testing.T) {
 	}
 }
 
-func mustFind(t *testing.T, r *server.Response, id string) server.Item {
+func mustFind(t *testing.T, r *Response, id string) Item {
 	t.Helper()
 	it, _ := find(r, id)
 	return it
@@ -443,11 +442,11 @@ func TestNewItemSurvivesRestart(t *testing.T) {
 		}
 	}
 	for name, tw := range e2.towers {
-		if n := int(tw.vectors.n.Load()); n != e2.cat.Len() {
+		if n := tw.Vectors().Len(); n != e2.cat.Len() {
 			t.Errorf("model %s embeds %d items of %d", name, n, e2.cat.Len())
 		}
-		if tw.index != nil && tw.index.Len() != e2.cat.Len() {
-			t.Errorf("model %s indexes %d items of %d", name, tw.index.Len(), e2.cat.Len())
+		if idx := e2.indexes[name]; idx != nil && idx.Len() != e2.cat.Len() {
+			t.Errorf("model %s indexes %d items of %d", name, idx.Len(), e2.cat.Len())
 		}
 	}
 	checkRecommendedToFollower(t, e2, "u14", "fresh-a", "a4")
@@ -509,7 +508,7 @@ func BenchmarkRecommend(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		resp, err := e.Recommend(ctx, &server.Request{User: fmt.Sprintf("u%d", i%200), N: 25, Now: now})
+		resp, err := e.Recommend(ctx, &Request{User: fmt.Sprintf("u%d", i%200), N: 25, Now: now})
 		if err != nil {
 			b.Fatal(err)
 		}

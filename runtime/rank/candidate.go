@@ -2,7 +2,6 @@ package rank
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 )
 
@@ -55,30 +54,6 @@ type Candidate struct {
 	// Value is the score a stage ranks by: the first-stage score after the
 	// first stage, Σ w·P after the second, adjusted by rerank rules after.
 	Value float32
-}
-
-// Request is what a ranker knows of the user it ranks for.
-type Request struct {
-	// User is the user's id.
-	User string
-	// Features is the user's feature vector in the layout of the stage's
-	// model input; it is read-only for the ranker.
-	Features []float32
-}
-
-// Ranker is the seam between funnel stages: it scores every candidate,
-// setting Value (and, for the second stage, Probs), and leaves their order
-// alone; the caller keeps the best with TopK. Rank honours ctx's deadline.
-type Ranker interface {
-	Rank(ctx context.Context, req *Request, cands []Candidate) error
-}
-
-// RankerFunc adapts a function to the Ranker interface.
-type RankerFunc func(ctx context.Context, req *Request, cands []Candidate) error
-
-// Rank calls f.
-func (f RankerFunc) Rank(ctx context.Context, req *Request, cands []Candidate) error {
-	return f(ctx, req, cands)
 }
 
 // Compare orders candidates best first: a higher Value ranks first, a NaN

@@ -1,6 +1,8 @@
-// Package server is recserve's front door: the client HTTP API, the
-// operational endpoints, and the live config that is swapped atomically when
-// a new revision arrives.
+// Package server is recserve's transport: the client HTTP API, the
+// operational endpoints, the live config that is swapped atomically when a
+// new revision arrives, and the gRPC services the split stages serve each
+// other. It sits above the engine (package pipeline), which knows none of
+// it.
 package server
 
 import (
@@ -21,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/pipeline"
 	"github.com/recpipeline/recpipeline/runtime/store"
 )
 
@@ -39,40 +42,16 @@ type Engine interface {
 	Info() map[string]any
 }
 
-// Request is a client's ask for recommendations.
-type Request struct {
-	User  string
-	N     int
-	Debug bool
-	// Now is when the request arrived, by the wall clock. The engine's
-	// clock decides the time it is served at (config.Live.Clock), never
-	// later than this.
-	Now time.Time
-}
-
-// Response is the ranked list.
-type Response struct {
-	User     string             `json:"user"`
-	Revision string             `json:"configRevision"`
-	Items    []Item             `json:"items"`
-	Timings  map[string]float64 `json:"timingsMs,omitempty"`
-	// Now is the time the request was served at, with debug: what item
-	// ages and popularity were measured against.
-	Now time.Time `json:"now,omitzero"`
-}
-
-// Item is one recommended item.
-type Item struct {
-	ID      string             `json:"id"`
-	Author  string             `json:"author"`
-	Score   float64            `json:"score"`
-	Sources []string           `json:"sources"`
-	Heads   map[string]float64 `json:"heads,omitempty"`
-	Risk    float64            `json:"integrityRisk,omitempty"`
-}
+// The client API's request and response, as the engine serves them: the
+// JSON of GET /v1/recommendations is Response.
+type (
+	Request  = pipeline.Request
+	Response = pipeline.Response
+	Item     = pipeline.Item
+)
 
 // ErrBadRequest marks errors the client must fix; they answer 400.
-var ErrBadRequest = errors.New("bad request")
+var ErrBadRequest = pipeline.ErrBadRequest
 
 // Options configure a Server.
 type Options struct {

@@ -37,7 +37,7 @@ func (s *TwoTowerANN) Fetch(ctx context.Context, req *Request, limit int, dst []
 		return dst, nil
 	}
 	v, err := req.shared(ctx, embeddingKey{s.model}, func(ctx context.Context) (any, error) {
-		return s.users.EmbedUser(ctx, req.User, req.now(), nil)
+		return s.users.EmbedUser(ctx, req, nil)
 	})
 	if err != nil {
 		return dst, fmt.Errorf("failed to embed user: %w", err)
@@ -105,7 +105,7 @@ func (s *ItemToItemANN) Fetch(ctx context.Context, req *Request, limit int, dst 
 		return dst, nil
 	}
 	v, err := req.shared(ctx, engagementsKey{s.seeds}, func(ctx context.Context) (any, error) {
-		return s.users.RecentEngagements(ctx, req.User, s.seeds)
+		return req.engagements(ctx, s.users, s.seeds)
 	})
 	if err != nil {
 		return dst, fmt.Errorf("failed to read recent engagements: %w", err)

@@ -37,7 +37,7 @@ func (s *FollowedAuthorsRecent) Fetch(ctx context.Context, req *Request, limit i
 		return dst, nil
 	}
 	v, err := req.shared(ctx, followsKey{}, func(ctx context.Context) (any, error) {
-		return s.social.Follows(ctx, req.User)
+		return req.follows(ctx, s.social)
 	})
 	if err != nil {
 		return dst, fmt.Errorf("failed to read follows: %w", err)

@@ -107,14 +107,14 @@ type fakeEmbedder struct {
 	calls int
 }
 
-func (e *fakeEmbedder) EmbedUser(ctx context.Context, user string, now time.Time, dst []float32) ([]float32, error) {
+func (e *fakeEmbedder) EmbedUser(ctx context.Context, req *Request, dst []float32) ([]float32, error) {
 	e.mu.Lock()
 	e.calls++
 	e.mu.Unlock()
 	if e.err != nil {
 		return dst, e.err
 	}
-	return append(dst, e.vecs[user]...), nil
+	return append(dst, e.vecs[req.User]...), nil
 }
 
 // listSource returns its candidates, up to limit.

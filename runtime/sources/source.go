@@ -29,9 +29,10 @@ type Items interface {
 
 // UserEmbedder is the user tower of the two-tower model.
 type UserEmbedder interface {
-	// EmbedUser appends the user's embedding at now to dst and returns the
-	// extended slice. An empty result means the user has no embedding.
-	EmbedUser(ctx context.Context, user string, now time.Time, dst []float32) ([]float32, error)
+	// EmbedUser appends the embedding of the request's user at the
+	// request's time to dst and returns the extended slice. An empty result
+	// means the user has no embedding.
+	EmbedUser(ctx context.Context, req *Request, dst []float32) ([]float32, error)
 }
 
 // ItemVectors holds the item embeddings of the two-tower model, the vectors
@@ -81,6 +82,11 @@ type Request struct {
 	// Now is the time of the request; a zero Now means the time the request
 	// is first looked at.
 	Now time.Time
+	// State is the user's state read once for the request (the frontend
+	// reads it from the store; a stage call carries it). Sources read the
+	// user's follows and engagements from it; when it is nil they read
+	// their store.
+	State *store.UserState
 
 	mu   sync.Mutex
 	memo []*memoEntry
@@ -155,6 +161,28 @@ type memoEntry struct {
 	val  any
 	err  error
 }
+
+// follows returns the authors the user follows, from State when the
+// request carries it.
+func (r *Request) follows(ctx context.Context, social store.SocialReader) (any, error) {
+	if r.State != nil {
+		return r.State.Follows, nil
+	}
+	return social.Follows(ctx, r.User)
+}
+
+// engagements returns the user's latest n positive engagements, from State
+// when the request carries it.
+func (r *Request) engagements(ctx context.Context, users store.UserReader, n int) (any, error) {
+	if r.State != nil {
+		return r.State.Engagements[:min(n, len(r.State.Engagements))], nil
+	}
+	return users.RecentEngagements(ctx, r.User, n)
+}
+
+// Time returns the time the request is served at (Now, fixed on first use
+// when it is zero).
+func (r *Request) Time() time.Time { return r.now() }
 
 // now returns Now, fixing it on first use when it is zero so that every
 // source of the request sees the same time.

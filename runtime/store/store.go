@@ -65,6 +65,22 @@ type Engagement struct {
 	Time time.Time
 }
 
+// UserState is what serving one request reads of its user, once: the
+// frontend reads it from the store and every stage of the funnel works from
+// it (sent along with each call when the stages run apart), so that the
+// stages agree on the user without reading the store again.
+type UserState struct {
+	// User is the user's id.
+	User string
+	// Now is the time the request is served at.
+	Now time.Time
+	// Engagements are the user's latest positive engagements, most recently
+	// recorded first, as UserReader.RecentEngagements returns them.
+	Engagements []Engagement
+	// Follows are the authors the user follows, sorted.
+	Follows []string
+}
+
 // ItemScore is an item with its time-decayed popularity.
 type ItemScore struct {
 	Item string

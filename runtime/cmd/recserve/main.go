@@ -39,7 +39,7 @@ func main() {
 		// The kubelet shows this file's content in the pod's status, and the
 		// operator copies it into the pipeline's Degraded condition.
 		// Only where the kubelet provides the file.
-		if f, ferr := os.OpenFile("/dev/termination-log", os.O_WRONLY|os.O_TRUNC, 0); ferr == nil {
+		if f, ferr := os.OpenFile(config.TerminationMessagePath, os.O_WRONLY|os.O_TRUNC, 0); ferr == nil {
 			_, _ = f.WriteString(err.Error())
 			_ = f.Close()
 		}
@@ -49,12 +49,12 @@ func main() {
 
 func run() error {
 	var (
-		stage     = flag.String("stage", "all", "Stage to run: all (the whole funnel in one process), or one of the split stages frontend, retrieval, ranker-first, ranker-second.")
+		stage     = flag.String(config.FlagStage, config.StageAll, "Stage to run: all (the whole funnel in one process), or one of the split stages frontend, retrieval, ranker-first, ranker-second.")
 		file      = flag.String("config", "", "Path of the runtime config file, watched for changes.")
-		configMap = flag.String("config-map", "", "Name of the ConfigMap holding the runtime config, in $POD_NAMESPACE, watched through the API.")
-		httpPort  = flag.Int("http-port", config.HTTPPort, "Port of the HTTP API.")
-		grpcPort  = flag.Int("grpc-port", config.GRPCPort, "Port of the gRPC API the retrieval and ranker stages serve to the frontend.")
-		stateDir  = flag.String("state-dir", "", "Directory of the memory store's log; a temporary directory when empty.")
+		configMap = flag.String(config.FlagConfigMap, "", "Name of the ConfigMap holding the runtime config, in $POD_NAMESPACE, watched through the API.")
+		httpPort  = flag.Int(config.FlagHTTPPort, config.HTTPPort, "Port of the HTTP API.")
+		grpcPort  = flag.Int(config.FlagGRPCPort, config.GRPCPort, "Port of the gRPC API the retrieval and ranker stages serve to the frontend.")
+		stateDir  = flag.String(config.FlagStateDir, "", "Directory of the memory store's log; a temporary directory when empty.")
 		drain     = flag.Duration("drain", 5*time.Second, "How long readiness is off before the server stops on SIGTERM.")
 		logLevel  = flag.String("log-level", "info", "debug, info, warn or error.")
 		maxConc   = flag.Int("max-concurrent", 0, "Most recommendations computed at once; the others queue in arrival order. 0: no bound.")
@@ -68,9 +68,7 @@ func run() error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	switch *stage {
-	case pipeline.StageAll, pipeline.StageFrontend, pipeline.StageRetrieval, pipeline.StageRankerFirst, pipeline.StageRankerSecond:
-	default:
+	if !config.ValidStage(*stage) {
 		return fmt.Errorf("--stage=%s: want all, frontend, retrieval, ranker-first or ranker-second", *stage)
 	}
 	if (*file == "") == (*configMap == "") {
@@ -104,7 +102,7 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("failed to create the API client: %w", err)
 		}
-		src = &server.ConfigMapSource{Client: cs, Namespace: os.Getenv("POD_NAMESPACE"), Name: *configMap, Log: log}
+		src = &server.ConfigMapSource{Client: cs, Namespace: os.Getenv(config.PodNamespaceEnv), Name: *configMap, Log: log}
 	}
 
 	// The first config decides what the process loads; later ones are
@@ -180,13 +178,13 @@ func run() error {
 	// that reads ready must take the frontend's calls (the frontend would
 	// otherwise pass over it, connection refused, in between).
 	var gs *grpc.Server
-	if *stage == pipeline.StageRetrieval || *stage == pipeline.StageRankerFirst || *stage == pipeline.StageRankerSecond {
+	if config.ServesGRPC(*stage) {
 		lis, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(*grpcPort)))
 		if err != nil {
 			return fmt.Errorf("failed to listen for gRPC: %w", err)
 		}
 		gs = grpc.NewServer()
-		engine.Register(gs)
+		server.RegisterStage(gs, *stage, engine)
 		go func() { errc <- gs.Serve(lis) }()
 	}
 	go func() { errc <- hs.ListenAndServe() }()

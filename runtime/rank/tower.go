@@ -1,4 +1,4 @@
-package pipeline
+package rank
 
 import (
 	"context"
@@ -10,34 +10,32 @@ import (
 
 	"gonum.org/v1/gonum/blas/blas32"
 
-	"github.com/recpipeline/recpipeline/runtime/ann"
 	"github.com/recpipeline/recpipeline/runtime/catalog"
 	"github.com/recpipeline/recpipeline/runtime/features"
 	"github.com/recpipeline/recpipeline/runtime/model"
-	"github.com/recpipeline/recpipeline/runtime/store"
 )
 
 // vectorChunk rows of item embeddings share one allocation.
 const vectorChunk = 4096
 
-// vectors holds one two-tower model's item embeddings by catalog ordinal.
+// Vectors holds one two-tower model's item embeddings by catalog ordinal.
 // Readers take no lock: they load the chunk list and the published length;
-// appends (new items) are serialised by the engine.
-type vectors struct {
+// appends (new items) are serialised by the caller of Tower.EmbedItems.
+type Vectors struct {
 	dim    int
 	chunks atomic.Pointer[[][]float32]
 	n      atomic.Uint32
 }
 
-func newVectors(dim int) *vectors {
-	v := &vectors{dim: dim}
+func newVectors(dim int) *Vectors {
+	v := &Vectors{dim: dim}
 	empty := [][]float32{}
 	v.chunks.Store(&empty)
 	return v
 }
 
 // Vector returns item's embedding, or nil if it has none yet.
-func (v *vectors) Vector(item uint32) []float32 {
+func (v *Vectors) Vector(item uint32) []float32 {
 	if item >= v.n.Load() {
 		return nil
 	}
@@ -46,8 +44,11 @@ func (v *vectors) Vector(item uint32) []float32 {
 	return chunks[item/vectorChunk][off : off+v.dim : off+v.dim]
 }
 
+// Len is the number of items embedded: ordinals [0, Len) have a vector.
+func (v *Vectors) Len() int { return int(v.n.Load()) }
+
 // append adds the embeddings (rows × dim, row-major) of the next items.
-func (v *vectors) append(rows []float32) {
+func (v *Vectors) append(rows []float32) {
 	n := v.n.Load()
 	chunks := *v.chunks.Load()
 	for len(rows) > 0 {
@@ -64,23 +65,23 @@ func (v *vectors) append(rows []float32) {
 	v.n.Store(n)
 }
 
-// tower is a loaded two-tower model with what serving it needs: feature
-// assemblers for both towers, the item embeddings of the whole catalog and,
-// when a source searches it, an HNSW index over them.
-type tower struct {
+// Tower is a loaded two-tower model with what serving it needs: feature
+// assemblers for both towers and the item embeddings of the whole catalog.
+type Tower struct {
 	name    string
 	model   *model.TwoTower
 	user    *features.Assembler
 	item    *features.Assembler
-	vectors *vectors
-	index   *ann.Index // nil unless an ANN source uses the model
-	pool    sync.Pool  // *model.Workspace
+	vectors *Vectors
+	pool    sync.Pool // *model.Workspace
 }
 
 // itemBatch is how many items go through the item tower at once at load.
 const itemBatch = 1024
 
-func newTower(name string, a *model.Artifact, cat *catalog.Catalog) (*tower, error) {
+// NewTower prepares the two-tower model a, named name, to serve the items
+// of cat. Its item embeddings are computed by EmbedItems.
+func NewTower(name string, a *model.Artifact, cat *catalog.Catalog) (*Tower, error) {
 	if a.TwoTower == nil {
 		return nil, fmt.Errorf("model %q is a %s model, not TwoTower", name, a.Manifest.Kind)
 	}
@@ -95,19 +96,29 @@ func newTower(name string, a *model.Artifact, cat *catalog.Catalog) (*tower, err
 	if err != nil {
 		return nil, fmt.Errorf("model %q, item tower: %w", name, err)
 	}
-	return &tower{name: name, model: a.TwoTower, user: user, item: item, vectors: newVectors(a.TwoTower.Dim)}, nil
+	return &Tower{name: name, model: a.TwoTower, user: user, item: item, vectors: newVectors(a.TwoTower.Dim)}, nil
 }
 
-func (t *tower) workspace() *model.Workspace {
+func (t *Tower) workspace() *model.Workspace {
 	if ws, ok := t.pool.Get().(*model.Workspace); ok {
 		return ws
 	}
 	return &model.Workspace{}
 }
 
-// embedItems computes the item embeddings of ordinals [from, to) and
-// appends them, using every core.
-func (t *tower) embedItems(ctx context.Context, cat *catalog.Catalog, from, to int) error {
+// Name is the model's name in the config.
+func (t *Tower) Name() string { return t.name }
+
+// Dim is the width of the embeddings.
+func (t *Tower) Dim() int { return t.model.Dim }
+
+// Vectors are the item embeddings computed so far.
+func (t *Tower) Vectors() *Vectors { return t.vectors }
+
+// EmbedItems computes the item embeddings of ordinals [from, to) and
+// appends them, using every core. from must be Vectors().Len(); calls must
+// not overlap.
+func (t *Tower) EmbedItems(ctx context.Context, cat *catalog.Catalog, from, to int) error {
 	n := to - from
 	if n <= 0 {
 		return nil
@@ -153,59 +164,23 @@ func (t *tower) embedItems(ctx context.Context, cat *catalog.Catalog, from, to i
 	return nil
 }
 
-// buildIndex indexes every embedded item.
-func (t *tower) buildIndex(ctx context.Context, opts ann.Options) error {
-	n := int(t.vectors.n.Load())
+// Flat returns a copy of the item embeddings, row-major by ordinal, for an
+// index build.
+func (t *Tower) Flat() []float32 {
+	n := t.vectors.Len()
 	flat := make([]float32, 0, n*t.model.Dim)
 	for i := 0; i < n; i++ {
 		flat = append(flat, t.vectors.Vector(uint32(i))...)
 	}
-	t.index = ann.New(t.model.Dim, ann.InnerProduct, opts)
-	t.index.Reserve(n)
-	return t.index.Build(ctx, nil, flat, runtime.GOMAXPROCS(0))
+	return flat
 }
 
-// userEmbedding runs the user tower for one user into dst.
-func (t *tower) userEmbedding(uc *features.UserContext, dst []float32) []float32 {
+// UserEmbedding runs the user tower for one user into dst.
+func (t *Tower) UserEmbedding(uc *features.UserContext, dst []float32) []float32 {
 	ws := t.workspace()
 	defer t.pool.Put(ws)
 	in := make([]float32, t.user.Width())
 	t.user.FillUser(uc, in)
 	e := t.model.UserEmbeddings(blas32.General{Rows: 1, Cols: len(in), Stride: len(in), Data: in}, ws)
 	return append(dst[:0], e.Data[:t.model.Dim]...)
-}
-
-// embedder adapts a tower to the sources' UserEmbedder: it reads the user's
-// state from the store.
-type embedder struct {
-	t     *tower
-	cat   *catalog.Catalog
-	state userReader
-}
-
-func (e *embedder) EmbedUser(ctx context.Context, user string, now time.Time, dst []float32) ([]float32, error) {
-	uc, err := userContext(ctx, e.state, e.cat, user, now)
-	if err != nil {
-		return nil, err
-	}
-	return e.t.userEmbedding(uc, dst), nil
-}
-
-// userReader reads a user's state: the store, or what a stage call carries.
-type userReader interface {
-	RecentEngagements(ctx context.Context, user string, limit int) ([]store.Engagement, error)
-	Follows(ctx context.Context, user string) ([]string, error)
-}
-
-// userContext reads what the feature blocks need of a user.
-func userContext(ctx context.Context, st userReader, cat *catalog.Catalog, user string, now time.Time) (*features.UserContext, error) {
-	engagements, err := st.RecentEngagements(ctx, user, features.PoolSize)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read recent engagements: %w", err)
-	}
-	follows, err := st.Follows(ctx, user)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read follows: %w", err)
-	}
-	return features.NewUserContext(user, now, cat, engagements, follows), nil
 }

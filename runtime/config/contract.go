@@ -1,0 +1,157 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package config
+
+// This file is the contract between the operator and the runtime: every
+// name, flag, path and port on which the Deployment the operator builds and
+// the recserve process it runs must agree. Both sides import it; neither
+// spells these values itself. The config document itself (Config, Status)
+// is the other half of the contract.
+
+// Stages a recserve process can run. A pipeline deployed by the operator
+// runs the split stages, one Deployment each; StageAll runs the whole
+// funnel in one process.
+const (
+	// StageAll runs every stage in one process (recserve's default).
+	StageAll = "all"
+	// StageFrontend serves the client API, owns the real-time state and
+	// calls the other stages over gRPC.
+	StageFrontend = "frontend"
+	// StageRetrieval serves the ANN candidate sources to the frontend.
+	StageRetrieval = "retrieval"
+	// StageRankerFirst scores the mixed candidates with the first-stage
+	// model.
+	StageRankerFirst = "ranker-first"
+	// StageRankerSecond scores the first stage's survivors with the
+	// second-stage model.
+	StageRankerSecond = "ranker-second"
+)
+
+// SplitStages returns the stages of a split deployment in funnel order from
+// the client's side: frontend, retrieval, ranker-first, ranker-second. The
+// slice is the caller's own.
+func SplitStages() []string {
+	return []string{StageFrontend, StageRetrieval, StageRankerFirst, StageRankerSecond}
+}
+
+// ValidStage reports whether recserve runs stage: StageAll or a split
+// stage.
+func ValidStage(stage string) bool {
+	switch stage {
+	case StageAll, StageFrontend, StageRetrieval, StageRankerFirst, StageRankerSecond:
+		return true
+	}
+	return false
+}
+
+// ServesGRPC reports whether stage serves the gRPC API the frontend calls on
+// GRPCPort: the retrieval and ranker stages. Each of them has an address in
+// Deploy.Endpoints, keyed by its name.
+func ServesGRPC(stage string) bool {
+	switch stage {
+	case StageRetrieval, StageRankerFirst, StageRankerSecond:
+		return true
+	}
+	return false
+}
+
+// Command-line flags of recserve that the operator passes to every stage
+// container, each as Arg(flag, value).
+const (
+	// FlagStage selects the stage the process runs (see ValidStage).
+	FlagStage = "stage"
+	// FlagConfigMap names the ConfigMap, in the namespace of PodNamespaceEnv,
+	// whose ConfigKey holds the config; the process watches it.
+	FlagConfigMap = "config-map"
+	// FlagHTTPPort is the port of the HTTP server (HTTPPort by default).
+	FlagHTTPPort = "http-port"
+	// FlagGRPCPort is the port of the gRPC server (GRPCPort by default).
+	FlagGRPCPort = "grpc-port"
+	// FlagStateDir is the directory of the memory store's log (StateDir in
+	// a pod).
+	FlagStateDir = "state-dir"
+)
+
+// Arg formats one command-line argument, "--flag=value".
+func Arg(flag, value string) string {
+	return "--" + flag + "=" + value
+}
+
+// Environment variables the operator sets in every stage container.
+const (
+	// PodNamespaceEnv holds the pod's namespace (from the downward API),
+	// where the process finds the ConfigMap of FlagConfigMap.
+	PodNamespaceEnv = "POD_NAMESPACE"
+	// PodNameEnv holds the pod's name (from the downward API).
+	PodNameEnv = "POD_NAME"
+	// DeployRevisionEnv names the environment variable through which the
+	// operator tells a pod the deploy revision of its pod template.
+	DeployRevisionEnv = "RECPIPELINE_DEPLOY_REVISION"
+	// RedisPasswordEnv names the environment variable holding the Redis
+	// password, filled from the Secret the pipeline names.
+	RedisPasswordEnv = "RECPIPELINE_REDIS_PASSWORD"
+)
+
+// Ports every stage listens on.
+const (
+	// HTTPPort serves the client API, HealthzPath, ReadyzPath, MetricsPath
+	// and StatusPath on every stage.
+	HTTPPort = 8080
+	// GRPCPort serves calls between stages (see ServesGRPC).
+	GRPCPort = 9090
+)
+
+// HTTP paths every stage serves on HTTPPort.
+const (
+	// HealthzPath answers 200 while the process runs: the liveness probe.
+	HealthzPath = "/healthz"
+	// ReadyzPath answers 200 while the process serves a config and does not
+	// drain, 503 otherwise: the readiness probe.
+	ReadyzPath = "/readyz"
+	// MetricsPath serves the process's Prometheus metrics.
+	MetricsPath = "/metrics"
+	// StatusPath answers the pod's serving state as JSON (Status); the
+	// operator reads ConfigRevision from it to count pods per revision.
+	StatusPath = "/v1/status"
+)
+
+// ConfigKey is the key, in the pipeline's ConfigMap, of the rendered config.
+const ConfigKey = "config.json"
+
+// Paths inside a stage container. The root filesystem is read-only; the
+// operator mounts a writable volume at each path below.
+const (
+	// StateDir holds the memory store's log: the operator mounts the
+	// pipeline's claim (or an emptyDir) there and passes it as FlagStateDir.
+	StateDir = "/var/lib/recpipeline/state"
+	// VolumeRoot is where the operator mounts, read-only, each claim that a
+	// pvc:// URI of the pipeline names, at ClaimMountPath; the rendered
+	// config's file:// URIs and Deploy.Volumes point under it.
+	VolumeRoot = "/var/lib/recpipeline/volumes"
+	// TempDir is the process's scratch directory (os.TempDir).
+	TempDir = "/tmp"
+	// TerminationMessagePath is the file where the process writes why it
+	// exits; the kubelet reports it in the pod's status, from where the
+	// operator copies it into the pipeline's Degraded condition. It is the
+	// Kubernetes default, which the operator's pod template keeps.
+	TerminationMessagePath = "/dev/termination-log"
+)
+
+// ClaimMountPath is the directory where the claim named claim is mounted.
+func ClaimMountPath(claim string) string {
+	return VolumeRoot + "/" + claim
+}
