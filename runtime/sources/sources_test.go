@@ -43,16 +43,21 @@ func TestFollowedAuthorsRecent(t *testing.T) {
 	}
 	tests := map[string]struct {
 		user  string
+		state *store.UserState
 		limit int
 		want  []uint32
 	}{
 		"recent items of followed authors, newest first": {user: "u", limit: 10, want: []uint32{10, 11, 12}},
 		"at most limit":                        {user: "u", limit: 2, want: []uint32{10, 11}},
 		"a user following no one gets nothing": {user: "nobody", limit: 10, want: []uint32{}},
+		// The request carries the user's state: its follows, not the
+		// store's, are read.
+		"follows from the request's state":  {user: "u", state: &store.UserState{User: "u", Follows: []string{"a1"}}, limit: 10, want: []uint32{10, 12}},
+		"no follows in the request's state": {user: "u", state: &store.UserState{User: "u"}, limit: 10, want: []uint32{}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := s.Fetch(context.Background(), &Request{User: tc.user, Now: now}, tc.limit, nil)
+			got, err := s.Fetch(context.Background(), &Request{User: tc.user, Now: now, State: tc.state}, tc.limit, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
