@@ -43,16 +43,9 @@ import (
 // directly (controllerutil.SetControllerReference takes objects, not apply
 // configurations); ownerReference builds the same controller reference.
 
-// Stage names, in funnel order from the client's side.
-const (
-	StageFrontend     = "frontend"
-	StageRetrieval    = "retrieval"
-	StageRankerFirst  = "ranker-first"
-	StageRankerSecond = "ranker-second"
-)
-
-// Stages lists every stage a pipeline runs.
-var Stages = []string{StageFrontend, StageRetrieval, StageRankerFirst, StageRankerSecond}
+// Stages lists every stage a pipeline runs, one Deployment each: the
+// runtime's split stages, in funnel order from the client's side.
+var Stages = config.SplitStages()
 
 // Labels and annotations on the children.
 const (
@@ -70,12 +63,6 @@ const (
 	// revision of the rendered config: it changes, and so rolls the pods,
 	// exactly when something a pod loads at start changes.
 	AnnotationDeployRevision = "serving.recpipeline.dev/deploy-revision"
-)
-
-// Paths inside the stage containers.
-const (
-	volumeRoot = "/var/lib/recpipeline/volumes"
-	statePath  = "/var/lib/recpipeline/state"
 )
 
 // Defaults of the stage containers.
@@ -140,11 +127,11 @@ func ownerReference(rp *servingv1alpha1.RecPipeline) *metav1ac.OwnerReferenceApp
 // stageSpec returns the sizing of a stage.
 func stageSpec(rp *servingv1alpha1.RecPipeline, stage string) servingv1alpha1.StageSpec {
 	switch stage {
-	case StageRetrieval:
+	case config.StageRetrieval:
 		return rp.Spec.Retrieval.StageSpec
-	case StageRankerFirst:
+	case config.StageRankerFirst:
 		return rp.Spec.Ranking.FirstStage.StageSpec
-	case StageRankerSecond:
+	case config.StageRankerSecond:
 		return rp.Spec.Ranking.SecondStage.StageSpec
 	default:
 		if rp.Spec.Frontend != nil {
@@ -219,7 +206,7 @@ func desiredRoleBinding(rp *servingv1alpha1.RecPipeline) *rbacv1ac.RoleBindingAp
 // pod).
 func desiredService(rp *servingv1alpha1.RecPipeline, stage string) *corev1ac.ServiceApplyConfiguration {
 	spec := corev1ac.ServiceSpec()
-	if stage != StageFrontend {
+	if config.ServesGRPC(stage) {
 		spec.WithClusterIP(corev1.ClusterIPNone)
 	}
 	return corev1ac.Service(ChildName(rp, stage), rp.Namespace).
@@ -241,7 +228,7 @@ func desiredService(rp *servingv1alpha1.RecPipeline, stage string) *corev1ac.Ser
 // store keeps it on disk.
 func stateClaim(rp *servingv1alpha1.RecPipeline, stage string) string {
 	store := rp.Spec.Data.Store
-	if stage != StageFrontend || store.Type == servingv1alpha1.StoreRedis || store.Memory == nil {
+	if stage != config.StageFrontend || store.Type == servingv1alpha1.StoreRedis || store.Memory == nil {
 		return ""
 	}
 	return store.Memory.ClaimName
@@ -250,23 +237,57 @@ func stateClaim(rp *servingv1alpha1.RecPipeline, stage string) string {
 // desiredDeployment runs a stage. deployRevision is the rendered config's
 // deploy revision; image is the resolved runtime image.
 func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevision string) *appsv1ac.DeploymentApplyConfiguration {
-	spec := stageSpec(rp, stage)
 	labels := commonLabels(rp, stage)
+	claim := stateClaim(rp, stage)
+	podSpec := corev1ac.PodSpec().
+		WithServiceAccountName(RuntimeAccountName(rp)).
+		WithTerminationGracePeriodSeconds(terminationGracePeriodSeconds).
+		WithSecurityContext(corev1ac.PodSecurityContext().
+			WithRunAsNonRoot(true).
+			WithRunAsUser(runtimeUID).
+			WithRunAsGroup(runtimeUID).
+			WithFSGroup(runtimeUID).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithContainers(stageContainer(rp, stage, image, deployRevision)).
+		WithVolumes(stageVolumes(rp, claim)...)
 
+	deploymentSpec := appsv1ac.DeploymentSpec().
+		WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(rp, stage))).
+		WithRevisionHistoryLimit(3).
+		WithProgressDeadlineSeconds(progressDeadlineSeconds).
+		WithStrategy(deploymentStrategy(claim)).
+		WithTemplate(corev1ac.PodTemplateSpec().
+			WithLabels(labels).
+			WithAnnotations(map[string]string{AnnotationDeployRevision: deployRevision}).
+			WithSpec(podSpec))
+	if r := fixedReplicas(stageSpec(rp, stage)); r != nil {
+		deploymentSpec.WithReplicas(*r)
+	}
+
+	return appsv1ac.Deployment(ChildName(rp, stage), rp.Namespace).
+		WithLabels(labels).
+		WithOwnerReferences(ownerReference(rp)).
+		WithSpec(deploymentSpec)
+}
+
+// stageContainer is the recserve container of a stage: its flags,
+// environment and ports as the runtime's contract (runtime/config) names
+// them, and a mount for each volume of stageVolumes.
+func stageContainer(rp *servingv1alpha1.RecPipeline, stage, image, deployRevision string) *corev1ac.ContainerApplyConfiguration {
 	container := corev1ac.Container().
 		WithName("recserve").
 		WithImage(image).
 		WithArgs(
-			"--stage="+stage,
-			"--config-map="+ConfigMapName(rp),
-			"--http-port="+strconv.Itoa(config.HTTPPort),
-			"--grpc-port="+strconv.Itoa(config.GRPCPort),
-			"--state-dir="+statePath,
+			config.Arg(config.FlagStage, stage),
+			config.Arg(config.FlagConfigMap, ConfigMapName(rp)),
+			config.Arg(config.FlagHTTPPort, strconv.Itoa(config.HTTPPort)),
+			config.Arg(config.FlagGRPCPort, strconv.Itoa(config.GRPCPort)),
+			config.Arg(config.FlagStateDir, config.StateDir),
 		).
 		WithEnv(
-			corev1ac.EnvVar().WithName("POD_NAMESPACE").WithValueFrom(corev1ac.EnvVarSource().
+			corev1ac.EnvVar().WithName(config.PodNamespaceEnv).WithValueFrom(corev1ac.EnvVarSource().
 				WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.namespace"))),
-			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().
+			corev1ac.EnvVar().WithName(config.PodNameEnv).WithValueFrom(corev1ac.EnvVarSource().
 				WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
 			corev1ac.EnvVar().WithName(config.DeployRevisionEnv).WithValue(deployRevision),
 		).
@@ -274,9 +295,9 @@ func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevi
 			corev1ac.ContainerPort().WithName("http").WithContainerPort(config.HTTPPort).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName("grpc").WithContainerPort(config.GRPCPort).WithProtocol(corev1.ProtocolTCP),
 		).
-		WithResources(resources(spec.Resources)).
-		WithLivenessProbe(probe("/healthz", 3)).
-		WithReadinessProbe(probe("/readyz", 1)).
+		WithResources(resources(stageSpec(rp, stage).Resources)).
+		WithLivenessProbe(probe(config.HealthzPath, 3)).
+		WithReadinessProbe(probe(config.ReadyzPath, 1)).
 		WithTerminationMessagePolicy(corev1.TerminationMessageFallbackToLogsOnError).
 		WithSecurityContext(corev1ac.SecurityContext().
 			WithRunAsNonRoot(true).
@@ -285,8 +306,8 @@ func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevi
 			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
 			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 		WithVolumeMounts(
-			corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"),
-			corev1ac.VolumeMount().WithName("state").WithMountPath(statePath),
+			corev1ac.VolumeMount().WithName("tmp").WithMountPath(config.TempDir),
+			corev1ac.VolumeMount().WithName("state").WithMountPath(config.StateDir),
 		)
 	if rp.Spec.Runtime.ImagePullPolicy != "" {
 		container.WithImagePullPolicy(rp.Spec.Runtime.ImagePullPolicy)
@@ -297,66 +318,50 @@ func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevi
 				WithName(store.Redis.PasswordSecretRef.Name).
 				WithKey(store.Redis.PasswordSecretRef.Key))))
 	}
+	for _, claim := range claims(rp) {
+		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(claimVolumeName(claim)).
+			WithMountPath(config.ClaimMountPath(claim)).WithReadOnly(true))
+	}
+	return container
+}
 
+// stageVolumes are the pod's volumes: scratch space, the state directory
+// (on stateClaim when it is not empty) and, read-only, every claim the
+// pipeline's URIs name.
+func stageVolumes(rp *servingv1alpha1.RecPipeline, stateClaim string) []*corev1ac.VolumeApplyConfiguration {
 	state := corev1ac.Volume().WithName("state").WithEmptyDir(corev1ac.EmptyDirVolumeSource())
-	claim := stateClaim(rp, stage)
-	if claim != "" {
+	if stateClaim != "" {
 		state = corev1ac.Volume().WithName("state").WithPersistentVolumeClaim(
-			corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(claim))
+			corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(stateClaim))
 	}
 	volumes := []*corev1ac.VolumeApplyConfiguration{
 		corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
 		state,
 	}
 	for _, claim := range claims(rp) {
-		name := "pvc-" + claim
-		volumes = append(volumes, corev1ac.Volume().WithName(name).
+		volumes = append(volumes, corev1ac.Volume().WithName(claimVolumeName(claim)).
 			WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().
 				WithClaimName(claim).WithReadOnly(true)))
-		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(name).
-			WithMountPath(volumeRoot + "/" + claim).WithReadOnly(true))
 	}
+	return volumes
+}
 
-	podSpec := corev1ac.PodSpec().
-		WithServiceAccountName(RuntimeAccountName(rp)).
-		WithTerminationGracePeriodSeconds(terminationGracePeriodSeconds).
-		WithSecurityContext(corev1ac.PodSecurityContext().
-			WithRunAsNonRoot(true).
-			WithRunAsUser(runtimeUID).
-			WithRunAsGroup(runtimeUID).
-			WithFSGroup(runtimeUID).
-			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
-		WithContainers(container).
-		WithVolumes(volumes...)
+// claimVolumeName is the name of the pod volume of a claim the pipeline's
+// URIs name.
+func claimVolumeName(claim string) string { return "pvc-" + claim }
 
-	// A stage rolls out a new pod before it removes an old one, except a
-	// frontend whose event log is on a claim: two pods must not append to
-	// one log, so the old pod goes first.
-	strategy := appsv1ac.DeploymentStrategy().
+// deploymentStrategy rolls out a new pod before it removes an old one,
+// except for a stage whose state is on a claim (stateClaim not empty): two
+// pods must not append to one log, so the old pod goes first.
+func deploymentStrategy(stateClaim string) *appsv1ac.DeploymentStrategyApplyConfiguration {
+	if stateClaim != "" {
+		return appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)
+	}
+	return appsv1ac.DeploymentStrategy().
 		WithType(appsv1.RollingUpdateDeploymentStrategyType).
 		WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
 			WithMaxUnavailable(intstr.FromInt32(0)).
 			WithMaxSurge(intstr.FromInt32(1)))
-	if claim != "" {
-		strategy = appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)
-	}
-	deploymentSpec := appsv1ac.DeploymentSpec().
-		WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(rp, stage))).
-		WithRevisionHistoryLimit(3).
-		WithProgressDeadlineSeconds(progressDeadlineSeconds).
-		WithStrategy(strategy).
-		WithTemplate(corev1ac.PodTemplateSpec().
-			WithLabels(labels).
-			WithAnnotations(map[string]string{AnnotationDeployRevision: deployRevision}).
-			WithSpec(podSpec))
-	if r := fixedReplicas(spec); r != nil {
-		deploymentSpec.WithReplicas(*r)
-	}
-
-	return appsv1ac.Deployment(ChildName(rp, stage), rp.Namespace).
-		WithLabels(labels).
-		WithOwnerReferences(ownerReference(rp)).
-		WithSpec(deploymentSpec)
 }
 
 func probe(path string, failureThreshold int32) *corev1ac.ProbeApplyConfiguration {
@@ -461,5 +466,5 @@ func desiredPDB(rp *servingv1alpha1.RecPipeline, stage string) *policyv1ac.PodDi
 
 // endpoint is the URL of the client API.
 func endpoint(rp *servingv1alpha1.RecPipeline) string {
-	return fmt.Sprintf("http://%s.%s.svc:%d", ChildName(rp, StageFrontend), rp.Namespace, config.HTTPPort)
+	return fmt.Sprintf("http://%s.%s.svc:%d", ChildName(rp, config.StageFrontend), rp.Namespace, config.HTTPPort)
 }

@@ -98,29 +98,29 @@ func TestDesiredDeploymentReplicas(t *testing.T) {
 		want   *int32
 	}{
 		"fixed replicas are set": {
-			stage: StageRetrieval,
+			stage: config.StageRetrieval,
 			want:  ptr.To[int32](2),
 		},
 		"autoscaled stage leaves replicas to the HPA": {
-			stage: StageRankerSecond,
+			stage: config.StageRankerSecond,
 			want:  nil,
 		},
 		"stage without scaling runs one replica": {
-			stage: StageFrontend,
+			stage: config.StageFrontend,
 			want:  ptr.To[int32](1),
 		},
 		"scaling with neither replicas nor autoscaling runs one replica": {
 			mutate: func(rp *servingv1alpha1.RecPipeline) {
 				rp.Spec.Frontend = &servingv1alpha1.StageSpec{Scaling: &servingv1alpha1.ScalingSpec{}}
 			},
-			stage: StageFrontend,
+			stage: config.StageFrontend,
 			want:  ptr.To[int32](1),
 		},
 		"zero replicas scale the stage down": {
 			mutate: func(rp *servingv1alpha1.RecPipeline) {
 				rp.Spec.Ranking.FirstStage.Scaling.Replicas = ptr.To[int32](0)
 			},
-			stage: StageRankerFirst,
+			stage: config.StageRankerFirst,
 			want:  ptr.To[int32](0),
 		},
 	}
@@ -138,14 +138,34 @@ func TestDesiredDeploymentReplicas(t *testing.T) {
 	}
 }
 
-func TestDesiredDeploymentPodTemplate(t *testing.T) {
-	tests := map[string]struct {
-		mutate func(*servingv1alpha1.RecPipeline)
-		stage  string
-		check  func(t *testing.T, d *appsv1.Deployment)
-	}{
+// podTemplateCase checks the Deployment of one stage of the sample
+// pipeline, changed by mutate.
+type podTemplateCase struct {
+	mutate func(*servingv1alpha1.RecPipeline)
+	stage  string
+	check  func(t *testing.T, d *appsv1.Deployment)
+}
+
+func runPodTemplateCases(t *testing.T, tests map[string]podTemplateCase) {
+	t.Helper()
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			rp := samplePipeline("ns", "feed")
+			if tc.mutate != nil {
+				tc.mutate(rp)
+			}
+			tc.check(t, childDeployment(t, rp, tc.stage))
+		})
+	}
+}
+
+// TestDesiredDeploymentRunsItsStage: the container runs the resolved image
+// with the flags and environment of its stage, under a selector that picks
+// its own pods.
+func TestDesiredDeploymentRunsItsStage(t *testing.T) {
+	runPodTemplateCases(t, map[string]podTemplateCase{
 		"container runs the resolved image for its stage": {
-			stage: StageRankerFirst,
+			stage: config.StageRankerFirst,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				c := d.Spec.Template.Spec.Containers[0]
 				if c.Image != childTestImage {
@@ -162,7 +182,7 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 			},
 		},
 		"imagePullPolicy unset is left to Kubernetes": {
-			stage: StageFrontend,
+			stage: config.StageFrontend,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				if got := d.Spec.Template.Spec.Containers[0].ImagePullPolicy; got != "" {
 					t.Errorf("imagePullPolicy = %q, want unset", got)
@@ -171,18 +191,50 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 		},
 		"imagePullPolicy is passed through": {
 			mutate: func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Runtime.ImagePullPolicy = corev1.PullAlways },
-			stage:  StageFrontend,
+			stage:  config.StageFrontend,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				if got := d.Spec.Template.Spec.Containers[0].ImagePullPolicy; got != corev1.PullAlways {
 					t.Errorf("imagePullPolicy = %q, want Always", got)
 				}
 			},
 		},
+		"deploy revision annotation and env agree": {
+			stage: config.StageRetrieval,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				if got := d.Spec.Template.Annotations[AnnotationDeployRevision]; got != childTestRevision {
+					t.Errorf("annotation %s = %q, want %q", AnnotationDeployRevision, got, childTestRevision)
+				}
+				e, ok := childEnv(d.Spec.Template.Spec.Containers[0], config.DeployRevisionEnv)
+				if !ok || e.Value != childTestRevision {
+					t.Errorf("env %s = %+v, want %q", config.DeployRevisionEnv, e, childTestRevision)
+				}
+			},
+		},
+		"selector selects the template and the pipeline owns the deployment": {
+			stage: config.StageRetrieval,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				sel := labels.SelectorFromSet(d.Spec.Selector.MatchLabels)
+				if !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+					t.Errorf("selector %v does not select template labels %v", sel, d.Spec.Template.Labels)
+				}
+				if d.Name != "feed-retrieval" || d.Namespace != "ns" {
+					t.Errorf("deployment is %s/%s, want ns/feed-retrieval", d.Namespace, d.Name)
+				}
+				assertControllerRef(t, d.OwnerReferences)
+			},
+		},
+	})
+}
+
+// TestDesiredDeploymentRedisPassword: the Redis password reaches the pod
+// from the Secret the pipeline names, and only then.
+func TestDesiredDeploymentRedisPassword(t *testing.T) {
+	runPodTemplateCases(t, map[string]podTemplateCase{
 		"redis password comes from the named secret key": {
 			mutate: func(rp *servingv1alpha1.RecPipeline) {
 				withRedis(rp, &servingv1alpha1.SecretKeyRef{Name: "redis-auth", Key: "password"})
 			},
-			stage: StageRetrieval,
+			stage: config.StageRetrieval,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				e, ok := childEnv(d.Spec.Template.Spec.Containers[0], config.RedisPasswordEnv)
 				if !ok {
@@ -198,7 +250,7 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 		},
 		"redis without passwordSecretRef gets no password env": {
 			mutate: func(rp *servingv1alpha1.RecPipeline) { withRedis(rp, nil) },
-			stage:  StageRetrieval,
+			stage:  config.StageRetrieval,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				if e, ok := childEnv(d.Spec.Template.Spec.Containers[0], config.RedisPasswordEnv); ok {
 					t.Errorf("unexpected %s env: %+v", config.RedisPasswordEnv, e)
@@ -206,17 +258,24 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 			},
 		},
 		"memory store gets no password env": {
-			stage: StageRetrieval,
+			stage: config.StageRetrieval,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				if e, ok := childEnv(d.Spec.Template.Spec.Containers[0], config.RedisPasswordEnv); ok {
 					t.Errorf("unexpected %s env: %+v", config.RedisPasswordEnv, e)
 				}
 			},
 		},
+	})
+}
+
+// TestDesiredDeploymentClaimVolumes: every claim a pvc:// URI names is
+// mounted once, read-only, in a stable order.
+func TestDesiredDeploymentClaimVolumes(t *testing.T) {
+	runPodTemplateCases(t, map[string]podTemplateCase{
 		"claims named twice are mounted once, read-only, under the volume root": {
 			// The sample names explore-models in two models and
 			// explore-data for the catalog.
-			stage: StageRankerSecond,
+			stage: config.StageRankerSecond,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				want := []string{"tmp", "state", "pvc-explore-data", "pvc-explore-models"}
 				if got := volumeNames(d.Spec.Template.Spec.Volumes); !reflect.DeepEqual(got, want) {
@@ -253,7 +312,7 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 					Name: "editors", Type: servingv1alpha1.SourcePrecomputed, Weight: 0.1, Limit: 50, URI: "pvc://mid",
 				})
 			},
-			stage: StageFrontend,
+			stage: config.StageFrontend,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				want := []string{"tmp", "state", "pvc-alpha", "pvc-mid", "pvc-zeta"}
 				if got := volumeNames(d.Spec.Template.Spec.Volumes); !reflect.DeepEqual(got, want) {
@@ -267,7 +326,7 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 				rp.Spec.Models[0].URI = "https://models.example/two-tower.tar.gz"
 				rp.Spec.Models[1].URI = "file:///srv/first-stage"
 			},
-			stage: StageRetrieval,
+			stage: config.StageRetrieval,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				want := []string{"tmp", "state"}
 				if got := volumeNames(d.Spec.Template.Spec.Volumes); !reflect.DeepEqual(got, want) {
@@ -278,8 +337,15 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 				}
 			},
 		},
+	})
+}
+
+// TestDesiredDeploymentStateAndStrategy: where the state directory lives
+// decides how a stage rolls out.
+func TestDesiredDeploymentStateAndStrategy(t *testing.T) {
+	runPodTemplateCases(t, map[string]podTemplateCase{
 		"without a state claim every stage rolls a new pod in first over an emptyDir": {
-			stage: StageFrontend,
+			stage: config.StageFrontend,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				if s := d.Spec.Strategy; s.Type != appsv1.RollingUpdateDeploymentStrategyType || s.RollingUpdate == nil ||
 					s.RollingUpdate.MaxUnavailable.IntValue() != 0 || s.RollingUpdate.MaxSurge.IntValue() != 1 {
@@ -294,7 +360,7 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 			mutate: func(rp *servingv1alpha1.RecPipeline) {
 				rp.Spec.Data.Store.Memory = &servingv1alpha1.MemoryStoreSpec{ClaimName: "feed-events"}
 			},
-			stage: StageFrontend,
+			stage: config.StageFrontend,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				if s := d.Spec.Strategy; s.Type != appsv1.RecreateDeploymentStrategyType || s.RollingUpdate != nil {
 					t.Errorf("strategy = %+v, want Recreate: two pods must not append to one log", s)
@@ -315,7 +381,7 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 			mutate: func(rp *servingv1alpha1.RecPipeline) {
 				rp.Spec.Data.Store.Memory = &servingv1alpha1.MemoryStoreSpec{ClaimName: "feed-events"}
 			},
-			stage: StageRankerSecond,
+			stage: config.StageRankerSecond,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
 					t.Errorf("strategy = %s, want RollingUpdate", d.Spec.Strategy.Type)
@@ -325,20 +391,15 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 				}
 			},
 		},
-		"deploy revision annotation and env agree": {
-			stage: StageRetrieval,
-			check: func(t *testing.T, d *appsv1.Deployment) {
-				if got := d.Spec.Template.Annotations[AnnotationDeployRevision]; got != childTestRevision {
-					t.Errorf("annotation %s = %q, want %q", AnnotationDeployRevision, got, childTestRevision)
-				}
-				e, ok := childEnv(d.Spec.Template.Spec.Containers[0], config.DeployRevisionEnv)
-				if !ok || e.Value != childTestRevision {
-					t.Errorf("env %s = %+v, want %q", config.DeployRevisionEnv, e, childTestRevision)
-				}
-			},
-		},
+	})
+}
+
+// TestDesiredDeploymentResourcesAndSecurity: default requests fill what the
+// user leaves out, and the pod runs restricted.
+func TestDesiredDeploymentResourcesAndSecurity(t *testing.T) {
+	runPodTemplateCases(t, map[string]podTemplateCase{
 		"default requests without user resources": {
-			stage: StageFrontend,
+			stage: config.StageFrontend,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				r := d.Spec.Template.Spec.Containers[0].Resources
 				assertQuantity(t, "cpu request", r.Requests[corev1.ResourceCPU], "100m")
@@ -358,7 +419,7 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 					Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("4Gi")},
 				}
 			},
-			stage: StageRankerSecond,
+			stage: config.StageRankerSecond,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				r := d.Spec.Template.Spec.Containers[0].Resources
 				assertQuantity(t, "cpu request", r.Requests[corev1.ResourceCPU], "2")
@@ -371,7 +432,7 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 			},
 		},
 		"pod and container run restricted": {
-			stage: StageFrontend,
+			stage: config.StageFrontend,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				psc := d.Spec.Template.Spec.SecurityContext
 				if psc == nil || !ptr.Deref(psc.RunAsNonRoot, false) || ptr.Deref(psc.RunAsUser, 0) != 65532 ||
@@ -387,29 +448,7 @@ func TestDesiredDeploymentPodTemplate(t *testing.T) {
 				}
 			},
 		},
-		"selector selects the template and the pipeline owns the deployment": {
-			stage: StageRetrieval,
-			check: func(t *testing.T, d *appsv1.Deployment) {
-				sel := labels.SelectorFromSet(d.Spec.Selector.MatchLabels)
-				if !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
-					t.Errorf("selector %v does not select template labels %v", sel, d.Spec.Template.Labels)
-				}
-				if d.Name != "feed-retrieval" || d.Namespace != "ns" {
-					t.Errorf("deployment is %s/%s, want ns/feed-retrieval", d.Namespace, d.Name)
-				}
-				assertControllerRef(t, d.OwnerReferences)
-			},
-		},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			rp := samplePipeline("ns", "feed")
-			if tc.mutate != nil {
-				tc.mutate(rp)
-			}
-			tc.check(t, childDeployment(t, rp, tc.stage))
-		})
-	}
+	})
 }
 
 func assertQuantity(t *testing.T, what string, got resource.Quantity, want string) {
@@ -441,18 +480,18 @@ func TestDesiredHPA(t *testing.T) {
 		wantTarget int32
 	}{
 		"no HPA for fixed replicas": {
-			stage:   StageRetrieval,
+			stage:   config.StageRetrieval,
 			wantNil: true,
 		},
 		"no HPA for a stage without scaling": {
-			stage:   StageFrontend,
+			stage:   config.StageFrontend,
 			wantNil: true,
 		},
 		"explicit CPU target": {
 			mutate: func(rp *servingv1alpha1.RecPipeline) {
 				rp.Spec.Ranking.SecondStage.Scaling.Autoscaling.TargetCPUUtilization = ptr.To[int32](85)
 			},
-			stage:      StageRankerSecond,
+			stage:      config.StageRankerSecond,
 			wantMin:    2,
 			wantMax:    20,
 			wantTarget: 85,
@@ -463,7 +502,7 @@ func TestDesiredHPA(t *testing.T) {
 					Autoscaling: &servingv1alpha1.AutoscalingSpec{MinReplicas: 1, MaxReplicas: 4},
 				}}
 			},
-			stage:      StageFrontend,
+			stage:      config.StageFrontend,
 			wantMin:    1,
 			wantMax:    4,
 			wantTarget: 70,
@@ -538,7 +577,7 @@ func TestDesiredPDB(t *testing.T) {
 			if tc.mutate != nil {
 				tc.mutate(rp)
 			}
-			ac := desiredPDB(rp, StageFrontend)
+			ac := desiredPDB(rp, config.StageFrontend)
 			if (ac != nil) != tc.want {
 				t.Fatalf("budget present = %v, want %v", ac != nil, tc.want)
 			}
@@ -550,7 +589,7 @@ func TestDesiredPDB(t *testing.T) {
 			if pdb.Spec.MaxUnavailable == nil || *pdb.Spec.MaxUnavailable != intstr.FromInt32(1) || pdb.Spec.MinAvailable != nil {
 				t.Errorf("budget = %+v, want maxUnavailable 1 only", pdb.Spec)
 			}
-			d := childDeployment(t, rp, StageFrontend)
+			d := childDeployment(t, rp, config.StageFrontend)
 			if !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) {
 				t.Errorf("budget selects %v, the Deployment %v", pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels)
 			}
@@ -580,10 +619,10 @@ func TestDesiredService(t *testing.T) {
 	tests := map[string]struct {
 		stage string
 	}{
-		"frontend":      {stage: StageFrontend},
-		"retrieval":     {stage: StageRetrieval},
-		"ranker-first":  {stage: StageRankerFirst},
-		"ranker-second": {stage: StageRankerSecond},
+		"frontend":      {stage: config.StageFrontend},
+		"retrieval":     {stage: config.StageRetrieval},
+		"ranker-first":  {stage: config.StageRankerFirst},
+		"ranker-second": {stage: config.StageRankerSecond},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

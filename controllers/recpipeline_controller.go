@@ -72,12 +72,18 @@ type RecPipelineReconciler struct {
 	MaxConcurrentReconciles int
 }
 
-// scope carries one reconcile's state between its phases.
+// scope carries one reconcile's state between its phases. The phases
+// record what they found in it; the deferred status step derives the
+// status from it (setStatus).
 type scope struct {
 	rp       *servingv1alpha1.RecPipeline
 	original *servingv1alpha1.RecPipeline
+	// rendered is the runtime config, nil until it renders.
 	rendered *Rendered
-	stages   []stageObservation
+	// stages is nil until every stage has been observed.
+	stages []stageObservation
+	// failure is why a phase stopped, when the user must hear of it.
+	failure *reconcileFailure
 	// complete is set once every phase has succeeded.
 	complete bool
 }
@@ -137,13 +143,11 @@ func shortestRequeue(a, b ctrl.Result) ctrl.Result {
 func (r *RecPipelineReconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result, error) {
 	rendered, err := renderConfig(s.rp)
 	if err != nil {
-		setFailureConditions(&s.rp.Status, s.rp.Generation, ReasonInvalidSpec, err)
+		s.failure = &reconcileFailure{reason: servingv1alpha1.ReasonInvalidSpec, err: err}
 		// Only a change of the spec can fix it.
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
 	s.rendered = rendered
-	s.rp.Status.ConfigRevision = rendered.Revision
-	s.rp.Status.Endpoint = endpoint(s.rp)
 	return ctrl.Result{}, ensure(ctx, r, s, &corev1.ConfigMap{}, desiredConfigMap(s.rp, rendered.Bytes), corev1ac.ExtractConfigMap)
 }
 
@@ -191,43 +195,42 @@ func (r *RecPipelineReconciler) reconcileStages(ctx context.Context, s *scope) (
 	return ctrl.Result{}, nil
 }
 
-// observeStages reads each stage's Deployment and pods and derives the
-// status.
+// observeStages reads each stage's Deployment and pods into the scope, and
+// looks again soon while pods pick up a new config revision.
 func (r *RecPipelineReconciler) observeStages(ctx context.Context, s *scope) (ctrl.Result, error) {
-	s.stages = make([]stageObservation, 0, len(Stages))
+	stages := make([]stageObservation, 0, len(Stages))
 	for _, stage := range Stages {
-		o := stageObservation{Name: stage}
-		d := &appsv1.Deployment{}
-		switch err := r.Get(ctx, types.NamespacedName{Namespace: s.rp.Namespace, Name: ChildName(s.rp, stage)}, d); {
-		case err == nil:
-			o.Deployment = d
-		case !apierrors.IsNotFound(err):
-			return ctrl.Result{}, fmt.Errorf("failed to get Deployment of stage %s: %w", stage, err)
+		o, err := r.observeStage(ctx, s, stage)
+		if err != nil {
+			return ctrl.Result{}, err
 		}
-		pods := &corev1.PodList{}
-		if err := r.List(ctx, pods, client.InNamespace(s.rp.Namespace), client.MatchingLabels(selectorLabels(s.rp, stage))); err != nil {
-			return ctrl.Result{}, fmt.Errorf("failed to list pods of stage %s: %w", stage, err)
-		}
-		o.Revisions, o.Problems, o.Rejections = observePods(ctx, r.StatusReader, pods.Items, s.rendered.Revision, s.rendered.DeployRevision)
-		s.stages = append(s.stages, o)
+		stages = append(stages, o)
 	}
+	s.stages = stages
 
-	status := &s.rp.Status
-	gen := s.rp.Generation
-	status.Stages = status.Stages[:0]
-	for i := range s.stages {
-		status.Stages = append(status.Stages, stageStatus(&s.stages[i]))
-	}
-	status.ReadyStages = readyStages(s.rendered.Revision, s.stages)
-	reason, problems := degradedProblems(s.stages)
-	setDegradedCondition(status, gen, reason, problems)
-	setReadyCondition(status, gen, s.stages)
-	setProgressingCondition(status, gen, s.rendered.Revision, s.stages)
-
-	if c := meta.FindStatusCondition(status.Conditions, servingv1alpha1.ConditionProgressing); c != nil && c.Reason == ReasonPropagatingConfig {
+	if rolling, propagating := stageProgress(s.rendered.Revision, stages); len(rolling) == 0 && len(propagating) > 0 {
 		return ctrl.Result{RequeueAfter: propagationRequeue}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// observeStage reads one stage's Deployment, if it exists, and what its
+// pods report.
+func (r *RecPipelineReconciler) observeStage(ctx context.Context, s *scope, stage string) (stageObservation, error) {
+	o := stageObservation{Name: stage}
+	d := &appsv1.Deployment{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: s.rp.Namespace, Name: ChildName(s.rp, stage)}, d); {
+	case err == nil:
+		o.Deployment = d
+	case !apierrors.IsNotFound(err):
+		return o, fmt.Errorf("failed to get Deployment of stage %s: %w", stage, err)
+	}
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(s.rp.Namespace), client.MatchingLabels(selectorLabels(s.rp, stage))); err != nil {
+		return o, fmt.Errorf("failed to list pods of stage %s: %w", stage, err)
+	}
+	o.podStatuses = readPodStatuses(ctx, r.StatusReader, pods.Items, s.rendered.Revision, s.rendered.DeployRevision)
+	return o, nil
 }
 
 // desiredChild is a child's desired state: an apply configuration that
@@ -255,7 +258,7 @@ func ensure[O client.Object, A desiredChild](ctx context.Context, r *RecPipeline
 	ctrl.LoggerFrom(ctx).V(1).Info("Applying child", kind, klog.KRef(s.rp.Namespace, name))
 	if err := r.Apply(ctx, desired, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		err = fmt.Errorf("failed to apply %s %s: %w", kind, name, err)
-		setFailureConditions(&s.rp.Status, s.rp.Generation, ReasonApplyFailed, err)
+		s.failure = &reconcileFailure{reason: servingv1alpha1.ReasonApplyFailed, err: err}
 		return err
 	}
 	return nil
@@ -280,12 +283,10 @@ func (r *RecPipelineReconciler) removeChild(ctx context.Context, s *scope, obj c
 	return nil
 }
 
-// writeStatus patches the status if this reconcile changed it, and emits
-// events on condition transitions.
+// writeStatus derives the status from what this reconcile found, patches it
+// if it changed, and emits events on condition transitions.
 func (r *RecPipelineReconciler) writeStatus(ctx context.Context, s *scope) error {
-	if s.complete {
-		s.rp.Status.ObservedGeneration = s.rp.Generation
-	}
+	setStatus(s)
 	r.emitTransitions(s)
 	if equality.Semantic.DeepEqual(s.original.Status, s.rp.Status) {
 		return nil

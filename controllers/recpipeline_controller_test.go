@@ -118,6 +118,24 @@ func TestPipelineGetsEveryChild(t *testing.T) {
 	rp := createPipeline(t, samplePipeline(ns, "explore"))
 	rp = waitReconciled(t, ns, "explore")
 
+	checkRenderedConfigMap(t, rp)
+	wantReplicas := map[string]*int32{
+		config.StageFrontend: ptr.To[int32](1), config.StageRetrieval: ptr.To[int32](2),
+		config.StageRankerFirst: ptr.To[int32](2), config.StageRankerSecond: nil, // the HPA owns it
+	}
+	for _, stage := range Stages {
+		checkStageDeployment(t, rp, stage, wantReplicas[stage])
+		checkStageService(t, rp, stage)
+		checkStageScaling(t, rp, stage)
+	}
+	checkRuntimeAccess(t, rp)
+	checkConditionsBeforeAnyPod(t, rp)
+}
+
+// checkRenderedConfigMap: the ConfigMap holds the spec, rendered into a
+// config the runtime accepts, whose revision the status reports.
+func checkRenderedConfigMap(t *testing.T, rp *servingv1alpha1.RecPipeline) {
+	ns := rp.Namespace
 	cm := &corev1.ConfigMap{}
 	getObject(t, ns, "explore-config", cm)
 	assertControlledBy(t, cm, rp)
@@ -134,90 +152,103 @@ func TestPipelineGetsEveryChild(t *testing.T) {
 	if rp.Status.Endpoint != "http://explore-frontend."+ns+".svc:8080" {
 		t.Errorf("status.endpoint = %q", rp.Status.Endpoint)
 	}
+}
 
-	wantReplicas := map[string]*int32{
-		StageFrontend: ptr.To[int32](1), StageRetrieval: ptr.To[int32](2),
-		StageRankerFirst: ptr.To[int32](2), StageRankerSecond: nil, // the HPA owns it
+// checkStageDeployment: the stage's Deployment runs recserve restricted,
+// with its flags, probes and claims, and wantReplicas unless an HPA owns
+// them (nil).
+func checkStageDeployment(t *testing.T, rp *servingv1alpha1.RecPipeline, stage string, wantReplicas *int32) {
+	name := "explore-" + stage
+	d := &appsv1.Deployment{}
+	getObject(t, rp.Namespace, name, d)
+	assertControlledBy(t, d, rp)
+	if want := wantReplicas; want != nil && (d.Spec.Replicas == nil || *d.Spec.Replicas != *want) {
+		t.Errorf("%s: replicas %v, want %d", name, d.Spec.Replicas, *want)
 	}
-	for _, stage := range Stages {
-		name := "explore-" + stage
-		d := &appsv1.Deployment{}
-		getObject(t, ns, name, d)
-		assertControlledBy(t, d, rp)
-		if want := wantReplicas[stage]; want != nil && (d.Spec.Replicas == nil || *d.Spec.Replicas != *want) {
-			t.Errorf("%s: replicas %v, want %d", name, d.Spec.Replicas, *want)
-		}
-		if d.Spec.Strategy.RollingUpdate == nil || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
-			t.Errorf("%s: rolling update must keep maxUnavailable 0: %+v", name, d.Spec.Strategy)
-		}
-		pod := d.Spec.Template.Spec
-		if pod.ServiceAccountName != "explore-runtime" {
-			t.Errorf("%s: serviceAccountName %q", name, pod.ServiceAccountName)
-		}
-		if pod.SecurityContext == nil || !ptr.Deref(pod.SecurityContext.RunAsNonRoot, false) ||
-			pod.SecurityContext.SeccompProfile == nil || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
-			t.Errorf("%s: pod security context %+v", name, pod.SecurityContext)
-		}
-		c := pod.Containers[0]
-		if c.Image != testImage {
-			t.Errorf("%s: image %q, want the operator default %q", name, c.Image, testImage)
-		}
-		sc := c.SecurityContext
-		if sc == nil || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) || ptr.Deref(sc.AllowPrivilegeEscalation, true) ||
-			sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
-			t.Errorf("%s: container security context %+v", name, sc)
-		}
-		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
-			t.Errorf("%s: resource requests unset: %v", name, c.Resources.Requests)
-		}
-		if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
-			t.Errorf("%s: probes %+v %+v", name, c.LivenessProbe, c.ReadinessProbe)
-		}
-		if !containsString(c.Args, "--stage="+stage) || !containsString(c.Args, "--config-map=explore-config") {
-			t.Errorf("%s: args %v", name, c.Args)
-		}
-		mounts := map[string]string{}
-		for _, m := range c.VolumeMounts {
-			mounts[m.Name] = m.MountPath
-		}
-		if mounts["pvc-explore-data"] != volumeRoot+"/explore-data" || mounts["pvc-explore-models"] != volumeRoot+"/explore-models" {
-			t.Errorf("%s: the catalog and model claims are not mounted: %v", name, mounts)
-		}
+	if d.Spec.Strategy.RollingUpdate == nil || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("%s: rolling update must keep maxUnavailable 0: %+v", name, d.Spec.Strategy)
+	}
+	pod := d.Spec.Template.Spec
+	if pod.ServiceAccountName != "explore-runtime" {
+		t.Errorf("%s: serviceAccountName %q", name, pod.ServiceAccountName)
+	}
+	if pod.SecurityContext == nil || !ptr.Deref(pod.SecurityContext.RunAsNonRoot, false) ||
+		pod.SecurityContext.SeccompProfile == nil || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: pod security context %+v", name, pod.SecurityContext)
+	}
+	c := pod.Containers[0]
+	if c.Image != testImage {
+		t.Errorf("%s: image %q, want the operator default %q", name, c.Image, testImage)
+	}
+	sc := c.SecurityContext
+	if sc == nil || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) || ptr.Deref(sc.AllowPrivilegeEscalation, true) ||
+		sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("%s: container security context %+v", name, sc)
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
+		t.Errorf("%s: resource requests unset: %v", name, c.Resources.Requests)
+	}
+	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+		t.Errorf("%s: probes %+v %+v", name, c.LivenessProbe, c.ReadinessProbe)
+	}
+	if !containsString(c.Args, "--stage="+stage) || !containsString(c.Args, "--config-map=explore-config") {
+		t.Errorf("%s: args %v", name, c.Args)
+	}
+	mounts := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m.MountPath
+	}
+	if mounts["pvc-explore-data"] != config.VolumeRoot+"/explore-data" || mounts["pvc-explore-models"] != config.VolumeRoot+"/explore-models" {
+		t.Errorf("%s: the catalog and model claims are not mounted: %v", name, mounts)
+	}
+}
 
-		svc := &corev1.Service{}
-		getObject(t, ns, name, svc)
-		assertControlledBy(t, svc, rp)
-		if len(svc.Spec.Ports) != 2 || svc.Spec.Selector[labelComponent] != stage {
-			t.Errorf("%s: service ports %v selector %v", name, svc.Spec.Ports, svc.Spec.Selector)
-		}
+// checkStageService: the stage's Service selects its pods.
+func checkStageService(t *testing.T, rp *servingv1alpha1.RecPipeline, stage string) {
+	name := "explore-" + stage
+	svc := &corev1.Service{}
+	getObject(t, rp.Namespace, name, svc)
+	assertControlledBy(t, svc, rp)
+	if len(svc.Spec.Ports) != 2 || svc.Spec.Selector[labelComponent] != stage {
+		t.Errorf("%s: service ports %v selector %v", name, svc.Spec.Ports, svc.Spec.Selector)
+	}
+}
 
-		pdb := &policyv1.PodDisruptionBudget{}
-		err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, pdb)
-		switch {
-		case stage == StageFrontend && !apierrors.IsNotFound(err):
-			t.Errorf("%s: a single-replica stage must have no PDB (err %v)", name, err)
-		case stage != StageFrontend && err != nil:
-			t.Errorf("%s: multi-replica stage has no PDB: %v", name, err)
-		case stage != StageFrontend:
-			assertControlledBy(t, pdb, rp)
-		}
-
-		hpa := &autoscalingv2.HorizontalPodAutoscaler{}
-		err = k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, hpa)
-		switch {
-		case stage == StageRankerSecond && err != nil:
-			t.Errorf("%s: autoscaled stage has no HPA: %v", name, err)
-		case stage == StageRankerSecond:
-			assertControlledBy(t, hpa, rp)
-			if ptr.Deref(hpa.Spec.MinReplicas, 0) != 2 || hpa.Spec.MaxReplicas != 20 || hpa.Spec.ScaleTargetRef.Name != name ||
-				ptr.Deref(hpa.Spec.Metrics[0].Resource.Target.AverageUtilization, 0) != 70 {
-				t.Errorf("%s: HPA spec %+v", name, hpa.Spec)
-			}
-		case !apierrors.IsNotFound(err):
-			t.Errorf("%s: stage without autoscaling has an HPA (err %v)", name, err)
-		}
+// checkStageScaling: a multi-replica stage has a PDB and an autoscaled one
+// its HPA; the others have neither.
+func checkStageScaling(t *testing.T, rp *servingv1alpha1.RecPipeline, stage string) {
+	ns, name := rp.Namespace, "explore-"+stage
+	pdb := &policyv1.PodDisruptionBudget{}
+	err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, pdb)
+	switch {
+	case stage == config.StageFrontend && !apierrors.IsNotFound(err):
+		t.Errorf("%s: a single-replica stage must have no PDB (err %v)", name, err)
+	case stage != config.StageFrontend && err != nil:
+		t.Errorf("%s: multi-replica stage has no PDB: %v", name, err)
+	case stage != config.StageFrontend:
+		assertControlledBy(t, pdb, rp)
 	}
 
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
+	err = k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, hpa)
+	switch {
+	case stage == config.StageRankerSecond && err != nil:
+		t.Errorf("%s: autoscaled stage has no HPA: %v", name, err)
+	case stage == config.StageRankerSecond:
+		assertControlledBy(t, hpa, rp)
+		if ptr.Deref(hpa.Spec.MinReplicas, 0) != 2 || hpa.Spec.MaxReplicas != 20 || hpa.Spec.ScaleTargetRef.Name != name ||
+			ptr.Deref(hpa.Spec.Metrics[0].Resource.Target.AverageUtilization, 0) != 70 {
+			t.Errorf("%s: HPA spec %+v", name, hpa.Spec)
+		}
+	case !apierrors.IsNotFound(err):
+		t.Errorf("%s: stage without autoscaling has an HPA (err %v)", name, err)
+	}
+}
+
+// checkRuntimeAccess: the runtime's ServiceAccount may get and watch its
+// own ConfigMap and nothing else.
+func checkRuntimeAccess(t *testing.T, rp *servingv1alpha1.RecPipeline) {
+	ns := rp.Namespace
 	sa := &corev1.ServiceAccount{}
 	getObject(t, ns, "explore-runtime", sa)
 	assertControlledBy(t, sa, rp)
@@ -234,7 +265,12 @@ func TestPipelineGetsEveryChild(t *testing.T) {
 	if rb.RoleRef.Name != "explore-runtime" || len(rb.Subjects) != 1 || rb.Subjects[0].Name != "explore-runtime" {
 		t.Errorf("RoleBinding %+v", rb)
 	}
+}
 
+// checkConditionsBeforeAnyPod: every condition is set for the current
+// generation, and with no pod ready the pipeline is not Ready yet but
+// Progressing.
+func checkConditionsBeforeAnyPod(t *testing.T, rp *servingv1alpha1.RecPipeline) {
 	for _, c := range []string{servingv1alpha1.ConditionReady, servingv1alpha1.ConditionProgressing, servingv1alpha1.ConditionDegraded} {
 		cond := meta.FindStatusCondition(rp.Status.Conditions, c)
 		if cond == nil || cond.ObservedGeneration != rp.Generation {
@@ -333,7 +369,7 @@ func TestDeployChangesRollThePods(t *testing.T) {
 	}{
 		"image rolls every stage": {
 			mutate: func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Runtime.Image = "registry.test/recserve:v2" },
-			stage:  StageFrontend,
+			stage:  config.StageFrontend,
 			check: func(_, d appsv1.Deployment) error {
 				if img := d.Spec.Template.Spec.Containers[0].Image; img != "registry.test/recserve:v2" {
 					return fmt.Errorf("image %s", img)
@@ -345,7 +381,7 @@ func TestDeployChangesRollThePods(t *testing.T) {
 			mutate: func(rp *servingv1alpha1.RecPipeline) {
 				rp.Spec.Models[2].URI = "https://models.example/mtml/v13.tar.gz"
 			},
-			stage: StageRankerSecond,
+			stage: config.StageRankerSecond,
 			check: func(old, d appsv1.Deployment) error {
 				o, n := old.Spec.Template.Annotations[AnnotationDeployRevision], d.Spec.Template.Annotations[AnnotationDeployRevision]
 				if o == n {
@@ -364,7 +400,7 @@ func TestDeployChangesRollThePods(t *testing.T) {
 					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")},
 				}
 			},
-			stage: StageRankerFirst,
+			stage: config.StageRankerFirst,
 			check: func(_, d appsv1.Deployment) error {
 				r := d.Spec.Template.Spec.Containers[0].Resources
 				if r.Requests.Cpu().String() != "2" || r.Limits.Memory().String() != "2Gi" || r.Requests.Memory().IsZero() {
@@ -377,7 +413,7 @@ func TestDeployChangesRollThePods(t *testing.T) {
 			mutate: func(rp *servingv1alpha1.RecPipeline) {
 				rp.Spec.Retrieval.Scaling = &servingv1alpha1.ScalingSpec{Replicas: ptr.To[int32](5)}
 			},
-			stage: StageRetrieval,
+			stage: config.StageRetrieval,
 			check: func(_, d appsv1.Deployment) error {
 				if ptr.Deref(d.Spec.Replicas, 0) != 5 {
 					return fmt.Errorf("replicas %v", d.Spec.Replicas)

@@ -51,7 +51,7 @@ func renderConfig(rp *servingv1alpha1.RecPipeline) (*Rendered, error) {
 		Deploy: config.Deploy{
 			Catalog:   localURI(spec.Data.Catalog.URI),
 			Store:     renderStore(rp),
-			Endpoints: map[string]string{},
+			Endpoints: renderEndpoints(rp),
 		},
 		Live: config.Live{
 			Retrieval: config.Retrieval{Candidates: int(spec.Retrieval.Candidates)},
@@ -68,61 +68,83 @@ func renderConfig(rp *servingv1alpha1.RecPipeline) (*Rendered, error) {
 		},
 	}
 	for _, claim := range claims(rp) {
-		c.Deploy.Volumes = append(c.Deploy.Volumes, volumeRoot+"/"+claim)
+		c.Deploy.Volumes = append(c.Deploy.Volumes, config.ClaimMountPath(claim))
 	}
 	for _, m := range spec.Models {
 		c.Deploy.Models = append(c.Deploy.Models, config.Model{Name: m.Name, URI: localURI(m.URI)})
 	}
+	for i := range spec.Retrieval.Sources {
+		c.Live.Retrieval.Sources = append(c.Live.Retrieval.Sources, renderSource(&spec.Retrieval.Sources[i]))
+	}
+	for i := range spec.Rerank.Rules {
+		c.Live.Rerank.Rules = append(c.Live.Rerank.Rules, renderRule(&spec.Rerank.Rules[i]))
+	}
+	return encodeConfig(c)
+}
+
+// renderEndpoints gives each stage that serves gRPC the address of its
+// headless Service.
+func renderEndpoints(rp *servingv1alpha1.RecPipeline) map[string]string {
+	endpoints := map[string]string{}
 	for _, stage := range Stages {
-		if stage == StageFrontend {
+		if !config.ServesGRPC(stage) {
 			continue
 		}
 		host := fmt.Sprintf("%s.%s.svc", ChildName(rp, stage), rp.Namespace)
-		c.Deploy.Endpoints[stage] = net.JoinHostPort(host, strconv.Itoa(config.GRPCPort))
+		endpoints[stage] = net.JoinHostPort(host, strconv.Itoa(config.GRPCPort))
 	}
-	for _, s := range spec.Retrieval.Sources {
-		src := config.Source{
-			Name:    s.Name,
-			Type:    string(s.Type),
-			Weight:  s.Weight,
-			Limit:   int(s.Limit),
-			Timeout: config.Duration(defaultSourceTimeout),
-			Model:   s.Model,
-		}
-		if s.Timeout != nil {
-			src.Timeout = config.Duration(s.Timeout.Duration)
-		}
-		if s.MaxAge != nil {
-			src.MaxAge = config.Duration(s.MaxAge.Duration)
-		}
-		if s.Window != nil {
-			src.Window = config.Duration(s.Window.Duration)
-		}
-		if s.SeedItems != nil {
-			src.SeedItems = int(*s.SeedItems)
-		}
-		if s.URI != "" {
-			src.URI = localURI(s.URI)
-		}
-		c.Live.Retrieval.Sources = append(c.Live.Retrieval.Sources, src)
-	}
-	for _, r := range spec.Rerank.Rules {
-		rule := config.Rule{Type: string(r.Type)}
-		if r.MinGap != nil {
-			rule.MinGap = int(*r.MinGap)
-		}
-		if r.MaxRisk != nil {
-			rule.MaxRisk = *r.MaxRisk
-		}
-		if r.Above != nil {
-			rule.Above = *r.Above
-		}
-		if r.Factor != nil {
-			rule.Factor = *r.Factor
-		}
-		c.Live.Rerank.Rules = append(c.Live.Rerank.Rules, rule)
-	}
+	return endpoints
+}
 
+// renderSource is the runtime config of one candidate source.
+func renderSource(s *servingv1alpha1.SourceSpec) config.Source {
+	src := config.Source{
+		Name:    s.Name,
+		Type:    string(s.Type),
+		Weight:  s.Weight,
+		Limit:   int(s.Limit),
+		Timeout: config.Duration(defaultSourceTimeout),
+		Model:   s.Model,
+	}
+	if s.Timeout != nil {
+		src.Timeout = config.Duration(s.Timeout.Duration)
+	}
+	if s.MaxAge != nil {
+		src.MaxAge = config.Duration(s.MaxAge.Duration)
+	}
+	if s.Window != nil {
+		src.Window = config.Duration(s.Window.Duration)
+	}
+	if s.SeedItems != nil {
+		src.SeedItems = int(*s.SeedItems)
+	}
+	if s.URI != "" {
+		src.URI = localURI(s.URI)
+	}
+	return src
+}
+
+// renderRule is the runtime config of one rerank rule.
+func renderRule(r *servingv1alpha1.RuleSpec) config.Rule {
+	rule := config.Rule{Type: string(r.Type)}
+	if r.MinGap != nil {
+		rule.MinGap = int(*r.MinGap)
+	}
+	if r.MaxRisk != nil {
+		rule.MaxRisk = *r.MaxRisk
+	}
+	if r.Above != nil {
+		rule.Above = *r.Above
+	}
+	if r.Factor != nil {
+		rule.Factor = *r.Factor
+	}
+	return rule
+}
+
+// encodeConfig stamps c with its deploy revision, validates it with the
+// runtime's own validation and encodes it.
+func encodeConfig(c *config.Config) (*Rendered, error) {
 	deployRevision, err := config.DeployRevisionOf(&c.Deploy)
 	if err != nil {
 		return nil, err
@@ -174,7 +196,7 @@ func localURI(uri string) string {
 	if !ok {
 		return uri
 	}
-	local := "file://" + volumeRoot + "/" + claim
+	local := "file://" + config.ClaimMountPath(claim)
 	if path = strings.Trim(path, "/"); path != "" {
 		local += "/" + path
 	}

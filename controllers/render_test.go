@@ -124,9 +124,9 @@ func TestRenderDetails(t *testing.T) {
 			name: "sample",
 			check: func(t *testing.T, c *config.Config) {
 				want := map[string]string{
-					StageRetrieval:    "feed-retrieval.explore.svc:9090",
-					StageRankerFirst:  "feed-ranker-first.explore.svc:9090",
-					StageRankerSecond: "feed-ranker-second.explore.svc:9090",
+					config.StageRetrieval:    "feed-retrieval.explore.svc:9090",
+					config.StageRankerFirst:  "feed-ranker-first.explore.svc:9090",
+					config.StageRankerSecond: "feed-ranker-second.explore.svc:9090",
 				}
 				if !reflect.DeepEqual(c.Deploy.Endpoints, want) {
 					t.Errorf("endpoints = %v, want %v", c.Deploy.Endpoints, want)

@@ -29,34 +29,60 @@ import (
 	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
 )
 
-// Condition reasons.
-const (
-	ReasonServing           = "Serving"
-	ReasonStagesUnavailable = "StagesUnavailable"
-	ReasonDegraded          = "Degraded"
-	ReasonRollingOut        = "RollingOut"
-	ReasonPropagatingConfig = "PropagatingConfig"
-	ReasonComplete          = "Complete"
-	ReasonAsExpected        = "AsExpected"
-	ReasonInvalidSpec       = "InvalidSpec"
-	ReasonApplyFailed       = "ApplyFailed"
-	ReasonRolloutStuck      = "RolloutStuck"
-	ReasonStageFailing      = "StageFailing"
-	ReasonConfigRejected    = "ConfigRejected"
-	revisionUnknown         = "unknown"
-)
+// reconcileFailure is why a reconcile stopped, when the user must hear of
+// it: a spec that does not render, or a child that could not be applied.
+type reconcileFailure struct {
+	// reason is the Degraded condition's reason.
+	reason string
+	err    error
+}
+
+// setStatus derives the status from what one reconcile found. It runs once
+// per reconcile, in the deferred status step, and is the only place that
+// sets conditions: a reconcile that failed sets Degraded and Ready from its
+// failure; one that observed every stage sets the stages, Degraded, Ready
+// and Progressing from the observation; one that stopped on any other error
+// leaves them as they were. status.observedGeneration follows only a full
+// successful pass.
+func setStatus(s *scope) {
+	status, generation := &s.rp.Status, s.rp.Generation
+	if s.rendered != nil {
+		status.ConfigRevision = s.rendered.Revision
+		status.Endpoint = endpoint(s.rp)
+	}
+	switch {
+	case s.failure != nil:
+		setFailureConditions(status, generation, s.failure.reason, s.failure.err)
+	case s.stages != nil:
+		setObservedStatus(status, generation, s.rendered.Revision, s.stages)
+	}
+	if s.complete {
+		status.ObservedGeneration = generation
+	}
+}
+
+// setObservedStatus sets the stages' status and the conditions from every
+// stage observed; revision is the current config revision.
+func setObservedStatus(status *servingv1alpha1.RecPipelineStatus, generation int64, revision string, stages []stageObservation) {
+	status.Stages = status.Stages[:0]
+	for i := range stages {
+		status.Stages = append(status.Stages, stageStatus(&stages[i]))
+	}
+	status.ReadyStages = readyStages(revision, stages)
+	reason, problems := degradedProblems(stages)
+	// Ready reads Degraded: set it first.
+	setDegradedCondition(status, generation, reason, problems)
+	setReadyCondition(status, generation, stages)
+	setProgressingCondition(status, generation, revision, stages)
+}
 
 // stageObservation is what the controller saw of one stage.
 type stageObservation struct {
 	Name string
 	// Deployment is nil until it exists in the cache.
 	Deployment *appsv1.Deployment
-	// Revisions counts ready pods by the config revision they serve.
-	Revisions map[string]int32
-	// Problems describe why pods of the current template fail.
-	Problems []string
-	// Rejections describe pods that refused the current config.
-	Rejections []string
+	// podStatuses is what the stage's pods report.
+	podStatuses
 }
 
 // desiredReplicas is what the Deployment asks for (an autoscaler may have
@@ -142,13 +168,13 @@ func degradedProblems(stages []stageObservation) (reason string, problems []stri
 			problems = append(problems, fmt.Sprintf("stage %s: %s", o.Name, msg))
 		}
 		if msg, ok := o.stuck(); ok {
-			add(ReasonRolloutStuck, msg)
+			add(servingv1alpha1.ReasonRolloutStuck, msg)
 		}
 		for _, p := range o.Problems {
-			add(ReasonStageFailing, p)
+			add(servingv1alpha1.ReasonStageFailing, p)
 		}
 		for _, p := range o.Rejections {
-			add(ReasonConfigRejected, p)
+			add(servingv1alpha1.ReasonConfigRejected, p)
 		}
 	}
 	return reason, problems
@@ -160,7 +186,7 @@ func setDegradedCondition(status *servingv1alpha1.RecPipelineStatus, generation 
 	c := metav1.Condition{
 		Type:               servingv1alpha1.ConditionDegraded,
 		Status:             metav1.ConditionFalse,
-		Reason:             ReasonAsExpected,
+		Reason:             servingv1alpha1.ReasonAsExpected,
 		Message:            "No stage reports a problem",
 		ObservedGeneration: generation,
 	}
@@ -178,7 +204,7 @@ func setReadyCondition(status *servingv1alpha1.RecPipelineStatus, generation int
 	c := metav1.Condition{
 		Type:               servingv1alpha1.ConditionReady,
 		Status:             metav1.ConditionTrue,
-		Reason:             ReasonServing,
+		Reason:             servingv1alpha1.ReasonServing,
 		Message:            fmt.Sprintf("All %d stages have their replicas available", len(stages)),
 		ObservedGeneration: generation,
 	}
@@ -191,11 +217,11 @@ func setReadyCondition(status *servingv1alpha1.RecPipelineStatus, generation int
 	switch {
 	case meta.IsStatusConditionTrue(status.Conditions, servingv1alpha1.ConditionDegraded):
 		c.Status = metav1.ConditionFalse
-		c.Reason = ReasonDegraded
+		c.Reason = servingv1alpha1.ReasonDegraded
 		c.Message = "The pipeline is degraded: " + meta.FindStatusCondition(status.Conditions, servingv1alpha1.ConditionDegraded).Message
 	case len(unavailable) > 0:
 		c.Status = metav1.ConditionFalse
-		c.Reason = ReasonStagesUnavailable
+		c.Reason = servingv1alpha1.ReasonStagesUnavailable
 		c.Message = "Stages without all replicas available: " + strings.Join(unavailable, ", ")
 	}
 	c.Message = truncate(c.Message)
@@ -208,11 +234,28 @@ func setProgressingCondition(status *servingv1alpha1.RecPipelineStatus, generati
 	c := metav1.Condition{
 		Type:               servingv1alpha1.ConditionProgressing,
 		Status:             metav1.ConditionFalse,
-		Reason:             ReasonComplete,
+		Reason:             servingv1alpha1.ReasonComplete,
 		Message:            fmt.Sprintf("All %d stages run the current template and serve config revision %s", len(stages), revision),
 		ObservedGeneration: generation,
 	}
-	var rolling, propagating []string
+	rolling, propagating := stageProgress(revision, stages)
+	switch {
+	case len(rolling) > 0:
+		c.Status = metav1.ConditionTrue
+		c.Reason = servingv1alpha1.ReasonRollingOut
+		c.Message = "Stages rolling out: " + strings.Join(rolling, ", ")
+	case len(propagating) > 0:
+		c.Status = metav1.ConditionTrue
+		c.Reason = servingv1alpha1.ReasonPropagatingConfig
+		c.Message = fmt.Sprintf("Stages whose pods do not all serve config revision %s yet: %s", revision, strings.Join(propagating, ", "))
+	}
+	meta.SetStatusCondition(&status.Conditions, c)
+}
+
+// stageProgress lists the stages whose Deployment rolls out a new pod
+// template, and of the others those whose ready pods do not all serve
+// revision yet.
+func stageProgress(revision string, stages []stageObservation) (rolling, propagating []string) {
 	for i := range stages {
 		switch {
 		case !stages[i].rolledOut():
@@ -221,17 +264,7 @@ func setProgressingCondition(status *servingv1alpha1.RecPipelineStatus, generati
 			propagating = append(propagating, stages[i].Name)
 		}
 	}
-	switch {
-	case len(rolling) > 0:
-		c.Status = metav1.ConditionTrue
-		c.Reason = ReasonRollingOut
-		c.Message = "Stages rolling out: " + strings.Join(rolling, ", ")
-	case len(propagating) > 0:
-		c.Status = metav1.ConditionTrue
-		c.Reason = ReasonPropagatingConfig
-		c.Message = fmt.Sprintf("Stages whose pods do not all serve config revision %s yet: %s", revision, strings.Join(propagating, ", "))
-	}
-	meta.SetStatusCondition(&status.Conditions, c)
+	return rolling, propagating
 }
 
 // setFailureConditions records a reconcile that could not finish: Degraded
@@ -241,7 +274,7 @@ func setFailureConditions(status *servingv1alpha1.RecPipelineStatus, generation 
 	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 		Type:               servingv1alpha1.ConditionReady,
 		Status:             metav1.ConditionFalse,
-		Reason:             ReasonDegraded,
+		Reason:             servingv1alpha1.ReasonDegraded,
 		Message:            truncate("The pipeline is degraded: " + err.Error()),
 		ObservedGeneration: generation,
 	})

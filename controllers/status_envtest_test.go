@@ -110,8 +110,17 @@ func TestStatusFollowsStagesAndPods(t *testing.T) {
 	for _, stage := range Stages {
 		stagePods[stage] = simulateStage(t, rp, stage, rev)
 	}
+	checkReadyOnEveryStage(t, ns, rev, stagePods)
+	newRev := checkConfigPropagates(t, ns, rev, stagePods)
+	checkRefusedConfigDegrades(t, ns, rev, newRev, stagePods)
+	checkFailingModelDegrades(t, ns)
+}
 
-	rp = waitStatus(t, ns, "status", "Ready with every stage serving the revision", func(rp *servingv1alpha1.RecPipeline) error {
+// checkReadyOnEveryStage waits for the pipeline, every stage of which
+// serves rev, to be Ready and not Progressing, and checks its stages'
+// status.
+func checkReadyOnEveryStage(t *testing.T, ns, rev string, stagePods map[string][]*corev1.Pod) {
+	rp := waitStatus(t, ns, "status", "Ready with every stage serving the revision", func(rp *servingv1alpha1.RecPipeline) error {
 		if c := condition(rp, servingv1alpha1.ConditionReady); c.Status != metav1.ConditionTrue {
 			return fmt.Errorf("Ready %s %s: %s", c.Status, c.Reason, c.Message)
 		}
@@ -132,13 +141,18 @@ func TestStatusFollowsStagesAndPods(t *testing.T) {
 	if c := condition(rp, servingv1alpha1.ConditionDegraded); c.Status != metav1.ConditionFalse {
 		t.Errorf("Degraded %+v", c)
 	}
+}
 
-	// A weights change: the pods still serve the old revision until they
-	// pick up the ConfigMap, and status counts them per revision.
+// checkConfigPropagates changes the weights, which the pods serving rev
+// pick up live, and follows the new revision to every pod; it returns the
+// new revision.
+func checkConfigPropagates(t *testing.T, ns, rev string, stagePods map[string][]*corev1.Pod) string {
+	// The pods still serve the old revision until they pick up the
+	// ConfigMap, and status counts them per revision.
 	updatePipeline(t, ns, "status", func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.Weights["like"] = 5 })
-	rp = waitStatus(t, ns, "status", "Progressing while the pods serve the old revision", func(rp *servingv1alpha1.RecPipeline) error {
+	rp := waitStatus(t, ns, "status", "Progressing while the pods serve the old revision", func(rp *servingv1alpha1.RecPipeline) error {
 		c := condition(rp, servingv1alpha1.ConditionProgressing)
-		if rp.Status.ConfigRevision == rev || c.Reason != ReasonPropagatingConfig || c.ObservedGeneration != rp.Generation {
+		if rp.Status.ConfigRevision == rev || c.Reason != servingv1alpha1.ReasonPropagatingConfig || c.ObservedGeneration != rp.Generation {
 			return fmt.Errorf("revision %s, Progressing %s %s", rp.Status.ConfigRevision, c.Status, c.Reason)
 		}
 		return nil
@@ -148,10 +162,10 @@ func TestStatusFollowsStagesAndPods(t *testing.T) {
 		t.Errorf("a config change must not make a serving pipeline unready: %+v", c)
 	}
 	// One retrieval pod picks the new revision up: it is counted apart.
-	pods.set(stagePods[StageRetrieval][0], config.Status{ConfigRevision: newRev})
+	pods.set(stagePods[config.StageRetrieval][0], config.Status{ConfigRevision: newRev})
 	waitStatus(t, ns, "status", "retrieval pods counted per revision", func(rp *servingv1alpha1.RecPipeline) error {
 		for _, s := range rp.Status.Stages {
-			if s.Name != StageRetrieval {
+			if s.Name != config.StageRetrieval {
 				continue
 			}
 			if len(s.Revisions) != 2 || s.ConfigRevision != "" {
@@ -174,9 +188,13 @@ func TestStatusFollowsStagesAndPods(t *testing.T) {
 		}
 		return nil
 	})
+	return newRev
+}
 
-	// A pod that refuses the new config makes the pipeline degraded.
-	pods.set(stagePods[StageFrontend][0], config.Status{ConfigRevision: rev, RejectedRevision: newRev, Rejected: "live.weights.like: unknown head"})
+// checkRefusedConfigDegrades: a pod that refuses the new config, newRev,
+// and keeps serving rev makes the pipeline degraded.
+func checkRefusedConfigDegrades(t *testing.T, ns, rev, newRev string, stagePods map[string][]*corev1.Pod) {
+	pods.set(stagePods[config.StageFrontend][0], config.Status{ConfigRevision: rev, RejectedRevision: newRev, Rejected: "live.weights.like: unknown head"})
 	updateLabels(t, ns, "status", map[string]string{"poke": "1"})
 	waitStatus(t, ns, "status", "Degraded when a pod refuses the config", func(rp *servingv1alpha1.RecPipeline) error {
 		c := condition(rp, servingv1alpha1.ConditionDegraded)
@@ -185,15 +203,18 @@ func TestStatusFollowsStagesAndPods(t *testing.T) {
 		}
 		return nil
 	})
-	pods.set(stagePods[StageFrontend][0], config.Status{ConfigRevision: newRev})
+	pods.set(stagePods[config.StageFrontend][0], config.Status{ConfigRevision: newRev})
+}
 
-	// A new model that cannot load: the new pods crash with the runtime's
-	// termination message and the Deployment's rollout stalls; the old pods
-	// keep serving.
+// checkFailingModelDegrades: a new model that cannot load makes the new
+// pods crash with the runtime's termination message and stalls the
+// Deployment's rollout while the old pods keep serving; the pipeline is
+// degraded until the fix.
+func checkFailingModelDegrades(t *testing.T, ns string) {
 	updatePipeline(t, ns, "status", func(rp *servingv1alpha1.RecPipeline) {
 		rp.Spec.Models[2].URI = "https://models.example/mtml/broken.tar.gz"
 	})
-	rp = waitReconciled(t, ns, "status")
+	waitReconciled(t, ns, "status")
 	d := &appsv1.Deployment{}
 	getObject(t, ns, "status-ranker-second", d)
 	broken := &corev1.Pod{
@@ -219,14 +240,14 @@ func TestStatusFollowsStagesAndPods(t *testing.T) {
 	if err := k8s.Status().Update(context.Background(), broken); err != nil {
 		t.Fatal(err)
 	}
-	rp = waitStatus(t, ns, "status", "Degraded with the runtime's reason", func(rp *servingv1alpha1.RecPipeline) error {
+	rp := waitStatus(t, ns, "status", "Degraded with the runtime's reason", func(rp *servingv1alpha1.RecPipeline) error {
 		c := condition(rp, servingv1alpha1.ConditionDegraded)
-		if c.Status != metav1.ConditionTrue || c.Reason != ReasonStageFailing || !strings.Contains(c.Message, "failed to load model mtml: HTTP 404") {
+		if c.Status != metav1.ConditionTrue || c.Reason != servingv1alpha1.ReasonStageFailing || !strings.Contains(c.Message, "failed to load model mtml: HTTP 404") {
 			return fmt.Errorf("Degraded %s %s: %s", c.Status, c.Reason, c.Message)
 		}
 		return nil
 	})
-	if c := condition(rp, servingv1alpha1.ConditionReady); c.Status != metav1.ConditionFalse || c.Reason != ReasonDegraded {
+	if c := condition(rp, servingv1alpha1.ConditionReady); c.Status != metav1.ConditionFalse || c.Reason != servingv1alpha1.ReasonDegraded {
 		t.Errorf("Ready %+v, want False/Degraded", c)
 	}
 

@@ -17,7 +17,9 @@ limitations under the License.
 package controllers
 
 import (
+	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +31,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
+	"github.com/recpipeline/recpipeline/runtime/config"
 )
 
 const (
@@ -56,7 +59,7 @@ func obsDeployment(mutate func(*appsv1.Deployment)) *appsv1.Deployment {
 }
 
 func obsHealthy(name string) stageObservation {
-	return stageObservation{Name: name, Deployment: obsDeployment(nil), Revisions: map[string]int32{curRev: 2}}
+	return stageObservation{Name: name, Deployment: obsDeployment(nil), podStatuses: podStatuses{Revisions: map[string]int32{curRev: 2}}}
 }
 
 func obsUnavailable(name string) stageObservation {
@@ -162,7 +165,7 @@ func checkCondition(t *testing.T, status *servingv1alpha1.RecPipelineStatus, typ
 
 func degradedStatus(message string) *servingv1alpha1.RecPipelineStatus {
 	s := &servingv1alpha1.RecPipelineStatus{}
-	setDegradedCondition(s, stGen, ReasonRolloutStuck, []string{message})
+	setDegradedCondition(s, stGen, servingv1alpha1.ReasonRolloutStuck, []string{message})
 	return s
 }
 
@@ -174,36 +177,36 @@ func TestSetReadyCondition(t *testing.T) {
 	}{
 		"every replica available": {
 			stages: allHealthyBut(),
-			want:   wantCondition{status: metav1.ConditionTrue, reason: ReasonServing, contains: []string{"All 4 stages"}},
+			want:   wantCondition{status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonServing, contains: []string{"All 4 stages"}},
 		},
 		"pods on an old config revision still serve": {
-			stages: allHealthyBut(obsMixed(StageRetrieval), obsUnknown(StageRankerFirst)),
-			want:   wantCondition{status: metav1.ConditionTrue, reason: ReasonServing},
+			stages: allHealthyBut(obsMixed(config.StageRetrieval), obsUnknown(config.StageRankerFirst)),
+			want:   wantCondition{status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonServing},
 		},
 		"a rollout with every replica available still serves": {
-			stages: allHealthyBut(obsRolling(StageRankerSecond)),
-			want:   wantCondition{status: metav1.ConditionTrue, reason: ReasonServing},
+			stages: allHealthyBut(obsRolling(config.StageRankerSecond)),
+			want:   wantCondition{status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonServing},
 		},
 		"a stage short of a replica": {
-			stages: allHealthyBut(obsUnavailable(StageRetrieval)),
-			want: wantCondition{status: metav1.ConditionFalse, reason: ReasonStagesUnavailable,
-				contains: []string{StageRetrieval}, excludes: []string{StageFrontend, StageRankerFirst}},
+			stages: allHealthyBut(obsUnavailable(config.StageRetrieval)),
+			want: wantCondition{status: metav1.ConditionFalse, reason: servingv1alpha1.ReasonStagesUnavailable,
+				contains: []string{config.StageRetrieval}, excludes: []string{config.StageFrontend, config.StageRankerFirst}},
 		},
 		"a stage without its Deployment yet": {
-			stages: allHealthyBut(obsMissing(StageFrontend), obsUnavailable(StageRankerSecond)),
-			want: wantCondition{status: metav1.ConditionFalse, reason: ReasonStagesUnavailable,
-				contains: []string{StageFrontend, StageRankerSecond}, excludes: []string{StageRetrieval}},
+			stages: allHealthyBut(obsMissing(config.StageFrontend), obsUnavailable(config.StageRankerSecond)),
+			want: wantCondition{status: metav1.ConditionFalse, reason: servingv1alpha1.ReasonStagesUnavailable,
+				contains: []string{config.StageFrontend, config.StageRankerSecond}, excludes: []string{config.StageRetrieval}},
 		},
 		"degraded wins over available replicas": {
 			status: degradedStatus("stage retrieval: deadline exceeded"),
 			stages: allHealthyBut(),
-			want: wantCondition{status: metav1.ConditionFalse, reason: ReasonDegraded,
+			want: wantCondition{status: metav1.ConditionFalse, reason: servingv1alpha1.ReasonDegraded,
 				contains: []string{"stage retrieval: deadline exceeded"}},
 		},
 		"degraded wins over unavailable replicas": {
 			status: degradedStatus("stage retrieval: deadline exceeded"),
-			stages: allHealthyBut(obsUnavailable(StageRetrieval)),
-			want:   wantCondition{status: metav1.ConditionFalse, reason: ReasonDegraded, contains: []string{"degraded"}},
+			stages: allHealthyBut(obsUnavailable(config.StageRetrieval)),
+			want:   wantCondition{status: metav1.ConditionFalse, reason: servingv1alpha1.ReasonDegraded, contains: []string{"degraded"}},
 		},
 	}
 	for name, tc := range tests {
@@ -225,35 +228,35 @@ func TestSetProgressingCondition(t *testing.T) {
 	}{
 		"every stage rolled out and serving the revision": {
 			stages: allHealthyBut(),
-			want:   wantCondition{status: metav1.ConditionFalse, reason: ReasonComplete, contains: []string{curRev}},
+			want:   wantCondition{status: metav1.ConditionFalse, reason: servingv1alpha1.ReasonComplete, contains: []string{curRev}},
 		},
 		"a rollout surging a new pod": {
-			stages: allHealthyBut(obsRolling(StageRankerFirst)),
-			want: wantCondition{status: metav1.ConditionTrue, reason: ReasonRollingOut,
-				contains: []string{StageRankerFirst}, excludes: []string{StageRetrieval}},
+			stages: allHealthyBut(obsRolling(config.StageRankerFirst)),
+			want: wantCondition{status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonRollingOut,
+				contains: []string{config.StageRankerFirst}, excludes: []string{config.StageRetrieval}},
 		},
 		"a template the Deployment controller has not seen yet": {
-			stages: allHealthyBut(obsNotObserved(StageFrontend)),
-			want:   wantCondition{status: metav1.ConditionTrue, reason: ReasonRollingOut, contains: []string{StageFrontend}},
+			stages: allHealthyBut(obsNotObserved(config.StageFrontend)),
+			want:   wantCondition{status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonRollingOut, contains: []string{config.StageFrontend}},
 		},
 		"a stage without its Deployment yet": {
-			stages: allHealthyBut(obsMissing(StageRetrieval)),
-			want:   wantCondition{status: metav1.ConditionTrue, reason: ReasonRollingOut, contains: []string{StageRetrieval}},
+			stages: allHealthyBut(obsMissing(config.StageRetrieval)),
+			want:   wantCondition{status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonRollingOut, contains: []string{config.StageRetrieval}},
 		},
 		"pods on mixed config revisions": {
-			stages: allHealthyBut(obsMixed(StageRetrieval)),
-			want: wantCondition{status: metav1.ConditionTrue, reason: ReasonPropagatingConfig,
-				contains: []string{StageRetrieval, curRev}, excludes: []string{StageFrontend}},
+			stages: allHealthyBut(obsMixed(config.StageRetrieval)),
+			want: wantCondition{status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonPropagatingConfig,
+				contains: []string{config.StageRetrieval, curRev}, excludes: []string{config.StageFrontend}},
 		},
 		"pods of unknown revision": {
-			stages: allHealthyBut(obsUnknown(StageRankerSecond)),
-			want: wantCondition{status: metav1.ConditionTrue, reason: ReasonPropagatingConfig,
-				contains: []string{StageRankerSecond}},
+			stages: allHealthyBut(obsUnknown(config.StageRankerSecond)),
+			want: wantCondition{status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonPropagatingConfig,
+				contains: []string{config.StageRankerSecond}},
 		},
 		"rolling out wins over propagating": {
-			stages: allHealthyBut(obsMixed(StageRetrieval), obsRolling(StageRankerFirst)),
-			want: wantCondition{status: metav1.ConditionTrue, reason: ReasonRollingOut,
-				contains: []string{StageRankerFirst}},
+			stages: allHealthyBut(obsMixed(config.StageRetrieval), obsRolling(config.StageRankerFirst)),
+			want: wantCondition{status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonRollingOut,
+				contains: []string{config.StageRankerFirst}},
 		},
 	}
 	for name, tc := range tests {
@@ -274,18 +277,18 @@ func TestSetDegradedCondition(t *testing.T) {
 		maxLen   int
 	}{
 		"no problem": {
-			want: wantCondition{status: metav1.ConditionFalse, reason: ReasonAsExpected},
+			want: wantCondition{status: metav1.ConditionFalse, reason: servingv1alpha1.ReasonAsExpected},
 		},
 		"problems joined under the reason": {
-			reason:   ReasonStageFailing,
+			reason:   servingv1alpha1.ReasonStageFailing,
 			problems: []string{"stage retrieval: pod a: CrashLoopBackOff: boom", "stage frontend: pod b: ImagePullBackOff: nope"},
-			want: wantCondition{status: metav1.ConditionTrue, reason: ReasonStageFailing,
+			want: wantCondition{status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonStageFailing,
 				contains: []string{"stage retrieval: pod a: CrashLoopBackOff: boom; stage frontend: pod b: ImagePullBackOff: nope"}},
 		},
 		"a long message is truncated": {
-			reason:   ReasonStageFailing,
+			reason:   servingv1alpha1.ReasonStageFailing,
 			problems: []string{long},
-			want:     wantCondition{status: metav1.ConditionTrue, reason: ReasonStageFailing, contains: []string{"xxx..."}},
+			want:     wantCondition{status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonStageFailing, contains: []string{"xxx..."}},
 			maxLen:   4096,
 		},
 	}
@@ -311,19 +314,19 @@ func TestDegradedProblems(t *testing.T) {
 			stages: allHealthyBut(),
 		},
 		"unavailable and rolling stages are not problems": {
-			stages: allHealthyBut(obsUnavailable(StageRetrieval), obsRolling(StageFrontend), obsMixed(StageRankerFirst), obsMissing(StageRankerSecond)),
+			stages: allHealthyBut(obsUnavailable(config.StageRetrieval), obsRolling(config.StageFrontend), obsMixed(config.StageRankerFirst), obsMissing(config.StageRankerSecond)),
 		},
 		"a rollout past its deadline": {
-			stages:       allHealthyBut(obsStuck(StageRetrieval)),
-			wantReason:   ReasonRolloutStuck,
+			stages:       allHealthyBut(obsStuck(config.StageRetrieval)),
+			wantReason:   servingv1alpha1.ReasonRolloutStuck,
 			wantProblems: []string{`stage retrieval: ReplicaSet "feed-retrieval-7d9" has timed out progressing.`},
 		},
 		"failing pods in two stages": {
 			stages: allHealthyBut(
-				obsFailing(StageRetrieval, "pod r-1: CrashLoopBackOff: bad catalog"),
-				obsFailing(StageRankerSecond, "pod s-1: ImagePullBackOff: not found", "pod s-2: ImagePullBackOff: not found"),
+				obsFailing(config.StageRetrieval, "pod r-1: CrashLoopBackOff: bad catalog"),
+				obsFailing(config.StageRankerSecond, "pod s-1: ImagePullBackOff: not found", "pod s-2: ImagePullBackOff: not found"),
 			),
-			wantReason: ReasonStageFailing,
+			wantReason: servingv1alpha1.ReasonStageFailing,
 			wantProblems: []string{
 				"stage retrieval: pod r-1: CrashLoopBackOff: bad catalog",
 				"stage ranker-second: pod s-1: ImagePullBackOff: not found",
@@ -332,11 +335,11 @@ func TestDegradedProblems(t *testing.T) {
 		},
 		"a stuck rollout of failing pods is stuck": {
 			stages: allHealthyBut(func() stageObservation {
-				o := obsStuck(StageRankerFirst)
+				o := obsStuck(config.StageRankerFirst)
 				o.Problems = []string{"pod f-1: exited with code 2: no model"}
 				return o
 			}()),
-			wantReason: ReasonRolloutStuck,
+			wantReason: servingv1alpha1.ReasonRolloutStuck,
 			wantProblems: []string{
 				`stage ranker-first: ReplicaSet "feed-retrieval-7d9" has timed out progressing.`,
 				"stage ranker-first: pod f-1: exited with code 2: no model",
@@ -348,15 +351,15 @@ func TestDegradedProblems(t *testing.T) {
 				stages[0].Rejections = []string{"pod f-0 refused config revision r2: live.weights.share: not a head"}
 				return stages
 			}(),
-			wantReason:   ReasonConfigRejected,
+			wantReason:   servingv1alpha1.ReasonConfigRejected,
 			wantProblems: []string{"stage frontend: pod f-0 refused config revision r2: live.weights.share: not a head"},
 		},
 		"the first kind of problem names the reason": {
 			stages: allHealthyBut(
-				obsFailing(StageRetrieval, "pod r-1: CrashLoopBackOff: bad catalog"),
-				obsStuck(StageRankerFirst),
+				obsFailing(config.StageRetrieval, "pod r-1: CrashLoopBackOff: bad catalog"),
+				obsStuck(config.StageRankerFirst),
 			),
-			wantReason: ReasonStageFailing,
+			wantReason: servingv1alpha1.ReasonStageFailing,
 			wantProblems: []string{
 				"stage retrieval: pod r-1: CrashLoopBackOff: bad catalog",
 				`stage ranker-first: ReplicaSet "feed-retrieval-7d9" has timed out progressing.`,
@@ -364,7 +367,7 @@ func TestDegradedProblems(t *testing.T) {
 		},
 		"a progressing rollout is not stuck": {
 			stages: allHealthyBut(func() stageObservation {
-				o := obsRolling(StageRetrieval)
+				o := obsRolling(config.StageRetrieval)
 				o.Deployment.Status.Conditions = []appsv1.DeploymentCondition{{
 					Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "ReplicaSetUpdated",
 				}}
@@ -382,34 +385,143 @@ func TestDegradedProblems(t *testing.T) {
 	}
 }
 
+// TestSetStatus: the status is derived once per reconcile from what it
+// found, and a reconcile that stopped early changes only what it knows.
+func TestSetStatus(t *testing.T) {
+	prior := []metav1.Condition{{Type: servingv1alpha1.ConditionProgressing, Status: metav1.ConditionFalse,
+		Reason: servingv1alpha1.ReasonComplete, Message: "before", ObservedGeneration: stGen - 1}}
+	rendered := &Rendered{Revision: curRev}
+	tests := map[string]struct {
+		scope func(s *scope)
+		// want maps each condition type to its status and reason;
+		// unchanged ones keep the prior condition.
+		want                   map[string]wantCondition
+		wantRevision           string
+		wantStages             string
+		wantObservedGeneration int64
+	}{
+		"a spec that does not render": {
+			scope: func(s *scope) {
+				s.failure = &reconcileFailure{reason: servingv1alpha1.ReasonInvalidSpec, err: errors.New("live.weights: bad")}
+			},
+			want: map[string]wantCondition{
+				servingv1alpha1.ConditionDegraded: {status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonInvalidSpec, contains: []string{"live.weights: bad"}},
+				servingv1alpha1.ConditionReady:    {status: metav1.ConditionFalse, reason: servingv1alpha1.ReasonDegraded, contains: []string{"The pipeline is degraded: live.weights: bad"}},
+			},
+		},
+		"a child that could not be applied": {
+			scope: func(s *scope) {
+				s.rendered = rendered
+				s.failure = &reconcileFailure{reason: servingv1alpha1.ReasonApplyFailed, err: errors.New("failed to apply Service feed-frontend: conflict")}
+			},
+			want: map[string]wantCondition{
+				servingv1alpha1.ConditionDegraded: {status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonApplyFailed, contains: []string{"conflict"}},
+				servingv1alpha1.ConditionReady:    {status: metav1.ConditionFalse, reason: servingv1alpha1.ReasonDegraded},
+			},
+			wantRevision: curRev,
+		},
+		"stopped on a read error before every stage was observed": {
+			scope:        func(s *scope) { s.rendered = rendered },
+			wantRevision: curRev,
+		},
+		"a full pass over healthy stages": {
+			scope: func(s *scope) {
+				s.rendered = rendered
+				s.stages = allHealthyBut()
+				s.complete = true
+			},
+			want: map[string]wantCondition{
+				servingv1alpha1.ConditionDegraded:    {status: metav1.ConditionFalse, reason: servingv1alpha1.ReasonAsExpected},
+				servingv1alpha1.ConditionReady:       {status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonServing},
+				servingv1alpha1.ConditionProgressing: {status: metav1.ConditionFalse, reason: servingv1alpha1.ReasonComplete, contains: []string{curRev}},
+			},
+			wantRevision:           curRev,
+			wantStages:             "4/4",
+			wantObservedGeneration: stGen,
+		},
+		"a full pass over a failing stage": {
+			scope: func(s *scope) {
+				s.rendered = rendered
+				s.stages = allHealthyBut(obsFailing(config.StageRetrieval, "pod r-1: CrashLoopBackOff: bad catalog"))
+				s.complete = true
+			},
+			want: map[string]wantCondition{
+				servingv1alpha1.ConditionDegraded:    {status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonStageFailing, contains: []string{"bad catalog"}},
+				servingv1alpha1.ConditionReady:       {status: metav1.ConditionFalse, reason: servingv1alpha1.ReasonDegraded, contains: []string{"bad catalog"}},
+				servingv1alpha1.ConditionProgressing: {status: metav1.ConditionTrue, reason: servingv1alpha1.ReasonRollingOut, contains: []string{config.StageRetrieval}},
+			},
+			wantRevision:           curRev,
+			wantStages:             "3/4",
+			wantObservedGeneration: stGen,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			rp := samplePipeline("ns", "feed")
+			rp.Generation = stGen
+			rp.Status.Conditions = slices.Clone(prior)
+			s := &scope{rp: rp}
+			tc.scope(s)
+			setStatus(s)
+
+			checkConditionsAgainstPrior(t, &rp.Status, prior, tc.want)
+			if got := rp.Status.ConfigRevision; got != tc.wantRevision {
+				t.Errorf("configRevision = %q, want %q", got, tc.wantRevision)
+			}
+			if got := rp.Status.ReadyStages; got != tc.wantStages {
+				t.Errorf("readyStages = %q, want %q", got, tc.wantStages)
+			}
+			if got := rp.Status.ObservedGeneration; got != tc.wantObservedGeneration {
+				t.Errorf("observedGeneration = %d, want %d", got, tc.wantObservedGeneration)
+			}
+		})
+	}
+}
+
+// checkConditionsAgainstPrior checks the conditions in want, and that the
+// others are as they were in prior.
+func checkConditionsAgainstPrior(t *testing.T, status *servingv1alpha1.RecPipelineStatus, prior []metav1.Condition, want map[string]wantCondition) {
+	t.Helper()
+	for _, typ := range []string{servingv1alpha1.ConditionReady, servingv1alpha1.ConditionProgressing, servingv1alpha1.ConditionDegraded} {
+		if w, changed := want[typ]; changed {
+			checkCondition(t, status, typ, w)
+			continue
+		}
+		before, now := meta.FindStatusCondition(prior, typ), meta.FindStatusCondition(status.Conditions, typ)
+		if !reflect.DeepEqual(before, now) {
+			t.Errorf("%s = %+v, want it kept as %+v", typ, now, before)
+		}
+	}
+}
+
 func TestStageStatus(t *testing.T) {
 	tests := map[string]struct {
 		obs  stageObservation
 		want servingv1alpha1.StageStatus
 	}{
 		"all pods serve one revision": {
-			obs: obsHealthy(StageRetrieval),
-			want: servingv1alpha1.StageStatus{Name: StageRetrieval, Replicas: 2, ReadyReplicas: 2, UpdatedReplicas: 2,
+			obs: obsHealthy(config.StageRetrieval),
+			want: servingv1alpha1.StageStatus{Name: config.StageRetrieval, Replicas: 2, ReadyReplicas: 2, UpdatedReplicas: 2,
 				ConfigRevision: curRev, Revisions: []servingv1alpha1.RevisionCount{{Revision: curRev, Pods: 2}}},
 		},
 		"mixed revisions leave the stage revision empty, counts sorted": {
-			obs: obsMixed(StageRetrieval),
-			want: servingv1alpha1.StageStatus{Name: StageRetrieval, Replicas: 2, ReadyReplicas: 2, UpdatedReplicas: 2,
+			obs: obsMixed(config.StageRetrieval),
+			want: servingv1alpha1.StageStatus{Name: config.StageRetrieval, Replicas: 2, ReadyReplicas: 2, UpdatedReplicas: 2,
 				Revisions: []servingv1alpha1.RevisionCount{{Revision: curRev, Pods: 1}, {Revision: oldRev, Pods: 1}}},
 		},
 		"unknown revision is not a stage revision": {
-			obs: obsUnknown(StageFrontend),
-			want: servingv1alpha1.StageStatus{Name: StageFrontend, Replicas: 2, ReadyReplicas: 2, UpdatedReplicas: 2,
+			obs: obsUnknown(config.StageFrontend),
+			want: servingv1alpha1.StageStatus{Name: config.StageFrontend, Replicas: 2, ReadyReplicas: 2, UpdatedReplicas: 2,
 				Revisions: []servingv1alpha1.RevisionCount{{Revision: revisionUnknown, Pods: 2}}},
 		},
 		"rollout in progress reports the updated pods": {
-			obs: obsRolling(StageRankerFirst),
-			want: servingv1alpha1.StageStatus{Name: StageRankerFirst, Replicas: 2, ReadyReplicas: 2, UpdatedReplicas: 1,
+			obs: obsRolling(config.StageRankerFirst),
+			want: servingv1alpha1.StageStatus{Name: config.StageRankerFirst, Replicas: 2, ReadyReplicas: 2, UpdatedReplicas: 1,
 				ConfigRevision: curRev, Revisions: []servingv1alpha1.RevisionCount{{Revision: curRev, Pods: 2}}},
 		},
 		"no Deployment yet": {
-			obs:  obsMissing(StageRankerSecond),
-			want: servingv1alpha1.StageStatus{Name: StageRankerSecond, Replicas: 1},
+			obs:  obsMissing(config.StageRankerSecond),
+			want: servingv1alpha1.StageStatus{Name: config.StageRankerSecond, Replicas: 1},
 		},
 	}
 	for name, tc := range tests {
@@ -427,14 +539,14 @@ func TestReadyStages(t *testing.T) {
 		want   string
 	}{
 		"all stages ready":                {stages: allHealthyBut(), want: "4/4"},
-		"a stage short of a replica":      {stages: allHealthyBut(obsUnavailable(StageRetrieval)), want: "3/4"},
-		"a stage rolling out":             {stages: allHealthyBut(obsRolling(StageFrontend)), want: "3/4"},
-		"a stage on mixed revisions":      {stages: allHealthyBut(obsMixed(StageRankerFirst)), want: "3/4"},
-		"a stage of unknown revision":     {stages: allHealthyBut(obsUnknown(StageRankerFirst)), want: "3/4"},
-		"a stage without its Deployment":  {stages: allHealthyBut(obsMissing(StageRankerSecond)), want: "3/4"},
-		"a stuck stage and a stale stage": {stages: allHealthyBut(obsStuck(StageRetrieval), obsNotObserved(StageFrontend)), want: "2/4"},
+		"a stage short of a replica":      {stages: allHealthyBut(obsUnavailable(config.StageRetrieval)), want: "3/4"},
+		"a stage rolling out":             {stages: allHealthyBut(obsRolling(config.StageFrontend)), want: "3/4"},
+		"a stage on mixed revisions":      {stages: allHealthyBut(obsMixed(config.StageRankerFirst)), want: "3/4"},
+		"a stage of unknown revision":     {stages: allHealthyBut(obsUnknown(config.StageRankerFirst)), want: "3/4"},
+		"a stage without its Deployment":  {stages: allHealthyBut(obsMissing(config.StageRankerSecond)), want: "3/4"},
+		"a stuck stage and a stale stage": {stages: allHealthyBut(obsStuck(config.StageRetrieval), obsNotObserved(config.StageFrontend)), want: "2/4"},
 		"no stage observed":               {stages: nil, want: "0/0"},
-		"every stage on the old revision": {stages: []stageObservation{obsMixed(StageFrontend), obsUnknown(StageRetrieval)}, want: "0/2"},
+		"every stage on the old revision": {stages: []stageObservation{obsMixed(config.StageFrontend), obsUnknown(config.StageRetrieval)}, want: "0/2"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -458,33 +570,33 @@ func TestConditionsKeepTransitionTime(t *testing.T) {
 		wantKept bool
 	}{
 		"ready stays true": {
-			before:   old(servingv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonServing),
+			before:   old(servingv1alpha1.ConditionReady, metav1.ConditionTrue, servingv1alpha1.ReasonServing),
 			set:      func(s *servingv1alpha1.RecPipelineStatus) { setReadyCondition(s, stGen, allHealthyBut()) },
 			wantKept: true,
 		},
 		"ready stays false for another reason": {
-			before: old(servingv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonDegraded),
+			before: old(servingv1alpha1.ConditionReady, metav1.ConditionFalse, servingv1alpha1.ReasonDegraded),
 			set: func(s *servingv1alpha1.RecPipelineStatus) {
-				setReadyCondition(s, stGen, allHealthyBut(obsUnavailable(StageRetrieval)))
+				setReadyCondition(s, stGen, allHealthyBut(obsUnavailable(config.StageRetrieval)))
 			},
 			wantKept: true,
 		},
 		"ready turns false": {
-			before: old(servingv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonServing),
+			before: old(servingv1alpha1.ConditionReady, metav1.ConditionTrue, servingv1alpha1.ReasonServing),
 			set: func(s *servingv1alpha1.RecPipelineStatus) {
-				setReadyCondition(s, stGen, allHealthyBut(obsUnavailable(StageRetrieval)))
+				setReadyCondition(s, stGen, allHealthyBut(obsUnavailable(config.StageRetrieval)))
 			},
 			wantKept: false,
 		},
 		"progressing stays false": {
-			before:   old(servingv1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonComplete),
+			before:   old(servingv1alpha1.ConditionProgressing, metav1.ConditionFalse, servingv1alpha1.ReasonComplete),
 			set:      func(s *servingv1alpha1.RecPipelineStatus) { setProgressingCondition(s, stGen, curRev, allHealthyBut()) },
 			wantKept: true,
 		},
 		"degraded turns true": {
-			before: old(servingv1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonAsExpected),
+			before: old(servingv1alpha1.ConditionDegraded, metav1.ConditionFalse, servingv1alpha1.ReasonAsExpected),
 			set: func(s *servingv1alpha1.RecPipelineStatus) {
-				setDegradedCondition(s, stGen, ReasonStageFailing, []string{"stage frontend: boom"})
+				setDegradedCondition(s, stGen, servingv1alpha1.ReasonStageFailing, []string{"stage frontend: boom"})
 			},
 			wantKept: false,
 		},

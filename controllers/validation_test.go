@@ -30,196 +30,46 @@ import (
 	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
 )
 
-// TestAPIServerRefusesInvalidPipelines: the API server itself, through the
-// CRD's schema and CEL rules, refuses each invalid object with a message
-// that names the field at fault.
-func TestAPIServerRefusesInvalidPipelines(t *testing.T) {
-	typed := func(mutate func(*servingv1alpha1.RecPipeline)) func(*unstructured.Unstructured) {
-		return func(u *unstructured.Unstructured) {
-			rp := samplePipeline("", "")
-			mutate(rp)
-			b, err := json.Marshal(rp.Spec)
-			if err != nil {
-				panic(err)
-			}
-			var spec map[string]any
-			if err := json.Unmarshal(b, &spec); err != nil {
-				panic(err)
-			}
-			u.Object["spec"] = spec
+// A refusalCase is an invalid RecPipeline: the sample pipeline as an
+// unstructured object, changed by mutate (and named name, when set).
+type refusalCase struct {
+	name   string
+	mutate func(*unstructured.Unstructured)
+	// want are substrings of the API server's message.
+	want []string
+}
+
+// typedSpec sets the object's spec to the sample's, changed by mutate.
+func typedSpec(mutate func(*servingv1alpha1.RecPipeline)) func(*unstructured.Unstructured) {
+	return func(u *unstructured.Unstructured) {
+		rp := samplePipeline("", "")
+		mutate(rp)
+		b, err := json.Marshal(rp.Spec)
+		if err != nil {
+			panic(err)
+		}
+		var spec map[string]any
+		if err := json.Unmarshal(b, &spec); err != nil {
+			panic(err)
+		}
+		u.Object["spec"] = spec
+	}
+}
+
+// rawField sets one field to a value the typed API cannot express.
+func rawField(path []string, value any) func(*unstructured.Unstructured) {
+	return func(u *unstructured.Unstructured) {
+		if err := unstructured.SetNestedField(u.Object, value, path...); err != nil {
+			panic(err)
 		}
 	}
-	raw := func(path []string, value any) func(*unstructured.Unstructured) {
-		return func(u *unstructured.Unstructured) {
-			if err := unstructured.SetNestedField(u.Object, value, path...); err != nil {
-				panic(err)
-			}
-		}
-	}
-	cases := map[string]struct {
-		name   string
-		mutate func(*unstructured.Unstructured)
-		// want are substrings of the API server's message.
-		want []string
-	}{
-		"unknown source type": {
-			mutate: raw([]string{"spec", "retrieval", "sources"}, []any{map[string]any{"name": "x", "type": "Random", "weight": 1.0, "limit": int64(10)}}),
-			want:   []string{"spec.retrieval.sources[0].type", `Unsupported value: "Random"`},
-		},
-		"unknown rule type": {
-			mutate: raw([]string{"spec", "rerank", "rules"}, []any{map[string]any{"type": "Shuffle"}}),
-			want:   []string{"spec.rerank.rules[0].type", `Unsupported value: "Shuffle"`},
-		},
-		"duplicate source names": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[1].Name = "trending" }),
-			want:   []string{"spec.retrieval.sources[3]", "Duplicate value"},
-		},
-		"duplicate model names": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
-				rp.Spec.Models[1].Name = "mtml"
-				rp.Spec.Ranking.FirstStage.Model = "mtml"
-			}),
-			want: []string{"spec.models[2]", "Duplicate value"},
-		},
-		"source names a model not in spec.models": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[1].Model = "missing" }),
-			want:   []string{"spec.retrieval.sources[].model must name an entry of spec.models"},
-		},
-		"first stage names a model not in spec.models": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.FirstStage.Model = "missing" }),
-			want:   []string{"spec.ranking.firstStage.model must name an entry of spec.models"},
-		},
-		"second stage names a model not in spec.models": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.SecondStage.Model = "missing" }),
-			want:   []string{"spec.ranking.secondStage.model must name an entry of spec.models"},
-		},
-		"ANN source without a model": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[1].Model = "" }),
-			want:   []string{"spec.retrieval.sources[1]", "model is required for the TwoTowerANN and ItemToItemANN source types"},
-		},
-		"parameter of another source type": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[3].SeedItems = ptr.To[int32](3) }),
-			want:   []string{"spec.retrieval.sources[3]", "seedItems applies only to the ItemToItemANN source type"},
-		},
-		"weight out of range": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.Weights["see_less"] = -5000 }),
-			want:   []string{"spec.ranking.weights", "values must be finite numbers between -1000 and 1000"},
-		},
-		"weight that is not a number": {
-			mutate: raw([]string{"spec", "ranking", "weights", "like"}, "lots"),
-			want:   []string{"spec.ranking.weights.like", "must be of type number"},
-		},
-		"weight key that is not an event name": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.Weights["See Less"] = -1 }),
-			want:   []string{"spec.ranking.weights keys must be event names"},
-		},
-		"negative source weight": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[0].Weight = -0.5 }),
-			want:   []string{"spec.retrieval.sources[0].weight", "should be greater than or equal to 0"},
-		},
-		"first stage keeps more than retrieval yields": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.FirstStage.Keep = 2000 }),
-			want:   []string{"spec.ranking.firstStage.keep must not exceed spec.retrieval.candidates"},
-		},
-		"second stage keeps more than the first": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.SecondStage.Keep = 400 }),
-			want:   []string{"spec.ranking.secondStage.keep must not exceed spec.ranking.firstStage.keep"},
-		},
-		"rerank keeps more than the second stage": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rerank.Size = 101 }),
-			want:   []string{"spec.rerank.size must not exceed spec.ranking.secondStage.keep"},
-		},
-		"replicas together with autoscaling": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.SecondStage.Scaling.Replicas = ptr.To[int32](3) }),
-			want:   []string{"spec.ranking.secondStage.scaling", "set either replicas or autoscaling, not both"},
-		},
-		"minReplicas above maxReplicas": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
-				rp.Spec.Ranking.SecondStage.Scaling.Autoscaling.MinReplicas = 30
-			}),
-			want: []string{"spec.ranking.secondStage.scaling.autoscaling", "minReplicas must not exceed maxReplicas"},
-		},
-		"source name that is not a DNS label": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[0].Name = "Followed_Recent" }),
-			want:   []string{"spec.retrieval.sources[0].name", "should match"},
-		},
-		"model name that is not a DNS label": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
-				rp.Spec.Models[2].Name = "MTML.v12"
-				rp.Spec.Ranking.SecondStage.Model = "MTML.v12"
-			}),
-			want: []string{"spec.models[2].name", "should match"},
-		},
-		"pipeline name too long for its children": {
-			name:   strings.Repeat("a", 41),
-			mutate: typed(func(*servingv1alpha1.RecPipeline) {}),
-			want:   []string{"metadata.name must be at most 40 characters"},
-		},
-		"too many sources": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
-				for i := 0; i < 16; i++ {
-					s := rp.Spec.Retrieval.Sources[3]
-					s.Name = "extra-" + strings.Repeat("x", i+1)
-					rp.Spec.Retrieval.Sources = append(rp.Spec.Retrieval.Sources, s)
-				}
-			}),
-			want: []string{"spec.retrieval.sources", "must have at most 16 items"},
-		},
-		"no sources": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources = nil }),
-			want:   []string{"spec.retrieval.sources", "Required value"},
-		},
-		"catalog URI with an unsupported scheme": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Data.Catalog.URI = "s3://bucket/catalog" }),
-			want:   []string{"spec.data.catalog.uri", "should match"},
-		},
-		"Redis store without its address": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Data.Store.Type = servingv1alpha1.StoreRedis }),
-			want:   []string{"spec.data.store.redis is required when spec.data.store.type is Redis"},
-		},
-		"Memory store settings on the Redis store": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
-				rp.Spec.Data.Store = servingv1alpha1.StoreSpec{
-					Type:   servingv1alpha1.StoreRedis,
-					Redis:  &servingv1alpha1.RedisStoreSpec{Address: "redis:6379"},
-					Memory: &servingv1alpha1.MemoryStoreSpec{ClaimName: "events"},
-				}
-			}),
-			want: []string{"spec.data.store.memory must be unset when spec.data.store.type is Redis"},
-		},
-		"Memory store claim that is not a name": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
-				rp.Spec.Data.Store.Memory = &servingv1alpha1.MemoryStoreSpec{ClaimName: "Events_Log"}
-			}),
-			want: []string{"spec.data.store.memory.claimName", "should match"},
-		},
-		"IntegrityDownrank without its factor": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rerank.Rules[2].Factor = nil }),
-			want:   []string{"spec.rerank.rules[2]", "above and factor are required for the IntegrityDownrank rule"},
-		},
-		"integrity threshold above one": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rerank.Rules[1].MaxRisk = ptr.To(1.5) }),
-			want:   []string{"spec.rerank.rules[1].maxRisk", "should be less than or equal to 1"},
-		},
-		"non-positive maxAge": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[0].MaxAge = &metav1.Duration{} }),
-			want:   []string{"spec.retrieval.sources[0].maxAge", "maxAge must be positive"},
-		},
-		"zero candidates": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Candidates = 0 }),
-			want:   []string{"spec.retrieval.candidates", "should be greater than or equal to 1"},
-		},
-		"a scaled frontend on the Memory store": {
-			mutate: typed(func(rp *servingv1alpha1.RecPipeline) {
-				rp.Spec.Frontend = &servingv1alpha1.StageSpec{Scaling: &servingv1alpha1.ScalingSpec{Replicas: ptr.To[int32](3)}}
-			}),
-			want: []string{"spec.frontend.scaling: the Memory store lives in the frontend pod"},
-		},
-		"unknown store type": {
-			mutate: raw([]string{"spec", "data", "store", "type"}, "Memcached"),
-			want:   []string{"spec.data.store.type", `Unsupported value: "Memcached"`},
-		},
-	}
+}
+
+// runRefusalCases checks that the API server itself, through the CRD's
+// schema and CEL rules, refuses each case with a message that names the
+// field at fault.
+func runRefusalCases(t *testing.T, cases map[string]refusalCase) {
+	t.Helper()
 	ns := newNamespace(t)
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -231,7 +81,7 @@ func TestAPIServerRefusesInvalidPipelines(t *testing.T) {
 			if tc.name != "" {
 				u.SetName(tc.name)
 			}
-			typed(func(*servingv1alpha1.RecPipeline) {})(u)
+			typedSpec(func(*servingv1alpha1.RecPipeline) {})(u)
 			tc.mutate(u)
 			err := k8s.Create(context.Background(), u)
 			if err == nil {
@@ -248,12 +98,199 @@ func TestAPIServerRefusesInvalidPipelines(t *testing.T) {
 			}
 		})
 	}
+}
 
-	t.Run("the sample itself is accepted", func(t *testing.T) {
-		rp := samplePipeline(ns, "valid")
-		rp.UID = ""
-		if err := k8s.Create(context.Background(), rp); err != nil {
-			t.Fatalf("the sample was refused: %v", err)
-		}
+// TestAPIServerAcceptsTheSample: the sample every refusal case starts from
+// is itself valid, so that each refusal is the case's own.
+func TestAPIServerAcceptsTheSample(t *testing.T) {
+	rp := samplePipeline(newNamespace(t), "valid")
+	rp.UID = ""
+	if err := k8s.Create(context.Background(), rp); err != nil {
+		t.Fatalf("the sample was refused: %v", err)
+	}
+}
+
+// TestAPIServerRefusesInvalidSources: the API server refuses what is wrong with
+// the candidate sources.
+func TestAPIServerRefusesInvalidSources(t *testing.T) {
+	runRefusalCases(t, map[string]refusalCase{
+		"unknown source type": {
+			mutate: rawField([]string{"spec", "retrieval", "sources"}, []any{map[string]any{"name": "x", "type": "Random", "weight": 1.0, "limit": int64(10)}}),
+			want:   []string{"spec.retrieval.sources[0].type", `Unsupported value: "Random"`},
+		},
+		"duplicate source names": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[1].Name = "trending" }),
+			want:   []string{"spec.retrieval.sources[3]", "Duplicate value"},
+		},
+		"source name that is not a DNS label": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[0].Name = "Followed_Recent" }),
+			want:   []string{"spec.retrieval.sources[0].name", "should match"},
+		},
+		"ANN source without a model": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[1].Model = "" }),
+			want:   []string{"spec.retrieval.sources[1]", "model is required for the TwoTowerANN and ItemToItemANN source types"},
+		},
+		"parameter of another source type": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[3].SeedItems = ptr.To[int32](3) }),
+			want:   []string{"spec.retrieval.sources[3]", "seedItems applies only to the ItemToItemANN source type"},
+		},
+		"negative source weight": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[0].Weight = -0.5 }),
+			want:   []string{"spec.retrieval.sources[0].weight", "should be greater than or equal to 0"},
+		},
+		"non-positive maxAge": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[0].MaxAge = &metav1.Duration{} }),
+			want:   []string{"spec.retrieval.sources[0].maxAge", "maxAge must be positive"},
+		},
+		"too many sources": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				for i := 0; i < 16; i++ {
+					s := rp.Spec.Retrieval.Sources[3]
+					s.Name = "extra-" + strings.Repeat("x", i+1)
+					rp.Spec.Retrieval.Sources = append(rp.Spec.Retrieval.Sources, s)
+				}
+			}),
+			want: []string{"spec.retrieval.sources", "must have at most 16 items"},
+		},
+		"no sources": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources = nil }),
+			want:   []string{"spec.retrieval.sources", "Required value"},
+		},
+		"zero candidates": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Candidates = 0 }),
+			want:   []string{"spec.retrieval.candidates", "should be greater than or equal to 1"},
+		},
+	})
+}
+
+// TestAPIServerRefusesInvalidModelsAndWeights: the API server refuses what is wrong
+// with the models and the event weights.
+func TestAPIServerRefusesInvalidModelsAndWeights(t *testing.T) {
+	runRefusalCases(t, map[string]refusalCase{
+		"duplicate model names": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Models[1].Name = "mtml"
+				rp.Spec.Ranking.FirstStage.Model = "mtml"
+			}),
+			want: []string{"spec.models[2]", "Duplicate value"},
+		},
+		"model name that is not a DNS label": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Models[2].Name = "MTML.v12"
+				rp.Spec.Ranking.SecondStage.Model = "MTML.v12"
+			}),
+			want: []string{"spec.models[2].name", "should match"},
+		},
+		"source names a model not in spec.models": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[1].Model = "missing" }),
+			want:   []string{"spec.retrieval.sources[].model must name an entry of spec.models"},
+		},
+		"first stage names a model not in spec.models": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.FirstStage.Model = "missing" }),
+			want:   []string{"spec.ranking.firstStage.model must name an entry of spec.models"},
+		},
+		"second stage names a model not in spec.models": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.SecondStage.Model = "missing" }),
+			want:   []string{"spec.ranking.secondStage.model must name an entry of spec.models"},
+		},
+		"weight out of range": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.Weights["see_less"] = -5000 }),
+			want:   []string{"spec.ranking.weights", "values must be finite numbers between -1000 and 1000"},
+		},
+		"weight that is not a number": {
+			mutate: rawField([]string{"spec", "ranking", "weights", "like"}, "lots"),
+			want:   []string{"spec.ranking.weights.like", "must be of type number"},
+		},
+		"weight key that is not an event name": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.Weights["See Less"] = -1 }),
+			want:   []string{"spec.ranking.weights keys must be event names"},
+		},
+	})
+}
+
+// TestAPIServerRefusesInvalidFunnel: the API server refuses what is wrong with the
+// funnel sizes and the rerank rules.
+func TestAPIServerRefusesInvalidFunnel(t *testing.T) {
+	runRefusalCases(t, map[string]refusalCase{
+		"first stage keeps more than retrieval yields": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.FirstStage.Keep = 2000 }),
+			want:   []string{"spec.ranking.firstStage.keep must not exceed spec.retrieval.candidates"},
+		},
+		"second stage keeps more than the first": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.SecondStage.Keep = 400 }),
+			want:   []string{"spec.ranking.secondStage.keep must not exceed spec.ranking.firstStage.keep"},
+		},
+		"rerank keeps more than the second stage": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rerank.Size = 101 }),
+			want:   []string{"spec.rerank.size must not exceed spec.ranking.secondStage.keep"},
+		},
+		"unknown rule type": {
+			mutate: rawField([]string{"spec", "rerank", "rules"}, []any{map[string]any{"type": "Shuffle"}}),
+			want:   []string{"spec.rerank.rules[0].type", `Unsupported value: "Shuffle"`},
+		},
+		"IntegrityDownrank without its factor": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rerank.Rules[2].Factor = nil }),
+			want:   []string{"spec.rerank.rules[2]", "above and factor are required for the IntegrityDownrank rule"},
+		},
+		"integrity threshold above one": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rerank.Rules[1].MaxRisk = ptr.To(1.5) }),
+			want:   []string{"spec.rerank.rules[1].maxRisk", "should be less than or equal to 1"},
+		},
+	})
+}
+
+// TestAPIServerRefusesInvalidDataAndScaling: the API server refuses what is
+// wrong with the data, the store, the scaling and the name.
+func TestAPIServerRefusesInvalidDataAndScaling(t *testing.T) {
+	runRefusalCases(t, map[string]refusalCase{
+		"catalog URI with an unsupported scheme": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Data.Catalog.URI = "s3://bucket/catalog" }),
+			want:   []string{"spec.data.catalog.uri", "should match"},
+		},
+		"Redis store without its address": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Data.Store.Type = servingv1alpha1.StoreRedis }),
+			want:   []string{"spec.data.store.redis is required when spec.data.store.type is Redis"},
+		},
+		"Memory store settings on the Redis store": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Data.Store = servingv1alpha1.StoreSpec{
+					Type:   servingv1alpha1.StoreRedis,
+					Redis:  &servingv1alpha1.RedisStoreSpec{Address: "redis:6379"},
+					Memory: &servingv1alpha1.MemoryStoreSpec{ClaimName: "events"},
+				}
+			}),
+			want: []string{"spec.data.store.memory must be unset when spec.data.store.type is Redis"},
+		},
+		"Memory store claim that is not a name": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Data.Store.Memory = &servingv1alpha1.MemoryStoreSpec{ClaimName: "Events_Log"}
+			}),
+			want: []string{"spec.data.store.memory.claimName", "should match"},
+		},
+		"unknown store type": {
+			mutate: rawField([]string{"spec", "data", "store", "type"}, "Memcached"),
+			want:   []string{"spec.data.store.type", `Unsupported value: "Memcached"`},
+		},
+		"a scaled frontend on the Memory store": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Frontend = &servingv1alpha1.StageSpec{Scaling: &servingv1alpha1.ScalingSpec{Replicas: ptr.To[int32](3)}}
+			}),
+			want: []string{"spec.frontend.scaling: the Memory store lives in the frontend pod"},
+		},
+		"replicas together with autoscaling": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.SecondStage.Scaling.Replicas = ptr.To[int32](3) }),
+			want:   []string{"spec.ranking.secondStage.scaling", "set either replicas or autoscaling, not both"},
+		},
+		"minReplicas above maxReplicas": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Ranking.SecondStage.Scaling.Autoscaling.MinReplicas = 30
+			}),
+			want: []string{"spec.ranking.secondStage.scaling.autoscaling", "minReplicas must not exceed maxReplicas"},
+		},
+		"pipeline name too long for its children": {
+			name:   strings.Repeat("a", 41),
+			mutate: typedSpec(func(*servingv1alpha1.RecPipeline) {}),
+			want:   []string{"metadata.name must be at most 40 characters"},
+		},
 	})
 }

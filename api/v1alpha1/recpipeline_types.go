@@ -21,20 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Condition types of a RecPipeline.
-const (
-	// ConditionReady is True when every stage has its desired replicas
-	// available and nothing is degraded.
-	ConditionReady = "Ready"
-	// ConditionProgressing is True while a rollout of the pod template or the
-	// propagation of a new config revision to the pods is under way.
-	ConditionProgressing = "Progressing"
-	// ConditionDegraded is True when a stage cannot reach the desired state,
-	// for example because a new model does not load; the previous revision
-	// keeps serving.
-	ConditionDegraded = "Degraded"
-)
-
 // RecPipeline declares a multi-stage recommendation funnel: candidate
 // sources, first- and second-stage rankers, the event weights of the
 // second-stage value and the final rerank rules.

@@ -189,15 +189,15 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/recommendations", s.instrument("recommendations", http.HandlerFunc(s.recommendations)))
 	mux.Handle("POST /v1/events", s.instrument("events", http.HandlerFunc(s.events)))
 	mux.Handle("GET "+config.StatusPath, s.instrument("status", http.HandlerFunc(s.status)))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+config.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET "+config.ReadyzPath, func(w http.ResponseWriter, _ *http.Request) {
 		if !s.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.Handle("GET "+config.MetricsPath, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	return s.recover(mux)
 }
 

@@ -33,10 +33,13 @@ import (
 	"github.com/recpipeline/recpipeline/runtime/config"
 )
 
-// The config revision a pod serves is read from the pod itself: every
-// recserve pod answers GET :8080/v1/status with a config.Status. Reading it
-// over HTTP keeps the runtime's RBAC to get/watch of its own ConfigMap; a
-// pod annotation would need every runtime pod to be allowed to patch pods.
+// The pod-status reader: what the pods of one stage report about
+// themselves. The config revision a pod serves is read from the pod itself:
+// every recserve pod answers GET config.StatusPath on config.HTTPPort with a
+// config.Status. Reading it over HTTP keeps the runtime's RBAC to get/watch
+// of its own ConfigMap; a pod annotation would need every runtime pod to be
+// allowed to patch pods. Why a pod fails is read from its container
+// statuses, which carry the message the runtime left in its termination log.
 
 // PodStatusReader reads the serving state of a stage pod.
 type PodStatusReader interface {
@@ -90,12 +93,26 @@ func (r *HTTPStatusReader) ReadStatus(ctx context.Context, pod *corev1.Pod) (*co
 // statusReadConcurrency bounds the status reads in flight per reconcile.
 const statusReadConcurrency = 16
 
-// observePods counts the ready pods of one stage by the config revision they
-// serve, collects the problems of the pods that run deployRevision's
+// revisionUnknown counts the ready pods whose status could not be read or
+// names no config revision.
+const revisionUnknown = "unknown"
+
+// podStatuses is what the pods of one stage report.
+type podStatuses struct {
+	// Revisions counts ready pods by the config revision they serve.
+	Revisions map[string]int32
+	// Problems describe why pods of the current template fail.
+	Problems []string
+	// Rejections describe pods that refused the current config.
+	Rejections []string
+}
+
+// readPodStatuses counts the ready pods of one stage by the config revision
+// they serve, collects the problems of the pods that run deployRevision's
 // template, and the refusals of revision.
-func observePods(ctx context.Context, reader PodStatusReader, pods []corev1.Pod, revision, deployRevision string) (revisions map[string]int32, problems, rejections []string) {
+func readPodStatuses(ctx context.Context, reader PodStatusReader, pods []corev1.Pod, revision, deployRevision string) podStatuses {
 	var mu sync.Mutex
-	revisions = map[string]int32{}
+	out := podStatuses{Revisions: map[string]int32{}}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(statusReadConcurrency)
 	for i := range pods {
@@ -106,7 +123,7 @@ func observePods(ctx context.Context, reader PodStatusReader, pods []corev1.Pod,
 		if pod.Annotations[AnnotationDeployRevision] == deployRevision {
 			if p := podProblem(pod); p != "" {
 				mu.Lock()
-				problems = append(problems, p)
+				out.Problems = append(out.Problems, p)
 				mu.Unlock()
 			}
 		}
@@ -114,25 +131,32 @@ func observePods(ctx context.Context, reader PodStatusReader, pods []corev1.Pod,
 			continue
 		}
 		g.Go(func() error {
-			served := revisionUnknown
-			var problem string
-			if s, err := reader.ReadStatus(ctx, pod); err == nil && s.ConfigRevision != "" {
-				served = s.ConfigRevision
-				if s.RejectedRevision == revision && s.Rejected != "" {
-					problem = fmt.Sprintf("pod %s refused config revision %s: %s", pod.Name, revision, s.Rejected)
-				}
-			}
+			served, rejection := readServedRevision(ctx, reader, pod, revision)
 			mu.Lock()
 			defer mu.Unlock()
-			revisions[served]++
-			if problem != "" {
-				rejections = append(rejections, problem)
+			out.Revisions[served]++
+			if rejection != "" {
+				out.Rejections = append(out.Rejections, rejection)
 			}
 			return nil
 		})
 	}
 	_ = g.Wait() // the reads report failures as the unknown revision
-	return revisions, problems, rejections
+	return out
+}
+
+// readServedRevision asks a ready pod which config revision it serves,
+// revisionUnknown if it does not say, and describes its refusal of revision
+// if it refused it.
+func readServedRevision(ctx context.Context, reader PodStatusReader, pod *corev1.Pod, revision string) (served, rejection string) {
+	s, err := reader.ReadStatus(ctx, pod)
+	if err != nil || s.ConfigRevision == "" {
+		return revisionUnknown, ""
+	}
+	if s.RejectedRevision == revision && s.Rejected != "" {
+		rejection = fmt.Sprintf("pod %s refused config revision %s: %s", pod.Name, revision, s.Rejected)
+	}
+	return s.ConfigRevision, rejection
 }
 
 func podReady(pod *corev1.Pod) bool {

@@ -240,7 +240,7 @@ func crashLooping(p *corev1.Pod) {
 	}}
 }
 
-func TestObservePods(t *testing.T) {
+func TestReadPodStatuses(t *testing.T) {
 	tests := map[string]struct {
 		pods          []corev1.Pod
 		answers       map[string]config.Status
@@ -306,7 +306,8 @@ func TestObservePods(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			reader := &stubStatusReader{answers: tc.answers}
-			revisions, problems, rejected := observePods(context.Background(), reader, tc.pods, curRev, obsDeployRev)
+			got := readPodStatuses(context.Background(), reader, tc.pods, curRev, obsDeployRev)
+			revisions, problems, rejected := got.Revisions, got.Problems, got.Rejections
 			if !reflect.DeepEqual(revisions, tc.wantRevisions) {
 				t.Errorf("revisions = %v, want %v", revisions, tc.wantRevisions)
 			}

@@ -1,0 +1,80 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// Condition types of a RecPipeline.
+const (
+	// ConditionReady is True when every stage has its desired replicas
+	// available and nothing is degraded.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while a rollout of the pod template or the
+	// propagation of a new config revision to the pods is under way.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when a stage cannot reach the desired state,
+	// for example because a new model does not load; the previous revision
+	// keeps serving.
+	ConditionDegraded = "Degraded"
+)
+
+// Reasons of the Ready condition.
+const (
+	// ReasonServing (True): every stage has its desired replicas available.
+	ReasonServing = "Serving"
+	// ReasonStagesUnavailable (False): a stage lacks available replicas; the
+	// message names the stages.
+	ReasonStagesUnavailable = "StagesUnavailable"
+	// ReasonDegraded (False): the Degraded condition is True; the message
+	// repeats its message.
+	ReasonDegraded = "Degraded"
+)
+
+// Reasons of the Progressing condition.
+const (
+	// ReasonRollingOut (True): a stage's Deployment rolls out a new pod
+	// template; the message names the stages.
+	ReasonRollingOut = "RollingOut"
+	// ReasonPropagatingConfig (True): the pod templates are rolled out, but
+	// the ready pods of a stage do not all serve the current config revision
+	// yet; the message names the stages.
+	ReasonPropagatingConfig = "PropagatingConfig"
+	// ReasonComplete (False): every stage runs the current template and
+	// serves the current config revision.
+	ReasonComplete = "Complete"
+)
+
+// Reasons of the Degraded condition. When several problems are found, the
+// reason names the first.
+const (
+	// ReasonAsExpected (False): no stage reports a problem.
+	ReasonAsExpected = "AsExpected"
+	// ReasonInvalidSpec (True): the spec does not render into a config the
+	// runtime accepts; only a change of the spec fixes it.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonApplyFailed (True): a child object could not be applied; the
+	// message carries the error.
+	ReasonApplyFailed = "ApplyFailed"
+	// ReasonRolloutStuck (True): a stage's Deployment exceeded its progress
+	// deadline.
+	ReasonRolloutStuck = "RolloutStuck"
+	// ReasonStageFailing (True): a pod of a stage's current template keeps
+	// failing (crash loop, image pull, non-zero exit); the message carries
+	// the pod's termination message.
+	ReasonStageFailing = "StageFailing"
+	// ReasonConfigRejected (True): a pod refused the current config revision
+	// and serves its previous one.
+	ReasonConfigRejected = "ConfigRejected"
+)
