@@ -1,9 +1,27 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package ann
 
 import (
 	"math"
 	"slices"
 	"sync/atomic"
+
+	"github.com/recpipeline/recpipeline/runtime/vec"
 )
 
 // cand is a node with its score against the vector being searched for.
@@ -120,7 +138,7 @@ func (ix *Index) greedy(q []float32, qaug float32, ep uint32, score float32, lev
 		n := int(atomic.LoadUint32(&l[0]))
 		for i := 1; i <= n; i++ {
 			nb := atomic.LoadUint32(&l[i])
-			if sc := dot(q, ix.vec(nb)) + qaug*ix.aug[nb]; sc > score {
+			if sc := vec.Dot(q, ix.vec(nb)) + qaug*ix.aug[nb]; sc > score {
 				ep, score, changed = nb, sc, true
 			}
 		}
@@ -182,7 +200,7 @@ func (ix *Index) searchLayer(s *searcher, q []float32, qaug float32, ef, level i
 // among the best ef found so far.
 func (ix *Index) scorePending(s *searcher, q []float32, qaug float32, ef, level int) {
 	for _, nb := range s.pending {
-		sc := dot(q, ix.vec(nb))
+		sc := vec.Dot(q, ix.vec(nb))
 		if qaug != 0 {
 			sc += qaug * ix.aug[nb]
 		}
@@ -267,7 +285,7 @@ func (ix *Index) selectNeighbors(s *searcher, cands []cand, m int) []cand {
 		v, a := ix.vec(c.node), ix.aug[c.node]
 		good := true
 		for _, k := range s.keep {
-			if dot(v, ix.vec(k.node))+a*ix.aug[k.node] > c.score {
+			if vec.Dot(v, ix.vec(k.node))+a*ix.aug[k.node] > c.score {
 				good = false
 				break
 			}
@@ -301,7 +319,7 @@ func (ix *Index) insert(s *searcher, node uint32) {
 		}
 	}
 	ep, top := unpackEntry(e)
-	epScore := dot(q, ix.vec(ep)) + qaug*ix.aug[ep]
+	epScore := vec.Dot(q, ix.vec(ep)) + qaug*ix.aug[ep]
 	for l := top; l > level; l-- {
 		ep, epScore = ix.greedy(q, qaug, ep, epScore, l)
 	}
@@ -354,7 +372,7 @@ func (ix *Index) linkBack(s *searcher, nb, node uint32, score float32, level int
 	s.sorted = append(s.sorted[:0], cand{score, node})
 	for i := 1; i <= n; i++ {
 		x := l[i]
-		s.sorted = append(s.sorted, cand{dot(v, ix.vec(x)) + a*ix.aug[x], x})
+		s.sorted = append(s.sorted, cand{vec.Dot(v, ix.vec(x)) + a*ix.aug[x], x})
 	}
 	slices.SortFunc(s.sorted, byScoreDesc)
 	keep := ix.selectNeighbors(s, s.sorted, maxLinks)

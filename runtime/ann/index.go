@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package ann
 
 import (
@@ -8,6 +24,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/recpipeline/recpipeline/runtime/vec"
 )
 
 // Metric is how a query is scored against an item; a higher score is better.
@@ -251,14 +269,14 @@ func (ix *Index) ensure(node uint32) {
 	ix.mu.RLock()
 }
 
-// store copies vec into node's slot, normalising it for Cosine.
-func (ix *Index) store(node uint32, id uint32, vec []float32) {
+// store copies x into node's slot, normalising it for Cosine.
+func (ix *Index) store(node uint32, id uint32, x []float32) {
 	v := ix.vec(node)
-	copy(v, vec)
+	copy(v, x)
 	if ix.metric == Cosine {
 		normalize(v)
 	}
-	ix.aug[node] = ix.augment(dot(v, v))
+	ix.aug[node] = ix.augment(vec.Dot(v, v))
 	ix.ext[node] = id
 }
 
@@ -340,7 +358,7 @@ func (ix *Index) Build(ctx context.Context, ids []uint32, vecs []float32, worker
 	if ix.metric == InnerProduct {
 		for i := 0; i < n; i++ {
 			v := vecs[i*ix.dim : (i+1)*ix.dim]
-			ix.raisePhi(dot(v, v))
+			ix.raisePhi(vec.Dot(v, v))
 		}
 	}
 	ix.mu.RLock()

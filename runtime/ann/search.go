@@ -1,9 +1,27 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package ann
 
 import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/recpipeline/recpipeline/runtime/vec"
 )
 
 // maxBeam1 bounds the beam of a search on layer 1. On a million clustered
@@ -44,7 +62,7 @@ func (ix *Index) Search(query []float32, k, ef int, dst []Result) ([]Result, err
 		q = s.query
 	}
 	ep, top := unpackEntry(e)
-	epScore := dot(q, ix.vec(ep))
+	epScore := vec.Dot(q, ix.vec(ep))
 	for l := top; l > 1; l-- {
 		ep, epScore = ix.greedy(q, 0, ep, epScore, l)
 	}
@@ -87,16 +105,16 @@ func Exact(metric Metric, dim int, vecs []float32, ids []uint32, query []float32
 	}
 	var qnorm float32 = 1
 	if metric == Cosine {
-		qnorm = float32(math.Sqrt(float64(dot(query, query))))
+		qnorm = float32(math.Sqrt(float64(vec.Dot(query, query))))
 	}
 	n := len(vecs) / dim
 	start := len(dst)
 	heap := make([]cand, 0, min(k, n)) // min-heap of the best k so far
 	for i := 0; i < n; i++ {
 		v := vecs[i*dim : (i+1)*dim]
-		sc := dot(query, v)
+		sc := vec.Dot(query, v)
 		if metric == Cosine {
-			if norm := float32(math.Sqrt(float64(dot(v, v)))) * qnorm; norm > 0 {
+			if norm := float32(math.Sqrt(float64(vec.Dot(v, v)))) * qnorm; norm > 0 {
 				sc /= norm
 			} else {
 				sc = 0

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package catalog
 
 import (
@@ -6,16 +22,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/recpipeline/recpipeline/runtime/fetch"
 	"io"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/fetch"
 )
 
 // The file names looked for in a catalog directory, each also accepted with
@@ -71,29 +86,17 @@ func (o Options) maxBytes() int64 {
 func Load(ctx context.Context, uri string, opts Options) (*Catalog, error) {
 	c, err := load(ctx, uri, opts)
 	if err != nil {
-		return nil, fmt.Errorf("failed to load catalog from %q: %w", redact(uri), err)
+		return nil, fmt.Errorf("failed to load catalog from %q: %w", fetch.Redact(uri), err)
 	}
 	return c, nil
 }
 
-// location is a resolved file: a local path or a remote URL.
-type location struct {
-	path string   // local file, when url is nil
-	url  *url.URL // remote file
-}
-
-func (l location) String() string {
-	if l.url != nil {
-		return l.url.Redacted()
+// isGzip reports whether the file's name says gzip.
+func isGzip(loc fetch.Location) bool {
+	if loc.URL != nil {
+		return strings.HasSuffix(loc.URL.Path, ".gz")
 	}
-	return l.path
-}
-
-func (l location) gzip() bool {
-	if l.url != nil {
-		return strings.HasSuffix(l.url.Path, ".gz")
-	}
-	return strings.HasSuffix(l.path, ".gz")
+	return strings.HasSuffix(loc.Path, ".gz")
 }
 
 func load(ctx context.Context, uri string, opts Options) (*Catalog, error) {
@@ -107,7 +110,7 @@ func load(ctx context.Context, uri string, opts Options) (*Catalog, error) {
 	if opts.Users != "" {
 		u, err := resolveFile(opts.Users)
 		if err != nil {
-			return nil, fmt.Errorf("failed to resolve user table %q: %w", redact(opts.Users), err)
+			return nil, fmt.Errorf("failed to resolve user table %q: %w", fetch.Redact(opts.Users), err)
 		}
 		users = &u
 	}
@@ -124,75 +127,49 @@ func load(ctx context.Context, uri string, opts Options) (*Catalog, error) {
 
 // resolve finds the catalog file named by uri and, for a directory unless
 // skipUsers, the user table beside it.
-func resolve(uri string, skipUsers bool) (location, *location, error) {
-	loc, err := parseURI(uri)
-	if err != nil || loc.url != nil {
+func resolve(uri string, skipUsers bool) (fetch.Location, *fetch.Location, error) {
+	loc, err := fetch.Parse(uri)
+	if err != nil || loc.URL != nil {
 		return loc, nil, err
 	}
-	fi, err := os.Stat(loc.path)
+	fi, err := os.Stat(loc.Path)
 	if err != nil {
-		return location{}, nil, err
+		return fetch.Location{}, nil, err
 	}
 	if !fi.IsDir() {
 		return loc, nil, nil
 	}
-	items, err := findFile(loc.path, CatalogFile)
+	items, err := findFile(loc.Path, CatalogFile)
 	if err != nil {
-		return location{}, nil, err
+		return fetch.Location{}, nil, err
 	}
 	if items == "" {
-		return location{}, nil, fmt.Errorf("directory %s holds neither %s nor %s.gz", loc.path, CatalogFile, CatalogFile)
+		return fetch.Location{}, nil, fmt.Errorf("directory %s holds neither %s nor %s.gz", loc.Path, CatalogFile, CatalogFile)
 	}
 	if skipUsers {
-		return location{path: items}, nil, nil
+		return fetch.Location{Path: items}, nil, nil
 	}
-	users, err := findFile(loc.path, UsersFile)
+	users, err := findFile(loc.Path, UsersFile)
 	if err != nil || users == "" {
-		return location{path: items}, nil, err
+		return fetch.Location{Path: items}, nil, err
 	}
-	return location{path: items}, &location{path: users}, nil
+	return fetch.Location{Path: items}, &fetch.Location{Path: users}, nil
 }
 
 // resolveFile parses the URI of a single file.
-func resolveFile(uri string) (location, error) {
-	loc, err := parseURI(uri)
-	if err != nil || loc.url != nil {
+func resolveFile(uri string) (fetch.Location, error) {
+	loc, err := fetch.Parse(uri)
+	if err != nil || loc.URL != nil {
 		return loc, err
 	}
-	fi, err := os.Stat(loc.path)
+	fi, err := os.Stat(loc.Path)
 	if err != nil {
-		return location{}, err
+		return fetch.Location{}, err
 	}
 	if fi.IsDir() {
-		return location{}, fmt.Errorf("%s is a directory, not a file", loc.path)
+		return fetch.Location{}, fmt.Errorf("%s is a directory, not a file", loc.Path)
 	}
 	return loc, nil
-}
-
-func parseURI(uri string) (location, error) {
-	if uri == "" {
-		return location{}, errors.New("empty URI")
-	}
-	if !strings.Contains(uri, "://") {
-		return location{path: uri}, nil
-	}
-	u, err := url.Parse(uri)
-	if err != nil {
-		return location{}, fmt.Errorf("failed to parse URI: %w", err)
-	}
-	switch u.Scheme {
-	case "file":
-		if u.Host != "" && u.Host != "localhost" {
-			return location{}, fmt.Errorf("file URI names host %q; only local files are supported", u.Host)
-		}
-		if u.Path == "" {
-			return location{}, errors.New("file URI has no path")
-		}
-		return location{path: u.Path}, nil
-	case "http", "https":
-		return location{url: u}, nil
-	}
-	return location{}, fmt.Errorf("unsupported scheme %q (want a path, file://, http:// or https://)", u.Scheme)
 }
 
 // findFile returns dir/name or dir/name.gz, whichever exists, "" if neither
@@ -223,7 +200,7 @@ func findFile(dir, name string) (string, error) {
 // to report.
 type source struct {
 	r   io.Reader
-	loc location
+	loc fetch.Location
 	err error
 }
 
@@ -243,46 +220,26 @@ func (s *source) cause(err error) error {
 	return err
 }
 
-// open opens a file for reading, decompressed when its name says gzip.
-func open(ctx context.Context, loc location, opts Options) (*source, io.Closer, error) {
-	r, closer, err := openRaw(ctx, loc, opts)
+// open opens a file for reading, decompressed when its name says gzip. A
+// remote file is bounded by MaxBytes as transferred and as decompressed.
+func open(ctx context.Context, loc fetch.Location, opts Options) (*source, io.Closer, error) {
+	raw, err := loc.Open(ctx, fetch.Options{Client: opts.Client, MaxBytes: opts.maxBytes()})
 	if err != nil {
 		return nil, nil, err
 	}
-	return &source{r: r, loc: loc}, closer, nil
-}
-
-func openRaw(ctx context.Context, loc location, opts Options) (io.Reader, io.Closer, error) {
-	var (
-		r      io.Reader
-		closer io.Closer
-	)
-	if loc.url == nil {
-		f, err := os.Open(loc.path)
-		if err != nil {
-			return nil, nil, err
-		}
-		r, closer = f, f
-	} else {
-		body, err := fetch.Get(ctx, opts.Client, loc.url, opts.maxBytes())
-		if err != nil {
-			return nil, nil, err
-		}
-		r, closer = body, body
+	if !isGzip(loc) {
+		return &source{r: raw, loc: loc}, raw, nil
 	}
-	if !loc.gzip() {
-		return r, closer, nil
-	}
-	zr, err := gzip.NewReader(bufio.NewReaderSize(r, 1<<16))
+	zr, err := gzip.NewReader(bufio.NewReaderSize(raw, 1<<16))
 	if err != nil {
-		closer.Close()
+		_ = raw.Close()
 		return nil, nil, fmt.Errorf("failed to open %s as gzip: %w", loc, err)
 	}
-	r = zr
-	if loc.url != nil {
+	var r io.Reader = zr
+	if loc.URL != nil {
 		r = fetch.LimitReader(zr, opts.maxBytes(), "decompressed")
 	}
-	return r, multiCloser{zr, closer}, nil
+	return &source{r: r, loc: loc}, multiCloser{zr, raw}, nil
 }
 
 type multiCloser []io.Closer
@@ -302,7 +259,7 @@ func readOptions(opts Options) dataset.ReadOptions {
 	return dataset.ReadOptions{Strict: true, MaxLineBytes: opts.MaxLineBytes}
 }
 
-func readUsers(ctx context.Context, loc location, opts Options) ([]dataset.User, int, error) {
+func readUsers(ctx context.Context, loc fetch.Location, opts Options) ([]dataset.User, int, error) {
 	r, closer, err := open(ctx, loc, opts)
 	if err != nil {
 		return nil, 0, err
@@ -327,7 +284,7 @@ func readUsers(ctx context.Context, loc location, opts Options) ([]dataset.User,
 	return users, ur.Header().FeatureDim, nil
 }
 
-func readCatalog(ctx context.Context, loc location, users []dataset.User, userDim int, opts Options) (*Catalog, error) {
+func readCatalog(ctx context.Context, loc fetch.Location, users []dataset.User, userDim int, opts Options) (*Catalog, error) {
 	r, closer, err := open(ctx, loc, opts)
 	if err != nil {
 		return nil, err
@@ -362,11 +319,4 @@ func readCatalog(ctx context.Context, loc location, users []dataset.User, userDi
 		}
 	}
 	return c, nil
-}
-
-func redact(uri string) string {
-	if u, err := url.Parse(uri); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return uri
 }

@@ -404,8 +404,9 @@ func TestMovieLens(t *testing.T) {
 			if strings.HasSuffix(tc.file, ".gz") {
 				var b bytes.Buffer
 				zw := gzip.NewWriter(&b)
-				zw.Write(data)
-				zw.Close()
+				_, err := zw.Write(data)
+				must(t, err)
+				must(t, zw.Close())
 				data = b.Bytes()
 			}
 			must(t, os.WriteFile(path, data, 0o644))

@@ -270,7 +270,7 @@ func openReader[T any](path string, opts ReadOptions, mk func(io.Reader, string,
 	}
 	r, err := mk(rd, path, opts)
 	if err != nil {
-		closer.Close()
+		_ = closer.Close()
 		return nil, err
 	}
 	r.closer = closer
@@ -288,7 +288,7 @@ func openFile(path string) (io.Reader, io.Closer, error) {
 	}
 	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<16))
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, nil, fmt.Errorf("failed to open %s as gzip: %w", path, err)
 	}
 	return zr, closers{zr, f}, nil

@@ -177,7 +177,7 @@ func createWriter[T any](path string, mk func(io.Writer) (*Writer[T], error)) (*
 	}
 	w, err := mk(out)
 	if err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, err
 	}
 	w.name, w.closer = path, c

@@ -1,6 +1,23 @@
-// Package fetch reads the runtime's remote inputs (catalogs, model archives,
-// precomputed lists) over HTTP(S) with a size limit, so that a wrong URL or
-// an unexpectedly large file fails cleanly instead of exhausting memory.
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package fetch opens the runtime's inputs (catalogs, model archives,
+// precomputed lists) named by a URI: a path, a file:// URL or an http(s)://
+// URL. A remote file is read with a size limit, so that a wrong URL or an
+// unexpectedly large file fails cleanly instead of exhausting memory.
 package fetch
 
 import (
@@ -37,11 +54,11 @@ func Get(ctx context.Context, client *http.Client, u *url.URL, max int64) (io.Re
 		return nil, fmt.Errorf("failed to fetch %s: %w", u.Redacted(), err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return nil, fmt.Errorf("failed to fetch %s: HTTP %s", u.Redacted(), resp.Status)
 	}
 	if resp.ContentLength > max {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return nil, tooLarge(fmt.Sprintf("%s is %d bytes, over the size limit of %d bytes", u.Redacted(), resp.ContentLength, max))
 	}
 	return readCloser{LimitReader(resp.Body, max, "transferred"), resp.Body}, nil

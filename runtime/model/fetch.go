@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package model
 
 import (
@@ -6,14 +22,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/recpipeline/recpipeline/runtime/fetch"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/fetch"
 )
 
 // DefaultMaxBytes is the default bound on an archive's compressed size and on
@@ -47,11 +63,11 @@ func Load(ctx context.Context, uri string) (*Artifact, error) {
 // Errors from a malformed artifact wrap ErrInvalid.
 func (l *Loader) Load(ctx context.Context, uri string) (*Artifact, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("failed to load model from %q: %w", redact(uri), err)
+		return nil, fmt.Errorf("failed to load model from %q: %w", fetch.Redact(uri), err)
 	}
 	a, err := l.load(ctx, uri)
 	if err != nil {
-		return nil, fmt.Errorf("failed to load model from %q: %w", redact(uri), err)
+		return nil, fmt.Errorf("failed to load model from %q: %w", fetch.Redact(uri), err)
 	}
 	return a, nil
 }
@@ -64,58 +80,32 @@ func (l *Loader) maxBytes() int64 {
 }
 
 func (l *Loader) load(ctx context.Context, uri string) (*Artifact, error) {
-	if !strings.Contains(uri, "://") {
-		return l.loadPath(uri)
-	}
-	u, err := url.Parse(uri)
+	loc, err := fetch.Parse(uri)
 	if err != nil {
-		return nil, fmt.Errorf("failed to parse URI: %w", err)
+		return nil, err
 	}
-	switch u.Scheme {
-	case "file":
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("file URI names host %q; only local files are supported", u.Host)
+	if loc.URL == nil {
+		fi, err := os.Stat(loc.Path)
+		if err != nil {
+			return nil, fmt.Errorf("failed to stat artifact: %w", err)
 		}
-		return l.loadPath(u.Path)
-	case "http", "https":
-		return l.loadHTTP(ctx, u)
+		if fi.IsDir() {
+			return LoadDir(loc.Path)
+		}
+		if !isArchive(loc.Path) {
+			return nil, fmt.Errorf("%s is neither a directory nor a .tar.gz archive", loc.Path)
+		}
 	}
-	return nil, fmt.Errorf("unsupported scheme %q (want a path, file://, http:// or https://)", u.Scheme)
+	r, err := loc.Open(ctx, fetch.Options{Client: l.Client, MaxBytes: l.maxBytes()})
+	if err != nil {
+		return nil, fmt.Errorf("failed to open archive: %w", err)
+	}
+	defer r.Close()
+	return ReadArchive(r, l.maxBytes())
 }
 
 func isArchive(name string) bool {
 	return strings.HasSuffix(name, ".tar.gz") || strings.HasSuffix(name, ".tgz")
-}
-
-func (l *Loader) loadPath(p string) (*Artifact, error) {
-	if p == "" {
-		return nil, errors.New("empty path")
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, fmt.Errorf("failed to stat artifact: %w", err)
-	}
-	if fi.IsDir() {
-		return LoadDir(p)
-	}
-	if !isArchive(p) {
-		return nil, fmt.Errorf("%s is neither a directory nor a .tar.gz archive", p)
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, fmt.Errorf("failed to open archive: %w", err)
-	}
-	defer f.Close()
-	return ReadArchive(f, l.maxBytes())
-}
-
-func (l *Loader) loadHTTP(ctx context.Context, u *url.URL) (*Artifact, error) {
-	body, err := fetch.Get(ctx, l.Client, u, l.maxBytes())
-	if err != nil {
-		return nil, fmt.Errorf("failed to fetch archive: %w", err)
-	}
-	defer body.Close()
-	return ReadArchive(body, l.maxBytes())
 }
 
 // ReadArchive reads a .tar.gz holding manifest.json and model.safetensors at
@@ -215,12 +205,4 @@ func WriteArchive(w io.Writer, m *Manifest, tensors map[string]Tensor) error {
 		return fmt.Errorf("failed to finish archive compression: %w", err)
 	}
 	return nil
-}
-
-// redact hides a password in a URI for error messages.
-func redact(uri string) string {
-	if u, err := url.Parse(uri); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return uri
 }

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package model
 
 import (
@@ -35,10 +51,16 @@ func tarGz(t *testing.T, files ...[2]string) []byte {
 		if err := tw.WriteHeader(&tar.Header{Name: f[0], Mode: 0o644, Size: int64(len(f[1])), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
-		tw.Write([]byte(f[1]))
+		if _, err := tw.Write([]byte(f[1])); err != nil {
+			t.Fatal(err)
+		}
 	}
-	tw.Close()
-	zw.Close()
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return buf.Bytes()
 }
 
@@ -136,7 +158,9 @@ func TestLoadURIForms(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := filepath.Join(dir, "weights.bin")
-	os.WriteFile(plain, archive, 0o644)
+	if err := os.WriteFile(plain, archive, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := map[string]struct {
 		uri     string
 		wantErr string
@@ -147,7 +171,7 @@ func TestLoadURIForms(t *testing.T) {
 		"file URL of other host": {uri: "file://models.example" + tgz, wantErr: `names host "models.example"`},
 		"unsupported scheme":     {uri: "s3://bucket/mtml.tar.gz", wantErr: `unsupported scheme "s3"`},
 		"neither dir nor tar.gz": {uri: plain, wantErr: "neither a directory nor a .tar.gz"},
-		"empty URI":              {uri: "", wantErr: "empty path"},
+		"empty URI":              {uri: "", wantErr: "empty URI"},
 		"password redacted":      {uri: "http://user:hunter2@127.0.0.1:1/x.tar.gz", wantErr: "user:xxxxx@"},
 	}
 	for name, tc := range tests {

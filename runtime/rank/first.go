@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"sync"
+
+	"github.com/recpipeline/recpipeline/runtime/vec"
 )
 
 // First is the first stage: it scores each candidate by the dot product of
@@ -31,7 +33,7 @@ func (f *First) Rank(_ context.Context, req *Request, cands []Candidate, keep in
 	vecs := f.tower.vectors
 	for i := range cands {
 		if v := vecs.Vector(cands[i].Item); v != nil {
-			cands[i].First = dot(user, v)
+			cands[i].First = vec.Dot(user, v)
 		} else {
 			cands[i].First = float32(math.Inf(-1))
 		}

@@ -225,118 +225,26 @@ func LoadDir(dir string, opts LoadOptions) (*Data, error) {
 	if opts.TestFrac <= 0 || opts.TestFrac >= 1 {
 		return nil, fmt.Errorf("test fraction %v outside (0, 1)", opts.TestFrac)
 	}
-	ro := dataset.ReadOptions{Strict: opts.Strict, MaxErrors: opts.MaxErrors}
-	d := &Data{Skipped: map[string]int{}}
-	items := map[string]int32{}
-	users := map[string]int32{}
-	authors := map[string]int32{}
-	author := func(id string) int32 {
-		a, ok := authors[id]
-		if !ok {
-			a = int32(len(authors))
-			authors[id] = a
-		}
-		return a
+	l := &dirLoader{
+		dir: dir, ro: dataset.ReadOptions{Strict: opts.Strict, MaxErrors: opts.MaxErrors},
+		d:     &Data{Skipped: map[string]int{}},
+		items: map[string]int32{}, users: map[string]int32{}, authors: map[string]int32{},
 	}
-
-	cat, err := openIn(dir, CatalogFile, ro, dataset.OpenCatalog)
+	if err := l.readCatalog(); err != nil {
+		return nil, err
+	}
+	if err := l.readUsers(); err != nil {
+		return nil, err
+	}
+	follows, err := l.readFollows()
 	if err != nil {
 		return nil, err
 	}
-	d.ItemDim = cat.Header().FeatureDim
-	for it, err := range cat.All() {
-		if err != nil {
-			cat.Close()
-			return nil, fmt.Errorf("failed to read the catalog: %w", err)
-		}
-		items[it.ID] = int32(len(d.ItemIDs))
-		d.ItemIDs = append(d.ItemIDs, it.ID)
-		d.ItemFeat = append(d.ItemFeat, it.Features...)
-		d.ItemRisk = append(d.ItemRisk, float32(it.IntegrityRisk))
-		d.ItemCreated = append(d.ItemCreated, it.Created.Unix())
-		d.ItemAuthor = append(d.ItemAuthor, author(it.Author))
-	}
-	d.noteBad(CatalogFile, cat.Report())
-	cat.Close()
-	if len(d.ItemIDs) == 0 {
-		return nil, fmt.Errorf("the catalog in %s has no items", dir)
-	}
-
-	ur, err := openIn(dir, UsersFile, ro, dataset.OpenUsers)
+	log, err := l.readEvents()
 	if err != nil {
 		return nil, err
 	}
-	d.UserDim = ur.Header().FeatureDim
-	for u, err := range ur.All() {
-		if err != nil {
-			ur.Close()
-			return nil, fmt.Errorf("failed to read the users: %w", err)
-		}
-		users[u.ID] = int32(len(d.UserIDs))
-		d.UserIDs = append(d.UserIDs, u.ID)
-		d.UserFeat = append(d.UserFeat, u.Features...)
-	}
-	d.noteBad(UsersFile, ur.Report())
-	ur.Close()
-	user := func(id string) int32 {
-		u, ok := users[id]
-		if !ok {
-			// A user absent from users.jsonl has zero features.
-			u = int32(len(d.UserIDs))
-			users[id] = u
-			d.UserIDs = append(d.UserIDs, id)
-			d.UserFeat = append(d.UserFeat, make([]float32, d.UserDim)...)
-		}
-		return u
-	}
-
-	follows := map[uint64]struct{}{}
-	fr, err := openIn(dir, FollowsFile, ro, dataset.OpenFollows)
-	if err != nil {
-		return nil, err
-	}
-	for f, err := range fr.All() {
-		if err != nil {
-			fr.Close()
-			return nil, fmt.Errorf("failed to read the follows: %w", err)
-		}
-		follows[followKey(user(f.User), author(f.Author))] = struct{}{}
-	}
-	d.noteBad(FollowsFile, fr.Report())
-	fr.Close()
-
-	var log []logRow
-	er, err := openIn(dir, EventsFile, ro, dataset.OpenEvents)
-	if err != nil {
-		return nil, err
-	}
-	for e, err := range er.All() {
-		if err != nil {
-			er.Close()
-			return nil, fmt.Errorf("failed to read the events: %w", err)
-		}
-		r := logRow{t: e.Time.Unix(), user: user(e.User), item: -1, author: -1, typ: e.Type}
-		if e.Item != "" {
-			i, ok := items[e.Item]
-			if !ok {
-				if e.Type != dataset.Follow && e.Type != dataset.Unfollow {
-					d.Skipped["events of unknown items"]++
-					continue
-				}
-			} else {
-				r.item = i
-			}
-		}
-		if e.Author != "" {
-			r.author = author(e.Author)
-		}
-		log = append(log, r)
-	}
-	d.noteBad(EventsFile, er.Report())
-	er.Close()
-	if len(log) == 0 {
-		return nil, fmt.Errorf("the log in %s has no usable events", dir)
-	}
+	d := l.d
 	d.replay(log, follows, opts.TestFrac)
 	if synth.HasTruth(dir) {
 		if err := d.attachTruth(dir); err != nil {
@@ -344,6 +252,140 @@ func LoadDir(dir string, opts LoadOptions) (*Data, error) {
 		}
 	}
 	return d, nil
+}
+
+// dirLoader reads the files of a dataset directory into d, numbering the
+// items, users and authors in the order they first appear.
+type dirLoader struct {
+	dir                   string
+	ro                    dataset.ReadOptions
+	d                     *Data
+	items, users, authors map[string]int32
+}
+
+func (l *dirLoader) author(id string) int32 {
+	a, ok := l.authors[id]
+	if !ok {
+		a = int32(len(l.authors))
+		l.authors[id] = a
+	}
+	return a
+}
+
+// user returns the index of a user; one absent from users.jsonl is added
+// with zero features.
+func (l *dirLoader) user(id string) int32 {
+	u, ok := l.users[id]
+	if !ok {
+		d := l.d
+		u = int32(len(d.UserIDs))
+		l.users[id] = u
+		d.UserIDs = append(d.UserIDs, id)
+		d.UserFeat = append(d.UserFeat, make([]float32, d.UserDim)...)
+	}
+	return u
+}
+
+func (l *dirLoader) readCatalog() error {
+	d := l.d
+	cat, err := openIn(l.dir, CatalogFile, l.ro, dataset.OpenCatalog)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	d.ItemDim = cat.Header().FeatureDim
+	for it, err := range cat.All() {
+		if err != nil {
+			return fmt.Errorf("failed to read the catalog: %w", err)
+		}
+		l.items[it.ID] = int32(len(d.ItemIDs))
+		d.ItemIDs = append(d.ItemIDs, it.ID)
+		d.ItemFeat = append(d.ItemFeat, it.Features...)
+		d.ItemRisk = append(d.ItemRisk, float32(it.IntegrityRisk))
+		d.ItemCreated = append(d.ItemCreated, it.Created.Unix())
+		d.ItemAuthor = append(d.ItemAuthor, l.author(it.Author))
+	}
+	d.noteBad(CatalogFile, cat.Report())
+	if len(d.ItemIDs) == 0 {
+		return fmt.Errorf("the catalog in %s has no items", l.dir)
+	}
+	return nil
+}
+
+func (l *dirLoader) readUsers() error {
+	d := l.d
+	ur, err := openIn(l.dir, UsersFile, l.ro, dataset.OpenUsers)
+	if err != nil {
+		return err
+	}
+	defer ur.Close()
+	d.UserDim = ur.Header().FeatureDim
+	for u, err := range ur.All() {
+		if err != nil {
+			return fmt.Errorf("failed to read the users: %w", err)
+		}
+		l.users[u.ID] = int32(len(d.UserIDs))
+		d.UserIDs = append(d.UserIDs, u.ID)
+		d.UserFeat = append(d.UserFeat, u.Features...)
+	}
+	d.noteBad(UsersFile, ur.Report())
+	return nil
+}
+
+// readFollows returns the follow graph before the log, as followKey pairs.
+func (l *dirLoader) readFollows() (map[uint64]struct{}, error) {
+	follows := map[uint64]struct{}{}
+	fr, err := openIn(l.dir, FollowsFile, l.ro, dataset.OpenFollows)
+	if err != nil {
+		return nil, err
+	}
+	defer fr.Close()
+	for f, err := range fr.All() {
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the follows: %w", err)
+		}
+		follows[followKey(l.user(f.User), l.author(f.Author))] = struct{}{}
+	}
+	l.d.noteBad(FollowsFile, fr.Report())
+	return follows, nil
+}
+
+// readEvents returns the log in file order, leaving out (and counting) the
+// events of items the catalog does not hold, but for follows and
+// unfollows.
+func (l *dirLoader) readEvents() ([]logRow, error) {
+	var log []logRow
+	er, err := openIn(l.dir, EventsFile, l.ro, dataset.OpenEvents)
+	if err != nil {
+		return nil, err
+	}
+	defer er.Close()
+	for e, err := range er.All() {
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the events: %w", err)
+		}
+		r := logRow{t: e.Time.Unix(), user: l.user(e.User), item: -1, author: -1, typ: e.Type}
+		if e.Item != "" {
+			i, ok := l.items[e.Item]
+			if !ok {
+				if e.Type != dataset.Follow && e.Type != dataset.Unfollow {
+					l.d.Skipped["events of unknown items"]++
+					continue
+				}
+			} else {
+				r.item = i
+			}
+		}
+		if e.Author != "" {
+			r.author = l.author(e.Author)
+		}
+		log = append(log, r)
+	}
+	l.d.noteBad(EventsFile, er.Report())
+	if len(log) == 0 {
+		return nil, fmt.Errorf("the log in %s has no usable events", l.dir)
+	}
+	return log, nil
 }
 
 // logRow is one event of the log with its IDs resolved; item and author are

@@ -292,153 +292,141 @@ func retrieve(ue, ie blas64.General, k int, exclude func(j int) []int32) [][]int
 	return out
 }
 
+// evaluate measures the models on the test split (see Report): retrieval
+// on every test user, the ranker on every test impression, and the funnel
+// on the funnel users.
 func evaluate(d *Data, res *Result, o Options) Report {
 	rep := Report{TestImpressions: len(d.Imps) - d.TrainN}
-	nh := len(Heads)
-	truth := d.Truth
-	if truth != nil {
-		for _, k := range d.TruthItem {
-			if k < 0 {
-				truth = nil
-				break
-			}
+	truth := oracleWorld(d)
+	rep.HasOracle = truth != nil
+	ts := newTestSet(d)
+	rep.TestUsers = len(ts.users)
+	funnelUsers := ts.funnelUsers(o.EvalUsers)
+	rep.FunnelUsers = len(funnelUsers)
+	var cands [][]int32
+	var splitUE blas64.General // the test users' retrieval embeddings at the split
+	if len(ts.users) > 0 {
+		cands, splitUE = evalRetrieval(&rep, d, res, ts, truth, len(funnelUsers), o.Seed)
+	}
+	evalRanking(&rep, d, res, truth)
+	if len(funnelUsers) > 0 {
+		evalFunnel(&rep, d, res, funnelUsers, cands, splitUE, ts.pos)
+	}
+	return rep
+}
+
+// oracleWorld returns the planted world behind d when d holds one that
+// knows every item, nil otherwise.
+func oracleWorld(d *Data) *synth.World {
+	if d.Truth == nil {
+		return nil
+	}
+	for _, k := range d.TruthItem {
+		if k < 0 {
+			return nil
 		}
 	}
-	rep.HasOracle = truth != nil
+	return d.Truth
+}
 
-	// Retrieval.
-	ts := newTestSet(d)
-	seen, testPos, users := ts.seen, ts.pos, ts.users
-	rep.TestUsers = len(users)
+// evalRetrieval sets the retrieval figures of rep: the two-tower model's
+// RecallK best items of the catalog against the popular, random and (with
+// truth) oracle lists, over every test user and over the first nFunnel of
+// them (the funnel users). It returns the two-tower model's
+// FunnelCandidates best items for each funnel user, and the test users'
+// retrieval embeddings at the split.
+func evalRetrieval(rep *Report, d *Data, res *Result, ts *testSet, truth *synth.World, nFunnel int, seed uint64) ([][]int32, blas64.General) {
+	users := ts.users
+	exclude := func(j int) []int32 { return ts.seen.of(users[j]) }
+	popular := popularItems(d, ts)
+	ue := embedUsers(d, res.TwoTower, users)
+	ie := embedItems(d, res.TwoTower)
+	top := retrieve(ue, ie, RecallK, exclude)
+	var oracle [][]int32
+	if truth != nil {
+		oracle = oracleRetrieve(d, truth, users, RecallK, exclude)
+	}
+	var sum, pop, rnd, orc Ranked
+	popList := make([]int32, 0, RecallK)
+	rng := rand.New(rand.NewPCG(seed, 0x72616e646f6d))
+	for j, u := range users {
+		pos := ts.pos[u]
+		sum.add(top[j], pos)
+		rnd.add(randomList(rng, len(d.ItemIDs), RecallK, func(i int32) bool { return ts.seen.has(u, i) }), pos)
+		popList = firstUnseen(popList[:0], popular, ts.seen, u)
+		pop.add(popList, pos)
+		if oracle != nil {
+			orc.add(oracle[j], pos)
+		}
+		if j == nFunnel-1 {
+			rep.FunnelTwoTower, rep.FunnelPopular, rep.FunnelRandom, rep.FunnelOracle = sum.scale(j+1), pop.scale(j+1), rnd.scale(j+1), orc.scale(j+1)
+		}
+	}
+	n := len(users)
+	rep.Retrieval, rep.RetrievalPopular, rep.RetrievalRandom, rep.RetrievalOracle = sum.scale(n), pop.scale(n), rnd.scale(n), orc.scale(n)
+	rep.Recall, rep.RecallPopular = rep.Retrieval.Recall100, rep.RetrievalPopular.Recall100
+	return retrieve(rowsOf(ue, 0, nFunnel), ie, FunnelCandidates, exclude), ue
+}
+
+// popularItems returns the items with the most positive training
+// engagements, best first: enough of them that every test user's RecallK
+// first remain once the items shown to the user are left out.
+func popularItems(d *Data, ts *testSet) []int32 {
 	trainPos := make([]float64, len(d.ItemIDs))
 	for k := 0; k < d.TrainN; k++ {
 		if d.Imps[k].Labels&positiveMask != 0 {
 			trainPos[d.Imps[k].Item]++
 		}
 	}
-	var h minHeap
-	exclude := func(j int) []int32 { return seen.of(users[j]) }
 	maxSeen := 0
-	for _, u := range users {
-		maxSeen = max(maxSeen, len(seen.of(u)))
+	for _, u := range ts.users {
+		maxSeen = max(maxSeen, len(ts.seen.of(u)))
 	}
-	popular := topK(trainPos, RecallK+maxSeen, &h)
-	funnelUsers := ts.funnelUsers(o.EvalUsers)
-	rep.FunnelUsers = len(funnelUsers)
-	var cands [][]int32
-	var splitUE blas64.General // the test users' retrieval embeddings at the split
-	if len(users) > 0 {
-		ue := embedUsers(d, res.TwoTower, users)
-		ie := embedItems(d, res.TwoTower)
-		top := retrieve(ue, ie, RecallK, exclude)
-		var oracle [][]int32
-		if truth != nil {
-			oracle = oracleRetrieve(d, truth, users, RecallK, exclude)
-		}
-		var sum, pop, rnd, orc Ranked
-		popList := make([]int32, 0, RecallK)
-		rng := rand.New(rand.NewPCG(o.Seed, 0x72616e646f6d))
-		for j, u := range users {
-			pos := testPos[u]
-			sum.add(top[j], pos)
-			rnd.add(randomList(rng, len(d.ItemIDs), RecallK, func(i int32) bool { return seen.has(u, i) }), pos)
-			popList = popList[:0]
-			for _, i := range popular {
-				if len(popList) == RecallK {
-					break
-				}
-				if !seen.has(u, i) {
-					popList = append(popList, i)
-				}
-			}
-			pop.add(popList, pos)
-			if oracle != nil {
-				orc.add(oracle[j], pos)
-			}
-			if j == len(funnelUsers)-1 {
-				rep.FunnelTwoTower, rep.FunnelPopular, rep.FunnelRandom, rep.FunnelOracle = sum.scale(j+1), pop.scale(j+1), rnd.scale(j+1), orc.scale(j+1)
-			}
-		}
-		rep.Retrieval, rep.RetrievalPopular, rep.RetrievalOracle = sum.scale(len(users)), pop.scale(len(users)), orc.scale(len(users))
-		rep.RetrievalRandom = rnd.scale(len(users))
-		rep.Recall, rep.RecallPopular = rep.Retrieval.Recall100, rep.RetrievalPopular.Recall100
-		cands = retrieve(rowsOf(ue, 0, len(funnelUsers)), ie, FunnelCandidates, exclude)
-		splitUE = ue
-	}
+	var h minHeap
+	return topK(trainPos, RecallK+maxSeen, &h)
+}
 
-	// Ranking: per-head AUC and calibration on test impressions.
-	rw := res.MTML.Spec.Width()
-	n := len(d.Imps) - d.TrainN
-	probs := make([]float64, n*nh)
-	{
-		var tb, th nn.Tape
-		var xb []float64
-		vals := make([]float64, 1024)
-		for s := 0; s < n; s += 1024 {
-			bn := min(1024, n-s)
-			var x blas64.General
-			xb, x = matrix(xb, bn, rw)
-			for j := range bn {
-				k := d.TrainN + s + j
-				im := &d.Imps[k]
-				res.MTML.rankRow(d, xb[j*rw:(j+1)*rw], im.User, d.Pool(k), d.PoolItems(im.User, im.PoolN), im.Item, im.T, im.Followed, res.scores.at(int32(k), im.Item))
-			}
-			res.teacher(x, &tb, &th, vals[:bn], probs[s*nh:(s+bn)*nh])
+// firstUnseen appends to dst the first items of list, up to RecallK in
+// all, that u was not shown before the split.
+func firstUnseen(dst, list []int32, seen seenSet, u int32) []int32 {
+	for _, i := range list {
+		if len(dst) == RecallK {
+			break
+		}
+		if !seen.has(u, i) {
+			dst = append(dst, i)
 		}
 	}
+	return dst
+}
+
+// evalRanking sets the ranking figures of rep: per head, the AUC and
+// calibration of the MTML's probabilities on the test impressions, of the
+// popularity baseline's (the item's training rate of the event, smoothed
+// towards the global rate) and, with truth, of the true probabilities. A
+// test impression of a user the truth does not know turns the oracle off.
+func evalRanking(rep *Report, d *Data, res *Result, truth *synth.World) {
+	nh := len(Heads)
+	n := len(d.Imps) - d.TrainN
+	probs := testProbs(d, res)
 	var trueProbs [][5]float64
 	if truth != nil {
-		trueProbs = make([][5]float64, n)
-		for j := range n {
-			im := &d.Imps[d.TrainN+j]
-			tu, ti := d.TruthUser[im.User], d.TruthItem[im.Item]
-			if tu < 0 {
-				// A user the truth does not know: no oracle.
-				trueProbs, truth, rep.HasOracle = nil, nil, false
-				break
-			}
-			p := truth.TrueProbabilities(int(tu), int(ti))
-			trueProbs[j] = [5]float64{p.Click, p.Like, p.Comment, p.Share, p.SeeLess}
+		if trueProbs = trueTestProbs(d, truth); trueProbs == nil {
+			rep.HasOracle = false
 		}
 	}
-	// The baseline scores an impression by the item's training rate of the
-	// event, smoothed towards the global rate.
-	imps := make([]float64, len(d.ItemIDs))
-	events := make([][]float64, nh)
-	global := make([]float64, nh)
-	for h := range events {
-		events[h] = make([]float64, len(d.ItemIDs))
-	}
-	for k := 0; k < d.TrainN; k++ {
-		im := &d.Imps[k]
-		imps[im.Item]++
-		for h := range nh {
-			if im.Labels>>h&1 == 1 {
-				events[h][im.Item]++
-				global[h]++
-			}
-		}
-	}
-	const prior = 10.0
+	rates := newItemRates(d)
 	perHead := func() []float64 { return make([]float64, nh) }
 	rep.AUC, rep.AUCPopular, rep.AUCOracle, rep.Positives = perHead(), perHead(), perHead(), make([]int, nh)
 	rep.ECE, rep.ECEPopular, rep.ECEOracle = perHead(), perHead(), perHead()
 	rep.MeanPredicted, rep.MeanPopular, rep.MeanOracle, rep.Observed = perHead(), perHead(), perHead(), perHead()
 	score, base, orc := make([]float64, n), make([]float64, n), make([]float64, n)
 	labels := make([]bool, n)
-	mean := func(v []float64) float64 {
-		var s float64
-		for _, x := range v {
-			s += x
-		}
-		return s / float64(max(len(v), 1))
-	}
 	for h := range nh {
-		g := global[h] / float64(max(d.TrainN, 1))
 		for j := range n {
 			im := &d.Imps[d.TrainN+j]
 			score[j] = probs[j*nh+h]
-			base[j] = (events[h][im.Item] + prior*g) / (imps[im.Item] + prior)
+			base[j] = rates.rate(h, im.Item)
 			labels[j] = im.Labels>>h&1 == 1
 			if labels[j] {
 				rep.Positives[h]++
@@ -455,61 +443,185 @@ func evaluate(d *Data, res *Result, o Options) Report {
 			rep.AUCOracle[h], rep.ECEOracle[h], rep.MeanOracle[h] = AUC(orc, labels), ECE(orc, labels, CalibrationBins), mean(orc)
 		}
 	}
+}
 
-	// The funnel, and the first stage against the teacher on the
-	// retrieved candidates.
-	if len(funnelUsers) > 0 {
-		fu := embedUsers(d, res.FirstStage, funnelUsers)
-		fi := embedItems(d, res.FirstStage)
-		var tb, th nn.Tape
-		var xb []float64
-		var sp, kt float64
-		var funnel, second Ranked
-		for j, u := range funnelUsers {
-			c := cands[j]
-			var x blas64.General
-			xb, x = matrix(xb, len(c), rw)
-			pool := d.SplitPools[int(u)*d.ItemDim : (int(u)+1)*d.ItemDim]
-			for r, i := range c {
-				_, fol := d.SplitFollows[followKey(u, d.ItemAuthor[i])]
-				res.MTML.rankRow(d, xb[r*rw:(r+1)*rw], u, pool, d.PoolItems(u, d.SplitPoolN[u]), i, d.Split, fol, res.scores.of(splitUE.Data[j*splitUE.Stride:j*splitUE.Stride+splitUE.Cols], i))
-			}
-			tv := make([]float64, len(c))
-			res.teacher(x, &tb, &th, tv, nil)
-			fv := make([]float64, len(c))
-			urow := fu.Data[j*fu.Stride : j*fu.Stride+fu.Cols]
-			for r, i := range c {
-				irow := fi.Data[int(i)*fi.Stride : int(i)*fi.Stride+fi.Cols]
-				for k, v := range urow {
-					fv[r] += v * irow[k]
-				}
-			}
-			byTeacher := bestOf(tv, TeacherTop, nil)
-			ts, ss := make([]float64, len(byTeacher)), make([]float64, len(byTeacher))
-			for r, o := range byTeacher {
-				ts[r], ss[r] = tv[o], fv[o]
-			}
-			sp += Spearman(ts, ss)
-			kt += Kendall(ts, ss)
-			// The funnel: the first stage keeps TeacherTop, the teacher
-			// orders them and the first RecallK are shown.
-			kept := bestOf(fv, TeacherTop, nil)
-			final := bestOf(tv, RecallK, kept)
-			list := make([]int32, len(final))
-			for r, o := range final {
-				list[r] = c[o]
-			}
-			funnel.add(list, testPos[u])
-			list = list[:0]
-			for _, o := range bestOf(tv, RecallK, nil) {
-				list = append(list, c[o])
-			}
-			second.add(list, testPos[u])
+// testProbs returns the MTML's probabilities of the test impressions, one
+// row of len(Heads) per impression.
+func testProbs(d *Data, res *Result) []float64 {
+	const batch = 1024
+	nh := len(Heads)
+	rw := res.MTML.Spec.Width()
+	n := len(d.Imps) - d.TrainN
+	probs := make([]float64, n*nh)
+	var tb, th nn.Tape
+	var xb []float64
+	vals := make([]float64, batch)
+	for s := 0; s < n; s += batch {
+		bn := min(batch, n-s)
+		var x blas64.General
+		xb, x = matrix(xb, bn, rw)
+		for j := range bn {
+			k := d.TrainN + s + j
+			im := &d.Imps[k]
+			res.MTML.rankRow(d, xb[j*rw:(j+1)*rw], im.User, d.Pool(k), d.PoolItems(im.User, im.PoolN), im.Item, im.T, im.Followed, res.scores.at(int32(k), im.Item))
 		}
-		rep.Spearman, rep.Kendall, rep.SpearmanUsers = sp/float64(len(funnelUsers)), kt/float64(len(funnelUsers)), len(funnelUsers)
-		rep.Funnel, rep.SecondStageOnly = funnel.scale(len(funnelUsers)), second.scale(len(funnelUsers))
+		res.teacher(x, &tb, &th, vals[:bn], probs[s*nh:(s+bn)*nh])
 	}
-	return rep
+	return probs
+}
+
+// trueTestProbs returns the planted probabilities of each test impression
+// in Heads order, or nil if the truth does not know one of the users.
+func trueTestProbs(d *Data, truth *synth.World) [][5]float64 {
+	n := len(d.Imps) - d.TrainN
+	trueProbs := make([][5]float64, n)
+	for j := range n {
+		im := &d.Imps[d.TrainN+j]
+		tu, ti := d.TruthUser[im.User], d.TruthItem[im.Item]
+		if tu < 0 {
+			return nil
+		}
+		p := truth.TrueProbabilities(int(tu), int(ti))
+		trueProbs[j] = [5]float64{p.Click, p.Like, p.Comment, p.Share, p.SeeLess}
+	}
+	return trueProbs
+}
+
+// itemRates are the training counts the popularity baseline of the ranker
+// scores an impression by.
+type itemRates struct {
+	imps   []float64   // impressions per item
+	events [][]float64 // per head, impressions with the head's event per item
+	global []float64   // per head, impressions with the event
+	trainN int
+}
+
+// ratePrior is the weight, in impressions, of the global rate in an item's
+// smoothed rate.
+const ratePrior = 10.0
+
+func newItemRates(d *Data) *itemRates {
+	nh := len(Heads)
+	r := &itemRates{imps: make([]float64, len(d.ItemIDs)), events: make([][]float64, nh), global: make([]float64, nh), trainN: d.TrainN}
+	for h := range r.events {
+		r.events[h] = make([]float64, len(d.ItemIDs))
+	}
+	for k := 0; k < d.TrainN; k++ {
+		im := &d.Imps[k]
+		r.imps[im.Item]++
+		for h := range nh {
+			if im.Labels>>h&1 == 1 {
+				r.events[h][im.Item]++
+				r.global[h]++
+			}
+		}
+	}
+	return r
+}
+
+// rate is the item's training rate of head h's event, smoothed towards the
+// global rate by ratePrior impressions.
+func (r *itemRates) rate(h int, item int32) float64 {
+	g := r.global[h] / float64(max(r.trainN, 1))
+	return (r.events[h][item] + ratePrior*g) / (r.imps[item] + ratePrior)
+}
+
+func mean(v []float64) float64 {
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(max(len(v), 1))
+}
+
+// evalFunnel sets the funnel's figures of rep over the funnel users: for
+// each, the teacher scores the user's retrieved candidates cands[j] and the
+// first stage's agreement with it is measured; the funnel's list (the
+// first stage keeps TeacherTop, the teacher orders them and the first
+// RecallK are shown) and the teacher's own RecallK best are judged
+// against the user's test positives. splitUE are the users' retrieval
+// embeddings at the split, which the teacher's tower score reads.
+func evalFunnel(rep *Report, d *Data, res *Result, users []int32, cands [][]int32, splitUE blas64.General, testPos map[int32]map[int32]bool) {
+	fu := embedUsers(d, res.FirstStage, users)
+	fi := embedItems(d, res.FirstStage)
+	var t teacherScorer
+	var sp, kt float64
+	var funnel, second Ranked
+	for j, u := range users {
+		c := cands[j]
+		tv := t.values(d, res, u, c, splitUE.Data[j*splitUE.Stride:j*splitUE.Stride+splitUE.Cols])
+		fv := firstStageScores(fu.Data[j*fu.Stride:j*fu.Stride+fu.Cols], fi, c)
+		s, k := rankAgreement(tv, fv)
+		sp += s
+		kt += k
+		list, secondOnly := funnelLists(c, tv, fv)
+		funnel.add(list, testPos[u])
+		second.add(secondOnly, testPos[u])
+	}
+	rep.Spearman, rep.Kendall, rep.SpearmanUsers = sp/float64(len(users)), kt/float64(len(users)), len(users)
+	rep.Funnel, rep.SecondStageOnly = funnel.scale(len(users)), second.scale(len(users))
+}
+
+// teacherScorer scores candidates with the teacher, reusing its buffers
+// from one user to the next.
+type teacherScorer struct {
+	tb, th nn.Tape
+	xb     []float64
+}
+
+// values returns the teacher's value of each candidate c of user u at the
+// split; urow is u's retrieval embedding at the split.
+func (t *teacherScorer) values(d *Data, res *Result, u int32, c []int32, urow []float64) []float64 {
+	rw := res.MTML.Spec.Width()
+	var x blas64.General
+	t.xb, x = matrix(t.xb, len(c), rw)
+	pool := d.SplitPools[int(u)*d.ItemDim : (int(u)+1)*d.ItemDim]
+	for r, i := range c {
+		_, fol := d.SplitFollows[followKey(u, d.ItemAuthor[i])]
+		res.MTML.rankRow(d, t.xb[r*rw:(r+1)*rw], u, pool, d.PoolItems(u, d.SplitPoolN[u]), i, d.Split, fol, res.scores.of(urow, i))
+	}
+	tv := make([]float64, len(c))
+	res.teacher(x, &t.tb, &t.th, tv, nil)
+	return tv
+}
+
+// firstStageScores returns the first stage's score of each candidate c:
+// the dot product of the user's embedding urow with the item's row of fi.
+func firstStageScores(urow []float64, fi blas64.General, c []int32) []float64 {
+	fv := make([]float64, len(c))
+	for r, i := range c {
+		irow := fi.Data[int(i)*fi.Stride : int(i)*fi.Stride+fi.Cols]
+		for k, v := range urow {
+			fv[r] += v * irow[k]
+		}
+	}
+	return fv
+}
+
+// rankAgreement returns the Spearman and Kendall correlations of the first
+// stage's scores fv with the teacher's tv on the teacher's TeacherTop best
+// candidates.
+func rankAgreement(tv, fv []float64) (spearman, kendall float64) {
+	byTeacher := bestOf(tv, TeacherTop, nil)
+	ts, ss := make([]float64, len(byTeacher)), make([]float64, len(byTeacher))
+	for r, o := range byTeacher {
+		ts[r], ss[r] = tv[o], fv[o]
+	}
+	return Spearman(ts, ss), Kendall(ts, ss)
+}
+
+// funnelLists returns the funnel's list of the candidates c (the first
+// stage's TeacherTop best, ordered by the teacher, cut at RecallK) and the
+// teacher's RecallK best of all of c (no first stage).
+func funnelLists(c []int32, tv, fv []float64) (funnel, secondOnly []int32) {
+	kept := bestOf(fv, TeacherTop, nil)
+	for _, o := range bestOf(tv, RecallK, kept) {
+		funnel = append(funnel, c[o])
+	}
+	for _, o := range bestOf(tv, RecallK, nil) {
+		secondOnly = append(secondOnly, c[o])
+	}
+	return funnel, secondOnly
 }
 
 // randomList returns k distinct items of 0..n-1 drawn uniformly from those

@@ -144,124 +144,153 @@ func TestArtifactRoundTrip(t *testing.T) {
 	}
 	const rows = 64
 	imps := d.Imps[d.TrainN : d.TrainN+rows]
-
 	for _, name := range []string{"two-tower", "first-stage"} {
 		t.Run(name, func(t *testing.T) {
 			tt := res.TwoTower
 			if name == "first-stage" {
 				tt = res.FirstStage
 			}
-			a, err := model.Load(context.Background(), filepath.Join(out, name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if a.TwoTower == nil || a.Manifest.Normalize {
-				t.Fatalf("loaded %s is not an unnormalised TwoTower: %+v", name, a.Manifest)
-			}
-			if (tt.ItemIDs != nil) != (a.Embeddings[features.ItemID] != nil) {
-				t.Fatalf("trainer's item_id table %v, artifact's %v", tt.ItemIDs != nil, a.Embeddings)
-			}
-			ua, err := features.CompileUser(a.Manifest.Networks[model.NetUser].Input, cat, a.Embeddings)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ia, err := features.CompileItem(a.Manifest.Networks[model.NetItem].Input, cat, a.Embeddings)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The trainer's rows, and recserve's from the user's pooled
-			// engagements (newest first, before now) and the catalog.
-			uw, iw := tt.UserSpec.Width(), tt.ItemSpec.Width()
-			ub, ux := matrix(nil, rows+1, uw)
-			ib, ix := matrix(nil, rows+1, iw)
-			gotU := make([]float32, (rows+1)*uw)
-			gotI := blas32.General{Rows: rows + 1, Cols: iw, Stride: iw, Data: make([]float32, (rows+1)*iw)}
-			ords := make([]uint32, rows+1)
-			for j, im := range imps {
-				k := d.TrainN + j
-				pooled := d.PoolItems(im.User, im.PoolN)
-				tt.userRow(d, ub[j*uw:(j+1)*uw], im.User, d.Pool(k), pooled)
-				tt.itemRow(d, ib[j*iw:(j+1)*iw], im.Item)
-				now := time.Unix(im.T, 0)
-				engs := make([]store.Engagement, len(pooled))
-				for p, i := range pooled {
-					engs[len(pooled)-1-p] = store.Engagement{Item: d.ItemIDs[i], Type: store.Click, Time: now.Add(-time.Duration(len(pooled)-p) * time.Second)}
-				}
-				ua.FillUser(features.NewUserContext(d.UserIDs[im.User], now, cat, engs, nil), gotU[j*uw:(j+1)*uw])
-				var ok bool
-				if ords[j], ok = cat.Ordinal(d.ItemIDs[im.Item]); !ok {
-					t.Fatalf("item %s is not in the runtime catalog", d.ItemIDs[im.Item])
-				}
-			}
-			// The new item: the trainer's row is its features (and risk)
-			// with a zero item_id vector.
-			copy(ub[rows*uw:], ub[:uw])
-			copy(gotU[rows*uw:], gotU[:uw])
-			tt.itemRow(d, ib[rows*iw:(rows+1)*iw], 0)
-			if off, w, ok := tt.ItemSpec.Block(FeatItemID); ok {
-				clear(ib[rows*iw+off : rows*iw+off+w])
-			}
-			if off, _, ok := tt.ItemSpec.Block(FeatItemRisk); ok {
-				ib[rows*iw+off] = float64(float32(newItem.IntegrityRisk))
-			}
-			ords[rows], _ = cat.Ordinal(newItem.ID)
-			ia.Fill(features.NewUserContext("", time.Unix(d.Split, 0), cat, nil, nil), ords, gotI)
-
-			for k, v := range gotI.Data {
-				if !within(v, ib[k]) {
-					t.Fatalf("item tower input %d (row %d): recserve %v, rectrain %v", k, k/iw, v, ib[k])
-				}
-			}
-			for k, v := range gotU {
-				if !within(v, ub[k]) {
-					t.Fatalf("user tower input %d (row %d): recserve %v, rectrain %v", k, k/uw, v, ub[k])
-				}
-			}
-			var tu, ti nn.Tape
-			wantU, wantI := tt.User.Forward(ux, &tu), tt.Item.Forward(ix, &ti)
-			ws := model.NewWorkspace(nil, rows+1)
-			embU := copy32(a.TwoTower.UserEmbeddings(blas32.General{Rows: rows + 1, Cols: uw, Stride: uw, Data: gotU}, ws))
-			embI := a.TwoTower.ItemEmbeddings(gotI, ws)
-			for k, v := range embU.Data {
-				if !within(v, wantU.Data[k]) {
-					t.Fatalf("user embedding value %d: recserve %v, rectrain %v", k, v, wantU.Data[k])
-				}
-			}
-			for k, v := range embI.Data {
-				if !within(v, wantI.Data[k]) {
-					t.Fatalf("item embedding value %d: recserve %v, rectrain %v", k, v, wantI.Data[k])
-				}
-			}
+			checkTowerRoundTrip(t, d, tt, filepath.Join(out, name), cat, imps, newItem)
 		})
 	}
+	t.Run("mtml", func(t *testing.T) { checkMTMLRoundTrip(t, d, res, filepath.Join(out, "mtml"), len(imps)) })
+}
 
-	t.Run("mtml", func(t *testing.T) {
-		a, err := model.Load(context.Background(), filepath.Join(out, "mtml"))
-		if err != nil {
-			t.Fatal(err)
+// checkTowerRoundTrip checks that the towers of the artifact in dir, fed
+// by runtime/features from cat, give tt's inputs and embeddings for the
+// test impressions imps and for newItem, an item published after
+// training.
+func checkTowerRoundTrip(t *testing.T, d *Data, tt *TwoTower, dir string, cat *catalog.Catalog, imps []Impression, newItem dataset.Item) {
+	a, err := model.Load(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.TwoTower == nil || a.Manifest.Normalize {
+		t.Fatalf("loaded %s is not an unnormalised TwoTower: %+v", filepath.Base(dir), a.Manifest)
+	}
+	if (tt.ItemIDs != nil) != (a.Embeddings[features.ItemID] != nil) {
+		t.Fatalf("trainer's item_id table %v, artifact's %v", tt.ItemIDs != nil, a.Embeddings)
+	}
+	in := towerInputsOf(t, d, tt, a, cat, imps, newItem)
+	rows, uw, iw := len(imps)+1, tt.UserSpec.Width(), tt.ItemSpec.Width()
+	for k, v := range in.gotI.Data {
+		if !within(v, in.ib[k]) {
+			t.Fatalf("item tower input %d (row %d): recserve %v, rectrain %v", k, k/iw, v, in.ib[k])
 		}
-		if a.MTML == nil {
-			t.Fatalf("loaded mtml is kind %s", a.Manifest.Kind)
+	}
+	for k, v := range in.gotU {
+		if !within(v, in.ub[k]) {
+			t.Fatalf("user tower input %d (row %d): recserve %v, rectrain %v", k, k/uw, v, in.ub[k])
 		}
-		if got := a.MTML.Heads(); len(got) != len(Heads) || got[4] != "see_less" {
-			t.Fatalf("heads %v, want %v", got, Heads)
+	}
+	var tu, ti nn.Tape
+	wantU, wantI := tt.User.Forward(in.ux, &tu), tt.Item.Forward(in.ix, &ti)
+	ws := model.NewWorkspace(nil, rows)
+	embU := copy32(a.TwoTower.UserEmbeddings(blas32.General{Rows: rows, Cols: uw, Stride: uw, Data: in.gotU}, ws))
+	embI := a.TwoTower.ItemEmbeddings(in.gotI, ws)
+	for k, v := range embU.Data {
+		if !within(v, wantU.Data[k]) {
+			t.Fatalf("user embedding value %d: recserve %v, rectrain %v", k, v, wantU.Data[k])
 		}
-		rw := res.MTML.Spec.Width()
-		xb, x := matrix(nil, rows, rw)
-		for j, im := range imps {
-			res.MTML.rankRow(d, xb[j*rw:(j+1)*rw], im.User, d.Pool(d.TrainN+j), d.PoolItems(im.User, im.PoolN), im.Item, im.T, im.Followed, res.scores.at(int32(d.TrainN+j), im.Item))
+	}
+	for k, v := range embI.Data {
+		if !within(v, wantI.Data[k]) {
+			t.Fatalf("item embedding value %d: recserve %v, rectrain %v", k, v, wantI.Data[k])
 		}
-		want := make([]float64, rows*len(Heads))
-		var tb, th nn.Tape
-		res.teacher(x, &tb, &th, make([]float64, rows), want)
-		got := make([]float32, rows*len(Heads))
-		a.MTML.Predict(to32(x), got, model.NewWorkspace(nil, rows))
-		for k, v := range got {
-			if !within(v, want[k]) {
-				t.Fatalf("probability %d: loaded %v, trainer %v", k, v, want[k])
-			}
+	}
+}
+
+// towerInputs are the towers' inputs for the rows of a round trip: the
+// trainer's (ub, ib and the matrices ux, ix over them) and recserve's
+// (gotU, gotI).
+type towerInputs struct {
+	ub, ib []float64
+	ux, ix blas64.General
+	gotU   []float32
+	gotI   blas32.General
+}
+
+// towerInputsOf assembles the towers' inputs of imps, and of newItem in a
+// last row, the trainer's way and recserve's: the user's pooled
+// engagements (newest first, before now) and the catalog.
+func towerInputsOf(t *testing.T, d *Data, tt *TwoTower, a *model.Artifact, cat *catalog.Catalog, imps []Impression, newItem dataset.Item) towerInputs {
+	t.Helper()
+	ua, err := features.CompileUser(a.Manifest.Networks[model.NetUser].Input, cat, a.Embeddings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ia, err := features.CompileItem(a.Manifest.Networks[model.NetItem].Input, cat, a.Embeddings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := len(imps)
+	uw, iw := tt.UserSpec.Width(), tt.ItemSpec.Width()
+	var in towerInputs
+	in.ub, in.ux = matrix(nil, rows+1, uw)
+	in.ib, in.ix = matrix(nil, rows+1, iw)
+	in.gotU = make([]float32, (rows+1)*uw)
+	in.gotI = blas32.General{Rows: rows + 1, Cols: iw, Stride: iw, Data: make([]float32, (rows+1)*iw)}
+	ords := make([]uint32, rows+1)
+	for j, im := range imps {
+		k := d.TrainN + j
+		pooled := d.PoolItems(im.User, im.PoolN)
+		tt.userRow(d, in.ub[j*uw:(j+1)*uw], im.User, d.Pool(k), pooled)
+		tt.itemRow(d, in.ib[j*iw:(j+1)*iw], im.Item)
+		now := time.Unix(im.T, 0)
+		engs := make([]store.Engagement, len(pooled))
+		for p, i := range pooled {
+			engs[len(pooled)-1-p] = store.Engagement{Item: d.ItemIDs[i], Type: store.Click, Time: now.Add(-time.Duration(len(pooled)-p) * time.Second)}
 		}
-	})
+		ua.FillUser(features.NewUserContext(d.UserIDs[im.User], now, cat, engs, nil), in.gotU[j*uw:(j+1)*uw])
+		var ok bool
+		if ords[j], ok = cat.Ordinal(d.ItemIDs[im.Item]); !ok {
+			t.Fatalf("item %s is not in the runtime catalog", d.ItemIDs[im.Item])
+		}
+	}
+	// The new item: the trainer's row is its features (and risk) with a
+	// zero item_id vector.
+	copy(in.ub[rows*uw:], in.ub[:uw])
+	copy(in.gotU[rows*uw:], in.gotU[:uw])
+	tt.itemRow(d, in.ib[rows*iw:(rows+1)*iw], 0)
+	if off, w, ok := tt.ItemSpec.Block(FeatItemID); ok {
+		clear(in.ib[rows*iw+off : rows*iw+off+w])
+	}
+	if off, _, ok := tt.ItemSpec.Block(FeatItemRisk); ok {
+		in.ib[rows*iw+off] = float64(float32(newItem.IntegrityRisk))
+	}
+	ords[rows], _ = cat.Ordinal(newItem.ID)
+	ia.Fill(features.NewUserContext("", time.Unix(d.Split, 0), cat, nil, nil), ords, in.gotI)
+	return in
+}
+
+// checkMTMLRoundTrip checks that the MTML artifact in dir predicts the
+// trainer's probabilities for the first rows test impressions.
+func checkMTMLRoundTrip(t *testing.T, d *Data, res *Result, dir string, rows int) {
+	a, err := model.Load(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.MTML == nil {
+		t.Fatalf("loaded mtml is kind %s", a.Manifest.Kind)
+	}
+	if got := a.MTML.Heads(); len(got) != len(Heads) || got[4] != "see_less" {
+		t.Fatalf("heads %v, want %v", got, Heads)
+	}
+	rw := res.MTML.Spec.Width()
+	xb, x := matrix(nil, rows, rw)
+	for j, im := range d.Imps[d.TrainN : d.TrainN+rows] {
+		res.MTML.rankRow(d, xb[j*rw:(j+1)*rw], im.User, d.Pool(d.TrainN+j), d.PoolItems(im.User, im.PoolN), im.Item, im.T, im.Followed, res.scores.at(int32(d.TrainN+j), im.Item))
+	}
+	want := make([]float64, rows*len(Heads))
+	var tb, th nn.Tape
+	res.teacher(x, &tb, &th, make([]float64, rows), want)
+	got := make([]float32, rows*len(Heads))
+	a.MTML.Predict(to32(x), got, model.NewWorkspace(nil, rows))
+	for k, v := range got {
+		if !within(v, want[k]) {
+			t.Fatalf("probability %d: loaded %v, trainer %v", k, v, want[k])
+		}
+	}
 }
 
 func to32(m blas64.General) blas32.General {

@@ -55,11 +55,6 @@ func newTowerScores(d *Data, t *TwoTower) *towerScores {
 	return s
 }
 
-// user is impression k's user embedding.
-func (s *towerScores) user(k int32) []float32 {
-	return s.users[int(k)*s.dim : (int(k)+1)*s.dim]
-}
-
 // item is item i's embedding.
 func (s *towerScores) item(i int32) []float32 {
 	return s.items[int(i)*s.dim : (int(i)+1)*s.dim]

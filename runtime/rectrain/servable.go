@@ -50,7 +50,7 @@ func (d *Data) WriteCatalog(dir string) error {
 			it.Features = []float32{}
 		}
 		if err := w.Write(it); err != nil {
-			w.Close()
+			_ = w.Close()
 			return fmt.Errorf("failed to write the catalog: %w", err)
 		}
 	}

@@ -512,6 +512,51 @@ type mtmlShard struct {
 	pools [][]int32
 }
 
+// pass runs the ranker forward and backward on the examples lo to hi of
+// ex, the first nShown of which are impressions and the rest drawn
+// negatives, into the shard's gradients and loss (the mean over all of
+// ex's examples).
+func (sw *mtmlShard) pass(d *Data, res *Result, ex examples, nShown, lo, hi int) {
+	m := res.MTML
+	w := m.Spec.Width()
+	nh := len(Heads)
+	n := len(ex.imp)
+	rows := hi - lo
+	var x, dz blas64.General
+	sw.xb, x = matrix(sw.xb, rows, w)
+	sw.yb = slices.Grow(sw.yb[:0], rows*nh)[:rows*nh]
+	sw.dzb, dz = matrix(sw.dzb, rows, nh)
+	sw.items = slices.Grow(sw.items[:0], rows)[:rows]
+	sw.pools = slices.Grow(sw.pools[:0], rows)[:rows]
+	for j := range rows {
+		k, i := ex.imp[lo+j], ex.item[lo+j]
+		im := &d.Imps[k]
+		followed, labels := im.Followed, im.Labels
+		if i != im.Item {
+			_, followed = d.SplitFollows[followKey(im.User, d.ItemAuthor[i])]
+			labels = 0
+		}
+		sw.items[j], sw.pools[j] = i, d.PoolItems(im.User, im.PoolN)
+		m.rankRow(d, sw.xb[j*w:(j+1)*w], im.User, d.Pool(int(k)), sw.pools[j], i, im.T, followed, res.scores.at(k, i))
+		for h := range nh {
+			sw.yb[j*nh+h] = float64(labels >> h & 1)
+		}
+	}
+	z := m.HeadLayer.Forward(m.Bottom.Forward(x, &sw.tb), &sw.th)
+	sw.loss = nn.BCEWithLogits(z.Data, sw.yb, dz.Data, 1/float64(n))
+	// A drawn negative was never shown: it says nothing of see_less, which
+	// only an item shown can draw.
+	for j := range rows {
+		if lo+j >= nShown {
+			dz.Data[j*nh+seeLessHead] = 0
+		}
+	}
+	sw.gb.Zero()
+	sw.gh.Zero()
+	dh := m.HeadLayer.Backward(&sw.th, dz, sw.gh, true)
+	sw.x, sw.dx = x, m.Bottom.Backward(&sw.tb, dh, sw.gb, m.ItemIDs != nil)
+}
+
 // trainMTML fits the ranker on every training impression.
 func trainMTML(d *Data, o Options, res *Result, sch *schedule) error {
 	const stage = 1
@@ -540,8 +585,6 @@ func trainMTML(d *Data, o Options, res *Result, sch *schedule) error {
 		}
 		sh[s] = w
 	}
-	w := m.Spec.Width()
-	nh := len(Heads)
 	negatives := negativeItems(d)
 	var ex examples
 	mt := newMeter(o, stage, len(idx)*(1+o.Negatives), first)
@@ -554,41 +597,7 @@ func trainMTML(d *Data, o Options, res *Result, sch *schedule) error {
 			ex = ex.of(d, batch, negatives, o.Negatives, r)
 			n := len(ex.imp)
 			inShards(n, func(s, lo, hi int) {
-				sw := sh[s]
-				rows := hi - lo
-				var x, dz blas64.General
-				sw.xb, x = matrix(sw.xb, rows, w)
-				sw.yb = slices.Grow(sw.yb[:0], rows*nh)[:rows*nh]
-				sw.dzb, dz = matrix(sw.dzb, rows, nh)
-				sw.items = slices.Grow(sw.items[:0], rows)[:rows]
-				sw.pools = slices.Grow(sw.pools[:0], rows)[:rows]
-				for j := range rows {
-					k, i := ex.imp[lo+j], ex.item[lo+j]
-					im := &d.Imps[k]
-					followed, labels := im.Followed, im.Labels
-					if i != im.Item {
-						_, followed = d.SplitFollows[followKey(im.User, d.ItemAuthor[i])]
-						labels = 0
-					}
-					sw.items[j], sw.pools[j] = i, d.PoolItems(im.User, im.PoolN)
-					m.rankRow(d, sw.xb[j*w:(j+1)*w], im.User, d.Pool(int(k)), sw.pools[j], i, im.T, followed, res.scores.at(k, i))
-					for h := range nh {
-						sw.yb[j*nh+h] = float64(labels >> h & 1)
-					}
-				}
-				z := m.HeadLayer.Forward(m.Bottom.Forward(x, &sw.tb), &sw.th)
-				sw.loss = nn.BCEWithLogits(z.Data, sw.yb, dz.Data, 1/float64(n))
-				// A drawn negative was never shown: it says nothing of
-				// see_less, which only an item shown can draw.
-				for j := range rows {
-					if lo+j >= len(batch) {
-						dz.Data[j*nh+seeLessHead] = 0
-					}
-				}
-				sw.gb.Zero()
-				sw.gh.Zero()
-				dh := m.HeadLayer.Backward(&sw.th, dz, sw.gh, true)
-				sw.x, sw.dx = x, m.Bottom.Backward(&sw.tb, dh, sw.gb, m.ItemIDs != nil)
+				sh[s].pass(d, res, ex, len(batch), lo, hi)
 			})
 			loss := sh[0].loss
 			for _, sw := range sh[1:] {

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package sources
 
 import (
@@ -7,15 +23,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/recpipeline/recpipeline/runtime/fetch"
 	"io"
 	"net/http"
-	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/fetch"
 )
 
 // DefaultPrecomputedMaxBytes bounds a precomputed lists file by default.
@@ -156,52 +170,17 @@ func (s *Precomputed) Fetch(ctx context.Context, req *Request, limit int, dst []
 // with any bad line is refused as a whole, with a *ParseError naming the
 // lines, so that a corrupt or truncated file never replaces good lists.
 func (s *Precomputed) Load(ctx context.Context) (PrecomputedStats, error) {
-	rc, err := s.open(ctx)
+	rc, err := fetch.Open(ctx, s.uri, fetch.Options{Client: s.opts.Client, MaxBytes: s.opts.MaxBytes, LimitLocal: true})
 	if err != nil {
-		return PrecomputedStats{}, fmt.Errorf("failed to load precomputed lists from %q: %w", redact(s.uri), err)
+		return PrecomputedStats{}, fmt.Errorf("failed to load precomputed lists from %q: %w", fetch.Redact(s.uri), err)
 	}
 	defer rc.Close()
-	l, st, err := parsePrecomputed(fetch.LimitReader(rc, s.opts.MaxBytes, "read"), s.items)
+	l, st, err := parsePrecomputed(rc, s.items)
 	if err != nil {
-		return st, fmt.Errorf("failed to load precomputed lists from %q: %w", redact(s.uri), err)
+		return st, fmt.Errorf("failed to load precomputed lists from %q: %w", fetch.Redact(s.uri), err)
 	}
 	s.lists.Store(l)
 	return st, nil
-}
-
-func (s *Precomputed) open(ctx context.Context) (io.ReadCloser, error) {
-	if !strings.Contains(s.uri, "://") {
-		return s.openFile(s.uri)
-	}
-	u, err := url.Parse(s.uri)
-	if err != nil {
-		return nil, fmt.Errorf("failed to parse URI: %w", err)
-	}
-	switch u.Scheme {
-	case "file":
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("file URI names host %q; only local files are supported", u.Host)
-		}
-		return s.openFile(u.Path)
-	case "http", "https":
-		return fetch.Get(ctx, s.opts.Client, u, s.opts.MaxBytes)
-	}
-	return nil, fmt.Errorf("unsupported scheme %q (want a path, file://, http:// or https://)", u.Scheme)
-}
-
-func (s *Precomputed) openFile(p string) (io.ReadCloser, error) {
-	if p == "" {
-		return nil, errors.New("empty path")
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	if fi, err := f.Stat(); err == nil && fi.Size() > s.opts.MaxBytes {
-		f.Close()
-		return nil, fmt.Errorf("file is %d bytes, over the size limit of %d bytes", fi.Size(), s.opts.MaxBytes)
-	}
-	return f, nil
 }
 
 type precomputedLine struct {
@@ -278,11 +257,4 @@ func parsePrecomputed(r io.Reader, items Items) (*precomputedLists, PrecomputedS
 	}
 	st.Users, st.Items = len(l.spans), len(l.items)
 	return l, st, nil
-}
-
-func redact(uri string) string {
-	if u, err := url.Parse(uri); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return uri
 }

@@ -95,107 +95,135 @@ func TestMovieLensRoundTrip(t *testing.T) {
 			present: []string{CatalogFile, UsersFile, FollowsFile, EventsFile, TruthFile, TruthItemsFile},
 		},
 	}
-	row := regexp.MustCompile(`^(0|[1-9][0-9]*),(0|[1-9][0-9]*),[345]\.0,[1-9][0-9]*$`)
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			if err := w.WriteDirWith(dir, tc.opts); err != nil {
 				t.Fatal(err)
 			}
-			for _, f := range tc.present {
-				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-					t.Errorf("%s is missing: %v", f, err)
-				}
-			}
-			for _, f := range tc.absent {
-				if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-					t.Errorf("%s was written", f)
-				}
-			}
+			checkWritten(t, dir, tc.present, tc.absent)
 			path := filepath.Join(dir, tc.file)
-
 			if tc.rowFormat {
-				lines := linesOf(t, path)
-				if len(lines) < 2 || lines[0] != "userId,movieId,rating,timestamp" {
-					t.Fatalf("ratings file starts %q", lines[:min(len(lines), 2)])
-				}
-				for k, l := range lines[1:] {
-					if !row.MatchString(l) {
-						t.Fatalf("line %d %q is not userId,movieId,rating,timestamp as a MovieLens ratings.csv writes it", k+2, l)
-					}
-				}
+				checkRatingsCSV(t, path)
 			}
-
-			var clicks, likes int
-			var last int64
-			seen := map[[2]string]bool{}
-			rep, err := dataset.ReadMovieLens(path, dataset.MovieLensAuto, dataset.ReadOptions{Strict: true}, func(e dataset.Event) error {
-				ts := e.Time.Unix()
-				if ts < last {
-					t.Fatalf("event %+v is before the previous one at %d", e, last)
-				}
-				last = ts
-				k := [2]string{e.User, e.Item}
-				p := pairs[k]
-				if p == nil || !p.clicked {
-					t.Fatalf("rated pair user %s movie %s was never clicked in the world", e.User, e.Item)
-				}
-				switch e.Type {
-				case dataset.Click:
-					clicks++
-					if seen[k] {
-						t.Fatalf("pair user %s movie %s is rated twice", e.User, e.Item)
-					}
-					seen[k] = true
-					if ts != p.firstClick {
-						t.Errorf("pair user %s movie %s rated at %d, first clicked at %d", e.User, e.Item, ts, p.firstClick)
-					}
-				case dataset.Like:
-					likes++
-					if !p.liked {
-						t.Errorf("pair user %s movie %s reads back as a like the world does not have", e.User, e.Item)
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep.Skipped != 0 || rep.Rows != clicks {
-				t.Errorf("read %d rows, skipped %d, for %d clicks", rep.Rows, rep.Skipped, clicks)
-			}
-
-			var wantClicks, wantLikes, seeLessOnly int
-			for _, p := range pairs {
-				if p.clicked {
-					wantClicks++
-				}
-				if p.liked {
-					wantLikes++
-				}
-				if p.seeLess && !p.clicked {
-					seeLessOnly++
-				}
-			}
-			liked := 0
-			for _, r := range w.MovieLensRatings() {
-				if r.Rating >= dataset.LikeRating {
-					liked++
-				}
-			}
-			if likes != liked {
-				t.Errorf("read back %d likes from %d rows rated %v or more", likes, liked, dataset.LikeRating)
-			}
-			if clicks != wantClicks || likes != wantLikes || seeLessOnly == 0 {
-				t.Errorf("read back %d clicked and %d liked pairs, the world has %d and %d (and %d pairs with see_less alone, which must make no row)",
-					clicks, likes, wantClicks, wantLikes, seeLessOnly)
-			}
-			if wantLikes == 0 || wantLikes == wantClicks {
-				t.Fatalf("the world has %d liked of %d clicked pairs: too few to tell likes apart", wantLikes, wantClicks)
-			}
-			t.Logf("%d ratings, like rate %.3f", clicks, float64(likes)/float64(clicks))
+			clicks, likes := readRatingsBack(t, path, pairs)
+			checkRatingCounts(t, w, pairs, clicks, likes)
 		})
 	}
+}
+
+// checkWritten checks that the files present are in dir and the files
+// absent are not.
+func checkWritten(t *testing.T, dir string, present, absent []string) {
+	t.Helper()
+	for _, f := range present {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s is missing: %v", f, err)
+		}
+	}
+	for _, f := range absent {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("%s was written", f)
+		}
+	}
+}
+
+// ratingRow is a row of ratings.csv as MovieLens writes it.
+var ratingRow = regexp.MustCompile(`^(0|[1-9][0-9]*),(0|[1-9][0-9]*),[345]\.0,[1-9][0-9]*$`)
+
+// checkRatingsCSV checks that path is a ratings.csv as MovieLens writes it.
+func checkRatingsCSV(t *testing.T, path string) {
+	t.Helper()
+	lines := linesOf(t, path)
+	if len(lines) < 2 || lines[0] != "userId,movieId,rating,timestamp" {
+		t.Fatalf("ratings file starts %q", lines[:min(len(lines), 2)])
+	}
+	for k, l := range lines[1:] {
+		if !ratingRow.MatchString(l) {
+			t.Fatalf("line %d %q is not userId,movieId,rating,timestamp as a MovieLens ratings.csv writes it", k+2, l)
+		}
+	}
+}
+
+// readRatingsBack reads the ratings at path with dataset.ReadMovieLens,
+// checks that they are in time order and each a clicked pair of the world,
+// rated once at its first click and liked only where the world likes it,
+// and returns the clicks and likes read.
+func readRatingsBack(t *testing.T, path string, pairs map[[2]string]*pairTruth) (clicks, likes int) {
+	t.Helper()
+	var last int64
+	seen := map[[2]string]bool{}
+	rep, err := dataset.ReadMovieLens(path, dataset.MovieLensAuto, dataset.ReadOptions{Strict: true}, func(e dataset.Event) error {
+		ts := e.Time.Unix()
+		if ts < last {
+			t.Fatalf("event %+v is before the previous one at %d", e, last)
+		}
+		last = ts
+		k := [2]string{e.User, e.Item}
+		p := pairs[k]
+		if p == nil || !p.clicked {
+			t.Fatalf("rated pair user %s movie %s was never clicked in the world", e.User, e.Item)
+		}
+		switch e.Type {
+		case dataset.Click:
+			clicks++
+			if seen[k] {
+				t.Fatalf("pair user %s movie %s is rated twice", e.User, e.Item)
+			}
+			seen[k] = true
+			if ts != p.firstClick {
+				t.Errorf("pair user %s movie %s rated at %d, first clicked at %d", e.User, e.Item, ts, p.firstClick)
+			}
+		case dataset.Like:
+			likes++
+			if !p.liked {
+				t.Errorf("pair user %s movie %s reads back as a like the world does not have", e.User, e.Item)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Skipped != 0 || rep.Rows != clicks {
+		t.Errorf("read %d rows, skipped %d, for %d clicks", rep.Rows, rep.Skipped, clicks)
+	}
+	return clicks, likes
+}
+
+// checkRatingCounts checks that the clicks and likes read back are every
+// clicked and liked pair of the world, a see_less alone making no row.
+func checkRatingCounts(t *testing.T, w *World, pairs map[[2]string]*pairTruth, clicks, likes int) {
+	t.Helper()
+	var wantClicks, wantLikes, seeLessOnly int
+	for _, p := range pairs {
+		if p.clicked {
+			wantClicks++
+		}
+		if p.liked {
+			wantLikes++
+		}
+		if p.seeLess && !p.clicked {
+			seeLessOnly++
+		}
+	}
+	liked := 0
+	for _, r := range w.MovieLensRatings() {
+		if r.Rating >= dataset.LikeRating {
+			liked++
+		}
+	}
+	if likes != liked {
+		t.Errorf("read back %d likes from %d rows rated %v or more", likes, liked, dataset.LikeRating)
+	}
+	if clicks != wantClicks || likes != wantLikes || seeLessOnly == 0 {
+		t.Errorf("read back %d clicked and %d liked pairs, the world has %d and %d (and %d pairs with see_less alone, which must make no row)",
+			clicks, likes, wantClicks, wantLikes, seeLessOnly)
+	}
+	if wantLikes == 0 || wantLikes == wantClicks {
+		t.Fatalf("the world has %d liked of %d clicked pairs: too few to tell likes apart", wantLikes, wantClicks)
+	}
+	t.Logf("%d ratings, like rate %.3f", clicks, float64(likes)/float64(clicks))
 }
 
 // TestMovieLensRatings checks each rating against the world's log: 5 for a

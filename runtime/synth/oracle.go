@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/vec"
 )
 
 // condProbs are the per-impression probabilities of the planted model, each
@@ -96,7 +97,7 @@ func (p Probabilities) Value(w Weights) float64 {
 // Affinity is the planted affinity ⟨u, i⟩ of a user and an item (indexes).
 func (w *World) Affinity(user, item int) float64 {
 	d := w.cfg.Dim
-	return dot(w.userLatent[user*d:(user+1)*d], w.itemLatent[item*d:(item+1)*d])
+	return float64(vec.Dot(w.userLatent[user*d:(user+1)*d], w.itemLatent[item*d:(item+1)*d]))
 }
 
 // TrueProbabilities are the planted model's probabilities for one

@@ -212,6 +212,13 @@ func DefaultModel() Model {
 
 // withDefaults fills zero fields and checks the rest.
 func (c Config) withDefaults() (Config, error) {
+	c.fillDefaults()
+	return c, c.validate()
+}
+
+// fillDefaults sets the zero fields to their defaults and the negative
+// noise levels to zero.
+func (c *Config) fillDefaults() {
 	def := func(p *int, v int) {
 		if *p == 0 {
 			*p = v
@@ -262,15 +269,19 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
 	}
+}
+
+// validate refuses negative or overlarge sizes and weights out of range.
+func (c *Config) validate() error {
 	switch {
-	case c.Users < 0 || c.Items < 0 || c.Authors < 0 || c.Topics < 0 || c.Dim < 0 || c.FeatureDim < 0 || c.Days < 0 || c.Events < 0 || c.TopicCandidates < 0:
-		return c, fmt.Errorf("negative size in config %+v", c)
-	case c.Users > 1<<30 || c.Items > 1<<30 || c.Authors > 1<<30:
-		return c, fmt.Errorf("more than 2^30 users, items or authors")
-	case c.Mix.Popular < 0 || c.Mix.Followed < 0 || c.Mix.Topic < 0 || c.Mix.Random < 0:
-		return c, fmt.Errorf("negative impression mix weight %+v", c.Mix)
+	case min(c.Users, c.Items, c.Authors, c.Topics, c.Dim, c.FeatureDim, c.Days, c.Events, c.TopicCandidates) < 0:
+		return fmt.Errorf("negative size in config %+v", *c)
+	case max(c.Users, c.Items, c.Authors) > 1<<30:
+		return fmt.Errorf("more than 2^30 users, items or authors")
+	case min(c.Mix.Popular, c.Mix.Followed, c.Mix.Topic, c.Mix.Random) < 0:
+		return fmt.Errorf("negative impression mix weight %+v", c.Mix)
 	case c.RiskyAuthors > 1 || c.RiskyAuthors < 0:
-		return c, fmt.Errorf("risky author fraction %v outside [0, 1]", c.RiskyAuthors)
+		return fmt.Errorf("risky author fraction %v outside [0, 1]", c.RiskyAuthors)
 	}
-	return c, nil
+	return nil
 }

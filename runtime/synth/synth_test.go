@@ -158,21 +158,7 @@ func TestPlantedStructure(t *testing.T) {
 	imps, got := outcomes(w)
 
 	t.Run("click rate rises with affinity", func(t *testing.T) {
-		var low, high rate
-		for j, e := range imps {
-			s := w.Affinity(int(e.User), int(e.Item))
-			r := &low
-			switch {
-			case s > 0.6:
-				r = &high
-			case s > 0.2:
-				continue
-			}
-			r.n++
-			if got[j][dataset.Click] {
-				r.hits++
-			}
-		}
+		low, high := ratesByAffinity(w, imps, got, dataset.Click)
 		if low.n < 500 || high.n < 500 {
 			t.Fatalf("too few impressions: %v low, %v high", low.n, high.n)
 		}
@@ -183,20 +169,7 @@ func TestPlantedStructure(t *testing.T) {
 	})
 
 	t.Run("see_less rate rises with integrity risk", func(t *testing.T) {
-		var safe, risky rate
-		for j, e := range imps {
-			r := &safe
-			switch risk := w.ItemRisk(int(e.Item)); {
-			case risk > 0.3:
-				r = &risky
-			case risk > 0.1:
-				continue
-			}
-			r.n++
-			if got[j][dataset.SeeLess] {
-				r.hits++
-			}
-		}
+		safe, risky := ratesByRisk(w, imps, got, dataset.SeeLess)
 		t.Logf("see_less rate %.4f (n=%v) on safe items, %.4f (n=%v) on risky", safe.p(), safe.n, risky.p(), risky.n)
 		if !clearlyAbove(risky, rate{safe.hits * 2, safe.n}) {
 			t.Errorf("see_less rate %.4f on risky items is not clearly above 2× %.4f on safe ones", risky.p(), safe.p())
@@ -204,83 +177,116 @@ func TestPlantedStructure(t *testing.T) {
 	})
 
 	t.Run("see_less rate falls with affinity", func(t *testing.T) {
-		var low, high rate
-		for j, e := range imps {
-			s := w.Affinity(int(e.User), int(e.Item))
-			r := &low
-			switch {
-			case s > 0.6:
-				r = &high
-			case s > 0.2:
-				continue
-			}
-			r.n++
-			if got[j][dataset.SeeLess] {
-				r.hits++
-			}
-		}
+		low, high := ratesByAffinity(w, imps, got, dataset.SeeLess)
 		if !clearlyAbove(low, high) {
 			t.Errorf("see_less rate %.4f at low affinity is not clearly above %.4f at high affinity", low.p(), high.p())
 		}
 	})
 
-	t.Run("follow graph follows topics", func(t *testing.T) {
-		var same rate
-		for u := range w.NumUsers() {
-			for _, a := range w.InitialFollows(u) {
-				same.n++
-				if w.AuthorTopic(int(a)) == w.UserTopic(u) {
-					same.hits++
-				}
-			}
-		}
-		// Without topic preference the share would be Σ_k π_k² (users and
-		// authors drawing topics independently).
-		var chance float64
-		for _, p := range w.topicWeights() {
-			chance += p * p
-		}
-		t.Logf("%.3f of %v follows in the user's topic, chance %.3f", same.p(), same.n, chance)
-		if !clearlyAbove(same, rate{2 * chance * same.n, same.n}) {
-			t.Errorf("%.3f of follows are of the user's topic, not clearly above 2× chance %.3f", same.p(), chance)
-		}
-	})
+	t.Run("follow graph follows topics", func(t *testing.T) { checkFollowsFollowTopics(t, w) })
+	t.Run("observed rates match the true probabilities", func(t *testing.T) { checkObservedRates(t, w, imps, got) })
+	t.Run("features carry the topic", func(t *testing.T) { checkFeaturesCarryTopic(t, w) })
+}
 
-	t.Run("observed rates match the true probabilities", func(t *testing.T) {
-		for _, et := range []dataset.EventType{dataset.Click, dataset.Like, dataset.Comment, dataset.Share, dataset.SeeLess} {
-			var want, variance, hits float64
-			for j, e := range imps {
-				p := w.TrueProbabilities(int(e.User), int(e.Item)).Of(et)
-				want += p
-				variance += p * (1 - p)
-				if got[j][et] {
-					hits++
-				}
-			}
-			t.Logf("%s: %v observed, %.0f expected", et, hits, want)
-			if math.Abs(hits-want) > 5*math.Sqrt(variance)+5 {
-				t.Errorf("%s: %v observed, the truth expects %.0f ± %.0f", et, hits, want, math.Sqrt(variance))
-			}
+// ratesByAffinity returns the rate of et after impressions of low affinity
+// (at most 0.2) and of high affinity (over 0.6).
+func ratesByAffinity(w *World, imps []Interaction, got []map[dataset.EventType]bool, et dataset.EventType) (low, high rate) {
+	for j, e := range imps {
+		s := w.Affinity(int(e.User), int(e.Item))
+		r := &low
+		switch {
+		case s > 0.6:
+			r = &high
+		case s > 0.2:
+			continue
 		}
-	})
+		r.n++
+		if got[j][et] {
+			r.hits++
+		}
+	}
+	return low, high
+}
 
-	t.Run("features carry the topic", func(t *testing.T) {
-		// Items of one topic are closer in feature space than items of
-		// different topics.
-		var sameD, diffD, sameN, diffN float64
-		for i := 0; i+1 < 2000; i += 2 {
-			d := dist(w.ItemFeatures(i), w.ItemFeatures(i+1))
-			if w.ItemTopic(i) == w.ItemTopic(i+1) {
-				sameD, sameN = sameD+d, sameN+1
-			} else {
-				diffD, diffN = diffD+d, diffN+1
+// ratesByRisk returns the rate of et after impressions of safe items
+// (integrity risk at most 0.1) and of risky ones (over 0.3).
+func ratesByRisk(w *World, imps []Interaction, got []map[dataset.EventType]bool, et dataset.EventType) (safe, risky rate) {
+	for j, e := range imps {
+		r := &safe
+		switch risk := w.ItemRisk(int(e.Item)); {
+		case risk > 0.3:
+			r = &risky
+		case risk > 0.1:
+			continue
+		}
+		r.n++
+		if got[j][et] {
+			r.hits++
+		}
+	}
+	return safe, risky
+}
+
+// checkFollowsFollowTopics checks that users follow authors of their
+// topic clearly more often than chance.
+func checkFollowsFollowTopics(t *testing.T, w *World) {
+	var same rate
+	for u := range w.NumUsers() {
+		for _, a := range w.InitialFollows(u) {
+			same.n++
+			if w.AuthorTopic(int(a)) == w.UserTopic(u) {
+				same.hits++
 			}
 		}
-		t.Logf("feature distance %.3f within a topic, %.3f across", sameD/sameN, diffD/diffN)
-		if sameN < 20 || sameD/sameN > 0.7*diffD/diffN {
-			t.Errorf("mean feature distance %.3f within a topic (%v pairs), %.3f across", sameD/sameN, sameN, diffD/diffN)
+	}
+	// Without topic preference the share would be Σ_k π_k² (users and
+	// authors drawing topics independently).
+	var chance float64
+	for _, p := range w.topicWeights() {
+		chance += p * p
+	}
+	t.Logf("%.3f of %v follows in the user's topic, chance %.3f", same.p(), same.n, chance)
+	if !clearlyAbove(same, rate{2 * chance * same.n, same.n}) {
+		t.Errorf("%.3f of follows are of the user's topic, not clearly above 2× chance %.3f", same.p(), chance)
+	}
+}
+
+// checkObservedRates checks that the count of each event after the
+// impressions is within 5 standard deviations of the truth's expectation.
+func checkObservedRates(t *testing.T, w *World, imps []Interaction, got []map[dataset.EventType]bool) {
+	for _, et := range []dataset.EventType{dataset.Click, dataset.Like, dataset.Comment, dataset.Share, dataset.SeeLess} {
+		var want, variance, hits float64
+		for j, e := range imps {
+			p := w.TrueProbabilities(int(e.User), int(e.Item)).Of(et)
+			want += p
+			variance += p * (1 - p)
+			if got[j][et] {
+				hits++
+			}
 		}
-	})
+		t.Logf("%s: %v observed, %.0f expected", et, hits, want)
+		if math.Abs(hits-want) > 5*math.Sqrt(variance)+5 {
+			t.Errorf("%s: %v observed, the truth expects %.0f ± %.0f", et, hits, want, math.Sqrt(variance))
+		}
+	}
+}
+
+// checkFeaturesCarryTopic checks that items of one topic are closer in
+// feature space than items of different topics.
+func checkFeaturesCarryTopic(t *testing.T, w *World) {
+	var sameD, diffD, sameN, diffN float64
+	for i := 0; i+1 < 2000; i += 2 {
+		d := dist(w.ItemFeatures(i), w.ItemFeatures(i+1))
+		if w.ItemTopic(i) == w.ItemTopic(i+1) {
+			sameD, sameN = sameD+d, sameN+1
+		} else {
+			diffD, diffN = diffD+d, diffN+1
+		}
+	}
+	t.Logf("feature distance %.3f within a topic, %.3f across", sameD/sameN, diffD/diffN)
+	if sameN < 20 || sameD/sameN > 0.7*diffD/diffN {
+		t.Errorf("mean feature distance %.3f within a topic (%v pairs), %.3f across", sameD/sameN, sameN, diffD/diffN)
+	}
 }
 
 func dist(a, b []float32) float64 {

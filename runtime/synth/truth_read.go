@@ -60,6 +60,32 @@ func truthPath(dir, name string) (string, error) {
 // holds no log, follow graph, features or sampling tables: Interactions,
 // InitialFollows and the feature accessors are empty.
 func ReadTruth(dir string) (*World, error) {
+	t, err := readTruthFile(dir)
+	if err != nil {
+		return nil, err
+	}
+	w := newTruthWorld(t)
+	c := t.Config
+	if err := readTruthRows(dir, TruthUsersFile, 'u', c.Users, c.Dim, func(k int, r *truthRow) {
+		w.userTopic[k], w.userBias[k] = r.Topic, r.Bias
+		copy(w.userLatent[k*c.Dim:], r.Latent)
+	}); err != nil {
+		return nil, err
+	}
+	if err := readTruthRows(dir, TruthItemsFile, 'i', c.Items, c.Dim, func(k int, r *truthRow) {
+		w.itemTopic[k], w.itemQuality[k] = r.Topic, r.Quality
+		copy(w.itemLatent[k*c.Dim:], r.Latent)
+	}); err != nil {
+		return nil, err
+	}
+	if err := w.readTruthCatalog(dir); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// readTruthFile reads and checks truth.json.
+func readTruthFile(dir string) (*truth, error) {
 	p, err := truthPath(dir, TruthFile)
 	if err != nil {
 		return nil, err
@@ -75,6 +101,13 @@ func ReadTruth(dir string) (*World, error) {
 	if c.Users < 0 || c.Items < 0 || c.Dim < 1 || c.Users > 1<<30 || c.Items > 1<<30 {
 		return nil, fmt.Errorf("%s: bad sizes: %d users, %d items, dim %d", p, c.Users, c.Items, c.Dim)
 	}
+	return &t, nil
+}
+
+// newTruthWorld returns a World of t's config and model with its user and
+// item tables allocated and zero.
+func newTruthWorld(t *truth) *World {
+	c := t.Config
 	w := &World{cfg: Config{Users: c.Users, Items: c.Items, Authors: c.Authors, Topics: c.Topics, Dim: c.Dim,
 		FeatureDim: c.FeatureDim, Days: c.Days, Events: c.Events, Start: c.Start, Seed: c.Seed,
 		FollowsPerUser: c.FollowsPerUser, RiskyAuthors: c.RiskyAuthors, FeatureNoise: c.FeatureNoise,
@@ -88,85 +121,83 @@ func ReadTruth(dir string) (*World, error) {
 	w.itemRisk = make([]float64, c.Items)
 	w.itemAuthor = make([]int32, c.Items)
 	w.itemCreated = make([]int64, c.Items)
+	return w
+}
 
-	type row struct {
-		ID      string    `json:"id"`
-		Topic   int32     `json:"topic"`
-		Bias    float32   `json:"bias"`
-		Quality float32   `json:"quality"`
-		Latent  []float32 `json:"latent"`
+// truthRow is a line of truth_users.jsonl or truth_items.jsonl.
+type truthRow struct {
+	ID      string    `json:"id"`
+	Topic   int32     `json:"topic"`
+	Bias    float32   `json:"bias"`
+	Quality float32   `json:"quality"`
+	Latent  []float32 `json:"latent"`
+}
+
+// readTruthRows reads the n rows of the truth file name, whose IDs are
+// prefix0..prefix(n-1) and whose latent vectors have dim values, handing
+// each to set with its index.
+func readTruthRows(dir, name string, prefix byte, n, dim int, set func(k int, r *truthRow)) error {
+	p, err := truthPath(dir, name)
+	if err != nil {
+		return err
 	}
-	rowsOf := func(name string, prefix byte, n int, set func(k int, r *row)) error {
-		p, err := truthPath(dir, name)
-		if err != nil {
-			return err
-		}
-		seen := 0
-		err = readWhole(p, func(rd io.Reader) error {
-			sc := bufio.NewScanner(rd)
-			sc.Buffer(make([]byte, 64<<10), 16<<20)
-			for line := 1; sc.Scan(); line++ {
-				if len(sc.Bytes()) == 0 {
-					continue
-				}
-				var r row
-				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-					return fmt.Errorf("line %d: %w", line, err)
-				}
-				k, ok := ParseID(prefix, r.ID)
-				if !ok || k >= n {
-					return fmt.Errorf("line %d: id %q is not %c0..%c%d", line, r.ID, prefix, prefix, n-1)
-				}
-				if len(r.Latent) != c.Dim {
-					return fmt.Errorf("line %d: %d latent values, want %d", line, len(r.Latent), c.Dim)
-				}
-				set(k, &r)
-				seen++
+	seen := 0
+	err = readWhole(p, func(rd io.Reader) error {
+		sc := bufio.NewScanner(rd)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for line := 1; sc.Scan(); line++ {
+			if len(sc.Bytes()) == 0 {
+				continue
 			}
-			return sc.Err()
-		})
-		if err != nil {
-			return fmt.Errorf("failed to read %s: %w", p, err)
+			var r truthRow
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				return fmt.Errorf("line %d: %w", line, err)
+			}
+			k, ok := ParseID(prefix, r.ID)
+			if !ok || k >= n {
+				return fmt.Errorf("line %d: id %q is not %c0..%c%d", line, r.ID, prefix, prefix, n-1)
+			}
+			if len(r.Latent) != dim {
+				return fmt.Errorf("line %d: %d latent values, want %d", line, len(r.Latent), dim)
+			}
+			set(k, &r)
+			seen++
 		}
-		if seen != n {
-			return fmt.Errorf("%s has %d rows, want %d", p, seen, n)
-		}
-		return nil
+		return sc.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("failed to read %s: %w", p, err)
 	}
-	if err := rowsOf(TruthUsersFile, 'u', c.Users, func(k int, r *row) {
-		w.userTopic[k], w.userBias[k] = r.Topic, r.Bias
-		copy(w.userLatent[k*c.Dim:], r.Latent)
-	}); err != nil {
-		return nil, err
+	if seen != n {
+		return fmt.Errorf("%s has %d rows, want %d", p, seen, n)
 	}
-	if err := rowsOf(TruthItemsFile, 'i', c.Items, func(k int, r *row) {
-		w.itemTopic[k], w.itemQuality[k] = r.Topic, r.Quality
-		copy(w.itemLatent[k*c.Dim:], r.Latent)
-	}); err != nil {
-		return nil, err
-	}
+	return nil
+}
 
+// readTruthCatalog sets each item's integrity risk, author and creation
+// time from the catalog in dir.
+func (w *World) readTruthCatalog(dir string) error {
 	cp, err := truthPath(dir, CatalogFile)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cat, err := dataset.OpenCatalog(cp, dataset.ReadOptions{Strict: true})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cat.Close()
 	for it, err := range cat.All() {
 		if err != nil {
-			return nil, fmt.Errorf("failed to read the catalog: %w", err)
+			return fmt.Errorf("failed to read the catalog: %w", err)
 		}
 		i, ok := ParseID('i', it.ID)
 		a, aok := ParseID('a', it.Author)
-		if !ok || i >= c.Items || !aok {
-			return nil, fmt.Errorf("catalog item %q (author %q) is not one of the world's", it.ID, it.Author)
+		if !ok || i >= w.cfg.Items || !aok {
+			return fmt.Errorf("catalog item %q (author %q) is not one of the world's", it.ID, it.Author)
 		}
 		w.itemRisk[i], w.itemAuthor[i], w.itemCreated[i] = it.IntegrityRisk, int32(a), it.Created.Unix()
 	}
-	return w, nil
+	return nil
 }
 
 // readWhole opens path (gunzipping a ".gz" file) and hands it to fn.

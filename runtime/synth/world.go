@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 
 	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/vec"
 )
 
 // Interaction is one row of the generated log in compact form.
@@ -345,20 +346,12 @@ func (w *World) topicPosterior(u int, gain float64, p []float64) {
 	lat := w.userLatent[u*d : (u+1)*d]
 	var sum float64
 	for k := range p {
-		p[k] = w.topicWeight[k] * math.Exp(gain*dot(lat, w.topicCenter[k*d:(k+1)*d]))
+		p[k] = w.topicWeight[k] * math.Exp(gain*float64(vec.Dot(lat, w.topicCenter[k*d:(k+1)*d])))
 		sum += p[k]
 	}
 	for k := range p {
 		p[k] /= sum
 	}
-}
-
-func dot(a, b []float32) float64 {
-	var s float32
-	for j := range a {
-		s += a[j] * b[j]
-	}
-	return float64(s)
 }
 
 func (w *World) genUsers() {

@@ -229,7 +229,7 @@ func (w *loadWorker) run(ctx context.Context, client *http.Client, req *http.Req
 		}
 		w.buf.Reset()
 		_, err = w.buf.ReadFrom(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		lat := time.Since(start)
 		if ctx.Err() != nil {
 			return
@@ -367,19 +367,7 @@ func load(ctx context.Context, client *http.Client, o loadOptions) (loadResult, 
 	if o.EventsRate > 0 && len(o.Items) == 0 {
 		pool = &itemPool{}
 	}
-	workers := make([]*loadWorker, o.Concurrency)
-	perWorker := 4096
-	if o.Requests > 0 {
-		perWorker = min(o.Requests/o.Concurrency+1, 1<<20)
-	}
-	for i := range workers {
-		workers[i] = &loadWorker{
-			rng:      rand.New(rand.NewPCG(o.Seed, uint64(i))),
-			lat:      make([]time.Duration, 0, perWorker),
-			failures: map[string]int{},
-			examples: map[string]string{},
-		}
-	}
+	workers := newLoadWorkers(o)
 	runPhase := func(p *phase) {
 		var wg sync.WaitGroup
 		for _, w := range workers {
@@ -403,6 +391,40 @@ func load(ctx context.Context, client *http.Client, o loadOptions) (loadResult, 
 		measured.deadline = start.Add(o.Duration)
 	}
 	done := make(chan struct{})
+	wait := startIngest(ctx, client, base+"/v1/events", o, done, pool)
+	runPhase(measured)
+	res.Elapsed = time.Since(start)
+	close(done)
+	res.Events = wait()
+	res.Interrupted = ctx.Err() != nil
+	res.add(workers)
+	return res, nil
+}
+
+// newLoadWorkers returns o.Concurrency workers, each with its own seeded
+// generator and room for its share of the latencies.
+func newLoadWorkers(o loadOptions) []*loadWorker {
+	workers := make([]*loadWorker, o.Concurrency)
+	perWorker := 4096
+	if o.Requests > 0 {
+		perWorker = min(o.Requests/o.Concurrency+1, 1<<20)
+	}
+	for i := range workers {
+		workers[i] = &loadWorker{
+			rng:      rand.New(rand.NewPCG(o.Seed, uint64(i))),
+			lat:      make([]time.Duration, 0, perWorker),
+			failures: map[string]int{},
+			examples: map[string]string{},
+		}
+	}
+	return workers
+}
+
+// startIngest starts the background event senders, o.EventsSenders (at
+// least one) sharing o.EventsRate, when the rate is set; they stop once
+// done is closed. wait returns what they sent, summed, once they have
+// stopped.
+func startIngest(ctx context.Context, client *http.Client, eventsURL string, o loadOptions, done <-chan struct{}, pool *itemPool) (wait func() eventStats) {
 	senders := 0
 	if o.EventsRate > 0 {
 		senders = max(o.EventsSenders, 1)
@@ -413,23 +435,26 @@ func load(ctx context.Context, client *http.Client, o loadOptions) (loadResult, 
 		so.EventsRate = o.EventsRate / float64(senders)
 		so.Seed = o.Seed + uint64(i)*7919
 		go func() {
-			events <- ingest(ctx, client, base+"/v1/events", so, done, pool)
+			events <- ingest(ctx, client, eventsURL, so, done, pool)
 		}()
 	}
-	runPhase(measured)
-	res.Elapsed = time.Since(start)
-	close(done)
-	for i := 0; i < senders; i++ {
-		st := <-events
-		res.Events.Sent += st.Sent
-		res.Events.Failed += st.Failed
-		res.Events.Elapsed = max(res.Events.Elapsed, st.Elapsed)
-		if res.Events.Example == "" {
-			res.Events.Example = st.Example
+	return func() eventStats {
+		var sum eventStats
+		for i := 0; i < senders; i++ {
+			st := <-events
+			sum.Sent += st.Sent
+			sum.Failed += st.Failed
+			sum.Elapsed = max(sum.Elapsed, st.Elapsed)
+			if sum.Example == "" {
+				sum.Example = st.Example
+			}
 		}
+		return sum
 	}
-	res.Interrupted = ctx.Err() != nil
+}
 
+// add merges the workers' counts, failures and latencies into res.
+func (res *loadResult) add(workers []*loadWorker) {
 	var lat []time.Duration
 	for _, w := range workers {
 		res.OK += w.ok
@@ -447,7 +472,6 @@ func load(ctx context.Context, client *http.Client, o loadOptions) (loadResult, 
 		res.Requests += v
 	}
 	res.Latency = summarize(lat)
-	return res, nil
 }
 
 // ingest posts click and impression events at o.EventsRate until done is

@@ -148,7 +148,7 @@ func openWorldLog(dir string, ropts dataset.ReadOptions) (*worldLog, error) {
 	w := &worldLog{dir: dir, ropts: ropts, events: events}
 	w.first, w.firstErr = events.Next()
 	if w.firstErr != nil && w.firstErr != io.EOF {
-		events.Close()
+		_ = events.Close()
 		return nil, fmt.Errorf("failed to read the log: %w", w.firstErr)
 	}
 	return w, nil

@@ -87,18 +87,57 @@ func run(args []string) error {
 	if len(args) > 0 && args[0] == "tune" {
 		return runTune(args[1:], os.Stdout)
 	}
+	f, err := parseTrainFlags(args)
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	d, err := f.load()
+	if err != nil {
+		return err
+	}
+	printLoaded(d, f.src(), time.Since(began))
+	res, err := rectrain.Train(d, f.o)
+	if errors.Is(err, rectrain.ErrStopped) {
+		fmt.Printf("stopped after %d epochs; continue with -resume -checkpoint %s\n", f.o.StopAfter, f.o.Checkpoint)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	res.Eval.Table(os.Stdout)
+	weak := res.Eval.Weak()
+	for _, why := range weak {
+		fmt.Printf("WEAK MODEL: %s\n", why)
+	}
+	if len(weak) > 0 && !f.weakOK {
+		return errWeak
+	}
+	return f.write(res, began)
+}
+
+// trainFlags are rectrain's flags, parsed.
+type trainFlags struct {
+	o  rectrain.Options
+	lo rectrain.LoadOptions
+	// data is the -data directory; ml the ratings file, from -movielens or
+	// a -data that is a file.
+	data, ml     string
+	weakOK       bool
+	out, version string
+}
+
+func parseTrainFlags(args []string) (*trainFlags, error) {
+	var f trainFlags
+	o, lo := &f.o, &f.lo
 	fl := flag.NewFlagSet("rectrain", flag.ContinueOnError)
-	var (
-		o       rectrain.Options
-		lo      rectrain.LoadOptions
-		data    = fl.String("data", "", "dataset directory, or a MovieLens ratings file (this or -movielens is required)")
-		ml      = fl.String("movielens", "", "MovieLens ratings file (u.data, ratings.csv, ratings.dat) to train on instead of -data")
-		weakOK  = fl.Bool("allow-weak", false, "write the artifacts even when the models do not beat the popularity baseline")
-		out     = fl.String("out", "", "directory to write the artifacts to (required)")
-		version = fl.String("version", "1", "version recorded in the manifests")
-		hidden  = fl.String("hidden", "256,128", "hidden widths of the MTML bottom, comma-separated")
-		weights = fl.String("weights", "click:1,like:2,comment:4,share:4,see_less:-8", "event weights of the teacher's value")
-	)
+	fl.StringVar(&f.data, "data", "", "dataset directory, or a MovieLens ratings file (this or -movielens is required)")
+	fl.StringVar(&f.ml, "movielens", "", "MovieLens ratings file (u.data, ratings.csv, ratings.dat) to train on instead of -data")
+	fl.BoolVar(&f.weakOK, "allow-weak", false, "write the artifacts even when the models do not beat the popularity baseline")
+	fl.StringVar(&f.out, "out", "", "directory to write the artifacts to (required)")
+	fl.StringVar(&f.version, "version", "1", "version recorded in the manifests")
+	hidden := fl.String("hidden", "256,128", "hidden widths of the MTML bottom, comma-separated")
+	weights := fl.String("weights", "click:1,like:2,comment:4,share:4,see_less:-8", "event weights of the teacher's value")
 	fl.IntVar(&o.Epochs, "epochs", 3, "passes over the training examples of the two-tower model and the ranker")
 	fl.IntVar(&o.FirstStageEpochs, "first-stage-epochs", 10, "passes of the first stage over its distillation pairs (labelled by the ranker once)")
 	fl.IntVar(&o.IDDim, "id-dim", 16, "width of the two-tower model's item_id embedding (negative: none)")
@@ -119,43 +158,59 @@ func run(args []string) error {
 	fl.BoolVar(&o.Resume, "resume", false, "continue from the state in -checkpoint")
 	fl.IntVar(&o.StopAfter, "stop-after", 0, "stop once this many epochs of the schedule are done (0: run to the end)")
 	if err := fl.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
-	if (*data == "") == (*ml == "") || *out == "" || fl.NArg() > 0 {
+	if (f.data == "") == (f.ml == "") || f.out == "" || fl.NArg() > 0 {
 		fl.Usage()
-		return fmt.Errorf("one of -data and -movielens, and -out, are required; no arguments are accepted")
+		return nil, fmt.Errorf("one of -data and -movielens, and -out, are required; no arguments are accepted")
 	}
 	if o.Resume && o.Checkpoint == "" {
-		return fmt.Errorf("-resume needs -checkpoint")
+		return nil, fmt.Errorf("-resume needs -checkpoint")
 	}
 	var err error
 	if o.Hidden, err = parseInts(*hidden); err != nil {
-		return fmt.Errorf("failed to parse -hidden: %w", err)
+		return nil, fmt.Errorf("failed to parse -hidden: %w", err)
 	}
 	if o.Weights, err = parseWeights(*weights); err != nil {
-		return fmt.Errorf("failed to parse -weights: %w", err)
+		return nil, fmt.Errorf("failed to parse -weights: %w", err)
 	}
 	o.Progress = os.Stdout
-
-	began := time.Now()
-	var d *rectrain.Data
-	src, catalogDir := *data, *data
-	if *ml == "" {
-		if st, err := os.Stat(*data); err == nil && !st.IsDir() {
-			*ml = *data
+	if f.ml == "" {
+		if st, err := os.Stat(f.data); err == nil && !st.IsDir() {
+			f.ml = f.data
 		}
 	}
-	if *ml != "" {
-		src, catalogDir = *ml, ""
-		d, err = rectrain.LoadMovieLens(*ml, lo)
-	} else {
-		d, err = rectrain.LoadDir(*data, lo)
+	return &f, nil
+}
+
+// src is the input trained on.
+func (f *trainFlags) src() string {
+	if f.ml != "" {
+		return f.ml
 	}
-	if err != nil {
-		return err
+	return f.data
+}
+
+// catalogDir is the dataset directory recserve reads the catalog from, or
+// "" when the input is a ratings file and rectrain writes the catalog.
+func (f *trainFlags) catalogDir() string {
+	if f.ml != "" {
+		return ""
 	}
+	return f.data
+}
+
+func (f *trainFlags) load() (*rectrain.Data, error) {
+	if f.ml != "" {
+		return rectrain.LoadMovieLens(f.ml, f.lo)
+	}
+	return rectrain.LoadDir(f.data, f.lo)
+}
+
+// printLoaded prints what was loaded and what was skipped.
+func printLoaded(d *rectrain.Data, src string, took time.Duration) {
 	fmt.Printf("loaded %s: %d users, %d items, %d impressions (%d train, %d test) in %s\n",
-		src, len(d.UserIDs), len(d.ItemIDs), len(d.Imps), d.TrainN, len(d.Imps)-d.TrainN, time.Since(began).Round(time.Millisecond))
+		src, len(d.UserIDs), len(d.ItemIDs), len(d.Imps), d.TrainN, len(d.Imps)-d.TrainN, took.Round(time.Millisecond))
 	for _, what := range slices.Sorted(maps.Keys(d.Skipped)) {
 		fmt.Printf("  skipped %d: %s\n", d.Skipped[what], what)
 	}
@@ -165,36 +220,25 @@ func run(args []string) error {
 	if d.Truth != nil {
 		fmt.Printf("  planted truth found: the evaluation includes the oracle\n")
 	}
-	res, err := rectrain.Train(d, o)
-	if errors.Is(err, rectrain.ErrStopped) {
-		fmt.Printf("stopped after %d epochs; continue with -resume -checkpoint %s\n", o.StopAfter, o.Checkpoint)
-		return nil
-	}
-	if err != nil {
+}
+
+// write saves the artifacts and the recserve config and says how to serve
+// them.
+func (f *trainFlags) write(res *rectrain.Result, began time.Time) error {
+	if err := res.Save(f.out, f.version); err != nil {
 		return err
 	}
-	res.Eval.Table(os.Stdout)
-	weak := res.Eval.Weak()
-	for _, why := range weak {
-		fmt.Printf("WEAK MODEL: %s\n", why)
-	}
-	if len(weak) > 0 && !*weakOK {
-		return errWeak
-	}
-	if err := res.Save(*out, *version); err != nil {
-		return err
-	}
-	if err := res.WriteServing(*out, catalogDir); err != nil {
+	if err := res.WriteServing(f.out, f.catalogDir()); err != nil {
 		return err
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("artifacts written to %s/{two-tower,first-stage,mtml}, recserve config to %s; total %s, heap in use from the OS %.0f MiB\n",
-		*out, filepath.Join(*out, rectrain.ConfigFile), time.Since(began).Round(time.Millisecond), float64(ms.Sys)/(1<<20))
-	if catalogDir == "" {
-		fmt.Printf("catalog written to %s\n", filepath.Join(*out, rectrain.CatalogFile))
+		f.out, filepath.Join(f.out, rectrain.ConfigFile), time.Since(began).Round(time.Millisecond), float64(ms.Sys)/(1<<20))
+	if f.catalogDir() == "" {
+		fmt.Printf("catalog written to %s\n", filepath.Join(f.out, rectrain.CatalogFile))
 	}
-	fmt.Printf("serve it: recserve --config %s\n", filepath.Join(*out, rectrain.ConfigFile))
+	fmt.Printf("serve it: recserve --config %s\n", filepath.Join(f.out, rectrain.ConfigFile))
 	return nil
 }
 

@@ -61,7 +61,7 @@ func TestEncoderWritesValidJSON(t *testing.T) {
 			enc.Add(&e, MaxBodyBytes)
 			enc.Add(&e, MaxBodyBytes)
 			got := decode(t, enc.Body())
-			want := decoded{User: e.User, Item: e.Item, Author: e.Author, Type: e.Type, Time: e.Time}
+			want := decoded(e)
 			if len(got) != 2 || got[0] != got[1] || got[0].User != want.User || got[0].Item != want.Item ||
 				got[0].Author != want.Author || got[0].Type != want.Type || !got[0].Time.Equal(want.Time) {
 				t.Errorf("decoded %+v, want twice %+v", got, want)

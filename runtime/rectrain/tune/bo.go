@@ -21,12 +21,13 @@ limitations under the License.
 //
 // The optimiser is written here rather than imported: the Go Bayesian
 // optimisation libraries available through the module proxy are small and
-// unmaintained, and the method needs only a Cholesky factorisation (gonum)
-// and the normal distribution.
+// unmaintained, and the method needs only a Cholesky factorisation, the
+// normal distribution and a Nelder–Mead search, all three from gonum.
 //
 // Everything is deterministic for a seed: the initial Latin-hypercube
 // design, the acquisition's candidates and the hyperparameter search draw
-// from one seeded generator, and nothing runs concurrently.
+// from one seeded generator, and the objective and the searches evaluate
+// one point at a time.
 package tune
 
 import (
@@ -96,104 +97,130 @@ type Result struct {
 // expected improvement is highest. f is never called outside the box. An
 // error of f, a NaN or infinite value, or ctx's end stops the search.
 func Maximize(ctx context.Context, f func([]float64) (float64, error), bounds []Bounds, opts Options) (Result, error) {
-	d := len(bounds)
-	if d == 0 {
-		return Result{}, fmt.Errorf("tune: no bounds")
-	}
-	for _, b := range bounds {
-		if !(b.Lo < b.Hi) || math.IsInf(b.Lo, 0) || math.IsInf(b.Hi, 0) {
-			return Result{}, fmt.Errorf("tune: bounds of %q are [%v, %v], want finite lo < hi", b.Name, b.Lo, b.Hi)
-		}
-	}
-	if opts.Init <= 0 {
-		opts.Init = max(5, 2*d)
-	}
-	if opts.Iters < 0 {
-		return Result{}, fmt.Errorf("tune: %d iterations", opts.Iters)
-	}
-	if opts.Iters == 0 {
-		opts.Iters = 30
-	}
-	if opts.Candidates <= 0 {
-		opts.Candidates = 2000
-	}
-	if opts.Xi < 0 || math.IsNaN(opts.Xi) {
-		return Result{}, fmt.Errorf("tune: xi is %v, want at least 0", opts.Xi)
+	if err := opts.complete(bounds); err != nil {
+		return Result{}, err
 	}
 	r := rand.New(rand.NewPCG(opts.Seed, 0x74756e65))
-
-	var (
-		res  Result
-		unit [][]float64 // evaluated points scaled to the unit cube
-	)
-	eval := func(u []float64) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		x := make([]float64, d)
-		for i, b := range bounds {
-			x[i] = b.Lo + clamp(u[i], 0, 1)*(b.Hi-b.Lo)
-		}
-		v, err := f(x)
+	s := &search{ctx: ctx, f: f, bounds: bounds, onEval: opts.OnEval}
+	for _, p := range opts.Start {
+		u, err := s.toUnit(p)
 		if err != nil {
-			return err
+			return s.res, err
 		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("tune: objective is %v at %v", v, x)
-		}
-		p := Point{X: x, Value: v}
-		res.Trace = append(res.Trace, p)
-		unit = append(unit, u)
-		if len(res.Trace) == 1 || v > res.Value {
-			res.Best, res.Value = x, v
-		}
-		if opts.OnEval != nil {
-			opts.OnEval(len(res.Trace), p, Point{X: res.Best, Value: res.Value})
-		}
-		return nil
-	}
-
-	for _, s := range opts.Start {
-		if len(s) != d {
-			return res, fmt.Errorf("tune: a start point has %d coordinates, want %d", len(s), d)
-		}
-		u := make([]float64, d)
-		for i, b := range bounds {
-			if s[i] < b.Lo || s[i] > b.Hi {
-				return res, fmt.Errorf("tune: start point %v is outside the bounds of %q", s, b.Name)
-			}
-			u[i] = (s[i] - b.Lo) / (b.Hi - b.Lo)
-		}
-		if err := eval(u); err != nil {
-			return res, err
+		if err := s.eval(u); err != nil {
+			return s.res, err
 		}
 	}
-	for _, u := range latinHypercube(r, opts.Init, d) {
-		if err := eval(u); err != nil {
-			return res, err
+	for _, u := range latinHypercube(r, opts.Init, len(bounds)) {
+		if err := s.eval(u); err != nil {
+			return s.res, err
 		}
 	}
-	y := make([]float64, 0, len(unit)+opts.Iters)
+	y := make([]float64, 0, len(s.unit)+opts.Iters)
 	for range opts.Iters {
 		y = y[:0]
-		for _, p := range res.Trace {
+		for _, p := range s.res.Trace {
 			y = append(y, p.Value)
 		}
 		standardise(y)
-		g, err := FitGP(opts.Kernel, unit, y)
+		g, err := FitGP(opts.Kernel, s.unit, y)
 		if err != nil {
-			return res, fmt.Errorf("failed to fit the surrogate: %w", err)
+			return s.res, fmt.Errorf("failed to fit the surrogate: %w", err)
 		}
 		best := math.Inf(-1)
 		for _, v := range y {
 			best = math.Max(best, v)
 		}
-		u := nextPoint(r, g, unit, y, best, opts)
-		if err := eval(u); err != nil {
-			return res, err
+		if err := s.eval(nextPoint(r, g, s.unit, y, best, opts)); err != nil {
+			return s.res, err
 		}
 	}
-	return res, nil
+	return s.res, nil
+}
+
+// complete checks the bounds and the options and fills the options'
+// defaults.
+func (o *Options) complete(bounds []Bounds) error {
+	d := len(bounds)
+	if d == 0 {
+		return fmt.Errorf("tune: no bounds")
+	}
+	for _, b := range bounds {
+		if !(b.Lo < b.Hi) || math.IsInf(b.Lo, 0) || math.IsInf(b.Hi, 0) {
+			return fmt.Errorf("tune: bounds of %q are [%v, %v], want finite lo < hi", b.Name, b.Lo, b.Hi)
+		}
+	}
+	if o.Init <= 0 {
+		o.Init = max(5, 2*d)
+	}
+	if o.Iters < 0 {
+		return fmt.Errorf("tune: %d iterations", o.Iters)
+	}
+	if o.Iters == 0 {
+		o.Iters = 30
+	}
+	if o.Candidates <= 0 {
+		o.Candidates = 2000
+	}
+	if o.Xi < 0 || math.IsNaN(o.Xi) {
+		return fmt.Errorf("tune: xi is %v, want at least 0", o.Xi)
+	}
+	return nil
+}
+
+// search is the state of one Maximize: the evaluations so far.
+type search struct {
+	ctx    context.Context
+	f      func([]float64) (float64, error)
+	bounds []Bounds
+	onEval func(n int, p, best Point)
+	res    Result
+	unit   [][]float64 // the evaluated points scaled to the unit cube
+}
+
+// toUnit scales a start point to the unit cube, refusing one outside the
+// box.
+func (s *search) toUnit(p []float64) ([]float64, error) {
+	if len(p) != len(s.bounds) {
+		return nil, fmt.Errorf("tune: a start point has %d coordinates, want %d", len(p), len(s.bounds))
+	}
+	u := make([]float64, len(p))
+	for i, b := range s.bounds {
+		if p[i] < b.Lo || p[i] > b.Hi {
+			return nil, fmt.Errorf("tune: start point %v is outside the bounds of %q", p, b.Name)
+		}
+		u[i] = (p[i] - b.Lo) / (b.Hi - b.Lo)
+	}
+	return u, nil
+}
+
+// eval evaluates f at the point of the box that u (in the unit cube)
+// stands for, and records it.
+func (s *search) eval(u []float64) error {
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	x := make([]float64, len(s.bounds))
+	for i, b := range s.bounds {
+		x[i] = b.Lo + clamp(u[i], 0, 1)*(b.Hi-b.Lo)
+	}
+	v, err := s.f(x)
+	if err != nil {
+		return err
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("tune: objective is %v at %v", v, x)
+	}
+	p := Point{X: x, Value: v}
+	s.res.Trace = append(s.res.Trace, p)
+	s.unit = append(s.unit, u)
+	if len(s.res.Trace) == 1 || v > s.res.Value {
+		s.res.Best, s.res.Value = x, v
+	}
+	if s.onEval != nil {
+		s.onEval(len(s.res.Trace), p, Point{X: s.res.Best, Value: s.res.Value})
+	}
+	return nil
 }
 
 // standardise rescales y in place to mean 0 and standard deviation 1 (only
@@ -291,7 +318,7 @@ func nextPoint(r *rand.Rand, g *GP, seen [][]float64, y []float64, best float64,
 	top.ei = math.Inf(-1)
 	for _, c := range cands[:min(5, len(cands))] {
 		u, v := nelderMead(func(u []float64) float64 { return -ei(u) }, c.u, 0.05, 40*(d+1))
-		if -v > top.ei {
+		if top.u == nil || -v > top.ei {
 			top = cand{u, -v}
 		}
 	}

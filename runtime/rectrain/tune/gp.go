@@ -19,8 +19,10 @@ package tune
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/optimize"
 )
 
 // Kernel is the covariance function of a GP.
@@ -262,88 +264,17 @@ func FitGP(k Kernel, x [][]float64, y []float64) (*GP, error) {
 
 func clamp(v, lo, hi float64) float64 { return math.Min(math.Max(v, lo), hi) }
 
-// nelderMead minimises f from x0 with an initial simplex of the given step
-// along each axis, stopping after maxEvals evaluations or when the simplex's
-// values agree to 1e-10. It returns the best point and its value.
+// nelderMead minimises f from x0 by gonum's Nelder–Mead, with an initial
+// simplex of the given step along each axis and the classic coefficients
+// (reflection 1, expansion 2, contraction and shrink ½). It stops after
+// maxEvals evaluations or on gonum's default convergence (the best value
+// has not improved by 1e-10 in 100 iterations). It returns the best point
+// and its value; x0 and +Inf when f is not finite at x0.
 func nelderMead(f func([]float64) float64, x0 []float64, step float64, maxEvals int) ([]float64, float64) {
-	n := len(x0)
-	pts := make([][]float64, n+1)
-	vals := make([]float64, n+1)
-	for i := range pts {
-		pts[i] = append([]float64(nil), x0...)
-		if i > 0 {
-			pts[i][i-1] += step
-		}
-		vals[i] = f(pts[i])
+	method := &optimize.NelderMead{Reflection: 1, Expansion: 2, Contraction: 0.5, Shrink: 0.5, SimplexSize: step}
+	res, err := optimize.Minimize(optimize.Problem{Func: f}, x0, &optimize.Settings{FuncEvaluations: maxEvals}, method)
+	if err != nil {
+		return slices.Clone(x0), math.Inf(1)
 	}
-	evals := n + 1
-	cent := make([]float64, n)
-	at := func(c float64, worst []float64) []float64 {
-		p := make([]float64, n)
-		for j := range p {
-			p[j] = cent[j] + c*(worst[j]-cent[j])
-		}
-		return p
-	}
-	for evals < maxEvals {
-		// Insertion sort: best first, ties keep their order.
-		for i := 1; i <= n; i++ {
-			for j := i; j > 0 && vals[j] < vals[j-1]; j-- {
-				vals[j], vals[j-1] = vals[j-1], vals[j]
-				pts[j], pts[j-1] = pts[j-1], pts[j]
-			}
-		}
-		if math.Abs(vals[n]-vals[0]) <= 1e-10*(1+math.Abs(vals[0])) {
-			break
-		}
-		clear(cent)
-		for _, p := range pts[:n] {
-			for j, v := range p {
-				cent[j] += v / float64(n)
-			}
-		}
-		worst := pts[n]
-		r := at(-1, worst)
-		fr := f(r)
-		evals++
-		switch {
-		case fr < vals[0]:
-			e := at(-2, worst)
-			fe := f(e)
-			evals++
-			if fe < fr {
-				pts[n], vals[n] = e, fe
-			} else {
-				pts[n], vals[n] = r, fr
-			}
-		case fr < vals[n-1]:
-			pts[n], vals[n] = r, fr
-		default:
-			c := at(0.5, worst)
-			if fr < vals[n] {
-				c = at(-0.5, worst)
-			}
-			fc := f(c)
-			evals++
-			if fc < math.Min(fr, vals[n]) {
-				pts[n], vals[n] = c, fc
-				continue
-			}
-			// Shrink towards the best point.
-			for i := 1; i <= n; i++ {
-				for j := range pts[i] {
-					pts[i][j] = pts[0][j] + 0.5*(pts[i][j]-pts[0][j])
-				}
-				vals[i] = f(pts[i])
-				evals++
-			}
-		}
-	}
-	bi := 0
-	for i := range vals {
-		if vals[i] < vals[bi] {
-			bi = i
-		}
-	}
-	return pts[bi], vals[bi]
+	return res.X, res.F
 }

@@ -155,7 +155,8 @@ func TestExpectedImprovement(t *testing.T) {
 func branin(x []float64) float64 {
 	a, b, c := 1.0, 5.1/(4*math.Pi*math.Pi), 5/math.Pi
 	r, s, tt := 6.0, 10.0, 1/(8*math.Pi)
-	return a*math.Pow(x[1]-b*x[0]*x[0]+c*x[0]-r, 2) + s*(1-tt)*math.Cos(x[0]) + s
+	q := x[1] - b*x[0]*x[0] + c*x[0] - r
+	return a*q*q + s*(1-tt)*math.Cos(x[0]) + s
 }
 
 const braninMin = 0.397887

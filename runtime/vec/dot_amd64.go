@@ -1,0 +1,39 @@
+//go:build amd64 && !purego
+
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package vec
+
+import "golang.org/x/sys/cpu"
+
+// useAVX2 reports whether the CPU and OS support AVX2 and FMA, which the
+// assembly kernel needs.
+var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// Dot returns the inner product of a and b. It panics if b is shorter than
+// a; b's elements past len(a) are ignored.
+func Dot(a, b []float32) float32 {
+	if useAVX2 {
+		return dotAVX2(a, b[:len(a)])
+	}
+	return dotGeneric(a, b)
+}
+
+// dotAVX2 is Dot with AVX2 and FMA; len(b) must be at least len(a).
+//
+//go:noescape
+func dotAVX2(a, b []float32) float32
