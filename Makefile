@@ -18,6 +18,13 @@ PROTOC_GEN_GO_VERSION ?= v1.36.12
 PROTOC_GEN_GO ?= $(BIN)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION)
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
 PROTOC_GEN_GO_GRPC ?= $(BIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
+# protoc's release, written into the header of runtime/internal/serving/stagepb/*.pb.go (bump
+# it only together with make proto). hack/install-protoc.sh unpacks Debian's
+# protobuf-compiler of this release into bin/ without installing it.
+PROTOC_VERSION ?= 3.21.12
+PROTOC ?= $(BIN)/protoc-$(PROTOC_VERSION)/protoc
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT ?= $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 GO_TEST_FLAGS ?= -race -count=1
 # Manager image of dist/install.yaml.
@@ -51,11 +58,17 @@ chart-crds: ## Copy the generated CRDs into the Helm chart.
 generate: $(CONTROLLER_GEN) ## Generate the API's deepcopy functions.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./api/..."
 
+# $(call stagepb,<out-dir>) writes stages.pb.go and stages_grpc.pb.go of
+# runtime/internal/serving/stagepb/stages.proto into <out-dir>.
+stagepb = cd runtime/internal/serving/stagepb && $(PROTOC) --plugin=protoc-gen-go=$(PROTOC_GEN_GO) --plugin=protoc-gen-go-grpc=$(PROTOC_GEN_GO_GRPC) \
+	--go_out=$(1) --go_opt=paths=source_relative --go-grpc_out=$(1) --go-grpc_opt=paths=source_relative stages.proto
+
 .PHONY: proto
-proto: $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) ## Generate the stages' gRPC code from runtime/stagepb/stages.proto (needs protoc).
-	@command -v protoc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null; }
-	cd runtime/stagepb && protoc --plugin=protoc-gen-go=$(PROTOC_GEN_GO) --plugin=protoc-gen-go-grpc=$(PROTOC_GEN_GO_GRPC) \
-		--go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative stages.proto
+proto: $(PROTOC) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) ## Generate the stages' gRPC code from runtime/internal/serving/stagepb/stages.proto with the pinned protoc.
+	$(call stagepb,.)
+
+$(PROTOC):
+	hack/install-protoc.sh $(dir $@) $(PROTOC_VERSION)
 
 $(PROTOC_GEN_GO):
 	GOBIN=$(BIN)/tmp-protoc-gen-go go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
@@ -66,8 +79,12 @@ $(PROTOC_GEN_GO_GRPC):
 	mv $(BIN)/tmp-protoc-gen-go-grpc/protoc-gen-go-grpc $@ && rmdir $(BIN)/tmp-protoc-gen-go-grpc
 
 .PHONY: fmt
-fmt: ## Run gofmt.
-	gofmt -l -w $$(git ls-files '*.go')
+fmt: $(GOLANGCI_LINT) ## Format the code and group the imports as make lint wants them.
+	$(GOLANGCI_LINT) fmt ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint with .golangci.yml.
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: vet
 vet: ## Run go vet.
@@ -89,10 +106,18 @@ redis-server: ## Install redis-server from Debian if it is missing.
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 .PHONY: verify-generated
-verify-generated: manifests generate ## Fail when the committed CRD, RBAC or deepcopy code is stale.
+verify-generated: manifests generate verify-proto ## Fail when the committed CRD, RBAC, deepcopy or protobuf code is stale.
 	@if [ -n "$$(git status --porcelain -- config/crd config/rbac/role.yaml api charts/recpipeline-operator/files/crds)" ]; then \
 		git --no-pager diff --stat -- config/crd config/rbac/role.yaml api charts/recpipeline-operator/files/crds; \
 		echo "Generated files are stale: commit the output of 'make manifests generate'."; exit 1; fi
+
+.PHONY: verify-proto
+verify-proto: $(PROTOC) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) ## Fail when runtime/internal/serving/stagepb/*.pb.go differ from what make proto writes.
+	rm -rf $(BIN)/stagepb && mkdir -p $(BIN)/stagepb
+	$(call stagepb,$(BIN)/stagepb)
+	@for f in stages.pb.go stages_grpc.pb.go; do \
+		diff -u runtime/internal/serving/stagepb/$$f $(BIN)/stagepb/$$f || { \
+		echo "runtime/internal/serving/stagepb/$$f is stale: commit the output of 'make proto'."; exit 1; }; done
 
 .PHONY: test
 test: test-deps vet verify-generated ## Run every unit, envtest and integration test.
@@ -121,8 +146,9 @@ bench-quality: ## Quality through the served HTTP path on an ID-only world: funn
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager and the runtime's commands into bin/.
+build: ## Build the manager and the runtime's commands (recserve, rectrain, recgen, recbench) into bin/.
 	go build -o $(BIN)/manager .
+	go build -o $(BIN)/ ./runtime/cmd/...
 
 .PHONY: build-installer
 build-installer: manifests $(KUSTOMIZE) ## Write dist/install.yaml (CRD, RBAC, manager) for kubectl apply -f; IMG sets the manager image.
@@ -174,6 +200,10 @@ $(HELM):
 $(KUSTOMIZE):
 	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(BIN)/kustomize $@
+
+$(GOLANGCI_LINT):
+	GOBIN=$(BIN)/tmp-golangci-lint go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/tmp-golangci-lint/golangci-lint $@ && rmdir $(BIN)/tmp-golangci-lint
 
 .PHONY: help
 help: ## Show the targets.

@@ -29,7 +29,7 @@ import (
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/internal/quality/qualitytest"
-	"github.com/recpipeline/recpipeline/runtime/server"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/server"
 )
 
 // recServer is a fake recserve whose users named "bad" get a 503 with a

@@ -60,7 +60,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
 	"github.com/recpipeline/recpipeline/runtime/internal/quality"
 	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
 )

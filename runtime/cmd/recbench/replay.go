@@ -24,7 +24,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
 	"github.com/recpipeline/recpipeline/runtime/internal/quality"
 	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
 )

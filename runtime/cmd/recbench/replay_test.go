@@ -27,10 +27,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
 	"github.com/recpipeline/recpipeline/runtime/internal/quality/qualitytest"
 	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
-	"github.com/recpipeline/recpipeline/runtime/synth"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/synth"
 )
 
 // testLog is a log of n events over users users, one a second from T0+1h,

@@ -14,9 +14,9 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command recgen writes a synthetic world (runtime/synth) to a directory:
+// Command recgen writes a synthetic world (runtime/internal/training/synth) to a directory:
 // catalog.jsonl, users.jsonl, follows.jsonl and events.jsonl in the
-// runtime/dataset formats, and the planted ground truth (truth*.json*).
+// runtime/internal/dataset formats, and the planted ground truth (truth*.json*).
 //
 //	recgen -out DIR -users N -items N -events N -seed S
 //
@@ -54,8 +54,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/recpipeline/recpipeline/runtime/dataset"
-	"github.com/recpipeline/recpipeline/runtime/synth"
+	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/synth"
 )
 
 func main() {

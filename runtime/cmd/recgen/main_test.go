@@ -25,9 +25,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/recpipeline/recpipeline/runtime/dataset"
-	"github.com/recpipeline/recpipeline/runtime/rectrain"
-	"github.com/recpipeline/recpipeline/runtime/synth"
+	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/synth"
 )
 
 // tiny is a world small enough to generate in a few milliseconds.

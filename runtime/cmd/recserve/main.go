@@ -1,7 +1,7 @@
 // Command recserve is RecPipeline's serving runtime: the whole recommendation
 // funnel in one process (--stage=all, the local default), or one stage of it
 // (frontend, retrieval, ranker-first, ranker-second), the frontend serving
-// the HTTP API of runtime/server and reaching the others over gRPC.
+// the HTTP API of runtime/internal/serving/server and reaching the others over gRPC.
 //
 // The config comes from a file (--config, watched for changes) or, in a
 // cluster, from the pipeline's ConfigMap (--config-map, watched through the
@@ -29,8 +29,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
-	"github.com/recpipeline/recpipeline/runtime/pipeline"
-	"github.com/recpipeline/recpipeline/runtime/server"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/engine"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/server"
 )
 
 func main() {
@@ -145,12 +145,12 @@ func run() error {
 		MaxConcurrent:  *maxConc,
 		Log:            log,
 	})
-	engine, err := pipeline.Open(ctx, cfg, pipeline.Options{StateDir: dir, Log: log, Registry: srv.Registry(), Stage: *stage})
+	eng, err := engine.Open(ctx, cfg, engine.Options{StateDir: dir, Log: log, Registry: srv.Registry(), Stage: *stage})
 	if err != nil {
 		return err
 	}
-	defer func() { _ = engine.Close() }()
-	srv.SetEngine(engine)
+	defer func() { _ = eng.Close() }()
+	srv.SetEngine(eng)
 	srv.OnConfig(raw)
 	if srv.Revision() == "" {
 		return fmt.Errorf("the initial config was refused: %s", srv.Rejected())
@@ -184,7 +184,7 @@ func run() error {
 			return fmt.Errorf("failed to listen for gRPC: %w", err)
 		}
 		gs = grpc.NewServer()
-		server.RegisterStage(gs, *stage, engine)
+		server.RegisterStage(gs, *stage, eng)
 		go func() { errc <- gs.Serve(lis) }()
 	}
 	go func() { errc <- hs.ListenAndServe() }()

@@ -26,7 +26,7 @@ import (
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/testredis"
 	"github.com/recpipeline/recpipeline/runtime/internal/testworld"
-	"github.com/recpipeline/recpipeline/runtime/synth"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/synth"
 )
 
 const runMainEnv = "RECSERVE_TEST_RUN_MAIN"

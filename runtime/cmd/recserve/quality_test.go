@@ -27,8 +27,8 @@ import (
 
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/quality"
-	"github.com/recpipeline/recpipeline/runtime/rectrain"
-	"github.com/recpipeline/recpipeline/runtime/synth"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/synth"
 )
 
 // The models rectrain learns from an ID-only log (no item or user

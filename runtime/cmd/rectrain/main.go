@@ -16,7 +16,7 @@ limitations under the License.
 
 // Command rectrain trains the funnel's models from a dataset directory
 // (catalog.jsonl, users.jsonl, follows.jsonl, events.jsonl in the
-// runtime/dataset formats) or a bare ratings log, and writes a directory
+// runtime/internal/dataset formats) or a bare ratings log, and writes a directory
 // that recserve serves: three artifacts, OUT/two-tower (retrieval),
 // OUT/first-stage (distilled from the ranker) and OUT/mtml (the ranker),
 // and OUT/config.json, a recserve config for them. It prints progress and
@@ -70,7 +70,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/recpipeline/recpipeline/runtime/rectrain"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
 )
 
 func main() {

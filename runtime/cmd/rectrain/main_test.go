@@ -28,10 +28,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/recpipeline/recpipeline/runtime/catalog"
 	"github.com/recpipeline/recpipeline/runtime/config"
-	"github.com/recpipeline/recpipeline/runtime/model"
-	"github.com/recpipeline/recpipeline/runtime/synth"
+	"github.com/recpipeline/recpipeline/runtime/internal/model"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/catalog"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/synth"
 )
 
 func TestRunWritesLoadableArtifacts(t *testing.T) {

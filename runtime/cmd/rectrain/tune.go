@@ -29,9 +29,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/recpipeline/recpipeline/runtime/model"
-	"github.com/recpipeline/recpipeline/runtime/rectrain"
-	"github.com/recpipeline/recpipeline/runtime/rectrain/tune"
+	"github.com/recpipeline/recpipeline/runtime/internal/model"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain/tune"
 )
 
 // defaultBounds is the search box of each event weight.

@@ -24,7 +24,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/recpipeline/recpipeline/runtime/synth"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/synth"
 )
 
 func TestTunePrintsApplicableWeights(t *testing.T) {

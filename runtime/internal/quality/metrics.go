@@ -21,7 +21,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
-	"github.com/recpipeline/recpipeline/runtime/rectrain"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
 )
 
 // maskRepeats returns list with every repeat of an item replaced by -1,

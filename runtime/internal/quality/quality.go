@@ -33,9 +33,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
 	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
-	"github.com/recpipeline/recpipeline/runtime/rectrain"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
 )
 
 // Options configure an evaluation.

@@ -30,7 +30,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
 	"github.com/recpipeline/recpipeline/runtime/internal/quality/qualitytest"
 )
 

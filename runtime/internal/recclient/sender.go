@@ -29,7 +29,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
 )
 
 // Names names the fields of an options struct in the errors of its

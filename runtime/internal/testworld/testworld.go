@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/recpipeline/recpipeline/runtime/rectrain"
-	"github.com/recpipeline/recpipeline/runtime/synth"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
+	"github.com/recpipeline/recpipeline/runtime/internal/training/synth"
 )
 
 // World is a world and its models on disk.

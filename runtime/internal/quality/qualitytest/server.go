@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
-	"github.com/recpipeline/recpipeline/runtime/server"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/server"
 )
 
 // Event is an event as the fake server decoded it.

@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recpipeline/recpipeline/runtime/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
 )
 
 // T0 is the start of the hand-written logs.

@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/catalog"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+)
+
+// Ingest records events; new items join the catalog, the embeddings and
+// the indexes before the call returns. A batch is checked whole first: when
+// Ingest returns an error wrapping store.ErrInvalidEvent nothing of it was
+// recorded. New items join the catalog only once the store has recorded
+// them, in the store's order, so that a restart restores the same catalog.
+func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
+	if e.state == nil {
+		return ErrNotFrontend
+	}
+	var now time.Time
+	var published []store.Event // events with new items dated
+	for i := range events {
+		if events[i].Type != store.NewItem {
+			continue
+		}
+		if published == nil {
+			published = slices.Clone(events)
+			now = time.Now()
+		}
+		ev := &published[i]
+		if ev.Time.IsZero() {
+			ev.Time = now // the store and the catalog date the item alike
+		}
+		if err := checkNewItem(ev); err != nil {
+			return fmt.Errorf("%w: events[%d]: %v", store.ErrInvalidEvent, i, err)
+		}
+	}
+	if published == nil {
+		if err := e.state.Apply(ctx, events); err != nil {
+			return err
+		}
+		e.observeEvents(events)
+		return nil
+	}
+	e.addMu.Lock()
+	defer e.addMu.Unlock()
+	if err := e.state.Apply(ctx, published); err != nil {
+		return err
+	}
+	e.observeEvents(published)
+	for i := range published {
+		if published[i].Type != store.NewItem {
+			continue
+		}
+		if err := e.addItem(ctx, &published[i]); err != nil {
+			return fmt.Errorf("failed to add the recorded item of events[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// observeEvents moves the clock to the newest of recorded events; an
+// undated one was dated by the store, at about now.
+func (e *Engine) observeEvents(events []store.Event) {
+	var newest time.Time
+	for i := range events {
+		t := events[i].Time
+		if t.IsZero() {
+			t = time.Now()
+		}
+		if t.After(newest) {
+			newest = t
+		}
+	}
+	if !newest.IsZero() {
+		e.clock.observe(newest)
+	}
+}
+
+// checkNewItem checks a new_item event as the catalog checks an added item,
+// so that an item the store records is one the catalog takes.
+func checkNewItem(ev *store.Event) error {
+	for _, f := range []struct{ name, v string }{{"item", ev.Item}, {"author", ev.Author}} {
+		switch {
+		case f.v == "":
+			return fmt.Errorf("new_item needs %s", f.name)
+		case len(f.v) > dataset.MaxIDBytes:
+			return fmt.Errorf("new_item %s is longer than %d bytes", f.name, dataset.MaxIDBytes)
+		case !utf8.ValidString(f.v):
+			return fmt.Errorf("new_item %s is not valid UTF-8", f.name)
+		}
+	}
+	if y := ev.Time.UTC().Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("new_item time: year %d outside 1..9999", y)
+	}
+	return nil
+}
+
+// addItem adds a recorded new item to the catalog, embeds and indexes it.
+// The caller holds addMu.
+func (e *Engine) addItem(ctx context.Context, ev *store.Event) error {
+	o, err := e.cat.Add(dataset.Item{ID: ev.Item, Author: ev.Author, Created: ev.Time})
+	if errors.Is(err, catalog.ErrDuplicate) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// The item is recorded: embed it even if the caller gives up, and catch
+	// up on any item an earlier failure left without an embedding, since
+	// embeddings are appended by ordinal.
+	ctx = context.WithoutCancel(ctx)
+	for name, t := range e.towers {
+		from := uint32(t.Vectors().Len())
+		if err := t.EmbedItems(ctx, e.cat, int(from), int(o)+1); err != nil {
+			return err
+		}
+		idx := e.indexes[name]
+		if idx == nil {
+			continue
+		}
+		for i := from; i <= o; i++ {
+			if err := idx.Add(i, t.Vectors().Vector(i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,236 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/catalog"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/features"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/rerank"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/sources"
+)
+
+// live is one compiled live config. The rankers and sources are the ones
+// of the process or, in the frontend, the other stages' through
+// stageclient: a request runs the same path either way.
+type live struct {
+	cfg      *config.Config
+	revision string
+	names    []string // source names by index, for responses
+	mixer    *sources.Mixer
+	first    rank.Ranker
+	second   rank.Ranker
+	rules    rerank.Chain
+	ann      map[string]sources.Source // the ANN sources this process runs, by name
+	// engagements is how many of the user's latest engagements a request
+	// reads: what the features pool and what the ItemToItemANN sources
+	// seed from.
+	engagements int
+	pending     sync.Pool // *pending, one request's buffers
+}
+
+// Apply compiles cfg's live part against what Open loaded and swaps it in.
+func (e *Engine) Apply(cfg *config.Config, revision string) error {
+	l, err := e.compile(cfg)
+	if err != nil {
+		return err
+	}
+	l.revision = revision
+	e.live.Store(l)
+	return nil
+}
+
+func (e *Engine) compile(cfg *config.Config) (*live, error) {
+	lc := &cfg.Live
+	l := &live{cfg: cfg, engagements: features.PoolSize}
+	var err error
+	if l.first, err = e.firstStage(lc); err != nil {
+		return nil, err
+	}
+	if l.second, err = e.secondStage(lc); err != nil {
+		return nil, err
+	}
+	if l.rules, err = rerank.Compile(lc.Rerank.Rules); err != nil {
+		return nil, fmt.Errorf("live.rerank.rules: %w", err)
+	}
+
+	weighted := make([]sources.Weighted, 0, len(lc.Retrieval.Sources))
+	l.ann = map[string]sources.Source{}
+	for i, s := range lc.Retrieval.Sources {
+		l.names = append(l.names, s.Name)
+		l.engagements = max(l.engagements, s.SeedItems)
+		src, err := e.source(s)
+		if err != nil {
+			return nil, fmt.Errorf("live.retrieval.sources[%d] (%s): %w", i, s.Name, err)
+		}
+		if src == nil {
+			continue
+		}
+		if isANN(s) && e.roles.index {
+			l.ann[s.Name] = src
+		}
+		weighted = append(weighted, sources.Weighted{
+			Name: s.Name, Source: src, Weight: s.Weight, Limit: s.Limit,
+			Timeout: time.Duration(s.Timeout), Index: i,
+		})
+	}
+	if e.roles.frontend {
+		// A mix left short of what the first stage keeps (a user who has
+		// seen most of what the sources find, failing sources) is topped
+		// up from the store's popular items and then the catalog.
+		l.mixer = sources.NewMixer(weighted, e.cat, sources.MixerOptions{
+			Observer: e.metrics,
+			Backfill: sources.NewBackfill(e.state, e.cat),
+			Min:      lc.FirstStage.Keep,
+		})
+	}
+	return l, nil
+}
+
+// firstStage is the first ranker: the process's own, the remote stage's in
+// the frontend, or none.
+func (e *Engine) firstStage(lc *config.Live) (rank.Ranker, error) {
+	switch {
+	case e.roles.first:
+		t, ok := e.towers[lc.FirstStage.Model]
+		if !ok {
+			return nil, fmt.Errorf("live.firstStage.model: %q is not a loaded TwoTower model", lc.FirstStage.Model)
+		}
+		return rank.NewFirst(t), nil
+	case e.roles.remote:
+		return e.stages.First(), nil
+	}
+	return nil, nil
+}
+
+// secondStage is the second ranker with the live value: the process's own,
+// the remote stage's in the frontend, or none.
+func (e *Engine) secondStage(lc *config.Live) (rank.Ranker, error) {
+	switch {
+	case e.roles.second:
+		a := e.models[lc.SecondStage.Model]
+		if a == nil || a.MTML == nil {
+			return nil, fmt.Errorf("live.secondStage.model: %q is not a loaded MTML model", lc.SecondStage.Model)
+		}
+		s, err := rank.NewSecond(a, e.cat, e.towers[retrievalModel(lc)])
+		if err != nil {
+			return nil, fmt.Errorf("live.secondStage.model: model %q: %w", lc.SecondStage.Model, err)
+		}
+		value, err := rank.CompileValue(lc.Weights, s.Heads(), s.ReadsRetrieval())
+		if err != nil {
+			return nil, fmt.Errorf("live.weights: %w", err)
+		}
+		return s.WithValue(value), nil
+	case e.roles.remote:
+		return e.stages.Second(), nil
+	}
+	return nil, nil
+}
+
+func isANN(s config.Source) bool {
+	return s.Type == config.SourceTwoTowerANN || s.Type == config.SourceItemToItemANN
+}
+
+// source returns the source s names as this process runs it: nil for one
+// it does not run.
+func (e *Engine) source(s config.Source) (sources.Source, error) {
+	switch {
+	case isANN(s) && e.roles.index:
+		return e.annSource(s)
+	case isANN(s) && e.roles.remote:
+		return e.stages.Source(s.Name), nil
+	case !e.roles.frontend:
+		return nil, nil
+	}
+	switch s.Type {
+	case config.SourceFollowedAuthorsRecent:
+		return sources.NewFollowedAuthorsRecent(s, e.state, e.cat)
+	case config.SourcePopular:
+		return sources.NewPopular(s, e.state, e.cat), nil
+	case config.SourcePrecomputed:
+		return sources.NewPrecomputed(s, e.cat, sources.PrecomputedOptions{})
+	}
+	return nil, fmt.Errorf("unknown source type %q", s.Type)
+}
+
+func (e *Engine) annSource(s config.Source) (sources.Source, error) {
+	t := e.towers[s.Model]
+	if t == nil {
+		return nil, fmt.Errorf("model %q is not a loaded TwoTower model", s.Model)
+	}
+	idx := e.indexes[s.Model]
+	if idx == nil {
+		return nil, fmt.Errorf("model %q has no ANN index: a source may search a new model only after a restart", s.Model)
+	}
+	if s.Type == config.SourceTwoTowerANN {
+		return sources.NewTwoTowerANN(s, embedder{t: t, cat: e.cat}, idx), nil
+	}
+	// Requests carry the user's engagements: the store is not read.
+	return sources.NewItemToItemANN(s, nil, e.cat, t.Vectors(), idx)
+}
+
+// embedder is a tower's user side as the sources' UserEmbedder: it embeds
+// the user state the request carries.
+type embedder struct {
+	t   *rank.Tower
+	cat *catalog.Catalog
+}
+
+// EmbedUser implements sources.UserEmbedder.
+func (e embedder) EmbedUser(_ context.Context, req *sources.Request, dst []float32) ([]float32, error) {
+	s := req.State
+	if s == nil {
+		return dst, errors.New("the request carries no user state")
+	}
+	uc := features.NewUserContext(s.User, req.Time(), e.cat, s.Engagements, s.Follows)
+	return e.t.UserEmbedding(uc, dst), nil
+}
+
+// neededModels names the models the stage loads.
+func (e *Engine) neededModels(cfg *config.Config) map[string]bool {
+	need := map[string]bool{}
+	if e.roles.allModels {
+		for _, m := range cfg.Deploy.Models {
+			need[m.Name] = true
+		}
+		return need
+	}
+	if e.roles.index {
+		for _, s := range cfg.Live.Retrieval.Sources {
+			if s.Model != "" {
+				need[s.Model] = true
+			}
+		}
+	}
+	if e.roles.first {
+		need[cfg.Live.FirstStage.Model] = true
+	}
+	if e.roles.second {
+		need[cfg.Live.SecondStage.Model] = true
+		// The ranker's two_tower_score reads the retrieval model.
+		if m := retrievalModel(&cfg.Live); m != "" {
+			need[m] = true
+		}
+	}
+	return need
+}
+
+// retrievalModel is the model a ranker's two_tower_score reads:
+// secondStage.retrievalModel, or that of the first TwoTowerANN source; ""
+// when there is none.
+func retrievalModel(l *config.Live) string {
+	if m := l.SecondStage.RetrievalModel; m != "" {
+		return m
+	}
+	for _, s := range l.Retrieval.Sources {
+		if s.Type == config.SourceTwoTowerANN {
+			return s.Model
+		}
+	}
+	return ""
+}

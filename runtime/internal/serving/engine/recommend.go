@@ -1,0 +1,202 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/sources"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+)
+
+// Request is a client's ask for recommendations.
+type Request struct {
+	User  string
+	N     int
+	Debug bool
+	// Now is when the request arrived, by the wall clock. The engine's
+	// clock decides the time it is served at (config.Live.Clock), never
+	// later than this.
+	Now time.Time
+}
+
+// Response is the ranked list.
+type Response struct {
+	User     string             `json:"user"`
+	Revision string             `json:"configRevision"`
+	Items    []Item             `json:"items"`
+	Timings  map[string]float64 `json:"timingsMs,omitempty"`
+	// Now is the time the request was served at, with debug: what item
+	// ages and popularity were measured against.
+	Now time.Time `json:"now,omitzero"`
+}
+
+// Item is one recommended item.
+type Item struct {
+	ID      string             `json:"id"`
+	Author  string             `json:"author"`
+	Score   float64            `json:"score"`
+	Sources []string           `json:"sources"`
+	Heads   map[string]float64 `json:"heads,omitempty"`
+	Risk    float64            `json:"integrityRisk,omitempty"`
+}
+
+// ErrBadRequest marks errors the client must fix.
+var ErrBadRequest = errors.New("bad request")
+
+// ErrNoConfig answers calls before a config is applied.
+var ErrNoConfig = errors.New("no config applied")
+
+// ErrNotFrontend answers client calls on the stages that serve gRPC only.
+var ErrNotFrontend = fmt.Errorf("%w: this stage serves the other stages over gRPC; send client requests to the frontend", ErrBadRequest)
+
+// pending holds one request's buffers, reused across requests.
+type pending struct {
+	mixed []sources.Mixed
+	cands []rank.Candidate
+}
+
+// Recommend runs the funnel for one user.
+func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error) {
+	if !e.roles.frontend {
+		return nil, ErrNotFrontend
+	}
+	l := e.live.Load()
+	if l == nil {
+		return nil, ErrNoConfig
+	}
+	p, _ := l.pending.Get().(*pending)
+	if p == nil {
+		p = new(pending)
+	}
+	defer l.pending.Put(p)
+	t := newTimer(e.metrics, req.Debug)
+	lc := &l.cfg.Live
+	state, seen, err := e.userState(ctx, l, req)
+	if err != nil {
+		return nil, err
+	}
+
+	// Retrieval.
+	// A fresh Request each time, not one kept in the buffers: a source the
+	// mixer gave up on at its deadline may still read it after Mix returns
+	// and the buffers serve another request.
+	sreq := &sources.Request{User: req.User, Now: state.Now, State: state}
+	p.mixed, err = l.mixer.Mix(ctx, sreq, lc.Retrieval.Candidates, seen, p.mixed[:0])
+	if err != nil {
+		return nil, err
+	}
+	t.lap("retrieval", len(p.mixed))
+	p.cands = p.cands[:0]
+	for i, m := range p.mixed {
+		// The mixer's order is the first stage's input order; its score
+		// breaks no tie that the first stage does not.
+		p.cands = append(p.cands, rank.Candidate{
+			Item: m.Item, ID: e.cat.ID(m.Item), Author: e.cat.Author(m.Item), Risk: e.cat.Risk(m.Item),
+			Sources: m.Sources, Value: m.Score, First: float32(-i),
+		})
+	}
+
+	// Ranking. A ranker that fails (a remote stage) is passed over, as a
+	// failing source is: the list keeps the previous stage's order.
+	rreq := rank.NewRequest(state, e.cat)
+	defer rreq.Release()
+	top, _, err := l.first.Rank(ctx, rreq, p.cands, lc.FirstStage.Keep)
+	if err != nil {
+		e.fallBack(ctx, config.StageRankerFirst, err)
+		top = rank.TopK(p.cands, lc.FirstStage.Keep)
+	}
+	t.lap("ranker-first", len(top))
+	ranked, heads, err := l.second.Rank(ctx, rreq, top, lc.SecondStage.Keep)
+	if err != nil {
+		e.fallBack(ctx, config.StageRankerSecond, err)
+		ranked = rank.TopK(top, lc.SecondStage.Keep)
+	}
+	t.lap("ranker-second", len(ranked))
+
+	// Final rerank.
+	final := l.rules.Apply(ranked, min(req.N, lc.Rerank.Size))
+	t.lap("rerank", len(final))
+	resp := l.response(req, final, heads)
+	if req.Debug {
+		resp.Timings = t.timings
+		resp.Now = state.Now
+	}
+	return resp, nil
+}
+
+// userState reads, once, what the request needs of its user.
+func (e *Engine) userState(ctx context.Context, l *live, req *Request) (*store.UserState, *store.Filter, error) {
+	state := &store.UserState{User: req.User, Now: e.clock.now(ctx, l.cfg.Live.Clock, req.Now)}
+	var err error
+	if state.Engagements, err = e.state.RecentEngagements(ctx, req.User, l.engagements); err != nil {
+		return nil, nil, fmt.Errorf("failed to read recent engagements: %w", err)
+	}
+	if state.Follows, err = e.state.Follows(ctx, req.User); err != nil {
+		return nil, nil, fmt.Errorf("failed to read follows: %w", err)
+	}
+	seen, err := e.state.Seen(ctx, req.User)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to read seen items: %w", err)
+	}
+	return state, seen, nil
+}
+
+// response is the client's answer of the final list.
+func (l *live) response(req *Request, final []rank.Candidate, heads []string) *Response {
+	resp := &Response{User: req.User, Revision: l.revision, Items: make([]Item, 0, len(final))}
+	for _, c := range final {
+		it := Item{ID: c.ID, Author: c.Author, Score: float64(c.Value), Risk: float64(c.Risk)}
+		for i, name := range l.names {
+			if c.Sources.Has(i) {
+				it.Sources = append(it.Sources, name)
+			}
+		}
+		if req.Debug && len(c.Probs) == len(heads) {
+			it.Heads = map[string]float64{}
+			for j, h := range heads {
+				it.Heads[h] = float64(c.Probs[j])
+			}
+		}
+		resp.Items = append(resp.Items, it)
+	}
+	return resp
+}
+
+// timer records the time and the candidates of each stage of a request.
+type timer struct {
+	metrics *metrics
+	mark    time.Time
+	timings map[string]float64 // only a debug request reports them
+}
+
+func newTimer(m *metrics, debug bool) *timer {
+	t := &timer{metrics: m, mark: time.Now()}
+	if debug {
+		t.timings = map[string]float64{}
+	}
+	return t
+}
+
+func (t *timer) lap(stage string, n int) {
+	d := time.Since(t.mark)
+	t.mark = time.Now()
+	t.metrics.stage.WithLabelValues(stage).Observe(d.Seconds())
+	t.metrics.candidates.WithLabelValues(stage).Observe(float64(n))
+	if t.timings != nil {
+		t.timings[stage] = float64(d.Microseconds()) / 1000
+	}
+}
+
+// fallBack records a ranker stage the request went on without. Only the
+// request's own end is an error.
+func (e *Engine) fallBack(ctx context.Context, stage string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	e.metrics.fallbacks.WithLabelValues(stage).Inc()
+	e.log.Warn("A stage failed, going on without it", "stage", stage, "err", err)
+}

@@ -1,0 +1,115 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+)
+
+// failingRanker stands for a ranker stage that does not answer.
+type failingRanker struct{ calls int }
+
+func (f *failingRanker) Rank(_ context.Context, _ *rank.Request, cands []rank.Candidate, _ int) ([]rank.Candidate, []string, error) {
+	f.calls++
+	return cands, nil, errors.New("stage unavailable")
+}
+
+// withRankers swaps the live config's rankers, as a frontend whose ranker
+// stages fail sees them.
+func withRankers(e *Engine, first, second rank.Ranker) {
+	l := *e.live.Load()
+	l.first, l.second = first, second
+	e.live.Store(&l)
+}
+
+func TestAFailingRankerIsPassedOver(t *testing.T) {
+	cfg := testConfig(world(t))
+	e := open(t, cfg, t.TempDir())
+	now := time.Now()
+	want := recommend(t, e, "u3", 10, now)
+
+	// The second stage fails: the list keeps the first stage's order.
+	l := e.live.Load()
+	failing := &failingRanker{}
+	withRankers(e, l.first, failing)
+	got := recommend(t, e, "u3", 10, now)
+	if failing.calls != 1 || len(got.Items) != 10 {
+		t.Fatalf("with a failing second stage: %d calls, %d items; want 1 call and a full list", failing.calls, len(got.Items))
+	}
+	if slices.Equal(ids(got), ids(want)) {
+		t.Errorf("the list without the second stage is the one with it (%v): the failing stage was not passed over", ids(got))
+	}
+	if n := testutil.ToFloat64(e.metrics.fallbacks.WithLabelValues(config.StageRankerSecond)); n != 1 {
+		t.Errorf("fallbacks of %s = %v, want 1", config.StageRankerSecond, n)
+	}
+
+	// Both fail: the mixer's order, still a full list under the rules.
+	withRankers(e, failing, failing)
+	got = recommend(t, e, "u3", 10, now)
+	if failing.calls != 3 || len(got.Items) != 10 {
+		t.Errorf("with both stages failing: %d calls, %d items; want 3 calls in all and a full list", failing.calls, len(got.Items))
+	}
+
+	// A request whose own deadline passed is not a stage failure.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := testutil.ToFloat64(e.metrics.fallbacks.WithLabelValues(config.StageRankerFirst))
+	_, _ = e.Recommend(ctx, &Request{User: "u3", N: 10, Now: now})
+	if after := testutil.ToFloat64(e.metrics.fallbacks.WithLabelValues(config.StageRankerFirst)); after != before {
+		t.Errorf("a cancelled request counted %v fallbacks", after-before)
+	}
+}
+
+func TestStagesServeOnlyTheirPart(t *testing.T) {
+	cfg := testConfig(world(t))
+	for _, tc := range []struct {
+		stage                  string
+		recommend, search, rnk bool
+	}{
+		{config.StageRetrieval, false, true, false},
+		{config.StageRankerFirst, false, false, true},
+		{config.StageRankerSecond, false, false, true},
+	} {
+		t.Run(tc.stage, func(t *testing.T) {
+			e, err := Open(context.Background(), cfg, Options{Stage: tc.stage, Log: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.Close() })
+			if err := e.Apply(cfg, "r1"); err != nil {
+				t.Fatal(err)
+			}
+			_, err = e.Recommend(context.Background(), &Request{User: "u1", N: 5})
+			if !errors.Is(err, ErrNotFrontend) {
+				t.Errorf("Recommend: %v, want ErrNotFrontend", err)
+			}
+			_, err = e.Search(context.Background(), &SearchCall{User: testState(), Source: "for-you", Limit: 5})
+			if (err == nil) != tc.search {
+				t.Errorf("Search: err %v, want success %v", err, tc.search)
+			}
+			res, err := e.Rank(context.Background(), &RankCall{User: testState(), Candidates: []StageCandidate{{Item: e.cat.ID(0)}, {Item: e.cat.ID(1)}, {Item: "not-in-the-catalog"}}})
+			if (err == nil) != tc.rnk {
+				t.Fatalf("Rank: err %v, want success %v", err, tc.rnk)
+			}
+			if err == nil && len(res.Candidates) != 2 {
+				t.Errorf("Rank kept %d candidates, want the 2 the catalog holds", len(res.Candidates))
+			}
+			if err == nil && (len(res.Heads) > 0) != (tc.stage == config.StageRankerSecond) {
+				t.Errorf("Rank heads %v on %s", res.Heads, tc.stage)
+			}
+		})
+	}
+}
+
+func testState() *store.UserState {
+	return &store.UserState{User: "u1", Now: time.Now()}
+}

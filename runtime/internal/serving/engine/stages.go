@@ -1,0 +1,138 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/sources"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+)
+
+// What the retrieval and ranker stages answer the frontend (package server
+// carries it over gRPC; package stageclient is the frontend's side). Items
+// travel by id: a stage resolves them in its own catalog and drops those it
+// does not know.
+
+// StageCandidate is a candidate as the stages exchange it.
+type StageCandidate struct {
+	Item    string
+	Sources rank.SourceSet
+	Score   float32
+	// Heads are the second stage's per-head probabilities, in the order of
+	// RankResult.Heads.
+	Heads []float32
+}
+
+// SearchCall asks the retrieval stage for one ANN source's candidates.
+type SearchCall struct {
+	User   *store.UserState
+	Source string
+	Limit  int
+}
+
+// RankCall asks a ranker stage to rank candidates.
+type RankCall struct {
+	User       *store.UserState
+	Candidates []StageCandidate
+	// Published are the items among the candidates that were published
+	// live since the frontend's catalog was loaded.
+	Published []dataset.Item
+}
+
+// StageResult is a stage's answer: the candidates it returns, best first,
+// and the revision of the config it ran on.
+type StageResult struct {
+	Revision   string
+	Candidates []StageCandidate
+	// Heads names the second stage's heads; empty for the other stages.
+	Heads []string
+}
+
+// Search runs an ANN source of the live config for the retrieval stage.
+func (e *Engine) Search(ctx context.Context, call *SearchCall) (*StageResult, error) {
+	l := e.live.Load()
+	if l == nil {
+		return nil, ErrNoConfig
+	}
+	src, ok := l.ann[call.Source]
+	if !ok || call.User == nil {
+		return nil, fmt.Errorf("%w: source %q is not an ANN source of config revision %s", ErrBadRequest, call.Source, l.revision)
+	}
+	sreq := &sources.Request{User: call.User.User, Now: call.User.Now, State: call.User}
+	cands, err := src.Fetch(ctx, sreq, call.Limit, nil)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", call.Source, err)
+	}
+	res := &StageResult{Revision: l.revision, Candidates: make([]StageCandidate, len(cands))}
+	for i, c := range cands {
+		res.Candidates[i] = StageCandidate{Item: e.cat.ID(c.Item), Score: c.Score}
+	}
+	return res, nil
+}
+
+// Rank runs the ranker stage of the process: the first or the second.
+func (e *Engine) Rank(ctx context.Context, call *RankCall) (*StageResult, error) {
+	l := e.live.Load()
+	if l == nil {
+		return nil, ErrNoConfig
+	}
+	ranker, keep := l.first, l.cfg.Live.FirstStage.Keep
+	if e.roles.second {
+		ranker, keep = l.second, l.cfg.Live.SecondStage.Keep
+	}
+	if ranker == nil || e.roles.frontend {
+		return nil, fmt.Errorf("%w: this stage runs no ranker", ErrBadRequest)
+	}
+	if call.User == nil {
+		return nil, fmt.Errorf("%w: user state is required", ErrBadRequest)
+	}
+	if err := e.addPublished(ctx, call.Published); err != nil {
+		return nil, err
+	}
+	cands := make([]rank.Candidate, 0, len(call.Candidates))
+	for _, c := range call.Candidates {
+		if o, ok := e.cat.Ordinal(c.Item); ok {
+			cands = append(cands, rank.Candidate{Item: o, ID: c.Item, Sources: c.Sources, Value: c.Score})
+		}
+	}
+	req := rank.NewRequest(call.User, e.cat)
+	defer req.Release()
+	kept, heads, err := ranker.Rank(ctx, req, cands, keep)
+	if err != nil {
+		return nil, err
+	}
+	res := &StageResult{Revision: l.revision, Heads: heads, Candidates: make([]StageCandidate, len(kept))}
+	for i, c := range kept {
+		sc := StageCandidate{Item: c.ID, Sources: c.Sources, Score: c.Value}
+		if c.Probs != nil {
+			sc.Heads = append([]float32(nil), c.Probs...)
+		}
+		res.Candidates[i] = sc
+	}
+	return res, nil
+}
+
+// addPublished adds to a ranker stage's catalog the items published live
+// that the frontend sent with candidates and the catalog lacks, embedding
+// them with the stage's towers, so that a new item is ranked from its first
+// request rather than from the stage's next start.
+func (e *Engine) addPublished(ctx context.Context, items []dataset.Item) error {
+	for _, it := range items {
+		if _, ok := e.cat.Ordinal(it.ID); ok {
+			continue
+		}
+		ev := store.Event{Type: store.NewItem, Item: it.ID, Author: it.Author, Time: it.Created}
+		if err := checkNewItem(&ev); err != nil {
+			return fmt.Errorf("%w: new_items: %v", ErrBadRequest, err)
+		}
+		e.addMu.Lock()
+		err := e.addItem(ctx, &ev)
+		e.addMu.Unlock()
+		if err != nil {
+			return fmt.Errorf("failed to add the new item %q: %w", it.ID, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,43 @@
+package rank
+
+import (
+	"context"
+	"math"
+	"sync"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/vec"
+)
+
+// First is the first stage: it scores each candidate by the dot product of
+// the two-tower model's user embedding with the candidate's precomputed
+// item embedding, and keeps the best.
+type First struct {
+	tower *Tower
+	users sync.Pool // *[]float32, a user embedding
+}
+
+var _ Ranker = (*First)(nil)
+
+// NewFirst returns the first stage of the two-tower model t.
+func NewFirst(t *Tower) *First { return &First{tower: t} }
+
+// Rank implements Ranker. A new item not embedded yet scores −∞.
+func (f *First) Rank(_ context.Context, req *Request, cands []Candidate, keep int) ([]Candidate, []string, error) {
+	buf, _ := f.users.Get().(*[]float32)
+	if buf == nil {
+		buf = new([]float32)
+	}
+	defer f.users.Put(buf)
+	user := f.tower.UserEmbedding(req.User(), *buf)
+	*buf = user
+	vecs := f.tower.vectors
+	for i := range cands {
+		if v := vecs.Vector(cands[i].Item); v != nil {
+			cands[i].First = vec.Dot(user, v)
+		} else {
+			cands[i].First = float32(math.Inf(-1))
+		}
+		cands[i].Value = cands[i].First
+	}
+	return TopK(cands, keep), nil, nil
+}

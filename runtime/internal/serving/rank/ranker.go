@@ -1,0 +1,61 @@
+package rank
+
+import (
+	"context"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/catalog"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/features"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+)
+
+// Ranker is the seam between funnel stages. Rank scores cands for the
+// request's user and returns the best keep of them, best first, in cands'
+// storage: Value is the stage's score (and Probs the second stage's
+// per-head probabilities, in the order of the returned head names; nil
+// names for a ranker without heads). On an error cands is unchanged, so
+// the caller may go on with the previous stage's order. Rank honours ctx's
+// deadline.
+type Ranker interface {
+	Rank(ctx context.Context, req *Request, cands []Candidate, keep int) ([]Candidate, []string, error)
+}
+
+// Request is the user a request ranks for: the state the frontend read once
+// (sent along to a ranker served by another process) and, built from it on
+// first use, the feature context the models read. A Request belongs to one
+// request; Release returns the buffers the rankers held for it (Probs point
+// into them) once the response is built.
+type Request struct {
+	// State is the user's state; it is read-only for rankers.
+	State *store.UserState
+
+	cat  *catalog.Catalog
+	user *features.UserContext
+	held []func()
+}
+
+// NewRequest returns the request of state, whose features are looked up in
+// cat.
+func NewRequest(state *store.UserState, cat *catalog.Catalog) *Request {
+	return &Request{State: state, cat: cat}
+}
+
+// User returns the user's feature context, computed on first use.
+func (r *Request) User() *features.UserContext {
+	if r.user == nil {
+		s := r.State
+		r.user = features.NewUserContext(s.User, s.Now, r.cat, s.Engagements, s.Follows)
+	}
+	return r.user
+}
+
+// hold runs release when the request is released.
+func (r *Request) hold(release func()) { r.held = append(r.held, release) }
+
+// Release returns what the rankers held for the request. Candidates' Probs
+// must not be read after it.
+func (r *Request) Release() {
+	for _, f := range r.held {
+		f()
+	}
+	r.held = nil
+}

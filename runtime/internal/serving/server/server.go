@@ -1,0 +1,378 @@
+// Package server is recserve's transport: the client HTTP API, the
+// operational endpoints, the live config that is swapped atomically when a
+// new revision arrives, and the gRPC services the split stages serve each
+// other. It sits above the engine (package engine), which knows none of
+// it.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/engine"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+)
+
+// Engine serves one stage, or the whole funnel, behind the HTTP API.
+type Engine interface {
+	// Apply compiles the live part of cfg, whose revision is given, against
+	// what the process has loaded and swaps it in atomically; requests in
+	// flight finish on the previous one. An error leaves the previous one
+	// serving. Responses carry the revision of the config they ran on.
+	Apply(cfg *config.Config, revision string) error
+	// Recommend answers one client request.
+	Recommend(ctx context.Context, req *Request) (*Response, error)
+	// Ingest records a batch of events; nil means they are durable.
+	Ingest(ctx context.Context, events []store.Event) error
+	// Info describes what the process loaded, for /v1/status.
+	Info() map[string]any
+}
+
+// The client API's request and response, as the engine serves them: the
+// JSON of GET /v1/recommendations is Response.
+type (
+	Request  = engine.Request
+	Response = engine.Response
+	Item     = engine.Item
+)
+
+// ErrBadRequest marks errors the client must fix; they answer 400.
+var ErrBadRequest = engine.ErrBadRequest
+
+// Options configure a Server.
+type Options struct {
+	// Stage the process runs, reported in /v1/status.
+	Stage string
+	// DeployRevision of the pod template, from config.DeployRevisionEnv;
+	// empty outside Kubernetes, where every config is applied whole.
+	DeployRevision string
+	// MaxN bounds the n parameter; 1000 when zero.
+	MaxN int
+	// MaxBodyBytes bounds a request body; 4 MiB when zero.
+	MaxBodyBytes int64
+	// MaxEvents bounds the events of one POST; 10000 when zero.
+	MaxEvents int
+	// RequestTimeout bounds a recommendation; 2s when zero.
+	RequestTimeout time.Duration
+	// MaxConcurrent bounds the recommendations computed at once; the
+	// others wait their turn, first come first served, within their
+	// RequestTimeout. 0: no bound.
+	MaxConcurrent int
+	Log           *slog.Logger
+}
+
+// Server holds the serving state shared by the HTTP handlers.
+type Server struct {
+	opts     Options
+	engine   Engine
+	registry *prometheus.Registry
+	metrics  *metrics
+	slots    chan struct{} // recommendations being computed, when bounded
+
+	revision atomic.Pointer[string] // config revision being served
+	ready    atomic.Bool            // a config is applied and the process is not draining
+	draining atomic.Bool
+
+	mu               sync.Mutex // guards the refusal fields
+	rejectedRevision string
+	rejected         string
+}
+
+// New returns a Server in front of engine.
+func New(engine Engine, opts Options) *Server {
+	if opts.MaxN == 0 {
+		opts.MaxN = 1000
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = 4 << 20
+	}
+	if opts.MaxEvents == 0 {
+		opts.MaxEvents = 10000
+	}
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = 2 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	reg := prometheus.NewRegistry()
+	// The Go runtime's and the process's own series (GC pauses, heap,
+	// goroutines, CPU, memory) beside the server's.
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s := &Server{opts: opts, engine: engine, registry: reg, metrics: newMetrics(reg)}
+	if opts.MaxConcurrent > 0 {
+		s.slots = make(chan struct{}, opts.MaxConcurrent)
+	}
+	empty := ""
+	s.revision.Store(&empty)
+	return s
+}
+
+// SetEngine installs the engine once it has loaded (New may be given nil so
+// that the engine can register its metrics on Registry first). Call it
+// before serving.
+func (s *Server) SetEngine(e Engine) { s.engine = e }
+
+// Registry is the server's private Prometheus registry, for the engine's
+// own metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// OnConfig handles one delivery of the raw config: parse, validate, check
+// it is meant for this pod's deploy revision, and apply. A refused config
+// leaves the previous one serving and is logged, counted and reported.
+func (s *Server) OnConfig(raw []byte) {
+	revision := config.Revision(raw)
+	if revision == *s.revision.Load() {
+		return
+	}
+	cfg, err := config.Parse(raw)
+	if err == nil && s.opts.DeployRevision != "" && cfg.DeployRevision != s.opts.DeployRevision {
+		// The operator is rolling this stage to a new pod template; the
+		// new pods will serve this config.
+		s.opts.Log.Info("Config is for another deploy revision, keeping the current one until this pod is replaced",
+			"revision", revision, "deployRevision", cfg.DeployRevision, "podDeployRevision", s.opts.DeployRevision)
+		return
+	}
+	if err == nil {
+		err = s.engine.Apply(cfg, revision)
+	}
+	if err != nil {
+		s.metrics.configRejected.Inc()
+		s.mu.Lock()
+		s.rejectedRevision, s.rejected = revision, err.Error()
+		s.mu.Unlock()
+		s.opts.Log.Error("Refused config, the previous one keeps serving", "revision", revision, "err", err)
+		return
+	}
+	s.revision.Store(&revision)
+	s.metrics.configApplied.Inc()
+	s.metrics.setRevision(revision)
+	if !s.draining.Load() {
+		s.ready.Store(true)
+	}
+	s.opts.Log.Info("Serving config", "revision", revision)
+}
+
+// Revision is the config revision being served, empty before the first.
+func (s *Server) Revision() string { return *s.revision.Load() }
+
+// Rejected is why the last refused config was refused, empty if none was.
+func (s *Server) Rejected() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected
+}
+
+// Drain turns readiness off so that endpoints stop sending traffic.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.ready.Store(false)
+}
+
+// Handler routes the API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/recommendations", s.instrument("recommendations", http.HandlerFunc(s.recommendations)))
+	mux.Handle("POST /v1/events", s.instrument("events", http.HandlerFunc(s.events)))
+	mux.Handle("GET "+config.StatusPath, s.instrument("status", http.HandlerFunc(s.status)))
+	mux.HandleFunc("GET "+config.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET "+config.ReadyzPath, func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET "+config.MetricsPath, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	return s.recover(mux)
+}
+
+func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := &Request{User: q.Get("user"), N: 25, Now: time.Now()}
+	if req.User == "" || len(req.User) > 256 {
+		writeError(w, http.StatusBadRequest, "user is required, at most 256 bytes")
+		return
+	}
+	if v := q.Get("n"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > s.opts.MaxN {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("n must be an integer between 1 and %d", s.opts.MaxN))
+			return
+		}
+		req.N = n
+	}
+	switch q.Get("debug") {
+	case "", "false", "0":
+	case "true", "1":
+		req.Debug = true
+	default:
+		writeError(w, http.StatusBadRequest, "debug must be true or false")
+		return
+	}
+	if !s.ready.Load() && s.Revision() == "" {
+		writeError(w, http.StatusServiceUnavailable, "no config loaded yet")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	if s.slots != nil {
+		select {
+		case s.slots <- struct{}{}:
+			defer func() { <-s.slots }()
+		case <-ctx.Done():
+			s.fail(w, ctx.Err())
+			return
+		}
+	}
+	resp, err := s.engine.Recommend(ctx, req)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// eventBody is the body of POST /v1/events.
+type eventBody struct {
+	Events []struct {
+		User   string    `json:"user"`
+		Item   string    `json:"item"`
+		Author string    `json:"author"`
+		Type   string    `json:"type"`
+		Time   time.Time `json:"time"`
+	} `json:"events"`
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	events, err := decodeEvents(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), s.opts.MaxEvents)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", s.opts.MaxBodyBytes))
+			return
+		}
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.engine.Ingest(r.Context(), events); err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.metrics.events.Add(float64(len(events)))
+	writeJSON(w, http.StatusAccepted, map[string]int{"accepted": len(events)})
+}
+
+// decodeEvents parses and checks a batch of events; errors name the event
+// at fault.
+func decodeEvents(r io.Reader, maxEvents int) ([]store.Event, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var body eventBody
+	if err := dec.Decode(&body); err != nil {
+		return nil, fmt.Errorf("body is not an events document: %w", err)
+	}
+	if len(body.Events) == 0 {
+		return nil, errors.New("events: at least one event is required")
+	}
+	if len(body.Events) > maxEvents {
+		return nil, fmt.Errorf("events: %d events, at most %d per request", len(body.Events), maxEvents)
+	}
+	out := make([]store.Event, len(body.Events))
+	for i, e := range body.Events {
+		ev := store.Event{User: e.User, Item: e.Item, Author: e.Author, Type: store.EventType(e.Type), Time: e.Time}
+		if err := checkEvent(&ev); err != nil {
+			return nil, fmt.Errorf("events[%d]: %w", i, err)
+		}
+		out[i] = ev
+	}
+	return out, nil
+}
+
+func checkEvent(e *store.Event) error {
+	switch e.Type {
+	case store.Impression, store.Click, store.Like, store.Comment, store.Share, store.SeeLess:
+		if e.User == "" || e.Item == "" {
+			return fmt.Errorf("type %s needs user and item", e.Type)
+		}
+	case store.Follow, store.Unfollow:
+		if e.User == "" || e.Author == "" {
+			return fmt.Errorf("type %s needs user and author", e.Type)
+		}
+	case store.NewItem:
+		if e.Item == "" || e.Author == "" {
+			return fmt.Errorf("type new_item needs item and author")
+		}
+	default:
+		return fmt.Errorf("type %q is not an event type", e.Type)
+	}
+	for _, s := range []string{e.User, e.Item, e.Author} {
+		if len(s) > 256 {
+			return errors.New("ids are at most 256 bytes")
+		}
+	}
+	return nil
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	st := config.Status{
+		ConfigRevision:   s.Revision(),
+		DeployRevision:   s.opts.DeployRevision,
+		Stage:            s.opts.Stage,
+		RejectedRevision: s.rejectedRevision,
+		Rejected:         s.rejected,
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, struct {
+		config.Status
+		Info map[string]any `json:"info,omitempty"`
+	}{st, s.info()})
+}
+
+func (s *Server) info() map[string]any {
+	if s.engine == nil {
+		return nil
+	}
+	return s.engine.Info()
+}
+
+// fail answers an engine error: the client's fault is a 400 with the
+// reason, a deadline a 504, anything else a 500.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrBadRequest), errors.Is(err, store.ErrInvalidEvent):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		s.metrics.errors.WithLabelValues("deadline").Inc()
+		writeError(w, http.StatusGatewayTimeout, "deadline exceeded")
+	default:
+		s.metrics.errors.WithLabelValues("internal").Inc()
+		s.opts.Log.Error("Request failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

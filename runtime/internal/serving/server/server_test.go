@@ -1,0 +1,419 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+)
+
+// echoEngine serves the weight of "click" of its live config as the score
+// of one item, so that a test can see which config answered; it refuses a
+// config whose weights name "forbidden".
+type echoEngine struct {
+	mu       sync.Mutex
+	live     *config.Live
+	ingested []store.Event
+	ingest   error
+}
+
+func (e *echoEngine) Apply(cfg *config.Config, _ string) error {
+	if _, ok := cfg.Live.Weights["forbidden"]; ok {
+		return errors.New(`live.weights.forbidden: "forbidden" is not a head of the model`)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.live = &cfg.Live
+	return nil
+}
+
+func (e *echoEngine) Recommend(_ context.Context, req *Request) (*Response, error) {
+	e.mu.Lock()
+	live := e.live
+	e.mu.Unlock()
+	if req.User == "panic" {
+		panic("boom")
+	}
+	return &Response{User: req.User, Items: []Item{{ID: "i1", Score: live.Weights["click"]}}}, nil
+}
+
+func (e *echoEngine) Ingest(_ context.Context, events []store.Event) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ingest != nil {
+		return e.ingest
+	}
+	e.ingested = append(e.ingested, events...)
+	return nil
+}
+
+func (e *echoEngine) Info() map[string]any { return map[string]any{"catalogItems": 1} }
+
+func testConfig(t testing.TB, click float64, extra map[string]float64) []byte {
+	t.Helper()
+	c := &config.Config{
+		Version: config.SchemaVersion, Pipeline: "recs/test",
+		Deploy: config.Deploy{Catalog: "file:///c", Store: config.Store{Type: "Memory"}, Models: []config.Model{{Name: "m", URI: "file:///m"}}},
+		Live: config.Live{
+			Retrieval: config.Retrieval{Candidates: 10, Sources: []config.Source{
+				{Name: "pop", Type: config.SourcePopular, Weight: 1, Limit: 10, Timeout: config.Duration(time.Second), Window: config.Duration(time.Hour)},
+			}},
+			FirstStage: config.Ranker{Model: "m", Keep: 10}, SecondStage: config.Ranker{Model: "m", Keep: 10},
+			Weights: map[string]float64{"click": click},
+			Rerank:  config.Rerank{Size: 5},
+		},
+	}
+	for k, v := range extra {
+		c.Live.Weights[k] = v
+	}
+	c.DeployRevision, _ = config.DeployRevisionOf(&c.Deploy)
+	b, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newTestServer(t *testing.T) (*Server, *echoEngine, *httptest.Server) {
+	t.Helper()
+	eng := &echoEngine{}
+	s := New(eng, Options{Stage: "all", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return s, eng, ts
+}
+
+func get(t *testing.T, url string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+func TestReadinessFollowsConfigAndDrain(t *testing.T) {
+	s, _, ts := newTestServer(t)
+	if code, _ := get(t, ts.URL+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("ready before any config: %d", code)
+	}
+	if code, _ := get(t, ts.URL+"/v1/recommendations?user=u"); code != http.StatusServiceUnavailable {
+		t.Errorf("recommendations before any config: %d", code)
+	}
+	s.OnConfig(testConfig(t, 1, nil))
+	if code, _ := get(t, ts.URL+"/readyz"); code != http.StatusOK {
+		t.Errorf("not ready with a config: %d", code)
+	}
+	s.Drain()
+	if code, _ := get(t, ts.URL+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("ready while draining: %d", code)
+	}
+	if code, _ := get(t, ts.URL+"/healthz"); code != http.StatusOK {
+		t.Errorf("unhealthy while draining: %d", code)
+	}
+	if code, _ := get(t, ts.URL+"/v1/recommendations?user=u"); code != http.StatusOK {
+		t.Errorf("a draining server must still answer requests in flight: %d", code)
+	}
+}
+
+func TestConfigSwapAndRefusal(t *testing.T) {
+	s, _, ts := newTestServer(t)
+	first := testConfig(t, 1, nil)
+	s.OnConfig(first)
+	_, body := get(t, ts.URL+"/v1/recommendations?user=u")
+	if score := body["items"].([]any)[0].(map[string]any)["score"]; score != 1.0 {
+		t.Fatalf("served score %v, want the first config's 1", score)
+	}
+
+	second := testConfig(t, 7, nil)
+	s.OnConfig(second)
+	_, body = get(t, ts.URL+"/v1/recommendations?user=u")
+	if score := body["items"].([]any)[0].(map[string]any)["score"]; score != 7.0 {
+		t.Errorf("after the swap served score %v, want 7", score)
+	}
+
+	cases := map[string]struct {
+		raw  []byte
+		want string
+	}{
+		"invalid document":         {[]byte(`{"version":1,"pipeline":""}`), "pipeline: must be set"},
+		"engine refuses a head":    {testConfig(t, 9, map[string]float64{"forbidden": 1}), "is not a head of the model"},
+		"not JSON":                 {[]byte("weights: 1"), "failed to decode config"},
+		"weights out of the range": {[]byte(strings.Replace(string(second), `"click": 7`, `"click": 7000`, 1)), "live.weights.click"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s.OnConfig(tc.raw)
+			code, body := get(t, ts.URL+"/v1/recommendations?user=u")
+			if score := body["items"].([]any)[0].(map[string]any)["score"]; code != 200 || score != 7.0 {
+				t.Errorf("after a refused config: %d score %v, want the previous config (7) serving", code, score)
+			}
+			_, st := get(t, ts.URL+config.StatusPath)
+			if st["configRevision"] != config.Revision(second) {
+				t.Errorf("status revision %v, want %s", st["configRevision"], config.Revision(second))
+			}
+			if st["rejectedRevision"] != config.Revision(tc.raw) || !strings.Contains(fmt.Sprint(st["rejected"]), tc.want) {
+				t.Errorf("status reports refusal %v: %v, want %s: %q", st["rejectedRevision"], st["rejected"], config.Revision(tc.raw), tc.want)
+			}
+		})
+	}
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), "recpipeline_config_rejected_total 4") ||
+		!strings.Contains(string(b), `recpipeline_config_revision_info{revision="`+config.Revision(second)+`"} 1`) {
+		t.Errorf("metrics do not count the refusals or name the revision:\n%s", b)
+	}
+}
+
+func TestConfigForAnotherDeployRevisionIsNotApplied(t *testing.T) {
+	eng := &echoEngine{}
+	s := New(eng, Options{DeployRevision: "old-template", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.OnConfig(testConfig(t, 1, nil))
+	if s.Revision() != "" || eng.live != nil {
+		t.Errorf("a pod of another template applied the config (revision %q)", s.Revision())
+	}
+}
+
+func TestBadRequestsGet4xxWithAReason(t *testing.T) {
+	s, _, ts := newTestServer(t)
+	s.OnConfig(testConfig(t, 1, nil))
+	cases := map[string]struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		"no user":                {"GET", "/v1/recommendations", "", 400, "user is required"},
+		"n not a number":         {"GET", "/v1/recommendations?user=u&n=ten", "", 400, "n must be an integer"},
+		"n too large":            {"GET", "/v1/recommendations?user=u&n=100000", "", 400, "between 1 and 1000"},
+		"n zero":                 {"GET", "/v1/recommendations?user=u&n=0", "", 400, "between 1 and 1000"},
+		"bad debug":              {"GET", "/v1/recommendations?user=u&debug=maybe", "", 400, "debug must be true or false"},
+		"events not JSON":        {"POST", "/v1/events", "click u i", 400, "not an events document"},
+		"no events":              {"POST", "/v1/events", `{"events":[]}`, 400, "at least one event"},
+		"unknown event type":     {"POST", "/v1/events", `{"events":[{"user":"u","item":"i","type":"stare"}]}`, 400, "is not an event type"},
+		"click without item":     {"POST", "/v1/events", `{"events":[{"user":"u","item":"i","type":"click"},{"user":"u","type":"click"}]}`, 400, "events[1]: type click needs user and item"},
+		"follow without author":  {"POST", "/v1/events", `{"events":[{"user":"u","type":"follow"}]}`, 400, "needs user and author"},
+		"unknown field":          {"POST", "/v1/events", `{"events":[{"user":"u","item":"i","type":"click","colour":"red"}]}`, 400, "unknown field"},
+		"body too large":         {"POST", "/v1/events", `{"events":[` + strings.Repeat(`{"user":"u","item":"i","type":"click"},`, 200000) + `]}`, 413, "body larger than"},
+		"wrong method":           {"DELETE", "/v1/events", "", 405, ""},
+		"engine panic is a 500":  {"GET", "/v1/recommendations?user=panic", "", 500, "internal error"},
+		"accepted events":        {"POST", "/v1/events", `{"events":[{"user":"u","item":"i","type":"like"},{"user":"u","author":"a","type":"follow"}]}`, 202, ""},
+		"debug accepted as true": {"GET", "/v1/recommendations?user=u&debug=true&n=3", "", 200, ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(tc.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.want) {
+				t.Errorf("%s %s: %d %s, want %d containing %q", tc.method, tc.path, resp.StatusCode, b, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+func TestEventsReachTheEngine(t *testing.T) {
+	s, eng, ts := newTestServer(t)
+	s.OnConfig(testConfig(t, 1, nil))
+	resp, err := http.Post(ts.URL+"/v1/events", "application/json", strings.NewReader(
+		`{"events":[{"user":"u1","item":"i9","type":"see_less","time":"2026-01-02T03:04:05Z"},{"item":"i10","author":"a1","type":"new_item"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := []store.Event{
+		{User: "u1", Item: "i9", Type: store.SeeLess, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		{Item: "i10", Author: "a1", Type: store.NewItem},
+	}
+	if fmt.Sprint(eng.ingested) != fmt.Sprint(want) {
+		t.Errorf("ingested %+v, want %+v", eng.ingested, want)
+	}
+	eng.ingest = fmt.Errorf("%w: bad time", store.ErrInvalidEvent)
+	resp, err = http.Post(ts.URL+"/v1/events", "application/json", strings.NewReader(`{"events":[{"user":"u","item":"i","type":"click"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("store refusal answered %d, want 400", resp.StatusCode)
+	}
+}
+
+func TestFileSourceDeliversChanges(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(path, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src := &FileSource{Path: path, Poll: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	go func() { _ = src.Watch(ctx, func(b []byte) { got <- string(b) }) }()
+	if v := <-got; v != "one" {
+		t.Fatalf("first delivery %q", v)
+	}
+	// Replace the file the way editors and kubelet do: write aside, rename.
+	tmp := filepath.Join(dir, "config.json.tmp")
+	if err := os.WriteFile(tmp, []byte("two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-got:
+		if v != "two" {
+			t.Errorf("second delivery %q", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("change not delivered")
+	}
+	select {
+	case v := <-got:
+		t.Errorf("unchanged content delivered again: %q", v)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// FuzzDecodeEvents: no body makes the events parser panic, and every batch
+// it accepts is within bounds and passes the event checks.
+func FuzzDecodeEvents(f *testing.F) {
+	f.Add([]byte(`{"events":[{"user":"u","item":"i","type":"click"}]}`))
+	f.Add([]byte(`{"events":[{"user":"u","author":"a","type":"follow","time":"2026-01-02T03:04:05Z"}]}`))
+	f.Add([]byte(`{"events":[{"item":"i","author":"a","type":"new_item"},{"user":"u","type":"see_less"}]}`))
+	f.Add([]byte(`{"events":null}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"events":[{"user":"` + strings.Repeat("x", 300) + `","item":"i","type":"like"}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		events, err := decodeEvents(bytes.NewReader(body), 100)
+		if err != nil {
+			return
+		}
+		if len(events) == 0 || len(events) > 100 {
+			t.Fatalf("accepted %d events", len(events))
+		}
+		for i := range events {
+			if err := checkEvent(&events[i]); err != nil {
+				t.Fatalf("accepted an event that fails its check: %v", err)
+			}
+		}
+	})
+}
+
+// gateEngine holds every recommendation until released and records how
+// many ran at once.
+type gateEngine struct {
+	echoEngine
+	release chan struct{}
+	running atomic.Int32
+	most    atomic.Int32
+}
+
+func (e *gateEngine) Recommend(ctx context.Context, req *Request) (*Response, error) {
+	n := e.running.Add(1)
+	defer e.running.Add(-1)
+	for {
+		m := e.most.Load()
+		if n <= m || e.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	select {
+	case <-e.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return e.echoEngine.Recommend(ctx, req)
+}
+
+// With MaxConcurrent, recommendations beyond the bound wait their turn and
+// are all answered; one still waiting when its timeout passes gets a 5xx
+// with the reason.
+func TestMaxConcurrentQueuesRecommendations(t *testing.T) {
+	eng := &gateEngine{release: make(chan struct{})}
+	s := New(eng, Options{Stage: "all", MaxConcurrent: 2, RequestTimeout: 5 * time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.OnConfig(testConfig(t, 1, nil))
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+
+	const clients = 6
+	codes := make(chan int, clients)
+	for i := 0; i < clients; i++ {
+		go func() {
+			resp, err := http.Get(ts.URL + "/v1/recommendations?user=u")
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	for eng.running.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // room for a third to start, were it let in
+	for i := 0; i < clients; i++ {
+		eng.release <- struct{}{}
+	}
+	for i := 0; i < clients; i++ {
+		if code := <-codes; code != http.StatusOK {
+			t.Errorf("request answered %d, want 200", code)
+		}
+	}
+	if most := eng.most.Load(); most != 2 {
+		t.Errorf("%d recommendations ran at once, want 2", most)
+	}
+
+	// A request that waits past its timeout fails with a reason.
+	s2 := New(eng, Options{Stage: "all", MaxConcurrent: 1, RequestTimeout: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s2.OnConfig(testConfig(t, 1, nil))
+	ts2 := httptest.NewServer(s2.Handler())
+	t.Cleanup(ts2.Close)
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(ts2.URL + "/v1/recommendations?user=u")
+		if err == nil {
+			resp.Body.Close()
+			first <- resp.StatusCode
+		}
+	}()
+	for eng.running.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	eng.most.Store(1)
+	code, body := get(t, ts2.URL+"/v1/recommendations?user=u")
+	if code < 500 || body["error"] == nil {
+		t.Errorf("a request queued past its timeout: %d %v, want a 5xx with a reason", code, body)
+	}
+	<-first
+	if most := eng.most.Load(); most != 1 {
+		t.Errorf("%d recommendations ran at once under a bound of 1", most)
+	}
+}

@@ -1,0 +1,51 @@
+package sources
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+)
+
+// Popular proposes the most popular items, their popularity decayed to the
+// request's time.
+//
+// The decay is the store's: popularity is kept, and ordered, by the store
+// with one half-life for every reader, so a source's Window is not applied
+// per request. Whoever opens the store sets its half-life
+// (store.StateOptions.HalfLife) from the Popular source's Window; a change of
+// Window takes effect when the store is opened again.
+type Popular struct {
+	pop   store.PopularReader
+	items Items
+}
+
+// NewPopular returns the source of cfg; see Popular for how cfg.Window
+// applies.
+func NewPopular(cfg config.Source, pop store.PopularReader, items Items) *Popular {
+	return &Popular{pop: pop, items: items}
+}
+
+// Fetch implements Source. The score is the decayed popularity. The store's
+// list is read past the items the request excludes (see FetchUnseen).
+// Items the catalog does not hold are skipped, so fewer than limit may be
+// returned.
+func (s *Popular) Fetch(ctx context.Context, req *Request, limit int, dst []Candidate) ([]Candidate, error) {
+	if limit <= 0 {
+		return dst, nil
+	}
+	now := req.now()
+	return FetchUnseen(ctx, req, limit, dst, func(ask int, dst []Candidate) ([]Candidate, bool, error) {
+		top, err := s.pop.Popular(ctx, now, ask)
+		if err != nil {
+			return dst, false, fmt.Errorf("failed to read popular items: %w", err)
+		}
+		for _, it := range top {
+			if ord, ok := s.items.Ordinal(it.Item); ok {
+				dst = append(dst, Candidate{Item: ord, Score: float32(it.Score)})
+			}
+		}
+		return dst, len(top) >= ask, nil
+	})
+}

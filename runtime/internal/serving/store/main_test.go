@@ -1,0 +1,50 @@
+package store
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/testredis"
+)
+
+// redisServer is the redis-server TestMain started, nil if it could not start
+// one; redisErr says why.
+var (
+	redisServer *testredis.Server
+	redisErr    error
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		os.Exit(crashChild(dir))
+	}
+	redisServer, redisErr = testredis.Start()
+	code := m.Run()
+	if redisServer != nil {
+		redisServer.Stop()
+	}
+	os.Exit(code)
+}
+
+// needRedis returns the test server's address. Without one it fails the test
+// when CI is set, and skips it otherwise.
+func needRedis(tb testing.TB) string {
+	tb.Helper()
+	return testredis.Need(tb, redisServer, redisErr)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// tempDir is t.TempDir for a store directory.
+func tempDir(tb testing.TB) string {
+	return filepath.Join(tb.TempDir(), "store")
+}

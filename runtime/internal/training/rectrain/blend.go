@@ -1,0 +1,142 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package rectrain
+
+import (
+	"fmt"
+	"io"
+	"slices"
+
+	"gonum.org/v1/gonum/blas/blas64"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain/nn"
+)
+
+// testSet is what the evaluation judges lists by: each test user's
+// relevant items (see Ranked) and the items shown to each user before the
+// split, which no list may hold.
+type testSet struct {
+	seen  seenSet
+	pos   map[int32]map[int32]bool
+	users []int32 // sorted
+}
+
+func newTestSet(d *Data) *testSet {
+	ts := &testSet{seen: shownBefore(d), pos: map[int32]map[int32]bool{}}
+	for k := d.TrainN; k < len(d.Imps); k++ {
+		im := &d.Imps[k]
+		if im.Labels&positiveMask == 0 || ts.seen.has(im.User, im.Item) {
+			continue
+		}
+		if ts.pos[im.User] == nil {
+			ts.pos[im.User] = map[int32]bool{}
+		}
+		ts.pos[im.User][im.Item] = true
+	}
+	for u := range ts.pos {
+		ts.users = append(ts.users, u)
+	}
+	slices.Sort(ts.users)
+	return ts
+}
+
+// blendUsers are the test users the value's retrieval weight is chosen on
+// (the last half, at most maxBlendUsers: a user's NDCG is mostly 0, so
+// the choice needs many), and funnelUsers the users the funnel is
+// evaluated on (at most n of the others): the two sets are disjoint, so
+// the weight is not chosen on the users it is judged by.
+func (ts *testSet) blendUsers() []int32 {
+	k := min(maxBlendUsers, len(ts.users)/2)
+	return ts.users[len(ts.users)-k:]
+}
+
+// maxBlendUsers bounds the users chooseBlend ranks candidates for.
+const maxBlendUsers = 3000
+
+func (ts *testSet) funnelUsers(n int) []int32 {
+	return ts.users[:min(n, len(ts.users)-len(ts.blendUsers()))]
+}
+
+// blendGrid are the retrieval weights tried, in the value's units (the
+// teacher's weights, click 1 by default).
+var blendGrid = []float64{0, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 1000}
+
+// chooseBlend sets the weight of the retrieval model's score in the
+// teacher's value (rank.RetrievalWeight): of blendGrid, the one whose
+// value ranks the retrieval model's FunnelCandidates best items best
+// (NDCG@NDCGK + NDCG@RecallK) for the blend users, the smallest on a tie.
+// Logged engagements follow what an earlier recommender showed; the
+// ranker's probabilities are learnt given the showing, the retrieval
+// model from what was engaged with, so the blend takes both. It prints the
+// figure of each weight to w.
+func chooseBlend(d *Data, res *Result, o Options, w io.Writer) {
+	if !res.MTML.TowerScore {
+		return
+	}
+	ts := newTestSet(d)
+	users := ts.blendUsers()
+	if len(users) == 0 {
+		fmt.Fprintf(w, "retrieval weight: no held-out users to choose it on; 0\n")
+		return
+	}
+	ue := embedUsers(d, res.TwoTower, users)
+	ie := embedItems(d, res.TwoTower)
+	cands := retrieve(ue, ie, FunnelCandidates, func(j int) []int32 { return ts.seen.of(users[j]) })
+	type scoredList struct{ value, tt []float64 }
+	lists := make([]scoredList, len(users))
+	rw := res.MTML.Spec.Width()
+	var tb, th nn.Tape
+	var xb []float64
+	for j, u := range users {
+		c := cands[j]
+		var x blas64.General
+		xb, x = matrix(xb, len(c), rw)
+		urow := ue.Data[j*ue.Stride : j*ue.Stride+ue.Cols]
+		pool := d.SplitPools[int(u)*d.ItemDim : (int(u)+1)*d.ItemDim]
+		l := scoredList{value: make([]float64, len(c)), tt: make([]float64, len(c))}
+		for r, i := range c {
+			_, fol := d.SplitFollows[followKey(u, d.ItemAuthor[i])]
+			l.tt[r] = res.scores.of(urow, i)
+			res.MTML.rankRow(d, xb[r*rw:(r+1)*rw], u, pool, d.PoolItems(u, d.SplitPoolN[u]), i, d.Split, fol, l.tt[r])
+		}
+		res.teacher(x, &tb, &th, l.value, nil)
+		lists[j] = l
+	}
+	best, bestFig := 0.0, -1.0
+	for _, bw := range blendGrid {
+		var r Ranked
+		v := make([]float64, 0, FunnelCandidates)
+		for j, l := range lists {
+			v = v[:0]
+			for k := range l.value {
+				v = append(v, l.value[k]+bw*l.tt[k])
+			}
+			list := make([]int32, 0, RecallK)
+			for _, p := range bestOf(v, RecallK, nil) {
+				list = append(list, cands[j][p])
+			}
+			r.add(list, ts.pos[users[j]])
+		}
+		r = r.scale(len(users))
+		fmt.Fprintf(w, "retrieval weight %-5g on %d held-out users: NDCG@%d %.4f, NDCG@%d %.4f\n", bw, len(users), NDCGK, r.NDCG10, RecallK, r.NDCG100)
+		if fig := r.NDCG10 + r.NDCG100; fig > bestFig {
+			best, bestFig = bw, fig
+		}
+	}
+	res.retrievalW = best
+	fmt.Fprintf(w, "retrieval weight chosen: %g\n", best)
+}
