@@ -120,7 +120,7 @@ verify-proto: $(PROTOC) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) ## Fail when runt
 		echo "runtime/internal/serving/stagepb/$$f is stale: commit the output of 'make proto'."; exit 1; }; done
 
 .PHONY: test
-test: test-deps vet verify-generated ## Run every unit, envtest and integration test.
+test: test-deps vet lint verify-generated ## Run every unit, envtest and integration test.
 	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_BIN) go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: cluster-up cluster-down cluster-status

@@ -59,9 +59,10 @@ const (
 	// carrying it.
 	ManagedByValue = "recpipeline-operator"
 
-	// AnnotationDeployRevision on the pod template carries the deploy
-	// revision of the rendered config: it changes, and so rolls the pods,
-	// exactly when something a pod loads at start changes.
+	// AnnotationDeployRevision on the pod template carries the stage's
+	// deploy revision (config.StageRevision): it changes, and so rolls the
+	// stage's pods, exactly when something that stage loads at start
+	// changes.
 	AnnotationDeployRevision = "serving.recpipeline.dev/deploy-revision"
 )
 
@@ -234,8 +235,9 @@ func stateClaim(rp *servingv1alpha1.RecPipeline, stage string) string {
 	return store.Memory.ClaimName
 }
 
-// desiredDeployment runs a stage. deployRevision is the rendered config's
-// deploy revision; image is the resolved runtime image.
+// desiredDeployment runs a stage. deployRevision is the stage's revision
+// of the rendered config (Rendered.StageRevisions); image is the resolved
+// runtime image.
 func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevision string) *appsv1ac.DeploymentApplyConfiguration {
 	labels := commonLabels(rp, stage)
 	claim := stateClaim(rp, stage)

@@ -174,7 +174,7 @@ func (r *RecPipelineReconciler) reconcileStages(ctx context.Context, s *scope) (
 		if err := ensure(ctx, r, s, &corev1.Service{}, desiredService(s.rp, stage), corev1ac.ExtractService); err != nil {
 			return ctrl.Result{}, err
 		}
-		if err := ensure(ctx, r, s, &appsv1.Deployment{}, desiredDeployment(s.rp, stage, image, s.rendered.DeployRevision), appsv1ac.ExtractDeployment); err != nil {
+		if err := ensure(ctx, r, s, &appsv1.Deployment{}, desiredDeployment(s.rp, stage, image, s.rendered.StageRevisions[stage]), appsv1ac.ExtractDeployment); err != nil {
 			return ctrl.Result{}, err
 		}
 		if hpa := desiredHPA(s.rp, stage); hpa != nil {
@@ -229,7 +229,7 @@ func (r *RecPipelineReconciler) observeStage(ctx context.Context, s *scope, stag
 	if err := r.List(ctx, pods, client.InNamespace(s.rp.Namespace), client.MatchingLabels(selectorLabels(s.rp, stage))); err != nil {
 		return o, fmt.Errorf("failed to list pods of stage %s: %w", stage, err)
 	}
-	o.podStatuses = readPodStatuses(ctx, r.StatusReader, pods.Items, s.rendered.Revision, s.rendered.DeployRevision)
+	o.podStatuses = readPodStatuses(ctx, r.StatusReader, pods.Items, s.rendered.Revision, s.rendered.StageRevisions[stage])
 	return o, nil
 }
 

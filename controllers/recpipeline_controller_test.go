@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -115,8 +116,8 @@ func assertControlledBy(t *testing.T, obj client.Object, rp *servingv1alpha1.Rec
 // narrow RBAC, all owned by the pipeline.
 func TestPipelineGetsEveryChild(t *testing.T) {
 	ns := newNamespace(t)
-	rp := createPipeline(t, samplePipeline(ns, "explore"))
-	rp = waitReconciled(t, ns, "explore")
+	createPipeline(t, samplePipeline(ns, "explore"))
+	rp := waitReconciled(t, ns, "explore")
 
 	checkRenderedConfigMap(t, rp)
 	wantReplicas := map[string]*int32{
@@ -611,4 +612,43 @@ func diffCounts(before, after map[string]int64) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// TestModelChangesRollOnlyTheirStages: a change to what some stages load
+// changes those stages' pod templates and no other; the frontend, which
+// holds the memory store's state, is left alone by any model change.
+func TestModelChangesRollOnlyTheirStages(t *testing.T) {
+	ns := newNamespace(t)
+	i := 0
+	for _, name := range []string{"second-stage model URI", "switch the second stage to another listed model", "retrieval model URI", "list a model nothing uses yet"} {
+		tc := stageRollCases[name]
+		t.Run(name, func(t *testing.T) {
+			i++
+			rpName := fmt.Sprintf("model%d", i)
+			createPipeline(t, samplePipeline(ns, rpName))
+			before := waitReconciled(t, ns, rpName)
+			old := templates(t, ns, rpName)
+			updatePipeline(t, ns, rpName, tc.mutate)
+			eventually(t, waitTimeout, "the new config is rendered", func() error {
+				if rp := getPipeline(t, ns, rpName); rp.Status.ConfigRevision == before.Status.ConfigRevision {
+					return fmt.Errorf("config revision still %s", rp.Status.ConfigRevision)
+				}
+				return nil
+			})
+			eventually(t, waitTimeout, "exactly the stages that load the change roll", func() error {
+				for stage, d := range templates(t, ns, rpName) {
+					o := old[stage]
+					changed := d.Spec.Template.Annotations[AnnotationDeployRevision] != o.Spec.Template.Annotations[AnnotationDeployRevision]
+					want := slices.Contains(tc.want, stage)
+					if changed != want {
+						return fmt.Errorf("stage %s: deploy revision changed = %v, want %v", stage, changed, want)
+					}
+					if !want && (d.Generation != o.Generation || !equality.Semantic.DeepEqual(d.Spec.Template, o.Spec.Template)) {
+						return fmt.Errorf("stage %s: the Deployment changed (generation %d → %d)", stage, o.Generation, d.Generation)
+					}
+				}
+				return nil
+			})
+		})
+	}
 }

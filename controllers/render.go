@@ -37,6 +37,10 @@ type Rendered struct {
 	Bytes          []byte
 	Revision       string
 	DeployRevision string
+	// StageRevisions are, by stage, the config.StageRevision of what each
+	// stage loads: a stage's pod template carries its own, so that a change
+	// rolls only the stages that load what changed.
+	StageRevisions map[string]string
 }
 
 // renderConfig turns the spec into the runtime config every stage pod reads.
@@ -157,7 +161,13 @@ func encodeConfig(c *config.Config) (*Rendered, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Rendered{Config: c, Bytes: b, Revision: config.Revision(b), DeployRevision: deployRevision}, nil
+	stages := map[string]string{}
+	for _, stage := range config.SplitStages() {
+		if stages[stage], err = c.StageRevision(stage); err != nil {
+			return nil, err
+		}
+	}
+	return &Rendered{Config: c, Bytes: b, Revision: config.Revision(b), DeployRevision: deployRevision, StageRevisions: stages}, nil
 }
 
 func renderStore(rp *servingv1alpha1.RecPipeline) config.Store {

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -273,5 +274,85 @@ func TestRenderRefusesWhatTheRuntimeRefuses(t *testing.T) {
 	rp.Spec.Ranking.SecondStage.Model = "no-such-model"
 	if _, err := renderConfig(rp); err == nil {
 		t.Fatal("rendered a config naming an undeclared model")
+	}
+}
+
+// stageRollCases change what some stages load; want names the stages whose
+// revision must change, every other stage's must not.
+var stageRollCases = map[string]struct {
+	mutate func(*servingv1alpha1.RecPipeline)
+	want   []string
+}{
+	"second-stage model URI": {
+		mutate: func(rp *servingv1alpha1.RecPipeline) {
+			rp.Spec.Models[2].URI = "https://models.example/mtml/v13.tar.gz"
+		},
+		want: []string{config.StageRankerSecond},
+	},
+	"first-stage model URI": {
+		mutate: func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Models[1].URI = "pvc://explore-models/first-stage/v8" },
+		want:   []string{config.StageRankerFirst},
+	},
+	"switch the second stage to another listed model": {
+		mutate: func(rp *servingv1alpha1.RecPipeline) {
+			rp.Spec.Models = append(rp.Spec.Models, servingv1alpha1.ModelSpec{Name: "mtml-v13", URI: "https://models.example/mtml/v13.tar.gz"})
+			rp.Spec.Ranking.SecondStage.Model = "mtml-v13"
+		},
+		want: []string{config.StageRankerSecond},
+	},
+	"list a model nothing uses yet": {
+		mutate: func(rp *servingv1alpha1.RecPipeline) {
+			rp.Spec.Models = append(rp.Spec.Models, servingv1alpha1.ModelSpec{Name: "mtml-v13", URI: "https://models.example/mtml/v13.tar.gz"})
+		},
+		want: nil,
+	},
+	// The retrieval stage indexes it; the second stage's two_tower_score
+	// reads it.
+	"retrieval model URI": {
+		mutate: func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Models[0].URI = "pvc://explore-models/two-tower/v8" },
+		want:   []string{config.StageRetrieval, config.StageRankerSecond},
+	},
+	"store": {
+		mutate: func(rp *servingv1alpha1.RecPipeline) {
+			rp.Spec.Data.Store = servingv1alpha1.StoreSpec{Type: servingv1alpha1.StoreRedis, Redis: &servingv1alpha1.RedisStoreSpec{Address: "redis.recs.svc:6379"}}
+		},
+		want: []string{config.StageFrontend},
+	},
+	"catalog": {
+		mutate: func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Data.Catalog.URI = "pvc://explore-data/catalog-v2" },
+		want:   config.SplitStages(),
+	},
+	"weights": {
+		mutate: func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.Weights["like"] = 3 },
+		want:   nil,
+	},
+}
+
+func TestRenderStageRevisions(t *testing.T) {
+	for name, tc := range stageRollCases {
+		t.Run(name, func(t *testing.T) {
+			before, err := renderConfig(samplePipeline("explore", "feed"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rp := samplePipeline("explore", "feed")
+			tc.mutate(rp)
+			after, err := renderConfig(rp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, stage := range config.SplitStages() {
+				b, a := before.StageRevisions[stage], after.StageRevisions[stage]
+				if b == "" || a == "" {
+					t.Fatalf("stage %s has no revision", stage)
+				}
+				if rolls, want := a != b, slices.Contains(tc.want, stage); rolls != want {
+					t.Errorf("stage %s rolls = %v, want %v", stage, rolls, want)
+				}
+				if got, _ := after.Config.StageRevision(stage); got != a {
+					t.Errorf("stage %s: rendered revision %s, the runtime computes %s", stage, a, got)
+				}
+			}
+		})
 	}
 }

@@ -153,7 +153,9 @@ func runSuite(m *testing.M) int {
 	go func() { done <- mgr.Start(ctx) }()
 	defer func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "The manager stopped with an error:", err)
+		}
 	}()
 	return m.Run()
 }

@@ -21,17 +21,25 @@ limitations under the License.
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
 	// GroupVersion is the group and version of the RecPipeline API.
 	GroupVersion = schema.GroupVersion{Group: "serving.recpipeline.dev", Version: "v1alpha1"}
 
-	// SchemeBuilder adds the API's types to a scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// SchemeBuilder adds the API's types to a scheme. It is apimachinery's
+	// builder, so that importing the API costs no controller-runtime.
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
 
 	// AddToScheme adds the API's types to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &RecPipeline{}, &RecPipelineList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}

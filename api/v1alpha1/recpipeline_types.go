@@ -68,7 +68,15 @@ type RecPipelineSpec struct {
 	Data DataSpec `json:"data"`
 
 	// models are the model artifacts the funnel loads, referenced by name
-	// from sources and ranking stages.
+	// from sources and ranking stages. Each stage's pods roll only when what
+	// that stage loads changes: the retrieval stage the models its
+	// TwoTowerANN and ItemToItemANN sources search; ranker-first its model;
+	// ranker-second its model and the retrieval model its two_tower_score
+	// input reads (secondStage.retrievalModel, or the first TwoTowerANN
+	// source's). A uri change, or pointing a stage at another listed model,
+	// rolls that stage alone; listing a model nothing uses rolls none. The
+	// frontend, which holds the Memory store's state, rolls only for the
+	// catalog, the store and the runtime's image or resources.
 	// +required
 	// +listType=map
 	// +listMapKey=name
@@ -597,8 +605,4 @@ type RecPipelineList struct {
 	// +optional
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []RecPipeline `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&RecPipeline{}, &RecPipelineList{})
 }

@@ -44,6 +44,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -72,11 +73,8 @@ func run(samplePath, crdDir string, keep bool) error {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return errors.New("KUBEBUILDER_ASSETS is not set: run `make demo`, which builds etcd and kube-apiserver first")
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := servingv1alpha1.AddToScheme(scheme); err != nil {
+	scheme, err := newScheme()
+	if err != nil {
 		return err
 	}
 
@@ -88,21 +86,8 @@ func run(samplePath, crdDir string, keep bool) error {
 	}
 	defer func() { _ = env.Stop() }()
 
-	cacheOpts, err := controllers.CacheOptions(nil)
+	mgr, err := newManager(cfg, scheme)
 	if err != nil {
-		return err
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Cache: cacheOpts, Metrics: metricsserver.Options{BindAddress: "0"}})
-	if err != nil {
-		return fmt.Errorf("failed to create the manager: %w", err)
-	}
-	if err := (&controllers.RecPipelineReconciler{
-		Client:       mgr.GetClient(),
-		Scheme:       mgr.GetScheme(),
-		Recorder:     mgr.GetEventRecorder("recpipeline-operator"),
-		DefaultImage: "ghcr.io/recpipeline/recserve:latest",
-		StatusReader: &controllers.HTTPStatusReader{},
-	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -116,21 +101,85 @@ func run(samplePath, crdDir string, keep bool) error {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "recs"}}); err != nil {
 		return err
 	}
+	rp, err := applySample(ctx, c, samplePath)
+	if err != nil {
+		return err
+	}
+	if err := waitForReconcile(ctx, c, rp); err != nil {
+		return err
+	}
+	if err := printChildren(ctx, c, rp); err != nil {
+		return err
+	}
+	if err := printStatus(ctx, c, rp); err != nil {
+		return err
+	}
+	if err := showRefusal(ctx, c, rp); err != nil {
+		return err
+	}
+	if keep {
+		return keepRunning(ctx, env)
+	}
+	return nil
+}
 
+// newScheme returns a scheme of the built-in kinds and the RecPipeline API.
+func newScheme() (*runtime.Scheme, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := servingv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return scheme, nil
+}
+
+// newManager creates a manager for the API server at cfg, without a metrics
+// endpoint, with the RecPipeline controller set up on it.
+func newManager(cfg *rest.Config, scheme *runtime.Scheme) (ctrl.Manager, error) {
+	cacheOpts, err := controllers.CacheOptions(nil)
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Cache: cacheOpts, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the manager: %w", err)
+	}
+	if err := (&controllers.RecPipelineReconciler{
+		Client:       mgr.GetClient(),
+		Scheme:       mgr.GetScheme(),
+		Recorder:     mgr.GetEventRecorder("recpipeline-operator"),
+		DefaultImage: "ghcr.io/recpipeline/recserve:latest",
+		StatusReader: &controllers.HTTPStatusReader{},
+	}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// applySample reads the RecPipeline manifest at samplePath and creates it in
+// the recs namespace.
+func applySample(ctx context.Context, c client.Client, samplePath string) (*servingv1alpha1.RecPipeline, error) {
 	raw, err := os.ReadFile(samplePath)
 	if err != nil {
-		return fmt.Errorf("failed to read the sample: %w", err)
+		return nil, fmt.Errorf("failed to read the sample: %w", err)
 	}
 	rp := &servingv1alpha1.RecPipeline{}
 	if err := yaml.UnmarshalStrict(raw, rp); err != nil {
-		return fmt.Errorf("failed to parse the sample: %w", err)
+		return nil, fmt.Errorf("failed to parse the sample: %w", err)
 	}
 	rp.Namespace = "recs"
 	fmt.Printf("Applying %s as recs/%s\n", samplePath, rp.Name)
 	if err := c.Create(ctx, rp.DeepCopy()); err != nil {
-		return fmt.Errorf("failed to create the sample: %w", err)
+		return nil, fmt.Errorf("failed to create the sample: %w", err)
 	}
+	return rp, nil
+}
 
+// waitForReconcile polls rp until the controller has observed its generation,
+// for at most 30s, and leaves the latest state in rp.
+func waitForReconcile(ctx context.Context, c client.Client, rp *servingv1alpha1.RecPipeline) error {
 	key := client.ObjectKeyFromObject(rp)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -138,14 +187,17 @@ func run(samplePath, crdDir string, keep bool) error {
 			return err
 		}
 		if rp.Status.ObservedGeneration == rp.Generation {
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return errors.New("the controller did not reconcile the sample within 30s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
 
+// printChildren lists, kind by kind, the objects that rp controls.
+func printChildren(ctx context.Context, c client.Client, rp *servingv1alpha1.RecPipeline) error {
 	fmt.Println("\nChildren owned by the pipeline:")
 	lists := []client.ObjectList{
 		&corev1.ConfigMapList{}, &corev1.ServiceAccountList{}, &rbacv1.RoleList{}, &rbacv1.RoleBindingList{},
@@ -163,18 +215,29 @@ func run(samplePath, crdDir string, keep bool) error {
 				continue
 			}
 			kind := strings.TrimSuffix(fmt.Sprintf("%T", list)[strings.LastIndex(fmt.Sprintf("%T", list), ".")+1:], "List")
-			extra := ""
-			if d, ok := obj.(*appsv1.Deployment); ok {
-				replicas := "autoscaled"
-				if d.Spec.Replicas != nil {
-					replicas = fmt.Sprint(*d.Spec.Replicas)
-				}
-				extra = fmt.Sprintf("  replicas=%s  %s", replicas, strings.Join(d.Spec.Template.Spec.Containers[0].Args[:1], " "))
-			}
-			fmt.Printf("  %-24s %s%s\n", kind, obj.GetName(), extra)
+			fmt.Printf("  %-24s %s%s\n", kind, obj.GetName(), childDetail(obj))
 		}
 	}
+	return nil
+}
 
+// childDetail returns what printChildren shows of obj beyond its kind and
+// name: the replicas and the command of a Deployment, nothing otherwise.
+func childDetail(obj client.Object) string {
+	d, ok := obj.(*appsv1.Deployment)
+	if !ok {
+		return ""
+	}
+	replicas := "autoscaled"
+	if d.Spec.Replicas != nil {
+		replicas = fmt.Sprint(*d.Spec.Replicas)
+	}
+	return fmt.Sprintf("  replicas=%s  %s", replicas, strings.Join(d.Spec.Template.Spec.Containers[0].Args[:1], " "))
+}
+
+// printStatus prints the status of rp and the live part of the runtime config
+// it rendered, parsed as the runtime would parse it.
+func printStatus(ctx context.Context, c client.Client, rp *servingv1alpha1.RecPipeline) error {
 	fmt.Println("\nStatus (no kubelet runs here, so no pod becomes ready):")
 	status, _ := yaml.Marshal(rp.Status)
 	fmt.Print(indent(string(status)))
@@ -190,7 +253,12 @@ func run(samplePath, crdDir string, keep bool) error {
 	}
 	live, _ := yaml.Marshal(parsed.Live)
 	fmt.Print(indent(string(live)))
+	return nil
+}
 
+// showRefusal creates a copy of rp whose rerank is wider than its second
+// stage keeps, and fails unless the API server refuses it.
+func showRefusal(ctx context.Context, c client.Client, rp *servingv1alpha1.RecPipeline) error {
 	bad := rp.DeepCopy()
 	bad.ObjectMeta = metav1.ObjectMeta{Namespace: "recs", Name: "too-wide"}
 	bad.Status = servingv1alpha1.RecPipelineStatus{}
@@ -198,26 +266,28 @@ func run(samplePath, crdDir string, keep bool) error {
 	fmt.Println("\nAn invalid pipeline (rerank.size 500 > secondStage.keep 100) is refused by the API server:")
 	if err := c.Create(ctx, bad); err != nil {
 		fmt.Println(indent(err.Error()))
-	} else {
-		return errors.New("the API server accepted an invalid pipeline")
+		return nil
 	}
+	return errors.New("the API server accepted an invalid pipeline")
+}
 
-	if keep {
-		kubeconfig := filepath.Join(os.TempDir(), "recpipeline-demo.kubeconfig")
-		user, err := env.AddUser(envtest.User{Name: "demo", Groups: []string{"system:masters"}}, nil)
-		if err != nil {
-			return err
-		}
-		b, err := user.KubeConfig()
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(kubeconfig, b, 0o600); err != nil {
-			return err
-		}
-		fmt.Printf("\nThe API server keeps running: KUBECONFIG=%s bin/k8s/kubectl get rp -A\nPress Ctrl-C to stop.\n", kubeconfig)
-		<-ctx.Done()
+// keepRunning writes a kubeconfig for the API server of env and waits until
+// ctx is done.
+func keepRunning(ctx context.Context, env *envtest.Environment) error {
+	kubeconfig := filepath.Join(os.TempDir(), "recpipeline-demo.kubeconfig")
+	user, err := env.AddUser(envtest.User{Name: "demo", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
 	}
+	b, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(kubeconfig, b, 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("\nThe API server keeps running: KUBECONFIG=%s bin/k8s/kubectl get rp -A\nPress Ctrl-C to stop.\n", kubeconfig)
+	<-ctx.Done()
 	return nil
 }
 

@@ -16,6 +16,12 @@ limitations under the License.
 
 package config
 
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+)
+
 // This file is the contract between the operator and the runtime: every
 // name, flag, path and port on which the Deployment the operator builds and
 // the recserve process it runs must agree. Both sides import it; neither
@@ -154,4 +160,97 @@ const (
 // ClaimMountPath is the directory where the claim named claim is mounted.
 func ClaimMountPath(claim string) string {
 	return VolumeRoot + "/" + claim
+}
+
+// What each stage loads at start, and so what rolls it. Every stage loads
+// the catalog; the frontend owns the store and calls the other stages at
+// their endpoints; the retrieval stage embeds and indexes the models its
+// ANN sources search; each ranker loads its model (the second also the
+// retrieval model its two_tower_score input reads). A change to what a
+// stage loads gives it a new StageRevision, which the operator puts on the
+// stage's pod template, so that exactly the stages that load it roll; any
+// other change reaches the pods live through the ConfigMap. StageAll loads
+// everything.
+
+// StageModels names, sorted, the models stage loads: on StageAll every
+// model Deploy lists, so that a live config may switch to any of them.
+func (c *Config) StageModels(stage string) []string {
+	need := map[string]bool{}
+	switch stage {
+	case StageAll, "":
+		for _, m := range c.Deploy.Models {
+			need[m.Name] = true
+		}
+	case StageRetrieval:
+		for _, s := range c.Live.Retrieval.Sources {
+			if s.Model != "" {
+				need[s.Model] = true
+			}
+		}
+	case StageRankerFirst:
+		need[c.Live.FirstStage.Model] = true
+	case StageRankerSecond:
+		need[c.Live.SecondStage.Model] = true
+		if m := c.Live.RetrievalModel(); m != "" {
+			need[m] = true
+		}
+	}
+	names := make([]string, 0, len(need))
+	for n := range need {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// RetrievalModel is the model the second stage's two_tower_score reads:
+// SecondStage.RetrievalModel, or that of the first TwoTowerANN source; ""
+// when there is none.
+func (l *Live) RetrievalModel() string {
+	if m := l.SecondStage.RetrievalModel; m != "" {
+		return m
+	}
+	for _, s := range l.Retrieval.Sources {
+		if s.Type == SourceTwoTowerANN {
+			return s.Model
+		}
+	}
+	return ""
+}
+
+// stageLoad is what a split stage loads at start, hashed by StageRevision.
+type stageLoad struct {
+	Stage     string            `json:"stage"`
+	Catalog   string            `json:"catalog"`
+	Store     *Store            `json:"store,omitempty"`
+	Endpoints map[string]string `json:"endpoints,omitempty"`
+	Models    []Model           `json:"models,omitempty"`
+}
+
+// StageRevision hashes what stage loads at start (see StageModels): the
+// operator's pod template of the stage carries it in DeployRevisionEnv, and
+// a pod applies only configs of its own StageRevision. StageAll's is the
+// DeployRevision of the whole deploy part.
+func (c *Config) StageRevision(stage string) (string, error) {
+	if stage == StageAll || stage == "" {
+		return DeployRevisionOf(&c.Deploy)
+	}
+	load := stageLoad{Stage: stage, Catalog: c.Deploy.Catalog}
+	if stage == StageFrontend {
+		load.Store, load.Endpoints = &c.Deploy.Store, c.Deploy.Endpoints
+	}
+	for _, name := range c.StageModels(stage) {
+		uri := ""
+		for _, m := range c.Deploy.Models {
+			if m.Name == name {
+				uri = m.URI
+			}
+		}
+		load.Models = append(load.Models, Model{Name: name, URI: uri})
+	}
+	b, err := json.Marshal(load)
+	if err != nil {
+		return "", fmt.Errorf("failed to encode what stage %s loads: %w", stage, err)
+	}
+	return Revision(b), nil
 }

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package config
 
 import (
@@ -90,24 +106,39 @@ func (v *validator) deploy(d *Deploy) {
 	}
 }
 
+// live checks the live part, in the order its fields appear: retrieval,
+// the ranking stages, the weights, the clock and the rerank rules.
 func (v *validator) live(l *Live, models []Model) {
-	known := map[string]bool{}
+	known := modelSet{}
 	for _, m := range models {
 		known[m.Name] = true
 	}
-	model := func(path, name string) {
-		if !known[name] {
-			v.add(path, "%q is not a model of deploy.models", name)
-		}
-	}
-	budget := func(path string, n int) {
-		if n < 1 || n > MaxBudget {
-			v.add(path, "is %d, must be between 1 and %d", n, MaxBudget)
-		}
-	}
+	v.retrieval(&l.Retrieval, known)
+	v.stages(l, known)
+	v.weights(l.Weights)
+	v.clock(l.Clock)
+	v.rerankRules(l.Rerank.Rules)
+}
 
-	r := &l.Retrieval
-	budget("live.retrieval.candidates", r.Candidates)
+// modelSet holds the names of the models of deploy.models.
+type modelSet map[string]bool
+
+// model checks that name is a model of deploy.models.
+func (v *validator) model(known modelSet, path, name string) {
+	if !known[name] {
+		v.add(path, "%q is not a model of deploy.models", name)
+	}
+}
+
+// budget checks a candidate count against MaxBudget.
+func (v *validator) budget(path string, n int) {
+	if n < 1 || n > MaxBudget {
+		v.add(path, "is %d, must be between 1 and %d", n, MaxBudget)
+	}
+}
+
+func (v *validator) retrieval(r *Retrieval, known modelSet) {
+	v.budget("live.retrieval.candidates", r.Candidates)
 	if len(r.Sources) == 0 || len(r.Sources) > MaxSources {
 		v.add("live.retrieval.sources", "has %d sources, must have between 1 and %d", len(r.Sources), MaxSources)
 	}
@@ -121,44 +152,53 @@ func (v *validator) live(l *Live, models []Model) {
 			v.add(path+".name", "%q is used by two sources", s.Name)
 		}
 		names[s.Name] = true
-		if !finite(s.Weight) || s.Weight < 0 || s.Weight > MaxWeight {
-			v.add(path+".weight", "is %v, must be between 0 and %v", s.Weight, MaxWeight)
-		}
-		budget(path+".limit", s.Limit)
-		if s.Timeout <= 0 {
-			v.add(path+".timeout", "must be positive")
-		}
-		switch s.Type {
-		case SourceTwoTowerANN, SourceItemToItemANN:
-			model(path+".model", s.Model)
-			if s.Type == SourceItemToItemANN && s.SeedItems < 1 {
-				v.add(path+".seedItems", "must be at least 1")
-			}
-		case SourceFollowedAuthorsRecent:
-			if s.MaxAge <= 0 {
-				v.add(path+".maxAge", "must be positive")
-			}
-		case SourcePopular:
-			if s.Window <= 0 {
-				v.add(path+".window", "must be positive")
-			}
-		case SourcePrecomputed:
-			v.uri(path+".uri", s.URI, true)
-		default:
-			v.add(path+".type", "%q is not a known source type", s.Type)
-		}
+		v.source(path, &s, known)
 	}
+}
 
-	model("live.firstStage.model", l.FirstStage.Model)
-	model("live.secondStage.model", l.SecondStage.Model)
-	if l.SecondStage.RetrievalModel != "" {
-		model("live.secondStage.retrievalModel", l.SecondStage.RetrievalModel)
+// source checks the fields of one retrieval source other than its name.
+func (v *validator) source(path string, s *Source, known modelSet) {
+	if !finite(s.Weight) || s.Weight < 0 || s.Weight > MaxWeight {
+		v.add(path+".weight", "is %v, must be between 0 and %v", s.Weight, MaxWeight)
 	}
-	budget("live.firstStage.keep", l.FirstStage.Keep)
-	budget("live.secondStage.keep", l.SecondStage.Keep)
-	budget("live.rerank.size", l.Rerank.Size)
-	if l.FirstStage.Keep > r.Candidates {
-		v.add("live.firstStage.keep", "is %d, more than live.retrieval.candidates (%d)", l.FirstStage.Keep, r.Candidates)
+	v.budget(path+".limit", s.Limit)
+	if s.Timeout <= 0 {
+		v.add(path+".timeout", "must be positive")
+	}
+	switch s.Type {
+	case SourceTwoTowerANN, SourceItemToItemANN:
+		v.model(known, path+".model", s.Model)
+		if s.Type == SourceItemToItemANN && s.SeedItems < 1 {
+			v.add(path+".seedItems", "must be at least 1")
+		}
+	case SourceFollowedAuthorsRecent:
+		if s.MaxAge <= 0 {
+			v.add(path+".maxAge", "must be positive")
+		}
+	case SourcePopular:
+		if s.Window <= 0 {
+			v.add(path+".window", "must be positive")
+		}
+	case SourcePrecomputed:
+		v.uri(path+".uri", s.URI, true)
+	default:
+		v.add(path+".type", "%q is not a known source type", s.Type)
+	}
+}
+
+// stages checks the rankers' models and that each stage keeps no more
+// candidates than the one before it.
+func (v *validator) stages(l *Live, known modelSet) {
+	v.model(known, "live.firstStage.model", l.FirstStage.Model)
+	v.model(known, "live.secondStage.model", l.SecondStage.Model)
+	if l.SecondStage.RetrievalModel != "" {
+		v.model(known, "live.secondStage.retrievalModel", l.SecondStage.RetrievalModel)
+	}
+	v.budget("live.firstStage.keep", l.FirstStage.Keep)
+	v.budget("live.secondStage.keep", l.SecondStage.Keep)
+	v.budget("live.rerank.size", l.Rerank.Size)
+	if l.FirstStage.Keep > l.Retrieval.Candidates {
+		v.add("live.firstStage.keep", "is %d, more than live.retrieval.candidates (%d)", l.FirstStage.Keep, l.Retrieval.Candidates)
 	}
 	if l.SecondStage.Keep > l.FirstStage.Keep {
 		v.add("live.secondStage.keep", "is %d, more than live.firstStage.keep (%d)", l.SecondStage.Keep, l.FirstStage.Keep)
@@ -166,11 +206,13 @@ func (v *validator) live(l *Live, models []Model) {
 	if l.Rerank.Size > l.SecondStage.Keep {
 		v.add("live.rerank.size", "is %d, more than live.secondStage.keep (%d)", l.Rerank.Size, l.SecondStage.Keep)
 	}
+}
 
-	if len(l.Weights) == 0 {
+func (v *validator) weights(weights map[string]float64) {
+	if len(weights) == 0 {
 		v.add("live.weights", "must name at least one event")
 	}
-	for event, w := range l.Weights {
+	for event, w := range weights {
 		path := "live.weights." + event
 		if !eventRE.MatchString(event) {
 			v.add(path, "%q is not an event name", event)
@@ -179,17 +221,21 @@ func (v *validator) live(l *Live, models []Model) {
 			v.add(path, "is %v, must be a finite number between -%v and %v", w, MaxWeight, MaxWeight)
 		}
 	}
+}
 
-	switch l.Clock.Type {
+func (v *validator) clock(c Clock) {
+	switch c.Type {
 	case "", ClockEvent, ClockWall:
 	default:
-		v.add("live.clock.type", "%q is not %s or %s", l.Clock.Type, ClockEvent, ClockWall)
+		v.add("live.clock.type", "%q is not %s or %s", c.Type, ClockEvent, ClockWall)
 	}
+}
 
-	if len(l.Rerank.Rules) > MaxRules {
-		v.add("live.rerank.rules", "has %d rules, at most %d", len(l.Rerank.Rules), MaxRules)
+func (v *validator) rerankRules(rules []Rule) {
+	if len(rules) > MaxRules {
+		v.add("live.rerank.rules", "has %d rules, at most %d", len(rules), MaxRules)
 	}
-	for i, rule := range l.Rerank.Rules {
+	for i, rule := range rules {
 		path := fmt.Sprintf("live.rerank.rules[%d]", i)
 		switch rule.Type {
 		case RuleAuthorDiversity:

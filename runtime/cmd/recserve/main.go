@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 // Command recserve is RecPipeline's serving runtime: the whole recommendation
 // funnel in one process (--stage=all, the local default), or one stage of it
 // (frontend, retrieval, ranker-first, ranker-second), the frontend serving
@@ -47,66 +63,107 @@ func main() {
 	}
 }
 
-func run() error {
-	var (
-		stage     = flag.String(config.FlagStage, config.StageAll, "Stage to run: all (the whole funnel in one process), or one of the split stages frontend, retrieval, ranker-first, ranker-second.")
-		file      = flag.String("config", "", "Path of the runtime config file, watched for changes.")
-		configMap = flag.String(config.FlagConfigMap, "", "Name of the ConfigMap holding the runtime config, in $POD_NAMESPACE, watched through the API.")
-		httpPort  = flag.Int(config.FlagHTTPPort, config.HTTPPort, "Port of the HTTP API.")
-		grpcPort  = flag.Int(config.FlagGRPCPort, config.GRPCPort, "Port of the gRPC API the retrieval and ranker stages serve to the frontend.")
-		stateDir  = flag.String(config.FlagStateDir, "", "Directory of the memory store's log; a temporary directory when empty.")
-		drain     = flag.Duration("drain", 5*time.Second, "How long readiness is off before the server stops on SIGTERM.")
-		logLevel  = flag.String("log-level", "info", "debug, info, warn or error.")
-		maxConc   = flag.Int("max-concurrent", 0, "Most recommendations computed at once; the others queue in arrival order. 0: no bound.")
-		pprofAddr = flag.String("pprof-address", "", "Address of Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; off when empty. Keep it off the pod's network.")
-	)
+// flags are recserve's command line.
+type flags struct {
+	stage, file, configMap, stateDir, logLevel, pprofAddr string
+	httpPort, grpcPort, maxConc                           int
+	drain                                                 time.Duration
+}
+
+func parseFlags() *flags {
+	f := &flags{}
+	flag.StringVar(&f.stage, config.FlagStage, config.StageAll, "Stage to run: all (the whole funnel in one process), or one of the split stages frontend, retrieval, ranker-first, ranker-second.")
+	flag.StringVar(&f.file, "config", "", "Path of the runtime config file, watched for changes.")
+	flag.StringVar(&f.configMap, config.FlagConfigMap, "", "Name of the ConfigMap holding the runtime config, in $POD_NAMESPACE, watched through the API.")
+	flag.IntVar(&f.httpPort, config.FlagHTTPPort, config.HTTPPort, "Port of the HTTP API.")
+	flag.IntVar(&f.grpcPort, config.FlagGRPCPort, config.GRPCPort, "Port of the gRPC API the retrieval and ranker stages serve to the frontend.")
+	flag.StringVar(&f.stateDir, config.FlagStateDir, "", "Directory of the memory store's log; a temporary directory when empty.")
+	flag.DurationVar(&f.drain, "drain", 5*time.Second, "How long readiness is off before the server stops on SIGTERM.")
+	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error.")
+	flag.IntVar(&f.maxConc, "max-concurrent", 0, "Most recommendations computed at once; the others queue in arrival order. 0: no bound.")
+	flag.StringVar(&f.pprofAddr, "pprof-address", "", "Address of Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; off when empty. Keep it off the pod's network.")
 	flag.Parse()
+	return f
+}
+
+func run() error {
+	f := parseFlags()
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("invalid --log-level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	if !config.ValidStage(*stage) {
-		return fmt.Errorf("--stage=%s: want all, frontend, retrieval, ranker-first or ranker-second", *stage)
+	if !config.ValidStage(f.stage) {
+		return fmt.Errorf("--stage=%s: want all, frontend, retrieval, ranker-first or ranker-second", f.stage)
 	}
-	if (*file == "") == (*configMap == "") {
+	if (f.file == "") == (f.configMap == "") {
 		return errors.New("exactly one of --config and --config-map is required")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	if *pprofAddr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		go func() {
-			ps := &http.Server{Addr: *pprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-			log.Info("Serving profiles", "address", *pprofAddr, "err", ps.ListenAndServe())
-		}()
+	if f.pprofAddr != "" {
+		go serveProfiles(f.pprofAddr, log)
 	}
-
-	var src server.ConfigSource
-	if *file != "" {
-		src = &server.FileSource{Path: *file, Log: log}
-	} else {
-		rc, err := rest.InClusterConfig()
-		if err != nil {
-			return fmt.Errorf("failed to read the in-cluster API config: %w", err)
-		}
-		cs, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			return fmt.Errorf("failed to create the API client: %w", err)
-		}
-		src = &server.ConfigMapSource{Client: cs, Namespace: os.Getenv(config.PodNamespaceEnv), Name: *configMap, Log: log}
+	src, err := configSource(f, log)
+	if err != nil {
+		return err
 	}
-
 	// The first config decides what the process loads; later ones are
 	// applied live by the server.
+	raw, configs, ok := watch(ctx, src)
+	if !ok {
+		return nil
+	}
+	srv, eng, err := load(ctx, f, raw, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = eng.Close() }()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case raw := <-configs:
+				srv.OnConfig(raw)
+			}
+		}
+	}()
+	return serve(ctx, f, srv, eng, log)
+}
+
+func serveProfiles(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	ps := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("Serving profiles", "address", addr, "err", ps.ListenAndServe())
+}
+
+// configSource is the config file, or the ConfigMap read through the API.
+func configSource(f *flags, log *slog.Logger) (server.ConfigSource, error) {
+	if f.file != "" {
+		return &server.FileSource{Path: f.file, Log: log}, nil
+	}
+	rc, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the in-cluster API config: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the API client: %w", err)
+	}
+	return &server.ConfigMapSource{Client: cs, Namespace: os.Getenv(config.PodNamespaceEnv), Name: f.configMap, Log: log}, nil
+}
+
+// watch returns the first delivery of the config and a channel of the
+// later ones; false when ctx ends first.
+func watch(ctx context.Context, src server.ConfigSource) ([]byte, <-chan []byte, bool) {
 	first := make(chan []byte, 1)
 	configs := make(chan []byte, 16)
 	go func() {
@@ -120,56 +177,53 @@ func run() error {
 			configs <- raw
 		})
 	}()
-	var raw []byte
 	select {
-	case raw = <-first:
+	case raw := <-first:
+		return raw, configs, true
 	case <-ctx.Done():
-		return nil
+		return nil, nil, false
 	}
+}
+
+// load opens the engine on the initial config raw and applies it.
+func load(ctx context.Context, f *flags, raw []byte, log *slog.Logger) (*server.Server, *engine.Engine, error) {
 	cfg, err := config.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("the initial config is invalid: %w", err)
+		return nil, nil, fmt.Errorf("the initial config is invalid: %w", err)
 	}
-
-	dir := *stateDir
+	dir := f.stateDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "recserve-state-"); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	log.Info("Loading", "pipeline", cfg.Pipeline, "catalog", cfg.Deploy.Catalog, "models", len(cfg.Deploy.Models))
 	start := time.Now()
 	srv := server.New(nil, server.Options{
-		Stage:          *stage,
+		Stage:          f.stage,
 		DeployRevision: os.Getenv(config.DeployRevisionEnv),
-		MaxConcurrent:  *maxConc,
+		MaxConcurrent:  f.maxConc,
 		Log:            log,
 	})
-	eng, err := engine.Open(ctx, cfg, engine.Options{StateDir: dir, Log: log, Registry: srv.Registry(), Stage: *stage})
+	eng, err := engine.Open(ctx, cfg, engine.Options{StateDir: dir, Log: log, Registry: srv.Registry(), Stage: f.stage})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer func() { _ = eng.Close() }()
 	srv.SetEngine(eng)
 	srv.OnConfig(raw)
 	if srv.Revision() == "" {
-		return fmt.Errorf("the initial config was refused: %s", srv.Rejected())
+		_ = eng.Close()
+		return nil, nil, fmt.Errorf("the initial config was refused: %s", srv.Rejected())
 	}
 	log.Info("Ready", "loadSeconds", time.Since(start).Seconds(), "revision", srv.Revision())
+	return srv, eng, nil
+}
 
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case raw := <-configs:
-				srv.OnConfig(raw)
-			}
-		}
-	}()
-
+// serve answers HTTP (and gRPC on the split stages) until ctx ends, then
+// drains and stops.
+func serve(ctx context.Context, f *flags, srv *server.Server, eng *engine.Engine, log *slog.Logger) error {
 	hs := &http.Server{
-		Addr:              net.JoinHostPort("", strconv.Itoa(*httpPort)),
+		Addr:              net.JoinHostPort("", strconv.Itoa(f.httpPort)),
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
@@ -178,13 +232,13 @@ func run() error {
 	// that reads ready must take the frontend's calls (the frontend would
 	// otherwise pass over it, connection refused, in between).
 	var gs *grpc.Server
-	if config.ServesGRPC(*stage) {
-		lis, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(*grpcPort)))
+	if config.ServesGRPC(f.stage) {
+		lis, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(f.grpcPort)))
 		if err != nil {
 			return fmt.Errorf("failed to listen for gRPC: %w", err)
 		}
 		gs = grpc.NewServer()
-		server.RegisterStage(gs, *stage, eng)
+		server.RegisterStage(gs, f.stage, eng)
 		go func() { errc <- gs.Serve(lis) }()
 	}
 	go func() { errc <- hs.ListenAndServe() }()
@@ -193,9 +247,9 @@ func run() error {
 		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("Draining", "for", drain.String())
+	log.Info("Draining", "for", f.drain.String())
 	srv.Drain()
-	time.Sleep(*drain)
+	time.Sleep(f.drain)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if gs != nil {

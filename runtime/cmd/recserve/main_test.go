@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package main
 
 // Integration tests: the real recserve (this test binary re-executed as the
@@ -165,7 +181,7 @@ func start(t *testing.T, configPath, stateDir string, extra ...string) *proc {
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(p.url + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return p
 			}
@@ -393,7 +409,7 @@ func TestHotReloadUnderTrafficFailsNoRequest(t *testing.T) {
 		if err == nil {
 			status = map[string]any{}
 			_ = json.NewDecoder(resp.Body).Decode(&status)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if status["rejectedRevision"] == config.Revision(invalid) {
 				break
 			}
@@ -539,7 +555,7 @@ func TestSplitStagesOverGRPC(t *testing.T) {
 			if err == nil {
 				st = map[string]any{}
 				_ = json.NewDecoder(resp.Body).Decode(&st)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				if st["configRevision"] == config.Revision(second) {
 					break
 				}
@@ -686,7 +702,7 @@ func waitRevision(t *testing.T, rev string, procs ...*proc) {
 			if err == nil {
 				st := map[string]any{}
 				_ = json.NewDecoder(resp.Body).Decode(&st)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				if got = st["configRevision"]; got == rev {
 					break
 				}

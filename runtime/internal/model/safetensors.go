@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package model
 
 // The safetensors reader and writer are written here rather than taken from a
@@ -84,35 +100,15 @@ var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 // F32 tensors may alias data when the host is little-endian and the bytes are
 // 4-byte aligned; the caller must not modify data afterwards.
 func ParseSafetensors(data []byte) (map[string]Tensor, error) {
-	if len(data) < 8 {
-		return nil, invalidf("safetensors: file is %d bytes, shorter than the 8-byte header length", len(data))
+	header, body, err := splitSafetensors(data)
+	if err != nil {
+		return nil, err
 	}
-	n := binary.LittleEndian.Uint64(data[:8])
-	if n > MaxHeaderBytes {
-		return nil, invalidf("safetensors: header length %d exceeds the limit of %d bytes", n, MaxHeaderBytes)
+	raw, err := decodeHeader(header)
+	if err != nil {
+		return nil, err
 	}
-	if n > uint64(len(data)-8) {
-		return nil, invalidf("safetensors: header length %d exceeds the %d bytes after it (truncated file?)", n, len(data)-8)
-	}
-	header := data[8 : 8+n]
-	body := data[8+n:]
-	if len(header) == 0 || header[0] != '{' {
-		return nil, invalidf("safetensors: header does not start with '{'")
-	}
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(header))
-	if err := dec.Decode(&raw); err != nil {
-		return nil, invalidf("safetensors: failed to decode header JSON: %v", err)
-	}
-	if rest := header[dec.InputOffset():]; len(bytes.Trim(rest, " ")) != 0 {
-		return nil, invalidf("safetensors: header has trailing bytes after the JSON object")
-	}
-
-	type span struct {
-		name       string
-		begin, end uint64
-	}
-	spans := make([]span, 0, len(raw))
+	spans := make([]tensorSpan, 0, len(raw))
 	entries := make(map[string]headerEntry, len(raw))
 	for name, msg := range raw {
 		if name == metadataKey {
@@ -122,71 +118,15 @@ func ParseSafetensors(data []byte) (map[string]Tensor, error) {
 			}
 			continue
 		}
-		if name == "" {
-			return nil, invalidf("safetensors: tensor with an empty name")
-		}
-		var e headerEntry
-		d := json.NewDecoder(bytes.NewReader(msg))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&e); err != nil {
-			return nil, invalidf("safetensors: tensor %q: failed to decode header entry: %v", name, err)
-		}
-		size := e.DType.size()
-		if size == 0 {
-			return nil, invalidf("safetensors: tensor %q: unsupported dtype %q (want F32, F16 or BF16)", name, e.DType)
-		}
-		if e.Shape == nil {
-			return nil, invalidf("safetensors: tensor %q: missing shape", name)
-		}
-		begin, end := e.DataOffsets[0], e.DataOffsets[1]
-		if begin > end || end > uint64(len(body)) {
-			return nil, invalidf("safetensors: tensor %q: data_offsets [%d, %d] outside the %d-byte data section (truncated file?)", name, begin, end, len(body))
-		}
-		// Saturate the element count so the product cannot overflow.
-		const maxCount = math.MaxInt64 / 8
-		count, overflow := uint64(1), false
-		for i, dim := range e.Shape {
-			if dim < 0 {
-				return nil, invalidf("safetensors: tensor %q: negative dimension %d at index %d", name, dim, i)
-			}
-			if dim != 0 && count > maxCount/uint64(dim) {
-				overflow = true
-				count = maxCount
-				continue
-			}
-			count *= uint64(dim)
-		}
-		if count == 0 {
-			overflow = false
-		}
-		if overflow {
-			return nil, invalidf("safetensors: tensor %q: shape %v has too many elements", name, e.Shape)
-		}
-		if count*uint64(size) != end-begin {
-			return nil, invalidf("safetensors: tensor %q: shape %v of %s needs %d bytes but data_offsets [%d, %d] hold %d",
-				name, e.Shape, e.DType, count*uint64(size), begin, end, end-begin)
+		e, err := parseHeaderEntry(name, msg, uint64(len(body)))
+		if err != nil {
+			return nil, err
 		}
 		entries[name] = e
-		spans = append(spans, span{name, begin, end})
+		spans = append(spans, tensorSpan{name, e.DataOffsets[0], e.DataOffsets[1]})
 	}
-	slices.SortFunc(spans, func(a, b span) int {
-		if a.begin != b.begin {
-			return compareU64(a.begin, b.begin)
-		}
-		return compareU64(a.end, b.end)
-	})
-	var pos uint64
-	for _, s := range spans {
-		if s.begin < pos {
-			return nil, invalidf("safetensors: tensor %q: data_offsets [%d, %d] overlap the previous tensor", s.name, s.begin, s.end)
-		}
-		if s.begin > pos {
-			return nil, invalidf("safetensors: data bytes [%d, %d) belong to no tensor", pos, s.begin)
-		}
-		pos = s.end
-	}
-	if pos != uint64(len(body)) {
-		return nil, invalidf("safetensors: data bytes [%d, %d) belong to no tensor", pos, len(body))
+	if err := checkCoverage(spans, uint64(len(body))); err != nil {
+		return nil, err
 	}
 
 	out := make(map[string]Tensor, len(entries))
@@ -199,6 +139,131 @@ func ParseSafetensors(data []byte) (map[string]Tensor, error) {
 		out[name] = Tensor{Shape: shape, Data: decode(e.DType, b)}
 	}
 	return out, nil
+}
+
+// splitSafetensors checks the 8-byte header length of data and returns the
+// header and the data section that follows it.
+func splitSafetensors(data []byte) (header, body []byte, err error) {
+	if len(data) < 8 {
+		return nil, nil, invalidf("safetensors: file is %d bytes, shorter than the 8-byte header length", len(data))
+	}
+	n := binary.LittleEndian.Uint64(data[:8])
+	if n > MaxHeaderBytes {
+		return nil, nil, invalidf("safetensors: header length %d exceeds the limit of %d bytes", n, MaxHeaderBytes)
+	}
+	if n > uint64(len(data)-8) {
+		return nil, nil, invalidf("safetensors: header length %d exceeds the %d bytes after it (truncated file?)", n, len(data)-8)
+	}
+	return data[8 : 8+n], data[8+n:], nil
+}
+
+// decodeHeader decodes the header as one JSON object, optionally padded with
+// spaces, into its raw entries.
+func decodeHeader(header []byte) (map[string]json.RawMessage, error) {
+	if len(header) == 0 || header[0] != '{' {
+		return nil, invalidf("safetensors: header does not start with '{'")
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(header))
+	if err := dec.Decode(&raw); err != nil {
+		return nil, invalidf("safetensors: failed to decode header JSON: %v", err)
+	}
+	if rest := header[dec.InputOffset():]; len(bytes.Trim(rest, " ")) != 0 {
+		return nil, invalidf("safetensors: header has trailing bytes after the JSON object")
+	}
+	return raw, nil
+}
+
+// parseHeaderEntry decodes the header entry of tensor name and checks its
+// dtype, and that its byte range lies inside a data section of bodyLen bytes
+// and matches its shape.
+func parseHeaderEntry(name string, msg json.RawMessage, bodyLen uint64) (headerEntry, error) {
+	if name == "" {
+		return headerEntry{}, invalidf("safetensors: tensor with an empty name")
+	}
+	var e headerEntry
+	d := json.NewDecoder(bytes.NewReader(msg))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&e); err != nil {
+		return headerEntry{}, invalidf("safetensors: tensor %q: failed to decode header entry: %v", name, err)
+	}
+	size := e.DType.size()
+	if size == 0 {
+		return headerEntry{}, invalidf("safetensors: tensor %q: unsupported dtype %q (want F32, F16 or BF16)", name, e.DType)
+	}
+	if e.Shape == nil {
+		return headerEntry{}, invalidf("safetensors: tensor %q: missing shape", name)
+	}
+	begin, end := e.DataOffsets[0], e.DataOffsets[1]
+	if begin > end || end > bodyLen {
+		return headerEntry{}, invalidf("safetensors: tensor %q: data_offsets [%d, %d] outside the %d-byte data section (truncated file?)", name, begin, end, bodyLen)
+	}
+	count, err := elementCount(name, e.Shape)
+	if err != nil {
+		return headerEntry{}, err
+	}
+	if count*uint64(size) != end-begin {
+		return headerEntry{}, invalidf("safetensors: tensor %q: shape %v of %s needs %d bytes but data_offsets [%d, %d] hold %d",
+			name, e.Shape, e.DType, count*uint64(size), begin, end, end-begin)
+	}
+	return e, nil
+}
+
+// elementCount returns the product of the dimensions of shape, refusing a
+// negative dimension or a product that would overflow.
+func elementCount(name string, shape []int64) (uint64, error) {
+	// Saturate the element count so the product cannot overflow.
+	const maxCount = math.MaxInt64 / 8
+	count, overflow := uint64(1), false
+	for i, dim := range shape {
+		if dim < 0 {
+			return 0, invalidf("safetensors: tensor %q: negative dimension %d at index %d", name, dim, i)
+		}
+		if dim != 0 && count > maxCount/uint64(dim) {
+			overflow = true
+			count = maxCount
+			continue
+		}
+		count *= uint64(dim)
+	}
+	if count == 0 {
+		overflow = false
+	}
+	if overflow {
+		return 0, invalidf("safetensors: tensor %q: shape %v has too many elements", name, shape)
+	}
+	return count, nil
+}
+
+// tensorSpan is the byte range [begin, end) of tensor name in the data section.
+type tensorSpan struct {
+	name       string
+	begin, end uint64
+}
+
+// checkCoverage checks that spans cover a data section of bodyLen bytes
+// exactly, without overlaps or holes. It sorts spans.
+func checkCoverage(spans []tensorSpan, bodyLen uint64) error {
+	slices.SortFunc(spans, func(a, b tensorSpan) int {
+		if a.begin != b.begin {
+			return compareU64(a.begin, b.begin)
+		}
+		return compareU64(a.end, b.end)
+	})
+	var pos uint64
+	for _, s := range spans {
+		if s.begin < pos {
+			return invalidf("safetensors: tensor %q: data_offsets [%d, %d] overlap the previous tensor", s.name, s.begin, s.end)
+		}
+		if s.begin > pos {
+			return invalidf("safetensors: data bytes [%d, %d) belong to no tensor", pos, s.begin)
+		}
+		pos = s.end
+	}
+	if pos != bodyLen {
+		return invalidf("safetensors: data bytes [%d, %d) belong to no tensor", pos, bodyLen)
+	}
+	return nil
 }
 
 func compareU64(a, b uint64) int {

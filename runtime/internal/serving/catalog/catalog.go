@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 // Package catalog holds recserve's item catalog and user features in memory,
 // column by column, for the funnel's hot paths over millions of items.
 //
@@ -334,7 +350,7 @@ func checkID(field, id string) error {
 // checkFeatures checks a feature vector's width and values; absentOK allows
 // an empty vector (zeros).
 func checkFeatures(fs []float32, dim int, absentOK bool) error {
-	if len(fs) != dim && !(absentOK && len(fs) == 0) {
+	if len(fs) != dim && (!absentOK || len(fs) != 0) {
 		return fmt.Errorf("field %q: has %d values, want %d", "features", len(fs), dim)
 	}
 	for i, f := range fs {

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 // Package engine is recserve's engine: the recommendation funnel, or the
 // part of it one stage runs. Retrieval mixes the candidate sources, the
 // first-stage ranker (two-tower) and the second (MTML, with its weighted
@@ -32,6 +48,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,15 +92,12 @@ type roles struct {
 	first, second bool
 	// remote reaches the stages the process does not run over gRPC.
 	remote bool
-	// allModels loads every model the deploy config lists, so that any of
-	// them may be switched to live.
-	allModels bool
 }
 
 func rolesOf(stage string) (roles, error) {
 	switch stage {
 	case config.StageAll:
-		return roles{frontend: true, index: true, first: true, second: true, allModels: true}, nil
+		return roles{frontend: true, index: true, first: true, second: true}, nil
 	case config.StageFrontend:
 		return roles{frontend: true, remote: true}, nil
 	case config.StageRetrieval:
@@ -100,6 +114,7 @@ func rolesOf(stage string) (roles, error) {
 // transport: package server serves it over HTTP and gRPC.
 type Engine struct {
 	log     *slog.Logger
+	stage   string
 	roles   roles
 	cat     *catalog.Catalog
 	state   store.Store
@@ -132,7 +147,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		return nil, err
 	}
 	e = &Engine{
-		log: log, roles: r, models: map[string]*model.Artifact{}, towers: map[string]*rank.Tower{},
+		log: log, stage: stage, roles: r, models: map[string]*model.Artifact{}, towers: map[string]*rank.Tower{},
 		indexes: map[string]*ann.Index{}, metrics: newMetrics(opts.Registry),
 	}
 	// What a failed Open opened is released through these: e, the named
@@ -201,9 +216,9 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 // loadModels loads the models the stage needs and embeds the catalog with
 // each two-tower model.
 func (e *Engine) loadModels(ctx context.Context, cfg *config.Config) error {
-	need := e.neededModels(cfg)
+	need := cfg.StageModels(e.stage)
 	for _, m := range cfg.Deploy.Models {
-		if !need[m.Name] {
+		if !slices.Contains(need, m.Name) {
 			continue
 		}
 		t0 := time.Now()

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package engine
 
 import (
@@ -117,7 +133,7 @@ func (e *Engine) secondStage(lc *config.Live) (rank.Ranker, error) {
 		if a == nil || a.MTML == nil {
 			return nil, fmt.Errorf("live.secondStage.model: %q is not a loaded MTML model", lc.SecondStage.Model)
 		}
-		s, err := rank.NewSecond(a, e.cat, e.towers[retrievalModel(lc)])
+		s, err := rank.NewSecond(a, e.cat, e.towers[lc.RetrievalModel()])
 		if err != nil {
 			return nil, fmt.Errorf("live.secondStage.model: model %q: %w", lc.SecondStage.Model, err)
 		}
@@ -189,48 +205,4 @@ func (e embedder) EmbedUser(_ context.Context, req *sources.Request, dst []float
 	}
 	uc := features.NewUserContext(s.User, req.Time(), e.cat, s.Engagements, s.Follows)
 	return e.t.UserEmbedding(uc, dst), nil
-}
-
-// neededModels names the models the stage loads.
-func (e *Engine) neededModels(cfg *config.Config) map[string]bool {
-	need := map[string]bool{}
-	if e.roles.allModels {
-		for _, m := range cfg.Deploy.Models {
-			need[m.Name] = true
-		}
-		return need
-	}
-	if e.roles.index {
-		for _, s := range cfg.Live.Retrieval.Sources {
-			if s.Model != "" {
-				need[s.Model] = true
-			}
-		}
-	}
-	if e.roles.first {
-		need[cfg.Live.FirstStage.Model] = true
-	}
-	if e.roles.second {
-		need[cfg.Live.SecondStage.Model] = true
-		// The ranker's two_tower_score reads the retrieval model.
-		if m := retrievalModel(&cfg.Live); m != "" {
-			need[m] = true
-		}
-	}
-	return need
-}
-
-// retrievalModel is the model a ranker's two_tower_score reads:
-// secondStage.retrievalModel, or that of the first TwoTowerANN source; ""
-// when there is none.
-func retrievalModel(l *config.Live) string {
-	if m := l.SecondStage.RetrievalModel; m != "" {
-		return m
-	}
-	for _, s := range l.Retrieval.Sources {
-		if s.Type == config.SourceTwoTowerANN {
-			return s.Model
-		}
-	}
-	return ""
 }

@@ -81,7 +81,7 @@ func TestOpenRefusesModelsTheCatalogCannotFeed(t *testing.T) {
 	state := t.TempDir()
 	e, err := Open(context.Background(), cfg, Options{StateDir: state, Log: slog.New(slog.DiscardHandler)})
 	if err == nil {
-		e.Close()
+		_ = e.Close()
 		t.Fatal("Open succeeded on a catalog without the features the models were trained with")
 	}
 	want := fmt.Sprintf(`model "two-tower", user tower: failed to compile feature spec: block 0 "user_features": width %d, but the user table's feature_dim is 0`, cat.UserFeatureDim())
@@ -93,7 +93,7 @@ func TestOpenRefusesModelsTheCatalogCannotFeed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open after a refused Open on the same state directory: %v", err)
 	}
-	e2.Close()
+	_ = e2.Close()
 }
 
 // Models trained by rectrain on ids only (a MovieLens ratings file) serve a

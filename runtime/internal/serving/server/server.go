@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 // Package server is recserve's transport: the client HTTP API, the
 // operational endpoints, the live config that is swapped atomically when a
 // new revision arrives, and the gRPC services the split stages serve each
@@ -57,8 +73,9 @@ var ErrBadRequest = engine.ErrBadRequest
 type Options struct {
 	// Stage the process runs, reported in /v1/status.
 	Stage string
-	// DeployRevision of the pod template, from config.DeployRevisionEnv;
-	// empty outside Kubernetes, where every config is applied whole.
+	// DeployRevision of the pod template, from config.DeployRevisionEnv:
+	// the stage's config.StageRevision when the pod started. Empty outside
+	// Kubernetes, where every config is applied whole.
 	DeployRevision string
 	// MaxN bounds the n parameter; 1000 when zero.
 	MaxN int
@@ -140,11 +157,16 @@ func (s *Server) OnConfig(raw []byte) {
 		return
 	}
 	cfg, err := config.Parse(raw)
-	if err == nil && s.opts.DeployRevision != "" && cfg.DeployRevision != s.opts.DeployRevision {
-		// The operator is rolling this stage to a new pod template; the
-		// new pods will serve this config.
-		s.opts.Log.Info("Config is for another deploy revision, keeping the current one until this pod is replaced",
-			"revision", revision, "deployRevision", cfg.DeployRevision, "podDeployRevision", s.opts.DeployRevision)
+	var stageRevision string
+	if err == nil && s.opts.DeployRevision != "" {
+		stageRevision, err = cfg.StageRevision(s.opts.Stage)
+	}
+	if err == nil && s.opts.DeployRevision != "" && stageRevision != s.opts.DeployRevision {
+		// The config changes what this stage loads: the operator is
+		// rolling the stage to a new pod template, whose pods will serve
+		// it. The other stages apply it live.
+		s.opts.Log.Info("Config is for another deploy revision of this stage, keeping the current one until this pod is replaced",
+			"revision", revision, "deployRevision", stageRevision, "podDeployRevision", s.opts.DeployRevision)
 		return
 	}
 	if err == nil {

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package server
 
 import (
@@ -245,7 +261,7 @@ func TestEventsReachTheEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	want := []store.Event{
 		{User: "u1", Item: "i9", Type: store.SeeLess, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
 		{Item: "i10", Author: "a1", Type: store.NewItem},
@@ -258,7 +274,7 @@ func TestEventsReachTheEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("store refusal answered %d, want 400", resp.StatusCode)
 	}
@@ -371,7 +387,7 @@ func TestMaxConcurrentQueuesRecommendations(t *testing.T) {
 				codes <- 0
 				return
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			codes <- resp.StatusCode
 		}()
 	}
@@ -400,7 +416,7 @@ func TestMaxConcurrentQueuesRecommendations(t *testing.T) {
 	go func() {
 		resp, err := http.Get(ts2.URL + "/v1/recommendations?user=u")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			first <- resp.StatusCode
 		}
 	}()
@@ -415,5 +431,51 @@ func TestMaxConcurrentQueuesRecommendations(t *testing.T) {
 	<-first
 	if most := eng.most.Load(); most != 1 {
 		t.Errorf("%d recommendations ran at once under a bound of 1", most)
+	}
+}
+
+// TestAStagePodAppliesWhatDoesNotChangeWhatItLoads: a pod started with its
+// stage's revision applies a config that changes another stage's model
+// live, and keeps serving when the config changes its own model (its
+// replacement loads it).
+func TestAStagePodAppliesWhatDoesNotChangeWhatItLoads(t *testing.T) {
+	withModels := func(first, second string) []byte {
+		c, err := config.Parse(testConfig(t, 1, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Deploy.Models = []config.Model{{Name: "f", URI: first}, {Name: "s", URI: second}}
+		c.Live.FirstStage.Model, c.Live.SecondStage.Model = "f", "s"
+		c.DeployRevision, _ = config.DeployRevisionOf(&c.Deploy)
+		b, err := config.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	start := withModels("file:///f1", "file:///s1")
+	parsed, err := config.Parse(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	podRevision, err := parsed.StageRevision(config.StageRankerFirst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := &echoEngine{}
+	s := New(eng, Options{Stage: config.StageRankerFirst, DeployRevision: podRevision, Log: slog.New(slog.DiscardHandler)})
+	s.OnConfig(start)
+	if s.Revision() != config.Revision(start) {
+		t.Fatalf("the pod did not apply the config it started with (serving %q)", s.Revision())
+	}
+	other := withModels("file:///f1", "file:///s2")
+	s.OnConfig(other)
+	if s.Revision() != config.Revision(other) {
+		t.Errorf("a new second-stage model was not applied live on the first stage (serving %q)", s.Revision())
+	}
+	own := withModels("file:///f2", "file:///s2")
+	s.OnConfig(own)
+	if s.Revision() != config.Revision(other) {
+		t.Errorf("a new first-stage model was applied by a pod that did not load it (serving %q)", s.Revision())
 	}
 }

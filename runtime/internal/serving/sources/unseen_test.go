@@ -279,7 +279,7 @@ func TestMixBackfill(t *testing.T) {
 			}
 			rec := &recorder{}
 			bf := &countingSource{listSource: nil}
-			var backfill Source = tc.backfill
+			backfill := tc.backfill
 			if ls, ok := tc.backfill.(listSource); ok {
 				bf.listSource = ls
 				backfill = bf

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package store
 
 import (
@@ -105,12 +121,12 @@ func OpenMemory(dir string, opts MemoryOptions) (*Memory, error) {
 		return nil, fmt.Errorf("failed to open log: %w", err)
 	}
 	if err := lockLog(f); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("failed to open store: %w", err)
 	}
 	if errors.Is(statErr, os.ErrNotExist) {
 		if err := syncDir(dir); err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, err
 		}
 	}
@@ -118,7 +134,7 @@ func OpenMemory(dir string, opts MemoryOptions) (*Memory, error) {
 	start := time.Now()
 	rec, err := replayLog(f, st.apply)
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	if rec.TornRecords > 0 {
@@ -312,7 +328,7 @@ func (m *Memory) Close() error {
 	<-m.c.stopped
 	<-m.c.applied
 	if err := m.f.Sync(); err != nil {
-		m.f.Close()
+		_ = m.f.Close()
 		return fmt.Errorf("failed to sync log: %w", err)
 	}
 	if err := m.f.Close(); err != nil {

@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package store
 
 import (
@@ -114,7 +130,7 @@ func TestMemoryDropsTornTail(t *testing.T) {
 			if _, err := f.Write(tail); err != nil {
 				t.Fatal(err)
 			}
-			f.Close()
+			_ = f.Close()
 
 			re := openMemory(t, dir, MemoryOptions{})
 			want := RecoveryStats{Records: 3, Events: 30, TornRecords: 1, TruncatedBytes: int64(len(tail))}
@@ -180,7 +196,7 @@ func TestMemoryRefusesForeignFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m, err := OpenMemory(dir, MemoryOptions{}); err == nil {
-		m.Close()
+		_ = m.Close()
 		t.Fatal("OpenMemory of a foreign file succeeded, want an error")
 	}
 }
@@ -193,7 +209,7 @@ func TestMemoryOptionsValidated(t *testing.T) {
 	for name, o := range cases {
 		t.Run(name, func(t *testing.T) {
 			if m, err := OpenMemory(tempDir(t), o); err == nil {
-				m.Close()
+				_ = m.Close()
 				t.Fatal("OpenMemory succeeded, want an error")
 			}
 		})
@@ -426,7 +442,7 @@ func TestOneStorePerDirectory(t *testing.T) {
 	}
 	if second, err := OpenMemory(dir, MemoryOptions{}); err == nil || !strings.Contains(err.Error(), "held by another store") {
 		if second != nil {
-			second.Close()
+			_ = second.Close()
 		}
 		t.Fatalf("a second store on the directory opened (err %v), want it refused", err)
 	}
@@ -437,5 +453,5 @@ func TestOneStorePerDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after the first closed: %v", err)
 	}
-	again.Close()
+	_ = again.Close()
 }

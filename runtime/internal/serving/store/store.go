@@ -1,3 +1,19 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 // Package store holds the real-time state that recserve's funnel reads:
 // follows and the recent items of authors, each user's recent engagements,
 // what each user has seen or asked to see less of, and time-decayed item
@@ -345,14 +361,6 @@ func logAddExp(a, b float64) float64 {
 		a, b = b, a
 	}
 	return a + math.Log1p(math.Exp(b-a))
-}
-
-func isEngagement(t EventType) bool {
-	switch t {
-	case Click, Like, Comment, Share:
-		return true
-	}
-	return false
 }
 
 // normalize checks each event and sets zero times to now, truncating times
