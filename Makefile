@@ -113,10 +113,10 @@ verify-generated: manifests generate verify-proto ## Fail when the committed CRD
 
 .PHONY: verify-proto
 verify-proto: $(PROTOC) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) ## Fail when runtime/internal/serving/stagepb/*.pb.go differ from what make proto writes.
-	rm -rf $(BIN)/stagepb && mkdir -p $(BIN)/stagepb
-	$(call stagepb,$(BIN)/stagepb)
+	rm -rf $(BIN)/_stagepb && mkdir -p $(BIN)/_stagepb
+	$(call stagepb,$(BIN)/_stagepb)
 	@for f in stages.pb.go stages_grpc.pb.go; do \
-		diff -u runtime/internal/serving/stagepb/$$f $(BIN)/stagepb/$$f || { \
+		diff -u runtime/internal/serving/stagepb/$$f $(BIN)/_stagepb/$$f || { \
 		echo "runtime/internal/serving/stagepb/$$f is stale: commit the output of 'make proto'."; exit 1; }; done
 
 .PHONY: test

@@ -77,7 +77,14 @@ type Options struct {
 	// Stage is what the process serves (config.StageAll, the default, or
 	// one of config.SplitStages).
 	Stage string
+	// PrecomputedRefresh is how often the Precomputed sources' lists are
+	// checked for a new version; DefaultPrecomputedRefresh when zero.
+	PrecomputedRefresh time.Duration
 }
+
+// DefaultPrecomputedRefresh is how often Precomputed lists are checked for
+// a new version by default.
+const DefaultPrecomputedRefresh = time.Minute
 
 // roles are what a process does, by its stage; the one place where a stage
 // name decides anything in the engine.
@@ -128,6 +135,8 @@ type Engine struct {
 
 	stages *stageclient.Stages // the other stages, in the frontend
 
+	precomputed *precomputedCache // the Precomputed sources' lists, by URI
+
 	addMu sync.Mutex // serialises new items: catalog ordinals and embeddings advance together
 }
 
@@ -154,9 +163,13 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	// result, is nil by the time the deferred call runs.
 	var st store.Store
 	var stages *stageclient.Stages
+	var pc *precomputedCache
 	defer func() {
 		if e != nil {
 			return
+		}
+		if pc != nil {
+			pc.close()
 		}
 		if stages != nil {
 			stages.Close()
@@ -187,6 +200,10 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		}
 	}
 	e.clock = newClock(cat, e.state, e.storeTy, log)
+	if r.frontend {
+		pc = newPrecomputedCache(cat, opts.PrecomputedRefresh, log)
+		e.precomputed = pc
+	}
 	if r.remote {
 		if stages, err = stageclient.Dial(cfg.Deploy.Endpoints, cat, uint32(base)); err != nil {
 			return nil, err
@@ -344,6 +361,9 @@ func (e *Engine) Info() map[string]any {
 
 // Close releases the store and the connections to other stages.
 func (e *Engine) Close() error {
+	if e.precomputed != nil {
+		e.precomputed.close()
+	}
 	if e.stages != nil {
 		e.stages.Close()
 	}

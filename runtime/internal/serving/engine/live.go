@@ -58,6 +58,9 @@ func (e *Engine) Apply(cfg *config.Config, revision string) error {
 	}
 	l.revision = revision
 	e.live.Store(l)
+	if e.precomputed != nil {
+		e.precomputed.keepOnly(cfg)
+	}
 	return nil
 }
 
@@ -169,7 +172,7 @@ func (e *Engine) source(s config.Source) (sources.Source, error) {
 	case config.SourcePopular:
 		return sources.NewPopular(s, e.state, e.cat), nil
 	case config.SourcePrecomputed:
-		return sources.NewPrecomputed(s, e.cat, sources.PrecomputedOptions{})
+		return e.precomputed.source(s)
 	}
 	return nil, fmt.Errorf("unknown source type %q", s.Type)
 }

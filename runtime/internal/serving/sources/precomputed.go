@@ -25,7 +25,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
@@ -71,6 +73,9 @@ type Precomputed struct {
 	items Items
 	opts  PrecomputedOptions
 	lists atomic.Pointer[precomputedLists]
+
+	mu      sync.Mutex // serialises loads
+	version string     // the local file's size and time at the last good load
 }
 
 type precomputedLists struct {
@@ -170,6 +175,44 @@ func (s *Precomputed) Fetch(ctx context.Context, req *Request, limit int, dst []
 // with any bad line is refused as a whole, with a *ParseError naming the
 // lines, so that a corrupt or truncated file never replaces good lists.
 func (s *Precomputed) Load(ctx context.Context) (PrecomputedStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.load(ctx, s.localVersion())
+}
+
+// Refresh loads the file again if it may have changed since the last good
+// load: a local file whose size or modification time differs, or any
+// remote one (no cheaper check is made of a URL). It reports whether the
+// lists were replaced; on an error the lists loaded before keep serving.
+func (s *Precomputed) Refresh(ctx context.Context) (bool, PrecomputedStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.localVersion()
+	if v != "" && v == s.version && s.lists.Load() != nil {
+		return false, PrecomputedStats{}, nil
+	}
+	st, err := s.load(ctx, v)
+	return err == nil, st, err
+}
+
+// URI is where the lists are read from.
+func (s *Precomputed) URI() string { return s.uri }
+
+// localVersion identifies the content of a local file by its size and
+// modification time; "" for a remote file or one that cannot be read.
+func (s *Precomputed) localVersion() string {
+	loc, err := fetch.Parse(s.uri)
+	if err != nil || loc.URL != nil {
+		return ""
+	}
+	fi, err := os.Stat(loc.Path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d@%d", fi.Size(), fi.ModTime().UnixNano())
+}
+
+func (s *Precomputed) load(ctx context.Context, version string) (PrecomputedStats, error) {
 	rc, err := fetch.Open(ctx, s.uri, fetch.Options{Client: s.opts.Client, MaxBytes: s.opts.MaxBytes, LimitLocal: true})
 	if err != nil {
 		return PrecomputedStats{}, fmt.Errorf("failed to load precomputed lists from %q: %w", fetch.Redact(s.uri), err)
@@ -180,6 +223,7 @@ func (s *Precomputed) Load(ctx context.Context) (PrecomputedStats, error) {
 		return st, fmt.Errorf("failed to load precomputed lists from %q: %w", fetch.Redact(s.uri), err)
 	}
 	s.lists.Store(l)
+	s.version = version
 	return st, nil
 }
 
