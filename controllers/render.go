@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
 	"github.com/recpipeline/recpipeline/runtime/config"
 )
@@ -68,7 +70,6 @@ func renderConfig(rp *servingv1alpha1.RecPipeline) (*Rendered, error) {
 				Keep:  int(spec.Ranking.SecondStage.Keep),
 			},
 			Weights: maps.Clone(spec.Ranking.Weights),
-			Rerank:  config.Rerank{Size: int(spec.Rerank.Size)},
 		},
 	}
 	for _, claim := range claims(rp) {
@@ -80,10 +81,37 @@ func renderConfig(rp *servingv1alpha1.RecPipeline) (*Rendered, error) {
 	for i := range spec.Retrieval.Sources {
 		c.Live.Retrieval.Sources = append(c.Live.Retrieval.Sources, renderSource(&spec.Retrieval.Sources[i]))
 	}
-	for i := range spec.Rerank.Rules {
-		c.Live.Rerank.Rules = append(c.Live.Rerank.Rules, renderRule(&spec.Rerank.Rules[i]))
+	c.Live.Rerank = renderRerank(&spec.Rerank)
+	c.Live.ExperimentSalt = spec.ExperimentSalt
+	for i := range spec.Experiments {
+		c.Live.Experiments = append(c.Live.Experiments, renderExperiment(&spec.Experiments[i]))
 	}
 	return encodeConfig(c)
+}
+
+func renderRerank(r *servingv1alpha1.RerankSpec) config.Rerank {
+	out := config.Rerank{Size: int(r.Size)}
+	for i := range r.Rules {
+		out.Rules = append(out.Rules, renderRule(&r.Rules[i]))
+	}
+	return out
+}
+
+// renderExperiment is an arm of the runtime config.
+func renderExperiment(x *servingv1alpha1.ExperimentSpec) config.Experiment {
+	out := config.Experiment{Name: x.Name, Traffic: x.Traffic, Weights: maps.Clone(x.Weights)}
+	for _, o := range x.Sources {
+		so := config.SourceOverride{Name: o.Name, Weight: o.Weight}
+		if o.Limit != nil {
+			so.Limit = ptr.To(int(*o.Limit))
+		}
+		out.Sources = append(out.Sources, so)
+	}
+	if x.Rerank != nil {
+		r := renderRerank(x.Rerank)
+		out.Rerank = &r
+	}
+	return out
 }
 
 // renderEndpoints gives each stage that serves gRPC the address of its

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
 	"github.com/recpipeline/recpipeline/runtime/config"
@@ -54,6 +55,17 @@ var renderCases = map[string]func(*servingv1alpha1.RecPipeline){
 			Name: "editors-picks", Type: servingv1alpha1.SourcePrecomputed, Weight: 0.05, Limit: 100,
 			URI: "pvc://explore-lists/editors/2026-11/",
 		})
+	},
+	"experiments": func(rp *servingv1alpha1.RecPipeline) {
+		rp.Spec.ExperimentSalt = "2026-12"
+		rp.Spec.Experiments = []servingv1alpha1.ExperimentSpec{
+			{Name: "more-likes", Traffic: 0.1, Weights: map[string]float64{"like": 4}},
+			{
+				Name: "less-trending", Traffic: 0.05,
+				Sources: []servingv1alpha1.SourceOverrideSpec{{Name: "trending", Weight: ptr.To(0.02), Limit: ptr.To[int32](50)}},
+				Rerank:  &servingv1alpha1.RerankSpec{Size: 20, Rules: []servingv1alpha1.RuleSpec{{Type: servingv1alpha1.RuleAuthorDiversity, MinGap: ptr.To[int32](2)}}},
+			},
+		}
 	},
 	"source-timeouts": func(rp *servingv1alpha1.RecPipeline) {
 		// for-you keeps the default; trending sets its own.

@@ -294,3 +294,39 @@ func TestAPIServerRefusesInvalidDataAndScaling(t *testing.T) {
 		},
 	})
 }
+
+// TestAPIServerChecksExperiments: arms with valid shares are accepted;
+// shares over all users, an arm named control and an empty share are
+// refused, naming the field.
+func TestAPIServerChecksExperiments(t *testing.T) {
+	arms := func(xs ...servingv1alpha1.ExperimentSpec) func(*unstructured.Unstructured) {
+		return typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Experiments = xs })
+	}
+	ns := newNamespace(t)
+	ok := samplePipeline(ns, "arms")
+	ok.Spec.Experiments = []servingv1alpha1.ExperimentSpec{
+		{Name: "more-likes", Traffic: 0.5, Weights: map[string]float64{"like": 4}},
+		{Name: "less-trending", Traffic: 0.5, Sources: []servingv1alpha1.SourceOverrideSpec{{Name: "trending", Limit: ptr.To[int32](10)}}},
+	}
+	if err := k8s.Create(context.Background(), ok); err != nil {
+		t.Fatalf("the API server refused arms covering all users: %v", err)
+	}
+	runRefusalCases(t, map[string]refusalCase{
+		"arms over all users": {
+			mutate: arms(servingv1alpha1.ExperimentSpec{Name: "a", Traffic: 0.6}, servingv1alpha1.ExperimentSpec{Name: "b", Traffic: 0.6}),
+			want:   []string{"spec.experiments", "traffic must sum to at most 1"},
+		},
+		"an arm named control": {
+			mutate: arms(servingv1alpha1.ExperimentSpec{Name: "control", Traffic: 0.1}),
+			want:   []string{"spec.experiments[0].name", "control names the users in no arm"},
+		},
+		"an arm with no users": {
+			mutate: arms(servingv1alpha1.ExperimentSpec{Name: "a", Traffic: 0}),
+			want:   []string{"spec.experiments[0].traffic"},
+		},
+		"an arm weight out of range": {
+			mutate: arms(servingv1alpha1.ExperimentSpec{Name: "a", Traffic: 0.1, Weights: map[string]float64{"like": 5000}}),
+			want:   []string{"spec.experiments[0].weights", "between -1000 and 1000"},
+		},
+	})
+}

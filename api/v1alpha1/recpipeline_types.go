@@ -102,6 +102,84 @@ type RecPipelineSpec struct {
 	// more need the Redis store.
 	// +optional
 	Frontend *StageSpec `json:"frontend,omitempty"`
+
+	// experiments are arms, each served to a share of the users with
+	// overrides of the weights, the sources' weights and limits, or the
+	// rerank; the users in no arm are the "control" arm. Users are bucketed
+	// by a stable hash of (experimentSalt, user id), the same on every
+	// replica. Responses name the arm; each pod's /metrics and /v1/status
+	// count, per arm, the requests served and the events on what the arm
+	// served. Changing experiments restarts no pod.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:XValidation:rule="self.map(x, x.traffic).sum() <= 1.0",message="spec.experiments traffic must sum to at most 1"
+	Experiments []ExperimentSpec `json:"experiments,omitempty"`
+
+	// experimentSalt is hashed with each user id to bucket users into
+	// arms; changing it reshuffles them. Default: the pipeline's
+	// namespace/name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ExperimentSalt string `json:"experimentSalt,omitempty"`
+}
+
+// ExperimentSpec is one arm of an experiment.
+type ExperimentSpec struct {
+	// name of the arm, a DNS label other than "control".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self != 'control'",message="control names the users in no arm"
+	Name string `json:"name"`
+
+	// traffic is the arm's share of the users, more than 0 and at most 1.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:ExclusiveMinimum=true
+	// +kubebuilder:validation:Maximum=1
+	Traffic float64 `json:"traffic"`
+
+	// weights override spec.ranking.weights, event by event.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z][a-z0-9_]{0,62}$'))",message="experiment weights keys must be event names"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k] >= -1000.0 && self[k] <= 1000.0)",message="experiment weights values must be finite numbers between -1000 and 1000"
+	Weights map[string]float64 `json:"weights,omitempty"`
+
+	// sources override retrieval sources' weight and limit, by name.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Sources []SourceOverrideSpec `json:"sources,omitempty"`
+
+	// rerank, when set, replaces spec.rerank for the arm.
+	// +optional
+	Rerank *RerankSpec `json:"rerank,omitempty"`
+}
+
+// SourceOverrideSpec changes one retrieval source in an arm.
+type SourceOverrideSpec struct {
+	// name of a source of spec.retrieval.sources.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// weight replaces the source's weight.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	Weight *float64 `json:"weight,omitempty"`
+
+	// limit replaces the source's limit.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20000
+	Limit *int32 `json:"limit,omitempty"`
 }
 
 // RuntimeSpec selects the serving runtime.

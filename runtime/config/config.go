@@ -123,6 +123,73 @@ type Live struct {
 	// popularity decay and FollowedAuthorsRecent's maxAge are measured
 	// against. Unset: ClockEvent.
 	Clock Clock `json:"clock,omitzero"`
+	// Experiments are arms served to shares of the users, each with
+	// overrides of this live config; the users in no arm are served it as
+	// is, the ControlArm.
+	Experiments []Experiment `json:"experiments,omitempty"`
+	// ExperimentSalt is hashed with each user id to bucket the user into
+	// an arm; changing it reshuffles users. Empty: the pipeline's name.
+	ExperimentSalt string `json:"experimentSalt,omitempty"`
+}
+
+// ControlArm names the users in no experiment.
+const ControlArm = "control"
+
+// MaxExperiments bounds Live.Experiments.
+const MaxExperiments = 8
+
+// Experiment is one arm: a share of the users, bucketed by a stable hash
+// of (salt, user), served the live config with these overrides.
+type Experiment struct {
+	// Name is a DNS label, not ControlArm, unique among the arms.
+	Name string `json:"name"`
+	// Traffic is the arm's share of the users, in (0, 1]; the arms'
+	// shares sum to at most 1.
+	Traffic float64 `json:"traffic"`
+	// Weights override the value's weights, event by event.
+	Weights map[string]float64 `json:"weights,omitempty"`
+	// Sources override retrieval sources' weight and limit, by name.
+	Sources []SourceOverride `json:"sources,omitempty"`
+	// Rerank, when set, replaces the rerank size and rules.
+	Rerank *Rerank `json:"rerank,omitempty"`
+}
+
+// SourceOverride changes one retrieval source in an arm.
+type SourceOverride struct {
+	Name   string   `json:"name"`
+	Weight *float64 `json:"weight,omitempty"`
+	Limit  *int     `json:"limit,omitempty"`
+}
+
+// Arm returns the live config the arm x serves: l with x's overrides. The
+// result shares no maps or slices with l that the overrides change.
+func (l *Live) Arm(x *Experiment) Live {
+	a := *l
+	a.Experiments, a.ExperimentSalt = nil, ""
+	a.Weights = make(map[string]float64, len(l.Weights)+len(x.Weights))
+	for k, w := range l.Weights {
+		a.Weights[k] = w
+	}
+	for k, w := range x.Weights {
+		a.Weights[k] = w
+	}
+	a.Retrieval.Sources = append([]Source(nil), l.Retrieval.Sources...)
+	for _, o := range x.Sources {
+		for i := range a.Retrieval.Sources {
+			if s := &a.Retrieval.Sources[i]; s.Name == o.Name {
+				if o.Weight != nil {
+					s.Weight = *o.Weight
+				}
+				if o.Limit != nil {
+					s.Limit = *o.Limit
+				}
+			}
+		}
+	}
+	if x.Rerank != nil {
+		a.Rerank = *x.Rerank
+	}
+	return a
 }
 
 // Clock types.

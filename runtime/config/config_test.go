@@ -96,7 +96,21 @@ func TestValidateNamesTheField(t *testing.T) {
 		mutate func(*Config)
 		want   string
 	}{
-		"another schema version":     {func(c *Config) { c.Version = 2 }, "version: is 2"},
+		"another schema version": {func(c *Config) { c.Version = 2 }, "version: is 2"},
+		"arm named control":      {func(c *Config) { c.Live.Experiments = []Experiment{{Name: ControlArm, Traffic: 0.1}} }, "live.experiments[0].name"},
+		"arm traffic zero":       {func(c *Config) { c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0}} }, "live.experiments[0].traffic"},
+		"arms over all users": {func(c *Config) {
+			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.6}, {Name: "b", Traffic: 0.6}}
+		}, "live.experiments: the arms' traffic sums to 1.2"},
+		"arm overrides an unknown source": {func(c *Config) {
+			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Sources: []SourceOverride{{Name: "nope"}}}}
+		}, "live.experiments[0].sources[0].name"},
+		"arm with a bad weight": {func(c *Config) {
+			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Weights: map[string]float64{"like": 5000}}}
+		}, "live.experiments[0] (a): live.weights.like"},
+		"arm rerank larger than its funnel": {func(c *Config) {
+			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Rerank: &Rerank{Size: 100000}}}
+		}, "live.experiments[0] (a): live.rerank.size"},
 		"deploy revision mismatch":   {func(c *Config) { c.DeployRevision = "0000" }, "deployRevision:"},
 		"catalog scheme":             {func(c *Config) { c.Deploy.Catalog = "s3://x" }, "deploy.catalog:"},
 		"redis without address":      {func(c *Config) { c.Deploy.Store = Store{Type: "Redis"} }, "deploy.store.redis.address"},
@@ -229,4 +243,31 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("encoding not stable")
 		}
 	})
+}
+
+func TestArmAppliesItsOverridesOnly(t *testing.T) {
+	c := valid()
+	limit, weight := 7, 0.9
+	x := Experiment{
+		Name: "a", Traffic: 0.2, Weights: map[string]float64{"like": -3},
+		Sources: []SourceOverride{{Name: c.Live.Retrieval.Sources[1].Name, Limit: &limit, Weight: &weight}},
+		Rerank:  &Rerank{Size: 5},
+	}
+	c.Live.Experiments = []Experiment{x}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a config with an arm was refused: %v", err)
+	}
+	arm := c.Live.Arm(&x)
+	if arm.Weights["like"] != -3 || arm.Weights["click"] != c.Live.Weights["click"] {
+		t.Errorf("arm weights %v, want like -3 over %v", arm.Weights, c.Live.Weights)
+	}
+	if s := arm.Retrieval.Sources[1]; s.Limit != 7 || s.Weight != 0.9 {
+		t.Errorf("arm source %+v, want limit 7 and weight 0.9", s)
+	}
+	if arm.Rerank.Size != 5 || len(arm.Experiments) != 0 {
+		t.Errorf("arm rerank %+v, experiments %v", arm.Rerank, arm.Experiments)
+	}
+	if c.Live.Weights["like"] == -3 || c.Live.Retrieval.Sources[1].Limit == 7 || c.Live.Rerank.Size == 5 {
+		t.Error("building the arm changed the control arm's config")
+	}
 }

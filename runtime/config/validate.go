@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -118,6 +119,50 @@ func (v *validator) live(l *Live, models []Model) {
 	v.weights(l.Weights)
 	v.clock(l.Clock)
 	v.rerankRules(l.Rerank.Rules)
+	v.experiments(l, models)
+}
+
+// experiments checks the arms: their names and shares, that each names
+// sources of the live config, and that the live config each serves is
+// valid (its problems are reported under the arm's path).
+func (v *validator) experiments(l *Live, models []Model) {
+	if len(l.Experiments) > MaxExperiments {
+		v.add("live.experiments", "has %d arms, at most %d", len(l.Experiments), MaxExperiments)
+	}
+	names := map[string]bool{}
+	total := 0.0
+	for i := range l.Experiments {
+		x := &l.Experiments[i]
+		path := fmt.Sprintf("live.experiments[%d]", i)
+		switch {
+		case len(x.Name) > 63 || !nameRE.MatchString(x.Name):
+			v.add(path+".name", "%q is not a DNS label", x.Name)
+		case x.Name == ControlArm:
+			v.add(path+".name", "%q names the users in no arm", x.Name)
+		case names[x.Name]:
+			v.add(path+".name", "%q is declared twice", x.Name)
+		}
+		names[x.Name] = true
+		if !finite(x.Traffic) || x.Traffic <= 0 || x.Traffic > 1 {
+			v.add(path+".traffic", "is %v, must be more than 0 and at most 1", x.Traffic)
+		} else {
+			total += x.Traffic
+		}
+		for j, o := range x.Sources {
+			if !slices.ContainsFunc(l.Retrieval.Sources, func(s Source) bool { return s.Name == o.Name }) {
+				v.add(fmt.Sprintf("%s.sources[%d].name", path, j), "%q is not a source of live.retrieval.sources", o.Name)
+			}
+		}
+		arm := l.Arm(x)
+		sub := &validator{}
+		sub.live(&arm, models)
+		for _, err := range sub.errs {
+			v.add(path+" ("+x.Name+")", "%v", err)
+		}
+	}
+	if total > 1+1e-9 {
+		v.add("live.experiments", "the arms' traffic sums to %v, more than 1", total)
+	}
 }
 
 // modelSet holds the names of the models of deploy.models.

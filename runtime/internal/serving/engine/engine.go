@@ -136,6 +136,7 @@ type Engine struct {
 	stages *stageclient.Stages // the other stages, in the frontend
 
 	precomputed *precomputedCache // the Precomputed sources' lists, by URI
+	arms        *armStats         // what each experiment arm served and the events it earned
 
 	addMu sync.Mutex // serialises new items: catalog ordinals and embeddings advance together
 }
@@ -159,6 +160,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		log: log, stage: stage, roles: r, models: map[string]*model.Artifact{}, towers: map[string]*rank.Tower{},
 		indexes: map[string]*ann.Index{}, metrics: newMetrics(opts.Registry),
 	}
+	e.arms = newArmStats(opts.Registry, defaultServedPairs)
 	// What a failed Open opened is released through these: e, the named
 	// result, is nil by the time the deferred call runs.
 	var st store.Store
@@ -356,7 +358,11 @@ func (e *Engine) Info() map[string]any {
 	for name, a := range e.models {
 		models[name] = string(a.Manifest.Kind) + " " + a.Manifest.Name + "@" + a.Manifest.Version
 	}
-	return map[string]any{"catalogItems": e.cat.Len(), "users": e.cat.NumUsers(), "models": models, "store": e.storeTy}
+	info := map[string]any{"catalogItems": e.cat.Len(), "users": e.cat.NumUsers(), "models": models, "store": e.storeTy}
+	if arms := e.arms.snapshot(); len(arms) > 0 {
+		info["arms"] = arms
+	}
+	return info
 }
 
 // Close releases the store and the connections to other stages.

@@ -61,6 +61,7 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 			return err
 		}
 		e.observeEvents(events)
+		e.arms.attribute(events)
 		return nil
 	}
 	e.addMu.Lock()
@@ -69,6 +70,7 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 		return err
 	}
 	e.observeEvents(published)
+	e.arms.attribute(published)
 	for i := range published {
 		if published[i].Type != store.NewItem {
 			continue

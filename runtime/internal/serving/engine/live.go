@@ -48,6 +48,13 @@ type live struct {
 	// seed from.
 	engagements int
 	pending     sync.Pool // *pending, one request's buffers
+	// arm names the arm this live config serves: config.ControlArm, or an
+	// experiment's name; empty when the config has no experiments.
+	arm string
+	// arms are the experiments' live configs, in the control arm's; see
+	// armFor.
+	arms []armLive
+	salt string
 }
 
 // Apply compiles cfg's live part against what Open loaded and swaps it in.
@@ -56,7 +63,7 @@ func (e *Engine) Apply(cfg *config.Config, revision string) error {
 	if err != nil {
 		return err
 	}
-	l.revision = revision
+	l.setRevision(revision)
 	e.live.Store(l)
 	if e.precomputed != nil {
 		e.precomputed.keepOnly(cfg)
@@ -65,6 +72,16 @@ func (e *Engine) Apply(cfg *config.Config, revision string) error {
 }
 
 func (e *Engine) compile(cfg *config.Config) (*live, error) {
+	l, err := e.compileArm(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return l, e.compileExperiments(cfg, l)
+}
+
+// compileArm compiles the live config of one arm (the control arm's is
+// cfg's own).
+func (e *Engine) compileArm(cfg *config.Config) (*live, error) {
 	lc := &cfg.Live
 	l := &live{cfg: cfg, engagements: features.PoolSize}
 	var err error

@@ -41,10 +41,13 @@ type Request struct {
 
 // Response is the ranked list.
 type Response struct {
-	User     string             `json:"user"`
-	Revision string             `json:"configRevision"`
-	Items    []Item             `json:"items"`
-	Timings  map[string]float64 `json:"timingsMs,omitempty"`
+	User     string `json:"user"`
+	Revision string `json:"configRevision"`
+	// Arm is the experiment arm the user is in (config.ControlArm for
+	// none), when the config runs experiments.
+	Arm     string             `json:"arm,omitempty"`
+	Items   []Item             `json:"items"`
+	Timings map[string]float64 `json:"timingsMs,omitempty"`
 	// Now is the time the request was served at, with debug: what item
 	// ages and popularity were measured against.
 	Now time.Time `json:"now,omitzero"`
@@ -84,6 +87,7 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	if l == nil {
 		return nil, ErrNoConfig
 	}
+	l = l.armFor(req.User)
 	p, _ := l.pending.Get().(*pending)
 	if p == nil {
 		p = new(pending)
@@ -119,6 +123,7 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	// Ranking. A ranker that fails (a remote stage) is passed over, as a
 	// failing source is: the list keeps the previous stage's order.
 	rreq := rank.NewRequest(state, e.cat)
+	rreq.Arm = l.arm
 	defer rreq.Release()
 	top, _, err := l.first.Rank(ctx, rreq, p.cands, lc.FirstStage.Keep)
 	if err != nil {
@@ -137,6 +142,7 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	final := l.rules.Apply(ranked, min(req.N, lc.Rerank.Size))
 	t.lap("rerank", len(final))
 	resp := l.response(req, final, heads)
+	e.arms.served(l.arm, req.User, resp.Items)
 	if req.Debug {
 		resp.Timings = t.timings
 		resp.Now = state.Now
@@ -163,7 +169,7 @@ func (e *Engine) userState(ctx context.Context, l *live, req *Request) (*store.U
 
 // response is the client's answer of the final list.
 func (l *live) response(req *Request, final []rank.Candidate, heads []string) *Response {
-	resp := &Response{User: req.User, Revision: l.revision, Items: make([]Item, 0, len(final))}
+	resp := &Response{User: req.User, Revision: l.revision, Arm: l.arm, Items: make([]Item, 0, len(final))}
 	for _, c := range final {
 		it := Item{ID: c.ID, Author: c.Author, Score: float64(c.Value), Risk: float64(c.Risk)}
 		for i, name := range l.names {

@@ -50,7 +50,11 @@ type SearchCall struct {
 
 // RankCall asks a ranker stage to rank candidates.
 type RankCall struct {
-	User       *store.UserState
+	User *store.UserState
+	// Arm is the experiment arm the frontend serves the user: the stage
+	// ranks with that arm's config (its control arm's when it has no arm
+	// of that name).
+	Arm        string
 	Candidates []StageCandidate
 	// Published are the items among the candidates that were published
 	// live since the frontend's catalog was loaded.
@@ -94,6 +98,7 @@ func (e *Engine) Rank(ctx context.Context, call *RankCall) (*StageResult, error)
 	if l == nil {
 		return nil, ErrNoConfig
 	}
+	l = l.armNamed(call.Arm)
 	ranker, keep := l.first, l.cfg.Live.FirstStage.Keep
 	if e.roles.second {
 		ranker, keep = l.second, l.cfg.Live.SecondStage.Keep
@@ -114,6 +119,7 @@ func (e *Engine) Rank(ctx context.Context, call *RankCall) (*StageResult, error)
 		}
 	}
 	req := rank.NewRequest(call.User, e.cat)
+	req.Arm = l.arm
 	defer req.Release()
 	kept, heads, err := ranker.Rank(ctx, req, cands, keep)
 	if err != nil {

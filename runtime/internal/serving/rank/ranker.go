@@ -43,6 +43,9 @@ type Ranker interface {
 type Request struct {
 	// State is the user's state; it is read-only for rankers.
 	State *store.UserState
+	// Arm is the experiment arm the user is served, sent along to a ranker
+	// served by another process; empty without experiments.
+	Arm string
 
 	cat  *catalog.Catalog
 	user *features.UserContext

@@ -76,7 +76,7 @@ type rankerServer struct {
 
 // Rank implements stagepb.RankerServer.
 func (s rankerServer) Rank(ctx context.Context, req *stagepb.RankRequest) (*stagepb.RankResponse, error) {
-	call := &engine.RankCall{Candidates: make([]engine.StageCandidate, len(req.Candidates))}
+	call := &engine.RankCall{Arm: req.Arm, Candidates: make([]engine.StageCandidate, len(req.Candidates))}
 	if req.User != nil {
 		call.User = req.User.State()
 	}

@@ -155,7 +155,7 @@ type ranker struct {
 // frontend's catalog, over cands' storage once the answer has come.
 func (r *ranker) Rank(ctx context.Context, req *rank.Request, cands []rank.Candidate, keep int) ([]rank.Candidate, []string, error) {
 	cat := r.stage.cat
-	pr := &stagepb.RankRequest{User: stagepb.FromState(req.State), Candidates: make([]*stagepb.Candidate, len(cands))}
+	pr := &stagepb.RankRequest{User: stagepb.FromState(req.State), Arm: req.Arm, Candidates: make([]*stagepb.Candidate, len(cands))}
 	for i, c := range cands {
 		pr.Candidates[i] = &stagepb.Candidate{Item: c.ID, Sources: uint32(c.Sources), Score: c.Value}
 		if c.Item >= r.stage.base {

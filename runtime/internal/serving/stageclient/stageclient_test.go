@@ -133,7 +133,9 @@ func TestRemoteRankerResolvesWhatTheStageKept(t *testing.T) {
 	s := dial(t, &fakeStage{}, &fakeStage{}, second)
 	cands := candidates([]string{"i0", "i2", "i9"})
 	cands[2].Author = "a0"
-	kept, heads, err := s.Second().Rank(context.Background(), rank.NewRequest(state, nil), cands, 2)
+	req := rank.NewRequest(state, nil)
+	req.Arm = "short"
+	kept, heads, err := s.Second().Rank(context.Background(), req, cands, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +152,9 @@ func TestRemoteRankerResolvesWhatTheStageKept(t *testing.T) {
 	if call.User.User != "u1" || !call.User.Now.Equal(state.Now) || !slices.Equal(call.User.Follows, state.Follows) ||
 		len(call.User.Engagements) != 1 || call.User.Engagements[0] != state.Engagements[0] {
 		t.Errorf("the stage got user state %+v, want %+v", call.User, state)
+	}
+	if call.Arm != "short" {
+		t.Errorf("the stage got arm %q, want the request's", call.Arm)
 	}
 	if len(call.Published) != 1 || call.Published[0].ID != "i9" || call.Published[0].Author != "a0" || call.Published[0].Created.UnixMilli() != 1009 {
 		t.Errorf("published items sent %+v, want i9 only (ordinals from base 9 on)", call.Published)

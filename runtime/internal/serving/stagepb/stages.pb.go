@@ -353,7 +353,10 @@ type RankRequest struct {
 	// The candidates published live (new_item events the frontend recorded),
 	// which a ranker stage's catalog, loaded at its start, may not hold yet;
 	// the stage adds those it lacks before ranking.
-	NewItems      []*NewItem `protobuf:"bytes,3,rep,name=new_items,json=newItems,proto3" json:"new_items,omitempty"`
+	NewItems []*NewItem `protobuf:"bytes,3,rep,name=new_items,json=newItems,proto3" json:"new_items,omitempty"`
+	// The experiment arm the frontend serves the user; the stage ranks with
+	// that arm's config (its control arm's when it has no arm of that name).
+	Arm           string `protobuf:"bytes,4,opt,name=arm,proto3" json:"arm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -407,6 +410,13 @@ func (x *RankRequest) GetNewItems() []*NewItem {
 		return x.NewItems
 	}
 	return nil
+}
+
+func (x *RankRequest) GetArm() string {
+	if x != nil {
+		return x.Arm
+	}
+	return ""
 }
 
 // NewItem is an item published live.
@@ -562,13 +572,14 @@ const file_stages_proto_rawDesc = "" +
 	"\n" +
 	"candidates\x18\x01 \x03(\v2 .recpipeline.stages.v1.CandidateR\n" +
 	"candidates\x12'\n" +
-	"\x0fconfig_revision\x18\x02 \x01(\tR\x0econfigRevision\"\xc2\x01\n" +
+	"\x0fconfig_revision\x18\x02 \x01(\tR\x0econfigRevision\"\xd4\x01\n" +
 	"\vRankRequest\x124\n" +
 	"\x04user\x18\x01 \x01(\v2 .recpipeline.stages.v1.UserStateR\x04user\x12@\n" +
 	"\n" +
 	"candidates\x18\x02 \x03(\v2 .recpipeline.stages.v1.CandidateR\n" +
 	"candidates\x12;\n" +
-	"\tnew_items\x18\x03 \x03(\v2\x1e.recpipeline.stages.v1.NewItemR\bnewItems\"]\n" +
+	"\tnew_items\x18\x03 \x03(\v2\x1e.recpipeline.stages.v1.NewItemR\bnewItems\x12\x10\n" +
+	"\x03arm\x18\x04 \x01(\tR\x03arm\"]\n" +
 	"\aNewItem\x12\x12\n" +
 	"\x04item\x18\x01 \x01(\tR\x04item\x12\x16\n" +
 	"\x06author\x18\x02 \x01(\tR\x06author\x12&\n" +

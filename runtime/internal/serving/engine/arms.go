@@ -1,0 +1,228 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+)
+
+// armLive is an experiment's compiled live config and the top of its
+// bucket: users whose bucket falls in [previous arm's upTo, upTo) are in it.
+type armLive struct {
+	upTo float64
+	l    *live
+}
+
+// compileExperiments compiles each experiment of cfg as an arm of l, the
+// control arm.
+func (e *Engine) compileExperiments(cfg *config.Config, l *live) error {
+	lc := &cfg.Live
+	if len(lc.Experiments) == 0 {
+		return nil
+	}
+	l.arm, l.salt = config.ControlArm, lc.ExperimentSalt
+	if l.salt == "" {
+		l.salt = cfg.Pipeline
+	}
+	upTo := 0.0
+	for i := range lc.Experiments {
+		x := &lc.Experiments[i]
+		armCfg := *cfg
+		armCfg.Live = lc.Arm(x)
+		al, err := e.compileArm(&armCfg)
+		if err != nil {
+			return fmt.Errorf("live.experiments[%d] (%s): %w", i, x.Name, err)
+		}
+		al.arm = x.Name
+		upTo += x.Traffic
+		l.arms = append(l.arms, armLive{upTo: upTo, l: al})
+	}
+	return nil
+}
+
+// setRevision stamps l and its arms with the config revision.
+func (l *live) setRevision(revision string) {
+	l.revision = revision
+	for _, a := range l.arms {
+		a.l.revision = revision
+	}
+}
+
+// bucket maps a user to [0, 1), uniformly and stably for a salt: the same
+// on every replica and every stage. SHA-256, not FNV: FNV's high bits are
+// far from uniform over ids that differ in their last characters.
+func bucket(salt, user string) float64 {
+	h := sha256.New()
+	_, _ = h.Write([]byte(salt))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(user))
+	var sum [sha256.Size]byte
+	return float64(binary.BigEndian.Uint64(h.Sum(sum[:0]))>>11) / (1 << 53)
+}
+
+// armFor is the live config that serves user: the arm its bucket falls in,
+// or l, the control arm.
+func (l *live) armFor(user string) *live {
+	if len(l.arms) == 0 {
+		return l
+	}
+	b := bucket(l.salt, user)
+	for _, a := range l.arms {
+		if b < a.upTo {
+			return a.l
+		}
+	}
+	return l
+}
+
+// armNamed is the arm called name, or l when it has none of that name.
+func (l *live) armNamed(name string) *live {
+	for _, a := range l.arms {
+		if a.l.arm == name {
+			return a.l
+		}
+	}
+	return l
+}
+
+// defaultServedPairs is how many served (user, item) pairs the frontend
+// remembers to attribute events to the arm that served the item.
+const defaultServedPairs = 200000
+
+// unattributed labels the events of items no remembered arm served.
+const unattributed = "unattributed"
+
+// armStats counts, per arm, the requests served and the events earned by
+// what each arm served. Events are attributed by the (user, item) pairs
+// this process served last (a bounded memory, evicted oldest first): an
+// event for an item served before the process started, by another replica
+// or too long ago counts as unattributed.
+type armStats struct {
+	requests *prometheus.CounterVec
+	events   *prometheus.CounterVec
+
+	mu     sync.Mutex
+	byPair map[uint64]string
+	ring   []uint64 // pairs in the order served, for eviction
+	next   int
+	counts map[string]*armCount
+}
+
+type armCount struct {
+	Requests int64            `json:"requests"`
+	Events   map[string]int64 `json:"events"`
+}
+
+func newArmStats(reg prometheus.Registerer, pairs int) *armStats {
+	f := promauto.With(reg)
+	return &armStats{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "recpipeline_arm_requests_total", Help: "Recommendations served, by experiment arm.",
+		}, []string{"arm"}),
+		events: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "recpipeline_arm_events_total", Help: "Events on served items, by the experiment arm that served the item and event type.",
+		}, []string{"arm", "type"}),
+		byPair: map[uint64]string{}, ring: make([]uint64, 0, pairs), counts: map[string]*armCount{},
+	}
+}
+
+func pairKey(user, item string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(user))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(item))
+	return h.Sum64()
+}
+
+func (s *armStats) count(arm string) *armCount {
+	c := s.counts[arm]
+	if c == nil {
+		c = &armCount{Events: map[string]int64{}}
+		s.counts[arm] = c
+	}
+	return c
+}
+
+// served records that arm served items to user; nothing without an arm.
+func (s *armStats) served(arm, user string, items []Item) {
+	if arm == "" {
+		return
+	}
+	s.requests.WithLabelValues(arm).Inc()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.count(arm).Requests++
+	for _, it := range items {
+		k := pairKey(user, it.ID)
+		if len(s.ring) < cap(s.ring) {
+			s.ring = append(s.ring, k)
+		} else {
+			if old := s.ring[s.next]; old != k {
+				delete(s.byPair, old)
+			}
+			s.ring[s.next] = k
+			s.next = (s.next + 1) % len(s.ring)
+		}
+		s.byPair[k] = arm
+	}
+}
+
+// attribute counts the events on items to the arms that served them.
+func (s *armStats) attribute(events []store.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.counts) == 0 {
+		return // no arm has served anything
+	}
+	for i := range events {
+		ev := &events[i]
+		if ev.User == "" || ev.Item == "" || ev.Type == store.NewItem {
+			continue
+		}
+		arm, ok := s.byPair[pairKey(ev.User, ev.Item)]
+		if !ok {
+			arm = unattributed
+		}
+		s.count(arm).Events[string(ev.Type)]++
+		s.events.WithLabelValues(arm, string(ev.Type)).Inc()
+	}
+}
+
+// snapshot copies the counts, for /v1/status.
+func (s *armStats) snapshot() map[string]armCount {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]armCount, len(s.counts))
+	for arm, c := range s.counts {
+		ev := make(map[string]int64, len(c.Events))
+		for k, v := range c.Events {
+			ev[k] = v
+		}
+		out[arm] = armCount{Requests: c.Requests, Events: ev}
+	}
+	return out
+}

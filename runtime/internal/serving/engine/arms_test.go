@@ -1,0 +1,166 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+)
+
+func TestBucketsAreStableAndUniform(t *testing.T) {
+	const users = 20000
+	l := &live{arm: config.ControlArm, salt: "s", arms: []armLive{{upTo: 0.2, l: &live{arm: "a"}}, {upTo: 0.5, l: &live{arm: "b"}}}}
+	n := map[string]int{}
+	for i := range users {
+		u := fmt.Sprintf("user-%d", i)
+		arm := l.armFor(u).arm
+		if again := l.armFor(u).arm; again != arm {
+			t.Fatalf("%s is in %s, then in %s", u, arm, again)
+		}
+		n[arm]++
+	}
+	for arm, want := range map[string]float64{"a": 0.2, "b": 0.3, config.ControlArm: 0.5} {
+		// Binomial standard error at 20,000 users is at most 0.0035.
+		if got := float64(n[arm]) / users; math.Abs(got-want) > 0.015 {
+			t.Errorf("arm %s has %.3f of the users, want %.2f", arm, got, want)
+		}
+	}
+	other := &live{arm: config.ControlArm, salt: "t", arms: l.arms}
+	moved := 0
+	for i := range 1000 {
+		u := fmt.Sprintf("user-%d", i)
+		if l.armFor(u).arm != other.armFor(u).arm {
+			moved++
+		}
+	}
+	if moved < 200 {
+		t.Errorf("another salt moved %d of 1000 users, want a reshuffle", moved)
+	}
+}
+
+func TestArmsServeTheirOverridesAndEarnTheirEvents(t *testing.T) {
+	cfg := testConfig(world(t))
+	e := open(t, cfg, t.TempDir())
+	short := 5
+	withArm := *cfg
+	withArm.Live.Experiments = []config.Experiment{{
+		Name: "short", Traffic: 0.5,
+		Weights: map[string]float64{"like": -50},
+		Sources: []config.SourceOverride{{Name: "trending", Limit: &short}},
+		Rerank:  &config.Rerank{Size: 5, Rules: cfg.Live.Rerank.Rules},
+	}}
+	if err := e.Apply(&withArm, "r-arms"); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	now := time.Now()
+	inArm, inControl := "", ""
+	for i := 0; i < 200 && (inArm == "" || inControl == ""); i++ {
+		u := fmt.Sprintf("u%d", i)
+		r := recommend(t, e, u, 10, now)
+		switch r.Arm {
+		case "short":
+			if len(r.Items) != 5 {
+				t.Errorf("%s in arm short got %d items, want the arm's rerank size 5", u, len(r.Items))
+			}
+			inArm = u
+		case config.ControlArm:
+			if len(r.Items) != 10 {
+				t.Errorf("%s in the control arm got %d items, want 10", u, len(r.Items))
+			}
+			inControl = u
+		default:
+			t.Fatalf("%s: arm %q", u, r.Arm)
+		}
+		if r.Revision != "r-arms" {
+			t.Errorf("revision %q", r.Revision)
+		}
+	}
+	if inArm == "" || inControl == "" {
+		t.Fatalf("200 users did not fill both arms (arm %q, control %q)", inArm, inControl)
+	}
+	// The arm's weights are its own: like weighs -50 in it.
+	l := e.live.Load().armFor(inArm)
+	if w := l.cfg.Live.Weights["like"]; w != -50 {
+		t.Errorf("the arm's like weight is %v", w)
+	}
+
+	served := recommend(t, e, inArm, 10, now).Items[0].ID
+	ingest(t, e,
+		store.Event{User: inArm, Item: served, Type: store.Click, Time: now},
+		store.Event{User: inArm, Item: "never-served", Type: store.Click, Time: now},
+	)
+	stats := e.arms.snapshot()
+	if got := stats["short"].Events["click"]; got != 1 {
+		t.Errorf("clicks attributed to arm short: %d, want 1 (%+v)", got, stats)
+	}
+	if got := stats[unattributed].Events["click"]; got != 1 {
+		t.Errorf("unattributed clicks: %d, want 1", got)
+	}
+	if stats["short"].Requests < 2 || stats[config.ControlArm].Requests < 1 {
+		t.Errorf("requests per arm %+v", stats)
+	}
+	if _, ok := e.Info()["arms"]; !ok {
+		t.Error("the status info does not report the arms")
+	}
+
+}
+
+// TestARankerStageRanksWithTheFrontendsArm: the second stage scores with
+// the named arm's weights, and with its control arm's for a name it does
+// not know (a stage that has not received the config naming the arm yet).
+func TestARankerStageRanksWithTheFrontendsArm(t *testing.T) {
+	cfg := testConfig(world(t))
+	cfg.Live.Experiments = []config.Experiment{{Name: "hate-likes", Traffic: 0.5, Weights: map[string]float64{"like": -50}}}
+	e, err := Open(context.Background(), cfg, Options{Stage: config.StageRankerSecond, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	if err := e.Apply(cfg, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	cands := make([]StageCandidate, 50)
+	for i := range cands {
+		cands[i] = StageCandidate{Item: e.cat.ID(uint32(i))}
+	}
+	scores := func(arm string) map[string]float32 {
+		res, err := e.Rank(context.Background(), &RankCall{User: &store.UserState{User: "u1", Now: time.Now()}, Arm: arm, Candidates: cands})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float32{}
+		for _, c := range res.Candidates {
+			out[c.Item] = c.Score
+		}
+		return out
+	}
+	control, arm, unknown := scores(config.ControlArm), scores("hate-likes"), scores("gone")
+	if maps.Equal(control, arm) {
+		t.Error("the arm's weights did not change the second stage's scores")
+	}
+	if !maps.Equal(control, unknown) {
+		t.Error("an unknown arm was not ranked as the control arm")
+	}
+}
