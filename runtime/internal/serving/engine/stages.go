@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/sources"
@@ -80,6 +81,11 @@ func (e *Engine) Search(ctx context.Context, call *SearchCall) (*StageResult, er
 	if !ok || call.User == nil {
 		return nil, fmt.Errorf("%w: source %q is not an ANN source of config revision %s", ErrBadRequest, call.Source, l.revision)
 	}
+	// The frontend asks at most a source's limit past what the user has
+	// seen (sources.FetchUnseen), never more than the store keeps seen.
+	if most := config.MaxBudget + l.cfg.Deploy.Store.SeenItemsOrDefault(); call.Limit < 1 || call.Limit > most {
+		return nil, fmt.Errorf("%w: limit is %d, must be between 1 and %d", ErrBadRequest, call.Limit, most)
+	}
 	sreq := &sources.Request{User: call.User.User, Now: call.User.Now, State: call.User}
 	cands, err := src.Fetch(ctx, sreq, call.Limit, nil)
 	if err != nil {
@@ -109,6 +115,9 @@ func (e *Engine) Rank(ctx context.Context, call *RankCall) (*StageResult, error)
 	if call.User == nil {
 		return nil, fmt.Errorf("%w: user state is required", ErrBadRequest)
 	}
+	if err := checkRankCall(call, l.cfg.Live.Retrieval.Candidates); err != nil {
+		return nil, err
+	}
 	if err := e.addPublished(ctx, call.Published); err != nil {
 		return nil, err
 	}
@@ -134,6 +143,39 @@ func (e *Engine) Rank(ctx context.Context, call *RankCall) (*StageResult, error)
 		res.Candidates[i] = sc
 	}
 	return res, nil
+}
+
+// maxShippedFollows bounds the follows a stage call may carry.
+const maxShippedFollows = 100000
+
+// checkRankCall bounds what a caller may ask of a ranker stage: no more
+// candidates than the retrieval budget, no more engagements and follows
+// than a user's state holds, and published items only among the
+// candidates, so that a call cannot make a stage rank the catalog or grow
+// it with items nobody proposed.
+func checkRankCall(call *RankCall, budget int) error {
+	if n := len(call.Candidates); n > budget {
+		return fmt.Errorf("%w: %d candidates, at most live.retrieval.candidates (%d)", ErrBadRequest, n, budget)
+	}
+	if n := len(call.User.Engagements); n > config.MaxBudget {
+		return fmt.Errorf("%w: %d engagements in the user state, at most %d", ErrBadRequest, n, config.MaxBudget)
+	}
+	if n := len(call.User.Follows); n > maxShippedFollows {
+		return fmt.Errorf("%w: %d follows in the user state, at most %d", ErrBadRequest, n, maxShippedFollows)
+	}
+	if len(call.Published) == 0 {
+		return nil
+	}
+	proposed := make(map[string]bool, len(call.Candidates))
+	for _, c := range call.Candidates {
+		proposed[c.Item] = true
+	}
+	for _, it := range call.Published {
+		if !proposed[it.ID] {
+			return fmt.Errorf("%w: new item %q is not a candidate", ErrBadRequest, it.ID)
+		}
+	}
+	return nil
 }
 
 // addPublished adds to a ranker stage's catalog the items published live
