@@ -81,10 +81,10 @@ func (e *Engine) Search(ctx context.Context, call *SearchCall) (*StageResult, er
 	if !ok || call.User == nil {
 		return nil, fmt.Errorf("%w: source %q is not an ANN source of config revision %s", ErrBadRequest, call.Source, l.revision)
 	}
-	// The frontend asks at most a source's limit past what the user has
-	// seen (sources.FetchUnseen), never more than the store keeps seen.
-	if most := config.MaxBudget + l.cfg.Deploy.Store.SeenItemsOrDefault(); call.Limit < 1 || call.Limit > most {
-		return nil, fmt.Errorf("%w: limit is %d, must be between 1 and %d", ErrBadRequest, call.Limit, most)
+	// The frontend asks a source's limit past what the user has seen
+	// (sources.FetchUnseen), never more than sources.MaxAsk.
+	if call.Limit < 1 || call.Limit > sources.MaxAsk {
+		return nil, fmt.Errorf("%w: limit is %d, must be between 1 and %d", ErrBadRequest, call.Limit, sources.MaxAsk)
 	}
 	sreq := &sources.Request{User: call.User.User, Now: call.User.Now, State: call.User}
 	cands, err := src.Fetch(ctx, sreq, call.Limit, nil)

@@ -16,11 +16,20 @@ limitations under the License.
 
 package sources
 
-import "context"
+import (
+	"context"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+)
 
 // authorSlack is how many times its limit more a source may ask for when
 // the request excludes whole authors, whose items it cannot count.
 const authorSlack = 4
+
+// MaxAsk bounds what FetchUnseen asks of a list for any valid config: a
+// limit of at most config.MaxBudget, past at most twice config.MaxSeenItems
+// excluded items (seen and see-less'd) and the author slack.
+const MaxAsk = (1+authorSlack)*config.MaxBudget + 2*config.MaxSeenItems
 
 // FetchUnseen appends to dst at most limit candidates of fetch that req
 // does not exclude, in fetch's order, and returns the extended slice: how
