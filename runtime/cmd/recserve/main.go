@@ -111,17 +111,57 @@ func run() error {
 	if err != nil {
 		return err
 	}
+
+	// HTTP serves from the start: /healthz answers while the catalog and
+	// models load (minutes at a million items), so that the liveness probe
+	// does not kill a loading pod; /readyz and the API answer 503 until the
+	// first config is applied.
+	srv := server.New(nil, server.Options{
+		Stage:          f.stage,
+		DeployRevision: os.Getenv(config.DeployRevisionEnv),
+		MaxConcurrent:  f.maxConc,
+		Log:            log,
+	})
+	hs := &http.Server{
+		Addr:              net.JoinHostPort("", strconv.Itoa(f.httpPort)),
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- hs.ListenAndServe() }()
+	defer func() { _ = hs.Close() }()
+	// The gRPC port listens before /readyz answers 200: a stage that reads
+	// ready must take the frontend's calls (the frontend would otherwise
+	// pass over it, connection refused, in between).
+	var lis net.Listener
+	if config.ServesGRPC(f.stage) {
+		if lis, err = net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(f.grpcPort))); err != nil {
+			return fmt.Errorf("failed to listen for gRPC: %w", err)
+		}
+	}
+
 	// The first config decides what the process loads; later ones are
 	// applied live by the server.
 	raw, configs, ok := watch(ctx, src)
 	if !ok {
 		return nil
 	}
-	srv, eng, err := load(ctx, f, raw, log)
+	eng, err := load(ctx, f, srv, raw, log)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = eng.Close() }()
+	var gs *grpc.Server
+	if lis != nil {
+		gs = grpc.NewServer()
+		server.RegisterStage(gs, f.stage, eng)
+		go func() { errc <- gs.Serve(lis) }()
+	}
+	srv.OnConfig(raw)
+	if srv.Revision() == "" {
+		return fmt.Errorf("the initial config was refused: %s", srv.Rejected())
+	}
+	log.Info("Ready", "revision", srv.Revision())
 	go func() {
 		for {
 			select {
@@ -132,7 +172,12 @@ func run() error {
 			}
 		}
 	}()
-	return serve(ctx, f, srv, eng, log)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server failed: %w", err)
+	case <-ctx.Done():
+	}
+	return drain(f, srv, hs, gs, log)
 }
 
 func serveProfiles(addr string, log *slog.Logger) {
@@ -185,68 +230,32 @@ func watch(ctx context.Context, src server.ConfigSource) ([]byte, <-chan []byte,
 	}
 }
 
-// load opens the engine on the initial config raw and applies it.
-func load(ctx context.Context, f *flags, raw []byte, log *slog.Logger) (*server.Server, *engine.Engine, error) {
+// load opens the engine on the initial config raw and installs it in srv.
+func load(ctx context.Context, f *flags, srv *server.Server, raw []byte, log *slog.Logger) (*engine.Engine, error) {
 	cfg, err := config.Parse(raw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("the initial config is invalid: %w", err)
+		return nil, fmt.Errorf("the initial config is invalid: %w", err)
 	}
 	dir := f.stateDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "recserve-state-"); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	log.Info("Loading", "pipeline", cfg.Pipeline, "catalog", cfg.Deploy.Catalog, "models", len(cfg.Deploy.Models))
 	start := time.Now()
-	srv := server.New(nil, server.Options{
-		Stage:          f.stage,
-		DeployRevision: os.Getenv(config.DeployRevisionEnv),
-		MaxConcurrent:  f.maxConc,
-		Log:            log,
-	})
 	eng, err := engine.Open(ctx, cfg, engine.Options{StateDir: dir, Log: log, Registry: srv.Registry(), Stage: f.stage})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	srv.SetEngine(eng)
-	srv.OnConfig(raw)
-	if srv.Revision() == "" {
-		_ = eng.Close()
-		return nil, nil, fmt.Errorf("the initial config was refused: %s", srv.Rejected())
-	}
-	log.Info("Ready", "loadSeconds", time.Since(start).Seconds(), "revision", srv.Revision())
-	return srv, eng, nil
+	log.Info("Loaded", "loadSeconds", time.Since(start).Seconds())
+	return eng, nil
 }
 
-// serve answers HTTP (and gRPC on the split stages) until ctx ends, then
-// drains and stops.
-func serve(ctx context.Context, f *flags, srv *server.Server, eng *engine.Engine, log *slog.Logger) error {
-	hs := &http.Server{
-		Addr:              net.JoinHostPort("", strconv.Itoa(f.httpPort)),
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	errc := make(chan error, 2)
-	// The gRPC port listens before the HTTP one serves /readyz: a stage
-	// that reads ready must take the frontend's calls (the frontend would
-	// otherwise pass over it, connection refused, in between).
-	var gs *grpc.Server
-	if config.ServesGRPC(f.stage) {
-		lis, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(f.grpcPort)))
-		if err != nil {
-			return fmt.Errorf("failed to listen for gRPC: %w", err)
-		}
-		gs = grpc.NewServer()
-		server.RegisterStage(gs, f.stage, eng)
-		go func() { errc <- gs.Serve(lis) }()
-	}
-	go func() { errc <- hs.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("server failed: %w", err)
-	case <-ctx.Done():
-	}
+// drain turns readiness off, waits f.drain for endpoints to stop sending,
+// then stops the servers.
+func drain(f *flags, srv *server.Server, hs *http.Server, gs *grpc.Server, log *slog.Logger) error {
 	log.Info("Draining", "for", f.drain.String())
 	srv.Drain()
 	time.Sleep(f.drain)

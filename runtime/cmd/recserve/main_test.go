@@ -27,6 +27,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -737,5 +738,92 @@ func TestInitialRefusalNamesTheCause(t *testing.T) {
 	last := lines[len(lines)-1]
 	if !strings.HasPrefix(last, "recserve: the initial config was refused: live.weights") || !strings.Contains(last, `"dwell"`) {
 		t.Errorf("recserve's last words %q do not give the refusal's reason", last)
+	}
+}
+
+// A pod whose start takes long is not killed by its liveness probe:
+// /healthz answers from the process's start, while /readyz and the API
+// answer 503 until the first config is applied. Here the first config's
+// precomputed lists are served by a server that holds them back.
+func TestHealthzAnswersWhileLoading(t *testing.T) {
+	f := world(t)
+	release := make(chan struct{})
+	lists := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, `{"user": "u1", "items": []}`+"\n")
+	}))
+	t.Cleanup(lists.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	c, err := config.Parse(pipelineConfig(t, f, defaultWeights()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Live.Retrieval.Sources = append(c.Live.Retrieval.Sources, config.Source{
+		Name: "lists", Type: config.SourcePrecomputed, URI: lists.URL + "/lists.jsonl", Weight: 0.1, Limit: 10, Timeout: config.Duration(time.Second),
+	})
+	b, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.json")
+	writeConfig(t, cfgPath, b)
+	port := freePort(t)
+	cmd := exec.Command(os.Args[0], "--config", cfgPath, "--state-dir", filepath.Join(dir, "state"), "--http-port", strconv.Itoa(port), "--drain", "100ms")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	logs := &syncWriter{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("recserve log:\n%s", logs.String())
+		}
+	})
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	code := func(path string) int {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			return 0
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for code(config.HealthzPath) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("/healthz did not answer while recserve loads")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Still held back: not ready, the API says so.
+	if got := code(config.ReadyzPath); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz answered %d while loading, want 503", got)
+	}
+	if got := code("/v1/recommendations?user=u1"); got != http.StatusServiceUnavailable {
+		t.Errorf("recommendations answered %d while loading, want 503", got)
+	}
+	close(release)
+	for code(config.ReadyzPath) != http.StatusOK {
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatal("recserve did not become ready once the lists came")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := code("/v1/recommendations?user=u1"); got != http.StatusOK {
+		t.Errorf("recommendations answered %d once ready", got)
 	}
 }

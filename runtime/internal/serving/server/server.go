@@ -96,6 +96,7 @@ type Options struct {
 type Server struct {
 	opts     Options
 	engine   Engine
+	loaded   atomic.Bool // engine is set: the handlers may use it
 	registry *prometheus.Registry
 	metrics  *metrics
 	slots    chan struct{} // recommendations being computed, when bounded
@@ -131,6 +132,7 @@ func New(engine Engine, opts Options) *Server {
 	// goroutines, CPU, memory) beside the server's.
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{opts: opts, engine: engine, registry: reg, metrics: newMetrics(reg)}
+	s.loaded.Store(engine != nil)
 	if opts.MaxConcurrent > 0 {
 		s.slots = make(chan struct{}, opts.MaxConcurrent)
 	}
@@ -139,10 +141,14 @@ func New(engine Engine, opts Options) *Server {
 	return s
 }
 
-// SetEngine installs the engine once it has loaded (New may be given nil so
-// that the engine can register its metrics on Registry first). Call it
-// before serving.
-func (s *Server) SetEngine(e Engine) { s.engine = e }
+// SetEngine installs the engine once it has loaded. New may be given nil,
+// so that the engine can register its metrics on Registry first and the
+// process can serve /healthz (and /metrics) while it loads: until then the
+// API answers 503 and /readyz stays 503.
+func (s *Server) SetEngine(e Engine) {
+	s.engine = e
+	s.loaded.Store(e != nil)
+}
 
 // Registry is the server's private Prometheus registry, for the engine's
 // own metrics.
@@ -168,6 +174,9 @@ func (s *Server) OnConfig(raw []byte) {
 		s.opts.Log.Info("Config is for another deploy revision of this stage, keeping the current one until this pod is replaced",
 			"revision", revision, "deployRevision", stageRevision, "podDeployRevision", s.opts.DeployRevision)
 		return
+	}
+	if err == nil && !s.loaded.Load() {
+		err = errors.New("the engine is still loading")
 	}
 	if err == nil {
 		err = s.engine.Apply(cfg, revision)
@@ -246,7 +255,7 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "debug must be true or false")
 		return
 	}
-	if !s.ready.Load() && s.Revision() == "" {
+	if !s.loaded.Load() || (!s.ready.Load() && s.Revision() == "") {
 		writeError(w, http.StatusServiceUnavailable, "no config loaded yet")
 		return
 	}
@@ -289,6 +298,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !s.loaded.Load() {
+		writeError(w, http.StatusServiceUnavailable, "still loading")
 		return
 	}
 	if err := s.engine.Ingest(r.Context(), events); err != nil {
@@ -367,7 +380,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) info() map[string]any {
-	if s.engine == nil {
+	if !s.loaded.Load() {
 		return nil
 	}
 	return s.engine.Info()
