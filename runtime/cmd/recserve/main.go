@@ -122,11 +122,7 @@ func run() error {
 		MaxConcurrent:  f.maxConc,
 		Log:            log,
 	})
-	hs := &http.Server{
-		Addr:              net.JoinHostPort("", strconv.Itoa(f.httpPort)),
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
+	hs := server.NewHTTPServer(net.JoinHostPort("", strconv.Itoa(f.httpPort)), srv.Handler(), server.HTTPTimeouts{})
 	errc := make(chan error, 2)
 	go func() { errc <- hs.ListenAndServe() }()
 	defer func() { _ = hs.Close() }()

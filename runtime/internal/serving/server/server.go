@@ -360,8 +360,17 @@ func checkEvent(e *store.Event) error {
 			return errors.New("ids are at most 256 bytes")
 		}
 	}
+	// An event from the future would count at full weight for ever (a
+	// click dated 2035 topped the popular items until then) and move the
+	// event clock past every real request.
+	if latest := time.Now().Add(MaxClockSkew); e.Time.After(latest) {
+		return fmt.Errorf("time %s is more than %s after this server's clock", e.Time.Format(time.RFC3339), MaxClockSkew)
+	}
 	return nil
 }
+
+// MaxClockSkew is how far after the server's clock an event may be dated.
+const MaxClockSkew = 5 * time.Minute
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
@@ -410,4 +419,41 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// HTTPTimeouts bound how long a client may hold a connection of the HTTP
+// server; zero fields take the defaults of NewHTTPServer.
+type HTTPTimeouts struct {
+	// ReadHeader bounds reading a request's headers (default 5s).
+	ReadHeader time.Duration
+	// Read bounds reading a whole request, body included (default 30s): a
+	// client trickling a body does not hold a connection for ever.
+	Read time.Duration
+	// Write bounds writing the response, from the end of the headers read
+	// (default 60s).
+	Write time.Duration
+	// Idle bounds a kept-alive connection between requests (default 120s).
+	Idle time.Duration
+}
+
+// MaxHeaderBytes bounds a request's headers.
+const MaxHeaderBytes = 64 << 10
+
+// NewHTTPServer returns the http.Server of addr serving h with t's bounds.
+func NewHTTPServer(addr string, h http.Handler, t HTTPTimeouts) *http.Server {
+	or := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: or(t.ReadHeader, 5*time.Second),
+		ReadTimeout:       or(t.Read, 30*time.Second),
+		WriteTimeout:      or(t.Write, 60*time.Second),
+		IdleTimeout:       or(t.Idle, 120*time.Second),
+		MaxHeaderBytes:    MaxHeaderBytes,
+	}
 }

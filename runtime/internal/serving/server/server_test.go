@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -231,6 +232,7 @@ func TestBadRequestsGet4xxWithAReason(t *testing.T) {
 		"click without item":     {"POST", "/v1/events", `{"events":[{"user":"u","item":"i","type":"click"},{"user":"u","type":"click"}]}`, 400, "events[1]: type click needs user and item"},
 		"follow without author":  {"POST", "/v1/events", `{"events":[{"user":"u","type":"follow"}]}`, 400, "needs user and author"},
 		"unknown field":          {"POST", "/v1/events", `{"events":[{"user":"u","item":"i","type":"click","colour":"red"}]}`, 400, "unknown field"},
+		"event from the future":  {"POST", "/v1/events", `{"events":[{"user":"u","item":"i","type":"click","time":"2035-01-01T00:00:00Z"}]}`, 400, "events[0]: time 2035-01-01T00:00:00Z is more than 5m0s after this server's clock"},
 		"body too large":         {"POST", "/v1/events", `{"events":[` + strings.Repeat(`{"user":"u","item":"i","type":"click"},`, 200000) + `]}`, 413, "body larger than"},
 		"wrong method":           {"DELETE", "/v1/events", "", 405, ""},
 		"engine panic is a 500":  {"GET", "/v1/recommendations?user=panic", "", 500, "internal error"},
@@ -477,5 +479,46 @@ func TestAStagePodAppliesWhatDoesNotChangeWhatItLoads(t *testing.T) {
 	s.OnConfig(own)
 	if s.Revision() != config.Revision(other) {
 		t.Errorf("a new first-stage model was applied by a pod that did not load it (serving %q)", s.Revision())
+	}
+}
+
+// TestSlowClientsAreCutOff: a client that sends headers and then trickles
+// (or never sends) its body loses the connection after the read timeout,
+// and one with oversized headers is refused.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	s, _, _ := newTestServer(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := NewHTTPServer("", s.Handler(), HTTPTimeouts{Read: 200 * time.Millisecond})
+	go func() { _ = hs.Serve(lis) }()
+	t.Cleanup(func() { _ = hs.Close() })
+
+	conn, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = io.WriteString(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ev")
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("the connection was not closed by the server: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the server held a stalled body for %s", d)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, "http://"+lis.Addr().String()+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("x", 2*MaxHeaderBytes))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("oversized headers answered %d, want 431", resp.StatusCode)
 	}
 }
