@@ -37,11 +37,16 @@ import (
 //	event   = type:byte time:varint(unix ms) user:str item:str author:str
 //	str     = len:uvarint bytes
 //
-// A record whose header or payload is cut short, whose length is out of
-// bounds, or whose checksum does not match ends the log: it and everything
-// after it were never acknowledged (an acknowledged batch was written, and with
-// FsyncAlways synced, before Apply returned), so replay truncates the file
-// there and counts it as torn.
+// A bad record at the end of the file is a torn write: it was never
+// acknowledged (an acknowledged batch was written, and with FsyncAlways
+// synced, before Apply returned), so replay truncates the file there and
+// counts it as torn. The end means: the header is cut short; what follows
+// is all zeros (the file grew but the data never landed); the record's
+// length reaches the end of the file and its payload is cut short or fails
+// its checksum; or its length is out of bounds with no room for another
+// record after its header. A bad record with more of the log after it is
+// corruption of acknowledged events: replay refuses it (ErrCorruptLog) and
+// leaves the file as it is, rather than drop everything after it.
 const (
 	logName       = "events.log"
 	logMagic      = "recslog1"
@@ -189,21 +194,41 @@ func replayLog(f *os.File, apply func([]Event)) (RecoveryStats, error) {
 		}
 		n := binary.LittleEndian.Uint32(hdr[:])
 		sum := binary.LittleEndian.Uint32(hdr[4:])
-		if n < 2 || n > maxRecord || int64(n) > size-off-recordHeader {
+		rest := size - off - recordHeader
+		if n < 2 || n > maxRecord {
+			if rest < recordHeader+2 {
+				break // no room for another record: a torn header
+			}
+			if err := badRecord(f, off, st.Records, fmt.Sprintf("length %d out of bounds", n), size); err != nil {
+				return st, err
+			}
 			break
+		}
+		if int64(n) > rest {
+			break // the file ends inside the record: a torn write
 		}
 		if cap(payload) < int(n) {
 			payload = make([]byte, n)
 		}
 		payload = payload[:n]
 		if _, err := io.ReadFull(r, payload); err != nil {
-			break
+			return st, fmt.Errorf("failed to read log: %w", err)
 		}
-		if crc32.Checksum(payload, crcTable) != sum {
-			break
-		}
+		why := ""
 		events, err := decodePayload(payload)
-		if err != nil {
+		switch {
+		case crc32.Checksum(payload, crcTable) != sum:
+			why = "checksum mismatch"
+		case err != nil:
+			why = err.Error()
+		}
+		if why != "" {
+			if int64(n) == rest {
+				break // the last record, cut inside: a torn write
+			}
+			if err := badRecord(f, off, st.Records, why, size); err != nil {
+				return st, err
+			}
 			break
 		}
 		apply(events)
@@ -225,6 +250,42 @@ func replayLog(f *os.File, apply func([]Event)) (RecoveryStats, error) {
 		return st, fmt.Errorf("failed to seek log: %w", err)
 	}
 	return st, nil
+}
+
+// ErrCorruptLog matches (errors.Is) a log with a bad record before its end.
+var ErrCorruptLog = errors.New("the event log is corrupt")
+
+// badRecord is the error of the bad record at off, after good records,
+// unless every byte from off on is zero: a tail the file grew by without
+// its data landing, which is torn, not corrupt (nil).
+func badRecord(f *os.File, off int64, good int, why string, size int64) error {
+	zero, err := allZero(f, off, size)
+	if err != nil {
+		return err
+	}
+	if zero {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: record %d at byte %d: %s, with %d bytes of the log after it; the file was left as it is: restore it, or move it aside to start with an empty state",
+		ErrCorruptLog, f.Name(), good+1, off, why, size-off)
+}
+
+// allZero reports whether the bytes of f from off to size are all zero.
+func allZero(f *os.File, off, size int64) (bool, error) {
+	buf := make([]byte, 64<<10)
+	for off < size {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		off += int64(n)
+		if err != nil && off < size {
+			return false, fmt.Errorf("failed to read log: %w", err)
+		}
+	}
+	return true, nil
 }
 
 // commitReq is one Apply waiting for its batch to be logged and applied.

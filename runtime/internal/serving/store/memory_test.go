@@ -18,6 +18,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -454,4 +455,50 @@ func TestOneStorePerDirectory(t *testing.T) {
 		t.Fatalf("after the first closed: %v", err)
 	}
 	_ = again.Close()
+}
+
+// TestMemoryRefusesACorruptLog: a bad record with more of the log after
+// it is not a torn tail: the store refuses to open, names the record, and
+// leaves the file as it was (before, one flipped bit in the first record
+// dropped every event after it and the server started).
+func TestMemoryRefusesACorruptLog(t *testing.T) {
+	first := int64(len(logMagic))
+	cases := map[string]struct {
+		at   func(size int64) int64 // the byte to flip
+		want string
+	}{
+		"payload bit of the first record":   {func(int64) int64 { return first + recordHeader + 3 }, "record 1 at byte 8: checksum mismatch"},
+		"length bit of the first record":    {func(int64) int64 { return first + 3 }, "record 1 at byte 8: length"},
+		"checksum bit of the second record": {func(int64) int64 { return first + int64(len(appendRecord(nil, batchEvents(1, 5)))) + 5 }, "record 2 at byte"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := tempDir(t)
+			m := openMemory(t, dir, MemoryOptions{})
+			applyBatches(t, m, 1, 2, 3)
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, logName)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[tc.at(int64(len(b)))] ^= 0x40
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err = OpenMemory(dir, MemoryOptions{})
+			if !errors.Is(err, ErrCorruptLog) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("OpenMemory: %v, want ErrCorruptLog naming %q", err, tc.want)
+			}
+			after, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(after, b) {
+				t.Errorf("the corrupt log was changed: %d bytes, was %d", len(after), len(b))
+			}
+		})
+	}
 }
