@@ -330,3 +330,43 @@ func TestAPIServerChecksExperiments(t *testing.T) {
 		},
 	})
 }
+
+// TestAPIServerRefusesUnsafeReferences: images that are no image reference,
+// unknown pull policies, path traversal, white space and credentials in
+// URIs, and models over plain http are refused, naming the field.
+func TestAPIServerRefusesUnsafeReferences(t *testing.T) {
+	runRefusalCases(t, map[string]refusalCase{
+		"image with a space": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Runtime.Image = "registry.test/recserve:v1 --privileged" }),
+			want:   []string{"spec.runtime.image"},
+		},
+		"image with a command substitution": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Runtime.Image = "registry.test/$(id)" }),
+			want:   []string{"spec.runtime.image"},
+		},
+		"bogus pull policy": {
+			mutate: rawField([]string{"spec", "runtime", "imagePullPolicy"}, "Sometimes"),
+			want:   []string{"spec.runtime.imagePullPolicy", `Unsupported value: "Sometimes"`},
+		},
+		"catalog path climbing out of its claim": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Data.Catalog.URI = "pvc://explore-data/../other/catalog" }),
+			want:   []string{"spec.data.catalog.uri"},
+		},
+		"newline in a model path": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Models[0].URI = "pvc://explore-models/two-tower\nv7" }),
+			want:   []string{"spec.models[0].uri"},
+		},
+		"model over plain http": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Models[2].URI = "http://models.example/mtml/v12.tar.gz" }),
+			want:   []string{"spec.models[2].uri"},
+		},
+		"credentials in a model URL": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Models[2].URI = "https://user:secret@models.example/mtml/v12.tar.gz" }),
+			want:   []string{"spec.models[2].uri"},
+		},
+		"file path climbing out": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Data.Catalog.URI = "file:///data/../../etc/passwd" }),
+			want:   []string{"spec.data.catalog.uri"},
+		},
+	})
+}

@@ -189,10 +189,12 @@ type RuntimeSpec struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9][a-zA-Z0-9._/:@+-]*$`
 	Image string `json:"image,omitempty"`
 
 	// imagePullPolicy of the stage containers. Kubernetes' default when unset.
 	// +optional
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
 	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
 }
 
@@ -214,7 +216,7 @@ type CatalogSpec struct {
 	// pods), file:///<path> on the image, or http(s)://.
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:Pattern=`^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^/]+)*/?|file:///.+|https?://.+)$`
+	// +kubebuilder:validation:Pattern=`^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))*/?|file://(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))+/?|https?://[^/\s@]+(/[^\s]*)?)$`
 	URI string `json:"uri"`
 }
 
@@ -317,10 +319,14 @@ type ModelSpec struct {
 	Name string `json:"name"`
 
 	// uri of the artifact: pvc://<claim>/<path>, file:///<path>, or
-	// http(s):// of a .tar.gz. Changing it rolls the stages that load it.
+	// https:// of a .tar.gz (not plain http: a model is code the pods run).
+	// No path segment may be "." or "..", no URI may hold white space or,
+	// in a URL, credentials (user:password@): the rendered config is a
+	// ConfigMap anyone who reads the namespace can read. Changing it rolls
+	// the stages that load it.
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:Pattern=`^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^/]+)*/?|file:///.+|https?://.+)$`
+	// +kubebuilder:validation:Pattern=`^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))*/?|file://(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))+/?|https://[^/\s@]+(/[^\s]*)?)$`
 	URI string `json:"uri"`
 }
 
@@ -421,7 +427,7 @@ type SourceSpec struct {
 	// uri of the precomputed lists (Precomputed).
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:Pattern=`^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^/]+)*/?|file:///.+|https?://.+)$`
+	// +kubebuilder:validation:Pattern=`^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))*/?|file://(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))+/?|https?://[^/\s@]+(/[^\s]*)?)$`
 	URI string `json:"uri,omitempty"`
 
 	// timeout is the source's deadline; on expiry the request goes on
