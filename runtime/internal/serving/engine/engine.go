@@ -352,6 +352,15 @@ func openStore(ctx context.Context, cfg *config.Config, dir string, log *slog.Lo
 	}
 }
 
+// Healthy is nil while the engine can serve; otherwise why it cannot
+// until the process restarts (the memory store's log failed a write).
+func (e *Engine) Healthy() error {
+	if s, ok := e.state.(interface{ Err() error }); ok {
+		return s.Err()
+	}
+	return nil
+}
+
 // Info describes what was loaded.
 func (e *Engine) Info() map[string]any {
 	models := map[string]string{}

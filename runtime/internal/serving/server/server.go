@@ -220,8 +220,21 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/recommendations", s.instrument("recommendations", http.HandlerFunc(s.recommendations)))
 	mux.Handle("POST /v1/events", s.instrument("events", http.HandlerFunc(s.events)))
 	mux.Handle("GET "+config.StatusPath, s.instrument("status", http.HandlerFunc(s.status)))
-	mux.HandleFunc("GET "+config.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	// A broken engine (its store can record nothing more) fails both
+	// probes: readiness takes the pod out of the Service, liveness
+	// restarts it, which recovers the store.
+	mux.HandleFunc("GET "+config.HealthzPath, func(w http.ResponseWriter, _ *http.Request) {
+		if err := s.broken(); err != nil {
+			http.Error(w, "broken: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
 	mux.HandleFunc("GET "+config.ReadyzPath, func(w http.ResponseWriter, _ *http.Request) {
+		if err := s.broken(); err != nil {
+			http.Error(w, "broken: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		if !s.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
@@ -230,6 +243,18 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.Handle("GET "+config.MetricsPath, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	return s.recover(mux)
+}
+
+// broken is why the engine cannot serve until a restart, nil if it can
+// (or does not say).
+func (s *Server) broken() error {
+	if !s.loaded.Load() {
+		return nil
+	}
+	if h, ok := s.engine.(interface{ Healthy() error }); ok {
+		return h.Healthy()
+	}
+	return nil
 }
 
 func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {

@@ -522,3 +522,27 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		t.Errorf("oversized headers answered %d, want 431", resp.StatusCode)
 	}
 }
+
+// brokenEngine is an engine whose store can record nothing more.
+type brokenEngine struct{ echoEngine }
+
+func (*brokenEngine) Healthy() error { return errors.New("failed to write log: disk full") }
+
+func TestABrokenEngineFailsBothProbes(t *testing.T) {
+	eng := &brokenEngine{}
+	s := New(eng, Options{Log: slog.New(slog.DiscardHandler)})
+	s.OnConfig(testConfig(t, 1, nil))
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	for _, path := range []string{config.HealthzPath, config.ReadyzPath} {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "disk full") {
+			t.Errorf("%s answered %d %q, want 503 with the reason", path, resp.StatusCode, body)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -309,6 +310,9 @@ type committer struct {
 	apply    func([]Event)
 	stopped  chan struct{}
 	applied  chan struct{}
+	// broken is the first write or sync failure, after which the log
+	// accepts nothing more.
+	broken atomic.Pointer[error]
 }
 
 // maxGroupBytes bounds one group's write.
@@ -338,6 +342,7 @@ func (c *committer) run() {
 			if dirty && failed == nil {
 				if err := c.f.Sync(); err != nil {
 					failed = fmt.Errorf("failed to sync log: %w", err)
+					c.broken.CompareAndSwap(nil, &failed)
 				}
 				dirty = false
 			}
@@ -378,6 +383,7 @@ func (c *committer) run() {
 		if failed != nil {
 			// A failed write may have left part of a record: nothing after it
 			// could be replayed, so the log accepts nothing more.
+			c.broken.CompareAndSwap(nil, &failed)
 			for _, r := range group {
 				r.done <- failed
 			}

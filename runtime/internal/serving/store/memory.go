@@ -82,6 +82,18 @@ type Memory struct {
 	topAll   bool   // top holds every item
 }
 
+// Err is why the store accepts no more events: its log failed a write or
+// a sync (a full or failing disk), so that any later record could not be
+// replayed; nil while it works. Restarting the process replays the log up
+// to the last acknowledged batch, dropping the partial one, and starts a
+// working log again.
+func (m *Memory) Err() error {
+	if err := m.c.broken.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
 var _ Store = (*Memory)(nil)
 var _ Seeder = (*Memory)(nil)
 var _ NewItemsReader = (*Memory)(nil)

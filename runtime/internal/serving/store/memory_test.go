@@ -502,3 +502,22 @@ func TestMemoryRefusesACorruptLog(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryReportsABrokenLog: after a write fails (here the log's file is
+// closed under the store), Apply fails and Err says why, so that the
+// server's probes can fail and the pod be restarted; before, only every
+// later POST failed.
+func TestMemoryReportsABrokenLog(t *testing.T) {
+	m := openMemory(t, tempDir(t), MemoryOptions{Fsync: FsyncAlways})
+	applyBatches(t, m, 1)
+	if err := m.Err(); err != nil {
+		t.Fatalf("Err of a working store = %v", err)
+	}
+	_ = m.f.Close()
+	if err := m.Apply(context.Background(), batchEvents(2, 5)); err == nil {
+		t.Fatal("Apply succeeded on a log that cannot be written")
+	}
+	if err := m.Err(); err == nil || !strings.Contains(err.Error(), "failed to write log") {
+		t.Errorf("Err after a failed write = %v, want the write's failure", err)
+	}
+}
