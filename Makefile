@@ -139,6 +139,10 @@ test-e2e: $(HELM) ## Run the end-to-end suite on a local single-node cluster (ha
 bench: test-deps ## Run the benchmarks (long; not part of make test).
 	KUBEBUILDER_ASSETS=$(KUBE_BIN) RECPIPELINE_BENCH=1 go test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
+.PHONY: bench-serving
+bench-serving: ## Serving figures on the 1,000,000-item world (hack/bench-serving.sh; world and models cached; about 1 h the first time, 10 min after).
+	hack/bench-serving.sh
+
 .PHONY: bench-quality
 bench-quality: ## Quality through the served HTTP path on an ID-only world: funnel vs the two-tower source alone, popularity and random.
 	hack/bench-quality.sh
