@@ -96,6 +96,7 @@ func main() {
 		Recorder:                mgr.GetEventRecorder("recpipeline-operator"),
 		DefaultImage:            runtimeImage,
 		StatusReader:            &controllers.HTTPStatusReader{},
+		APIReader:               mgr.GetAPIReader(),
 		MaxConcurrentReconciles: workers,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "Failed to set up the controller")

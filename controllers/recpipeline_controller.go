@@ -70,6 +70,10 @@ type RecPipelineReconciler struct {
 	// MaxConcurrentReconciles is how many pipelines reconcile at once; 4
 	// when zero.
 	MaxConcurrentReconciles int
+	// APIReader reads from the API server, past the manager's cache (which
+	// holds only the children it labelled): it finds an object of a child's
+	// name that the operator did not make. The Client when nil.
+	APIReader client.Reader
 }
 
 // scope carries one reconcile's state between its phases. The phases
@@ -249,11 +253,23 @@ func ensure[O client.Object, A desiredChild](ctx context.Context, r *RecPipeline
 	key := types.NamespacedName{Namespace: s.rp.Namespace, Name: name}
 	switch err := r.Get(ctx, key, existing); {
 	case err == nil:
+		if !metav1.IsControlledBy(existing, s.rp) {
+			return childConflict(s, kind, name)
+		}
 		if owned, err := extract(existing, FieldOwner); err == nil && equality.Semantic.DeepEqual(owned, desired) {
 			return nil
 		}
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("failed to get %s %s: %w", kind, name, err)
+	default:
+		// Not in the cache: an object of that name the operator did not
+		// label may still exist, and must not be taken over.
+		switch err := r.apiReader().Get(ctx, key, existing); {
+		case err == nil:
+			return childConflict(s, kind, name)
+		case !apierrors.IsNotFound(err):
+			return fmt.Errorf("failed to get %s %s: %w", kind, name, err)
+		}
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Applying child", kind, klog.KRef(s.rp.Namespace, name))
 	if err := r.Apply(ctx, desired, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
@@ -265,6 +281,22 @@ func ensure[O client.Object, A desiredChild](ctx context.Context, r *RecPipeline
 }
 
 // removeChild deletes a child this pipeline controls and no longer wants.
+func (r *RecPipelineReconciler) apiReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
+
+// childConflict records that an object the pipeline needs under name
+// exists and is not the pipeline's: the operator neither overwrites nor,
+// with the pipeline, deletes what it did not make.
+func childConflict(s *scope, kind, name string) error {
+	err := fmt.Errorf("%s %s already exists and is not owned by this pipeline; rename the pipeline or remove the object", kind, name)
+	s.failure = &reconcileFailure{reason: servingv1alpha1.ReasonChildConflict, err: err}
+	return err
+}
+
 func (r *RecPipelineReconciler) removeChild(ctx context.Context, s *scope, obj client.Object, name string) error {
 	err := r.Get(ctx, types.NamespacedName{Namespace: s.rp.Namespace, Name: name}, obj)
 	if apierrors.IsNotFound(err) {

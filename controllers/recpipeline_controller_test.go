@@ -652,3 +652,34 @@ func TestModelChangesRollOnlyTheirStages(t *testing.T) {
 		})
 	}
 }
+
+// TestAnObjectItDidNotMakeIsLeftAlone: a Role the user made under the name
+// of the pipeline's runtime Role is neither rewritten nor deleted with the
+// pipeline; the pipeline reports the conflict. Before, the operator took it
+// over with a forced apply and deleted it with the pipeline.
+func TestAnObjectItDidNotMakeIsLeftAlone(t *testing.T) {
+	ns := newNamespace(t)
+	rp := samplePipeline(ns, "taken")
+	users := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: RuntimeAccountName(rp)},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list"}}},
+	}
+	if err := k8s.Create(context.Background(), users); err != nil {
+		t.Fatal(err)
+	}
+	createPipeline(t, rp)
+	waitStatus(t, ns, "taken", "Degraded names the conflict", func(rp *servingv1alpha1.RecPipeline) error {
+		c := condition(rp, servingv1alpha1.ConditionDegraded)
+		if c.Status != metav1.ConditionTrue || c.Reason != servingv1alpha1.ReasonChildConflict || !strings.Contains(c.Message, "Role taken-runtime") {
+			return fmt.Errorf("Degraded %s %s: %s", c.Status, c.Reason, c.Message)
+		}
+		return nil
+	})
+	got := &rbacv1.Role{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: users.Name}, got); err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(got.Rules, users.Rules) || len(got.OwnerReferences) != 0 {
+		t.Errorf("the user's Role was changed: rules %v, owners %v", got.Rules, got.OwnerReferences)
+	}
+}

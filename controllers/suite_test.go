@@ -140,6 +140,7 @@ func runSuite(m *testing.M) int {
 		Recorder:     mgr.GetEventRecorder("recpipeline-operator"),
 		DefaultImage: testImage,
 		StatusReader: pods,
+		APIReader:    mgr.GetAPIReader(),
 	}
 	if err := r.setupWithManager(mgr, reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 		defer reconciles.add(req.NamespacedName)

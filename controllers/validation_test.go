@@ -337,8 +337,10 @@ func TestAPIServerChecksExperiments(t *testing.T) {
 func TestAPIServerRefusesUnsafeReferences(t *testing.T) {
 	runRefusalCases(t, map[string]refusalCase{
 		"image with a space": {
-			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Runtime.Image = "registry.test/recserve:v1 --privileged" }),
-			want:   []string{"spec.runtime.image"},
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Runtime.Image = "registry.test/recserve:v1 --privileged"
+			}),
+			want: []string{"spec.runtime.image"},
 		},
 		"image with a command substitution": {
 			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Runtime.Image = "registry.test/$(id)" }),
@@ -349,8 +351,10 @@ func TestAPIServerRefusesUnsafeReferences(t *testing.T) {
 			want:   []string{"spec.runtime.imagePullPolicy", `Unsupported value: "Sometimes"`},
 		},
 		"catalog path climbing out of its claim": {
-			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Data.Catalog.URI = "pvc://explore-data/../other/catalog" }),
-			want:   []string{"spec.data.catalog.uri"},
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Data.Catalog.URI = "pvc://explore-data/../other/catalog"
+			}),
+			want: []string{"spec.data.catalog.uri"},
 		},
 		"newline in a model path": {
 			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Models[0].URI = "pvc://explore-models/two-tower\nv7" }),
@@ -361,8 +365,10 @@ func TestAPIServerRefusesUnsafeReferences(t *testing.T) {
 			want:   []string{"spec.models[2].uri"},
 		},
 		"credentials in a model URL": {
-			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Models[2].URI = "https://user:secret@models.example/mtml/v12.tar.gz" }),
-			want:   []string{"spec.models[2].uri"},
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Models[2].URI = "https://user:secret@models.example/mtml/v12.tar.gz"
+			}),
+			want: []string{"spec.models[2].uri"},
 		},
 		"file path climbing out": {
 			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Data.Catalog.URI = "file:///data/../../etc/passwd" }),

@@ -67,6 +67,9 @@ const (
 	// ReasonApplyFailed (True): a child object could not be applied; the
 	// message carries the error.
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonChildConflict (True): an object of a child's name exists and is
+	// not owned by the pipeline; the operator leaves it alone.
+	ReasonChildConflict = "ChildConflict"
 	// ReasonRolloutStuck (True): a stage's Deployment exceeded its progress
 	// deadline.
 	ReasonRolloutStuck = "RolloutStuck"

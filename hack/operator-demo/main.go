@@ -152,6 +152,7 @@ func newManager(cfg *rest.Config, scheme *runtime.Scheme) (ctrl.Manager, error) 
 		Recorder:     mgr.GetEventRecorder("recpipeline-operator"),
 		DefaultImage: "ghcr.io/recpipeline/recserve:latest",
 		StatusReader: &controllers.HTTPStatusReader{},
+		APIReader:    mgr.GetAPIReader(),
 	}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
