@@ -320,6 +320,12 @@ func stageContainer(rp *servingv1alpha1.RecPipeline, stage, image, deployRevisio
 				WithName(store.Redis.PasswordSecretRef.Name).
 				WithKey(store.Redis.PasswordSecretRef.Key))))
 	}
+	if ev := rp.Spec.Events; stage == config.StageFrontend && ev != nil && ev.WriteTokenSecretRef != nil {
+		container.WithEnv(corev1ac.EnvVar().WithName(config.EventsTokenEnv).WithValueFrom(
+			corev1ac.EnvVarSource().WithSecretKeyRef(corev1ac.SecretKeySelector().
+				WithName(ev.WriteTokenSecretRef.Name).
+				WithKey(ev.WriteTokenSecretRef.Key))))
+	}
 	for _, claim := range claims(rp) {
 		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(claimVolumeName(claim)).
 			WithMountPath(config.ClaimMountPath(claim)).WithReadOnly(true))

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -702,5 +703,47 @@ func TestParsePVCAndLocalURI(t *testing.T) {
 				t.Errorf("localURI(%q) = %q, want %q", tc.uri, got, tc.wantLocal)
 			}
 		})
+	}
+}
+
+// TestDesiredDeploymentEventsToken: the events token reaches the frontend,
+// the only stage that takes events, from the Secret the pipeline names, and
+// never the other stages or the ConfigMap.
+func TestDesiredDeploymentEventsToken(t *testing.T) {
+	withToken := func(rp *servingv1alpha1.RecPipeline) {
+		rp.Spec.Events = &servingv1alpha1.EventsSpec{WriteTokenSecretRef: &servingv1alpha1.SecretKeyRef{Name: "events-auth", Key: "token"}}
+	}
+	runPodTemplateCases(t, map[string]podTemplateCase{
+		"the frontend gets the token from the secret key": {
+			mutate: withToken,
+			stage:  config.StageFrontend,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				e, ok := childEnv(d.Spec.Template.Spec.Containers[0], config.EventsTokenEnv)
+				if !ok || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+					t.Fatalf("%s must come from a secret key only: %+v", config.EventsTokenEnv, e)
+				}
+				if ref := e.ValueFrom.SecretKeyRef; ref.Name != "events-auth" || ref.Key != "token" {
+					t.Errorf("secret key ref = %s/%s, want events-auth/token", ref.Name, ref.Key)
+				}
+			},
+		},
+		"the other stages do not": {
+			mutate: withToken,
+			stage:  config.StageRankerSecond,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				if e, ok := childEnv(d.Spec.Template.Spec.Containers[0], config.EventsTokenEnv); ok {
+					t.Errorf("a stage that takes no events got %+v", e)
+				}
+			},
+		},
+	})
+	rp := samplePipeline("explore", "feed")
+	withToken(rp)
+	r, err := renderConfig(rp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(r.Bytes), "events-auth") {
+		t.Error("the rendered config names the token's secret")
 	}
 }

@@ -117,12 +117,29 @@ type RecPipelineSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.map(x, x.traffic).sum() <= 1.0",message="spec.experiments traffic must sum to at most 1"
 	Experiments []ExperimentSpec `json:"experiments,omitempty"`
 
+	// events protects the frontend's POST /v1/events, which changes users'
+	// state (what they saw, follow, engaged with).
+	// +optional
+	Events *EventsSpec `json:"events,omitempty"`
+
 	// experimentSalt is hashed with each user id to bucket users into
 	// arms; changing it reshuffles them. Default: the pipeline's
 	// namespace/name.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	ExperimentSalt string `json:"experimentSalt,omitempty"`
+}
+
+// EventsSpec protects the events API.
+type EventsSpec struct {
+	// writeTokenSecretRef names a Secret key in the pipeline's namespace
+	// holding a token: POST /v1/events then requires "Authorization: Bearer
+	// <token>" and answers 401 otherwise. The token reaches the frontend's
+	// pods as an environment variable, never the ConfigMap. Reads
+	// (recommendations) stay open. Unset: anyone who reaches the frontend
+	// may post events.
+	// +optional
+	WriteTokenSecretRef *SecretKeyRef `json:"writeTokenSecretRef,omitempty"`
 }
 
 // ExperimentSpec is one arm of an experiment.

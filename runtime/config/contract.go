@@ -110,6 +110,10 @@ const (
 	// RedisPasswordEnv names the environment variable holding the Redis
 	// password, filled from the Secret the pipeline names.
 	RedisPasswordEnv = "RECPIPELINE_REDIS_PASSWORD"
+	// EventsTokenEnv holds the token POST /v1/events requires as a bearer
+	// token, filled on the frontend from the Secret the pipeline names;
+	// unset or empty, events need none.
+	EventsTokenEnv = "RECPIPELINE_EVENTS_TOKEN"
 )
 
 // Ports every stage listens on.

@@ -120,6 +120,7 @@ func run() error {
 		Stage:          f.stage,
 		DeployRevision: os.Getenv(config.DeployRevisionEnv),
 		MaxConcurrent:  f.maxConc,
+		EventsToken:    os.Getenv(config.EventsTokenEnv),
 		Log:            log,
 	})
 	hs := server.NewHTTPServer(net.JoinHostPort("", strconv.Itoa(f.httpPort)), srv.Handler(), server.HTTPTimeouts{})

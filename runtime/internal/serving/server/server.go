@@ -23,6 +23,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,7 +91,10 @@ type Options struct {
 	// others wait their turn, first come first served, within their
 	// RequestTimeout. 0: no bound.
 	MaxConcurrent int
-	Log           *slog.Logger
+	// EventsToken, when set, is the bearer token POST /v1/events requires
+	// (config.EventsTokenEnv); requests without it answer 401.
+	EventsToken string
+	Log         *slog.Logger
 }
 
 // Server holds the serving state shared by the HTTP handlers.
@@ -315,6 +320,11 @@ type eventBody struct {
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	if s.opts.EventsToken != "" && !bearer(r, s.opts.EventsToken) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="events"`)
+		writeError(w, http.StatusUnauthorized, "POST /v1/events needs the pipeline's events token: Authorization: Bearer <token>")
+		return
+	}
 	events, err := decodeEvents(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), s.opts.MaxEvents)
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -335,6 +345,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.events.Add(float64(len(events)))
 	writeJSON(w, http.StatusAccepted, map[string]int{"accepted": len(events)})
+}
+
+// bearer reports whether r carries token as its bearer token, compared in
+// constant time.
+func bearer(r *http.Request, token string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
 // decodeEvents parses and checks a batch of events; errors name the event

@@ -546,3 +546,41 @@ func TestABrokenEngineFailsBothProbes(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsNeedTheTokenWhenSet: with a token, POST /v1/events without it
+// or with another answers 401 and records nothing; with it, 202.
+// Recommendations stay open.
+func TestEventsNeedTheTokenWhenSet(t *testing.T) {
+	eng := &echoEngine{}
+	s := New(eng, Options{EventsToken: "s3cret", Log: slog.New(slog.DiscardHandler)})
+	s.OnConfig(testConfig(t, 1, nil))
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	body := `{"events":[{"user":"u","item":"i","type":"click"}]}`
+	post := func(auth string) int {
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v1/events", strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	for auth, want := range map[string]int{"": 401, "Bearer wrong": 401, "s3cret": 401, "Bearer s3cret": 202} {
+		if got := post(auth); got != want {
+			t.Errorf("Authorization %q: %d, want %d", auth, got, want)
+		}
+	}
+	eng.mu.Lock()
+	n := len(eng.ingested)
+	eng.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d events recorded, want only the authorised one", n)
+	}
+	if code, _ := get(t, ts.URL+"/v1/recommendations?user=u"); code != http.StatusOK {
+		t.Errorf("recommendations answered %d with a token set", code)
+	}
+}
