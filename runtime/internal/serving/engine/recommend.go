@@ -48,6 +48,11 @@ type Response struct {
 	Arm     string             `json:"arm,omitempty"`
 	Items   []Item             `json:"items"`
 	Timings map[string]float64 `json:"timingsMs,omitempty"`
+	// Degraded names what of the funnel this answer went without: a
+	// source that failed or missed its deadline ("source for-you: past its
+	// deadline"), a ranker stage that failed ("stage ranker-second: …").
+	// Empty when the whole funnel ran.
+	Degraded []string `json:"degraded,omitempty"`
 	// Now is the time the request was served at, with debug: what item
 	// ages and popularity were measured against.
 	Now time.Time `json:"now,omitzero"`
@@ -110,6 +115,10 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 		return nil, err
 	}
 	t.lap("retrieval", len(p.mixed))
+	var degraded []string
+	for _, f := range sreq.Failed() {
+		degraded = append(degraded, "source "+f)
+	}
 	p.cands = p.cands[:0]
 	for i, m := range p.mixed {
 		// The mixer's order is the first stage's input order; its score
@@ -128,12 +137,14 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	top, _, err := l.first.Rank(ctx, rreq, p.cands, lc.FirstStage.Keep)
 	if err != nil {
 		e.fallBack(ctx, config.StageRankerFirst, err)
+		degraded = append(degraded, "stage "+config.StageRankerFirst+": "+err.Error())
 		top = rank.TopK(p.cands, lc.FirstStage.Keep)
 	}
 	t.lap("ranker-first", len(top))
 	ranked, heads, err := l.second.Rank(ctx, rreq, top, lc.SecondStage.Keep)
 	if err != nil {
 		e.fallBack(ctx, config.StageRankerSecond, err)
+		degraded = append(degraded, "stage "+config.StageRankerSecond+": "+err.Error())
 		ranked = rank.TopK(top, lc.SecondStage.Keep)
 	}
 	t.lap("ranker-second", len(ranked))
@@ -142,6 +153,7 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	final := l.rules.Apply(ranked, min(req.N, lc.Rerank.Size))
 	t.lap("rerank", len(final))
 	resp := l.response(req, final, heads)
+	resp.Degraded = degraded
 	e.arms.served(l.arm, req.User, resp.Items)
 	if req.Debug {
 		resp.Timings = t.timings

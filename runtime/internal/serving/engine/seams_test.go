@@ -64,6 +64,12 @@ func TestAFailingRankerIsPassedOver(t *testing.T) {
 	if slices.Equal(ids(got), ids(want)) {
 		t.Errorf("the list without the second stage is the one with it (%v): the failing stage was not passed over", ids(got))
 	}
+	if len(got.Degraded) != 1 || got.Degraded[0] != "stage ranker-second: stage unavailable" {
+		t.Errorf("the answer says it went without %q, want the second stage", got.Degraded)
+	}
+	if len(want.Degraded) != 0 {
+		t.Errorf("a whole funnel's answer says it went without %q", want.Degraded)
+	}
 	if n := testutil.ToFloat64(e.metrics.fallbacks.WithLabelValues(config.StageRankerSecond)); n != 1 {
 		t.Errorf("fallbacks of %s = %v, want 1", config.StageRankerSecond, n)
 	}

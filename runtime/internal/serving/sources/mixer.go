@@ -261,7 +261,7 @@ func (m *Mixer) Mix(ctx context.Context, req *Request, budget int, seen *store.F
 		}
 		go m.run(ctx, sc.ch, i, req, limit, st.buf[:0])
 	}
-	if err := m.wait(ctx, sc, start); err != nil {
+	if err := m.wait(ctx, sc, req, start); err != nil {
 		// Sources still running hold the scratch; leave it to them.
 		return dst, err
 	}
@@ -285,6 +285,15 @@ func (m *Mixer) Mix(ctx context.Context, req *Request, budget int, seen *store.F
 // topUp appends to the mix in dst[first:] the backfill's candidates that it
 // lacks until it holds want, each scoring below every mixed one, in the
 // backfill's order. A failing backfill is observed and adds nothing.
+// sourceDone tells the observer how a source fared and notes on the
+// request a source that gave it nothing.
+func (m *Mixer) sourceDone(req *Request, name string, d time.Duration, n int, err error) {
+	m.obs.SourceDone(name, d, n, err)
+	if err != nil {
+		req.noteFailure(name, err)
+	}
+}
+
 func (m *Mixer) topUp(ctx context.Context, sc *mixScratch, req *Request, want, first int, dst []Mixed) []Mixed {
 	t0 := time.Now()
 	got, err := m.backfill.Fetch(ctx, req, want, sc.fill[:0])
@@ -292,7 +301,7 @@ func (m *Mixer) topUp(ctx context.Context, sc *mixScratch, req *Request, want, f
 		sc.fill = got[:0]
 	}
 	if err != nil {
-		m.obs.SourceDone(BackfillName, time.Since(t0), 0, err)
+		m.sourceDone(req, BackfillName, time.Since(t0), 0, err)
 		return dst
 	}
 	m.obs.SourceDone(BackfillName, time.Since(t0), len(got), nil)
@@ -353,7 +362,7 @@ func (m *Mixer) run(ctx context.Context, ch chan<- fetched, i int, req *Request,
 
 // wait collects the sources' outcomes until every source has returned or
 // passed its deadline. It returns ctx's error if ctx ends first.
-func (m *Mixer) wait(ctx context.Context, sc *mixScratch, start time.Time) error {
+func (m *Mixer) wait(ctx context.Context, sc *mixScratch, req *Request, start time.Time) error {
 	sc.abandoned = 0
 	pending := len(m.slots)
 	for i := range sc.st {
@@ -373,7 +382,7 @@ func (m *Mixer) wait(ctx context.Context, sc *mixScratch, start time.Time) error
 		st.pending = false
 		pending--
 		if r.err != nil {
-			m.obs.SourceDone(m.slots[r.slot].Name, r.d, 0, r.err)
+			m.sourceDone(req, m.slots[r.slot].Name, r.d, 0, r.err)
 			return
 		}
 		st.got = r.cands
@@ -414,7 +423,7 @@ func (m *Mixer) wait(ctx context.Context, sc *mixScratch, start time.Time) error
 					st.pending, st.lost = false, true
 					sc.abandoned++
 					pending--
-					m.obs.SourceDone(m.slots[i].Name, now.Sub(start), 0, context.DeadlineExceeded)
+					m.sourceDone(req, m.slots[i].Name, now.Sub(start), 0, context.DeadlineExceeded)
 				}
 			}
 		case <-ctx.Done():

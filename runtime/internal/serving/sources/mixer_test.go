@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -341,9 +342,14 @@ func TestMixFailOpen(t *testing.T) {
 				tc.bad,
 				src(2, "also-good", items(1000, 100), 0.25, 0),
 			}, catalog, MixerOptions{Observer: rec})
-			got, err := m.Mix(context.Background(), &Request{User: "u"}, 30, nil, nil)
+			req := &Request{User: "u"}
+			got, err := m.Mix(context.Background(), req, 30, nil, nil)
 			if err != nil {
 				t.Fatalf("Mix failed: %v", err)
+			}
+			// The request says which source it went without.
+			if f := req.Failed(); len(f) != 1 || !strings.HasPrefix(f[0], "bad: ") {
+				t.Errorf("Failed() = %q, want the bad source alone", f)
 			}
 			if c, want := perThousand(got), map[int]int{0: 20, 1: 10}; !mapsEqual(c, want) {
 				t.Errorf("items per source = %v, want %v (the bad source's share to the others)", c, want)

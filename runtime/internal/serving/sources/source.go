@@ -18,6 +18,7 @@ package sources
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -104,8 +105,9 @@ type Request struct {
 	// their store.
 	State *store.UserState
 
-	mu   sync.Mutex
-	memo []*memoEntry
+	mu     sync.Mutex
+	memo   []*memoEntry
+	failed []string
 
 	// excl is the seen filter by catalog ordinal, which the mixer sets
 	// before it runs the sources; nil excludes nothing.
@@ -194,6 +196,25 @@ func (r *Request) engagements(ctx context.Context, users store.UserReader, n int
 		return r.State.Engagements[:min(n, len(r.State.Engagements))], nil
 	}
 	return users.RecentEngagements(ctx, r.User, n)
+}
+
+// noteFailure records that the source name gave the request nothing.
+func (r *Request) noteFailure(name string, err error) {
+	why := err.Error()
+	if errors.Is(err, context.DeadlineExceeded) {
+		why = "past its deadline"
+	}
+	r.mu.Lock()
+	r.failed = append(r.failed, name+": "+why)
+	r.mu.Unlock()
+}
+
+// Failed lists the sources that failed the request or were given up on at
+// their deadline, each as "name: why", in the order the mixer learnt it.
+func (r *Request) Failed() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.failed...)
 }
 
 // Time returns the time the request is served at (Now, fixed on first use
