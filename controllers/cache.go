@@ -22,6 +22,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -49,6 +50,7 @@ func CacheOptions(namespaces []string) (cache.Options, error) {
 		&appsv1.Deployment{}:                     managed,
 		&autoscalingv2.HorizontalPodAutoscaler{}: managed,
 		&policyv1.PodDisruptionBudget{}:          managed,
+		&networkingv1.NetworkPolicy{}:            managed,
 	}}
 	if len(namespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}

@@ -23,12 +23,14 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"k8s.io/utils/ptr"
@@ -470,6 +472,32 @@ func desiredPDB(rp *servingv1alpha1.RecPipeline, stage string) *policyv1ac.PodDi
 		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
 			WithMaxUnavailable(intstr.FromInt32(1)).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(rp, stage))))
+}
+
+// desiredNetworkPolicy lets only the pipeline's own pods call a stage's
+// gRPC port, the port of the calls between stages (which carry users'
+// state and may add items to a ranker's catalog); its HTTP port stays open
+// to the kubelet's probes, the operator's status reads and metrics
+// scrapers. The frontend, which serves the client API, gets none (its
+// events API takes a token: spec.events).
+func desiredNetworkPolicy(rp *servingv1alpha1.RecPipeline, stage string) *networkingv1ac.NetworkPolicyApplyConfiguration {
+	if !config.ServesGRPC(stage) {
+		return nil
+	}
+	pipelinePods := map[string]string{labelName: "recserve", labelInstance: rp.Name}
+	return networkingv1ac.NetworkPolicy(ChildName(rp, stage), rp.Namespace).
+		WithLabels(commonLabels(rp, stage)).
+		WithOwnerReferences(ownerReference(rp)).
+		WithSpec(networkingv1ac.NetworkPolicySpec().
+			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(rp, stage))).
+			WithPolicyTypes(networkingv1.PolicyTypeIngress).
+			WithIngress(
+				networkingv1ac.NetworkPolicyIngressRule().
+					WithFrom(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(pipelinePods))).
+					WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString("grpc"))),
+				networkingv1ac.NetworkPolicyIngressRule().
+					WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString("http"))),
+			))
 }
 
 // endpoint is the URL of the client API.

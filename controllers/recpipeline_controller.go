@@ -26,6 +26,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -38,6 +39,7 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"k8s.io/client-go/tools/events"
@@ -101,6 +103,7 @@ type phase func(context.Context, *scope) (ctrl.Result, error)
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -187,6 +190,11 @@ func (r *RecPipelineReconciler) reconcileStages(ctx context.Context, s *scope) (
 			}
 		} else if err := r.removeChild(ctx, s, &autoscalingv2.HorizontalPodAutoscaler{}, ChildName(s.rp, stage)); err != nil {
 			return ctrl.Result{}, err
+		}
+		if np := desiredNetworkPolicy(s.rp, stage); np != nil {
+			if err := ensure(ctx, r, s, &networkingv1.NetworkPolicy{}, np, networkingv1ac.ExtractNetworkPolicy); err != nil {
+				return ctrl.Result{}, err
+			}
 		}
 		if pdb := desiredPDB(s.rp, stage); pdb != nil {
 			if err := ensure(ctx, r, s, &policyv1.PodDisruptionBudget{}, pdb, policyv1ac.ExtractPodDisruptionBudget); err != nil {
@@ -381,6 +389,7 @@ func (r *RecPipelineReconciler) setupWithManager(mgr ctrl.Manager, rec reconcile
 		Owns(&appsv1.Deployment{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToPipeline)).
 		Named("recpipeline").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).

@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -128,9 +130,44 @@ func TestPipelineGetsEveryChild(t *testing.T) {
 		checkStageDeployment(t, rp, stage, wantReplicas[stage])
 		checkStageService(t, rp, stage)
 		checkStageScaling(t, rp, stage)
+		checkStageNetworkPolicy(t, rp, stage)
 	}
 	checkRuntimeAccess(t, rp)
 	checkConditionsBeforeAnyPod(t, rp)
+}
+
+// checkStageNetworkPolicy: a stage serving gRPC takes calls on its gRPC
+// port from the pipeline's own pods only, and its HTTP port from anyone;
+// the frontend has no policy.
+func checkStageNetworkPolicy(t *testing.T, rp *servingv1alpha1.RecPipeline, stage string) {
+	t.Helper()
+	name := ChildName(rp, stage)
+	if !config.ServesGRPC(stage) {
+		np := &networkingv1.NetworkPolicy{}
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: rp.Namespace, Name: name}, np); !apierrors.IsNotFound(err) {
+			t.Errorf("stage %s: NetworkPolicy %v, want none", stage, err)
+		}
+		return
+	}
+	np := &networkingv1.NetworkPolicy{}
+	getObject(t, rp.Namespace, name, np)
+	if !metav1.IsControlledBy(np, rp) {
+		t.Errorf("NetworkPolicy %s is not owned by the pipeline", name)
+	}
+	if got := np.Spec.PodSelector.MatchLabels; !reflect.DeepEqual(got, selectorLabels(rp, stage)) {
+		t.Errorf("NetworkPolicy %s selects %v", name, got)
+	}
+	if len(np.Spec.Ingress) != 2 {
+		t.Fatalf("NetworkPolicy %s has %d ingress rules, want 2", name, len(np.Spec.Ingress))
+	}
+	grpc, http := np.Spec.Ingress[0], np.Spec.Ingress[1]
+	if len(grpc.Ports) != 1 || grpc.Ports[0].Port.String() != "grpc" || len(grpc.From) != 1 ||
+		!reflect.DeepEqual(grpc.From[0].PodSelector.MatchLabels, map[string]string{labelName: "recserve", labelInstance: rp.Name}) || grpc.From[0].NamespaceSelector != nil {
+		t.Errorf("NetworkPolicy %s gRPC rule %+v, want the port from the pipeline's pods only", name, grpc)
+	}
+	if len(http.Ports) != 1 || http.Ports[0].Port.String() != "http" || len(http.From) != 0 {
+		t.Errorf("NetworkPolicy %s HTTP rule %+v, want the port from anyone", name, http)
+	}
 }
 
 // checkRenderedConfigMap: the ConfigMap holds the spec, rendered into a
@@ -503,7 +540,7 @@ func TestDeleteLeavesNothingUnowned(t *testing.T) {
 	lists := []client.ObjectList{
 		&corev1.ConfigMapList{}, &corev1.ServiceList{}, &corev1.ServiceAccountList{}, &rbacv1.RoleList{},
 		&rbacv1.RoleBindingList{}, &appsv1.DeploymentList{}, &autoscalingv2.HorizontalPodAutoscalerList{},
-		&policyv1.PodDisruptionBudgetList{},
+		&policyv1.PodDisruptionBudgetList{}, &networkingv1.NetworkPolicyList{},
 	}
 	total := 0
 	for _, list := range lists {
@@ -521,9 +558,9 @@ func TestDeleteLeavesNothingUnowned(t *testing.T) {
 		}
 	}
 	// 1 ConfigMap, 4 Services, 1 ServiceAccount, 1 Role, 1 RoleBinding,
-	// 4 Deployments, 1 HPA, 3 PDBs.
-	if total != 16 {
-		t.Errorf("found %d children, want 16", total)
+	// 4 Deployments, 1 HPA, 3 PDBs, 3 NetworkPolicies.
+	if total != 19 {
+		t.Errorf("found %d children, want 19", total)
 	}
 	if err := k8s.Delete(context.Background(), rp); err != nil {
 		t.Fatal(err)
