@@ -206,6 +206,21 @@ func TestRenderIsDeterministic(t *testing.T) {
 	}
 }
 
+// renderBeforeAfter renders the sample, and the sample changed by mutate.
+func renderBeforeAfter(t *testing.T, mutate func(*servingv1alpha1.RecPipeline)) (before, after *Rendered) {
+	t.Helper()
+	before, err := renderConfig(samplePipeline("explore", "feed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := samplePipeline("explore", "feed")
+	mutate(rp)
+	if after, err = renderConfig(rp); err != nil {
+		t.Fatal(err)
+	}
+	return before, after
+}
+
 func TestRenderRevisions(t *testing.T) {
 	tests := map[string]struct {
 		mutate          func(*servingv1alpha1.RecPipeline)
@@ -236,16 +251,7 @@ func TestRenderRevisions(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			before, err := renderConfig(samplePipeline("explore", "feed"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			rp := samplePipeline("explore", "feed")
-			tc.mutate(rp)
-			after, err := renderConfig(rp)
-			if err != nil {
-				t.Fatal(err)
-			}
+			before, after := renderBeforeAfter(t, tc.mutate)
 			if after.Revision == before.Revision {
 				t.Errorf("revision did not change: %s", after.Revision)
 			}
@@ -343,16 +349,7 @@ var stageRollCases = map[string]struct {
 func TestRenderStageRevisions(t *testing.T) {
 	for name, tc := range stageRollCases {
 		t.Run(name, func(t *testing.T) {
-			before, err := renderConfig(samplePipeline("explore", "feed"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			rp := samplePipeline("explore", "feed")
-			tc.mutate(rp)
-			after, err := renderConfig(rp)
-			if err != nil {
-				t.Fatal(err)
-			}
+			before, after := renderBeforeAfter(t, tc.mutate)
 			for _, stage := range config.SplitStages() {
 				b, a := before.StageRevisions[stage], after.StageRevisions[stage]
 				if b == "" || a == "" {
