@@ -23,7 +23,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,7 +67,11 @@ func (r *HTTPStatusReader) ReadStatus(ctx context.Context, pod *corev1.Pod) (*co
 	}
 	client := r.Client
 	if client == nil {
-		client = &http.Client{Timeout: 2 * time.Second}
+		// A pod's answer is its own: a redirect elsewhere is not followed.
+		client = &http.Client{
+			Timeout:       2 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	port := r.Port
 	if port == 0 {
@@ -142,19 +149,69 @@ func readPodStatuses(ctx context.Context, reader PodStatusReader, pods []corev1.
 		})
 	}
 	_ = g.Wait() // the reads report failures as the unknown revision
+	out.Revisions = capRevisions(out.Revisions)
 	return out
 }
+
+// maxRevisions is how many revisions a stage's status lists (the CRD's
+// status.stages[].revisions maxItems).
+const maxRevisions = 16
+
+// capRevisions keeps the maxRevisions-1 revisions most pods serve and
+// counts the pods of the others as unknown, so that pods reporting many
+// revisions cannot make the status unwritable.
+func capRevisions(m map[string]int32) map[string]int32 {
+	if len(m) <= maxRevisions {
+		return m
+	}
+	revs := make([]string, 0, len(m))
+	for r := range m {
+		if r != revisionUnknown {
+			revs = append(revs, r)
+		}
+	}
+	sort.Slice(revs, func(i, j int) bool {
+		if m[revs[i]] != m[revs[j]] {
+			return m[revs[i]] > m[revs[j]]
+		}
+		return revs[i] < revs[j]
+	})
+	out := map[string]int32{revisionUnknown: m[revisionUnknown]}
+	for i, r := range revs {
+		if i < maxRevisions-1 {
+			out[r] = m[r]
+		} else {
+			out[revisionUnknown] += m[r]
+		}
+	}
+	return out
+}
+
+// revisionRE bounds what the status repeats of a pod's revision: at most
+// the CRD's 64 characters of a label-like alphabet (config.Revision is 16
+// hex digits).
+var revisionRE = regexp.MustCompile(`^[0-9A-Za-z._-]{1,64}$`)
+
+// maxRejectionBytes bounds the refusal reason a pod reports that the
+// status repeats.
+const maxRejectionBytes = 1024
 
 // readServedRevision asks a ready pod which config revision it serves,
 // revisionUnknown if it does not say, and describes its refusal of revision
 // if it refused it.
 func readServedRevision(ctx context.Context, reader PodStatusReader, pod *corev1.Pod, revision string) (served, rejection string) {
 	s, err := reader.ReadStatus(ctx, pod)
-	if err != nil || s.ConfigRevision == "" {
+	if err != nil || !revisionRE.MatchString(s.ConfigRevision) {
+		// Unread, or a revision no recserve reports: unknown, rather than
+		// a value the status could not hold.
 		return revisionUnknown, ""
 	}
 	if s.RejectedRevision == revision && s.Rejected != "" {
-		rejection = fmt.Sprintf("pod %s refused config revision %s: %s", pod.Name, revision, s.Rejected)
+		why := s.Rejected
+		if len(why) > maxRejectionBytes {
+			why = strings.ToValidUTF8(why[:maxRejectionBytes], "") + "…"
+		}
+		rejection = fmt.Sprintf("pod %s refused config revision %s: %s", pod.Name, revision, why)
 	}
 	return s.ConfigRevision, rejection
 }

@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -62,6 +63,12 @@ func TestHTTPStatusReader(t *testing.T) {
 				_, _ = w.Write([]byte(`{"configRevision":"` + strings.Repeat("a", 2*maxStatusBytes) + `"}`))
 			},
 			wantErr: "failed to decode status of pod web-0",
+		},
+		"a redirect is not followed": {
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "http://198.51.100.1/v1/status", http.StatusFound)
+			},
+			wantErr: "HTTP 302",
 		},
 		"a pod without an IP is not asked": {
 			handler: func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"configRevision":"abc123"}`)) },
@@ -263,6 +270,14 @@ func TestReadPodStatuses(t *testing.T) {
 			wantRevisions: map[string]int32{curRev: 1, revisionUnknown: 2},
 			wantAsked:     []string{"a", "b", "c"},
 		},
+		"a revision no recserve reports is unknown": {
+			pods: []corev1.Pod{stagePod("a"), stagePod("b")},
+			answers: map[string]config.Status{
+				"a": {ConfigRevision: curRev}, "b": {ConfigRevision: strings.Repeat("f", 65)},
+			},
+			wantRevisions: map[string]int32{curRev: 1, revisionUnknown: 1},
+			wantAsked:     []string{"a", "b"},
+		},
 		"not-ready and terminating pods are not counted": {
 			pods: []corev1.Pod{stagePod("a"), stagePod("b", notReady), stagePod("c", terminating), stagePod("d", func(p *corev1.Pod) { p.Status.Conditions = nil })},
 			answers: map[string]config.Status{
@@ -323,5 +338,41 @@ func TestReadPodStatuses(t *testing.T) {
 				t.Errorf("asked %v, want %v", reader.asked, tc.wantAsked)
 			}
 		})
+	}
+}
+
+// TestCapRevisions: pods reporting more revisions than the status holds
+// keep the most served ones and fold the rest into unknown, so that the
+// status stays writable (before, it froze with observedGeneration stuck).
+func TestCapRevisions(t *testing.T) {
+	m := map[string]int32{revisionUnknown: 1}
+	for i := range 30 {
+		m[fmt.Sprintf("%016x", i)] = int32(1 + i%3)
+	}
+	got := capRevisions(m)
+	if len(got) != maxRevisions {
+		t.Fatalf("%d revisions, want %d", len(got), maxRevisions)
+	}
+	var total, want int32
+	for _, n := range m {
+		want += n
+	}
+	keptMin, droppedMax := int32(1<<30), int32(0)
+	for r, n := range got {
+		total += n
+		if r != revisionUnknown {
+			keptMin = min(keptMin, n)
+		}
+	}
+	for r, n := range m {
+		if _, ok := got[r]; !ok {
+			droppedMax = max(droppedMax, n)
+		}
+	}
+	if droppedMax > keptMin {
+		t.Errorf("a folded revision has %d pods, a kept one %d: want the most served kept", droppedMax, keptMin)
+	}
+	if total != want {
+		t.Errorf("%d pods counted, want %d", total, want)
 	}
 }

@@ -98,6 +98,7 @@ type phase func(context.Context, *scope) (ctrl.Result, error)
 
 // +kubebuilder:rbac:groups=serving.recpipeline.dev,resources=recpipelines,verbs=get;list;watch
 // +kubebuilder:rbac:groups=serving.recpipeline.dev,resources=recpipelines/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=serving.recpipeline.dev,resources=recpipelines/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete

@@ -167,6 +167,12 @@ charts/ compares the two.
 - apiGroups:
   - serving.recpipeline.dev
   resources:
+  - recpipelines/finalizers
+  verbs:
+  - update
+- apiGroups:
+  - serving.recpipeline.dev
+  resources:
   - recpipelines/status
   verbs:
   - get
