@@ -226,8 +226,16 @@ func podReady(pod *corev1.Pod) bool {
 }
 
 // podProblem describes why a pod's container keeps failing, with the
-// message the runtime left in its termination log; empty if it does not.
+// message the runtime left in its termination log, or why the pod cannot
+// be scheduled for a volume claim (a claim the spec names that does not
+// exist or cannot bind); empty if none of that.
 func podProblem(pod *corev1.Pod) string {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse &&
+			c.Reason == corev1.PodReasonUnschedulable && strings.Contains(c.Message, "persistentvolumeclaim") {
+			return fmt.Sprintf("pod %s: %s: %s", pod.Name, c.Reason, c.Message)
+		}
+	}
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.Ready {
 			continue

@@ -187,6 +187,27 @@ func TestPodProblem(t *testing.T) {
 	}
 }
 
+// TestPodProblemMissingClaim: a pod the scheduler cannot place because a
+// claim the pipeline names does not exist is a problem the status reports
+// (before, the pipeline said Degraded=False); one waiting for room is not.
+func TestPodProblemMissingClaim(t *testing.T) {
+	unschedulable := func(msg string) *corev1.Pod {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p-0"}}
+		pod.Status.Phase = corev1.PodPending
+		pod.Status.Conditions = []corev1.PodCondition{{
+			Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: msg,
+		}}
+		return pod
+	}
+	missing := `0/1 nodes are available: persistentvolumeclaim "explore-data" not found. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.`
+	if got, want := podProblem(unschedulable(missing)), "pod p-0: Unschedulable: "+missing; got != want {
+		t.Errorf("podProblem = %q, want %q", got, want)
+	}
+	if got := podProblem(unschedulable("0/1 nodes are available: 1 Insufficient cpu.")); got != "" {
+		t.Errorf("a pod waiting for room is reported: %q", got)
+	}
+}
+
 // stubStatusReader answers for pods by name and records which it was asked.
 type stubStatusReader struct {
 	mu      sync.Mutex
