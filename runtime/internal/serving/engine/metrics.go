@@ -49,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
 		}, []string{"source", "outcome"}),
 		fallbacks: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "recpipeline_stage_fallbacks_total", Help: "Requests that went on without a failing ranker stage.",
+			Name: "recpipeline_stage_fallbacks_total", Help: "Requests that went on without a failing ranker stage, or without the user's state when the store failed (stage=\"store\").",
 		}, []string{"stage"}),
 	}
 }

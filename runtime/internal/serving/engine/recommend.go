@@ -100,7 +100,7 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	defer l.pending.Put(p)
 	t := newTimer(e.metrics, req.Debug)
 	lc := &l.cfg.Live
-	state, seen, err := e.userState(ctx, l, req)
+	state, seen, storeDown, err := e.userState(ctx, l, req)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +116,9 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	}
 	t.lap("retrieval", len(p.mixed))
 	var degraded []string
+	if storeDown != "" {
+		degraded = append(degraded, storeDown)
+	}
 	for _, f := range sreq.Failed() {
 		degraded = append(degraded, "source "+f)
 	}
@@ -162,21 +165,43 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	return resp, nil
 }
 
-// userState reads, once, what the request needs of its user.
-func (e *Engine) userState(ctx context.Context, l *live, req *Request) (*store.UserState, *store.Filter, error) {
-	state := &store.UserState{User: req.User, Now: e.clock.now(ctx, l.cfg.Live.Clock, req.Now)}
+// userStateTimeout bounds the reads of a request's user state: a store
+// that does not answer in time (a hanging Redis) leaves the answer
+// non-personalised, and saying so, rather than failing every request.
+const userStateTimeout = 250 * time.Millisecond
+
+// userState reads, once, what the request needs of its user. When the
+// store fails or is slow, the user is served as one with no history (and
+// nothing filtered as seen); why is returned as degraded. Only the
+// request's own end is an error.
+func (e *Engine) userState(ctx context.Context, l *live, req *Request) (*store.UserState, *store.Filter, string, error) {
+	rctx, cancel := context.WithTimeout(ctx, userStateTimeout)
+	defer cancel()
+	state := &store.UserState{User: req.User, Now: e.clock.now(rctx, l.cfg.Live.Clock, req.Now)}
+	seen, err := e.readUser(rctx, l, state)
+	if err == nil {
+		return state, seen, "", nil
+	}
+	if ctx.Err() != nil {
+		return nil, nil, "", ctx.Err()
+	}
+	e.fallBack(ctx, "store", err)
+	return &store.UserState{User: req.User, Now: state.Now}, nil, "store: " + err.Error(), nil
+}
+
+func (e *Engine) readUser(ctx context.Context, l *live, state *store.UserState) (*store.Filter, error) {
 	var err error
-	if state.Engagements, err = e.state.RecentEngagements(ctx, req.User, l.engagements); err != nil {
-		return nil, nil, fmt.Errorf("failed to read recent engagements: %w", err)
+	if state.Engagements, err = e.state.RecentEngagements(ctx, state.User, l.engagements); err != nil {
+		return nil, fmt.Errorf("failed to read recent engagements: %w", err)
 	}
-	if state.Follows, err = e.state.Follows(ctx, req.User); err != nil {
-		return nil, nil, fmt.Errorf("failed to read follows: %w", err)
+	if state.Follows, err = e.state.Follows(ctx, state.User); err != nil {
+		return nil, fmt.Errorf("failed to read follows: %w", err)
 	}
-	seen, err := e.state.Seen(ctx, req.User)
+	seen, err := e.state.Seen(ctx, state.User)
 	if err != nil {
-		return nil, nil, fmt.Errorf("failed to read seen items: %w", err)
+		return nil, fmt.Errorf("failed to read seen items: %w", err)
 	}
-	return state, seen, nil
+	return seen, nil
 }
 
 // response is the client's answer of the final list.

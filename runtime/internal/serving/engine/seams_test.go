@@ -21,6 +21,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,4 +135,39 @@ func TestStagesServeOnlyTheirPart(t *testing.T) {
 
 func testState() *store.UserState {
 	return &store.UserState{User: "u1", Now: time.Now()}
+}
+
+// hangingStore is a store whose user reads never answer (a hung Redis).
+type hangingStore struct{ store.Store }
+
+func (hangingStore) RecentEngagements(ctx context.Context, _ string, _ int) ([]store.Engagement, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestAHangingStoreLeavesAnswersNonPersonalised: when the store does not
+// answer the user's reads, the request is served without the user's
+// history within its deadline, says so, and is counted; before, every
+// recommendation failed.
+func TestAHangingStoreLeavesAnswersNonPersonalised(t *testing.T) {
+	cfg := testConfig(world(t))
+	e := open(t, cfg, t.TempDir())
+	e.state = hangingStore{e.state}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// Succeeding at all is the point: waiting for the store would end at
+	// the request's deadline with an error.
+	resp, err := e.Recommend(ctx, &Request{User: "u3", N: 10, Now: time.Now()})
+	if err != nil {
+		t.Fatalf("Recommend with a hanging store: %v", err)
+	}
+	if len(resp.Items) != 10 {
+		t.Errorf("%d items, want a full list", len(resp.Items))
+	}
+	if len(resp.Degraded) == 0 || !strings.HasPrefix(resp.Degraded[0], "store: ") {
+		t.Errorf("degraded %q, want the store named", resp.Degraded)
+	}
+	if n := testutil.ToFloat64(e.metrics.fallbacks.WithLabelValues("store")); n != 1 {
+		t.Errorf("store fallbacks %v, want 1", n)
+	}
 }
