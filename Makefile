@@ -140,7 +140,7 @@ bench: test-deps ## Run the benchmarks (long; not part of make test).
 	KUBEBUILDER_ASSETS=$(KUBE_BIN) RECPIPELINE_BENCH=1 go test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
 .PHONY: bench-serving
-bench-serving: ## Serving figures on the 1,000,000-item world (hack/bench-serving.sh; world and models cached; about 1 h the first time, 10 min after).
+bench-serving: ## Serving figures on the 1,000,000-item world (hack/bench-serving.sh; world and models cached: about 25 min the first time, most of it training, then about 7 min a run).
 	hack/bench-serving.sh
 
 .PHONY: bench-quality

@@ -128,6 +128,7 @@ type armStats struct {
 	mu     sync.Mutex
 	byPair map[uint64]string
 	ring   []uint64 // pairs in the order served, for eviction
+	pairs  int      // the most pairs remembered
 	next   int
 	counts map[string]*armCount
 }
@@ -146,7 +147,9 @@ func newArmStats(reg prometheus.Registerer, pairs int) *armStats {
 		events: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "recpipeline_arm_events_total", Help: "Events on served items, by the experiment arm that served the item and event type.",
 		}, []string{"arm", "type"}),
-		byPair: map[uint64]string{}, ring: make([]uint64, 0, pairs), counts: map[string]*armCount{},
+		// The ring grows as arms serve: a process without experiments
+		// holds none of it.
+		byPair: map[uint64]string{}, pairs: pairs, counts: map[string]*armCount{},
 	}
 }
 
@@ -178,7 +181,7 @@ func (s *armStats) served(arm, user string, items []Item) {
 	s.count(arm).Requests++
 	for _, it := range items {
 		k := pairKey(user, it.ID)
-		if len(s.ring) < cap(s.ring) {
+		if len(s.ring) < s.pairs {
 			s.ring = append(s.ring, k)
 		} else {
 			if old := s.ring[s.next]; old != k {
