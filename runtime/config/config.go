@@ -152,6 +152,11 @@ type Experiment struct {
 	Sources []SourceOverride `json:"sources,omitempty"`
 	// Rerank, when set, replaces the rerank size and rules.
 	Rerank *Rerank `json:"rerank,omitempty"`
+	// Live, when set, is the whole live config the arm serves, in place of
+	// overrides (Weights, Sources and Rerank are then empty): the operator
+	// serves a progressive rollout's candidate so. It may not hold
+	// experiments, nor load a model the control arm's stages do not load.
+	Live *Live `json:"live,omitempty"`
 }
 
 // SourceOverride changes one retrieval source in an arm.
@@ -164,6 +169,11 @@ type SourceOverride struct {
 // Arm returns the live config the arm x serves: l with x's overrides. The
 // result shares no maps or slices with l that the overrides change.
 func (l *Live) Arm(x *Experiment) Live {
+	if x.Live != nil {
+		a := *x.Live
+		a.Experiments, a.ExperimentSalt = nil, ""
+		return a
+	}
 	a := *l
 	a.Experiments, a.ExperimentSalt = nil, ""
 	a.Weights = make(map[string]float64, len(l.Weights)+len(x.Weights))
@@ -297,6 +307,19 @@ type Status struct {
 	// and Rejected the reason, if any.
 	RejectedRevision string `json:"rejectedRevision,omitempty"`
 	Rejected         string `json:"rejected,omitempty"`
+	// Arms counts, by experiment arm, what the pod served and the events
+	// on it since the pod started (frontend pods; empty without
+	// experiments). The operator's rollout analysis reads them.
+	Arms map[string]ArmCounts `json:"arms,omitempty"`
+}
+
+// ArmCounts is what one arm served and the events it earned.
+type ArmCounts struct {
+	// Requests is how many recommendation lists the arm served.
+	Requests int64 `json:"requests"`
+	// Events counts, by event type, the events on items the arm served
+	// (impressions included).
+	Events map[string]int64 `json:"events"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("50ms").

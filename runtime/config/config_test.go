@@ -18,7 +18,9 @@ package config
 
 import (
 	"bytes"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +113,24 @@ func TestValidateNamesTheField(t *testing.T) {
 		"arm rerank larger than its funnel": {func(c *Config) {
 			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Rerank: &Rerank{Size: 100000}}}
 		}, "live.experiments[0] (a): live.rerank.size"},
+		"whole arm with overrides too": {func(c *Config) {
+			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Live: wholeArm(c), Weights: map[string]float64{"like": 1}}}
+		}, "live.experiments[0]: has both a whole live config and overrides"},
+		"whole arm with arms": {func(c *Config) {
+			l := wholeArm(c)
+			l.Experiments = []Experiment{{Name: "b", Traffic: 0.1}}
+			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Live: l}}
+		}, "live.experiments[0].live.experiments: an arm cannot hold arms"},
+		"whole arm switches a ranker's model": {func(c *Config) {
+			l := wholeArm(c)
+			l.FirstStage.Model = l.SecondStage.Model
+			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Live: l}}
+		}, `live.experiments[0].live: stage ranker-first would need model "mtml"`},
+		"whole arm invalid": {func(c *Config) {
+			l := wholeArm(c)
+			l.Rerank.Size = 100000
+			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Live: l}}
+		}, "live.experiments[0] (a): live.rerank.size"},
 		"deploy revision mismatch":   {func(c *Config) { c.DeployRevision = "0000" }, "deployRevision:"},
 		"catalog scheme":             {func(c *Config) { c.Deploy.Catalog = "s3://x" }, "deploy.catalog:"},
 		"redis without address":      {func(c *Config) { c.Deploy.Store = Store{Type: "Redis"} }, "deploy.store.redis.address"},
@@ -152,6 +172,32 @@ func TestValidateNamesTheField(t *testing.T) {
 				t.Errorf("error %q does not name %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// wholeArm is a copy of c's live config, as a rollout's candidate arm.
+func wholeArm(c *Config) *Live {
+	l := c.Live
+	l.Weights = maps.Clone(c.Live.Weights)
+	l.Retrieval.Sources = slices.Clone(c.Live.Retrieval.Sources)
+	l.Rerank.Rules = slices.Clone(c.Live.Rerank.Rules)
+	return &l
+}
+
+// An arm with a whole live config serves it as is, without the control
+// arm's experiments.
+func TestArmServesItsWholeLiveConfig(t *testing.T) {
+	c := valid()
+	l := wholeArm(c)
+	l.Weights["like"] = -50
+	l.Retrieval.Candidates--
+	c.Live.Experiments = []Experiment{{Name: "canary", Traffic: 0.1, Live: l}, {Name: "b", Traffic: 0.1, Weights: map[string]float64{"click": 3}}}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a config with a whole arm was refused: %v", err)
+	}
+	arm := c.Live.Arm(&c.Live.Experiments[0])
+	if arm.Weights["like"] != -50 || arm.Retrieval.Candidates != c.Live.Retrieval.Candidates-1 || len(arm.Experiments) != 0 {
+		t.Errorf("the whole arm serves weights %v, candidates %d, experiments %v", arm.Weights, arm.Retrieval.Candidates, arm.Experiments)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,12 +131,7 @@ type armStats struct {
 	ring   []uint64 // pairs in the order served, for eviction
 	pairs  int      // the most pairs remembered
 	next   int
-	counts map[string]*armCount
-}
-
-type armCount struct {
-	Requests int64            `json:"requests"`
-	Events   map[string]int64 `json:"events"`
+	counts map[string]*config.ArmCounts
 }
 
 func newArmStats(reg prometheus.Registerer, pairs int) *armStats {
@@ -149,7 +145,7 @@ func newArmStats(reg prometheus.Registerer, pairs int) *armStats {
 		}, []string{"arm", "type"}),
 		// The ring grows as arms serve: a process without experiments
 		// holds none of it.
-		byPair: map[uint64]string{}, pairs: pairs, counts: map[string]*armCount{},
+		byPair: map[uint64]string{}, pairs: pairs, counts: map[string]*config.ArmCounts{},
 	}
 }
 
@@ -161,10 +157,10 @@ func pairKey(user, item string) uint64 {
 	return h.Sum64()
 }
 
-func (s *armStats) count(arm string) *armCount {
+func (s *armStats) count(arm string) *config.ArmCounts {
 	c := s.counts[arm]
 	if c == nil {
-		c = &armCount{Events: map[string]int64{}}
+		c = &config.ArmCounts{Events: map[string]int64{}}
 		s.counts[arm] = c
 	}
 	return c
@@ -215,17 +211,42 @@ func (s *armStats) attribute(events []store.Event) {
 	}
 }
 
-// snapshot copies the counts, for /v1/status.
-func (s *armStats) snapshot() map[string]armCount {
+// snapshot copies the counts, for /v1/status; nil when no arm has served.
+func (s *armStats) snapshot() map[string]config.ArmCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]armCount, len(s.counts))
+	if len(s.counts) == 0 {
+		return nil
+	}
+	out := make(map[string]config.ArmCounts, len(s.counts))
 	for arm, c := range s.counts {
-		ev := make(map[string]int64, len(c.Events))
-		for k, v := range c.Events {
-			ev[k] = v
-		}
-		out[arm] = armCount{Requests: c.Requests, Events: ev}
+		out[arm] = config.ArmCounts{Requests: c.Requests, Events: maps.Clone(c.Events)}
 	}
 	return out
+}
+
+// keepOnly forgets the counts and metric series of the arms that l does
+// not serve (a finished rollout's arms, named after its revision, would
+// otherwise accumulate for the life of the process). The control arm and
+// the unattributed events are kept while l has arms.
+func (s *armStats) keepOnly(l *live) {
+	keep := map[string]bool{}
+	if len(l.arms) > 0 {
+		keep[config.ControlArm], keep[unattributed] = true, true
+	}
+	for _, a := range l.arms {
+		keep[a.l.arm] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for arm, c := range s.counts {
+		if keep[arm] {
+			continue
+		}
+		delete(s.counts, arm)
+		s.requests.DeleteLabelValues(arm)
+		for typ := range c.Events {
+			s.events.DeleteLabelValues(arm, typ)
+		}
+	}
 }

@@ -121,8 +121,8 @@ func TestArmsServeTheirOverridesAndEarnTheirEvents(t *testing.T) {
 	if stats["short"].Requests < 2 || stats[config.ControlArm].Requests < 1 {
 		t.Errorf("requests per arm %+v", stats)
 	}
-	if _, ok := e.Info()["arms"]; !ok {
-		t.Error("the status info does not report the arms")
+	if got := e.ArmCounts()["short"].Events["click"]; got != 1 {
+		t.Errorf("the status reports %d clicks for arm short, want 1", got)
 	}
 
 }
@@ -162,5 +162,42 @@ func TestARankerStageRanksWithTheFrontendsArm(t *testing.T) {
 	}
 	if !maps.Equal(control, unknown) {
 		t.Error("an unknown arm was not ranked as the control arm")
+	}
+}
+
+// TestAWholeArmServesItsLiveConfigAndFinishedArmsAreForgotten: a rollout's
+// candidate arm serves its whole live config; once a config no longer has
+// the arm, its counts are dropped, so finished rollouts do not accumulate.
+func TestAWholeArmServesItsLiveConfigAndFinishedArmsAreForgotten(t *testing.T) {
+	cfg := testConfig(world(t))
+	e := open(t, cfg, t.TempDir())
+	candidate := cfg.Live
+	candidate.Rerank = config.Rerank{Size: 4, Rules: cfg.Live.Rerank.Rules}
+	withArm := *cfg
+	withArm.Live.Experiments = []config.Experiment{{Name: "rollout-abc", Traffic: 0.5, Live: &candidate}}
+	if err := e.Apply(&withArm, "r-rollout"); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	now := time.Now()
+	seen := map[string]int{}
+	for i := 0; i < 100; i++ {
+		r := recommend(t, e, fmt.Sprintf("u%d", i), 10, now)
+		want := map[string]int{"rollout-abc": 4, config.ControlArm: 10}[r.Arm]
+		if len(r.Items) != want {
+			t.Fatalf("arm %q served %d items, want %d", r.Arm, len(r.Items), want)
+		}
+		seen[r.Arm]++
+	}
+	if seen["rollout-abc"] == 0 || seen[config.ControlArm] == 0 {
+		t.Fatalf("100 users did not fill both arms: %v", seen)
+	}
+	if got := e.ArmCounts()["rollout-abc"].Requests; got != int64(seen["rollout-abc"]) {
+		t.Errorf("the arm counts %d requests, served %d", got, seen["rollout-abc"])
+	}
+	if err := e.Apply(cfg, "r-promoted"); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if got := e.ArmCounts(); got != nil {
+		t.Errorf("after the arms ended the counts are %v, want none", got)
 	}
 }

@@ -367,11 +367,13 @@ func (e *Engine) Info() map[string]any {
 	for name, a := range e.models {
 		models[name] = string(a.Manifest.Kind) + " " + a.Manifest.Name + "@" + a.Manifest.Version
 	}
-	info := map[string]any{"catalogItems": e.cat.Len(), "users": e.cat.NumUsers(), "models": models, "store": e.storeTy}
-	if arms := e.arms.snapshot(); len(arms) > 0 {
-		info["arms"] = arms
-	}
-	return info
+	return map[string]any{"catalogItems": e.cat.Len(), "users": e.cat.NumUsers(), "models": models, "store": e.storeTy}
+}
+
+// ArmCounts is, by experiment arm, what this process served and the events
+// on it; nil when no arm has served.
+func (e *Engine) ArmCounts() map[string]config.ArmCounts {
+	return e.arms.snapshot()
 }
 
 // Close releases the store and the connections to other stages.

@@ -65,6 +65,7 @@ func (e *Engine) Apply(cfg *config.Config, revision string) error {
 	}
 	l.setRevision(revision)
 	e.live.Store(l)
+	e.arms.keepOnly(l)
 	if e.precomputed != nil {
 		e.precomputed.keepOnly(cfg)
 	}

@@ -58,6 +58,9 @@ type Engine interface {
 	Ingest(ctx context.Context, events []store.Event) error
 	// Info describes what the process loaded, for /v1/status.
 	Info() map[string]any
+	// ArmCounts is, by experiment arm, what the process served and the
+	// events on it, for /v1/status; nil without experiments.
+	ArmCounts() map[string]config.ArmCounts
 }
 
 // The client API's request and response, as the engine serves them: the
@@ -424,6 +427,9 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 		Rejected:         s.rejected,
 	}
 	s.mu.Unlock()
+	if s.loaded.Load() {
+		st.Arms = s.engine.ArmCounts()
+	}
 	writeJSON(w, http.StatusOK, struct {
 		config.Status
 		Info map[string]any `json:"info,omitempty"`

@@ -81,6 +81,10 @@ func (e *echoEngine) Ingest(_ context.Context, events []store.Event) error {
 
 func (e *echoEngine) Info() map[string]any { return map[string]any{"catalogItems": 1} }
 
+func (e *echoEngine) ArmCounts() map[string]config.ArmCounts {
+	return map[string]config.ArmCounts{"short": {Requests: 2, Events: map[string]int64{"click": 1}}}
+}
+
 func testConfig(t testing.TB, click float64, extra map[string]float64) []byte {
 	t.Helper()
 	c := &config.Config{
@@ -191,6 +195,12 @@ func TestConfigSwapAndRefusal(t *testing.T) {
 				t.Errorf("status reports refusal %v: %v, want %s: %q", st["rejectedRevision"], st["rejected"], config.Revision(tc.raw), tc.want)
 			}
 		})
+	}
+	// The status carries the engine's per-arm counts, which the operator's
+	// rollout analysis reads.
+	_, st := get(t, ts.URL+config.StatusPath)
+	if got := fmt.Sprint(st["arms"]); got != "map[short:map[events:map[click:1] requests:2]]" {
+		t.Errorf("status arms %s, want the engine's counts of arm short", got)
 	}
 	resp, err := http.Get(ts.URL + "/metrics")
 	if err != nil {
