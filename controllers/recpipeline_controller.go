@@ -72,6 +72,8 @@ type RecPipelineReconciler struct {
 	// MaxConcurrentReconciles is how many pipelines reconcile at once; 4
 	// when zero.
 	MaxConcurrentReconciles int
+	// Clock tells the time of rollout steps; time.Now when nil.
+	Clock func() time.Time
 	// APIReader reads from the API server, past the manager's cache (which
 	// holds only the children it labelled): it finds an object of a child's
 	// name that the operator did not make. The Client when nil.
@@ -84,8 +86,11 @@ type RecPipelineReconciler struct {
 type scope struct {
 	rp       *servingv1alpha1.RecPipeline
 	original *servingv1alpha1.RecPipeline
-	// rendered is the runtime config, nil until it renders.
+	// rendered is the runtime config the pods serve, nil until it renders.
 	rendered *Rendered
+	// rollout is what the rollout of a live change decided, nil until it
+	// has.
+	rollout *rolloutPlan
 	// stages is nil until every stage has been observed.
 	stages []stageObservation
 	// failure is why a phase stopped, when the user must hear of it.
@@ -147,16 +152,37 @@ func shortestRequeue(a, b ctrl.Result) ctrl.Result {
 	return a
 }
 
-// reconcileConfig renders the runtime config and applies its ConfigMap.
+// reconcileConfig renders the runtime config, decides with the rollout
+// what the pods serve (rollout.go), and applies the served and the stable
+// ConfigMaps.
 func (r *RecPipelineReconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result, error) {
-	rendered, err := renderConfig(s.rp)
+	candidate, err := renderConfig(s.rp)
 	if err != nil {
 		s.failure = &reconcileFailure{reason: servingv1alpha1.ReasonInvalidSpec, err: err}
 		// Only a change of the spec can fix it.
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
-	s.rendered = rendered
-	return ctrl.Result{}, ensure(ctx, r, s, &corev1.ConfigMap{}, desiredConfigMap(s.rp, rendered.Bytes), corev1ac.ExtractConfigMap)
+	stable, requeue, err := r.reconcileRollout(ctx, s, candidate, r.now())
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	// The stable config first: a served config that names a canary never
+	// exists without the stable config an abort returns to.
+	if err := ensure(ctx, r, s, &corev1.ConfigMap{}, desiredStableConfigMap(s.rp, stable), corev1ac.ExtractConfigMap); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := ensure(ctx, r, s, &corev1.ConfigMap{}, desiredConfigMap(s.rp, s.rendered.Bytes), corev1ac.ExtractConfigMap); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// now is the reconciler's clock.
+func (r *RecPipelineReconciler) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock()
+	}
+	return time.Now()
 }
 
 // reconcileAccess applies the runtime's ServiceAccount, Role and
@@ -342,10 +368,14 @@ func (r *RecPipelineReconciler) writeStatus(ctx context.Context, s *scope) error
 	return nil
 }
 
-// emitTransitions records an event for each condition whose status changed.
+// emitTransitions records an event for each condition whose status
+// changed, and for each move of a canary (rollout.go).
 func (r *RecPipelineReconciler) emitTransitions(s *scope) {
 	if r.Recorder == nil {
 		return
+	}
+	if reason, eventType, note, ok := rolloutTransition(s.original.Status.Rollout, s.rp.Status.Rollout); ok {
+		r.Recorder.Eventf(s.rp, nil, eventType, reason, "Rollout", "%s", note)
 	}
 	for _, t := range []string{servingv1alpha1.ConditionReady, servingv1alpha1.ConditionDegraded} {
 		now := meta.FindStatusCondition(s.rp.Status.Conditions, t)

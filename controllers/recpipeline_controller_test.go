@@ -557,10 +557,10 @@ func TestDeleteLeavesNothingUnowned(t *testing.T) {
 			total++
 		}
 	}
-	// 1 ConfigMap, 4 Services, 1 ServiceAccount, 1 Role, 1 RoleBinding,
+	// 2 ConfigMaps (served and stable), 4 Services, 1 ServiceAccount, 1 Role, 1 RoleBinding,
 	// 4 Deployments, 1 HPA, 3 PDBs, 3 NetworkPolicies.
-	if total != 19 {
-		t.Errorf("found %d children, want 19", total)
+	if total != 20 {
+		t.Errorf("found %d children, want 20", total)
 	}
 	if err := k8s.Delete(context.Background(), rp); err != nil {
 		t.Fatal(err)

@@ -50,11 +50,14 @@ func setStatus(s *scope) {
 		status.ConfigRevision = s.rendered.Revision
 		status.Endpoint = endpoint(s.rp)
 	}
+	if s.rollout != nil {
+		status.Rollout = s.rollout.status
+	}
 	switch {
 	case s.failure != nil:
 		setFailureConditions(status, generation, s.failure.reason, s.failure.err)
 	case s.stages != nil:
-		setObservedStatus(status, generation, s.rendered.Revision, s.stages)
+		setObservedStatus(status, generation, s.rendered.Revision, s.stages, s.rollout)
 	}
 	if s.complete {
 		status.ObservedGeneration = generation
@@ -63,17 +66,24 @@ func setStatus(s *scope) {
 
 // setObservedStatus sets the stages' status and the conditions from every
 // stage observed; revision is the current config revision.
-func setObservedStatus(status *servingv1alpha1.RecPipelineStatus, generation int64, revision string, stages []stageObservation) {
+func setObservedStatus(status *servingv1alpha1.RecPipelineStatus, generation int64, revision string, stages []stageObservation, rollout *rolloutPlan) {
 	status.Stages = status.Stages[:0]
 	for i := range stages {
 		status.Stages = append(status.Stages, stageStatus(&stages[i]))
 	}
 	status.ReadyStages = readyStages(revision, stages)
 	reason, problems := degradedProblems(stages)
+	if rollout != nil && rollout.aborted() {
+		if reason == "" {
+			reason = servingv1alpha1.ReasonRolloutAborted
+		}
+		problems = append(problems, fmt.Sprintf("the canary of live config %s was rolled back (%s): %s; the stable config %s serves every user until the spec changes",
+			rollout.status.CandidateRevision, rollout.status.Reason, rollout.status.Decision, rollout.status.StableRevision))
+	}
 	// Ready reads Degraded: set it first.
 	setDegradedCondition(status, generation, reason, problems)
 	setReadyCondition(status, generation, stages)
-	setProgressingCondition(status, generation, revision, stages)
+	setProgressingCondition(status, generation, revision, stages, rollout)
 }
 
 // stageObservation is what the controller saw of one stage.
@@ -230,7 +240,7 @@ func setReadyCondition(status *servingv1alpha1.RecPipelineStatus, generation int
 
 // setProgressingCondition sets Progressing: True while a stage rolls out a
 // new pod template or its ready pods do not all serve revision yet.
-func setProgressingCondition(status *servingv1alpha1.RecPipelineStatus, generation int64, revision string, stages []stageObservation) {
+func setProgressingCondition(status *servingv1alpha1.RecPipelineStatus, generation int64, revision string, stages []stageObservation, rollout *rolloutPlan) {
 	c := metav1.Condition{
 		Type:               servingv1alpha1.ConditionProgressing,
 		Status:             metav1.ConditionFalse,
@@ -248,6 +258,11 @@ func setProgressingCondition(status *servingv1alpha1.RecPipelineStatus, generati
 		c.Status = metav1.ConditionTrue
 		c.Reason = servingv1alpha1.ReasonPropagatingConfig
 		c.Message = fmt.Sprintf("Stages whose pods do not all serve config revision %s yet: %s", revision, strings.Join(propagating, ", "))
+	case rollout != nil && rollout.progressing():
+		c.Status = metav1.ConditionTrue
+		c.Reason = servingv1alpha1.ReasonAnalysingRollout
+		c.Message = truncate(fmt.Sprintf("Live config %s is served as a canary to %.1f%% of the users: %s",
+			rollout.status.CandidateRevision, 100*rollout.traffic, rollout.status.Decision))
 	}
 	meta.SetStatusCondition(&status.Conditions, c)
 }

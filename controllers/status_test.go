@@ -262,7 +262,7 @@ func TestSetProgressingCondition(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			status := &servingv1alpha1.RecPipelineStatus{}
-			setProgressingCondition(status, stGen, curRev, tc.stages)
+			setProgressingCondition(status, stGen, curRev, tc.stages, nil)
 			checkCondition(t, status, servingv1alpha1.ConditionProgressing, tc.want)
 		})
 	}
@@ -589,8 +589,10 @@ func TestConditionsKeepTransitionTime(t *testing.T) {
 			wantKept: false,
 		},
 		"progressing stays false": {
-			before:   old(servingv1alpha1.ConditionProgressing, metav1.ConditionFalse, servingv1alpha1.ReasonComplete),
-			set:      func(s *servingv1alpha1.RecPipelineStatus) { setProgressingCondition(s, stGen, curRev, allHealthyBut()) },
+			before: old(servingv1alpha1.ConditionProgressing, metav1.ConditionFalse, servingv1alpha1.ReasonComplete),
+			set: func(s *servingv1alpha1.RecPipelineStatus) {
+				setProgressingCondition(s, stGen, curRev, allHealthyBut(), nil)
+			},
 			wantKept: true,
 		},
 		"degraded turns true": {

@@ -51,6 +51,9 @@ const (
 	// the ready pods of a stage do not all serve the current config revision
 	// yet; the message names the stages.
 	ReasonPropagatingConfig = "PropagatingConfig"
+	// ReasonAnalysingRollout (True): a live change is served as a canary
+	// arm to a share of the users and analysed (status.rollout).
+	ReasonAnalysingRollout = "AnalysingRollout"
 	// ReasonComplete (False): every stage runs the current template and
 	// serves the current config revision.
 	ReasonComplete = "Complete"
@@ -77,6 +80,10 @@ const (
 	// failing (crash loop, image pull, non-zero exit); the message carries
 	// the pod's termination message.
 	ReasonStageFailing = "StageFailing"
+	// ReasonRolloutAborted (True): the canary of the spec's live config
+	// was worse than the stable config and was rolled back; the stable
+	// config serves every user until the spec changes.
+	ReasonRolloutAborted = "RolloutAborted"
 	// ReasonConfigRejected (True): a pod refused the current config revision
 	// and serves its previous one.
 	ReasonConfigRejected = "ConfigRejected"

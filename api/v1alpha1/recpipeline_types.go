@@ -31,6 +31,7 @@ import (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.configRevision`
 // +kubebuilder:printcolumn:name="Stages",type=string,JSONPath=`.status.readyStages`
+// +kubebuilder:printcolumn:name="Rollout",type=string,JSONPath=`.status.rollout.phase`
 // +kubebuilder:printcolumn:name="Degraded",type=string,JSONPath=`.status.conditions[?(@.type=="Degraded")].status`,priority=1
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -128,6 +129,118 @@ type RecPipelineSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	ExperimentSalt string `json:"experimentSalt,omitempty"`
+
+	// rollout makes a change of what the pods swap in live (weights,
+	// rerank, the sources' mix and limits, funnel sizes) a canary: the
+	// controller serves the new config as an arm beside an equal baseline
+	// arm of the stable config, steps its share of the users up, compares
+	// the arms' engagement and promotes or rolls back on its own. The stable
+	// config is kept in the ConfigMap <name>-config-stable; the spec is
+	// never written. A change that replaces pods (models, image, catalog,
+	// store) rolls the Deployments as without a rollout. Unset: a live
+	// change reaches every user at once. Experiments (spec.experiments)
+	// apply at once either way.
+	// +optional
+	Rollout *RolloutSpec `json:"rollout,omitempty"`
+}
+
+// RolloutSpec declares how a live change is canaried.
+type RolloutSpec struct {
+	// steps are the canary arm's shares of the users, in order; each lasts
+	// at least its pause and until both arms earned analysis.minImpressions
+	// in it. After the last the change is promoted unless the analysis
+	// found it worse. A baseline arm of the same share serves the stable
+	// config, so both arms are measured over the same time and users drawn
+	// alike; the shares of spec.experiments and twice the step's share must
+	// fit in all users, or the step's share is cut to fit.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=10
+	Steps []RolloutStep `json:"steps"`
+
+	// analysis sets what is compared and how sure it must be.
+	// +optional
+	Analysis RolloutAnalysis `json:"analysis,omitempty"`
+}
+
+// RolloutStep is one share of users the canary is served to.
+type RolloutStep struct {
+	// traffic is the canary arm's share of the users, more than 0 and at
+	// most 0.5 (the baseline arm takes as much).
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:ExclusiveMinimum=true
+	// +kubebuilder:validation:Maximum=0.5
+	Traffic float64 `json:"traffic"`
+
+	// pause is the least time the step lasts. Default: no least time.
+	// +optional
+	Pause *metav1.Duration `json:"pause,omitempty"`
+}
+
+// RolloutAnalysis compares the canary arm with the baseline arm. The
+// objective is Σ weight × (events of that type per impression), from the
+// per-arm counts the frontend pods report; an engagement is counted for the
+// arm that served the item. The comparison is a sequential test (a
+// mixture sequential probability ratio test) that may be read at any time
+// without raising its false-alarm rate: the canary is aborted as soon as it
+// is worse with the given confidence, at any step.
+type RolloutAnalysis struct {
+	// minImpressions is how many impressions each arm must earn in each
+	// step, and in all before any verdict. Default 1000.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	MinImpressions *int64 `json:"minImpressions,omitempty"`
+
+	// objective weighs the event rates per impression. Default: the
+	// stable config's own value weights (spec.ranking.weights before the
+	// change), so that a change of weights does not move the yardstick.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z][a-z0-9_]{0,62}$'))",message="spec.rollout.analysis.objective keys must be event names"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k] >= -1000.0 && self[k] <= 1000.0)",message="spec.rollout.analysis.objective values must be finite numbers between -1000 and 1000"
+	Objective map[string]float64 `json:"objective,omitempty"`
+
+	// maxObjectiveDrop is the drop of the objective, as a fraction of the
+	// baseline's, that is tolerated: the canary is aborted when its
+	// objective is below the baseline's by more than this. Default 0.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	MaxObjectiveDrop *float64 `json:"maxObjectiveDrop,omitempty"`
+
+	// guardrails abort the canary when an event's rate per impression
+	// rises above the baseline's by more than a fraction (for example
+	// see_less by 0.1), whatever the objective.
+	// +optional
+	// +listType=map
+	// +listMapKey=event
+	// +kubebuilder:validation:MaxItems=8
+	Guardrails []Guardrail `json:"guardrails,omitempty"`
+
+	// confidence of a verdict that the canary is worse: 1 minus the
+	// chance of aborting a canary that is not. Default 0.95.
+	// +optional
+	// +kubebuilder:validation:Minimum=0.5
+	// +kubebuilder:validation:Maximum=0.9999
+	Confidence *float64 `json:"confidence,omitempty"`
+}
+
+// Guardrail bounds one event's rate per impression.
+type Guardrail struct {
+	// event type, such as see_less.
+	// +required
+	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9_]{0,62}$`
+	// +kubebuilder:validation:MaxLength=63
+	Event string `json:"event"`
+
+	// maxIncrease is how much the canary's rate may exceed the baseline's,
+	// as a fraction of it.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	MaxIncrease float64 `json:"maxIncrease"`
 }
 
 // EventsSpec protects the events API.
@@ -651,6 +764,106 @@ type RecPipelineStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	Endpoint string `json:"endpoint,omitempty"`
+
+	// rollout reports the last canary of a live change (spec.rollout).
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
+}
+
+// RolloutPhase is where a canary stands.
+// +kubebuilder:validation:Enum=Progressing;Promoted;Aborted;Superseded
+type RolloutPhase string
+
+// Rollout phases.
+const (
+	// RolloutProgressing: the candidate is served as an arm and analysed.
+	RolloutProgressing RolloutPhase = "Progressing"
+	// RolloutPromoted: the candidate passed and is the stable config.
+	RolloutPromoted RolloutPhase = "Promoted"
+	// RolloutAborted: the candidate was worse; every user is served the
+	// stable config until the spec changes again.
+	RolloutAborted RolloutPhase = "Aborted"
+	// RolloutSuperseded: the spec changed before a decision.
+	RolloutSuperseded RolloutPhase = "Superseded"
+)
+
+// RolloutStatus reports a canary.
+type RolloutStatus struct {
+	// phase of the canary.
+	// +required
+	Phase RolloutPhase `json:"phase"`
+
+	// candidateRevision is the hash of the live config analysed.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	CandidateRevision string `json:"candidateRevision"`
+
+	// stableRevision is the hash of the live config it is compared with.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	StableRevision string `json:"stableRevision,omitempty"`
+
+	// step is the index of the current (or last) step of spec.rollout.steps.
+	// +optional
+	Step int32 `json:"step"`
+
+	// stepStartTime is when the step began.
+	// +optional
+	StepStartTime *metav1.Time `json:"stepStartTime,omitempty"`
+
+	// stepStartImpressions is the fewer of the arms' impressions when the
+	// step began.
+	// +optional
+	StepStartImpressions int64 `json:"stepStartImpressions,omitempty"`
+
+	// arms are the canary and baseline arms, with what they earned since
+	// the canary began.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=2
+	Arms []RolloutArmStatus `json:"arms,omitempty"`
+
+	// decision is the last verdict of the analysis, in words: what was
+	// compared, with the numbers.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Decision string `json:"decision,omitempty"`
+
+	// reason is a CamelCase word for the phase: Analysing, Promoted,
+	// ObjectiveDropped, GuardrailExceeded, SpecChanged, ModelChange.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason,omitempty"`
+}
+
+// RolloutArmStatus is what one arm of a canary earned.
+type RolloutArmStatus struct {
+	// name of the arm as responses and metrics name it.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// revision is the hash of the live config the arm serves.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Revision string `json:"revision,omitempty"`
+
+	// traffic is the arm's share of the users.
+	// +optional
+	Traffic float64 `json:"traffic"`
+
+	// requests served by the arm.
+	// +optional
+	Requests int64 `json:"requests"`
+
+	// impressions on what the arm served.
+	// +optional
+	Impressions int64 `json:"impressions"`
+
+	// objective per impression.
+	// +optional
+	Objective float64 `json:"objective"`
 }
 
 // StageStatus reports one stage.

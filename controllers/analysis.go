@@ -1,0 +1,200 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+)
+
+// The canary analysis: is the canary arm worse than the baseline arm?
+//
+// Each arm's counts are impressions and events by type. The objective of an
+// arm is J = Σ_t w_t·k_t/n (k_t events of type t on n impressions). The
+// controller reads the counts on every pass, so the test must stay valid
+// however often it is read: it is a mixture sequential probability ratio
+// test (mSPRT; Johari, Pekelis and Walsh, "Always valid inference", 2017)
+// on the normal approximation of the difference of the arms. No library
+// here implements it; it is a closed form of a few lines.
+//
+// The variance of one impression's value Σ_t w_t·X_t needs the events'
+// covariances, which the pods do not count (they count events by type).
+// It is bounded instead: each X_t is taken as a Bernoulli draw of rate p_t
+// (Poisson, variance p_t, when p_t ≥ 1), and each covariance by its
+// largest value, min(p_s, p_t) − p_s·p_t (one event implies the other, as
+// a like mostly follows a click). Events of one impression are correlated;
+// assuming them independent would understate the variance and abort good
+// changes. The bound costs a little power, not false alarms.
+
+// analysisParams are the resolved settings of one analysis.
+type analysisParams struct {
+	objective map[string]float64
+	// tolerance is the objective drop tolerated, as a fraction of the
+	// baseline's scale.
+	tolerance  float64
+	guardrails map[string]float64
+	// alpha is 1 - confidence: the chance of calling a canary worse that
+	// is not.
+	alpha float64
+}
+
+// verdict is what one analysis found.
+type verdict struct {
+	// worse is set when the canary is worse with the confidence asked.
+	worse bool
+	// reason is ObjectiveDropped or GuardrailExceeded when worse.
+	reason string
+	// message states the comparison with its numbers.
+	message string
+	// canary and baseline objectives per impression.
+	canary, baseline float64
+}
+
+// Rollout reasons.
+const (
+	reasonAnalysing         = "Analysing"
+	reasonPromoted          = "Promoted"
+	reasonObjectiveDropped  = "ObjectiveDropped"
+	reasonGuardrailExceeded = "GuardrailExceeded"
+	reasonSpecChanged       = "SpecChanged"
+	reasonModelChange       = "ModelChange"
+)
+
+// impressionEvent is the event type of an impression.
+const impressionEvent = "impression"
+
+// impressions is how many impressions an arm earned.
+func impressions(c config.ArmCounts) int64 { return c.Events[impressionEvent] }
+
+// objectiveOf is an arm's objective per impression.
+func objectiveOf(c config.ArmCounts, weights map[string]float64) float64 {
+	n := impressions(c)
+	if n == 0 {
+		return 0
+	}
+	j := 0.0
+	for t, w := range weights {
+		j += w * float64(c.Events[t]) / float64(n)
+	}
+	return j
+}
+
+// rate is an event's rate per impression, with half an event added so
+// that an arm without events still has a variance.
+func rate(c config.ArmCounts, event string) float64 {
+	return (float64(c.Events[event]) + 0.5) / (float64(impressions(c)) + 1)
+}
+
+// valueVariance bounds the variance of one impression's weighted value
+// (see the comment at the top of this file).
+func valueVariance(c config.ArmCounts, weights map[string]float64) float64 {
+	types := make([]string, 0, len(weights))
+	for t := range weights {
+		if t != impressionEvent {
+			types = append(types, t)
+		}
+	}
+	sort.Strings(types)
+	v := 0.0
+	for i, s := range types {
+		ps := rate(c, s)
+		if ps >= 1 {
+			v += weights[s] * weights[s] * ps
+			continue
+		}
+		v += weights[s] * weights[s] * ps * (1 - ps)
+		for _, t := range types[i+1:] {
+			if pt := rate(c, t); pt < 1 {
+				v += 2 * math.Abs(weights[s]*weights[t]) * (min(ps, pt) - ps*pt)
+			}
+		}
+	}
+	return v
+}
+
+// msprt is the mixture likelihood ratio of the hypothesis that the true
+// difference is 0, for an estimated difference delta of variance v, with a
+// normal mixture of variance tau2 over the alternatives. Rejecting when it
+// reaches 1/alpha keeps the false-alarm rate at most alpha however many
+// times it is read.
+func msprt(delta, v, tau2 float64) float64 {
+	if v <= 0 || tau2 <= 0 {
+		return 1
+	}
+	return math.Sqrt(v/(v+tau2)) * math.Exp(tau2*delta*delta/(2*v*(v+tau2)))
+}
+
+// effectScale is the relative effect the mixture is centred on: the test
+// is most sensitive to differences of about 5% of the baseline.
+const effectScale = 0.05
+
+// analyse compares the canary with the baseline: the objective may not
+// drop by more than the tolerance, nor a guardrailed event's rate rise by
+// more than its bound, with the confidence asked.
+func analyse(canary, baseline config.ArmCounts, p analysisParams) verdict {
+	v := verdict{canary: objectiveOf(canary, p.objective), baseline: objectiveOf(baseline, p.objective)}
+	nc, nb := float64(impressions(canary)), float64(impressions(baseline))
+	if nc == 0 || nb == 0 {
+		v.message = "no impressions yet"
+		return v
+	}
+	threshold := 1 / p.alpha
+
+	// Guardrails first: they bound harm whatever the objective says.
+	events := make([]string, 0, len(p.guardrails))
+	for e := range p.guardrails {
+		events = append(events, e)
+	}
+	sort.Strings(events)
+	for _, e := range events {
+		m := p.guardrails[e]
+		rc, rb := rate(canary, e), rate(baseline, e)
+		delta := rc - (1+m)*rb
+		variance := rc/nc + (1+m)*(1+m)*rb/nb
+		tau := math.Max(m, effectScale) * math.Max(rb, rc)
+		if delta > 0 && msprt(delta, variance, tau*tau) >= threshold {
+			v.worse, v.reason = true, reasonGuardrailExceeded
+			v.message = fmt.Sprintf("%s per impression rose from %.4f (baseline, %d impressions) to %.4f (canary, %d impressions), more than the %.0f%% allowed",
+				e, float64(baseline.Events[e])/nb, int64(nb), float64(canary.Events[e])/nc, int64(nc), 100*m)
+			return v
+		}
+	}
+
+	// The objective, on the scale of the baseline's weighted event rates.
+	scale := 0.0
+	for t, w := range p.objective {
+		if t != impressionEvent {
+			scale += math.Abs(w) * float64(baseline.Events[t]) / nb
+		}
+	}
+	delta := v.canary - v.baseline + p.tolerance*scale
+	variance := valueVariance(canary, p.objective)/nc + valueVariance(baseline, p.objective)/nb
+	tau := effectScale * math.Max(scale, 1e-9)
+	lr := msprt(delta, variance, tau*tau)
+	if delta < 0 && lr >= threshold {
+		v.worse, v.reason = true, reasonObjectiveDropped
+		v.message = fmt.Sprintf("objective per impression %.4f (canary, %d impressions) against %.4f (baseline, %d impressions): %.1f%% lower, more than the %.0f%% tolerated",
+			v.canary, int64(nc), v.baseline, int64(nb), 100*(v.baseline-v.canary)/math.Max(scale, 1e-9), 100*p.tolerance)
+		return v
+	}
+	v.message = fmt.Sprintf("objective per impression %.4f (canary, %d impressions) against %.4f (baseline, %d impressions): not worse so far (evidence %.2g of the %.0f needed)",
+		v.canary, int64(nc), v.baseline, int64(nb), lr, threshold)
+	return v
+}

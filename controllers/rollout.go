@@ -1,0 +1,465 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
+	"github.com/recpipeline/recpipeline/runtime/config"
+)
+
+// The progressive rollout of a live change (spec.rollout).
+//
+// The stable live config is kept in the ConfigMap <name>-config-stable.
+// When the spec's live config (the candidate: everything the pods swap in
+// without a restart, experiments aside) differs from it, the config every
+// pod reads serves the stable live config to all users but two equal
+// shares: a canary arm serving the candidate whole and a baseline arm
+// serving the stable config, each named after the candidate's revision so
+// that their counts start at zero. On every pass the controller sums the
+// arms' counts from the frontend pods, runs the analysis (analysis.go) and
+// steps, promotes (the candidate becomes stable) or aborts (the stable
+// config serves everyone until the spec changes). The state lives in
+// status.rollout and the stable ConfigMap, never in the spec.
+
+// Defaults of spec.rollout.analysis.
+const (
+	defaultMinImpressions = 1000
+	defaultConfidence     = 0.95
+)
+
+// analysisInterval is how often a canary's counts are read: nothing
+// signals that they grew.
+const analysisInterval = 10 * time.Second
+
+// StableConfigMapName is the name of the ConfigMap that keeps a pipeline's
+// stable live config.
+func StableConfigMapName(rp *servingv1alpha1.RecPipeline) string { return rp.Name + "-config-stable" }
+
+// desiredStableConfigMap keeps the stable config. No pod reads it: the
+// runtime's Role names only the served ConfigMap.
+func desiredStableConfigMap(rp *servingv1alpha1.RecPipeline, stable []byte) *corev1ac.ConfigMapApplyConfiguration {
+	return corev1ac.ConfigMap(StableConfigMapName(rp), rp.Namespace).
+		WithLabels(commonLabels(rp, "")).
+		WithOwnerReferences(ownerReference(rp)).
+		WithData(map[string]string{config.ConfigKey: string(stable)})
+}
+
+// liveRevision is the revision of a live config without its experiments,
+// which apply at once and are not canaried.
+func liveRevision(l config.Live) (string, error) {
+	l.Experiments, l.ExperimentSalt = nil, ""
+	b, err := json.Marshal(l)
+	if err != nil {
+		return "", fmt.Errorf("failed to encode live config: %w", err)
+	}
+	return config.Revision(b), nil
+}
+
+// canaryArm and baselineArm name a rollout's arms after its candidate.
+func canaryArm(candidate string) string {
+	return "rollout-canary-" + candidate[:min(8, len(candidate))]
+}
+func baselineArm(candidate string) string {
+	return "rollout-baseline-" + candidate[:min(8, len(candidate))]
+}
+
+// rolloutPlan is what one pass of the rollout decided.
+type rolloutPlan struct {
+	// status is status.rollout after the pass; nil when no canary ever ran.
+	status *servingv1alpha1.RolloutStatus
+	// serveCandidate: every user gets the candidate, which is (or becomes)
+	// the stable config.
+	serveCandidate bool
+	// traffic is each rollout arm's share while a canary progresses.
+	traffic float64
+	// requeue is when the canary's counts should be read again.
+	requeue time.Duration
+}
+
+// planRollout decides, before any count is read, which state the rollout
+// of candidate against stable is in. stable is "" when no stable config is
+// kept yet; crossesStages is set when the candidate loads other models
+// than the stable config (its pods roll, so it cannot be an arm).
+func planRollout(rp *servingv1alpha1.RecPipeline, candidate, stable string, crossesStages bool, now time.Time) rolloutPlan {
+	prev := rp.Status.Rollout
+	supersede := func() rolloutPlan {
+		p := rolloutPlan{status: prev.DeepCopy(), serveCandidate: true}
+		switch {
+		case p.status == nil || p.status.Phase != servingv1alpha1.RolloutProgressing:
+		case p.status.CandidateRevision == candidate && candidate == stable:
+			// A pass promoted it and kept it as stable, but the status
+			// this pass read predates that pass's.
+			p.status.Phase, p.status.Reason = servingv1alpha1.RolloutPromoted, reasonPromoted
+		default:
+			p.status.Phase, p.status.Reason = servingv1alpha1.RolloutSuperseded, reasonSpecChanged
+			p.status.Decision = "the spec changed before a decision; the canary was dropped"
+		}
+		return p
+	}
+	switch {
+	case stable == "" || candidate == stable || rp.Spec.Rollout == nil:
+		return supersede()
+	case crossesStages:
+		p := supersede()
+		p.status = &servingv1alpha1.RolloutStatus{
+			Phase: servingv1alpha1.RolloutPromoted, Reason: reasonModelChange,
+			CandidateRevision: candidate, StableRevision: stable,
+			Decision: "the change switches a model a stage loads: that stage's pods roll, without a canary",
+		}
+		return p
+	}
+	if prev != nil && prev.CandidateRevision == candidate && prev.StableRevision == stable {
+		switch prev.Phase {
+		case servingv1alpha1.RolloutProgressing:
+			return rolloutPlan{status: prev.DeepCopy()}
+		case servingv1alpha1.RolloutAborted:
+			return rolloutPlan{status: prev.DeepCopy()}
+		case servingv1alpha1.RolloutPromoted:
+			return rolloutPlan{status: prev.DeepCopy(), serveCandidate: true}
+		}
+	}
+	start := metav1.NewTime(now)
+	return rolloutPlan{status: &servingv1alpha1.RolloutStatus{
+		Phase: servingv1alpha1.RolloutProgressing, Reason: reasonAnalysing,
+		CandidateRevision: candidate, StableRevision: stable,
+		StepStartTime: &start,
+		Arms: []servingv1alpha1.RolloutArmStatus{
+			{Name: canaryArm(candidate), Revision: candidate},
+			{Name: baselineArm(candidate), Revision: stable},
+		},
+		Decision: "started: waiting for impressions",
+	}}
+}
+
+// progressing is set while the plan serves a canary.
+func (p *rolloutPlan) progressing() bool {
+	return p.status != nil && p.status.Phase == servingv1alpha1.RolloutProgressing && !p.serveCandidate
+}
+
+// aborted is set when the plan serves the stable config because the
+// candidate was found worse.
+func (p *rolloutPlan) aborted() bool {
+	return p.status != nil && p.status.Phase == servingv1alpha1.RolloutAborted && !p.serveCandidate
+}
+
+// analysisOf resolves spec.rollout.analysis; the objective defaults to the
+// stable config's weights.
+func analysisOf(spec *servingv1alpha1.RolloutSpec, stableWeights map[string]float64) (analysisParams, int64) {
+	a := &spec.Analysis
+	p := analysisParams{objective: maps.Clone(a.Objective), guardrails: map[string]float64{}, alpha: 1 - defaultConfidence}
+	if len(p.objective) == 0 {
+		p.objective = maps.Clone(stableWeights)
+	}
+	if a.MaxObjectiveDrop != nil {
+		p.tolerance = *a.MaxObjectiveDrop
+	}
+	if a.Confidence != nil {
+		p.alpha = 1 - *a.Confidence
+	}
+	for _, g := range a.Guardrails {
+		p.guardrails[g.Event] = g.MaxIncrease
+	}
+	minImpressions := int64(defaultMinImpressions)
+	if a.MinImpressions != nil {
+		minImpressions = *a.MinImpressions
+	}
+	return p, minImpressions
+}
+
+// stepRollout reads the arms' counts into a progressing plan and steps it:
+// abort when the analysis finds the canary worse, next step when the step
+// has lasted its pause and earned its impressions, promote after the last.
+func stepRollout(spec *servingv1alpha1.RolloutSpec, p *rolloutPlan, counts map[string]config.ArmCounts, stableWeights map[string]float64, now time.Time) {
+	st := p.status
+	params, minImpressions := analysisOf(spec, stableWeights)
+	canary, baseline := counts[canaryArm(st.CandidateRevision)], counts[baselineArm(st.CandidateRevision)]
+	st.Arms = []servingv1alpha1.RolloutArmStatus{
+		armStatus(canaryArm(st.CandidateRevision), st.CandidateRevision, canary, params.objective),
+		armStatus(baselineArm(st.CandidateRevision), st.StableRevision, baseline, params.objective),
+	}
+	least := min(impressions(canary), impressions(baseline))
+	if least < st.StepStartImpressions {
+		// A frontend pod restarted and its counts with it.
+		st.StepStartImpressions = least
+	}
+	step := &spec.Steps[min(int(st.Step), len(spec.Steps)-1)]
+	pause := time.Duration(0)
+	if step.Pause != nil {
+		pause = step.Pause.Duration
+	}
+	if least < minImpressions {
+		st.Decision = fmt.Sprintf("step %d: waiting for %d impressions in each arm (canary %d, baseline %d)",
+			st.Step, minImpressions, impressions(canary), impressions(baseline))
+	} else {
+		v := analyse(canary, baseline, params)
+		st.Decision = fmt.Sprintf("step %d: %s", st.Step, v.message)
+		if v.worse {
+			st.Phase, st.Reason = servingv1alpha1.RolloutAborted, v.reason
+			p.requeue = 0
+			return
+		}
+	}
+	elapsed := now.Sub(st.StepStartTime.Time)
+	if elapsed >= pause && least >= minImpressions && least-st.StepStartImpressions >= minImpressions {
+		if int(st.Step) >= len(spec.Steps)-1 {
+			st.Phase, st.Reason = servingv1alpha1.RolloutPromoted, reasonPromoted
+			st.Decision = fmt.Sprintf("promoted after %d steps; %s", len(spec.Steps), st.Decision)
+			p.serveCandidate = true
+			return
+		}
+		st.Step++
+		start := metav1.NewTime(now)
+		st.StepStartTime, st.StepStartImpressions = &start, least
+		elapsed, pause = 0, durationOf(spec.Steps[st.Step].Pause)
+	}
+	p.requeue = analysisInterval
+	if left := pause - elapsed; left > 0 && left < p.requeue {
+		p.requeue = left
+	}
+}
+
+func durationOf(d *metav1.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return d.Duration
+}
+
+func armStatus(name, revision string, c config.ArmCounts, objective map[string]float64) servingv1alpha1.RolloutArmStatus {
+	return servingv1alpha1.RolloutArmStatus{
+		Name: name, Revision: revision, Requests: c.Requests,
+		Impressions: impressions(c), Objective: objectiveOf(c, objective),
+	}
+}
+
+// stepTraffic is each rollout arm's share at the plan's step: the step's,
+// cut so that the experiments and both arms fit in all users.
+func stepTraffic(spec *servingv1alpha1.RolloutSpec, step int32, experiments []config.Experiment) float64 {
+	room := 1.0
+	for _, x := range experiments {
+		room -= x.Traffic
+	}
+	return min(spec.Steps[min(int(step), len(spec.Steps)-1)].Traffic, room/2)
+}
+
+// composeServing is the config every pod reads under plan: the candidate
+// itself, or the stable live config with the spec's experiments and, while
+// a canary progresses, the canary and baseline arms.
+func composeServing(candidate *config.Config, stable *config.Live, p *rolloutPlan) *config.Config {
+	if p.serveCandidate || stable == nil {
+		return candidate
+	}
+	c := *candidate
+	live := *stable
+	live.Experiments = slices.Clone(candidate.Live.Experiments)
+	live.ExperimentSalt = candidate.Live.ExperimentSalt
+	if p.progressing() && p.traffic > 0 {
+		cand := candidate.Live
+		cand.Experiments, cand.ExperimentSalt = nil, ""
+		rev := p.status.CandidateRevision
+		live.Experiments = append(live.Experiments,
+			config.Experiment{Name: canaryArm(rev), Traffic: p.traffic, Live: &cand},
+			config.Experiment{Name: baselineArm(rev), Traffic: p.traffic},
+		)
+	}
+	c.Live = live
+	return &c
+}
+
+// crossesStages reports whether serving live on candidate's deploy would
+// load other models in some stage than the candidate does: such a change
+// rolls pods and cannot be an arm.
+func crossesStages(candidate *config.Config, live *config.Live) bool {
+	other := &config.Config{Deploy: candidate.Deploy, Live: *live}
+	for _, stage := range config.SplitStages() {
+		if !slices.Equal(candidate.StageModels(stage), other.StageModels(stage)) {
+			return true
+		}
+	}
+	return false
+}
+
+// readStable reads the stable live config, nil when none is kept (a new
+// pipeline, or one made before rollouts) or it cannot be read.
+func (r *RecPipelineReconciler) readStable(ctx context.Context, s *scope) (*config.Live, error) {
+	cm := &corev1.ConfigMap{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: s.rp.Namespace, Name: StableConfigMapName(s.rp)}, cm); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("failed to get ConfigMap %s: %w", StableConfigMapName(s.rp), err)
+	}
+	if !metav1.IsControlledBy(cm, s.rp) {
+		return nil, nil
+	}
+	var c config.Config
+	if err := json.Unmarshal([]byte(cm.Data[config.ConfigKey]), &c); err != nil {
+		ctrl.LoggerFrom(ctx).Info("Ignoring a stable config that does not decode", "error", err.Error())
+		return nil, nil
+	}
+	return &c.Live, nil
+}
+
+// readArmCounts sums, over the ready frontend pods, the per-arm counts
+// they report; a pod that does not answer counts nothing this pass.
+func (r *RecPipelineReconciler) readArmCounts(ctx context.Context, s *scope) (map[string]config.ArmCounts, error) {
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(s.rp.Namespace), client.MatchingLabels(selectorLabels(s.rp, config.StageFrontend))); err != nil {
+		return nil, fmt.Errorf("failed to list pods of stage %s: %w", config.StageFrontend, err)
+	}
+	out := map[string]config.ArmCounts{}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if pod.DeletionTimestamp != nil || !podReady(pod) || r.StatusReader == nil {
+			continue
+		}
+		st, err := r.StatusReader.ReadStatus(ctx, pod)
+		if err != nil {
+			continue
+		}
+		for arm, c := range st.Arms {
+			sum := out[arm]
+			if sum.Events == nil {
+				sum.Events = map[string]int64{}
+			}
+			sum.Requests += c.Requests
+			for t, n := range c.Events {
+				sum.Events[t] += n
+			}
+			out[arm] = sum
+		}
+	}
+	return out, nil
+}
+
+// reconcileRollout renders the spec's config, the candidate, and decides
+// what to serve: the candidate, or the stable config with a canary of the
+// candidate, or the stable config after an abort. It records the decision
+// in s (the served config in s.rendered, status.rollout in s.rollout) and
+// returns the stable config to keep.
+func (r *RecPipelineReconciler) reconcileRollout(ctx context.Context, s *scope, candidate *Rendered, now time.Time) (stable []byte, requeue time.Duration, err error) {
+	stableLive, err := r.readStable(ctx, s)
+	if err != nil {
+		return nil, 0, err
+	}
+	candRev, err := liveRevision(candidate.Config.Live)
+	if err != nil {
+		return nil, 0, err
+	}
+	stableRev := ""
+	crosses := false
+	if stableLive != nil {
+		if stableRev, err = liveRevision(*stableLive); err != nil {
+			return nil, 0, err
+		}
+		crosses = crossesStages(candidate.Config, stableLive)
+	}
+	plan := planRollout(s.rp, candRev, stableRev, crosses, now)
+	if plan.progressing() {
+		counts, err := r.readArmCounts(ctx, s)
+		if err != nil {
+			return nil, 0, err
+		}
+		stepRollout(s.rp.Spec.Rollout, &plan, counts, stableLive.Weights, now)
+		plan.traffic = stepTraffic(s.rp.Spec.Rollout, plan.status.Step, candidate.Config.Live.Experiments)
+		for i := range plan.status.Arms {
+			plan.status.Arms[i].Traffic = plan.traffic
+		}
+		if plan.progressing() && plan.traffic <= 0 {
+			plan.status.Decision = "no share of the users is left for the canary: spec.experiments take all of them"
+		}
+	}
+
+	served := candidate
+	if !plan.serveCandidate {
+		if served, err = encodeConfig(composeServing(candidate.Config, stableLive, &plan)); err != nil {
+			// The stable config no longer fits the spec (a model it
+			// names was removed): the candidate goes out at once.
+			ctrl.LoggerFrom(ctx).Info("Serving the candidate at once: the stable config no longer renders", "error", err.Error())
+			plan = rolloutPlan{status: plan.status, serveCandidate: true}
+			if plan.status != nil && plan.status.Phase != servingv1alpha1.RolloutPromoted {
+				plan.status.Phase, plan.status.Reason = servingv1alpha1.RolloutSuperseded, reasonSpecChanged
+				plan.status.Decision = truncateDecision("the stable config no longer renders against the spec, so the candidate serves everyone: " + err.Error())
+			}
+			served = candidate
+		}
+	}
+	s.rendered, s.rollout = served, &plan
+
+	keep := stableLive
+	if plan.serveCandidate || keep == nil {
+		keep = &candidate.Config.Live
+	}
+	stableCfg := *candidate.Config
+	stableCfg.Live = *keep
+	stableCfg.Live.Experiments, stableCfg.Live.ExperimentSalt = nil, ""
+	b, err := config.Marshal(&stableCfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	return b, plan.requeue, nil
+}
+
+// truncateDecision keeps status.rollout.decision within its 1024 bytes.
+func truncateDecision(s string) string {
+	if len(s) <= 1024 {
+		return s
+	}
+	return s[:1020] + "..."
+}
+
+// rolloutTransition is the event of a canary's move from before to now:
+// started, stepped, promoted, aborted or superseded; ok is false when it
+// did not move.
+func rolloutTransition(before, now *servingv1alpha1.RolloutStatus) (reason, eventType, note string, ok bool) {
+	if now == nil {
+		return "", "", "", false
+	}
+	same := before != nil && before.CandidateRevision == now.CandidateRevision && before.StableRevision == now.StableRevision
+	if same && before.Phase == now.Phase && before.Step == now.Step {
+		return "", "", "", false
+	}
+	eventType = corev1.EventTypeNormal
+	switch now.Phase {
+	case servingv1alpha1.RolloutProgressing:
+		if !same || before.Phase != now.Phase {
+			return "RolloutStarted", eventType, fmt.Sprintf("Live config %s is served as a canary against the stable %s", now.CandidateRevision, now.StableRevision), true
+		}
+		return "RolloutStepped", eventType, fmt.Sprintf("Canary of live config %s moved to step %d: %s", now.CandidateRevision, now.Step, now.Decision), true
+	case servingv1alpha1.RolloutPromoted:
+		return "RolloutPromoted", eventType, fmt.Sprintf("Live config %s is the stable config: %s", now.CandidateRevision, now.Decision), true
+	case servingv1alpha1.RolloutAborted:
+		return "RolloutAborted", corev1.EventTypeWarning, fmt.Sprintf("Canary of live config %s rolled back (%s): %s", now.CandidateRevision, now.Reason, now.Decision), true
+	default:
+		return "RolloutSuperseded", eventType, fmt.Sprintf("Canary of live config %s dropped: %s", now.CandidateRevision, now.Decision), true
+	}
+}

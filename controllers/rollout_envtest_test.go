@@ -1,0 +1,161 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
+	"github.com/recpipeline/recpipeline/runtime/config"
+)
+
+// configIn decodes the runtime config a ConfigMap of the pipeline holds.
+func configIn(t *testing.T, ns, name string) *config.Config {
+	t.Helper()
+	cm := &corev1.ConfigMap{}
+	getObject(t, ns, name, cm)
+	var c config.Config
+	if err := json.Unmarshal([]byte(cm.Data[config.ConfigKey]), &c); err != nil {
+		t.Fatalf("ConfigMap %s: %v", name, err)
+	}
+	return &c
+}
+
+// engagement is an arm's counts on n impressions with the given rates per
+// impression.
+func engagement(n int64, click, like, seeLess float64) config.ArmCounts {
+	return config.ArmCounts{Requests: n / 25, Events: map[string]int64{
+		"impression": n, "click": int64(click * float64(n)), "like": int64(like * float64(n)), "see_less": int64(seeLess * float64(n)),
+	}}
+}
+
+// TestRolloutPromotesAGoodCanaryAndAbortsABadOne drives spec.rollout
+// through a good change (stepped, then promoted) and a bad one (aborted,
+// the stable config back for everyone, the spec untouched), with the
+// frontend pod's per-arm counts fed through the pod status reader.
+func TestRolloutPromotesAGoodCanaryAndAbortsABadOne(t *testing.T) {
+	ns := newNamespace(t)
+	rp := samplePipeline(ns, "canary")
+	rp.Spec.Rollout = &servingv1alpha1.RolloutSpec{
+		Steps: []servingv1alpha1.RolloutStep{{Traffic: 0.1}, {Traffic: 0.25}},
+		Analysis: servingv1alpha1.RolloutAnalysis{
+			MinImpressions: ptr.To[int64](1000),
+			Guardrails:     []servingv1alpha1.Guardrail{{Event: "see_less", MaxIncrease: 0.5}},
+		},
+	}
+	createPipeline(t, rp)
+	rp = waitReconciled(t, ns, "canary")
+	if rp.Status.Rollout != nil {
+		t.Errorf("a new pipeline has a rollout: %+v", rp.Status.Rollout)
+	}
+	frontend := simulateStage(t, rp, config.StageFrontend, rp.Status.ConfigRevision)[0]
+	if w := configIn(t, ns, "canary-config-stable").Live.Weights["like"]; w != 2 {
+		t.Fatalf("the stable config has like %v, want the spec's 2", w)
+	}
+	poke := 0
+	report := func(arms map[string]config.ArmCounts) {
+		t.Helper()
+		pods.set(frontend, config.Status{ConfigRevision: getPipeline(t, ns, "canary").Status.ConfigRevision, Arms: arms})
+		poke++
+		updateLabels(t, ns, "canary", map[string]string{"poke": fmt.Sprint(poke)})
+	}
+
+	// A good change is served to 10%, then 25% of the users, then to all.
+	updatePipeline(t, ns, "canary", func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.Weights["like"] = 3 })
+	rp = waitRollout(t, ns, "a canary of like: 3", servingv1alpha1.RolloutProgressing, 0)
+	good := rp.Status.Rollout.CandidateRevision
+	checkArms(t, configIn(t, ns, "canary-config"), good, 0.1, 2, 3)
+	report(map[string]config.ArmCounts{canaryArm(good): engagement(2000, 0.2, 0.05, 0.01), baselineArm(good): engagement(2000, 0.2, 0.05, 0.01)})
+	waitRollout(t, ns, "the second step", servingv1alpha1.RolloutProgressing, 1)
+	checkArms(t, configIn(t, ns, "canary-config"), good, 0.25, 2, 3)
+	report(map[string]config.ArmCounts{canaryArm(good): engagement(4000, 0.21, 0.05, 0.01), baselineArm(good): engagement(4000, 0.2, 0.05, 0.01)})
+	rp = waitRollout(t, ns, "the good change promoted", servingv1alpha1.RolloutPromoted, 1)
+	served, stable := configIn(t, ns, "canary-config"), configIn(t, ns, "canary-config-stable")
+	if served.Live.Weights["like"] != 3 || len(served.Live.Experiments) != 0 || stable.Live.Weights["like"] != 3 {
+		t.Errorf("after the promotion the served config has like %v and arms %v, the stable like %v; want 3, none, 3",
+			served.Live.Weights["like"], served.Live.Experiments, stable.Live.Weights["like"])
+	}
+	if a := rp.Status.Rollout.Arms; len(a) != 2 || a[0].Impressions != 4000 || a[0].Objective <= 0 {
+		t.Errorf("status arms %+v, want both arms with their 4000 impressions and objective", a)
+	}
+
+	// A bad change: the canary's likes collapse and see_less triples.
+	updatePipeline(t, ns, "canary", func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.Weights["like"] = -50 })
+	rp = waitRollout(t, ns, "a canary of like: -50", servingv1alpha1.RolloutProgressing, 0)
+	bad := rp.Status.Rollout.CandidateRevision
+	report(map[string]config.ArmCounts{canaryArm(bad): engagement(3000, 0.15, 0.005, 0.03), baselineArm(bad): engagement(3000, 0.2, 0.05, 0.01)})
+	rp = waitStatus(t, ns, "canary", "the bad change aborted and the pipeline degraded", func(rp *servingv1alpha1.RecPipeline) error {
+		c := condition(rp, servingv1alpha1.ConditionDegraded)
+		if rp.Status.Rollout == nil || rp.Status.Rollout.Phase != servingv1alpha1.RolloutAborted || c.Reason != servingv1alpha1.ReasonRolloutAborted {
+			return fmt.Errorf("rollout %+v, Degraded %s %s", rp.Status.Rollout, c.Status, c.Reason)
+		}
+		return nil
+	})
+	if rp.Status.Rollout.Reason != reasonGuardrailExceeded && rp.Status.Rollout.Reason != reasonObjectiveDropped {
+		t.Errorf("aborted for %q", rp.Status.Rollout.Reason)
+	}
+	if served := configIn(t, ns, "canary-config"); served.Live.Weights["like"] != 3 || len(served.Live.Experiments) != 0 {
+		t.Errorf("after the abort the served config has like %v and arms %v; want the stable 3 for everyone", served.Live.Weights["like"], served.Live.Experiments)
+	}
+	if w := rp.Spec.Ranking.Weights["like"]; w != -50 {
+		t.Errorf("the controller wrote the spec: like %v", w)
+	}
+
+	// Reverting the spec clears the degradation; the record stays.
+	updatePipeline(t, ns, "canary", func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.Weights["like"] = 3 })
+	waitStatus(t, ns, "canary", "not degraded once the spec is the stable config again", func(rp *servingv1alpha1.RecPipeline) error {
+		if c := condition(rp, servingv1alpha1.ConditionDegraded); c.Status != metav1.ConditionFalse {
+			return fmt.Errorf("Degraded %s %s: %s", c.Status, c.Reason, c.Message)
+		}
+		return nil
+	})
+}
+
+// waitRollout waits for status.rollout to reach phase at step.
+func waitRollout(t *testing.T, ns, what string, phase servingv1alpha1.RolloutPhase, step int32) *servingv1alpha1.RecPipeline {
+	t.Helper()
+	return waitStatus(t, ns, "canary", what, func(rp *servingv1alpha1.RecPipeline) error {
+		r := rp.Status.Rollout
+		if r == nil || r.Phase != phase || r.Step != step || rp.Status.ObservedGeneration != rp.Generation {
+			return fmt.Errorf("rollout %+v", r)
+		}
+		return nil
+	})
+}
+
+// checkArms checks that c serves the stable like weight to the control
+// arm, and the canary (with the candidate's like weight) and the baseline
+// each to traffic of the users.
+func checkArms(t *testing.T, c *config.Config, candidate string, traffic, stableLike, candidateLike float64) {
+	t.Helper()
+	x := c.Live.Experiments
+	if c.Live.Weights["like"] != stableLike || len(x) != 2 {
+		t.Fatalf("served like %v with arms %+v; want the stable %v and two arms", c.Live.Weights["like"], x, stableLike)
+	}
+	if x[0].Name != canaryArm(candidate) || x[0].Traffic != traffic || x[0].Live == nil || x[0].Live.Weights["like"] != candidateLike {
+		t.Errorf("canary arm %+v, want %s at %v serving like %v", x[0], canaryArm(candidate), traffic, candidateLike)
+	}
+	if x[1].Name != baselineArm(candidate) || x[1].Traffic != traffic || x[1].Live != nil || len(x[1].Weights) != 0 {
+		t.Errorf("baseline arm %+v, want %s at %v without overrides", x[1], baselineArm(candidate), traffic)
+	}
+}
