@@ -17,8 +17,10 @@ limitations under the License.
 // Command recbench drives a running recserve: replay posts a world written
 // by recgen, or a MovieLens ratings log, to POST /v1/events, load measures
 // GET /v1/recommendations under a closed loop of concurrent clients,
-// optionally with events arriving in the background, and eval judges the
-// quality of what recserve serves.
+// optionally with events arriving in the background, eval judges the
+// quality of what recserve serves, and simulate has a synthetic world's
+// users engage with what recserve serves as the world's planted model says
+// they would.
 //
 // replay posts a world's follow graph, dated by the log's first event, then
 // its events.jsonl in file order; or, with -movielens, the events of the
@@ -36,11 +38,29 @@ limitations under the License.
 // the same way. -min-ndcg-ratio makes it fail when recserve's NDCG@10 is
 // below that multiple of popularity's.
 //
+// simulate reads the planted truth of a world written by recgen and, at
+// -rate requests per second, draws one of its first -users users, asks
+// GET /v1/recommendations for the user's list and posts to POST
+// /v1/events, in one request, an impression of each of the top -viewed
+// items with the engagements the world's true probabilities draw for the
+// user and item: a click, and after it a like, comment or share, or
+// without it a see less, each with its true unconditional probability.
+// Items the world does not have are counted and skipped. It reports per
+// experiment arm, by the arm each answer names, the requests,
+// impressions, events and their rate per impression by type, and the
+// objective Σ w·rate, beside its expectation; failed requests are counted
+// and more than -max-failed of them make it fail. Events are dated by the
+// wall clock, or with -time log from the end of the world's log on, which
+// keeps an event clock in the replayed log's time.
+//
 //	recbench replay -url http://127.0.0.1:8080 (-data DIR | -movielens FILE) [-batch 1000] [-concurrency 2] [-max-events N]
 //	recbench load -url http://127.0.0.1:8080 (-users u1,u2 | -user-prefix u -user-count N | -data DIR)
 //	    [-concurrency 8] [-duration 30s | -requests N] [-n 25] [-events-rate R] [-warmup 2s] [-json]
 //	recbench eval -url http://127.0.0.1:8080 (-data DIR | -movielens FILE) [-test-frac 0.1] [-k 100]
 //	    [-users N] [-concurrency 4] [-seed 1] [-skip-replay] [-json FILE] [-min-ndcg-ratio X]
+//	recbench simulate -url http://127.0.0.1:8080 -world DIR [-users 2000] [-rate 50] [-duration 1m | -requests K]
+//	    [-n 25] [-viewed N] [-concurrency 4] [-seed 1] [-weights click=1,...] [-token T] [-time wall|log]
+//	    [-max-failed 0] [-report 10s] [-json]
 package main
 
 import (
@@ -81,14 +101,16 @@ const usage = `usage:
   recbench load -url URL USERS [flags]               closed-loop load on /v1/recommendations
   recbench eval -url URL -data DIR [flags]           quality of recserve's lists on a log's test window,
   recbench eval -url URL -movielens FILE [flags]     against popularity and random baselines
+  recbench simulate -url URL -world DIR [flags]      a world's users engage with recserve's lists as its
+                                                     planted model says; events and objective per arm
 
-Run "recbench replay -h", "recbench load -h" or "recbench eval -h" for the flags.
+Run "recbench replay -h", "recbench load -h", "recbench eval -h" or "recbench simulate -h" for the flags.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("a subcommand is required: replay, load or eval")
+		return errors.New("a subcommand is required: replay, load, eval or simulate")
 	}
 	switch args[0] {
 	case "replay":
@@ -97,12 +119,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLoad(ctx, args[1:], stdout, stderr)
 	case "eval":
 		return runEval(ctx, args[1:], stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown subcommand %q: replay, load or eval", args[0])
+		return fmt.Errorf("unknown subcommand %q: replay, load, eval or simulate", args[0])
 	}
 }
 

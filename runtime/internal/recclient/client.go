@@ -121,41 +121,98 @@ func PostEvents(ctx context.Context, client *http.Client, eventsURL string, body
 	return nil
 }
 
-// Recommendations returns the item IDs of GET /v1/recommendations for
-// user, n of them at most; base is recserve's URL without a path. A
-// non-200 answer is a *StatusError.
-func Recommendations(ctx context.Context, client *http.Client, base, user string, n int) ([]string, error) {
+// Answer is what the tools read of GET /v1/recommendations' answer.
+type Answer struct {
+	// Revision is the config revision that served the list.
+	Revision string `json:"configRevision"`
+	// Arm is the experiment arm the user is in; empty when the config
+	// runs no experiments.
+	Arm string `json:"arm"`
+	// Items is the list, best first.
+	Items []AnswerItem `json:"items"`
+}
+
+// AnswerItem is one item of an Answer.
+type AnswerItem struct {
+	ID     string `json:"id"`
+	Author string `json:"author"`
+}
+
+// ErrBadAnswer marks a 200 answer of GET /v1/recommendations that is not
+// a list.
+var ErrBadAnswer = errors.New("the answer is not a recommendations list")
+
+// Recommend returns GET /v1/recommendations for user, n items at most;
+// base is recserve's URL without a path. A non-200 answer is a
+// *StatusError; a 200 that is not a list wraps ErrBadAnswer.
+func Recommend(ctx context.Context, client *http.Client, base, user string, n int) (Answer, error) {
 	q := url.Values{"user": {user}, "n": {strconv.Itoa(n)}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/recommendations?"+q.Encode(), http.NoBody)
 	if err != nil {
-		return nil, fmt.Errorf("failed to build the request: %w", err)
+		return Answer{}, fmt.Errorf("failed to build the request: %w", err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return Answer{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("failed to read the answer: %w", err)
+		return Answer{}, fmt.Errorf("failed to read the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, &StatusError{Code: resp.StatusCode, Reason: Reason(body)}
+		return Answer{}, &StatusError{Code: resp.StatusCode, Reason: Reason(body)}
 	}
-	var doc struct {
-		Items *[]struct {
-			ID string `json:"id"`
-		} `json:"items"`
+	var a Answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return Answer{}, fmt.Errorf("%w: failed to decode it: %w", ErrBadAnswer, err)
 	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("failed to decode the answer: %w", err)
+	if a.Items == nil {
+		return Answer{}, fmt.Errorf("%w: it has no items list", ErrBadAnswer)
 	}
-	if doc.Items == nil {
-		return nil, errors.New("the answer has no items list")
+	return a, nil
+}
+
+// Recommendations returns the item IDs of GET /v1/recommendations for
+// user, n of them at most, as Recommend reads them.
+func Recommendations(ctx context.Context, client *http.Client, base, user string, n int) ([]string, error) {
+	a, err := Recommend(ctx, client, base, user, n)
+	if err != nil {
+		return nil, err
 	}
-	ids := make([]string, len(*doc.Items))
-	for r, it := range *doc.Items {
+	ids := make([]string, len(a.Items))
+	for r, it := range a.Items {
 		ids[r] = it.ID
 	}
 	return ids, nil
+}
+
+// WithBearer returns a copy of client whose requests carry token as their
+// bearer token (Authorization: Bearer <token>), as POST /v1/events asks
+// when the pipeline has an events token; client itself is unchanged. An
+// empty token returns client.
+func WithBearer(client *http.Client, token string) *http.Client {
+	if token == "" {
+		return client
+	}
+	c := *client
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = &bearerTransport{base: base, header: "Bearer " + token}
+	return &c
+}
+
+// bearerTransport sets the Authorization header of every request.
+type bearerTransport struct {
+	base   http.RoundTripper
+	header string
+}
+
+func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// A RoundTripper must not modify the request it is given.
+	r := req.Clone(req.Context())
+	r.Header.Set("Authorization", t.header)
+	return t.base.RoundTrip(r)
 }

@@ -48,10 +48,11 @@ func (e Event) String() string {
 }
 
 // Reply is what the fake answers a GET /v1/recommendations with: Items,
-// or, when Code is not 0, an error of that code with Reason, written as
-// recserve writes its errors.
+// served by experiment arm Arm when it is set, or, when Code is not 0, an
+// error of that code with Reason, written as recserve writes its errors.
 type Reply struct {
 	Items  []server.Item
+	Arm    string
 	Code   int
 	Reason string
 }
@@ -76,6 +77,9 @@ type Config struct {
 	// accepted, batch being the number accepted before it: a code other
 	// than 0 refuses the batch with reason.
 	Refuse func(batch int, evs []Event) (code int, reason string)
+	// Token, when set, is the bearer token POST /v1/events requires, as
+	// recserve's events token: a batch without it answers 401.
+	Token string
 }
 
 // Server imitates recserve's HTTP API. POST /v1/events decodes strictly
@@ -101,6 +105,10 @@ func NewServer(t testing.TB, cfg Config) *Server {
 	mux.HandleFunc("POST /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("Content-Type %q, want application/json", ct)
+		}
+		if cfg.Token != "" && r.Header.Get("Authorization") != "Bearer "+cfg.Token {
+			writeError(w, http.StatusUnauthorized, "POST /v1/events needs the pipeline's events token: Authorization: Bearer <token>")
+			return
 		}
 		s.postEvents(w, r)
 	})
@@ -164,7 +172,7 @@ func (s *Server) recommend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(&server.Response{User: user, Revision: "r1", Items: reply.Items})
+	_ = json.NewEncoder(w).Encode(&server.Response{User: user, Revision: "r1", Arm: reply.Arm, Items: reply.Items})
 }
 
 // Events returns the events accepted so far, in arrival order.
