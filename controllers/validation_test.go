@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -327,6 +328,53 @@ func TestAPIServerChecksExperiments(t *testing.T) {
 		"an arm weight out of range": {
 			mutate: arms(servingv1alpha1.ExperimentSpec{Name: "a", Traffic: 0.1, Weights: map[string]float64{"like": 5000}}),
 			want:   []string{"spec.experiments[0].weights", "between -1000 and 1000"},
+		},
+		"an arm named like a canary's": {
+			mutate: arms(servingv1alpha1.ExperimentSpec{Name: "rollout-canary-x", Traffic: 0.1}),
+			want:   []string{"spec.experiments[0].name", "rollout- are the arms of spec.rollout"},
+		},
+	})
+}
+
+// TestAPIServerChecksRollout: a rollout with steps is accepted; no steps,
+// a step over half the users, a guardrail that names no event and a
+// confidence below one half are refused, naming the field.
+func TestAPIServerChecksRollout(t *testing.T) {
+	rollout := func(r servingv1alpha1.RolloutSpec) func(*unstructured.Unstructured) {
+		return typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rollout = &r })
+	}
+	ns := newNamespace(t)
+	ok := samplePipeline(ns, "rollout")
+	ok.Spec.Rollout = &servingv1alpha1.RolloutSpec{
+		Steps: []servingv1alpha1.RolloutStep{{Traffic: 0.05, Pause: &metav1.Duration{Duration: 5 * time.Minute}}, {Traffic: 0.5}},
+		Analysis: servingv1alpha1.RolloutAnalysis{
+			MinImpressions: ptr.To[int64](5000), Objective: map[string]float64{"click": 1, "like": 2},
+			MaxObjectiveDrop: ptr.To(0.02), Confidence: ptr.To(0.99),
+			Guardrails: []servingv1alpha1.Guardrail{{Event: "see_less", MaxIncrease: 0.1}},
+		},
+	}
+	if err := k8s.Create(context.Background(), ok); err != nil {
+		t.Fatalf("the API server refused a rollout: %v", err)
+	}
+	step := []servingv1alpha1.RolloutStep{{Traffic: 0.1}}
+	runRefusalCases(t, map[string]refusalCase{
+		"no steps": {
+			mutate: rollout(servingv1alpha1.RolloutSpec{}),
+			want:   []string{"spec.rollout.steps"},
+		},
+		"a step over half the users": {
+			mutate: rollout(servingv1alpha1.RolloutSpec{Steps: []servingv1alpha1.RolloutStep{{Traffic: 0.8}}}),
+			want:   []string{"spec.rollout.steps[0].traffic"},
+		},
+		"a guardrail on no event": {
+			mutate: rollout(servingv1alpha1.RolloutSpec{Steps: step, Analysis: servingv1alpha1.RolloutAnalysis{
+				Guardrails: []servingv1alpha1.Guardrail{{Event: "See Less", MaxIncrease: 0.1}},
+			}}),
+			want: []string{"spec.rollout.analysis.guardrails[0].event"},
+		},
+		"a confidence of a coin": {
+			mutate: rollout(servingv1alpha1.RolloutSpec{Steps: step, Analysis: servingv1alpha1.RolloutAnalysis{Confidence: ptr.To(0.3)}}),
+			want:   []string{"spec.rollout.analysis.confidence"},
 		},
 	})
 }

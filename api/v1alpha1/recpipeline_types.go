@@ -257,12 +257,14 @@ type EventsSpec struct {
 
 // ExperimentSpec is one arm of an experiment.
 type ExperimentSpec struct {
-	// name of the arm, a DNS label other than "control".
+	// name of the arm, a DNS label other than "control" that does not
+	// begin with "rollout-".
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +kubebuilder:validation:XValidation:rule="self != 'control'",message="control names the users in no arm"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('rollout-')",message="spec.experiments[].name: names beginning with rollout- are the arms of spec.rollout's canaries"
 	Name string `json:"name"`
 
 	// traffic is the arm's share of the users, more than 0 and at most 1.
