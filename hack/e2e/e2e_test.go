@@ -272,6 +272,51 @@ spec:
 `, image, mtmlPath, weights)
 }
 
+// stagePods names the pods of the given stages with their restart counts.
+func stagePods(t *testing.T, stages ...string) []string {
+	t.Helper()
+	var out []string
+	for _, stage := range stages {
+		pods := run(t, kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=explore,app.kubernetes.io/component="+stage,
+			"--field-selector=status.phase=Running",
+			"-o", `jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount} {end}`)
+		out = append(out, strings.Fields(pods)...)
+	}
+	return out
+}
+
+// impress fetches user's list and posts an impression of each item, as a
+// client does when the list is shown; it returns the items shown.
+func impress(t *testing.T, url, user string) map[string]bool {
+	t.Helper()
+	r, err := recommend(url, user)
+	if err != nil || len(r.Items) == 0 {
+		t.Fatalf("%s's list: %v (%d items)", user, err, len(r.Items))
+	}
+	type event struct {
+		User string `json:"user"`
+		Item string `json:"item"`
+		Type string `json:"type"`
+	}
+	var events []event
+	shown := map[string]bool{}
+	for _, it := range r.Items {
+		events = append(events, event{User: user, Item: it.ID, Type: "impression"})
+		shown[it.ID] = true
+	}
+	body, _ := json.Marshal(map[string]any{"events": events})
+	resp, err := httpClient.Post(url+"/v1/events", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST /v1/events: HTTP %d: %s", resp.StatusCode, b)
+	}
+	return shown
+}
+
 func TestEndToEnd(t *testing.T) {
 	if os.Getenv("KUBECONFIG") == "" {
 		t.Fatal("KUBECONFIG is not set: run make test-e2e, which starts hack/local-cluster.sh")
@@ -283,7 +328,7 @@ func TestEndToEnd(t *testing.T) {
 	// recgen and rectrain are run as a user runs them.
 	_ = os.RemoveAll(dataDir)
 	run(t, "go", "run", "../../runtime/cmd/recgen", "-out", filepath.Join(dataDir, "world"),
-		"-users", "200", "-items", "2000", "-events", "20000", "-seed", "5", "-no-truth")
+		"-users", "200", "-items", "2000", "-events", "20000", "-seed", "5")
 	// One epoch on 200 users is about the cluster, not the models' quality
 	// (which make bench-quality and the rectrain tests judge): the quality
 	// gate may not refuse it.
@@ -401,6 +446,10 @@ spec:
 
 	// A model that cannot load: the old pods keep serving, status turns
 	// Degraded with the runtime's reason; the fix makes it Ready again.
+	// Only the second-stage ranker loads that model: the other stages'
+	// pods, and with the frontend the users' seen state, stay.
+	kept := stagePods(t, "frontend", "retrieval", "ranker-first")
+	seen := impress(t, url, "u7")
 	l = startLoad(url)
 	applyYAML(t, pipeline(`{click: 1.0, like: -50.0, comment: 4.0, see_less: -8.0}`, "models/missing", recserve))
 	eventually(t, 3*time.Minute, "Degraded with the reason", func() error {
@@ -419,6 +468,18 @@ spec:
 		return s.allServe()
 	})
 	l.finish(t, "broken model and its fix")
+	if now := stagePods(t, "frontend", "retrieval", "ranker-first"); fmt.Sprint(now) != fmt.Sprint(kept) {
+		t.Errorf("a second-stage model change replaced or restarted other stages' pods: %v → %v", kept, now)
+	}
+	if r, err := recommend(url, "u7"); err != nil {
+		t.Error(err)
+	} else {
+		for _, it := range r.Items {
+			if seen[it.ID] {
+				t.Errorf("u7 was shown %s again after a model change: the seen state was lost", it.ID)
+			}
+		}
+	}
 
 	// A new image tag: a rolling update with no failed request.
 	l = startLoad(url)
@@ -436,6 +497,8 @@ spec:
 		return nil
 	})
 	l.finish(t, "image rollout")
+
+	canary(t, url, "ghcr.io/recpipeline/recserve:"+tag2)
 
 	// Scale a stage, then delete the pipeline: the garbage collector takes
 	// every child.

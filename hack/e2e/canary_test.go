@@ -1,0 +1,167 @@
+//go:build e2e
+
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// simulation runs recbench simulate against the frontend, in rounds of
+// 20 s, until stopped: the world's users request lists and post
+// impressions and engagements drawn from the world's planted preferences.
+type simulation struct {
+	stop     atomic.Bool
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	rounds   int
+	requests int64
+	failed   int64
+	errs     []string
+}
+
+func startSimulation(t *testing.T, recbench, url string) *simulation {
+	sim := &simulation{}
+	sim.wg.Add(1)
+	go func() {
+		defer sim.wg.Done()
+		for !sim.stop.Load() {
+			out, err := exec.Command(recbench, "simulate", "-world", filepath.Join(dataDir, "world"), "-url", url,
+				"-users", "200", "-rate", "40", "-duration", "20s", "-time", "log", "-json", "-max-failed", "0").Output()
+			var summary struct {
+				Requests int64 `json:"requests"`
+				Failed   int64 `json:"failed"`
+			}
+			_ = json.Unmarshal(out, &summary)
+			sim.mu.Lock()
+			sim.rounds++
+			sim.requests += summary.Requests
+			sim.failed += summary.Failed
+			if err != nil {
+				msg := err.Error()
+				if ee, ok := err.(*exec.ExitError); ok {
+					msg += ": " + string(ee.Stderr)
+				}
+				sim.errs = append(sim.errs, msg)
+			}
+			sim.mu.Unlock()
+		}
+	}()
+	return sim
+}
+
+func (s *simulation) finish(t *testing.T) {
+	t.Helper()
+	s.stop.Store(true)
+	s.wg.Wait()
+	t.Logf("simulated users: %d requests in %d rounds, %d failed", s.requests, s.rounds, s.failed)
+	if s.failed != 0 || len(s.errs) > 0 || s.requests == 0 {
+		t.Errorf("the simulation failed %d of %d requests: %s", s.failed, s.requests, strings.Join(s.errs, "; "))
+	}
+}
+
+// jsonpath reads one field of an object in the pipeline's namespace.
+func jsonpath(t *testing.T, kind, name, path string) string {
+	t.Helper()
+	return strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", kind, name, "-o", "jsonpath={"+path+"}"))
+}
+
+// servedLike is the like weight of the control arm of a config ConfigMap
+// and how many arms it serves.
+func servedLike(t *testing.T, configMap string) (float64, int) {
+	t.Helper()
+	var c struct {
+		Live struct {
+			Weights     map[string]float64 `json:"weights"`
+			Experiments []json.RawMessage  `json:"experiments"`
+		} `json:"live"`
+	}
+	if err := json.Unmarshal([]byte(jsonpath(t, "configmap", configMap, `.data.config\.json`)), &c); err != nil {
+		t.Fatalf("ConfigMap %s: %v", configMap, err)
+	}
+	return c.Live.Weights["like"], len(c.Live.Experiments)
+}
+
+// canary drives spec.rollout on the cluster while simulated users use the
+// pipeline: a good change (the stable weights have like -50) is stepped
+// and promoted, a bad one (like -50 again) is rolled back on its own and
+// the stable config serves everyone again; no simulated request fails.
+func canary(t *testing.T, url, image string) {
+	recbench := filepath.Join(t.TempDir(), "recbench")
+	run(t, "go", "build", "-o", recbench, "../../runtime/cmd/recbench")
+	rollout := `  rollout:
+    steps: [{traffic: 0.25}, {traffic: 0.5}]
+    analysis:
+      minImpressions: 2000
+      guardrails: [{event: see_less, maxIncrease: 0.5}]
+`
+	good := `{click: 1.0, like: 2.0, comment: 4.0, see_less: -8.0}`
+	bad := `{click: 1.0, like: -50.0, comment: 4.0, see_less: -8.0}`
+	if like, _ := servedLike(t, "explore-config-stable"); like != -50 {
+		t.Fatalf("the stable config has like %v before the canary, want the earlier phases' -50", like)
+	}
+	sim := startSimulation(t, recbench, url)
+	defer sim.finish(t)
+
+	applyYAML(t, pipeline(good, "models/mtml", image)+rollout)
+	took := eventually(t, 4*time.Minute, "the good change promoted", func() error {
+		if phase := jsonpath(t, "rp", "explore", ".status.rollout.phase"); phase != "Promoted" {
+			return fmt.Errorf("rollout %s: %s", phase, jsonpath(t, "rp", "explore", ".status.rollout.decision"))
+		}
+		return nil
+	})
+	t.Logf("good change: apply → promoted in %s: %s", took.Round(time.Second), jsonpath(t, "rp", "explore", ".status.rollout.decision"))
+	if like, arms := servedLike(t, "explore-config-stable"); like != 2 || arms != 0 {
+		t.Errorf("after the promotion the stable config has like %v and %d arms, want 2 and none", like, arms)
+	}
+
+	applyYAML(t, pipeline(bad, "models/mtml", image)+rollout)
+	took = eventually(t, 4*time.Minute, "the bad change rolled back", func() error {
+		s := getRP(t)
+		phase := jsonpath(t, "rp", "explore", ".status.rollout.phase")
+		if st, reason, _ := s.condition("Degraded"); phase != "Aborted" || st != "True" || reason != "RolloutAborted" {
+			return fmt.Errorf("rollout %s (%s), Degraded %s %s", phase, jsonpath(t, "rp", "explore", ".status.rollout.decision"), st, reason)
+		}
+		return nil
+	})
+	t.Logf("bad change: apply → rolled back in %s: %s", took.Round(time.Second), jsonpath(t, "rp", "explore", ".status.rollout.decision"))
+	if like, arms := servedLike(t, "explore-config"); like != 2 || arms != 0 {
+		t.Errorf("after the abort the served config has like %v and %d arms, want the stable 2 for everyone", like, arms)
+	}
+	if like := jsonpath(t, "rp", "explore", ".spec.ranking.weights.like"); like != "-50" {
+		t.Errorf("the operator wrote the spec: like %s", like)
+	}
+	eventually(t, time.Minute, "every pod serves the stable config", func() error { return getRP(t).allServe() })
+
+	// Reverting the spec clears the degradation.
+	applyYAML(t, pipeline(good, "models/mtml", image)+rollout)
+	eventually(t, time.Minute, "not degraded after the revert", func() error {
+		if st, reason, msg := getRP(t).condition("Degraded"); st != "False" {
+			return fmt.Errorf("Degraded %s %s: %s", st, reason, msg)
+		}
+		return nil
+	})
+}
