@@ -74,7 +74,6 @@ const (
 	reasonObjectiveDropped  = "ObjectiveDropped"
 	reasonGuardrailExceeded = "GuardrailExceeded"
 	reasonSpecChanged       = "SpecChanged"
-	reasonModelChange       = "ModelChange"
 )
 
 // impressionEvent is the event type of an impression.

@@ -107,9 +107,8 @@ type rolloutPlan struct {
 
 // planRollout decides, before any count is read, which state the rollout
 // of candidate against stable is in. stable is "" when no stable config is
-// kept yet; crossesStages is set when the candidate loads other models
-// than the stable config (its pods roll, so it cannot be an arm).
-func planRollout(rp *servingv1alpha1.RecPipeline, candidate, stable string, crossesStages bool, now time.Time) rolloutPlan {
+// kept yet.
+func planRollout(rp *servingv1alpha1.RecPipeline, candidate, stable string, now time.Time) rolloutPlan {
 	prev := rp.Status.Rollout
 	supersede := func() rolloutPlan {
 		p := rolloutPlan{status: prev.DeepCopy(), serveCandidate: true}
@@ -128,14 +127,6 @@ func planRollout(rp *servingv1alpha1.RecPipeline, candidate, stable string, cros
 	switch {
 	case stable == "" || candidate == stable || rp.Spec.Rollout == nil:
 		return supersede()
-	case crossesStages:
-		p := supersede()
-		p.status = &servingv1alpha1.RolloutStatus{
-			Phase: servingv1alpha1.RolloutPromoted, Reason: reasonModelChange,
-			CandidateRevision: candidate, StableRevision: stable,
-			Decision: "the change switches a model a stage loads: that stage's pods roll, without a canary",
-		}
-		return p
 	}
 	if prev != nil && prev.CandidateRevision == candidate && prev.StableRevision == stable {
 		switch prev.Phase {
@@ -295,17 +286,29 @@ func composeServing(candidate *config.Config, stable *config.Live, p *rolloutPla
 	return &c
 }
 
-// crossesStages reports whether serving live on candidate's deploy would
-// load other models in some stage than the candidate does: such a change
-// rolls pods and cannot be an arm.
-func crossesStages(candidate *config.Config, live *config.Live) bool {
-	other := &config.Config{Deploy: candidate.Deploy, Live: *live}
-	for _, stage := range config.SplitStages() {
-		if !slices.Equal(candidate.StageModels(stage), other.StageModels(stage)) {
-			return true
-		}
+// readRolloutStatus replaces the cached status.rollout of a pipeline with
+// a rollout by the API server's: the last pass's decision must be the one
+// this pass starts from. A pass that read a status older than its
+// predecessor's would serve a canary its predecessor had aborted, until the
+// cache caught up, and patch its stale decision over the new one. Only
+// this controller writes the status and passes of one pipeline do not
+// overlap, so the API server's copy is the last pass's.
+func (r *RecPipelineReconciler) readRolloutStatus(ctx context.Context, s *scope) error {
+	if s.rp.Spec.Rollout == nil && s.rp.Status.Rollout == nil {
+		return nil
 	}
-	return false
+	fresh := &servingv1alpha1.RecPipeline{}
+	if err := r.apiReader().Get(ctx, client.ObjectKeyFromObject(s.rp), fresh); err != nil {
+		return fmt.Errorf("failed to read the status of the rollout: %w", err)
+	}
+	if fresh.UID != s.rp.UID {
+		return fmt.Errorf("the pipeline was replaced while it was reconciled")
+	}
+	s.rp.Status.Rollout = fresh.Status.Rollout
+	// The status patch is computed against this state, so that it carries
+	// every field of the rollout that this pass changes.
+	s.original.Status.Rollout = fresh.Status.Rollout.DeepCopy()
+	return nil
 }
 
 // readStable reads the stable live config, nil when none is kept (a new
@@ -367,6 +370,9 @@ func (r *RecPipelineReconciler) readArmCounts(ctx context.Context, s *scope) (ma
 // in s (the served config in s.rendered, status.rollout in s.rollout) and
 // returns the stable config to keep.
 func (r *RecPipelineReconciler) reconcileRollout(ctx context.Context, s *scope, candidate *Rendered, now time.Time) (stable []byte, requeue time.Duration, err error) {
+	if err := r.readRolloutStatus(ctx, s); err != nil {
+		return nil, 0, err
+	}
 	stableLive, err := r.readStable(ctx, s)
 	if err != nil {
 		return nil, 0, err
@@ -376,14 +382,12 @@ func (r *RecPipelineReconciler) reconcileRollout(ctx context.Context, s *scope, 
 		return nil, 0, err
 	}
 	stableRev := ""
-	crosses := false
 	if stableLive != nil {
 		if stableRev, err = liveRevision(*stableLive); err != nil {
 			return nil, 0, err
 		}
-		crosses = crossesStages(candidate.Config, stableLive)
 	}
-	plan := planRollout(s.rp, candRev, stableRev, crosses, now)
+	plan := planRollout(s.rp, candRev, stableRev, now)
 	if plan.progressing() {
 		counts, err := r.readArmCounts(ctx, s)
 		if err != nil {

@@ -19,6 +19,7 @@ package controllers
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -158,4 +159,57 @@ func checkArms(t *testing.T, c *config.Config, candidate string, traffic, stable
 	if x[1].Name != baselineArm(candidate) || x[1].Traffic != traffic || x[1].Live != nil || len(x[1].Weights) != 0 {
 		t.Errorf("baseline arm %+v, want %s at %v without overrides", x[1], baselineArm(candidate), traffic)
 	}
+}
+
+// TestACanaryOfAModelSwitchRollsOnlyThatStage: with spec.rollout, pointing
+// the second stage at another listed model is a canary: the canary arm
+// ranks with the new model, the second-stage pods load both (that stage's
+// template changes), and no other stage rolls; on promotion the stage
+// drops the old model.
+func TestACanaryOfAModelSwitchRollsOnlyThatStage(t *testing.T) {
+	ns := newNamespace(t)
+	rp := samplePipeline(ns, "canary")
+	rp.Spec.Models = append(rp.Spec.Models, servingv1alpha1.ModelSpec{Name: "mtml-v2", URI: "https://models.example/mtml/v13.tar.gz"})
+	rp.Spec.Rollout = &servingv1alpha1.RolloutSpec{
+		Steps:    []servingv1alpha1.RolloutStep{{Traffic: 0.2}},
+		Analysis: servingv1alpha1.RolloutAnalysis{MinImpressions: ptr.To[int64](1000)},
+	}
+	createPipeline(t, rp)
+	rp = waitReconciled(t, ns, "canary")
+	frontend := simulateStage(t, rp, config.StageFrontend, rp.Status.ConfigRevision)[0]
+	before := templates(t, ns, "canary")
+
+	updatePipeline(t, ns, "canary", func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.SecondStage.Model = "mtml-v2" })
+	rp = waitRollout(t, ns, "a canary of the model switch", servingv1alpha1.RolloutProgressing, 0)
+	served := configIn(t, ns, "canary-config")
+	if x := served.Live.Experiments; served.Live.SecondStage.Model != "mtml" || len(x) != 2 || x[0].Live == nil || x[0].Live.SecondStage.Model != "mtml-v2" {
+		t.Fatalf("served second stage %q with arms %+v; want mtml with a canary arm on mtml-v2", served.Live.SecondStage.Model, x)
+	}
+	rolled := func(want ...string) error {
+		for stage, d := range templates(t, ns, "canary") {
+			changed := d.Spec.Template.Annotations[AnnotationDeployRevision] != before[stage].Spec.Template.Annotations[AnnotationDeployRevision]
+			if changed != slices.Contains(want, stage) {
+				return fmt.Errorf("stage %s: template changed = %v", stage, changed)
+			}
+		}
+		return nil
+	}
+	eventually(t, waitTimeout, "only the second stage rolls, to load both models", func() error { return rolled(config.StageRankerSecond) })
+	during := templates(t, ns, "canary")[config.StageRankerSecond].Spec.Template.Annotations[AnnotationDeployRevision]
+
+	cand := rp.Status.Rollout.CandidateRevision
+	pods.set(frontend, config.Status{ConfigRevision: rp.Status.ConfigRevision, Arms: map[string]config.ArmCounts{
+		canaryArm(cand): engagement(2000, 0.2, 0.05, 0.01), baselineArm(cand): engagement(2000, 0.2, 0.05, 0.01),
+	}})
+	updateLabels(t, ns, "canary", map[string]string{"poke": "1"})
+	waitRollout(t, ns, "the model switch promoted", servingv1alpha1.RolloutPromoted, 0)
+	if served := configIn(t, ns, "canary-config"); served.Live.SecondStage.Model != "mtml-v2" || len(served.Live.Experiments) != 0 {
+		t.Errorf("after the promotion the second stage serves %q with arms %v", served.Live.SecondStage.Model, served.Live.Experiments)
+	}
+	eventually(t, waitTimeout, "the second stage rolls again to drop the old model, no other stage", func() error {
+		if now := templates(t, ns, "canary")[config.StageRankerSecond].Spec.Template.Annotations[AnnotationDeployRevision]; now == during {
+			return fmt.Errorf("the second stage still loads both models")
+		}
+		return rolled(config.StageRankerSecond)
+	})
 }

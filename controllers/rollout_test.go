@@ -41,7 +41,6 @@ func TestPlanRollout(t *testing.T) {
 	cases := map[string]struct {
 		rp                *servingv1alpha1.RecPipeline
 		candidate, stable string
-		crosses           bool
 		wantPhase         servingv1alpha1.RolloutPhase // "" for no status
 		wantReason        string
 		wantCandidate     bool // every user is served the candidate
@@ -59,13 +58,12 @@ func TestPlanRollout(t *testing.T) {
 		"a promotion read from a stale status": {
 			rp: withRollout(progressing), candidate: "cand", stable: "cand", wantPhase: servingv1alpha1.RolloutPromoted, wantReason: reasonPromoted, wantCandidate: true,
 		},
-		"an aborted candidate stays off":        {rp: withRollout(aborted), candidate: "cand", stable: "stable", wantPhase: servingv1alpha1.RolloutAborted},
-		"a promoted candidate becomes stable":   {rp: withRollout(promoted), candidate: "cand", stable: "stable", wantPhase: servingv1alpha1.RolloutPromoted, wantCandidate: true},
-		"a model switch rolls without a canary": {rp: withRollout(nil), candidate: "cand", stable: "stable", crosses: true, wantPhase: servingv1alpha1.RolloutPromoted, wantReason: reasonModelChange, wantCandidate: true},
+		"an aborted candidate stays off":      {rp: withRollout(aborted), candidate: "cand", stable: "stable", wantPhase: servingv1alpha1.RolloutAborted},
+		"a promoted candidate becomes stable": {rp: withRollout(promoted), candidate: "cand", stable: "stable", wantPhase: servingv1alpha1.RolloutPromoted, wantCandidate: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			p := planRollout(tc.rp, tc.candidate, tc.stable, tc.crosses, now)
+			p := planRollout(tc.rp, tc.candidate, tc.stable, now)
 			var phase servingv1alpha1.RolloutPhase
 			if p.status != nil {
 				phase = p.status.Phase

@@ -130,16 +130,18 @@ type RecPipelineSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	ExperimentSalt string `json:"experimentSalt,omitempty"`
 
-	// rollout makes a change of what the pods swap in live (weights,
-	// rerank, the sources' mix and limits, funnel sizes) a canary: the
-	// controller serves the new config as an arm beside an equal baseline
-	// arm of the stable config, steps its share of the users up, compares
-	// the arms' engagement and promotes or rolls back on its own. The stable
-	// config is kept in the ConfigMap <name>-config-stable; the spec is
-	// never written. A change that replaces pods (models, image, catalog,
-	// store) rolls the Deployments as without a rollout. Unset: a live
-	// change reaches every user at once. Experiments (spec.experiments)
-	// apply at once either way.
+	// rollout makes a change of the live config (weights, rerank, the
+	// sources' mix and limits, funnel sizes, which listed model a ranker or
+	// ANN source uses) a canary: the controller serves the new config as an
+	// arm beside an equal baseline arm of the stable config, steps its share
+	// of the users up, compares the arms' engagement and promotes or rolls
+	// back on its own. The stable config is kept in the ConfigMap
+	// <name>-config-stable; the spec is never written. While a canary
+	// switches a model, the stage that loads it loads both. A change that
+	// replaces pods (image, catalog, store, resources, a model's uri) rolls
+	// the Deployments as without a rollout. Unset: a live change reaches
+	// every user at once. Experiments (spec.experiments) apply at once
+	// either way.
 	// +optional
 	Rollout *RolloutSpec `json:"rollout,omitempty"`
 }
@@ -833,7 +835,7 @@ type RolloutStatus struct {
 	Decision string `json:"decision,omitempty"`
 
 	// reason is a CamelCase word for the phase: Analysing, Promoted,
-	// ObjectiveDropped, GuardrailExceeded, SpecChanged, ModelChange.
+	// ObjectiveDropped, GuardrailExceeded, SpecChanged.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	Reason string `json:"reason,omitempty"`

@@ -112,10 +112,13 @@ func servedLike(t *testing.T, configMap string) (float64, int) {
 func canary(t *testing.T, url, image string) {
 	recbench := filepath.Join(t.TempDir(), "recbench")
 	run(t, "go", "build", "-o", recbench, "../../runtime/cmd/recbench")
+	// The objective is explicit: by default it is the stable config's own
+	// weights, and the stable config here (like -50) is the bad one.
 	rollout := `  rollout:
     steps: [{traffic: 0.25}, {traffic: 0.5}]
     analysis:
       minImpressions: 2000
+      objective: {click: 1.0, like: 2.0, comment: 4.0, see_less: -8.0}
       guardrails: [{event: see_less, maxIncrease: 0.5}]
 `
 	good := `{click: 1.0, like: 2.0, comment: 4.0, see_less: -8.0}`

@@ -121,11 +121,11 @@ func TestValidateNamesTheField(t *testing.T) {
 			l.Experiments = []Experiment{{Name: "b", Traffic: 0.1}}
 			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Live: l}}
 		}, "live.experiments[0].live.experiments: an arm cannot hold arms"},
-		"whole arm switches a ranker's model": {func(c *Config) {
+		"whole arm names a model not deployed": {func(c *Config) {
 			l := wholeArm(c)
-			l.FirstStage.Model = l.SecondStage.Model
+			l.SecondStage.Model = "mtml-v2"
 			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Live: l}}
-		}, `live.experiments[0].live: stage ranker-first would need model "mtml"`},
+		}, `live.experiments[0] (a): live.secondStage.model`},
 		"whole arm invalid": {func(c *Config) {
 			l := wholeArm(c)
 			l.Rerank.Size = 100000
@@ -198,6 +198,33 @@ func TestArmServesItsWholeLiveConfig(t *testing.T) {
 	arm := c.Live.Arm(&c.Live.Experiments[0])
 	if arm.Weights["like"] != -50 || arm.Retrieval.Candidates != c.Live.Retrieval.Candidates-1 || len(arm.Experiments) != 0 {
 		t.Errorf("the whole arm serves weights %v, candidates %d, experiments %v", arm.Weights, arm.Retrieval.Candidates, arm.Experiments)
+	}
+}
+
+// A whole arm may switch a stage's model: that stage then loads both, and
+// only that stage's revision changes.
+func TestAWholeArmsModelIsLoadedBesideTheControlArms(t *testing.T) {
+	c := valid()
+	c.Deploy.Models = append(c.Deploy.Models, Model{Name: "mtml-v2", URI: "file:///models/mtml-v2"})
+	c.DeployRevision, _ = DeployRevisionOf(&c.Deploy)
+	before := map[string]string{}
+	for _, stage := range SplitStages() {
+		before[stage], _ = c.StageRevision(stage)
+	}
+	l := wholeArm(c)
+	l.SecondStage.Model = "mtml-v2"
+	c.Live.Experiments = []Experiment{{Name: "canary", Traffic: 0.1, Live: l}}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("an arm switching the second stage's model was refused: %v", err)
+	}
+	if got := c.StageModels(StageRankerSecond); !slices.Equal(got, []string{"mtml", "mtml-v2", "two-tower"}) {
+		t.Errorf("ranker-second loads %v, want both MTML models and the retrieval model", got)
+	}
+	for _, stage := range SplitStages() {
+		after, _ := c.StageRevision(stage)
+		if changed := after != before[stage]; changed != (stage == StageRankerSecond) {
+			t.Errorf("stage %s revision changed: %v", stage, changed)
+		}
 	}
 }
 

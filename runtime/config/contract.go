@@ -177,26 +177,31 @@ func ClaimMountPath(claim string) string {
 // everything.
 
 // StageModels names, sorted, the models stage loads: on StageAll every
-// model Deploy lists, so that a live config may switch to any of them.
+// model Deploy lists, so that a live config may switch to any of them; on
+// a split stage those the live config and its whole-config arms (a
+// rollout's canary, which may switch a model) name for that stage.
 func (c *Config) StageModels(stage string) []string {
 	need := map[string]bool{}
-	switch stage {
-	case StageAll, "":
+	if stage == StageAll || stage == "" {
 		for _, m := range c.Deploy.Models {
 			need[m.Name] = true
 		}
-	case StageRetrieval:
-		for _, s := range c.Live.Retrieval.Sources {
-			if s.Model != "" {
-				need[s.Model] = true
+	}
+	for _, l := range c.Live.Lives() {
+		switch stage {
+		case StageRetrieval:
+			for _, s := range l.Retrieval.Sources {
+				if s.Model != "" {
+					need[s.Model] = true
+				}
 			}
-		}
-	case StageRankerFirst:
-		need[c.Live.FirstStage.Model] = true
-	case StageRankerSecond:
-		need[c.Live.SecondStage.Model] = true
-		if m := c.Live.RetrievalModel(); m != "" {
-			need[m] = true
+		case StageRankerFirst:
+			need[l.FirstStage.Model] = true
+		case StageRankerSecond:
+			need[l.SecondStage.Model] = true
+			if m := l.RetrievalModel(); m != "" {
+				need[m] = true
+			}
 		}
 	}
 	names := make([]string, 0, len(need))
@@ -205,6 +210,18 @@ func (c *Config) StageModels(stage string) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// Lives are l and the whole live configs of its arms (Experiment.Live):
+// every live config the pods of l's config may serve.
+func (l *Live) Lives() []*Live {
+	out := []*Live{l}
+	for i := range l.Experiments {
+		if x := l.Experiments[i].Live; x != nil {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // RetrievalModel is the model the second stage's two_tower_score reads:

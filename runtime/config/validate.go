@@ -149,7 +149,7 @@ func (v *validator) experiments(l *Live, models []Model) {
 			total += x.Traffic
 		}
 		if x.Live != nil {
-			v.wholeArm(path, l, x)
+			v.wholeArm(path, x)
 		}
 		for j, o := range x.Sources {
 			if !slices.ContainsFunc(l.Retrieval.Sources, func(s Source) bool { return s.Name == o.Name }) {
@@ -169,24 +169,15 @@ func (v *validator) experiments(l *Live, models []Model) {
 }
 
 // wholeArm checks an arm that serves a whole live config: it carries no
-// overrides besides, no experiments of its own, and loads no model the
-// control arm's stages do not load (a stage loads its models at start, so
-// an arm cannot switch one).
-func (v *validator) wholeArm(path string, l *Live, x *Experiment) {
+// overrides besides and no experiments of its own. The models it names are
+// loaded beside the control arm's by the stages that use them
+// (Config.StageModels).
+func (v *validator) wholeArm(path string, x *Experiment) {
 	if len(x.Weights) > 0 || len(x.Sources) > 0 || x.Rerank != nil {
 		v.add(path, "has both a whole live config and overrides; set one")
 	}
 	if len(x.Live.Experiments) > 0 {
 		v.add(path+".live.experiments", "an arm cannot hold arms")
-	}
-	base, arm := &Config{Live: *l}, &Config{Live: *x.Live}
-	for _, stage := range SplitStages() {
-		have := base.StageModels(stage)
-		for _, m := range arm.StageModels(stage) {
-			if !slices.Contains(have, m) {
-				v.add(path+".live", "stage %s would need model %q, which the control arm's %s pods do not load; switch models outside an arm", stage, m, stage)
-			}
-		}
 	}
 }
 

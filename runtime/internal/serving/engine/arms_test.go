@@ -22,6 +22,8 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -199,5 +201,42 @@ func TestAWholeArmServesItsLiveConfigAndFinishedArmsAreForgotten(t *testing.T) {
 	}
 	if got := e.ArmCounts(); got != nil {
 		t.Errorf("after the arms ended the counts are %v, want none", got)
+	}
+}
+
+// TestACanaryArmRanksWithTheModelItSwitchesTo: a rollout's canary arm that
+// points the second stage at another listed model makes the ranker stage
+// load both, and the arm is compiled against the new one; the control arm
+// keeps the old.
+func TestACanaryArmRanksWithTheModelItSwitchesTo(t *testing.T) {
+	f := world(t)
+	cfg := testConfig(f)
+	// The fixture has one MTML artifact: mtml-v2 is a second entry of it,
+	// so the test checks what the stage loads and which model the canary
+	// arm's compiled config names.
+	cfg.Deploy.Models = append(cfg.Deploy.Models, config.Model{Name: "mtml-v2", URI: "file://" + filepath.Join(f.models, "mtml")})
+	canary := cfg.Live
+	canary.SecondStage.Model = "mtml-v2"
+	canary.Weights = map[string]float64{"click": 1, "like": -50, "comment": 4, "see_less": -8}
+	cfg.Live.Experiments = []config.Experiment{{Name: "rollout-canary-x", Traffic: 0.5, Live: &canary}}
+	e, err := Open(context.Background(), cfg, Options{Stage: config.StageRankerSecond, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	if err := e.Apply(cfg, "r1"); err != nil {
+		t.Fatalf("the ranker stage refused a canary on another listed model: %v", err)
+	}
+	if e.models["mtml-v2"] == nil || e.models["mtml"] == nil {
+		t.Fatalf("the ranker stage loaded %v, want both MTML models", slices.Collect(maps.Keys(e.models)))
+	}
+	if got := e.live.Load().armNamed("rollout-canary-x").cfg.Live.SecondStage.Model; got != "mtml-v2" {
+		t.Errorf("the canary arm ranks with %q", got)
+	}
+	// Without the arm the stage loads the old model only.
+	plain := testConfig(f)
+	plain.Deploy.Models = cfg.Deploy.Models
+	if got := plain.StageModels(config.StageRankerSecond); slices.Contains(got, "mtml-v2") {
+		t.Errorf("without the canary the stage loads %v", got)
 	}
 }

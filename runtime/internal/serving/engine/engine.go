@@ -265,12 +265,17 @@ func (e *Engine) loadModels(ctx context.Context, cfg *config.Config) error {
 }
 
 // buildIndexes indexes, with HNSW, the item embeddings of every model an
-// ANN source of cfg searches, on the stages that run those sources.
+// ANN source of cfg (or of its whole-config arms) searches, on the stages
+// that run those sources.
 func (e *Engine) buildIndexes(ctx context.Context, cfg *config.Config, opts ann.Options) error {
 	if !e.roles.index {
 		return nil
 	}
-	for _, s := range cfg.Live.Retrieval.Sources {
+	var sources []config.Source
+	for _, l := range cfg.Live.Lives() {
+		sources = append(sources, l.Retrieval.Sources...)
+	}
+	for _, s := range sources {
 		t := e.towers[s.Model]
 		if t == nil || e.indexes[s.Model] != nil {
 			continue

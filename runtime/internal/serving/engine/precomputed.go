@@ -81,9 +81,11 @@ func (c *precomputedCache) source(s config.Source) (*sources.Precomputed, error)
 // keepOnly forgets the lists of URIs cfg does not name.
 func (c *precomputedCache) keepOnly(cfg *config.Config) {
 	named := map[string]bool{}
-	for _, s := range cfg.Live.Retrieval.Sources {
-		if s.Type == config.SourcePrecomputed {
-			named[s.URI] = true
+	for _, l := range cfg.Live.Lives() {
+		for _, s := range l.Retrieval.Sources {
+			if s.Type == config.SourcePrecomputed {
+				named[s.URI] = true
+			}
 		}
 	}
 	c.mu.Lock()
