@@ -189,8 +189,8 @@ func analyse(canary, baseline config.ArmCounts, p analysisParams) verdict {
 	lr := msprt(delta, variance, tau*tau)
 	if delta < 0 && lr >= threshold {
 		v.worse, v.reason = true, reasonObjectiveDropped
-		v.message = fmt.Sprintf("objective per impression %.4f (canary, %d impressions) against %.4f (baseline, %d impressions): %.1f%% lower, more than the %.0f%% tolerated",
-			v.canary, int64(nc), v.baseline, int64(nb), 100*(v.baseline-v.canary)/math.Max(scale, 1e-9), 100*p.tolerance)
+		v.message = fmt.Sprintf("objective per impression %.4f (canary, %d impressions) against %.4f (baseline, %d impressions): lower by %.4f, more than the tolerated %.0f%% of the baseline's %.4f weighted events per impression",
+			v.canary, int64(nc), v.baseline, int64(nb), v.baseline-v.canary, 100*p.tolerance, scale)
 		return v
 	}
 	v.message = fmt.Sprintf("objective per impression %.4f (canary, %d impressions) against %.4f (baseline, %d impressions): not worse so far (evidence %.2g of the %.0f needed)",

@@ -112,6 +112,9 @@ type podStatuses struct {
 	Problems []string
 	// Rejections describe pods that refused the current config.
 	Rejections []string
+	// Shadow sums, by ranker stage, the ready pods' comparisons of a
+	// shadow model with the served one.
+	Shadow map[string]config.ShadowCounts
 }
 
 // readPodStatuses counts the ready pods of one stage by the config revision
@@ -138,13 +141,14 @@ func readPodStatuses(ctx context.Context, reader PodStatusReader, pods []corev1.
 			continue
 		}
 		g.Go(func() error {
-			served, rejection := readServedRevision(ctx, reader, pod, revision)
+			served, rejection, shadow := readServedRevision(ctx, reader, pod, revision)
 			mu.Lock()
 			defer mu.Unlock()
 			out.Revisions[served]++
 			if rejection != "" {
 				out.Rejections = append(out.Rejections, rejection)
 			}
+			out.addShadow(shadow)
 			return nil
 		})
 	}
@@ -196,15 +200,33 @@ var revisionRE = regexp.MustCompile(`^[0-9A-Za-z._-]{1,64}$`)
 // status repeats.
 const maxRejectionBytes = 1024
 
+// addShadow adds one pod's shadow comparisons.
+func (p *podStatuses) addShadow(shadow map[string]config.ShadowCounts) {
+	for stage, c := range shadow {
+		if p.Shadow == nil {
+			p.Shadow = map[string]config.ShadowCounts{}
+		}
+		sum, ok := p.Shadow[stage]
+		if ok && sum.Model != c.Model {
+			continue // a pod still on the previous shadow model
+		}
+		sum.Model = c.Model
+		sum.Compared += c.Compared
+		sum.Overlap += c.Overlap
+		sum.Spearman += c.Spearman
+		p.Shadow[stage] = sum
+	}
+}
+
 // readServedRevision asks a ready pod which config revision it serves,
-// revisionUnknown if it does not say, and describes its refusal of revision
-// if it refused it.
-func readServedRevision(ctx context.Context, reader PodStatusReader, pod *corev1.Pod, revision string) (served, rejection string) {
+// revisionUnknown if it does not say, describes its refusal of revision if
+// it refused it, and returns its shadow comparisons.
+func readServedRevision(ctx context.Context, reader PodStatusReader, pod *corev1.Pod, revision string) (served, rejection string, shadow map[string]config.ShadowCounts) {
 	s, err := reader.ReadStatus(ctx, pod)
 	if err != nil || !revisionRE.MatchString(s.ConfigRevision) {
 		// Unread, or a revision no recserve reports: unknown, rather than
 		// a value the status could not hold.
-		return revisionUnknown, ""
+		return revisionUnknown, "", nil
 	}
 	if s.RejectedRevision == revision && s.Rejected != "" {
 		why := s.Rejected
@@ -213,7 +235,7 @@ func readServedRevision(ctx context.Context, reader PodStatusReader, pod *corev1
 		}
 		rejection = fmt.Sprintf("pod %s refused config revision %s: %s", pod.Name, revision, why)
 	}
-	return s.ConfigRevision, rejection
+	return s.ConfigRevision, rejection, s.Shadow
 }
 
 func podReady(pod *corev1.Pod) bool {

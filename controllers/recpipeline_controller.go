@@ -60,6 +60,10 @@ const FieldOwner = "recpipeline-operator"
 // pods pick up a new config revision: nothing else signals that.
 const propagationRequeue = 2 * time.Second
 
+// shadowRequeue is how often status.shadow is refreshed from the ranker
+// pods while a stage has a shadow model.
+const shadowRequeue = 30 * time.Second
+
 // RecPipelineReconciler reconciles a RecPipeline into its children.
 type RecPipelineReconciler struct {
 	client.Client
@@ -249,6 +253,10 @@ func (r *RecPipelineReconciler) observeStages(ctx context.Context, s *scope) (ct
 
 	if rolling, propagating := stageProgress(s.rendered.Revision, stages); len(rolling) == 0 && len(propagating) > 0 {
 		return ctrl.Result{RequeueAfter: propagationRequeue}, nil
+	}
+	if l := &s.rendered.Config.Live; l.FirstStage.Shadow != nil || l.SecondStage.Shadow != nil {
+		// Nothing signals that the shadows' comparisons grew.
+		return ctrl.Result{RequeueAfter: shadowRequeue}, nil
 	}
 	return ctrl.Result{}, nil
 }

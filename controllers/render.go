@@ -62,12 +62,14 @@ func renderConfig(rp *servingv1alpha1.RecPipeline) (*Rendered, error) {
 		Live: config.Live{
 			Retrieval: config.Retrieval{Candidates: int(spec.Retrieval.Candidates)},
 			FirstStage: config.Ranker{
-				Model: spec.Ranking.FirstStage.Model,
-				Keep:  int(spec.Ranking.FirstStage.Keep),
+				Model:  spec.Ranking.FirstStage.Model,
+				Keep:   int(spec.Ranking.FirstStage.Keep),
+				Shadow: renderShadow(spec.Ranking.FirstStage.Shadow),
 			},
 			SecondStage: config.Ranker{
-				Model: spec.Ranking.SecondStage.Model,
-				Keep:  int(spec.Ranking.SecondStage.Keep),
+				Model:  spec.Ranking.SecondStage.Model,
+				Keep:   int(spec.Ranking.SecondStage.Keep),
+				Shadow: renderShadow(spec.Ranking.SecondStage.Shadow),
 			},
 			Weights: maps.Clone(spec.Ranking.Weights),
 		},
@@ -112,6 +114,18 @@ func renderExperiment(x *servingv1alpha1.ExperimentSpec) config.Experiment {
 		out.Rerank = &r
 	}
 	return out
+}
+
+// defaultShadowFraction is the share of requests a shadow model ranks when
+// the spec sets none.
+const defaultShadowFraction = 0.1
+
+// renderShadow is a ranker's shadow in the runtime config.
+func renderShadow(s *servingv1alpha1.ShadowSpec) *config.Shadow {
+	if s == nil {
+		return nil
+	}
+	return &config.Shadow{Model: s.Model, Fraction: ptr.Deref(s.Fraction, defaultShadowFraction)}
 }
 
 // renderEndpoints gives each stage that serves gRPC the address of its

@@ -213,3 +213,50 @@ func TestACanaryOfAModelSwitchRollsOnlyThatStage(t *testing.T) {
 		return rolled(config.StageRankerSecond)
 	})
 }
+
+// TestShadowStatusAveragesTheRankerPods: a second-stage shadow model is
+// loaded by that stage alone, and status.shadow averages what its pods
+// report of it.
+func TestShadowStatusAveragesTheRankerPods(t *testing.T) {
+	ns := newNamespace(t)
+	rp := samplePipeline(ns, "shadow")
+	rp.Spec.Models = append(rp.Spec.Models, servingv1alpha1.ModelSpec{Name: "mtml-v2", URI: "https://models.example/mtml/v13.tar.gz"})
+	rp.Spec.Ranking.SecondStage.Scaling = &servingv1alpha1.ScalingSpec{Replicas: ptr.To[int32](2)}
+	createPipeline(t, rp)
+	waitReconciled(t, ns, "shadow")
+	before := templates(t, ns, "shadow")
+
+	updatePipeline(t, ns, "shadow", func(rp *servingv1alpha1.RecPipeline) {
+		rp.Spec.Ranking.SecondStage.Shadow = &servingv1alpha1.ShadowSpec{Model: "mtml-v2", Fraction: ptr.To(0.25)}
+	})
+	rp = waitStatus(t, ns, "shadow", "the shadow in the served config", func(rp *servingv1alpha1.RecPipeline) error {
+		if len(rp.Status.Shadow) != 1 || rp.Status.ObservedGeneration != rp.Generation {
+			return fmt.Errorf("status.shadow %+v", rp.Status.Shadow)
+		}
+		return nil
+	})
+	if sh := configIn(t, ns, "shadow-config").Live.SecondStage.Shadow; sh == nil || sh.Model != "mtml-v2" || sh.Fraction != 0.25 {
+		t.Errorf("served shadow %+v", sh)
+	}
+	for stage, d := range templates(t, ns, "shadow") {
+		changed := d.Spec.Template.Annotations[AnnotationDeployRevision] != before[stage].Spec.Template.Annotations[AnnotationDeployRevision]
+		if changed != (stage == config.StageRankerSecond) {
+			t.Errorf("stage %s: template changed = %v; only ranker-second loads the shadow", stage, changed)
+		}
+	}
+	rankers := simulateStage(t, rp, config.StageRankerSecond, rp.Status.ConfigRevision)
+	pods.set(rankers[0], config.Status{ConfigRevision: rp.Status.ConfigRevision, Shadow: map[string]config.ShadowCounts{
+		config.StageRankerSecond: {Model: "mtml-v2", Compared: 10, Overlap: 9, Spearman: 8},
+	}})
+	pods.set(rankers[1], config.Status{ConfigRevision: rp.Status.ConfigRevision, Shadow: map[string]config.ShadowCounts{
+		config.StageRankerSecond: {Model: "mtml-v2", Compared: 30, Overlap: 21, Spearman: 12},
+	}})
+	updateLabels(t, ns, "shadow", map[string]string{"poke": "1"})
+	waitStatus(t, ns, "shadow", "status.shadow averaged over both pods", func(rp *servingv1alpha1.RecPipeline) error {
+		want := servingv1alpha1.ShadowStatus{Stage: config.StageRankerSecond, Model: "mtml-v2", Compared: 40, Overlap: 0.75, Spearman: 0.5}
+		if len(rp.Status.Shadow) != 1 || rp.Status.Shadow[0] != want {
+			return fmt.Errorf("status.shadow %+v, want %+v", rp.Status.Shadow, want)
+		}
+		return nil
+	})
+}

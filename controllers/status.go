@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
+	"github.com/recpipeline/recpipeline/runtime/config"
 )
 
 // reconcileFailure is why a reconcile stopped, when the user must hear of
@@ -58,6 +59,7 @@ func setStatus(s *scope) {
 		setFailureConditions(status, generation, s.failure.reason, s.failure.err)
 	case s.stages != nil:
 		setObservedStatus(status, generation, s.rendered.Revision, s.stages, s.rollout)
+		status.Shadow = shadowStatus(s.rendered.Config, s.stages)
 	}
 	if s.complete {
 		status.ObservedGeneration = generation
@@ -316,4 +318,35 @@ func truncate(s string) string {
 	}
 	// Cut on a character boundary: the message may quote a pod's output.
 	return strings.ToValidUTF8(s[:max-3], "") + "..."
+}
+
+// shadowStatus averages, per ranker stage whose served config has a shadow
+// model, the comparisons its pods report of that model.
+func shadowStatus(c *config.Config, stages []stageObservation) []servingv1alpha1.ShadowStatus {
+	if c == nil {
+		return nil
+	}
+	var out []servingv1alpha1.ShadowStatus
+	for i := range stages {
+		o := &stages[i]
+		var r config.Ranker
+		switch o.Name {
+		case config.StageRankerFirst:
+			r = c.Live.FirstStage
+		case config.StageRankerSecond:
+			r = c.Live.SecondStage
+		default:
+			continue
+		}
+		if r.Shadow == nil {
+			continue
+		}
+		st := servingv1alpha1.ShadowStatus{Stage: o.Name, Model: r.Shadow.Model}
+		if sum, ok := o.Shadow[o.Name]; ok && sum.Model == r.Shadow.Model && sum.Compared > 0 {
+			n := float64(sum.Compared)
+			st.Compared, st.Overlap, st.Spearman = sum.Compared, sum.Overlap/n, sum.Spearman/n
+		}
+		out = append(out, st)
+	}
+	return out
 }

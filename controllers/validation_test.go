@@ -337,8 +337,9 @@ func TestAPIServerChecksExperiments(t *testing.T) {
 }
 
 // TestAPIServerChecksRollout: a rollout with steps is accepted; no steps,
-// a step over half the users, a guardrail that names no event and a
-// confidence below one half are refused, naming the field.
+// a step over half the users, a guardrail that names no event, a
+// confidence below one half and a shadow model that is the stage's own or
+// not listed are refused, naming the field.
 func TestAPIServerChecksRollout(t *testing.T) {
 	rollout := func(r servingv1alpha1.RolloutSpec) func(*unstructured.Unstructured) {
 		return typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rollout = &r })
@@ -371,6 +372,18 @@ func TestAPIServerChecksRollout(t *testing.T) {
 				Guardrails: []servingv1alpha1.Guardrail{{Event: "See Less", MaxIncrease: 0.1}},
 			}}),
 			want: []string{"spec.rollout.analysis.guardrails[0].event"},
+		},
+		"a shadow of the stage's own model": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Ranking.SecondStage.Shadow = &servingv1alpha1.ShadowSpec{Model: "mtml"}
+			}),
+			want: []string{"spec.ranking.secondStage.shadow.model must name another entry of spec.models"},
+		},
+		"a shadow of an unlisted model": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Ranking.FirstStage.Shadow = &servingv1alpha1.ShadowSpec{Model: "first-stage-v2"}
+			}),
+			want: []string{"spec.ranking.firstStage.shadow.model must name another entry of spec.models"},
 		},
 		"a confidence of a coin": {
 			mutate: rollout(servingv1alpha1.RolloutSpec{Steps: step, Analysis: servingv1alpha1.RolloutAnalysis{Confidence: ptr.To(0.3)}}),

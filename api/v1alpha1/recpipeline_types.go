@@ -58,6 +58,8 @@ type RecPipeline struct {
 // +kubebuilder:validation:XValidation:rule="self.retrieval.sources.all(s, !has(s.model) || self.models.exists(m, m.name == s.model))",message="spec.retrieval.sources[].model must name an entry of spec.models"
 // +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ranking.firstStage.model)",message="spec.ranking.firstStage.model must name an entry of spec.models"
 // +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ranking.secondStage.model)",message="spec.ranking.secondStage.model must name an entry of spec.models"
+// +kubebuilder:validation:XValidation:rule="!has(self.ranking.firstStage.shadow) || (self.ranking.firstStage.shadow.model != self.ranking.firstStage.model && self.models.exists(m, m.name == self.ranking.firstStage.shadow.model))",message="spec.ranking.firstStage.shadow.model must name another entry of spec.models than spec.ranking.firstStage.model"
+// +kubebuilder:validation:XValidation:rule="!has(self.ranking.secondStage.shadow) || (self.ranking.secondStage.shadow.model != self.ranking.secondStage.model && self.models.exists(m, m.name == self.ranking.secondStage.shadow.model))",message="spec.ranking.secondStage.shadow.model must name another entry of spec.models than spec.ranking.secondStage.model"
 // +kubebuilder:validation:XValidation:rule="!has(self.data.store) || !has(self.data.store.type) || self.data.store.type != 'Memory' || !has(self.frontend) || !has(self.frontend.scaling) || (has(self.frontend.scaling.replicas) && self.frontend.scaling.replicas <= 1)",message="spec.frontend.scaling: the Memory store lives in the frontend pod, so the frontend runs one replica; use the Redis store (spec.data.store.type: Redis) to scale it"
 type RecPipelineSpec struct {
 	// runtime selects the recserve image the stage pods run.
@@ -608,7 +610,30 @@ type RankerSpec struct {
 	// +kubebuilder:validation:Maximum=20000
 	Keep int32 `json:"keep"`
 
+	// shadow is a candidate model of the same kind that ranks a share of
+	// the requests beside model and is never served: status.shadow reports
+	// how its order agrees with the served one. The stage's pods load it
+	// (adding or removing it rolls that stage alone).
+	// +optional
+	Shadow *ShadowSpec `json:"shadow,omitempty"`
+
 	StageSpec `json:",inline"`
+}
+
+// ShadowSpec is a model ranked beside a stage's own, never served.
+type ShadowSpec struct {
+	// model names an entry of spec.models other than the stage's model.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Model string `json:"model"`
+
+	// fraction of the stage's requests the shadow also ranks. Default 0.1.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:ExclusiveMinimum=true
+	// +kubebuilder:validation:Maximum=1
+	Fraction *float64 `json:"fraction,omitempty"`
 }
 
 // StageSpec sizes a stage's pods.
@@ -772,6 +797,41 @@ type RecPipelineStatus struct {
 	// rollout reports the last canary of a live change (spec.rollout).
 	// +optional
 	Rollout *RolloutStatus `json:"rollout,omitempty"`
+
+	// shadow reports, per ranker stage with a shadow model, how the
+	// shadow's order agreed with the served one, over the compared
+	// requests the stage's ready pods counted since they started or the
+	// shadow last changed.
+	// +optional
+	// +listType=map
+	// +listMapKey=stage
+	// +kubebuilder:validation:MaxItems=2
+	Shadow []ShadowStatus `json:"shadow,omitempty"`
+}
+
+// ShadowStatus is how a stage's shadow model agreed with its served model.
+type ShadowStatus struct {
+	// stage: ranker-first or ranker-second.
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	Stage string `json:"stage"`
+
+	// model is the shadow model.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Model string `json:"model"`
+
+	// compared counts the requests both models ranked.
+	// +optional
+	Compared int64 `json:"compared"`
+
+	// overlap is the mean share of the served list the shadow also kept.
+	// +optional
+	Overlap float64 `json:"overlap"`
+
+	// spearman is the mean rank correlation of the items both kept.
+	// +optional
+	Spearman float64 `json:"spearman"`
 }
 
 // RolloutPhase is where a canary stands.

@@ -271,6 +271,17 @@ type Ranker struct {
 	// two_tower_score input reads; default: the model of the first
 	// TwoTowerANN source.
 	RetrievalModel string `json:"retrievalModel,omitempty"`
+	// Shadow, when set, is a model of the same kind scored beside Model on
+	// a share of the requests and never served: the stage reports how the
+	// two orders agree (Status.Shadow).
+	Shadow *Shadow `json:"shadow,omitempty"`
+}
+
+// Shadow is a candidate model ranked beside a stage's own.
+type Shadow struct {
+	Model string `json:"model"`
+	// Fraction of the requests ranked by both, in (0, 1].
+	Fraction float64 `json:"fraction"`
 }
 
 // Rule types, as in the RecPipeline API.
@@ -307,10 +318,27 @@ type Status struct {
 	// and Rejected the reason, if any.
 	RejectedRevision string `json:"rejectedRevision,omitempty"`
 	Rejected         string `json:"rejected,omitempty"`
+	// Shadow reports, by ranker stage with a shadow model, how the
+	// shadow's order agreed with the served one since the pod started or
+	// the shadow model last changed.
+	Shadow map[string]ShadowCounts `json:"shadow,omitempty"`
 	// Arms counts, by experiment arm, what the pod served and the events
 	// on it since the pod started (frontend pods; empty without
 	// experiments). The operator's rollout analysis reads them.
 	Arms map[string]ArmCounts `json:"arms,omitempty"`
+}
+
+// ShadowCounts sums the comparisons of a stage's shadow model with its
+// served model.
+type ShadowCounts struct {
+	Model string `json:"model"`
+	// Compared is how many requests both ranked.
+	Compared int64 `json:"compared"`
+	// Overlap and Spearman are the sums, over the compared requests, of
+	// the share of the served list the shadow also kept and of the rank
+	// correlation of the items both kept.
+	Overlap  float64 `json:"overlap"`
+	Spearman float64 `json:"spearman"`
 }
 
 // ArmCounts is what one arm served and the events it earned.

@@ -131,6 +131,15 @@ func TestValidateNamesTheField(t *testing.T) {
 			l.Rerank.Size = 100000
 			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Live: l}}
 		}, "live.experiments[0] (a): live.rerank.size"},
+		"shadow of an unknown model": {func(c *Config) {
+			c.Live.SecondStage.Shadow = &Shadow{Model: "nope", Fraction: 0.1}
+		}, `live.secondStage.shadow.model: "nope" is not a model`},
+		"shadow of the stage's own model": {func(c *Config) {
+			c.Live.SecondStage.Shadow = &Shadow{Model: "mtml", Fraction: 0.1}
+		}, `live.secondStage.shadow.model: "mtml" is the stage's own model`},
+		"shadow of no requests": {func(c *Config) {
+			c.Live.FirstStage.Shadow = &Shadow{Model: "mtml", Fraction: 0}
+		}, "live.firstStage.shadow.fraction: is 0"},
 		"deploy revision mismatch":   {func(c *Config) { c.DeployRevision = "0000" }, "deployRevision:"},
 		"catalog scheme":             {func(c *Config) { c.Deploy.Catalog = "s3://x" }, "deploy.catalog:"},
 		"redis without address":      {func(c *Config) { c.Deploy.Store = Store{Type: "Redis"} }, "deploy.store.redis.address"},
@@ -342,5 +351,21 @@ func TestArmAppliesItsOverridesOnly(t *testing.T) {
 	}
 	if c.Live.Weights["like"] == -3 || c.Live.Retrieval.Sources[1].Limit == 7 || c.Live.Rerank.Size == 5 {
 		t.Error("building the arm changed the control arm's config")
+	}
+}
+
+// A stage with a shadow model loads it; no other stage does.
+func TestAShadowModelIsLoadedByItsStageOnly(t *testing.T) {
+	c := valid()
+	c.Deploy.Models = append(c.Deploy.Models, Model{Name: "mtml-v2", URI: "file:///models/mtml-v2"})
+	c.DeployRevision, _ = DeployRevisionOf(&c.Deploy)
+	c.Live.SecondStage.Shadow = &Shadow{Model: "mtml-v2", Fraction: 0.1}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a shadow model was refused: %v", err)
+	}
+	for _, stage := range SplitStages() {
+		if loads := slices.Contains(c.StageModels(stage), "mtml-v2"); loads != (stage == StageRankerSecond) {
+			t.Errorf("stage %s loads the shadow model: %v", stage, loads)
+		}
 	}
 }

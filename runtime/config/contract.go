@@ -197,8 +197,14 @@ func (c *Config) StageModels(stage string) []string {
 			}
 		case StageRankerFirst:
 			need[l.FirstStage.Model] = true
+			if sh := l.FirstStage.Shadow; sh != nil {
+				need[sh.Model] = true
+			}
 		case StageRankerSecond:
 			need[l.SecondStage.Model] = true
+			if sh := l.SecondStage.Shadow; sh != nil {
+				need[sh.Model] = true
+			}
 			if m := l.RetrievalModel(); m != "" {
 				need[m] = true
 			}

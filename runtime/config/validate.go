@@ -191,6 +191,21 @@ func (v *validator) model(known modelSet, path, name string) {
 	}
 }
 
+// shadow checks a ranker's shadow model: listed, not the ranker's own, and
+// a share of the requests.
+func (v *validator) shadow(known modelSet, path string, r Ranker) {
+	if r.Shadow == nil {
+		return
+	}
+	v.model(known, path+".model", r.Shadow.Model)
+	if r.Shadow.Model == r.Model {
+		v.add(path+".model", "%q is the stage's own model", r.Shadow.Model)
+	}
+	if !finite(r.Shadow.Fraction) || r.Shadow.Fraction <= 0 || r.Shadow.Fraction > 1 {
+		v.add(path+".fraction", "is %v, must be more than 0 and at most 1", r.Shadow.Fraction)
+	}
+}
+
 // budget checks a candidate count against MaxBudget.
 func (v *validator) budget(path string, n int) {
 	if n < 1 || n > MaxBudget {
@@ -255,6 +270,8 @@ func (v *validator) stages(l *Live, known modelSet) {
 	if l.SecondStage.RetrievalModel != "" {
 		v.model(known, "live.secondStage.retrievalModel", l.SecondStage.RetrievalModel)
 	}
+	v.shadow(known, "live.firstStage.shadow", l.FirstStage)
+	v.shadow(known, "live.secondStage.shadow", l.SecondStage)
 	v.budget("live.firstStage.keep", l.FirstStage.Keep)
 	v.budget("live.secondStage.keep", l.SecondStage.Keep)
 	v.budget("live.rerank.size", l.Rerank.Size)

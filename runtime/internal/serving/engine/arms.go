@@ -54,6 +54,8 @@ func (e *Engine) compileExperiments(cfg *config.Config, l *live) error {
 		x := &lc.Experiments[i]
 		armCfg := *cfg
 		armCfg.Live = lc.Arm(x)
+		// A shadow compares with what the control arm serves.
+		armCfg.Live.FirstStage.Shadow, armCfg.Live.SecondStage.Shadow = nil, nil
 		al, err := e.compileArm(&armCfg)
 		if err != nil {
 			return fmt.Errorf("live.experiments[%d] (%s): %w", i, x.Name, err)

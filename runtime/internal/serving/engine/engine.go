@@ -137,6 +137,7 @@ type Engine struct {
 
 	precomputed *precomputedCache // the Precomputed sources' lists, by URI
 	arms        *armStats         // what each experiment arm served and the events it earned
+	shadow      *shadowStats      // how the rankers' shadow models agreed with the served ones
 
 	addMu sync.Mutex // serialises new items: catalog ordinals and embeddings advance together
 }
@@ -161,6 +162,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		indexes: map[string]*ann.Index{}, metrics: newMetrics(opts.Registry),
 	}
 	e.arms = newArmStats(opts.Registry, defaultServedPairs)
+	e.shadow = newShadowStats(opts.Registry)
 	// What a failed Open opened is released through these: e, the named
 	// result, is nil by the time the deferred call runs.
 	var st store.Store

@@ -66,6 +66,7 @@ func (e *Engine) Apply(cfg *config.Config, revision string) error {
 	l.setRevision(revision)
 	e.live.Store(l)
 	e.arms.keepOnly(l)
+	e.shadow.keepOnly(&cfg.Live)
 	if e.precomputed != nil {
 		e.precomputed.keepOnly(cfg)
 	}
@@ -134,11 +135,22 @@ func (e *Engine) compileArm(cfg *config.Config) (*live, error) {
 func (e *Engine) firstStage(lc *config.Live) (rank.Ranker, error) {
 	switch {
 	case e.roles.first:
-		t, ok := e.towers[lc.FirstStage.Model]
-		if !ok {
-			return nil, fmt.Errorf("live.firstStage.model: %q is not a loaded TwoTower model", lc.FirstStage.Model)
+		build := func(model string) (rank.Ranker, error) {
+			t, ok := e.towers[model]
+			if !ok {
+				return nil, fmt.Errorf("%q is not a loaded TwoTower model", model)
+			}
+			return rank.NewFirst(t), nil
 		}
-		return rank.NewFirst(t), nil
+		main, err := build(lc.FirstStage.Model)
+		if err != nil {
+			return nil, fmt.Errorf("live.firstStage.model: %w", err)
+		}
+		r, err := e.withShadow(config.StageRankerFirst, lc.FirstStage, main, build)
+		if err != nil {
+			return nil, fmt.Errorf("live.firstStage.shadow.model: %w", err)
+		}
+		return r, nil
 	case e.roles.remote:
 		return e.stages.First(), nil
 	}
@@ -150,19 +162,30 @@ func (e *Engine) firstStage(lc *config.Live) (rank.Ranker, error) {
 func (e *Engine) secondStage(lc *config.Live) (rank.Ranker, error) {
 	switch {
 	case e.roles.second:
-		a := e.models[lc.SecondStage.Model]
-		if a == nil || a.MTML == nil {
-			return nil, fmt.Errorf("live.secondStage.model: %q is not a loaded MTML model", lc.SecondStage.Model)
+		build := func(model string) (rank.Ranker, error) {
+			a := e.models[model]
+			if a == nil || a.MTML == nil {
+				return nil, fmt.Errorf("%q is not a loaded MTML model", model)
+			}
+			s, err := rank.NewSecond(a, e.cat, e.towers[lc.RetrievalModel()])
+			if err != nil {
+				return nil, fmt.Errorf("model %q: %w", model, err)
+			}
+			value, err := rank.CompileValue(lc.Weights, s.Heads(), s.ReadsRetrieval())
+			if err != nil {
+				return nil, fmt.Errorf("live.weights: %w", err)
+			}
+			return s.WithValue(value), nil
 		}
-		s, err := rank.NewSecond(a, e.cat, e.towers[lc.RetrievalModel()])
+		main, err := build(lc.SecondStage.Model)
 		if err != nil {
-			return nil, fmt.Errorf("live.secondStage.model: model %q: %w", lc.SecondStage.Model, err)
+			return nil, fmt.Errorf("live.secondStage.model: %w", err)
 		}
-		value, err := rank.CompileValue(lc.Weights, s.Heads(), s.ReadsRetrieval())
+		r, err := e.withShadow(config.StageRankerSecond, lc.SecondStage, main, build)
 		if err != nil {
-			return nil, fmt.Errorf("live.weights: %w", err)
+			return nil, fmt.Errorf("live.secondStage.shadow.model: %w", err)
 		}
-		return s.WithValue(value), nil
+		return r, nil
 	case e.roles.remote:
 		return e.stages.Second(), nil
 	}

@@ -61,6 +61,9 @@ type Engine interface {
 	// ArmCounts is, by experiment arm, what the process served and the
 	// events on it, for /v1/status; nil without experiments.
 	ArmCounts() map[string]config.ArmCounts
+	// ShadowCounts is, by ranker stage with a shadow model, how the
+	// shadow agreed with the served model; nil without one.
+	ShadowCounts() map[string]config.ShadowCounts
 }
 
 // The client API's request and response, as the engine serves them: the
@@ -429,6 +432,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Unlock()
 	if s.loaded.Load() {
 		st.Arms = s.engine.ArmCounts()
+		st.Shadow = s.engine.ShadowCounts()
 	}
 	writeJSON(w, http.StatusOK, struct {
 		config.Status

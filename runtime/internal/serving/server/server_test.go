@@ -81,6 +81,10 @@ func (e *echoEngine) Ingest(_ context.Context, events []store.Event) error {
 
 func (e *echoEngine) Info() map[string]any { return map[string]any{"catalogItems": 1} }
 
+func (e *echoEngine) ShadowCounts() map[string]config.ShadowCounts {
+	return map[string]config.ShadowCounts{config.StageRankerSecond: {Model: "mtml-v2", Compared: 4, Overlap: 3.2, Spearman: 3.6}}
+}
+
 func (e *echoEngine) ArmCounts() map[string]config.ArmCounts {
 	return map[string]config.ArmCounts{"short": {Requests: 2, Events: map[string]int64{"click": 1}}}
 }
@@ -201,6 +205,9 @@ func TestConfigSwapAndRefusal(t *testing.T) {
 	_, st := get(t, ts.URL+config.StatusPath)
 	if got := fmt.Sprint(st["arms"]); got != "map[short:map[events:map[click:1] requests:2]]" {
 		t.Errorf("status arms %s, want the engine's counts of arm short", got)
+	}
+	if got := fmt.Sprint(st["shadow"]); got != "map[ranker-second:map[compared:4 model:mtml-v2 overlap:3.2 spearman:3.6]]" {
+		t.Errorf("status shadow %s, want the engine's sums", got)
 	}
 	resp, err := http.Get(ts.URL + "/metrics")
 	if err != nil {
