@@ -135,22 +135,18 @@ func (e *Engine) compileArm(cfg *config.Config) (*live, error) {
 func (e *Engine) firstStage(lc *config.Live) (rank.Ranker, error) {
 	switch {
 	case e.roles.first:
-		build := func(model string) (rank.Ranker, error) {
+		build := func(path, model string) (rank.Ranker, error) {
 			t, ok := e.towers[model]
 			if !ok {
-				return nil, fmt.Errorf("%q is not a loaded TwoTower model", model)
+				return nil, fmt.Errorf("%s: %q is not a loaded TwoTower model", path, model)
 			}
 			return rank.NewFirst(t), nil
 		}
-		main, err := build(lc.FirstStage.Model)
+		main, err := build("live.firstStage.model", lc.FirstStage.Model)
 		if err != nil {
-			return nil, fmt.Errorf("live.firstStage.model: %w", err)
+			return nil, err
 		}
-		r, err := e.withShadow(config.StageRankerFirst, lc.FirstStage, main, build)
-		if err != nil {
-			return nil, fmt.Errorf("live.firstStage.shadow.model: %w", err)
-		}
-		return r, nil
+		return e.withShadow(config.StageRankerFirst, "live.firstStage.shadow.model", lc.FirstStage, main, build)
 	case e.roles.remote:
 		return e.stages.First(), nil
 	}
@@ -162,14 +158,14 @@ func (e *Engine) firstStage(lc *config.Live) (rank.Ranker, error) {
 func (e *Engine) secondStage(lc *config.Live) (rank.Ranker, error) {
 	switch {
 	case e.roles.second:
-		build := func(model string) (rank.Ranker, error) {
+		build := func(path, model string) (rank.Ranker, error) {
 			a := e.models[model]
 			if a == nil || a.MTML == nil {
-				return nil, fmt.Errorf("%q is not a loaded MTML model", model)
+				return nil, fmt.Errorf("%s: %q is not a loaded MTML model", path, model)
 			}
 			s, err := rank.NewSecond(a, e.cat, e.towers[lc.RetrievalModel()])
 			if err != nil {
-				return nil, fmt.Errorf("model %q: %w", model, err)
+				return nil, fmt.Errorf("%s: model %q: %w", path, model, err)
 			}
 			value, err := rank.CompileValue(lc.Weights, s.Heads(), s.ReadsRetrieval())
 			if err != nil {
@@ -177,15 +173,11 @@ func (e *Engine) secondStage(lc *config.Live) (rank.Ranker, error) {
 			}
 			return s.WithValue(value), nil
 		}
-		main, err := build(lc.SecondStage.Model)
+		main, err := build("live.secondStage.model", lc.SecondStage.Model)
 		if err != nil {
-			return nil, fmt.Errorf("live.secondStage.model: %w", err)
+			return nil, err
 		}
-		r, err := e.withShadow(config.StageRankerSecond, lc.SecondStage, main, build)
-		if err != nil {
-			return nil, fmt.Errorf("live.secondStage.shadow.model: %w", err)
-		}
-		return r, nil
+		return e.withShadow(config.StageRankerSecond, "live.secondStage.shadow.model", lc.SecondStage, main, build)
 	case e.roles.remote:
 		return e.stages.Second(), nil
 	}

@@ -101,13 +101,14 @@ func (s *shadowStats) snapshot() map[string]config.ShadowCounts {
 }
 
 // withShadow wraps a stage's ranker with its shadow, if r names one;
-// build makes a ranker of the stage from a model name. Only the control
+// build makes a ranker of the stage from a model name, naming path in its
+// errors. Only the control
 // arm's rankers have shadows (compileExperiments drops the arms').
-func (e *Engine) withShadow(stage string, r config.Ranker, main rank.Ranker, build func(model string) (rank.Ranker, error)) (rank.Ranker, error) {
+func (e *Engine) withShadow(stage, path string, r config.Ranker, main rank.Ranker, build func(path, model string) (rank.Ranker, error)) (rank.Ranker, error) {
 	if r.Shadow == nil {
 		return main, nil
 	}
-	cand, err := build(r.Shadow.Model)
+	cand, err := build(path, r.Shadow.Model)
 	if err != nil {
 		return nil, err
 	}
