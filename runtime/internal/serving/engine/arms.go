@@ -17,12 +17,15 @@ limitations under the License.
 package engine
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -134,6 +137,57 @@ type armStats struct {
 	pairs  int      // the most pairs remembered
 	next   int
 	counts map[string]*config.ArmCounts
+
+	// rec, when the store is shared by frontend replicas, remembers the
+	// served pairs for all of them; a worker writes what pending holds.
+	rec     store.ArmRecorder
+	log     *slog.Logger
+	pending chan servedList
+	done    chan struct{}
+	dropped prometheus.Counter
+}
+
+// servedList is one answer's items, to record in the shared store.
+type servedList struct {
+	arm, user string
+	items     []string
+}
+
+// pendingLists bounds the answers waiting to be recorded in the shared
+// store; more are dropped (and counted) rather than slow the answers.
+const pendingLists = 4096
+
+// storeTimeout bounds one write or lookup of served arms in the store.
+const storeTimeout = 250 * time.Millisecond
+
+// share makes the stats record served pairs in rec, a store the frontend
+// replicas share, and look there for the pairs this process did not serve.
+func (s *armStats) share(rec store.ArmRecorder, log *slog.Logger) {
+	s.rec, s.log = rec, log
+	s.pending, s.done = make(chan servedList, pendingLists), make(chan struct{})
+	go s.record()
+}
+
+// record writes the pending answers to the store until close.
+func (s *armStats) record() {
+	defer close(s.done)
+	for l := range s.pending {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		if err := s.rec.RecordServed(ctx, l.arm, l.user, l.items); err != nil {
+			s.dropped.Inc()
+			s.log.Debug("Failed to record the arm served", "error", err)
+		}
+		cancel()
+	}
+}
+
+// close stops the worker once it has written what is pending.
+func (s *armStats) close() {
+	if s.pending != nil {
+		close(s.pending)
+		<-s.done
+		s.pending = nil
+	}
 }
 
 func newArmStats(reg prometheus.Registerer, pairs int) *armStats {
@@ -145,6 +199,9 @@ func newArmStats(reg prometheus.Registerer, pairs int) *armStats {
 		events: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "recpipeline_arm_events_total", Help: "Events on served items, by the experiment arm that served the item and event type.",
 		}, []string{"arm", "type"}),
+		dropped: f.NewCounter(prometheus.CounterOpts{
+			Name: "recpipeline_arm_served_unrecorded_total", Help: "Answers of an experiment arm not recorded in the shared store (queue full or store error); their events count as unattributed on other replicas.",
+		}),
 		// The ring grows as arms serve: a process without experiments
 		// holds none of it.
 		byPair: map[uint64]string{}, pairs: pairs, counts: map[string]*config.ArmCounts{},
@@ -174,6 +231,17 @@ func (s *armStats) served(arm, user string, items []Item) {
 		return
 	}
 	s.requests.WithLabelValues(arm).Inc()
+	if s.pending != nil && len(items) > 0 {
+		ids := make([]string, len(items))
+		for i := range items {
+			ids[i] = items[i].ID
+		}
+		select {
+		case s.pending <- servedList{arm: arm, user: user, items: ids}:
+		default:
+			s.dropped.Inc()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.count(arm).Requests++
@@ -192,25 +260,64 @@ func (s *armStats) served(arm, user string, items []Item) {
 	}
 }
 
-// attribute counts the events on items to the arms that served them.
-func (s *armStats) attribute(events []store.Event) {
+// attribute counts the events on items to the arms that served them: the
+// pairs this process served, then, with a shared store, those another
+// replica served. l is the live config serving now.
+func (s *armStats) attribute(ctx context.Context, events []store.Event, l *live) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.counts) == 0 {
-		return // no arm has served anything
+	if len(s.counts) == 0 && (l == nil || len(l.arms) == 0) {
+		s.mu.Unlock()
+		return // no arm serves or has served anything
 	}
+	var elsewhere []store.Event
 	for i := range events {
 		ev := &events[i]
 		if ev.User == "" || ev.Item == "" || ev.Type == store.NewItem {
 			continue
 		}
 		arm, ok := s.byPair[pairKey(ev.User, ev.Item)]
-		if !ok {
-			arm = unattributed
+		switch {
+		case ok:
+			s.countEvent(arm, ev.Type)
+		case s.rec != nil:
+			elsewhere = append(elsewhere, *ev)
+		default:
+			s.countEvent(unattributed, ev.Type)
 		}
-		s.count(arm).Events[string(ev.Type)]++
-		s.events.WithLabelValues(arm, string(ev.Type)).Inc()
 	}
+	s.mu.Unlock()
+	if len(elsewhere) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	arms, err := s.rec.ServedBy(ctx, elsewhere)
+	if err != nil {
+		s.log.Debug("Failed to read the arms that served", "error", err)
+		arms = make([]string, len(elsewhere))
+	}
+	serving := map[string]bool{}
+	if l != nil {
+		for _, a := range l.arms {
+			serving[a.l.arm] = true
+		}
+		serving[l.arm] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range elsewhere {
+		arm := arms[i]
+		if !serving[arm] {
+			arm = unattributed // none, or an arm that has ended
+		}
+		s.countEvent(arm, elsewhere[i].Type)
+	}
+}
+
+// countEvent counts one event for arm; s.mu is held.
+func (s *armStats) countEvent(arm string, typ store.EventType) {
+	s.count(arm).Events[string(typ)]++
+	s.events.WithLabelValues(arm, string(typ)).Inc()
 }
 
 // snapshot copies the counts, for /v1/status; nil when no arm has served.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+	"github.com/recpipeline/recpipeline/runtime/internal/testredis"
 )
 
 func TestBucketsAreStableAndUniform(t *testing.T) {
@@ -238,5 +239,47 @@ func TestACanaryArmRanksWithTheModelItSwitchesTo(t *testing.T) {
 	plain.Deploy.Models = cfg.Deploy.Models
 	if got := plain.StageModels(config.StageRankerSecond); slices.Contains(got, "mtml-v2") {
 		t.Errorf("without the canary the stage loads %v", got)
+	}
+}
+
+// TestReplicasSharingRedisAttributeEachOthersEvents: with the Redis store,
+// an engagement posted to one frontend replica counts for the arm another
+// replica served the item in.
+func TestReplicasSharingRedisAttributeEachOthersEvents(t *testing.T) {
+	srv, err := testredis.Start()
+	addr := testredis.Need(t, srv, err)
+	t.Cleanup(srv.Stop)
+	cfg := testConfig(world(t))
+	cfg.Deploy.Store = config.Store{Type: "Redis", Redis: &config.RedisStore{Address: addr, KeyPrefix: "arms-test/"}}
+	cfg.Live.Experiments = []config.Experiment{{Name: "hate-likes", Traffic: 0.5, Weights: map[string]float64{"like": -50}}}
+	a, b := open(t, cfg, ""), open(t, cfg, "")
+	now := time.Now()
+	user := ""
+	for i := 0; i < 100 && user == ""; i++ {
+		if u := fmt.Sprintf("u%d", i); recommend(t, a, u, 10, now).Arm == "hate-likes" {
+			user = u
+		}
+	}
+	if user == "" {
+		t.Fatal("no user of 100 in the arm")
+	}
+	served := recommend(t, a, user, 10, now).Items[0].ID
+	// The record is written off the request path: wait for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		arms, err := a.state.(store.ArmRecorder).ServedBy(context.Background(), []store.Event{{User: user, Item: served}})
+		if err == nil && arms[0] == "hate-likes" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the served arm never reached the store: %v %v", arms, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ingest(t, b, store.Event{User: user, Item: served, Type: store.Click, Time: now},
+		store.Event{User: user, Item: "never-served", Type: store.Click, Time: now})
+	got := b.ArmCounts()
+	if got["hate-likes"].Events["click"] != 1 || got[unattributed].Events["click"] != 1 {
+		t.Errorf("replica b counts %+v, want the click on a's item for hate-likes and the other unattributed", got)
 	}
 }

@@ -199,6 +199,9 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 			return nil, err
 		}
 		e.state, e.storeTy = st, cfg.Deploy.Store.Type
+		if rec, ok := st.(store.ArmRecorder); ok {
+			e.arms.share(rec, log)
+		}
 		if err := e.restoreNewItems(ctx); err != nil {
 			return nil, err
 		}
@@ -391,6 +394,7 @@ func (e *Engine) Close() error {
 	if e.stages != nil {
 		e.stages.Close()
 	}
+	e.arms.close()
 	if e.state == nil {
 		return nil
 	}

@@ -61,7 +61,7 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 			return err
 		}
 		e.observeEvents(events)
-		e.arms.attribute(events)
+		e.arms.attribute(ctx, events, e.live.Load())
 		return nil
 	}
 	e.addMu.Lock()
@@ -70,7 +70,7 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 		return err
 	}
 	e.observeEvents(published)
-	e.arms.attribute(published)
+	e.arms.attribute(ctx, published, e.live.Load())
 	for i := range published {
 		if published[i].Type != store.NewItem {
 			continue

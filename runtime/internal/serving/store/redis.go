@@ -67,6 +67,7 @@ type RedisOptions struct {
 //	pop:         sorted set of items by stored popularity (see decay)
 //	ni:          list of new_item publications, oldest first, "ms|len(author)|author item"
 //	clk:         the latest event time recorded (unix ms), see EventClock
+//	sv:<user>    hash of item → experiment arm that served it, see ArmRecorder
 type Redis struct {
 	c     *redis.Client
 	opts  RedisOptions
@@ -77,6 +78,67 @@ var _ Store = (*Redis)(nil)
 var _ Seeder = (*Redis)(nil)
 var _ NewItemsReader = (*Redis)(nil)
 var _ EventClock = (*Redis)(nil)
+var _ ArmRecorder = (*Redis)(nil)
+
+// servedTTL is how long a user's served arms are kept after the last list
+// served to the user: engagements come within minutes of the impression.
+const servedTTL = 24 * time.Hour
+
+// RecordServed implements ArmRecorder: one pipelined HSET and EXPIRE.
+func (r *Redis) RecordServed(ctx context.Context, arm, user string, items []string) error {
+	if len(items) == 0 {
+		return nil
+	}
+	key := r.key("sv", user)
+	fields := make([]any, 0, 2*len(items))
+	for _, it := range items {
+		fields = append(fields, it, arm)
+	}
+	p := r.c.Pipeline()
+	p.HSet(ctx, key, fields...)
+	p.Expire(ctx, key, servedTTL)
+	if _, err := p.Exec(ctx); err != nil {
+		return fmt.Errorf("failed to record the arm served to %s: %w", user, err)
+	}
+	return nil
+}
+
+// ServedBy implements ArmRecorder: one pipelined HMGET per user.
+func (r *Redis) ServedBy(ctx context.Context, events []Event) ([]string, error) {
+	byUser := map[string][]int{}
+	for i := range events {
+		if events[i].User != "" && events[i].Item != "" {
+			byUser[events[i].User] = append(byUser[events[i].User], i)
+		}
+	}
+	out := make([]string, len(events))
+	if len(byUser) == 0 {
+		return out, nil
+	}
+	p := r.c.Pipeline()
+	cmds := make(map[string]*redis.SliceCmd, len(byUser))
+	for user, idx := range byUser {
+		items := make([]string, len(idx))
+		for j, i := range idx {
+			items[j] = events[i].Item
+		}
+		cmds[user] = p.HMGet(ctx, r.key("sv", user), items...)
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("failed to read the arms that served: %w", err)
+	}
+	for user, idx := range byUser {
+		vals := cmds[user].Val()
+		for j, i := range idx {
+			if j < len(vals) {
+				if arm, ok := vals[j].(string); ok {
+					out[i] = arm
+				}
+			}
+		}
+	}
+	return out, nil
+}
 
 // OpenRedis connects to the server and checks that it answers.
 func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {

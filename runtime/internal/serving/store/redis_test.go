@@ -18,6 +18,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 )
@@ -81,5 +82,39 @@ func TestRedisUnreachable(t *testing.T) {
 	if err == nil {
 		_ = r.Close()
 		t.Fatal("OpenRedis of a closed port succeeded, want an error")
+	}
+}
+
+// Two replicas sharing the server: what one served, the other attributes.
+func TestRedisRemembersWhichArmServed(t *testing.T) {
+	addr := needRedis(t)
+	ctx := context.Background()
+	open := func() *Redis {
+		r, err := OpenRedis(ctx, RedisOptions{Address: addr, Prefix: testPrefix(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		return r
+	}
+	a, b := open(), open()
+	if err := a.RecordServed(ctx, "canary", "u1", []string{"i1", "i2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RecordServed(ctx, "baseline", "u2", []string{"i1"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ServedBy(ctx, []Event{
+		ev(Click, "u1", "i2", "", 1), ev(Like, "u2", "i1", "", 1), ev(Click, "u1", "i9", "", 1),
+		ev(Follow, "u1", "", "a1", 1), ev(Impression, "u3", "i1", "", 1),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"canary", "baseline", "", "", ""}; !slices.Equal(got, want) {
+		t.Errorf("ServedBy = %q, want %q", got, want)
+	}
+	if ttl, err := a.c.TTL(ctx, a.key("sv", "u1")).Result(); err != nil || ttl <= 0 || ttl > servedTTL {
+		t.Errorf("TTL of the served arms = %v (%v), want within (0, %v]", ttl, err, servedTTL)
 	}
 }

@@ -159,6 +159,18 @@ type NewItemsReader interface {
 	NewItems(ctx context.Context) ([]ItemTime, error)
 }
 
+// ArmRecorder remembers which experiment arm served each (user, item), so
+// that the frontends sharing a store attribute each other's events: an
+// engagement posted to one replica counts for the arm another replica
+// served the item in.
+type ArmRecorder interface {
+	// RecordServed records that arm served items to user.
+	RecordServed(ctx context.Context, arm, user string, items []string) error
+	// ServedBy returns, for each event, the arm recorded for its (user,
+	// item), "" when none is.
+	ServedBy(ctx context.Context, events []Event) ([]string, error)
+}
+
 // EventClock reports how far the recorded events reach in time, so that a
 // replayed historical log can be served on its own clock rather than the
 // wall clock's.
