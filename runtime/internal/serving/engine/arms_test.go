@@ -130,13 +130,10 @@ func TestArmsServeTheirOverridesAndEarnTheirEvents(t *testing.T) {
 
 }
 
-// TestARankerStageRanksWithTheFrontendsArm: the second stage scores with
-// the named arm's weights, and with its control arm's for a name it does
-// not know (a stage that has not received the config naming the arm yet).
-func TestARankerStageRanksWithTheFrontendsArm(t *testing.T) {
-	cfg := testConfig(world(t))
-	cfg.Live.Experiments = []config.Experiment{{Name: "hate-likes", Traffic: 0.5, Weights: map[string]float64{"like": -50}}}
-	e, err := Open(context.Background(), cfg, Options{Stage: config.StageRankerSecond, Log: slog.New(slog.DiscardHandler)})
+// openStage opens an engine that runs stage alone, with cfg applied.
+func openStage(t *testing.T, cfg *config.Config, stage string) *Engine {
+	t.Helper()
+	e, err := Open(context.Background(), cfg, Options{Stage: stage, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,10 +141,27 @@ func TestARankerStageRanksWithTheFrontendsArm(t *testing.T) {
 	if err := e.Apply(cfg, "r1"); err != nil {
 		t.Fatal(err)
 	}
-	cands := make([]StageCandidate, 50)
+	return e
+}
+
+// catalogCandidates are the first n items of the catalog, as a ranker
+// stage receives candidates.
+func catalogCandidates(e *Engine, n int) []StageCandidate {
+	cands := make([]StageCandidate, n)
 	for i := range cands {
 		cands[i] = StageCandidate{Item: e.cat.ID(uint32(i))}
 	}
+	return cands
+}
+
+// TestARankerStageRanksWithTheFrontendsArm: the second stage scores with
+// the named arm's weights, and with its control arm's for a name it does
+// not know (a stage that has not received the config naming the arm yet).
+func TestARankerStageRanksWithTheFrontendsArm(t *testing.T) {
+	cfg := testConfig(world(t))
+	cfg.Live.Experiments = []config.Experiment{{Name: "hate-likes", Traffic: 0.5, Weights: map[string]float64{"like": -50}}}
+	e := openStage(t, cfg, config.StageRankerSecond)
+	cands := catalogCandidates(e, 50)
 	scores := func(arm string) map[string]float32 {
 		res, err := e.Rank(context.Background(), &RankCall{User: &store.UserState{User: "u1", Now: time.Now()}, Arm: arm, Candidates: cands})
 		if err != nil {
@@ -220,14 +234,7 @@ func TestACanaryArmRanksWithTheModelItSwitchesTo(t *testing.T) {
 	canary.SecondStage.Model = "mtml-v2"
 	canary.Weights = map[string]float64{"click": 1, "like": -50, "comment": 4, "see_less": -8}
 	cfg.Live.Experiments = []config.Experiment{{Name: "rollout-canary-x", Traffic: 0.5, Live: &canary}}
-	e, err := Open(context.Background(), cfg, Options{Stage: config.StageRankerSecond, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
-	if err := e.Apply(cfg, "r1"); err != nil {
-		t.Fatalf("the ranker stage refused a canary on another listed model: %v", err)
-	}
+	e := openStage(t, cfg, config.StageRankerSecond)
 	if e.models["mtml-v2"] == nil || e.models["mtml"] == nil {
 		t.Fatalf("the ranker stage loaded %v, want both MTML models", slices.Collect(maps.Keys(e.models)))
 	}

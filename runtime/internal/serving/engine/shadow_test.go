@@ -18,7 +18,6 @@ package engine
 
 import (
 	"context"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,18 +37,8 @@ func TestAShadowModelIsComparedNotServed(t *testing.T) {
 	cfg.Deploy.Models = append(cfg.Deploy.Models, config.Model{Name: "mtml-v2", URI: "file://" + filepath.Join(f.models, "mtml")})
 	cfg.Live.SecondStage.Shadow = &config.Shadow{Model: "mtml-v2", Fraction: 1}
 	cfg.Live.Experiments = []config.Experiment{{Name: "arm", Traffic: 0.5, Weights: map[string]float64{"like": -50}}}
-	e, err := Open(context.Background(), cfg, Options{Stage: config.StageRankerSecond, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
-	if err := e.Apply(cfg, "r1"); err != nil {
-		t.Fatal(err)
-	}
-	cands := make([]StageCandidate, 80)
-	for i := range cands {
-		cands[i] = StageCandidate{Item: e.cat.ID(uint32(i))}
-	}
+	e := openStage(t, cfg, config.StageRankerSecond)
+	cands := catalogCandidates(e, 80)
 	rankAs := func(arm string) {
 		if _, err := e.Rank(context.Background(), &RankCall{User: &store.UserState{User: "u1", Now: time.Now()}, Arm: arm, Candidates: cands}); err != nil {
 			t.Fatal(err)
