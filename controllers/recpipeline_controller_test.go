@@ -657,7 +657,7 @@ func diffCounts(before, after map[string]int64) map[string]int64 {
 func TestModelChangesRollOnlyTheirStages(t *testing.T) {
 	ns := newNamespace(t)
 	i := 0
-	for _, name := range []string{"second-stage model URI", "switch the second stage to another listed model", "retrieval model URI", "list a model nothing uses yet"} {
+	for _, name := range []string{"second-stage model URI", "switch the second stage to another listed model", "an experiment on another listed second-stage model", "retrieval model URI", "list a model nothing uses yet"} {
 		tc := stageRollCases[name]
 		t.Run(name, func(t *testing.T) {
 			i++

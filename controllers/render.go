@@ -101,7 +101,10 @@ func renderRerank(r *servingv1alpha1.RerankSpec) config.Rerank {
 
 // renderExperiment is an arm of the runtime config.
 func renderExperiment(x *servingv1alpha1.ExperimentSpec) config.Experiment {
-	out := config.Experiment{Name: x.Name, Traffic: x.Traffic, Weights: maps.Clone(x.Weights)}
+	out := config.Experiment{
+		Name: x.Name, Traffic: x.Traffic, Weights: maps.Clone(x.Weights),
+		FirstStageModel: x.FirstStageModel, SecondStageModel: x.SecondStageModel,
+	}
 	for _, o := range x.Sources {
 		so := config.SourceOverride{Name: o.Name, Weight: o.Weight}
 		if o.Limit != nil {

@@ -318,6 +318,13 @@ var stageRollCases = map[string]struct {
 		},
 		want: []string{config.StageRankerSecond},
 	},
+	"an experiment on another listed second-stage model": {
+		mutate: func(rp *servingv1alpha1.RecPipeline) {
+			rp.Spec.Models = append(rp.Spec.Models, servingv1alpha1.ModelSpec{Name: "mtml-v13", URI: "https://models.example/mtml/v13.tar.gz"})
+			rp.Spec.Experiments = []servingv1alpha1.ExperimentSpec{{Name: "v13", Traffic: 0.1, SecondStageModel: "mtml-v13"}}
+		},
+		want: []string{config.StageRankerSecond},
+	},
 	"list a model nothing uses yet": {
 		mutate: func(rp *servingv1alpha1.RecPipeline) {
 			rp.Spec.Models = append(rp.Spec.Models, servingv1alpha1.ModelSpec{Name: "mtml-v13", URI: "https://models.example/mtml/v13.tar.gz"})

@@ -329,6 +329,10 @@ func TestAPIServerChecksExperiments(t *testing.T) {
 			mutate: arms(servingv1alpha1.ExperimentSpec{Name: "a", Traffic: 0.1, Weights: map[string]float64{"like": 5000}}),
 			want:   []string{"spec.experiments[0].weights", "between -1000 and 1000"},
 		},
+		"an arm on an unlisted model": {
+			mutate: arms(servingv1alpha1.ExperimentSpec{Name: "a", Traffic: 0.1, SecondStageModel: "mtml-v99"}),
+			want:   []string{"spec.experiments[].firstStageModel and secondStageModel must name entries of spec.models"},
+		},
 		"an arm named like a canary's": {
 			mutate: arms(servingv1alpha1.ExperimentSpec{Name: "rollout-canary-x", Traffic: 0.1}),
 			want:   []string{"spec.experiments[0].name", "rollout- are the arms of spec.rollout"},

@@ -58,6 +58,7 @@ type RecPipeline struct {
 // +kubebuilder:validation:XValidation:rule="self.retrieval.sources.all(s, !has(s.model) || self.models.exists(m, m.name == s.model))",message="spec.retrieval.sources[].model must name an entry of spec.models"
 // +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ranking.firstStage.model)",message="spec.ranking.firstStage.model must name an entry of spec.models"
 // +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ranking.secondStage.model)",message="spec.ranking.secondStage.model must name an entry of spec.models"
+// +kubebuilder:validation:XValidation:rule="!has(self.experiments) || self.experiments.all(x, (!has(x.firstStageModel) || self.models.exists(m, m.name == x.firstStageModel)) && (!has(x.secondStageModel) || self.models.exists(m, m.name == x.secondStageModel)))",message="spec.experiments[].firstStageModel and secondStageModel must name entries of spec.models"
 // +kubebuilder:validation:XValidation:rule="!has(self.ranking.firstStage.shadow) || (self.ranking.firstStage.shadow.model != self.ranking.firstStage.model && self.models.exists(m, m.name == self.ranking.firstStage.shadow.model))",message="spec.ranking.firstStage.shadow.model must name another entry of spec.models than spec.ranking.firstStage.model"
 // +kubebuilder:validation:XValidation:rule="!has(self.ranking.secondStage.shadow) || (self.ranking.secondStage.shadow.model != self.ranking.secondStage.model && self.models.exists(m, m.name == self.ranking.secondStage.shadow.model))",message="spec.ranking.secondStage.shadow.model must name another entry of spec.models than spec.ranking.secondStage.model"
 // +kubebuilder:validation:XValidation:rule="!has(self.data.store) || !has(self.data.store.type) || self.data.store.type != 'Memory' || !has(self.frontend) || !has(self.frontend.scaling) || (has(self.frontend.scaling.replicas) && self.frontend.scaling.replicas <= 1)",message="spec.frontend.scaling: the Memory store lives in the frontend pod, so the frontend runs one replica; use the Redis store (spec.data.store.type: Redis) to scale it"
@@ -107,8 +108,8 @@ type RecPipelineSpec struct {
 	Frontend *StageSpec `json:"frontend,omitempty"`
 
 	// experiments are arms, each served to a share of the users with
-	// overrides of the weights, the sources' weights and limits, or the
-	// rerank; the users in no arm are the "control" arm. Users are bucketed
+	// overrides of the weights, the sources' weights and limits, the
+	// rerank or the rankers' models; the users in no arm are the "control" arm. Users are bucketed
 	// by a stable hash of (experimentSalt, user id), the same on every
 	// replica. Responses name the arm; each pod's /metrics and /v1/status
 	// count, per arm, the requests served and the events on what the arm
@@ -295,6 +296,22 @@ type ExperimentSpec struct {
 	// rerank, when set, replaces spec.rerank for the arm.
 	// +optional
 	Rerank *RerankSpec `json:"rerank,omitempty"`
+
+	// firstStageModel, when set, names the entry of spec.models the first
+	// stage ranks the arm's users with: the ranker-first pods load it
+	// beside their own model (setting or clearing it rolls that stage).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	FirstStageModel string `json:"firstStageModel,omitempty"`
+
+	// secondStageModel, when set, names the entry of spec.models the
+	// second stage ranks the arm's users with: the ranker-second pods load
+	// it beside their own model (setting or clearing it rolls that stage).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	SecondStageModel string `json:"secondStageModel,omitempty"`
 }
 
 // SourceOverrideSpec changes one retrieval source in an arm.

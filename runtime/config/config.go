@@ -152,6 +152,11 @@ type Experiment struct {
 	Sources []SourceOverride `json:"sources,omitempty"`
 	// Rerank, when set, replaces the rerank size and rules.
 	Rerank *Rerank `json:"rerank,omitempty"`
+	// FirstStageModel and SecondStageModel, when set, replace the rankers'
+	// models (entries of deploy.models): the ranker stage then loads both
+	// its own model and the arm's.
+	FirstStageModel  string `json:"firstStageModel,omitempty"`
+	SecondStageModel string `json:"secondStageModel,omitempty"`
 	// Live, when set, is the whole live config the arm serves, in place of
 	// overrides (Weights, Sources and Rerank are then empty): the operator
 	// serves a progressive rollout's candidate so. It may not hold
@@ -198,6 +203,12 @@ func (l *Live) Arm(x *Experiment) Live {
 	}
 	if x.Rerank != nil {
 		a.Rerank = *x.Rerank
+	}
+	if x.FirstStageModel != "" {
+		a.FirstStage.Model = x.FirstStageModel
+	}
+	if x.SecondStageModel != "" {
+		a.SecondStage.Model = x.SecondStageModel
 	}
 	return a
 }

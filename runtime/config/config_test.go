@@ -121,6 +121,9 @@ func TestValidateNamesTheField(t *testing.T) {
 			l.Experiments = []Experiment{{Name: "b", Traffic: 0.1}}
 			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Live: l}}
 		}, "live.experiments[0].live.experiments: an arm cannot hold arms"},
+		"arm switches to a model not deployed": {func(c *Config) {
+			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, SecondStageModel: "mtml-v9"}}
+		}, `live.experiments[0] (a): live.secondStage.model: "mtml-v9" is not a model`},
 		"whole arm names a model not deployed": {func(c *Config) {
 			l := wholeArm(c)
 			l.SecondStage.Model = "mtml-v2"
@@ -351,6 +354,27 @@ func TestArmAppliesItsOverridesOnly(t *testing.T) {
 	}
 	if c.Live.Weights["like"] == -3 || c.Live.Retrieval.Sources[1].Limit == 7 || c.Live.Rerank.Size == 5 {
 		t.Error("building the arm changed the control arm's config")
+	}
+}
+
+// An experiment that switches the second stage's model makes that stage
+// load both; the arm ranks with its own.
+func TestAnArmsModelOverrideIsLoadedByItsStage(t *testing.T) {
+	c := valid()
+	c.Deploy.Models = append(c.Deploy.Models, Model{Name: "mtml-v2", URI: "file:///models/mtml-v2"})
+	c.DeployRevision, _ = DeployRevisionOf(&c.Deploy)
+	c.Live.Experiments = []Experiment{{Name: "v2", Traffic: 0.2, SecondStageModel: "mtml-v2"}}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("an arm on another listed model was refused: %v", err)
+	}
+	if got := c.StageModels(StageRankerSecond); !slices.Equal(got, []string{"mtml", "mtml-v2", "two-tower"}) {
+		t.Errorf("ranker-second loads %v, want both MTML models and the retrieval model", got)
+	}
+	if got := c.StageModels(StageRankerFirst); slices.Contains(got, "mtml-v2") {
+		t.Errorf("ranker-first loads %v", got)
+	}
+	if arm := c.Live.Arm(&c.Live.Experiments[0]); arm.SecondStage.Model != "mtml-v2" || arm.FirstStage.Model != c.Live.FirstStage.Model {
+		t.Errorf("the arm ranks with %q then %q", arm.FirstStage.Model, arm.SecondStage.Model)
 	}
 }
 

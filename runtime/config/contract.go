@@ -178,8 +178,8 @@ func ClaimMountPath(claim string) string {
 
 // StageModels names, sorted, the models stage loads: on StageAll every
 // model Deploy lists, so that a live config may switch to any of them; on
-// a split stage those the live config and its whole-config arms (a
-// rollout's canary, which may switch a model) name for that stage.
+// a split stage those the live config and its arms (a rollout's canary or
+// an experiment may switch a model) name for that stage.
 func (c *Config) StageModels(stage string) []string {
 	need := map[string]bool{}
 	if stage == StageAll || stage == "" {
@@ -218,14 +218,13 @@ func (c *Config) StageModels(stage string) []string {
 	return names
 }
 
-// Lives are l and the whole live configs of its arms (Experiment.Live):
-// every live config the pods of l's config may serve.
+// Lives are l and the live configs of its arms: every live config the
+// pods of l's config may serve.
 func (l *Live) Lives() []*Live {
 	out := []*Live{l}
 	for i := range l.Experiments {
-		if x := l.Experiments[i].Live; x != nil {
-			out = append(out, x)
-		}
+		a := l.Arm(&l.Experiments[i])
+		out = append(out, &a)
 	}
 	return out
 }

@@ -173,7 +173,7 @@ func (v *validator) experiments(l *Live, models []Model) {
 // loaded beside the control arm's by the stages that use them
 // (Config.StageModels).
 func (v *validator) wholeArm(path string, x *Experiment) {
-	if len(x.Weights) > 0 || len(x.Sources) > 0 || x.Rerank != nil {
+	if len(x.Weights) > 0 || len(x.Sources) > 0 || x.Rerank != nil || x.FirstStageModel != "" || x.SecondStageModel != "" {
 		v.add(path, "has both a whole live config and overrides; set one")
 	}
 	if len(x.Live.Experiments) > 0 {

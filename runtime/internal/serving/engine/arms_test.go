@@ -219,33 +219,40 @@ func TestAWholeArmServesItsLiveConfigAndFinishedArmsAreForgotten(t *testing.T) {
 	}
 }
 
-// TestACanaryArmRanksWithTheModelItSwitchesTo: a rollout's canary arm that
-// points the second stage at another listed model makes the ranker stage
-// load both, and the arm is compiled against the new one; the control arm
-// keeps the old.
-func TestACanaryArmRanksWithTheModelItSwitchesTo(t *testing.T) {
+// TestAnArmRanksWithTheModelItSwitchesTo: an arm that points the second
+// stage at another listed model (a rollout's canary, whole, or an
+// experiment's override) makes the ranker stage load both, and the arm is
+// compiled against the new one; without the arm the stage loads the old
+// one only.
+func TestAnArmRanksWithTheModelItSwitchesTo(t *testing.T) {
 	f := world(t)
-	cfg := testConfig(f)
+	base := testConfig(f)
 	// The fixture has one MTML artifact: mtml-v2 is a second entry of it,
-	// so the test checks what the stage loads and which model the canary
-	// arm's compiled config names.
-	cfg.Deploy.Models = append(cfg.Deploy.Models, config.Model{Name: "mtml-v2", URI: "file://" + filepath.Join(f.models, "mtml")})
-	canary := cfg.Live
+	// so the test checks what the stage loads and which model the arm's
+	// compiled config names.
+	base.Deploy.Models = append(base.Deploy.Models, config.Model{Name: "mtml-v2", URI: "file://" + filepath.Join(f.models, "mtml")})
+	canary := base.Live
 	canary.SecondStage.Model = "mtml-v2"
 	canary.Weights = map[string]float64{"click": 1, "like": -50, "comment": 4, "see_less": -8}
-	cfg.Live.Experiments = []config.Experiment{{Name: "rollout-canary-x", Traffic: 0.5, Live: &canary}}
-	e := openStage(t, cfg, config.StageRankerSecond)
-	if e.models["mtml-v2"] == nil || e.models["mtml"] == nil {
-		t.Fatalf("the ranker stage loaded %v, want both MTML models", slices.Collect(maps.Keys(e.models)))
+	cases := map[string]config.Experiment{
+		"a rollout's canary":       {Name: "rollout-canary-x", Traffic: 0.5, Live: &canary},
+		"an experiment's override": {Name: "v2", Traffic: 0.5, SecondStageModel: "mtml-v2"},
 	}
-	if got := e.live.Load().armNamed("rollout-canary-x").cfg.Live.SecondStage.Model; got != "mtml-v2" {
-		t.Errorf("the canary arm ranks with %q", got)
+	for name, x := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := *base
+			cfg.Live.Experiments = []config.Experiment{x}
+			e := openStage(t, &cfg, config.StageRankerSecond)
+			if e.models["mtml-v2"] == nil || e.models["mtml"] == nil {
+				t.Fatalf("the ranker stage loaded %v, want both MTML models", slices.Collect(maps.Keys(e.models)))
+			}
+			if got := e.live.Load().armNamed(x.Name).cfg.Live.SecondStage.Model; got != "mtml-v2" {
+				t.Errorf("the arm ranks with %q", got)
+			}
+		})
 	}
-	// Without the arm the stage loads the old model only.
-	plain := testConfig(f)
-	plain.Deploy.Models = cfg.Deploy.Models
-	if got := plain.StageModels(config.StageRankerSecond); slices.Contains(got, "mtml-v2") {
-		t.Errorf("without the canary the stage loads %v", got)
+	if got := base.StageModels(config.StageRankerSecond); slices.Contains(got, "mtml-v2") {
+		t.Errorf("without the arm the stage loads %v", got)
 	}
 }
 
