@@ -48,9 +48,11 @@ func startSimulation(t *testing.T, recbench, url string) *simulation {
 	sim.wg.Add(1)
 	go func() {
 		defer sim.wg.Done()
-		for !sim.stop.Load() {
+		for round := 1; !sim.stop.Load(); round++ {
+			// Each round draws other users and events.
 			out, err := exec.Command(recbench, "simulate", "-world", filepath.Join(dataDir, "world"), "-url", url,
-				"-users", "200", "-rate", "40", "-duration", "20s", "-time", "log", "-json", "-max-failed", "0").Output()
+				"-users", "200", "-rate", "40", "-duration", "20s", "-time", "log", "-json", "-max-failed", "0",
+				"-seed", fmt.Sprint(round)).Output()
 			var summary struct {
 				Requests int64 `json:"requests"`
 				Failed   int64 `json:"failed"`
@@ -89,9 +91,9 @@ func jsonpath(t *testing.T, kind, name, path string) string {
 	return strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", kind, name, "-o", "jsonpath={"+path+"}"))
 }
 
-// servedLike is the like weight of the control arm of a config ConfigMap
-// and how many arms it serves.
-func servedLike(t *testing.T, configMap string) (float64, int) {
+// servedWeight is an event's weight in the control arm of a config
+// ConfigMap, and how many arms the config serves.
+func servedWeight(t *testing.T, configMap, event string) (float64, int) {
 	t.Helper()
 	var c struct {
 		Live struct {
@@ -102,47 +104,44 @@ func servedLike(t *testing.T, configMap string) (float64, int) {
 	if err := json.Unmarshal([]byte(jsonpath(t, "configmap", configMap, `.data.config\.json`)), &c); err != nil {
 		t.Fatalf("ConfigMap %s: %v", configMap, err)
 	}
-	return c.Live.Weights["like"], len(c.Live.Experiments)
+	return c.Live.Weights[event], len(c.Live.Experiments)
 }
 
 // canary drives spec.rollout on the cluster while simulated users use the
-// pipeline: a good change (the stable weights have like -50) is stepped
-// and promoted, a bad one (like -50 again) is rolled back on its own and
-// the stable config serves everyone again; no simulated request fails.
+// pipeline: a bad change (like -50) is rolled back on its own, the stable
+// config serves everyone again and the spec is left as written; a harmless
+// change is stepped and promoted; no simulated request fails.
+//
+// The harmless change, not a repair, is the one promoted: the simulated
+// users never see an item twice (the seen filter) in a 2,000-item world, so
+// an arm that shows them what they like uses it up within minutes, and a
+// repair's lead shrinks as the simulation runs.
 func canary(t *testing.T, url, image string) {
 	recbench := filepath.Join(t.TempDir(), "recbench")
 	run(t, "go", "build", "-o", recbench, "../../runtime/cmd/recbench")
-	// The objective is explicit: by default it is the stable config's own
-	// weights, and the stable config here (like -50) is the bad one.
 	rollout := `  rollout:
     steps: [{traffic: 0.25}, {traffic: 0.5}]
     analysis:
       minImpressions: 2000
-      objective: {click: 1.0, like: 2.0, comment: 4.0, see_less: -8.0}
       guardrails: [{event: see_less, maxIncrease: 0.5}]
 `
 	good := `{click: 1.0, like: 2.0, comment: 4.0, see_less: -8.0}`
 	bad := `{click: 1.0, like: -50.0, comment: 4.0, see_less: -8.0}`
-	if like, _ := servedLike(t, "explore-config-stable"); like != -50 {
-		t.Fatalf("the stable config has like %v before the canary, want the earlier phases' -50", like)
-	}
+	harmless := `{click: 1.0, like: 2.0, comment: 5.0, see_less: -8.0}`
+
+	// The earlier phases left like -50: repaired at once, without a rollout.
+	applyYAML(t, pipeline(good, "models/mtml", image))
+	eventually(t, time.Minute, "the repaired weights serve and are stable", func() error {
+		if like, _ := servedWeight(t, "explore-config-stable", "like"); like != 2 {
+			return fmt.Errorf("the stable config has like %v", like)
+		}
+		return getRP(t).allServe()
+	})
 	sim := startSimulation(t, recbench, url)
 	defer sim.finish(t)
 
-	applyYAML(t, pipeline(good, "models/mtml", image)+rollout)
-	took := eventually(t, 4*time.Minute, "the good change promoted", func() error {
-		if phase := jsonpath(t, "rp", "explore", ".status.rollout.phase"); phase != "Promoted" {
-			return fmt.Errorf("rollout %s: %s", phase, jsonpath(t, "rp", "explore", ".status.rollout.decision"))
-		}
-		return nil
-	})
-	t.Logf("good change: apply → promoted in %s: %s", took.Round(time.Second), jsonpath(t, "rp", "explore", ".status.rollout.decision"))
-	if like, arms := servedLike(t, "explore-config-stable"); like != 2 || arms != 0 {
-		t.Errorf("after the promotion the stable config has like %v and %d arms, want 2 and none", like, arms)
-	}
-
 	applyYAML(t, pipeline(bad, "models/mtml", image)+rollout)
-	took = eventually(t, 4*time.Minute, "the bad change rolled back", func() error {
+	took := eventually(t, 4*time.Minute, "the bad change rolled back", func() error {
 		s := getRP(t)
 		phase := jsonpath(t, "rp", "explore", ".status.rollout.phase")
 		if st, reason, _ := s.condition("Degraded"); phase != "Aborted" || st != "True" || reason != "RolloutAborted" {
@@ -151,7 +150,7 @@ func canary(t *testing.T, url, image string) {
 		return nil
 	})
 	t.Logf("bad change: apply → rolled back in %s: %s", took.Round(time.Second), jsonpath(t, "rp", "explore", ".status.rollout.decision"))
-	if like, arms := servedLike(t, "explore-config"); like != 2 || arms != 0 {
+	if like, arms := servedWeight(t, "explore-config", "like"); like != 2 || arms != 0 {
 		t.Errorf("after the abort the served config has like %v and %d arms, want the stable 2 for everyone", like, arms)
 	}
 	if like := jsonpath(t, "rp", "explore", ".spec.ranking.weights.like"); like != "-50" {
@@ -159,9 +158,18 @@ func canary(t *testing.T, url, image string) {
 	}
 	eventually(t, time.Minute, "every pod serves the stable config", func() error { return getRP(t).allServe() })
 
-	// Reverting the spec clears the degradation.
-	applyYAML(t, pipeline(good, "models/mtml", image)+rollout)
-	eventually(t, time.Minute, "not degraded after the revert", func() error {
+	applyYAML(t, pipeline(harmless, "models/mtml", image)+rollout)
+	took = eventually(t, 4*time.Minute, "the harmless change promoted", func() error {
+		if phase := jsonpath(t, "rp", "explore", ".status.rollout.phase"); phase != "Promoted" {
+			return fmt.Errorf("rollout %s: %s", phase, jsonpath(t, "rp", "explore", ".status.rollout.decision"))
+		}
+		return nil
+	})
+	t.Logf("harmless change: apply → promoted in %s: %s", took.Round(time.Second), jsonpath(t, "rp", "explore", ".status.rollout.decision"))
+	if comment, arms := servedWeight(t, "explore-config-stable", "comment"); comment != 5 || arms != 0 {
+		t.Errorf("after the promotion the stable config has comment %v and %d arms, want 5 and none", comment, arms)
+	}
+	eventually(t, time.Minute, "not degraded once the spec moved on", func() error {
 		if st, reason, msg := getRP(t).condition("Degraded"); st != "False" {
 			return fmt.Errorf("Degraded %s %s: %s", st, reason, msg)
 		}
