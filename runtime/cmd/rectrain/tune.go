@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/recpipeline/recpipeline/runtime/bayesopt"
 	"github.com/recpipeline/recpipeline/runtime/internal/model"
 	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
 	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain/tune"
@@ -62,7 +63,7 @@ func runTune(args []string, w io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := tune.Maximize(ctx, func(x []float64) (float64, error) { return p.tuning.Value(p.weights(x)), nil }, f.box, p.options(f, w))
+	res, err := bayesopt.Maximize(ctx, func(x []float64) (float64, error) { return p.tuning.Value(p.weights(x)), nil }, f.box, p.options(f, w))
 	if err != nil {
 		return err
 	}
@@ -73,11 +74,11 @@ func runTune(args []string, w io.Writer) error {
 // tuneFlags are the tune subcommand's flags, parsed.
 type tuneFlags struct {
 	lo            rectrain.LoadOptions
-	opts          tune.Options
+	opts          bayesopt.Options
 	data, models  string
 	outcome, base map[string]float64
 	k             int
-	box           []tune.Bounds
+	box           []bayesopt.Bounds
 	tuneFrac      float64
 }
 
@@ -197,7 +198,7 @@ func (p *tuneProblem) weights(x []float64) []float64 {
 // options completes the search's options: the baseline, clamped into the
 // box, is evaluated first so that the tuned weights are never worse on the
 // tuning sessions, and every evaluation is printed to w.
-func (p *tuneProblem) options(f *tuneFlags, w io.Writer) tune.Options {
+func (p *tuneProblem) options(f *tuneFlags, w io.Writer) bayesopt.Options {
 	opts := f.opts
 	start := make([]float64, len(f.box))
 	for i, b := range f.box {
@@ -210,7 +211,7 @@ func (p *tuneProblem) options(f *tuneFlags, w io.Writer) tune.Options {
 	} else {
 		total += max(5, 2*len(f.box))
 	}
-	opts.OnEval = func(n int, pt, best tune.Point) {
+	opts.OnEval = func(n int, pt, best bayesopt.Point) {
 		fmt.Fprintf(w, "eval %3d/%d  objective %.5f  best %.5f  %s\n", n, total, pt.Value, best.Value, formatPoint(f.box, pt.X))
 	}
 	return opts
@@ -237,8 +238,8 @@ func (p *tuneProblem) report(w io.Writer, k int, best []float64, evals int, elap
 }
 
 // parseBounds parses "event:lo:hi,..." into the search box.
-func parseBounds(s string) ([]tune.Bounds, error) {
-	var out []tune.Bounds
+func parseBounds(s string) ([]bayesopt.Bounds, error) {
+	var out []bayesopt.Bounds
 	for _, f := range strings.Split(s, ",") {
 		parts := strings.Split(strings.TrimSpace(f), ":")
 		if len(parts) != 3 || parts[0] == "" {
@@ -249,10 +250,10 @@ func parseBounds(s string) ([]tune.Bounds, error) {
 		if err1 != nil || err2 != nil || !(lo < hi) {
 			return nil, fmt.Errorf("%q: want numbers lo < hi", f)
 		}
-		if slices.ContainsFunc(out, func(b tune.Bounds) bool { return b.Name == parts[0] }) {
+		if slices.ContainsFunc(out, func(b bayesopt.Bounds) bool { return b.Name == parts[0] }) {
 			return nil, fmt.Errorf("%q: %s given twice", f, parts[0])
 		}
-		out = append(out, tune.Bounds{Name: parts[0], Lo: lo, Hi: hi})
+		out = append(out, bayesopt.Bounds{Name: parts[0], Lo: lo, Hi: hi})
 	}
 	return out, nil
 }
@@ -269,7 +270,7 @@ func formatWeights(heads []string, m map[string]float64, sep string) string {
 	return strings.Join(parts, sep)
 }
 
-func formatPoint(box []tune.Bounds, x []float64) string {
+func formatPoint(box []bayesopt.Bounds, x []float64) string {
 	parts := make([]string, len(box))
 	for i, b := range box {
 		parts[i] = b.Name + "=" + formatFloat(x[i])

@@ -14,6 +14,10 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
+// Package tune finds the event weights of the ranking value Σ w·P that
+// maximise a declared objective on held-out logged data: it scores the
+// logged sessions (Logged), measures an objective of a weight vector on
+// them (Objective), and leaves the search to runtime/bayesopt.
 package tune
 
 import (

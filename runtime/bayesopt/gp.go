@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package tune
+package bayesopt
 
 import (
 	"fmt"
@@ -91,9 +91,15 @@ type GP struct {
 // NewGP conditions a GP with the given kernel and hyperparameters on the
 // observations y at x (each of len(h.LengthScales) values). x is retained.
 func NewGP(k Kernel, h Hyper, x [][]float64, y []float64) (*GP, error) {
+	return newGP(k, h, x, y, nil)
+}
+
+// newGP is NewGP with, when noise is not nil, a known variance of each
+// observation's noise added to h.NoiseVar on its own diagonal entry.
+func newGP(k Kernel, h Hyper, x [][]float64, y, noise []float64) (*GP, error) {
 	n := len(x)
-	if n == 0 || len(y) != n {
-		return nil, fmt.Errorf("gp: %d points and %d values", n, len(y))
+	if n == 0 || len(y) != n || (noise != nil && len(noise) != n) {
+		return nil, fmt.Errorf("gp: %d points, %d values and %d noise variances", n, len(y), len(noise))
 	}
 	for _, p := range x {
 		if len(p) != len(h.LengthScales) {
@@ -106,6 +112,9 @@ func NewGP(k Kernel, h Hyper, x [][]float64, y []float64) (*GP, error) {
 			v := h.cov(k, x[i], x[j])
 			if i == j {
 				v += h.NoiseVar + jitter
+				if noise != nil {
+					v += noise[i]
+				}
 			}
 			sym.SetSym(i, j, v)
 		}
@@ -202,6 +211,11 @@ const (
 // length scale, the signal and the noise variance. It expects inputs scaled
 // to about the unit cube and standardised observations.
 func FitGP(k Kernel, x [][]float64, y []float64) (*GP, error) {
+	return fitGP(k, x, y, nil)
+}
+
+// fitGP is FitGP with the known noise variances of newGP.
+func fitGP(k Kernel, x [][]float64, y, noise []float64) (*GP, error) {
 	if len(x) == 0 {
 		return nil, fmt.Errorf("gp: no points")
 	}
@@ -217,7 +231,7 @@ func FitGP(k Kernel, x [][]float64, y []float64) (*GP, error) {
 		return h
 	}
 	negLML := func(th []float64) float64 {
-		g, err := NewGP(k, toHyper(th), x, y)
+		g, err := newGP(k, toHyper(th), x, y, noise)
 		if err != nil || math.IsNaN(g.logML) {
 			return math.Inf(1)
 		}
@@ -259,7 +273,7 @@ func FitGP(k Kernel, x [][]float64, y []float64) (*GP, error) {
 	if math.IsInf(best.v, 1) {
 		return nil, fmt.Errorf("gp: no hyperparameters give a positive definite covariance")
 	}
-	return NewGP(k, toHyper(best.th), x, y)
+	return newGP(k, toHyper(best.th), x, y, noise)
 }
 
 func clamp(v, lo, hi float64) float64 { return math.Min(math.Max(v, lo), hi) }

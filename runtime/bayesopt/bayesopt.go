@@ -14,10 +14,13 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package tune finds the event weights of the ranking value Σ w·P that
-// maximise a declared objective on held-out logged data, by Bayesian
-// optimisation: a Gaussian-process surrogate of the objective over a box of
-// weights and the expected-improvement acquisition.
+// Package bayesopt maximises an objective over a box by Bayesian
+// optimisation: a Gaussian-process surrogate of the objective and the
+// expected-improvement acquisition, started from a Latin-hypercube design.
+// Maximize drives a function it can call (the offline tuner, rectrain
+// tune); an Optimizer is asked for one point at a time and told what was
+// measured there, with the measurement's noise (an online tuner, which
+// serves each point to a share of the users and counts their engagement).
 //
 // The optimiser is written here rather than imported: the Go Bayesian
 // optimisation libraries available through the module proxy are small and
@@ -26,15 +29,15 @@ limitations under the License.
 //
 // Everything is deterministic for a seed: the initial Latin-hypercube
 // design, the acquisition's candidates and the hyperparameter search draw
-// from one seeded generator, and the objective and the searches evaluate
-// one point at a time.
-package tune
+// from one seeded generator.
+package bayesopt
 
 import (
 	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"gonum.org/v1/gonum/stat/distuv"
 )
@@ -97,45 +100,199 @@ type Result struct {
 // expected improvement is highest. f is never called outside the box. An
 // error of f, a NaN or infinite value, or ctx's end stops the search.
 func Maximize(ctx context.Context, f func([]float64) (float64, error), bounds []Bounds, opts Options) (Result, error) {
-	if err := opts.complete(bounds); err != nil {
+	o, err := NewOptimizer(bounds, opts)
+	if err != nil {
 		return Result{}, err
 	}
-	r := rand.New(rand.NewPCG(opts.Seed, 0x74756e65))
-	s := &search{ctx: ctx, f: f, bounds: bounds, onEval: opts.OnEval}
+	var res Result
+	for n := range len(o.queue) + o.opts.Iters {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		x, err := o.Suggest()
+		if err != nil {
+			return res, err
+		}
+		v, err := f(x)
+		if err != nil {
+			return res, err
+		}
+		if err := o.Observe(x, v, 0); err != nil {
+			return res, err
+		}
+		p := Point{X: x, Value: v}
+		res.Trace = append(res.Trace, p)
+		if n == 0 || v > res.Value {
+			res.Best, res.Value = x, v
+		}
+		if o.opts.OnEval != nil {
+			o.opts.OnEval(n+1, p, Point{X: res.Best, Value: res.Value})
+		}
+	}
+	return res, nil
+}
+
+// Optimizer proposes points one at a time and learns from what was
+// measured at them, each measurement with its own noise: the online loop
+// of "serve a point, count, tell". It suggests opts.Start first, then a
+// Latin-hypercube design of opts.Init points, then the point of highest
+// expected improvement over the incumbent: the best value measured, or,
+// once a measurement is noisy, the best posterior mean at a measured point
+// (with noisy measurements the best measured value is mostly the luckiest,
+// not the best). It is not safe for concurrent use.
+type Optimizer struct {
+	bounds []Bounds
+	opts   Options
+	r      *rand.Rand
+	queue  [][]float64 // unit points to suggest before the acquisition
+	unit   [][]float64 // measured points, scaled to the unit cube
+	y      []float64   // measured values
+	noise  []float64   // their noise variances
+}
+
+// NewOptimizer checks the box and the options (Iters and OnEval serve
+// Maximize only) and draws the initial design.
+func NewOptimizer(bounds []Bounds, opts Options) (*Optimizer, error) {
+	if err := opts.complete(bounds); err != nil {
+		return nil, err
+	}
+	o := &Optimizer{bounds: bounds, opts: opts, r: rand.New(rand.NewPCG(opts.Seed, 0x74756e65))}
 	for _, p := range opts.Start {
-		u, err := s.toUnit(p)
+		u, err := o.toUnit(p)
 		if err != nil {
-			return s.res, err
+			return nil, err
 		}
-		if err := s.eval(u); err != nil {
-			return s.res, err
-		}
+		o.queue = append(o.queue, u)
 	}
-	for _, u := range latinHypercube(r, opts.Init, len(bounds)) {
-		if err := s.eval(u); err != nil {
-			return s.res, err
-		}
-	}
-	y := make([]float64, 0, len(s.unit)+opts.Iters)
-	for range opts.Iters {
-		y = y[:0]
-		for _, p := range s.res.Trace {
-			y = append(y, p.Value)
-		}
-		standardise(y)
-		g, err := FitGP(opts.Kernel, s.unit, y)
+	o.queue = append(o.queue, latinHypercube(o.r, opts.Init, len(bounds))...)
+	return o, nil
+}
+
+// Suggest returns the next point to measure, in the box.
+func (o *Optimizer) Suggest() ([]float64, error) {
+	var u []float64
+	if len(o.queue) > 0 {
+		u, o.queue = o.queue[0], o.queue[1:]
+	} else {
+		g, y, err := o.surrogate()
 		if err != nil {
-			return s.res, fmt.Errorf("failed to fit the surrogate: %w", err)
+			return nil, err
+		}
+		u = nextPoint(o.r, g, o.unit, y, o.incumbent(g, y), o.opts)
+	}
+	return o.fromUnit(u), nil
+}
+
+// Observe records that value was measured at x (a point of the box) with
+// noise variance noiseVar (0 for an exact value).
+func (o *Optimizer) Observe(x []float64, value, noiseVar float64) error {
+	if math.IsNaN(value) || math.IsInf(value, 0) {
+		return fmt.Errorf("bayesopt: objective is %v at %v", value, x)
+	}
+	if math.IsNaN(noiseVar) || math.IsInf(noiseVar, 0) || noiseVar < 0 {
+		return fmt.Errorf("bayesopt: noise variance is %v at %v, want a finite value of at least 0", noiseVar, x)
+	}
+	u, err := o.toUnit(x)
+	if err != nil {
+		return err
+	}
+	o.unit, o.y, o.noise = append(o.unit, u), append(o.y, value), append(o.noise, noiseVar)
+	return nil
+}
+
+// Best returns the measured point the optimiser rates highest and the
+// value measured there: with exact measurements the highest measured, with
+// noisy ones the highest posterior mean. ok is false before the first
+// measurement.
+func (o *Optimizer) Best() (p Point, ok bool, err error) {
+	if len(o.y) == 0 {
+		return Point{}, false, nil
+	}
+	k := 0
+	if o.noisy() {
+		g, _, err := o.surrogate()
+		if err != nil {
+			return Point{}, false, err
 		}
 		best := math.Inf(-1)
-		for _, v := range y {
-			best = math.Max(best, v)
+		for i, u := range o.unit {
+			if m, _ := g.Predict(u); m > best {
+				k, best = i, m
+			}
 		}
-		if err := s.eval(nextPoint(r, g, s.unit, y, best, opts)); err != nil {
-			return s.res, err
+	} else {
+		for i, v := range o.y {
+			if v > o.y[k] {
+				k = i
+			}
 		}
 	}
-	return s.res, nil
+	return Point{X: o.fromUnit(o.unit[k]), Value: o.y[k]}, true, nil
+}
+
+// noisy reports whether any measurement had noise.
+func (o *Optimizer) noisy() bool {
+	return slices.ContainsFunc(o.noise, func(v float64) bool { return v > 0 })
+}
+
+// surrogate fits the GP to the measurements, standardised; the noise
+// variances are scaled alike.
+func (o *Optimizer) surrogate() (*GP, []float64, error) {
+	if len(o.y) == 0 {
+		return nil, nil, fmt.Errorf("bayesopt: nothing measured yet")
+	}
+	y := slices.Clone(o.y)
+	scale := standardise(y)
+	var noise []float64
+	if o.noisy() {
+		noise = make([]float64, len(o.noise))
+		for i, v := range o.noise {
+			noise[i] = v / (scale * scale)
+		}
+	}
+	g, err := fitGP(o.opts.Kernel, o.unit, y, noise)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to fit the surrogate: %w", err)
+	}
+	return g, y, nil
+}
+
+// incumbent is the standardised value expected improvement is measured
+// from (see Optimizer).
+func (o *Optimizer) incumbent(g *GP, y []float64) float64 {
+	best := math.Inf(-1)
+	for i, v := range y {
+		if o.noisy() {
+			v, _ = g.Predict(o.unit[i])
+		}
+		best = math.Max(best, v)
+	}
+	return best
+}
+
+// toUnit scales a point of the box to the unit cube, refusing one outside
+// the box.
+func (o *Optimizer) toUnit(p []float64) ([]float64, error) {
+	if len(p) != len(o.bounds) {
+		return nil, fmt.Errorf("bayesopt: a point has %d coordinates, want %d", len(p), len(o.bounds))
+	}
+	u := make([]float64, len(p))
+	for i, b := range o.bounds {
+		if p[i] < b.Lo || p[i] > b.Hi {
+			return nil, fmt.Errorf("bayesopt: point %v is outside the bounds of %q", p, b.Name)
+		}
+		u[i] = (p[i] - b.Lo) / (b.Hi - b.Lo)
+	}
+	return u, nil
+}
+
+// fromUnit is the point of the box that u, in the unit cube, stands for.
+func (o *Optimizer) fromUnit(u []float64) []float64 {
+	x := make([]float64, len(o.bounds))
+	for i, b := range o.bounds {
+		x[i] = b.Lo + clamp(u[i], 0, 1)*(b.Hi-b.Lo)
+	}
+	return x
 }
 
 // complete checks the bounds and the options and fills the options'
@@ -143,18 +300,18 @@ func Maximize(ctx context.Context, f func([]float64) (float64, error), bounds []
 func (o *Options) complete(bounds []Bounds) error {
 	d := len(bounds)
 	if d == 0 {
-		return fmt.Errorf("tune: no bounds")
+		return fmt.Errorf("bayesopt: no bounds")
 	}
 	for _, b := range bounds {
 		if !(b.Lo < b.Hi) || math.IsInf(b.Lo, 0) || math.IsInf(b.Hi, 0) {
-			return fmt.Errorf("tune: bounds of %q are [%v, %v], want finite lo < hi", b.Name, b.Lo, b.Hi)
+			return fmt.Errorf("bayesopt: bounds of %q are [%v, %v], want finite lo < hi", b.Name, b.Lo, b.Hi)
 		}
 	}
 	if o.Init <= 0 {
 		o.Init = max(5, 2*d)
 	}
 	if o.Iters < 0 {
-		return fmt.Errorf("tune: %d iterations", o.Iters)
+		return fmt.Errorf("bayesopt: %d iterations", o.Iters)
 	}
 	if o.Iters == 0 {
 		o.Iters = 30
@@ -163,69 +320,15 @@ func (o *Options) complete(bounds []Bounds) error {
 		o.Candidates = 2000
 	}
 	if o.Xi < 0 || math.IsNaN(o.Xi) {
-		return fmt.Errorf("tune: xi is %v, want at least 0", o.Xi)
-	}
-	return nil
-}
-
-// search is the state of one Maximize: the evaluations so far.
-type search struct {
-	ctx    context.Context
-	f      func([]float64) (float64, error)
-	bounds []Bounds
-	onEval func(n int, p, best Point)
-	res    Result
-	unit   [][]float64 // the evaluated points scaled to the unit cube
-}
-
-// toUnit scales a start point to the unit cube, refusing one outside the
-// box.
-func (s *search) toUnit(p []float64) ([]float64, error) {
-	if len(p) != len(s.bounds) {
-		return nil, fmt.Errorf("tune: a start point has %d coordinates, want %d", len(p), len(s.bounds))
-	}
-	u := make([]float64, len(p))
-	for i, b := range s.bounds {
-		if p[i] < b.Lo || p[i] > b.Hi {
-			return nil, fmt.Errorf("tune: start point %v is outside the bounds of %q", p, b.Name)
-		}
-		u[i] = (p[i] - b.Lo) / (b.Hi - b.Lo)
-	}
-	return u, nil
-}
-
-// eval evaluates f at the point of the box that u (in the unit cube)
-// stands for, and records it.
-func (s *search) eval(u []float64) error {
-	if err := s.ctx.Err(); err != nil {
-		return err
-	}
-	x := make([]float64, len(s.bounds))
-	for i, b := range s.bounds {
-		x[i] = b.Lo + clamp(u[i], 0, 1)*(b.Hi-b.Lo)
-	}
-	v, err := s.f(x)
-	if err != nil {
-		return err
-	}
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return fmt.Errorf("tune: objective is %v at %v", v, x)
-	}
-	p := Point{X: x, Value: v}
-	s.res.Trace = append(s.res.Trace, p)
-	s.unit = append(s.unit, u)
-	if len(s.res.Trace) == 1 || v > s.res.Value {
-		s.res.Best, s.res.Value = x, v
-	}
-	if s.onEval != nil {
-		s.onEval(len(s.res.Trace), p, Point{X: s.res.Best, Value: s.res.Value})
+		return fmt.Errorf("bayesopt: xi is %v, want at least 0", o.Xi)
 	}
 	return nil
 }
 
 // standardise rescales y in place to mean 0 and standard deviation 1 (only
-// centred when the values are all equal).
-func standardise(y []float64) {
+// centred when the values are all equal) and returns the scale it divided
+// by.
+func standardise(y []float64) float64 {
 	var m, s float64
 	for _, v := range y {
 		m += v
@@ -241,6 +344,7 @@ func standardise(y []float64) {
 	for i := range y {
 		y[i] = (y[i] - m) / s
 	}
+	return s
 }
 
 // ExpectedImprovement is E[max(0, f − best − xi)] for f ~ N(mean, variance):
