@@ -215,3 +215,13 @@ func BenchmarkRolloutDetection(b *testing.B) {
 		}
 	}
 }
+
+// An objective naming events the pods never count gives no signal: no
+// verdict, and nothing the rollout may promote on.
+func TestAnalyseOfAnObjectiveNoEventMatches(t *testing.T) {
+	arm := counts(20000, map[string]int64{"click": 4000, "like": 1000})
+	v := analyse(arm, arm, analysisParams{objective: map[string]float64{"clik": 1}, alpha: 0.05})
+	if v.worse || !v.noSignal || !strings.Contains(v.message, "spec.rollout.analysis.objective") {
+		t.Errorf("verdict %+v, want no signal that names the objective", v)
+	}
+}

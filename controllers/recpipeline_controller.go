@@ -45,9 +45,11 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
@@ -171,8 +173,9 @@ func (r *RecPipelineReconciler) reconcileConfig(ctx context.Context, s *scope) (
 		return ctrl.Result{}, err
 	}
 	// The stable config first: a served config that names a canary never
-	// exists without the stable config an abort returns to.
-	if err := ensure(ctx, r, s, &corev1.ConfigMap{}, desiredStableConfigMap(s.rp, stable), corev1ac.ExtractConfigMap); err != nil {
+	// exists without the stable config an abort returns to, and an abort
+	// is recorded there before the served config drops the canary.
+	if err := ensure(ctx, r, s, &corev1.ConfigMap{}, desiredStableConfigMap(s.rp, stable, s.rollout.abortedRevision()), corev1ac.ExtractConfigMap); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := ensure(ctx, r, s, &corev1.ConfigMap{}, desiredConfigMap(s.rp, s.rendered.Bytes), corev1ac.ExtractConfigMap); err != nil {
@@ -419,7 +422,11 @@ func (r *RecPipelineReconciler) setupWithManager(mgr ctrl.Manager, rec reconcile
 		workers = 4
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&servingv1alpha1.RecPipeline{}).
+		// A status write is no news: the status is derived from what the
+		// pass observed, and passes that poll (a canary's counts, a
+		// shadow's) requeue on their own timers.
+		For(&servingv1alpha1.RecPipeline{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ServiceAccount{}).

@@ -31,6 +31,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
 	"github.com/recpipeline/recpipeline/runtime/config"
@@ -60,17 +61,26 @@ const (
 // signals that they grew.
 const analysisInterval = 10 * time.Second
 
+// AnnotationAbortedRevision, on the stable ConfigMap, names the live
+// revision whose canary was rolled back: the abort is kept there, written
+// before the served config drops the canary, as well as in the status.
+const AnnotationAbortedRevision = "serving.recpipeline.dev/aborted-live-revision"
+
 // StableConfigMapName is the name of the ConfigMap that keeps a pipeline's
 // stable live config.
 func StableConfigMapName(rp *servingv1alpha1.RecPipeline) string { return rp.Name + "-config-stable" }
 
 // desiredStableConfigMap keeps the stable config. No pod reads it: the
 // runtime's Role names only the served ConfigMap.
-func desiredStableConfigMap(rp *servingv1alpha1.RecPipeline, stable []byte) *corev1ac.ConfigMapApplyConfiguration {
-	return corev1ac.ConfigMap(StableConfigMapName(rp), rp.Namespace).
+func desiredStableConfigMap(rp *servingv1alpha1.RecPipeline, stable []byte, aborted string) *corev1ac.ConfigMapApplyConfiguration {
+	cm := corev1ac.ConfigMap(StableConfigMapName(rp), rp.Namespace).
 		WithLabels(commonLabels(rp, "")).
 		WithOwnerReferences(ownerReference(rp)).
 		WithData(map[string]string{config.ConfigKey: string(stable)})
+	if aborted != "" {
+		cm.WithAnnotations(map[string]string{AnnotationAbortedRevision: aborted})
+	}
+	return cm
 }
 
 // liveRevision is the revision of a live config without its experiments,
@@ -84,12 +94,24 @@ func liveRevision(l config.Live) (string, error) {
 	return config.Revision(b), nil
 }
 
-// canaryArm and baselineArm name a rollout's arms after its candidate.
-func canaryArm(candidate string) string {
-	return "rollout-canary-" + candidate[:min(8, len(candidate))]
+// armNames names a rollout's canary and baseline arms after its candidate
+// and the time it started, so that a candidate canaried again (X, Y, X)
+// gets arms whose counts start at zero.
+func armNames(candidate string, start time.Time) (canary, baseline string) {
+	id := config.Revision([]byte(candidate + "@" + start.UTC().Format(time.RFC3339Nano)))[:8]
+	return "rollout-canary-" + id, "rollout-baseline-" + id
 }
-func baselineArm(candidate string) string {
-	return "rollout-baseline-" + candidate[:min(8, len(candidate))]
+
+// armsOf are the names of a progressing rollout's canary and baseline arms.
+func armsOf(st *servingv1alpha1.RolloutStatus) (canary, baseline string) {
+	if len(st.Arms) == 2 {
+		return st.Arms[0].Name, st.Arms[1].Name
+	}
+	start := time.Time{}
+	if st.StepStartTime != nil {
+		start = st.StepStartTime.Time
+	}
+	return armNames(st.CandidateRevision, start)
 }
 
 // rolloutPlan is what one pass of the rollout decided.
@@ -99,16 +121,21 @@ type rolloutPlan struct {
 	// serveCandidate: every user gets the candidate, which is (or becomes)
 	// the stable config.
 	serveCandidate bool
-	// traffic is each rollout arm's share while a canary progresses.
+	// traffic is each rollout arm's share while a canary progresses, and
+	// from where each arm's slice of the users starts (the canary's, then
+	// the baseline's): fixed for the whole canary, so that growing shares
+	// move no user from one arm to the other.
 	traffic float64
+	from    [2]float64
 	// requeue is when the canary's counts should be read again.
 	requeue time.Duration
 }
 
 // planRollout decides, before any count is read, which state the rollout
 // of candidate against stable is in. stable is "" when no stable config is
-// kept yet.
-func planRollout(rp *servingv1alpha1.RecPipeline, candidate, stable string, now time.Time) rolloutPlan {
+// kept yet; aborted is the live revision the stable ConfigMap records as
+// rolled back.
+func planRollout(rp *servingv1alpha1.RecPipeline, candidate, stable, aborted string, now time.Time) rolloutPlan {
 	prev := rp.Status.Rollout
 	supersede := func() rolloutPlan {
 		p := rolloutPlan{status: prev.DeepCopy(), serveCandidate: true}
@@ -128,6 +155,15 @@ func planRollout(rp *servingv1alpha1.RecPipeline, candidate, stable string, now 
 	case stable == "" || candidate == stable || rp.Spec.Rollout == nil:
 		return supersede()
 	}
+	if aborted == candidate && (prev == nil || prev.CandidateRevision != candidate || prev.Phase != servingv1alpha1.RolloutAborted) {
+		// The abort outlived a status write that failed.
+		st := &servingv1alpha1.RolloutStatus{CandidateRevision: candidate, StableRevision: stable, Reason: reasonObjectiveDropped}
+		if prev != nil && prev.CandidateRevision == candidate {
+			st = prev.DeepCopy()
+		}
+		st.Phase = servingv1alpha1.RolloutAborted
+		return rolloutPlan{status: st}
+	}
 	if prev != nil && prev.CandidateRevision == candidate && prev.StableRevision == stable {
 		switch prev.Phase {
 		case servingv1alpha1.RolloutProgressing:
@@ -139,13 +175,14 @@ func planRollout(rp *servingv1alpha1.RecPipeline, candidate, stable string, now 
 		}
 	}
 	start := metav1.NewTime(now)
+	canary, baseline := armNames(candidate, now)
 	return rolloutPlan{status: &servingv1alpha1.RolloutStatus{
 		Phase: servingv1alpha1.RolloutProgressing, Reason: reasonAnalysing,
 		CandidateRevision: candidate, StableRevision: stable,
 		StepStartTime: &start,
 		Arms: []servingv1alpha1.RolloutArmStatus{
-			{Name: canaryArm(candidate), Revision: candidate},
-			{Name: baselineArm(candidate), Revision: stable},
+			{Name: canary, Revision: candidate},
+			{Name: baseline, Revision: stable},
 		},
 		Decision: "started: waiting for impressions",
 	}}
@@ -189,16 +226,20 @@ func analysisOf(spec *servingv1alpha1.RolloutSpec, stableWeights map[string]floa
 // stepRollout reads the arms' counts into a progressing plan and steps it:
 // abort when the analysis finds the canary worse, next step when the step
 // has lasted its pause and earned its impressions, promote after the last.
-func stepRollout(spec *servingv1alpha1.RolloutSpec, p *rolloutPlan, counts map[string]config.ArmCounts, stableWeights map[string]float64, now time.Time) {
+//
+// complete is false when a ready frontend pod did not answer: its counts
+// are missing from the sums, which may then only abort, never step.
+func stepRollout(spec *servingv1alpha1.RolloutSpec, p *rolloutPlan, counts map[string]config.ArmCounts, complete bool, stableWeights map[string]float64, now time.Time) {
 	st := p.status
 	params, minImpressions := analysisOf(spec, stableWeights)
-	canary, baseline := counts[canaryArm(st.CandidateRevision)], counts[baselineArm(st.CandidateRevision)]
+	canaryName, baselineName := armsOf(st)
+	canary, baseline := counts[canaryName], counts[baselineName]
 	st.Arms = []servingv1alpha1.RolloutArmStatus{
-		armStatus(canaryArm(st.CandidateRevision), st.CandidateRevision, canary, params.objective),
-		armStatus(baselineArm(st.CandidateRevision), st.StableRevision, baseline, params.objective),
+		armStatus(canaryName, st.CandidateRevision, canary, params.objective),
+		armStatus(baselineName, st.StableRevision, baseline, params.objective),
 	}
 	least := min(impressions(canary), impressions(baseline))
-	if least < st.StepStartImpressions {
+	if complete && least < st.StepStartImpressions {
 		// A frontend pod restarted and its counts with it.
 		st.StepStartImpressions = least
 	}
@@ -207,6 +248,7 @@ func stepRollout(spec *servingv1alpha1.RolloutSpec, p *rolloutPlan, counts map[s
 	if step.Pause != nil {
 		pause = step.Pause.Duration
 	}
+	signal := true
 	if least < minImpressions {
 		st.Decision = fmt.Sprintf("step %d: waiting for %d impressions in each arm (canary %d, baseline %d)",
 			st.Step, minImpressions, impressions(canary), impressions(baseline))
@@ -218,9 +260,13 @@ func stepRollout(spec *servingv1alpha1.RolloutSpec, p *rolloutPlan, counts map[s
 			p.requeue = 0
 			return
 		}
+		signal = !v.noSignal
+	}
+	if !complete {
+		st.Decision += "; a frontend pod did not report its counts, so the step waits"
 	}
 	elapsed := now.Sub(st.StepStartTime.Time)
-	if elapsed >= pause && least >= minImpressions && least-st.StepStartImpressions >= minImpressions {
+	if complete && signal && elapsed >= pause && least >= minImpressions && least-st.StepStartImpressions >= minImpressions {
 		if int(st.Step) >= len(spec.Steps)-1 {
 			st.Phase, st.Reason = servingv1alpha1.RolloutPromoted, reasonPromoted
 			st.Decision = fmt.Sprintf("promoted after %d steps; %s", len(spec.Steps), st.Decision)
@@ -252,14 +298,28 @@ func armStatus(name, revision string, c config.ArmCounts, objective map[string]f
 	}
 }
 
-// stepTraffic is each rollout arm's share at the plan's step: the step's,
-// cut so that the experiments and both arms fit in all users.
-func stepTraffic(spec *servingv1alpha1.RolloutSpec, step int32, experiments []config.Experiment) float64 {
-	room := 1.0
+// stepTraffic is each rollout arm's share at the plan's step, and where
+// the canary's and the baseline's slices of the users start. The arms
+// follow the experiments' slices: the canary's starts where they end, the
+// baseline's as far on as the largest step's share, so that neither moves
+// while the shares grow; shares are cut so that everything fits in all
+// users.
+func stepTraffic(spec *servingv1alpha1.RolloutSpec, step int32, experiments []config.Experiment) (traffic float64, from [2]float64) {
+	end := 0.0
 	for _, x := range experiments {
-		room -= x.Traffic
+		start := end
+		if x.From != nil {
+			start = *x.From
+		}
+		end = max(end, start+x.Traffic)
 	}
-	return min(spec.Steps[min(int(step), len(spec.Steps)-1)].Traffic, room/2)
+	largest := 0.0
+	for _, st := range spec.Steps {
+		largest = max(largest, st.Traffic)
+	}
+	largest = min(largest, (1-end)/2)
+	traffic = min(spec.Steps[min(int(step), len(spec.Steps)-1)].Traffic, largest)
+	return traffic, [2]float64{end, end + largest}
 }
 
 // composeServing is the config every pod reads under plan: the candidate
@@ -276,10 +336,10 @@ func composeServing(candidate *config.Config, stable *config.Live, p *rolloutPla
 	if p.progressing() && p.traffic > 0 {
 		cand := candidate.Live
 		cand.Experiments, cand.ExperimentSalt = nil, ""
-		rev := p.status.CandidateRevision
+		canary, baseline := armsOf(p.status)
 		live.Experiments = append(live.Experiments,
-			config.Experiment{Name: canaryArm(rev), Traffic: p.traffic, Live: &cand},
-			config.Experiment{Name: baselineArm(rev), Traffic: p.traffic},
+			config.Experiment{Name: canary, Traffic: p.traffic, From: &p.from[0], Live: &cand},
+			config.Experiment{Name: baseline, Traffic: p.traffic, From: &p.from[1]},
 		)
 	}
 	c.Live = live
@@ -313,33 +373,37 @@ func (r *RecPipelineReconciler) readRolloutStatus(ctx context.Context, s *scope)
 
 // readStable reads the stable live config, nil when none is kept (a new
 // pipeline, or one made before rollouts) or it cannot be read.
-func (r *RecPipelineReconciler) readStable(ctx context.Context, s *scope) (*config.Live, error) {
+//
+// It reads from the API server, not the cache: a pass must see the stable
+// config its predecessor promoted. aborted is the live revision the
+// ConfigMap records as rolled back.
+func (r *RecPipelineReconciler) readStable(ctx context.Context, s *scope) (live *config.Live, aborted string, err error) {
 	cm := &corev1.ConfigMap{}
-	switch err := r.Get(ctx, types.NamespacedName{Namespace: s.rp.Namespace, Name: StableConfigMapName(s.rp)}, cm); {
+	switch err := r.apiReader().Get(ctx, types.NamespacedName{Namespace: s.rp.Namespace, Name: StableConfigMapName(s.rp)}, cm); {
 	case apierrors.IsNotFound(err):
-		return nil, nil
+		return nil, "", nil
 	case err != nil:
-		return nil, fmt.Errorf("failed to get ConfigMap %s: %w", StableConfigMapName(s.rp), err)
+		return nil, "", fmt.Errorf("failed to get ConfigMap %s: %w", StableConfigMapName(s.rp), err)
 	}
 	if !metav1.IsControlledBy(cm, s.rp) {
-		return nil, nil
+		return nil, "", nil
 	}
 	var c config.Config
 	if err := json.Unmarshal([]byte(cm.Data[config.ConfigKey]), &c); err != nil {
 		ctrl.LoggerFrom(ctx).Info("Ignoring a stable config that does not decode", "error", err.Error())
-		return nil, nil
+		return nil, "", nil
 	}
-	return &c.Live, nil
+	return &c.Live, cm.Annotations[AnnotationAbortedRevision], nil
 }
 
 // readArmCounts sums, over the ready frontend pods, the per-arm counts
 // they report; a pod that does not answer counts nothing this pass.
-func (r *RecPipelineReconciler) readArmCounts(ctx context.Context, s *scope) (map[string]config.ArmCounts, error) {
+func (r *RecPipelineReconciler) readArmCounts(ctx context.Context, s *scope) (out map[string]config.ArmCounts, complete bool, err error) {
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(s.rp.Namespace), client.MatchingLabels(selectorLabels(s.rp, config.StageFrontend))); err != nil {
-		return nil, fmt.Errorf("failed to list pods of stage %s: %w", config.StageFrontend, err)
+		return nil, false, fmt.Errorf("failed to list pods of stage %s: %w", config.StageFrontend, err)
 	}
-	out := map[string]config.ArmCounts{}
+	out, complete = map[string]config.ArmCounts{}, r.StatusReader != nil
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		if pod.DeletionTimestamp != nil || !podReady(pod) || r.StatusReader == nil {
@@ -347,6 +411,7 @@ func (r *RecPipelineReconciler) readArmCounts(ctx context.Context, s *scope) (ma
 		}
 		st, err := r.StatusReader.ReadStatus(ctx, pod)
 		if err != nil {
+			complete = false
 			continue
 		}
 		for arm, c := range st.Arms {
@@ -361,7 +426,7 @@ func (r *RecPipelineReconciler) readArmCounts(ctx context.Context, s *scope) (ma
 			out[arm] = sum
 		}
 	}
-	return out, nil
+	return out, complete, nil
 }
 
 // reconcileRollout renders the spec's config, the candidate, and decides
@@ -373,7 +438,7 @@ func (r *RecPipelineReconciler) reconcileRollout(ctx context.Context, s *scope, 
 	if err := r.readRolloutStatus(ctx, s); err != nil {
 		return nil, 0, err
 	}
-	stableLive, err := r.readStable(ctx, s)
+	stableLive, aborted, err := r.readStable(ctx, s)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -387,14 +452,14 @@ func (r *RecPipelineReconciler) reconcileRollout(ctx context.Context, s *scope, 
 			return nil, 0, err
 		}
 	}
-	plan := planRollout(s.rp, candRev, stableRev, now)
+	plan := planRollout(s.rp, candRev, stableRev, aborted, now)
 	if plan.progressing() {
-		counts, err := r.readArmCounts(ctx, s)
+		counts, complete, err := r.readArmCounts(ctx, s)
 		if err != nil {
 			return nil, 0, err
 		}
-		stepRollout(s.rp.Spec.Rollout, &plan, counts, stableLive.Weights, now)
-		plan.traffic = stepTraffic(s.rp.Spec.Rollout, plan.status.Step, candidate.Config.Live.Experiments)
+		stepRollout(s.rp.Spec.Rollout, &plan, counts, complete, stableLive.Weights, now)
+		plan.traffic, plan.from = stepTraffic(s.rp.Spec.Rollout, plan.status.Step, candidate.Config.Live.Experiments)
 		for i := range plan.status.Arms {
 			plan.status.Arms[i].Traffic = plan.traffic
 		}
@@ -406,13 +471,21 @@ func (r *RecPipelineReconciler) reconcileRollout(ctx context.Context, s *scope, 
 	served := candidate
 	if !plan.serveCandidate {
 		if served, err = encodeConfig(composeServing(candidate.Config, stableLive, &plan)); err != nil {
+			if plan.aborted() {
+				// A candidate found worse never serves everyone: what
+				// serves now stays until the spec changes.
+				err = fmt.Errorf("the canary of live config %s was rolled back, and the stable config no longer renders with the spec's deploy part and experiments: %w; change the spec", candRev, err)
+				s.failure = &reconcileFailure{reason: servingv1alpha1.ReasonRolloutAborted, err: err}
+				return nil, 0, reconcile.TerminalError(err)
+			}
 			// The stable config no longer fits the spec (a model it
-			// names was removed): the candidate goes out at once.
+			// names was removed, an experiment overrides a source only
+			// the candidate has): the candidate goes out at once.
 			ctrl.LoggerFrom(ctx).Info("Serving the candidate at once: the stable config no longer renders", "error", err.Error())
 			plan = rolloutPlan{status: plan.status, serveCandidate: true}
 			if plan.status != nil && plan.status.Phase != servingv1alpha1.RolloutPromoted {
 				plan.status.Phase, plan.status.Reason = servingv1alpha1.RolloutSuperseded, reasonSpecChanged
-				plan.status.Decision = truncateDecision("the stable config no longer renders against the spec, so the candidate serves everyone: " + err.Error())
+				plan.status.Decision = truncateDecision("the stable config no longer renders with the spec, so the candidate serves everyone at once: " + err.Error())
 			}
 			served = candidate
 		}
@@ -431,6 +504,15 @@ func (r *RecPipelineReconciler) reconcileRollout(ctx context.Context, s *scope, 
 		return nil, 0, err
 	}
 	return b, plan.requeue, nil
+}
+
+// abortedRevision is the live revision the stable ConfigMap records as
+// rolled back under plan.
+func (p *rolloutPlan) abortedRevision() string {
+	if p.aborted() {
+		return p.status.CandidateRevision
+	}
+	return ""
 }
 
 // truncateDecision keeps status.rollout.decision within its 1024 bytes.

@@ -84,12 +84,12 @@ func TestRolloutPromotesAGoodCanaryAndAbortsABadOne(t *testing.T) {
 	// A good change is served to 10%, then 25% of the users, then to all.
 	updatePipeline(t, ns, "canary", func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.Weights["like"] = 3 })
 	rp = waitRollout(t, ns, "a canary of like: 3", servingv1alpha1.RolloutProgressing, 0)
-	good := rp.Status.Rollout.CandidateRevision
-	checkArms(t, configIn(t, ns, "canary-config"), good, 0.1, 2, 3)
-	report(map[string]config.ArmCounts{canaryArm(good): engagement(2000, 0.2, 0.05, 0.01), baselineArm(good): engagement(2000, 0.2, 0.05, 0.01)})
+	canary, baseline := armsOf(rp.Status.Rollout)
+	checkArms(t, configIn(t, ns, "canary-config"), canary, baseline, 0.1, 2, 3)
+	report(map[string]config.ArmCounts{canary: engagement(2000, 0.2, 0.05, 0.01), baseline: engagement(2000, 0.2, 0.05, 0.01)})
 	waitRollout(t, ns, "the second step", servingv1alpha1.RolloutProgressing, 1)
-	checkArms(t, configIn(t, ns, "canary-config"), good, 0.25, 2, 3)
-	report(map[string]config.ArmCounts{canaryArm(good): engagement(4000, 0.21, 0.05, 0.01), baselineArm(good): engagement(4000, 0.2, 0.05, 0.01)})
+	checkArms(t, configIn(t, ns, "canary-config"), canary, baseline, 0.25, 2, 3)
+	report(map[string]config.ArmCounts{canary: engagement(4000, 0.21, 0.05, 0.01), baseline: engagement(4000, 0.2, 0.05, 0.01)})
 	rp = waitRollout(t, ns, "the good change promoted", servingv1alpha1.RolloutPromoted, 1)
 	served, stable := configIn(t, ns, "canary-config"), configIn(t, ns, "canary-config-stable")
 	if served.Live.Weights["like"] != 3 || len(served.Live.Experiments) != 0 || stable.Live.Weights["like"] != 3 {
@@ -103,8 +103,8 @@ func TestRolloutPromotesAGoodCanaryAndAbortsABadOne(t *testing.T) {
 	// A bad change: the canary's likes collapse and see_less triples.
 	updatePipeline(t, ns, "canary", func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Ranking.Weights["like"] = -50 })
 	rp = waitRollout(t, ns, "a canary of like: -50", servingv1alpha1.RolloutProgressing, 0)
-	bad := rp.Status.Rollout.CandidateRevision
-	report(map[string]config.ArmCounts{canaryArm(bad): engagement(3000, 0.15, 0.005, 0.03), baselineArm(bad): engagement(3000, 0.2, 0.05, 0.01)})
+	canary, baseline = armsOf(rp.Status.Rollout)
+	report(map[string]config.ArmCounts{canary: engagement(3000, 0.15, 0.005, 0.03), baseline: engagement(3000, 0.2, 0.05, 0.01)})
 	rp = waitStatus(t, ns, "canary", "the bad change aborted and the pipeline degraded", func(rp *servingv1alpha1.RecPipeline) error {
 		c := condition(rp, servingv1alpha1.ConditionDegraded)
 		if rp.Status.Rollout == nil || rp.Status.Rollout.Phase != servingv1alpha1.RolloutAborted || c.Reason != servingv1alpha1.ReasonRolloutAborted {
@@ -146,18 +146,19 @@ func waitRollout(t *testing.T, ns, what string, phase servingv1alpha1.RolloutPha
 
 // checkArms checks that c serves the stable like weight to the control
 // arm, and the canary (with the candidate's like weight) and the baseline
-// each to traffic of the users.
-func checkArms(t *testing.T, c *config.Config, candidate string, traffic, stableLike, candidateLike float64) {
+// each to traffic of the users, from fixed starts: the canary's at 0 (no
+// experiments), the baseline's at the largest step's share (0.25).
+func checkArms(t *testing.T, c *config.Config, canary, baseline string, traffic, stableLike, candidateLike float64) {
 	t.Helper()
 	x := c.Live.Experiments
 	if c.Live.Weights["like"] != stableLike || len(x) != 2 {
 		t.Fatalf("served like %v with arms %+v; want the stable %v and two arms", c.Live.Weights["like"], x, stableLike)
 	}
-	if x[0].Name != canaryArm(candidate) || x[0].Traffic != traffic || x[0].Live == nil || x[0].Live.Weights["like"] != candidateLike {
-		t.Errorf("canary arm %+v, want %s at %v serving like %v", x[0], canaryArm(candidate), traffic, candidateLike)
+	if x[0].Name != canary || x[0].Traffic != traffic || x[0].Live == nil || x[0].Live.Weights["like"] != candidateLike || x[0].From == nil || *x[0].From != 0 {
+		t.Errorf("canary arm %+v, want %s from 0 at %v serving like %v", x[0], canary, traffic, candidateLike)
 	}
-	if x[1].Name != baselineArm(candidate) || x[1].Traffic != traffic || x[1].Live != nil || len(x[1].Weights) != 0 {
-		t.Errorf("baseline arm %+v, want %s at %v without overrides", x[1], baselineArm(candidate), traffic)
+	if x[1].Name != baseline || x[1].Traffic != traffic || x[1].Live != nil || len(x[1].Weights) != 0 || x[1].From == nil || *x[1].From != 0.25 {
+		t.Errorf("baseline arm %+v, want %s from 0.25 at %v without overrides", x[1], baseline, traffic)
 	}
 }
 
@@ -197,9 +198,9 @@ func TestACanaryOfAModelSwitchRollsOnlyThatStage(t *testing.T) {
 	eventually(t, waitTimeout, "only the second stage rolls, to load both models", func() error { return rolled(config.StageRankerSecond) })
 	during := templates(t, ns, "canary")[config.StageRankerSecond].Spec.Template.Annotations[AnnotationDeployRevision]
 
-	cand := rp.Status.Rollout.CandidateRevision
+	canary, baseline := armsOf(rp.Status.Rollout)
 	pods.set(frontend, config.Status{ConfigRevision: rp.Status.ConfigRevision, Arms: map[string]config.ArmCounts{
-		canaryArm(cand): engagement(2000, 0.2, 0.05, 0.01), baselineArm(cand): engagement(2000, 0.2, 0.05, 0.01),
+		canary: engagement(2000, 0.2, 0.05, 0.01), baseline: engagement(2000, 0.2, 0.05, 0.01),
 	}})
 	updateLabels(t, ns, "canary", map[string]string{"poke": "1"})
 	waitRollout(t, ns, "the model switch promoted", servingv1alpha1.RolloutPromoted, 0)

@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ func TestPlanRollout(t *testing.T) {
 	cases := map[string]struct {
 		rp                *servingv1alpha1.RecPipeline
 		candidate, stable string
+		aborted           string                       // the stable ConfigMap's record
 		wantPhase         servingv1alpha1.RolloutPhase // "" for no status
 		wantReason        string
 		wantCandidate     bool // every user is served the candidate
@@ -63,7 +65,7 @@ func TestPlanRollout(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			p := planRollout(tc.rp, tc.candidate, tc.stable, now)
+			p := planRollout(tc.rp, tc.candidate, tc.stable, tc.aborted, now)
 			var phase servingv1alpha1.RolloutPhase
 			if p.status != nil {
 				phase = p.status.Phase
@@ -93,22 +95,27 @@ func TestStepRollout(t *testing.T) {
 	weights := map[string]float64{"click": 1, "like": 2, "see_less": -8}
 	good, bad := engagement(3000, 0.2, 0.05, 0.01), engagement(3000, 0.1, 0.01, 0.03)
 	cases := map[string]struct {
-		step       int32
-		started    time.Duration // before now
-		startImpr  int64
-		canary     config.ArmCounts
-		baseline   config.ArmCounts
-		wantPhase  servingv1alpha1.RolloutPhase
-		wantStep   int32
-		wantReason string
+		step          int32
+		started       time.Duration // before now
+		startImpr     int64
+		canary        config.ArmCounts
+		baseline      config.ArmCounts
+		incomplete    bool // a frontend pod did not answer
+		wantPhase     servingv1alpha1.RolloutPhase
+		wantStep      int32
+		wantStartImpr int64
+		wantReason    string
 	}{
-		"too few impressions":      {started: time.Hour, canary: engagement(500, 0.2, 0.05, 0.01), baseline: good, wantPhase: servingv1alpha1.RolloutProgressing},
-		"the pause is not over":    {started: 30 * time.Second, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing},
-		"the step is done":         {started: time.Hour, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1},
-		"the last step promotes":   {step: 1, started: time.Hour, startImpr: 1500, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutPromoted, wantStep: 1, wantReason: reasonPromoted},
-		"the last step needs more": {step: 1, started: time.Hour, startImpr: 2500, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1},
-		"a worse canary aborts":    {started: 30 * time.Second, canary: bad, baseline: good, wantPhase: servingv1alpha1.RolloutAborted, wantReason: reasonObjectiveDropped},
-		"a restarted pod's counts": {step: 1, started: time.Hour, startImpr: 9000, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1},
+		"too few impressions":                           {started: time.Hour, canary: engagement(500, 0.2, 0.05, 0.01), baseline: good, wantPhase: servingv1alpha1.RolloutProgressing},
+		"the pause is not over":                         {started: 30 * time.Second, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing},
+		"the step is done":                              {started: time.Hour, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 3000},
+		"the last step promotes":                        {step: 1, started: time.Hour, startImpr: 1500, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutPromoted, wantStep: 1, wantStartImpr: 1500, wantReason: reasonPromoted},
+		"the last step needs more":                      {step: 1, started: time.Hour, startImpr: 2500, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 2500},
+		"a worse canary aborts":                         {started: 30 * time.Second, canary: bad, baseline: good, wantPhase: servingv1alpha1.RolloutAborted, wantReason: reasonObjectiveDropped},
+		"a worse canary aborts on partial counts":       {started: 30 * time.Second, canary: bad, baseline: good, incomplete: true, wantPhase: servingv1alpha1.RolloutAborted, wantReason: reasonObjectiveDropped},
+		"a restarted pod's counts start the step again": {step: 1, started: time.Hour, startImpr: 9000, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 3000},
+		"a pod that did not answer moves nothing":       {step: 1, started: time.Hour, startImpr: 9000, canary: good, baseline: good, incomplete: true, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 9000},
+		"partial counts never promote":                  {step: 1, started: time.Hour, startImpr: 1500, canary: good, baseline: good, incomplete: true, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 1500},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -117,7 +124,12 @@ func TestStepRollout(t *testing.T) {
 				Phase: servingv1alpha1.RolloutProgressing, CandidateRevision: "cand", StableRevision: "stable",
 				Step: tc.step, StepStartTime: &start, StepStartImpressions: tc.startImpr,
 			}}
-			stepRollout(spec, &p, map[string]config.ArmCounts{canaryArm("cand"): tc.canary, baselineArm("cand"): tc.baseline}, weights, now)
+			canary, baseline := armsOf(p.status)
+			complete := !tc.incomplete
+			stepRollout(spec, &p, map[string]config.ArmCounts{canary: tc.canary, baseline: tc.baseline}, complete, weights, now)
+			if p.status.StepStartImpressions != tc.wantStartImpr {
+				t.Errorf("step start impressions %d, want %d", p.status.StepStartImpressions, tc.wantStartImpr)
+			}
 			if p.status.Phase != tc.wantPhase || p.status.Step != tc.wantStep {
 				t.Fatalf("phase %s step %d (%s), want %s step %d", p.status.Phase, p.status.Step, p.status.Decision, tc.wantPhase, tc.wantStep)
 			}
@@ -134,12 +146,25 @@ func TestStepRollout(t *testing.T) {
 	}
 }
 
-func TestStepTrafficLeavesRoomForExperiments(t *testing.T) {
-	spec := &servingv1alpha1.RolloutSpec{Steps: []servingv1alpha1.RolloutStep{{Traffic: 0.5}}}
-	if got := stepTraffic(spec, 0, nil); got != 0.5 {
-		t.Errorf("without experiments: %v, want 0.5", got)
+func TestStepTrafficKeepsTheArmsSlices(t *testing.T) {
+	spec := &servingv1alpha1.RolloutSpec{Steps: []servingv1alpha1.RolloutStep{{Traffic: 0.05}, {Traffic: 0.2}, {Traffic: 0.5}}}
+	cases := map[string]struct {
+		step        int32
+		experiments []config.Experiment
+		traffic     float64
+		from        [2]float64
+	}{
+		"the first step":         {step: 0, traffic: 0.05, from: [2]float64{0, 0.5}},
+		"the last step":          {step: 2, traffic: 0.5, from: [2]float64{0, 0.5}},
+		"beside an experiment":   {step: 0, experiments: []config.Experiment{{Traffic: 0.4}}, traffic: 0.05, from: [2]float64{0.4, 0.7}},
+		"cut beside experiments": {step: 2, experiments: []config.Experiment{{Traffic: 0.4}}, traffic: 0.3, from: [2]float64{0.4, 0.7}},
 	}
-	if got := stepTraffic(spec, 0, []config.Experiment{{Traffic: 0.4}}); got < 0.2999 || got > 0.3001 {
-		t.Errorf("beside an experiment of 0.4: %v, want 0.3 per arm", got)
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			traffic, from := stepTraffic(spec, tc.step, tc.experiments)
+			if math.Abs(traffic-tc.traffic) > 1e-9 || math.Abs(from[0]-tc.from[0]) > 1e-9 || math.Abs(from[1]-tc.from[1]) > 1e-9 {
+				t.Errorf("traffic %v from %v, want %v from %v", traffic, from, tc.traffic, tc.from)
+			}
+		})
 	}
 }

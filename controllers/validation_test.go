@@ -367,6 +367,10 @@ func TestAPIServerChecksRollout(t *testing.T) {
 			mutate: rollout(servingv1alpha1.RolloutSpec{}),
 			want:   []string{"spec.rollout.steps"},
 		},
+		"steps that shrink": {
+			mutate: rollout(servingv1alpha1.RolloutSpec{Steps: []servingv1alpha1.RolloutStep{{Traffic: 0.3}, {Traffic: 0.1}}}),
+			want:   []string{"spec.rollout.steps: each step's traffic must be at least the previous step's"},
+		},
 		"a step over half the users": {
 			mutate: rollout(servingv1alpha1.RolloutSpec{Steps: []servingv1alpha1.RolloutStep{{Traffic: 0.8}}}),
 			want:   []string{"spec.rollout.steps[0].traffic"},

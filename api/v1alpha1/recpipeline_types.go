@@ -150,6 +150,7 @@ type RecPipelineSpec struct {
 }
 
 // RolloutSpec declares how a live change is canaried.
+// +kubebuilder:validation:XValidation:rule="self.steps.map(s, s.traffic).isSorted()",message="spec.rollout.steps: each step's traffic must be at least the previous step's"
 type RolloutSpec struct {
 	// steps are the canary arm's shares of the users, in order; each lasts
 	// at least its pause and until both arms earned analysis.minImpressions

@@ -146,6 +146,13 @@ type Experiment struct {
 	// Traffic is the arm's share of the users, in (0, 1]; the arms'
 	// shares sum to at most 1.
 	Traffic float64 `json:"traffic"`
+	// From, when set, is where the arm's slice of the users' buckets
+	// starts: the arm serves the users whose bucket falls in [From,
+	// From+Traffic). Unset, the slice starts where the previous arm's
+	// ends (0 for the first). Slices may not overlap. A rollout's arms
+	// keep their starts while their shares grow, so that no user moves
+	// from one to the other.
+	From *float64 `json:"from,omitempty"`
 	// Weights override the value's weights, event by event.
 	Weights map[string]float64 `json:"weights,omitempty"`
 	// Sources override retrieval sources' weight and limit, by name.

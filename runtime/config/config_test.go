@@ -104,6 +104,14 @@ func TestValidateNamesTheField(t *testing.T) {
 		"arms over all users": {func(c *Config) {
 			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.6}, {Name: "b", Traffic: 0.6}}
 		}, "live.experiments: the arms' traffic sums to 1.2"},
+		"arms overlap": {func(c *Config) {
+			from := 0.05
+			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1}, {Name: "b", Traffic: 0.1, From: &from}}
+		}, "live.experiments[1].from: the arm's users [0.05, 0.15) overlap another arm's [0, 0.1)"},
+		"arm past the last user": {func(c *Config) {
+			from := 0.95
+			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, From: &from}}
+		}, "live.experiments[0].from: the arm's users [0.95, 1.05"},
 		"arm overrides an unknown source": {func(c *Config) {
 			c.Live.Experiments = []Experiment{{Name: "a", Traffic: 0.1, Sources: []SourceOverride{{Name: "nope"}}}}
 		}, "live.experiments[0].sources[0].name"},

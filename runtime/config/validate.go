@@ -130,7 +130,9 @@ func (v *validator) experiments(l *Live, models []Model) {
 		v.add("live.experiments", "has %d arms, at most %d", len(l.Experiments), MaxExperiments)
 	}
 	names := map[string]bool{}
-	total := 0.0
+	total, end := 0.0, 0.0
+	type slice struct{ from, to float64 }
+	var armSlices []slice
 	for i := range l.Experiments {
 		x := &l.Experiments[i]
 		path := fmt.Sprintf("live.experiments[%d]", i)
@@ -147,6 +149,22 @@ func (v *validator) experiments(l *Live, models []Model) {
 			v.add(path+".traffic", "is %v, must be more than 0 and at most 1", x.Traffic)
 		} else {
 			total += x.Traffic
+			from := end
+			if x.From != nil {
+				from = *x.From
+			}
+			switch {
+			case !finite(from) || from < 0 || from+x.Traffic > 1+1e-9:
+				v.add(path+".from", "the arm's users [%.4g, %.4g) are not within [0, 1)", from, from+x.Traffic)
+			default:
+				for _, o := range armSlices {
+					if from < o.to-1e-12 && o.from < from+x.Traffic-1e-12 {
+						v.add(path+".from", "the arm's users [%.4g, %.4g) overlap another arm's [%.4g, %.4g)", from, from+x.Traffic, o.from, o.to)
+					}
+				}
+				armSlices = append(armSlices, slice{from, from + x.Traffic})
+			}
+			end = from + x.Traffic
 		}
 		if x.Live != nil {
 			v.wholeArm(path, x)

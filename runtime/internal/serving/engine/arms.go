@@ -34,11 +34,11 @@ import (
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
 )
 
-// armLive is an experiment's compiled live config and the top of its
-// bucket: users whose bucket falls in [previous arm's upTo, upTo) are in it.
+// armLive is an experiment's compiled live config and its slice of the
+// buckets: users whose bucket falls in [from, upTo) are in it.
 type armLive struct {
-	upTo float64
-	l    *live
+	from, upTo float64
+	l          *live
 }
 
 // compileExperiments compiles each experiment of cfg as an arm of l, the
@@ -64,8 +64,12 @@ func (e *Engine) compileExperiments(cfg *config.Config, l *live) error {
 			return fmt.Errorf("live.experiments[%d] (%s): %w", i, x.Name, err)
 		}
 		al.arm = x.Name
-		upTo += x.Traffic
-		l.arms = append(l.arms, armLive{upTo: upTo, l: al})
+		from := upTo
+		if x.From != nil {
+			from = *x.From
+		}
+		upTo = from + x.Traffic
+		l.arms = append(l.arms, armLive{from: from, upTo: upTo, l: al})
 	}
 	return nil
 }
@@ -98,7 +102,7 @@ func (l *live) armFor(user string) *live {
 	}
 	b := bucket(l.salt, user)
 	for _, a := range l.arms {
-		if b < a.upTo {
+		if a.from <= b && b < a.upTo {
 			return a.l
 		}
 	}
@@ -142,7 +146,8 @@ type armStats struct {
 	// served pairs for all of them; a worker writes what pending holds.
 	rec     store.ArmRecorder
 	log     *slog.Logger
-	pending chan servedList
+	pending chan servedList // never closed: served may still send to it
+	stop    context.CancelFunc
 	done    chan struct{}
 	dropped prometheus.Counter
 }
@@ -165,28 +170,35 @@ const storeTimeout = 250 * time.Millisecond
 func (s *armStats) share(rec store.ArmRecorder, log *slog.Logger) {
 	s.rec, s.log = rec, log
 	s.pending, s.done = make(chan servedList, pendingLists), make(chan struct{})
-	go s.record()
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	go s.record(ctx)
 }
 
-// record writes the pending answers to the store until close.
-func (s *armStats) record() {
+// record writes the pending answers to the store until ctx ends; what is
+// still pending then is dropped (a stopping process).
+func (s *armStats) record(ctx context.Context) {
 	defer close(s.done)
-	for l := range s.pending {
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		if err := s.rec.RecordServed(ctx, l.arm, l.user, l.items); err != nil {
-			s.dropped.Inc()
-			s.log.Debug("Failed to record the arm served", "error", err)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l := <-s.pending:
+			wctx, cancel := context.WithTimeout(ctx, storeTimeout)
+			if err := s.rec.RecordServed(wctx, l.arm, l.user, l.items); err != nil {
+				s.dropped.Inc()
+				s.log.Debug("Failed to record the arm served", "error", err)
+			}
+			cancel()
 		}
-		cancel()
 	}
 }
 
-// close stops the worker once it has written what is pending.
+// close stops the worker, at once: a write in flight is cancelled.
 func (s *armStats) close() {
-	if s.pending != nil {
-		close(s.pending)
+	if s.stop != nil {
+		s.stop()
 		<-s.done
-		s.pending = nil
 	}
 }
 
@@ -231,7 +243,7 @@ func (s *armStats) served(arm, user string, items []Item) {
 		return
 	}
 	s.requests.WithLabelValues(arm).Inc()
-	if s.pending != nil && len(items) > 0 {
+	if s.rec != nil && len(items) > 0 {
 		ids := make([]string, len(items))
 		for i := range items {
 			ids[i] = items[i].ID
@@ -264,6 +276,13 @@ func (s *armStats) served(arm, user string, items []Item) {
 // pairs this process served, then, with a shared store, those another
 // replica served. l is the live config serving now.
 func (s *armStats) attribute(ctx context.Context, events []store.Event, l *live) {
+	serving := map[string]bool{}
+	if l != nil {
+		for _, a := range l.arms {
+			serving[a.l.arm] = true
+		}
+		serving[l.arm] = true
+	}
 	s.mu.Lock()
 	if len(s.counts) == 0 && (l == nil || len(l.arms) == 0) {
 		s.mu.Unlock()
@@ -277,8 +296,10 @@ func (s *armStats) attribute(ctx context.Context, events []store.Event, l *live)
 		}
 		arm, ok := s.byPair[pairKey(ev.User, ev.Item)]
 		switch {
-		case ok:
+		case ok && serving[arm]:
 			s.countEvent(arm, ev.Type)
+		case ok:
+			s.countEvent(unattributed, ev.Type) // an arm that has ended
 		case s.rec != nil:
 			elsewhere = append(elsewhere, *ev)
 		default:
@@ -295,13 +316,6 @@ func (s *armStats) attribute(ctx context.Context, events []store.Event, l *live)
 	if err != nil {
 		s.log.Debug("Failed to read the arms that served", "error", err)
 		arms = make([]string, len(elsewhere))
-	}
-	serving := map[string]bool{}
-	if l != nil {
-		for _, a := range l.arms {
-			serving[a.l.arm] = true
-		}
-		serving[l.arm] = true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

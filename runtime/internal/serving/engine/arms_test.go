@@ -34,7 +34,7 @@ import (
 
 func TestBucketsAreStableAndUniform(t *testing.T) {
 	const users = 20000
-	l := &live{arm: config.ControlArm, salt: "s", arms: []armLive{{upTo: 0.2, l: &live{arm: "a"}}, {upTo: 0.5, l: &live{arm: "b"}}}}
+	l := &live{arm: config.ControlArm, salt: "s", arms: []armLive{{from: 0, upTo: 0.2, l: &live{arm: "a"}}, {from: 0.2, upTo: 0.5, l: &live{arm: "b"}}}}
 	n := map[string]int{}
 	for i := range users {
 		u := fmt.Sprintf("user-%d", i)
@@ -297,3 +297,41 @@ func TestReplicasSharingRedisAttributeEachOthersEvents(t *testing.T) {
 		t.Errorf("replica b counts %+v, want the click on a's item for hate-likes and the other unattributed", got)
 	}
 }
+
+// TestArmsWithFixedStartsKeepTheirUsersAsTheyGrow: a rollout's arms start
+// at fixed buckets, so that growing the canary's share moves no user from
+// the baseline to the canary.
+func TestArmsWithFixedStartsKeepTheirUsersAsTheyGrow(t *testing.T) {
+	cfg := testConfig(world(t))
+	e := open(t, cfg, t.TempDir())
+	step := func(traffic float64) map[string]string {
+		c := *cfg
+		c.Live.Experiments = []config.Experiment{
+			{Name: "canary", Traffic: traffic, From: ptr(0.1)},
+			{Name: "baseline", Traffic: traffic, From: ptr(0.4)},
+		}
+		if err := e.Apply(&c, fmt.Sprint(traffic)); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for i := range 2000 {
+			u := fmt.Sprintf("user-%d", i)
+			out[u] = e.live.Load().armFor(u).arm
+		}
+		return out
+	}
+	small, large := step(0.05), step(0.3)
+	n := map[string]int{}
+	for u, arm := range small {
+		n[arm]++
+		if arm != config.ControlArm && large[u] != arm {
+			t.Errorf("%s moved from %s to %s as the shares grew", u, arm, large[u])
+		}
+	}
+	// 5% of 2,000 users is 100 per arm (binomial sd about 10).
+	if n["canary"] < 60 || n["canary"] > 140 || n["baseline"] < 60 || n["baseline"] > 140 {
+		t.Errorf("arms of 5%% hold %v of 2000 users", n)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
