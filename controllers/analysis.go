@@ -43,13 +43,16 @@ import (
 // would understate the variance and abort good changes). The bound costs a
 // little power, not false alarms.
 //
-// What it does not cover: impressions of one user are correlated too (some
-// users engage more than others), and the pods count per arm, not per
-// user, so the test treats impressions as independent. Where users differ
-// much, and each arm holds few users, the false-alarm rate rises above the
-// one asked for (a reviewer's simulation: 500 users per arm whose click
-// rates spread with a standard deviation of 0.2 aborted 27 of 200 equal
-// canaries at 0.95).
+// That bound is the fallback. Impressions of one user are correlated too
+// (some users engage more than others), and the users, not the
+// impressions, are what the arms draw at random: the pods therefore also
+// report, per arm, sums over users of products of each user's counts
+// (config.ArmCounts.Moments), from which rateVariance takes the variance
+// over users. Without them (a pod that does not report them) the test
+// treats impressions as independent, and where users differ much its
+// false-alarm rate rises above the one asked for (500 users per arm whose
+// click rates spread with a standard deviation of 0.2 aborted 27 of 200
+// equal canaries at 0.95).
 
 // analysisParams are the resolved settings of one analysis.
 type analysisParams struct {
@@ -138,6 +141,43 @@ func valueVariance(c config.ArmCounts, weights map[string]float64) float64 {
 	return v
 }
 
+// rateVariance is the variance of an arm's weighted events per
+// impression, Σ_t w_t·K_t / N. Where the arm reports its moments over
+// users (the unit the arms draw at random), it is the delta method's for a
+// ratio of sums over users, Σ_u (Y_u − J·N_u)² / N², with Y_u the user's
+// weighted events and N_u the user's impressions; otherwise the bound of
+// valueVariance over impressions taken as independent.
+func rateVariance(c config.ArmCounts, weights map[string]float64) float64 {
+	n := float64(impressions(c))
+	if n == 0 {
+		return 0
+	}
+	nn := c.Moments[config.MomentKey(impressionEvent, impressionEvent)]
+	if c.Users < 2 || nn == 0 {
+		return valueVariance(c, weights) / n
+	}
+	j := objectiveOf(c, weights)
+	var yy, yn float64
+	for s, ws := range weights {
+		if s == impressionEvent {
+			continue
+		}
+		yn += ws * c.Moments[config.MomentKey(s, impressionEvent)]
+		for t, wt := range weights {
+			if t != impressionEvent {
+				yy += ws * wt * c.Moments[config.MomentKey(s, t)]
+			}
+		}
+	}
+	v := (yy - 2*j*yn + j*j*nn) / (n * n)
+	if v <= 0 {
+		// No event of the weights' types yet: the bound, which counts half
+		// an event (rate), keeps the test from reading certainty into it.
+		return valueVariance(c, weights) / n
+	}
+	return v
+}
+
 // maxCovariance bounds |Cov(X, Y)| of events of rates p and q per
 // impression: for two Bernoulli draws the covariance lies in
 // [max(0, p+q−1) − pq, min(p, q) − pq]; for a rate of 1 or more (events
@@ -190,7 +230,7 @@ func analyse(canary, baseline config.ArmCounts, p analysisParams) verdict {
 		m := p.guardrails[e]
 		rc, rb := rate(canary, e), rate(baseline, e)
 		delta := rc - (1+m)*rb
-		variance := rc/nc + (1+m)*(1+m)*rb/nb
+		variance := rateVariance(canary, map[string]float64{e: 1}) + (1+m)*(1+m)*rateVariance(baseline, map[string]float64{e: 1})
 		tau := math.Max(m, effectScale) * math.Max(rb, rc)
 		if delta > 0 && msprt(delta, variance, tau*tau) >= threshold {
 			v.worse, v.reason = true, reasonGuardrailExceeded
@@ -213,7 +253,7 @@ func analyse(canary, baseline config.ArmCounts, p analysisParams) verdict {
 		return v
 	}
 	delta := v.canary - v.baseline + p.tolerance*scale
-	variance := valueVariance(canary, p.objective)/nc + valueVariance(baseline, p.objective)/nb
+	variance := rateVariance(canary, p.objective) + rateVariance(baseline, p.objective)
 	tau := effectScale * math.Max(scale, 1e-9)
 	lr := msprt(delta, variance, tau*tau)
 	if delta < 0 && lr >= threshold {

@@ -225,3 +225,92 @@ func TestAnalyseOfAnObjectiveNoEventMatches(t *testing.T) {
 		t.Errorf("verdict %+v, want no signal that names the objective", v)
 	}
 }
+
+// userArm is an arm of users who differ in how often they click: each
+// user's click probability is drawn once around 0.2 (standard deviation
+// 0.2, clipped to [0.01, 0.95]); counts and moments are over those users.
+type userArm struct {
+	pClick []float64
+	counts []map[string]int64
+}
+
+func newUserArm(rng *rand.Rand, users int) *userArm {
+	a := &userArm{}
+	for range users {
+		a.pClick = append(a.pClick, min(0.95, max(0.01, 0.2+0.2*rng.NormFloat64())))
+		a.counts = append(a.counts, map[string]int64{})
+	}
+	return a
+}
+
+// serve shows every user perUser impressions.
+func (a *userArm) serve(rng *rand.Rand, perUser int) {
+	for u, p := range a.pClick {
+		for range perUser {
+			a.counts[u][impressionEvent]++
+			if rng.Float64() < p {
+				a.counts[u]["click"]++
+				if rng.Float64() < 0.25 {
+					a.counts[u]["like"]++
+				}
+			}
+		}
+	}
+}
+
+// armCounts are the arm's counts, with the moments over users when asked.
+func (a *userArm) armCounts(moments bool) config.ArmCounts {
+	c := counts(0, nil)
+	types := []string{impressionEvent, "click", "like"}
+	if moments {
+		c.Moments = map[string]float64{}
+		c.Users = int64(len(a.counts))
+	}
+	for _, k := range a.counts {
+		for i, s := range types {
+			c.Events[s] += k[s]
+			if !moments {
+				continue
+			}
+			for _, t := range types[i:] {
+				c.Moments[config.MomentKey(s, t)] += float64(k[s] * k[t])
+			}
+		}
+	}
+	return c
+}
+
+// With users who differ, equal canaries read every round must be called
+// worse no more than about 5% of the time when the pods report moments over
+// users; treating impressions as independent calls them worse far more.
+func TestAnalyseOverUsersKeepsItsFalseAlarmRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("draws 12 million impressions")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	const canaries, reads, users = 100, 30, 500
+	alarms := map[bool]int{}
+	for range canaries {
+		c, b := newUserArm(rng, users), newUserArm(rng, users)
+		called := map[bool]bool{}
+		for range reads {
+			c.serve(rng, 2)
+			b.serve(rng, 2)
+			for _, moments := range []bool{true, false} {
+				if !called[moments] && analyse(c.armCounts(moments), b.armCounts(moments), analysisParams{objective: map[string]float64{"click": 1, "like": 2}, alpha: 0.05}).worse {
+					called[moments] = true
+				}
+			}
+		}
+		for m, v := range called {
+			if v {
+				alarms[m]++
+			}
+		}
+	}
+	t.Logf("equal canaries called worse: %d of %d over users, %d of %d over impressions", alarms[true], canaries, alarms[false], canaries)
+	// 5% of 100 is 5; the binomial 99.9% bound is about 13.
+	if alarms[true] > 13 {
+		t.Errorf("%d of %d equal canaries were called worse with moments over users, want at most about 5%%", alarms[true], canaries)
+	}
+}

@@ -423,6 +423,15 @@ func (r *RecPipelineReconciler) readArmCounts(ctx context.Context, s *scope) (ou
 			for t, n := range c.Events {
 				sum.Events[t] += n
 			}
+			// A user's events on two replicas count as two users: the
+			// moments stay sums over (user, replica).
+			sum.Users += c.Users
+			for k, v := range c.Moments {
+				if sum.Moments == nil {
+					sum.Moments = map[string]float64{}
+				}
+				sum.Moments[k] += v
+			}
 			out[arm] = sum
 		}
 	}

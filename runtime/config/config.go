@@ -366,6 +366,22 @@ type ArmCounts struct {
 	// Events counts, by event type, the events on items the arm served
 	// (impressions included).
 	Events map[string]int64 `json:"events"`
+	// Users counts the users whose events Moments sums over, and Moments
+	// holds, keyed "a*b" (event types in sorted order), Σ over those users
+	// of the user's count of a times the user's count of b: with them the
+	// variance of a per-impression rate is estimated over users, the unit
+	// the arms draw at random (a user's impressions are not independent of
+	// each other).
+	Users   int64              `json:"users,omitempty"`
+	Moments map[string]float64 `json:"moments,omitempty"`
+}
+
+// MomentKey is the key of Moments for event types a and b.
+func MomentKey(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return a + "*" + b
 }
 
 // Duration is a time.Duration written as a Go duration string ("50ms").

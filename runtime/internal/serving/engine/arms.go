@@ -141,6 +141,9 @@ type armStats struct {
 	pairs  int      // the most pairs remembered
 	next   int
 	counts map[string]*config.ArmCounts
+	// perUser holds, by arm, each user's counts by event type, for the
+	// moments.
+	perUser map[string]map[string]map[string]int64
 
 	// rec, when the store is shared by frontend replicas, remembers the
 	// served pairs for all of them; a worker writes what pending holds.
@@ -216,7 +219,7 @@ func newArmStats(reg prometheus.Registerer, pairs int) *armStats {
 		}),
 		// The ring grows as arms serve: a process without experiments
 		// holds none of it.
-		byPair: map[uint64]string{}, pairs: pairs, counts: map[string]*config.ArmCounts{},
+		byPair: map[uint64]string{}, pairs: pairs, counts: map[string]*config.ArmCounts{}, perUser: map[string]map[string]map[string]int64{},
 	}
 }
 
@@ -297,13 +300,13 @@ func (s *armStats) attribute(ctx context.Context, events []store.Event, l *live)
 		arm, ok := s.byPair[pairKey(ev.User, ev.Item)]
 		switch {
 		case ok && serving[arm]:
-			s.countEvent(arm, ev.Type)
+			s.countEvent(arm, ev.User, ev.Type)
 		case ok:
-			s.countEvent(unattributed, ev.Type) // an arm that has ended
+			s.countEvent(unattributed, ev.User, ev.Type) // an arm that has ended
 		case s.rec != nil:
 			elsewhere = append(elsewhere, *ev)
 		default:
-			s.countEvent(unattributed, ev.Type)
+			s.countEvent(unattributed, ev.User, ev.Type)
 		}
 	}
 	s.mu.Unlock()
@@ -324,14 +327,54 @@ func (s *armStats) attribute(ctx context.Context, events []store.Event, l *live)
 		if !serving[arm] {
 			arm = unattributed // none, or an arm that has ended
 		}
-		s.countEvent(arm, elsewhere[i].Type)
+		s.countEvent(arm, elsewhere[i].User, elsewhere[i].Type)
 	}
 }
 
 // countEvent counts one event for arm; s.mu is held.
-func (s *armStats) countEvent(arm string, typ store.EventType) {
-	s.count(arm).Events[string(typ)]++
+func (s *armStats) countEvent(arm, user string, typ store.EventType) {
+	c := s.count(arm)
+	c.Events[string(typ)]++
 	s.events.WithLabelValues(arm, string(typ)).Inc()
+	if arm == unattributed {
+		return
+	}
+	s.addMoment(arm, user, string(typ), c)
+}
+
+// maxMomentUsers bounds the users whose counts the moments keep per arm;
+// the events of users past it are counted, not summed into the moments.
+const maxMomentUsers = 500000
+
+// addMoment adds one event of typ by user to the arm's moments: the
+// user's count of typ grows by one, so Σ k_typ² grows by 2k+1 and each
+// Σ k_other·k_typ by k_other. s.mu is held.
+func (s *armStats) addMoment(arm, user, typ string, c *config.ArmCounts) {
+	users := s.perUser[arm]
+	if users == nil {
+		users = map[string]map[string]int64{}
+		s.perUser[arm] = users
+	}
+	k := users[user]
+	if k == nil {
+		if len(users) >= maxMomentUsers {
+			return
+		}
+		k = map[string]int64{}
+		users[user] = k
+		c.Users++
+	}
+	if c.Moments == nil {
+		c.Moments = map[string]float64{}
+	}
+	n := k[typ]
+	c.Moments[config.MomentKey(typ, typ)] += float64(2*n + 1)
+	for other, m := range k {
+		if other != typ {
+			c.Moments[config.MomentKey(other, typ)] += float64(m)
+		}
+	}
+	k[typ] = n + 1
 }
 
 // snapshot copies the counts, for /v1/status; nil when no arm has served.
@@ -343,7 +386,7 @@ func (s *armStats) snapshot() map[string]config.ArmCounts {
 	}
 	out := make(map[string]config.ArmCounts, len(s.counts))
 	for arm, c := range s.counts {
-		out[arm] = config.ArmCounts{Requests: c.Requests, Events: maps.Clone(c.Events)}
+		out[arm] = config.ArmCounts{Requests: c.Requests, Events: maps.Clone(c.Events), Users: c.Users, Moments: maps.Clone(c.Moments)}
 	}
 	return out
 }
@@ -367,6 +410,7 @@ func (s *armStats) keepOnly(l *live) {
 			continue
 		}
 		delete(s.counts, arm)
+		delete(s.perUser, arm)
 		s.requests.DeleteLabelValues(arm)
 		for typ := range c.Events {
 			s.events.DeleteLabelValues(arm, typ)

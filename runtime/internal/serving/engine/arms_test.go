@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
 	"github.com/recpipeline/recpipeline/runtime/internal/testredis"
@@ -335,3 +337,29 @@ func TestArmsWithFixedStartsKeepTheirUsersAsTheyGrow(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The moments sum, over users, products of each user's counts: the
+// variance of a per-impression rate over users comes from them.
+func TestArmMomentsSumOverUsers(t *testing.T) {
+	s := newArmStats(prometheus.NewRegistry(), 100)
+	l := &live{arm: config.ControlArm, arms: []armLive{{from: 0, upTo: 1, l: &live{arm: "a"}}}}
+	s.served("a", "u1", []Item{{ID: "i1"}, {ID: "i2"}})
+	s.served("a", "u2", []Item{{ID: "i3"}})
+	s.attribute(context.Background(), []store.Event{
+		{User: "u1", Item: "i1", Type: store.Impression}, {User: "u1", Item: "i2", Type: store.Impression},
+		{User: "u1", Item: "i1", Type: store.Click}, {User: "u2", Item: "i3", Type: store.Impression},
+		{User: "u2", Item: "never", Type: store.Click},
+	}, l)
+	c := s.snapshot()["a"]
+	want := map[string]float64{
+		config.MomentKey("impression", "impression"): 2*2 + 1*1,
+		config.MomentKey("click", "click"):           1,
+		config.MomentKey("click", "impression"):      2*1 + 1*0,
+	}
+	if c.Users != 2 || !maps.Equal(c.Moments, want) {
+		t.Errorf("users %d moments %v, want 2 and %v", c.Users, c.Moments, want)
+	}
+	if u := s.snapshot()[unattributed]; u.Users != 0 || len(u.Moments) != 0 {
+		t.Errorf("unattributed events were summed into moments: %+v", u)
+	}
+}
