@@ -178,8 +178,9 @@ func logClock(cfg synth.Config, now func() time.Time) func() time.Time {
 		start time.Time
 	)
 	return func() time.Time {
-		t := now()
-		once.Do(func() { start = t })
-		return end.Add(t.Sub(start))
+		// The start is read before any caller's time, so that no event
+		// is dated before the log's end.
+		once.Do(func() { start = now() })
+		return end.Add(now().Sub(start))
 	}
 }
