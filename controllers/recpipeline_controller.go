@@ -59,7 +59,7 @@ import (
 const FieldOwner = "recpipeline-operator"
 
 // propagationRequeue is how soon a pipeline is looked at again while its
-// pods pick up a new config revision: nothing else signals that.
+// stages roll out or its pods pick up a new config revision.
 const propagationRequeue = 2 * time.Second
 
 // shadowRequeue is how often status.shadow is refreshed from the ranker
@@ -254,7 +254,10 @@ func (r *RecPipelineReconciler) observeStages(ctx context.Context, s *scope) (ct
 	}
 	s.stages = stages
 
-	if rolling, propagating := stageProgress(s.rendered.Revision, stages); len(rolling) == 0 && len(propagating) > 0 {
+	if rolling, propagating := stageProgress(s.rendered.Revision, stages); len(rolling) > 0 || len(propagating) > 0 {
+		// The last event of a rollout (an old pod gone) may reach the
+		// cache before the Deployment's status says it is done, and a
+		// status write starts no pass: look again soon.
 		return ctrl.Result{RequeueAfter: propagationRequeue}, nil
 	}
 	if l := &s.rendered.Config.Live; l.FirstStage.Shadow != nil || l.SecondStage.Shadow != nil {
