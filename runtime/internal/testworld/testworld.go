@@ -34,6 +34,9 @@ type World struct {
 	Data string
 	// Models holds two-tower/, first-stage/ and mtml/.
 	Models string
+	// Truth is the generated world, whose planted model answers what a
+	// user would do with an item (its truth files are not written).
+	Truth *synth.World
 }
 
 // Build writes the world cfg describes into a new temporary directory and
@@ -43,8 +46,8 @@ func Build(cfg synth.Config) (*World, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &World{Dir: dir, Data: filepath.Join(dir, "world"), Models: filepath.Join(dir, "models")}
-	if err := synth.Generate(cfg).WriteDirWith(w.Data, synth.WriteOptions{SkipTruth: true}); err != nil {
+	w := &World{Dir: dir, Data: filepath.Join(dir, "world"), Models: filepath.Join(dir, "models"), Truth: synth.Generate(cfg)}
+	if err := w.Truth.WriteDirWith(w.Data, synth.WriteOptions{SkipTruth: true}); err != nil {
 		return nil, err
 	}
 	d, err := rectrain.LoadDir(w.Data, rectrain.LoadOptions{})
