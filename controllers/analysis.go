@@ -80,7 +80,18 @@ type verdict struct {
 	// the baseline: nothing to compare (an objective naming events the
 	// pods never count), so no verdict may promote.
 	noSignal bool
+	// behind is set when the canary's objective, as measured, trails the
+	// baseline's by more than a promotion allows (promoteMargin, or the
+	// tolerance if larger), significant or not.
+	behind bool
 }
+
+// promoteMargin is the most, as a fraction of the baseline's weighted
+// event rate, by which a canary's measured objective may trail the
+// baseline's when its last step ends: the sequential test aborts only on
+// evidence, and a canary with too little traffic for evidence must not be
+// promoted on a trailing estimate.
+const promoteMargin = 0.05
 
 // Rollout reasons.
 const (
@@ -201,9 +212,24 @@ func msprt(delta, v, tau2 float64) float64 {
 	return math.Sqrt(v/(v+tau2)) * math.Exp(tau2*delta*delta/(2*v*(v+tau2)))
 }
 
-// effectScale is the relative effect the mixture is centred on: the test
-// is most sensitive to differences of about 5% of the baseline.
-const effectScale = 0.05
+// effectScales are the relative effects the test is mixed over. One
+// mixing variance makes the test most sensitive to effects of about its
+// size and slow to see much larger ones while the variance is still large;
+// the average of mSPRTs over several is a test martingale too (each has
+// mean 1 under the null), so it keeps the false-alarm bound and sees a 2%
+// drift and a 50% collapse alike.
+var effectScales = []float64{0.02, 0.05, 0.1, 0.2, 0.5}
+
+// msprtMix is msprt averaged over mixing standard deviations of
+// effectScales times scale.
+func msprtMix(delta, v, scale float64) float64 {
+	var sum float64
+	for _, f := range effectScales {
+		tau := f * scale
+		sum += msprt(delta, v, tau*tau)
+	}
+	return sum / float64(len(effectScales))
+}
 
 // analyse compares the canary with the baseline: the objective may not
 // drop by more than the tolerance, nor a guardrailed event's rate rise by
@@ -231,8 +257,7 @@ func analyse(canary, baseline config.ArmCounts, p analysisParams) verdict {
 		rc, rb := rate(canary, e), rate(baseline, e)
 		delta := rc - (1+m)*rb
 		variance := rateVariance(canary, map[string]float64{e: 1}) + (1+m)*(1+m)*rateVariance(baseline, map[string]float64{e: 1})
-		tau := math.Max(m, effectScale) * math.Max(rb, rc)
-		if delta > 0 && msprt(delta, variance, tau*tau) >= threshold {
+		if delta > 0 && msprtMix(delta, variance, math.Max(rb, rc)) >= threshold {
 			v.worse, v.reason = true, reasonGuardrailExceeded
 			v.message = fmt.Sprintf("%s per impression rose from %.4f (baseline, %d impressions) to %.4f (canary, %d impressions), more than the %.0f%% allowed",
 				e, float64(baseline.Events[e])/nb, int64(nb), float64(canary.Events[e])/nc, int64(nc), 100*m)
@@ -252,10 +277,10 @@ func analyse(canary, baseline config.ArmCounts, p analysisParams) verdict {
 		v.message = "none of the objective's events was counted in the baseline arm: check spec.rollout.analysis.objective against the events clients post"
 		return v
 	}
+	v.behind = v.baseline-v.canary > math.Max(p.tolerance, promoteMargin)*scale
 	delta := v.canary - v.baseline + p.tolerance*scale
 	variance := rateVariance(canary, p.objective) + rateVariance(baseline, p.objective)
-	tau := effectScale * math.Max(scale, 1e-9)
-	lr := msprt(delta, variance, tau*tau)
+	lr := msprtMix(delta, variance, scale)
 	if delta < 0 && lr >= threshold {
 		v.worse, v.reason = true, reasonObjectiveDropped
 		v.message = fmt.Sprintf("objective per impression %.4f (canary, %d impressions) against %.4f (baseline, %d impressions): lower by %.4f, more than the tolerated %.0f%% of the baseline's %.4f weighted events per impression",

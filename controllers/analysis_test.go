@@ -314,3 +314,22 @@ func TestAnalyseOverUsersKeepsItsFalseAlarmRate(t *testing.T) {
 		t.Errorf("%d of %d equal canaries were called worse with moments over users, want at most about 5%%", alarms[true], canaries)
 	}
 }
+
+// A collapse (a third of the clicks) among 50 users per arm is caught
+// within 1,000 impressions per arm, with the variance over users.
+func TestAnalyseOverUsersCatchesACollapse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	c, b := newUserArm(rng, 50), newUserArm(rng, 50)
+	for i := range c.pClick {
+		c.pClick[i] /= 3
+	}
+	p := analysisParams{objective: map[string]float64{"click": 1, "like": 2}, alpha: 0.05}
+	for read := 1; read <= 4; read++ {
+		c.serve(rng, 5)
+		b.serve(rng, 5)
+		if v := analyse(c.armCounts(true), b.armCounts(true), p); v.worse {
+			return
+		}
+	}
+	t.Error("a canary with a third of the clicks was not caught within 1,000 impressions per arm")
+}

@@ -261,6 +261,12 @@ func stepRollout(spec *servingv1alpha1.RolloutSpec, p *rolloutPlan, counts map[s
 			return
 		}
 		signal = !v.noSignal
+		if v.behind && int(st.Step) >= len(spec.Steps)-1 {
+			// Not worse by the evidence, but trailing: the last step
+			// holds until the test decides or the canary catches up.
+			signal = false
+			st.Decision += fmt.Sprintf("; the canary trails by more than the %.0f%% a promotion allows, so the last step holds", 100*max(params.tolerance, promoteMargin))
+		}
 	}
 	if !complete {
 		st.Decision += "; a frontend pod did not report its counts, so the step waits"

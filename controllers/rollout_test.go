@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,5 +167,26 @@ func TestStepTrafficKeepsTheArmsSlices(t *testing.T) {
 				t.Errorf("traffic %v from %v, want %v from %v", traffic, from, tc.traffic, tc.from)
 			}
 		})
+	}
+}
+
+// A canary that trails at its last step without evidence that it is worse
+// is held, not promoted.
+func TestATrailingCanaryIsNotPromoted(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	spec := &servingv1alpha1.RolloutSpec{
+		Steps:    []servingv1alpha1.RolloutStep{{Traffic: 0.1}},
+		Analysis: servingv1alpha1.RolloutAnalysis{MinImpressions: ptr.To[int64](100)},
+	}
+	start := metav1.NewTime(now.Add(-time.Hour))
+	p := rolloutPlan{status: &servingv1alpha1.RolloutStatus{
+		Phase: servingv1alpha1.RolloutProgressing, CandidateRevision: "cand", StableRevision: "stable", StepStartTime: &start,
+	}}
+	canary, baseline := armsOf(p.status)
+	// 20% fewer clicks on 300 impressions: far from evidence, well behind.
+	stepRollout(spec, &p, map[string]config.ArmCounts{canary: engagement(300, 0.16, 0.04, 0.01), baseline: engagement(300, 0.2, 0.05, 0.01)},
+		true, map[string]float64{"click": 1, "like": 2, "see_less": -8}, now)
+	if p.status.Phase != servingv1alpha1.RolloutProgressing || !strings.Contains(p.status.Decision, "trails") {
+		t.Errorf("phase %s (%s), want the last step held", p.status.Phase, p.status.Decision)
 	}
 }

@@ -127,7 +127,9 @@ func canary(t *testing.T, url, image string) {
 `
 	good := `{click: 1.0, like: 2.0, comment: 4.0, see_less: -8.0}`
 	bad := `{click: 1.0, like: -50.0, comment: 4.0, see_less: -8.0}`
-	harmless := `{click: 1.0, like: 2.0, comment: 5.0, see_less: -8.0}`
+	// A weight of 0 on a head: a new live revision that ranks exactly as
+	// the stable one.
+	harmless := `{click: 1.0, like: 2.0, comment: 4.0, share: 0.0, see_less: -8.0}`
 
 	// The earlier phases left like -50: repaired at once, without a rollout.
 	applyYAML(t, pipeline(good, "models/mtml", image))
@@ -166,8 +168,11 @@ func canary(t *testing.T, url, image string) {
 		return nil
 	})
 	t.Logf("harmless change: apply → promoted in %s: %s", took.Round(time.Second), jsonpath(t, "rp", "explore", ".status.rollout.decision"))
-	if comment, arms := servedWeight(t, "explore-config-stable", "comment"); comment != 5 || arms != 0 {
-		t.Errorf("after the promotion the stable config has comment %v and %d arms, want 5 and none", comment, arms)
+	if like, arms := servedWeight(t, "explore-config-stable", "like"); like != 2 || arms != 0 {
+		t.Errorf("after the promotion the stable config has like %v and %d arms, want 2 and none", like, arms)
+	}
+	if stable := jsonpath(t, "configmap", "explore-config-stable", `.data.config\.json`); !strings.Contains(stable, `"share": 0`) {
+		t.Errorf("the promoted config is not the harmless change: %s", stable)
 	}
 	eventually(t, time.Minute, "not degraded once the spec moved on", func() error {
 		if st, reason, msg := getRP(t).condition("Degraded"); st != "False" {
