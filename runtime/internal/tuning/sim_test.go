@@ -61,7 +61,7 @@ func newSim(tb testing.TB, cfg synth.Config, users int) *Sim {
 			FirstStage:  config.Ranker{Model: "first-stage", Keep: 200},
 			SecondStage: config.Ranker{Model: "mtml", Keep: 60},
 			Weights:     map[string]float64{"click": 1, "like": 2, "comment": 4, "see_less": -8},
-			Rerank:      config.Rerank{Size: 10},
+			Rerank:      config.Rerank{Size: 20},
 		},
 	}
 	if err := c.Validate(); err != nil {
@@ -72,7 +72,7 @@ func newSim(tb testing.TB, cfg synth.Config, users int) *Sim {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = eng.Close() })
-	return NewSim(eng, c, w.Truth, users, 10)
+	return NewSim(eng, c, w.Truth, users, 20)
 }
 
 // The simulator is what the tuner is judged by: weights that rank by the
@@ -111,7 +111,7 @@ func TestSimMeasuresWhatTheWeightsServe(t *testing.T) {
 //
 //	go test -run '^$' -bench OnlineTuning -benchtime 1x ./runtime/internal/tuning/
 func BenchmarkOnlineTuning(b *testing.B) {
-	sim := newSim(b, synth.Config{Users: 300, Items: 2000, Events: 30000, Seed: 3}, 200)
+	sim := newSim(b, synth.Config{Users: 300, Items: 2000, Events: 30000, Seed: 3}, 300)
 	ctx := context.Background()
 	box := Box{Events: []string{"like", "comment", "see_less"}, Lo: []float64{-10, 0, -50}, Hi: []float64{10, 20, 0}}
 	oracle := math.Inf(-1)
