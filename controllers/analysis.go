@@ -100,6 +100,7 @@ const (
 	reasonObjectiveDropped  = "ObjectiveDropped"
 	reasonGuardrailExceeded = "GuardrailExceeded"
 	reasonSpecChanged       = "SpecChanged"
+	reasonDeadline          = "ProgressDeadlineExceeded"
 )
 
 // impressionEvent is the event type of an impression.

@@ -179,7 +179,7 @@ func planRollout(rp *servingv1alpha1.RecPipeline, candidate, stable, aborted str
 	return rolloutPlan{status: &servingv1alpha1.RolloutStatus{
 		Phase: servingv1alpha1.RolloutProgressing, Reason: reasonAnalysing,
 		CandidateRevision: candidate, StableRevision: stable,
-		StepStartTime: &start,
+		StartTime: &start, StepStartTime: &start,
 		Arms: []servingv1alpha1.RolloutArmStatus{
 			{Name: canary, Revision: candidate},
 			{Name: baseline, Revision: stable},
@@ -270,6 +270,12 @@ func stepRollout(spec *servingv1alpha1.RolloutSpec, p *rolloutPlan, counts map[s
 	}
 	if !complete {
 		st.Decision += "; a frontend pod did not report its counts, so the step waits"
+	}
+	if d := spec.ProgressDeadline; d != nil && st.StartTime != nil && now.Sub(st.StartTime.Time) > d.Duration {
+		st.Phase, st.Reason = servingv1alpha1.RolloutAborted, reasonDeadline
+		st.Decision = fmt.Sprintf("no decision within the progress deadline of %s; %s", d.Duration, st.Decision)
+		p.requeue = 0
+		return
 	}
 	elapsed := now.Sub(st.StepStartTime.Time)
 	if complete && signal && elapsed >= pause && least >= minImpressions && least-st.StepStartImpressions >= minImpressions {

@@ -190,3 +190,36 @@ func TestATrailingCanaryIsNotPromoted(t *testing.T) {
 		t.Errorf("phase %s (%s), want the last step held", p.status.Phase, p.status.Decision)
 	}
 }
+
+// A canary without a decision past spec.rollout.progressDeadline is rolled
+// back; within it, it waits.
+func TestACanaryPastItsProgressDeadlineIsRolledBack(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	spec := &servingv1alpha1.RolloutSpec{
+		Steps:            []servingv1alpha1.RolloutStep{{Traffic: 0.1}},
+		Analysis:         servingv1alpha1.RolloutAnalysis{MinImpressions: ptr.To[int64](1000)},
+		ProgressDeadline: &metav1.Duration{Duration: 30 * time.Minute},
+	}
+	for name, tc := range map[string]struct {
+		started time.Duration
+		want    servingv1alpha1.RolloutPhase
+	}{
+		"within the deadline": {started: 10 * time.Minute, want: servingv1alpha1.RolloutProgressing},
+		"past the deadline":   {started: 31 * time.Minute, want: servingv1alpha1.RolloutAborted},
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := metav1.NewTime(now.Add(-tc.started))
+			p := rolloutPlan{status: &servingv1alpha1.RolloutStatus{
+				Phase: servingv1alpha1.RolloutProgressing, CandidateRevision: "cand", StableRevision: "stable",
+				StartTime: &start, StepStartTime: &start,
+			}}
+			canary, baseline := armsOf(p.status)
+			// Too few impressions for any verdict.
+			stepRollout(spec, &p, map[string]config.ArmCounts{canary: engagement(50, 0.2, 0.05, 0.01), baseline: engagement(50, 0.2, 0.05, 0.01)},
+				true, map[string]float64{"click": 1, "like": 2}, now)
+			if p.status.Phase != tc.want || (tc.want == servingv1alpha1.RolloutAborted && p.status.Reason != reasonDeadline) {
+				t.Errorf("phase %s reason %s (%s), want %s", p.status.Phase, p.status.Reason, p.status.Decision, tc.want)
+			}
+		})
+	}
+}

@@ -167,6 +167,13 @@ type RolloutSpec struct {
 	// analysis sets what is compared and how sure it must be.
 	// +optional
 	Analysis RolloutAnalysis `json:"analysis,omitempty"`
+
+	// progressDeadline, when set, is how long a canary may run without a
+	// decision (too little traffic, a last step held while it trails):
+	// past it the canary is rolled back with reason
+	// ProgressDeadlineExceeded. Unset: it waits.
+	// +optional
+	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
 }
 
 // RolloutStep is one share of users the canary is served to.
@@ -889,6 +896,10 @@ type RolloutStatus struct {
 	// +optional
 	Step int32 `json:"step"`
 
+	// startTime is when the canary began.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
 	// stepStartTime is when the step began.
 	// +optional
 	StepStartTime *metav1.Time `json:"stepStartTime,omitempty"`
@@ -913,7 +924,8 @@ type RolloutStatus struct {
 	Decision string `json:"decision,omitempty"`
 
 	// reason is a CamelCase word for the phase: Analysing, Promoted,
-	// ObjectiveDropped, GuardrailExceeded, SpecChanged.
+	// ObjectiveDropped, GuardrailExceeded, ProgressDeadlineExceeded,
+	// SpecChanged.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	Reason string `json:"reason,omitempty"`
