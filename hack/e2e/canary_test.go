@@ -51,7 +51,7 @@ func startSimulation(t *testing.T, recbench, url string) *simulation {
 		for round := 1; !sim.stop.Load(); round++ {
 			// Each round draws other users and events.
 			out, err := exec.Command(recbench, "simulate", "-world", filepath.Join(dataDir, "world"), "-url", url,
-				"-users", "200", "-rate", "40", "-duration", "20s", "-time", "log", "-json", "-max-failed", "0",
+				"-users", "1000", "-rate", "40", "-duration", "20s", "-time", "log", "-json", "-max-failed", "0",
 				"-seed", fmt.Sprint(round)).Output()
 			var summary struct {
 				Requests int64 `json:"requests"`
@@ -119,17 +119,16 @@ func servedWeight(t *testing.T, configMap, event string) (float64, int) {
 func canary(t *testing.T, url, image string) {
 	recbench := filepath.Join(t.TempDir(), "recbench")
 	run(t, "go", "build", "-o", recbench, "../../runtime/cmd/recbench")
-	// 50 to 100 of the world's 200 users per arm: the arms' users alone
-	// differ by several percent (one run: 0.46 against 0.30 for the same
-	// ranking), so a canary may trail by 10% before it is held, and the
-	// test asks for 0.99 so that an identical canary is rolled back in at
-	// most 1% of runs; like -50 is still caught at once.
+	// 250 to 500 of the world's 1,000 users per arm. The test's variance
+	// is over users: with the 200-user world of earlier runs (50 to 100
+	// per arm) the arms' users alone differed by up to 50% for the same
+	// ranking, and like -50 (-53%) went unproven for 83,000 impressions. A
+	// canary may still trail by 10% before it is held.
 	rollout := `  rollout:
     steps: [{traffic: 0.25}, {traffic: 0.5}]
     analysis:
       minImpressions: 2000
       maxObjectiveDrop: 0.1
-      confidence: 0.99
       guardrails: [{event: see_less, maxIncrease: 0.5}]
 `
 	good := `{click: 1.0, like: 2.0, comment: 4.0, see_less: -8.0}`

@@ -328,7 +328,7 @@ func TestEndToEnd(t *testing.T) {
 	// recgen and rectrain are run as a user runs them.
 	_ = os.RemoveAll(dataDir)
 	run(t, "go", "run", "../../runtime/cmd/recgen", "-out", filepath.Join(dataDir, "world"),
-		"-users", "200", "-items", "2000", "-events", "20000", "-seed", "5")
+		"-users", "1000", "-items", "2000", "-events", "40000", "-seed", "5")
 	// One epoch on 200 users is about the cluster, not the models' quality
 	// (which make bench-quality and the rectrain tests judge): the quality
 	// gate may not refuse it.
