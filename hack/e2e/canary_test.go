@@ -122,13 +122,14 @@ func canary(t *testing.T, url, image string) {
 	// 250 to 500 of the world's 1,000 users per arm. The test's variance
 	// is over users: with the 200-user world of earlier runs (50 to 100
 	// per arm) the arms' users alone differed by up to 50% for the same
-	// ranking, and like -50 (-53%) went unproven for 83,000 impressions. A
-	// canary may still trail by 10% before it is held.
+	// ranking, and like -50 (-53%) went unproven for 83,000 impressions;
+	// with 1,000 they still differed by 10% in one run, so a canary may
+	// trail by 20% before it is held (like -50 trails by 60-70%).
 	rollout := `  rollout:
     steps: [{traffic: 0.25}, {traffic: 0.5}]
     analysis:
       minImpressions: 2000
-      maxObjectiveDrop: 0.1
+      maxObjectiveDrop: 0.2
       guardrails: [{event: see_less, maxIncrease: 0.5}]
 `
 	good := `{click: 1.0, like: 2.0, comment: 4.0, see_less: -8.0}`
