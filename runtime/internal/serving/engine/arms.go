@@ -279,17 +279,18 @@ func (s *armStats) served(arm, user string, items []Item) {
 // pairs this process served, then, with a shared store, those another
 // replica served. l is the live config serving now.
 func (s *armStats) attribute(ctx context.Context, events []store.Event, l *live) {
+	s.mu.Lock()
+	if len(s.counts) == 0 && (l == nil || len(l.arms) == 0) {
+		s.mu.Unlock()
+		return // no arm serves or has served anything
+	}
+	// Built only when arms are at work: every event batch passes here.
 	serving := map[string]bool{}
 	if l != nil {
 		for _, a := range l.arms {
 			serving[a.l.arm] = true
 		}
 		serving[l.arm] = true
-	}
-	s.mu.Lock()
-	if len(s.counts) == 0 && (l == nil || len(l.arms) == 0) {
-		s.mu.Unlock()
-		return // no arm serves or has served anything
 	}
 	var elsewhere []store.Event
 	for i := range events {
