@@ -243,11 +243,7 @@ func stepRollout(spec *servingv1alpha1.RolloutSpec, p *rolloutPlan, counts map[s
 		// A frontend pod restarted and its counts with it.
 		st.StepStartImpressions = least
 	}
-	step := &spec.Steps[min(int(st.Step), len(spec.Steps)-1)]
-	pause := time.Duration(0)
-	if step.Pause != nil {
-		pause = step.Pause.Duration
-	}
+	pause := durationOf(spec.Steps[min(int(st.Step), len(spec.Steps)-1)].Pause)
 	signal := true
 	if least < minImpressions {
 		st.Decision = fmt.Sprintf("step %d: waiting for %d impressions in each arm (canary %d, baseline %d)",
@@ -506,7 +502,7 @@ func (r *RecPipelineReconciler) reconcileRollout(ctx context.Context, s *scope, 
 			plan = rolloutPlan{status: plan.status, serveCandidate: true}
 			if plan.status != nil && plan.status.Phase != servingv1alpha1.RolloutPromoted {
 				plan.status.Phase, plan.status.Reason = servingv1alpha1.RolloutSuperseded, reasonSpecChanged
-				plan.status.Decision = truncateDecision("the stable config no longer renders with the spec, so the candidate serves everyone at once: " + err.Error())
+				plan.status.Decision = "the stable config no longer renders with the spec, so the candidate serves everyone at once: " + err.Error()
 			}
 			served = candidate
 		}
@@ -536,13 +532,8 @@ func (p *rolloutPlan) abortedRevision() string {
 	return ""
 }
 
-// truncateDecision keeps status.rollout.decision within its 1024 bytes.
-func truncateDecision(s string) string {
-	if len(s) <= 1024 {
-		return s
-	}
-	return s[:1020] + "..."
-}
+// maxDecisionBytes is status.rollout.decision's MaxLength.
+const maxDecisionBytes = 1024
 
 // rolloutTransition is the event of a canary's move from before to now:
 // started, stepped, promoted, aborted or superseded; ok is false when it

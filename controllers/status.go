@@ -53,6 +53,9 @@ func setStatus(s *scope) {
 	}
 	if s.rollout != nil {
 		status.Rollout = s.rollout.status
+		if r := status.Rollout; r != nil {
+			r.Decision = truncateTo(r.Decision, maxDecisionBytes)
+		}
 	}
 	switch {
 	case s.failure != nil:
@@ -311,12 +314,14 @@ func readyStages(revision string, stages []stageObservation) string {
 
 // truncate keeps condition messages within the API's 32768-byte limit
 // with room to spare.
-func truncate(s string) string {
-	const max = 4096
+func truncate(s string) string { return truncateTo(s, 4096) }
+
+// truncateTo keeps s within max bytes, cut on a character boundary: the
+// text may quote a pod's output.
+func truncateTo(s string, max int) string {
 	if len(s) <= max {
 		return s
 	}
-	// Cut on a character boundary: the message may quote a pod's output.
 	return strings.ToValidUTF8(s[:max-3], "") + "..."
 }
 
