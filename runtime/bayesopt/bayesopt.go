@@ -260,9 +260,9 @@ func (o *Optimizer) surrogate() (*GP, []float64, error) {
 // incumbent is the standardised value expected improvement is measured
 // from (see Optimizer).
 func (o *Optimizer) incumbent(g *GP, y []float64) float64 {
-	best := math.Inf(-1)
+	best, noisy := math.Inf(-1), o.noisy()
 	for i, v := range y {
-		if o.noisy() {
+		if noisy {
 			v, _ = g.Predict(o.unit[i])
 		}
 		best = math.Max(best, v)
