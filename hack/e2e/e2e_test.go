@@ -100,8 +100,9 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 // rp reads the pipeline's status.
 type rpStatus struct {
 	Status struct {
-		ConfigRevision string `json:"configRevision"`
-		Conditions     []struct {
+		ObservedGeneration int64  `json:"observedGeneration"`
+		ConfigRevision     string `json:"configRevision"`
+		Conditions         []struct {
 			Type, Status, Reason, Message string
 		} `json:"conditions"`
 		Stages []struct {
@@ -137,6 +138,11 @@ func (s rpStatus) condition(typ string) (status, reason, message string) {
 // allServe reports whether every stage's ready pods serve the pipeline's
 // current revision.
 func (s rpStatus) allServe() error {
+	// A status of an earlier generation names the revision that served
+	// before the change: every pod may still serve it.
+	if s.Status.ObservedGeneration != s.Metadata.Generation {
+		return fmt.Errorf("status of generation %d, want %d", s.Status.ObservedGeneration, s.Metadata.Generation)
+	}
 	if len(s.Status.Stages) != 4 {
 		return fmt.Errorf("%d stages in status", len(s.Status.Stages))
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
 )
 
@@ -238,6 +239,22 @@ func (s *armStats) count(arm string) *config.ArmCounts {
 		s.counts[arm] = c
 	}
 	return c
+}
+
+// attributedArm is the arm whose counts an answer of l to req joins: l's
+// arm, or unattributed when a ranker stage ranked it with another config
+// revision (a config still propagating to the stage, which knew other arms
+// or none and ranked with its control arm's config), so that an arm is
+// measured only on what its own config ranked.
+func (e *Engine) attributedArm(l *live, req *rank.Request) string {
+	stale := req.Stale()
+	for _, stage := range stale {
+		e.metrics.stale.WithLabelValues(stage).Inc()
+	}
+	if l.arm != "" && len(stale) > 0 {
+		return unattributed
+	}
+	return l.arm
 }
 
 // served records that arm served items to user; nothing without an arm.

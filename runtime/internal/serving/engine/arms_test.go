@@ -28,8 +28,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
 	"github.com/recpipeline/recpipeline/runtime/internal/testredis"
 )
@@ -361,5 +363,63 @@ func TestArmMomentsSumOverUsers(t *testing.T) {
 	}
 	if u := s.snapshot()[unattributed]; u.Users != 0 || len(u.Moments) != 0 {
 		t.Errorf("unattributed events were summed into moments: %+v", u)
+	}
+}
+
+// answeringRanker stands for a remote ranker stage that ranks with config
+// revision: the frontend's ranker, reporting that revision.
+type answeringRanker struct {
+	rank.Ranker
+	revision string
+}
+
+func (a *answeringRanker) Rank(ctx context.Context, req *rank.Request, cands []rank.Candidate, keep int) ([]rank.Candidate, []string, error) {
+	req.Answered(config.StageRankerSecond, a.revision)
+	return a.Ranker.Rank(ctx, req, cands, keep)
+}
+
+// TestAnArmCountsOnlyWhatItsOwnConfigRanked: while the config with an arm
+// propagates, a ranker stage still on the previous revision ranks the
+// arm's users with its control arm's config; those answers' events count
+// for no arm, so that a canary is not measured on the stable ranking.
+func TestAnArmCountsOnlyWhatItsOwnConfigRanked(t *testing.T) {
+	cfg := testConfig(world(t))
+	e := open(t, cfg, t.TempDir())
+	withArm := *cfg
+	withArm.Live.Experiments = []config.Experiment{{Name: "canary", Traffic: 1, Weights: map[string]float64{"like": -50}}}
+	if err := e.Apply(&withArm, "r-arms"); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	l := e.live.Load()
+	arm := l.arms[0].l
+	own := arm.second
+	now := time.Now()
+
+	click := func(user string) {
+		t.Helper()
+		r := recommend(t, e, user, 10, now)
+		if r.Arm != "canary" {
+			t.Fatalf("%s served by arm %q, want canary (all the traffic)", user, r.Arm)
+		}
+		ingest(t, e, store.Event{User: user, Item: r.Items[0].ID, Type: store.Click, Time: now})
+	}
+
+	arm.second = &answeringRanker{Ranker: own, revision: "r-before"}
+	click("u1")
+	stats := e.arms.snapshot()
+	if got := stats["canary"].Events["click"]; got != 0 {
+		t.Errorf("a click on a list a stage ranked with revision r-before counted for the canary (%d)", got)
+	}
+	if got := stats[unattributed].Events["click"]; got != 1 {
+		t.Errorf("unattributed clicks: %d, want 1", got)
+	}
+	if n := testutil.ToFloat64(e.metrics.stale.WithLabelValues(config.StageRankerSecond)); n != 1 {
+		t.Errorf("stale answers of %s = %v, want 1", config.StageRankerSecond, n)
+	}
+
+	arm.second = &answeringRanker{Ranker: own, revision: "r-arms"}
+	click("u2")
+	if got := e.arms.snapshot()["canary"].Events["click"]; got != 1 {
+		t.Errorf("clicks of the canary once the stage ranks with r-arms: %d, want 1", got)
 	}
 }

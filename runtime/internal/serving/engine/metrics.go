@@ -31,6 +31,7 @@ type metrics struct {
 	candidates *prometheus.HistogramVec
 	source     *prometheus.HistogramVec
 	fallbacks  *prometheus.CounterVec
+	stale      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,6 +51,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"source", "outcome"}),
 		fallbacks: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "recpipeline_stage_fallbacks_total", Help: "Requests that went on without a failing ranker stage, or without the user's state when the store failed (stage=\"store\").",
+		}, []string{"stage"}),
+		stale: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "recpipeline_stage_stale_answers_total", Help: "Requests a ranker stage ranked with another config revision than the frontend's (a config propagating); with experiments, their events count for no arm.",
 		}, []string{"stage"}),
 	}
 }

@@ -135,7 +135,7 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	// Ranking. A ranker that fails (a remote stage) is passed over, as a
 	// failing source is: the list keeps the previous stage's order.
 	rreq := rank.NewRequest(state, e.cat)
-	rreq.Arm = l.arm
+	rreq.Arm, rreq.Revision = l.arm, l.revision
 	defer rreq.Release()
 	top, _, err := l.first.Rank(ctx, rreq, p.cands, lc.FirstStage.Keep)
 	if err != nil {
@@ -157,7 +157,7 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	t.lap("rerank", len(final))
 	resp := l.response(req, final, heads)
 	resp.Degraded = degraded
-	e.arms.served(l.arm, req.User, resp.Items)
+	e.arms.served(e.attributedArm(l, rreq), req.User, resp.Items)
 	if req.Debug {
 		resp.Timings = t.timings
 		resp.Now = state.Now

@@ -46,6 +46,13 @@ type Request struct {
 	// Arm is the experiment arm the user is served, sent along to a ranker
 	// served by another process; empty without experiments.
 	Arm string
+	// Revision is the config revision the request is served with. A ranker
+	// served by another process reports through Answered the revision it
+	// ranked with: while a new config propagates, a stage may rank with
+	// another, which knows other arms or none.
+	Revision string
+
+	stale []string
 
 	cat  *catalog.Catalog
 	user *features.UserContext
@@ -66,6 +73,17 @@ func (r *Request) User() *features.UserContext {
 	}
 	return r.user
 }
+
+// Answered records that stage ranked the request with config revision.
+func (r *Request) Answered(stage, revision string) {
+	if revision != r.Revision {
+		r.stale = append(r.stale, stage)
+	}
+}
+
+// Stale names the stages that ranked the request with another config
+// revision than Revision.
+func (r *Request) Stale() []string { return r.stale }
 
 // hold runs release when the request is released.
 func (r *Request) hold(release func()) { r.held = append(r.held, release) }

@@ -109,10 +109,14 @@ func (s *Stages) Source(name string) sources.Source {
 }
 
 // First is the first ranker stage.
-func (s *Stages) First() rank.Ranker { return &ranker{stage: s, client: s.first} }
+func (s *Stages) First() rank.Ranker {
+	return &ranker{name: config.StageRankerFirst, stage: s, client: s.first}
+}
 
 // Second is the second ranker stage.
-func (s *Stages) Second() rank.Ranker { return &ranker{stage: s, client: s.second} }
+func (s *Stages) Second() rank.Ranker {
+	return &ranker{name: config.StageRankerSecond, stage: s, client: s.second}
+}
 
 // source is an ANN source served by the retrieval stage.
 type source struct {
@@ -145,8 +149,10 @@ func (s *source) Fetch(ctx context.Context, req *sources.Request, limit int, dst
 
 // ranker is a ranker stage. The stage keeps as many as its own config says
 // (the same config as the frontend's, revision for revision once rolled
-// out); keep bounds what comes back.
+// out); keep bounds what comes back. The revision the stage ranked with is
+// reported to the request.
 type ranker struct {
+	name   string
 	stage  *Stages
 	client stagepb.RankerClient
 }
@@ -166,6 +172,7 @@ func (r *ranker) Rank(ctx context.Context, req *rank.Request, cands []rank.Candi
 	if err != nil {
 		return cands, nil, err
 	}
+	req.Answered(r.name, resp.ConfigRevision)
 	out := cands[:0]
 	for _, c := range resp.Candidates {
 		if len(out) == keep {

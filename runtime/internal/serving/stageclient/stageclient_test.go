@@ -134,10 +134,13 @@ func TestRemoteRankerResolvesWhatTheStageKept(t *testing.T) {
 	cands := candidates([]string{"i0", "i2", "i9"})
 	cands[2].Author = "a0"
 	req := rank.NewRequest(state, nil)
-	req.Arm = "short"
+	req.Arm, req.Revision = "short", "r1"
 	kept, heads, err := s.Second().Rank(context.Background(), req, cands, 2)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if stale := req.Stale(); len(stale) != 0 {
+		t.Errorf("stages %v reported stale, want none: the stage ranked with r1 as the request", stale)
 	}
 	if got := []string{kept[0].ID, kept[1].ID}; len(kept) != 2 || !slices.Equal(got, []string{"i9", "i2"}) {
 		t.Fatalf("kept %v, want i9, i2 (the stage's order, unknown items dropped, at most keep)", kept)
@@ -158,6 +161,18 @@ func TestRemoteRankerResolvesWhatTheStageKept(t *testing.T) {
 	}
 	if len(call.Published) != 1 || call.Published[0].ID != "i9" || call.Published[0].Author != "a0" || call.Published[0].Created.UnixMilli() != 1009 {
 		t.Errorf("published items sent %+v, want i9 only (ordinals from base 9 on)", call.Published)
+	}
+}
+
+func TestRemoteRankerReportsAnotherRevision(t *testing.T) {
+	s := dial(t, &fakeStage{}, &fakeStage{answer: []engine.StageCandidate{{Item: "i0"}}}, &fakeStage{})
+	req := rank.NewRequest(state, nil)
+	req.Revision = "r2" // the frontend serves r2, the stage still r1
+	if _, _, err := s.First().Rank(context.Background(), req, candidates([]string{"i0"}), 1); err != nil {
+		t.Fatal(err)
+	}
+	if stale := req.Stale(); !slices.Equal(stale, []string{config.StageRankerFirst}) {
+		t.Errorf("stale stages %v, want %s: it ranked with r1", stale, config.StageRankerFirst)
 	}
 }
 
