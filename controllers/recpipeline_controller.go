@@ -53,6 +53,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
+	"github.com/recpipeline/recpipeline/runtime/config"
 )
 
 // FieldOwner is the server-side apply field manager of every child.
@@ -97,6 +98,13 @@ type scope struct {
 	// rollout is what the rollout of a live change decided, nil until it
 	// has.
 	rollout *rolloutPlan
+	// tuning is status.tuning after the pass, once tuned is set.
+	tuning *servingv1alpha1.TuningStatus
+	tuned  bool
+	// armCounts are the frontend pods' per-arm counts, once read this
+	// pass (armCountsRead), and whether every ready pod answered.
+	armCounts             map[string]config.ArmCounts
+	armCountsRead, armsOK bool
 	// stages is nil until every stage has been observed.
 	stages []stageObservation
 	// failure is why a phase stopped, when the user must hear of it.
@@ -168,10 +176,23 @@ func (r *RecPipelineReconciler) reconcileConfig(ctx context.Context, s *scope) (
 		// Only a change of the spec can fix it.
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
-	stable, requeue, err := r.reconcileRollout(ctx, s, candidate, r.now())
+	if err := r.readFreshStatus(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if candidate, err = tunedCandidate(s.rp, candidate); err != nil {
+		s.failure = &reconcileFailure{reason: servingv1alpha1.ReasonInvalidSpec, err: fmt.Errorf("the best point of spec.tuning does not render: %w", err)}
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	now := r.now()
+	stable, requeue, err := r.reconcileRollout(ctx, s, candidate, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	tuningRequeue, err := r.reconcileTuning(ctx, s, candidate, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	requeue = shortestRequeue(ctrl.Result{RequeueAfter: requeue}, ctrl.Result{RequeueAfter: tuningRequeue}).RequeueAfter
 	// The stable config first: a served config that names a canary never
 	// exists without the stable config an abort returns to, and an abort
 	// is recorded there before the served config drops the canary.
@@ -390,6 +411,9 @@ func (r *RecPipelineReconciler) emitTransitions(s *scope) {
 	}
 	if reason, eventType, note, ok := rolloutTransition(s.original.Status.Rollout, s.rp.Status.Rollout); ok {
 		r.Recorder.Eventf(s.rp, nil, eventType, reason, "Rollout", "%s", note)
+	}
+	if reason, eventType, note, ok := tuningTransition(s.original.Status.Tuning, s.rp.Status.Tuning); ok {
+		r.Recorder.Eventf(s.rp, nil, eventType, reason, "Tuning", "%s", note)
 	}
 	for _, t := range []string{servingv1alpha1.ConditionReady, servingv1alpha1.ConditionDegraded} {
 		now := meta.FindStatusCondition(s.rp.Status.Conditions, t)

@@ -354,15 +354,15 @@ func composeServing(candidate *config.Config, stable *config.Live, p *rolloutPla
 	return &c
 }
 
-// readRolloutStatus replaces the cached status.rollout of a pipeline with
-// a rollout by the API server's: the last pass's decision must be the one
-// this pass starts from. A pass that read a status older than its
+// readFreshStatus replaces the cached status.rollout and status.tuning of
+// a pipeline with a rollout or tuning by the API server's: the last pass's
+// decision must be the one this pass starts from. A pass that read a status older than its
 // predecessor's would serve a canary its predecessor had aborted, until the
 // cache caught up, and patch its stale decision over the new one. Only
 // this controller writes the status and passes of one pipeline do not
 // overlap, so the API server's copy is the last pass's.
-func (r *RecPipelineReconciler) readRolloutStatus(ctx context.Context, s *scope) error {
-	if s.rp.Spec.Rollout == nil && s.rp.Status.Rollout == nil {
+func (r *RecPipelineReconciler) readFreshStatus(ctx context.Context, s *scope) error {
+	if s.rp.Spec.Rollout == nil && s.rp.Status.Rollout == nil && s.rp.Spec.Tuning == nil && s.rp.Status.Tuning == nil {
 		return nil
 	}
 	fresh := &servingv1alpha1.RecPipeline{}
@@ -372,10 +372,11 @@ func (r *RecPipelineReconciler) readRolloutStatus(ctx context.Context, s *scope)
 	if fresh.UID != s.rp.UID {
 		return fmt.Errorf("the pipeline was replaced while it was reconciled")
 	}
-	s.rp.Status.Rollout = fresh.Status.Rollout
+	s.rp.Status.Rollout, s.rp.Status.Tuning = fresh.Status.Rollout, fresh.Status.Tuning
 	// The status patch is computed against this state, so that it carries
-	// every field of the rollout that this pass changes.
+	// every field of the rollout and the tuning that this pass changes.
 	s.original.Status.Rollout = fresh.Status.Rollout.DeepCopy()
+	s.original.Status.Tuning = fresh.Status.Tuning.DeepCopy()
 	return nil
 }
 
@@ -405,8 +406,21 @@ func (r *RecPipelineReconciler) readStable(ctx context.Context, s *scope) (live 
 }
 
 // readArmCounts sums, over the ready frontend pods, the per-arm counts
-// they report; a pod that does not answer counts nothing this pass.
-func (r *RecPipelineReconciler) readArmCounts(ctx context.Context, s *scope) (out map[string]config.ArmCounts, complete bool, err error) {
+// they report, read once a pass; a pod that does not answer counts
+// nothing this pass.
+func (r *RecPipelineReconciler) readArmCounts(ctx context.Context, s *scope) (map[string]config.ArmCounts, bool, error) {
+	if !s.armCountsRead {
+		out, complete, err := r.readPodArmCounts(ctx, s)
+		if err != nil {
+			return nil, false, err
+		}
+		s.armCounts, s.armsOK, s.armCountsRead = out, complete, true
+	}
+	return s.armCounts, s.armsOK, nil
+}
+
+// readPodArmCounts is readArmCounts' read.
+func (r *RecPipelineReconciler) readPodArmCounts(ctx context.Context, s *scope) (out map[string]config.ArmCounts, complete bool, err error) {
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(s.rp.Namespace), client.MatchingLabels(selectorLabels(s.rp, config.StageFrontend))); err != nil {
 		return nil, false, fmt.Errorf("failed to list pods of stage %s: %w", config.StageFrontend, err)
@@ -452,9 +466,6 @@ func (r *RecPipelineReconciler) readArmCounts(ctx context.Context, s *scope) (ou
 // in s (the served config in s.rendered, status.rollout in s.rollout) and
 // returns the stable config to keep.
 func (r *RecPipelineReconciler) reconcileRollout(ctx context.Context, s *scope, candidate *Rendered, now time.Time) (stable []byte, requeue time.Duration, err error) {
-	if err := r.readRolloutStatus(ctx, s); err != nil {
-		return nil, 0, err
-	}
 	stableLive, aborted, err := r.readStable(ctx, s)
 	if err != nil {
 		return nil, 0, err

@@ -51,6 +51,9 @@ func setStatus(s *scope) {
 		status.ConfigRevision = s.rendered.Revision
 		status.Endpoint = endpoint(s.rp)
 	}
+	if s.tuned {
+		status.Tuning = s.tuning
+	}
 	if s.rollout != nil {
 		status.Rollout = s.rollout.status
 		if r := status.Rollout; r != nil {

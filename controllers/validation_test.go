@@ -337,6 +337,48 @@ func TestAPIServerChecksExperiments(t *testing.T) {
 			mutate: arms(servingv1alpha1.ExperimentSpec{Name: "rollout-canary-x", Traffic: 0.1}),
 			want:   []string{"spec.experiments[0].name", "rollout- are the arms of spec.rollout"},
 		},
+		"an arm named like a trial's": {
+			mutate: arms(servingv1alpha1.ExperimentSpec{Name: "tuning-x-trial", Traffic: 0.1}),
+			want:   []string{"spec.experiments[0].name", "tuning- are the arms of spec.tuning"},
+		},
+	})
+}
+
+// TestAPIServerChecksTuning: a search over weights is accepted; a path to
+// no weight, an empty box, a trial over a quarter of the users and an
+// unknown promotion are refused, naming the field.
+func TestAPIServerChecksTuning(t *testing.T) {
+	tuning := func(mutate func(*servingv1alpha1.TuningSpec)) func(*unstructured.Unstructured) {
+		return typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+			rp.Spec.Tuning = tuningSpec(10)
+			mutate(rp.Spec.Tuning)
+		})
+	}
+	ns := newNamespace(t)
+	ok := samplePipeline(ns, "tuning")
+	ok.Spec.Tuning = tuningSpec(10)
+	ok.Spec.Tuning.Parameters = append(ok.Spec.Tuning.Parameters, servingv1alpha1.TuningParameter{Path: "retrieval.sources.for-you.weight", Min: 0, Max: 1})
+	ok.Spec.Tuning.Promote = servingv1alpha1.TuningPromoteAuto
+	if err := k8s.Create(context.Background(), ok); err != nil {
+		t.Fatalf("the API server refused a tuning: %v", err)
+	}
+	runRefusalCases(t, map[string]refusalCase{
+		"a path to no weight": {
+			mutate: tuning(func(s *servingv1alpha1.TuningSpec) { s.Parameters[0].Path = "ranking.firstStage.keep" }),
+			want:   []string{"spec.tuning.parameters[0].path"},
+		},
+		"an empty box": {
+			mutate: tuning(func(s *servingv1alpha1.TuningSpec) { s.Parameters[0].Min = 3; s.Parameters[0].Max = 3 }),
+			want:   []string{"spec.tuning.parameters[0]", "min must be below max"},
+		},
+		"a trial over a quarter of the users": {
+			mutate: tuning(func(s *servingv1alpha1.TuningSpec) { s.Traffic = ptr.To(0.4) }),
+			want:   []string{"spec.tuning.traffic"},
+		},
+		"an unknown promotion": {
+			mutate: tuning(func(s *servingv1alpha1.TuningSpec) { s.Promote = "Always" }),
+			want:   []string{"spec.tuning.promote"},
+		},
 	})
 }
 

@@ -32,6 +32,7 @@ import (
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.configRevision`
 // +kubebuilder:printcolumn:name="Stages",type=string,JSONPath=`.status.readyStages`
 // +kubebuilder:printcolumn:name="Rollout",type=string,JSONPath=`.status.rollout.phase`
+// +kubebuilder:printcolumn:name="Tuning",type=string,JSONPath=`.status.tuning.phase`,priority=1
 // +kubebuilder:printcolumn:name="Degraded",type=string,JSONPath=`.status.conditions[?(@.type=="Degraded")].status`,priority=1
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -147,6 +148,127 @@ type RecPipelineSpec struct {
 	// either way.
 	// +optional
 	Rollout *RolloutSpec `json:"rollout,omitempty"`
+
+	// tuning searches live weights online by Bayesian optimisation: each
+	// trial serves a point of the parameters' box as an arm beside an
+	// equal baseline arm of the config that serves everyone else, for a
+	// least time and number of impressions; the difference of the arms'
+	// objective, with its noise from the arms' counts over users, updates
+	// a Gaussian process whose expected improvement picks the next point.
+	// status.tuning records the trials and the best point with a YAML
+	// snippet to commit; promote: Auto hands the best to spec.rollout (or
+	// serves it, without one). The spec is never written. The value
+	// weights act at the second stage only: the first stage ranks with its
+	// own distilled model, whatever the weights. Changing spec.tuning
+	// starts the search again.
+	// +optional
+	Tuning *TuningSpec `json:"tuning,omitempty"`
+}
+
+// TuningSpec declares an online search of live weights.
+type TuningSpec struct {
+	// parameters are the weights searched, each between min and max.
+	// +required
+	// +listType=map
+	// +listMapKey=path
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Parameters []TuningParameter `json:"parameters"`
+
+	// objective weighs the event rates per impression that trials are
+	// compared by. Default: the value weights served when a trial starts
+	// (spec.ranking.weights).
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z][a-z0-9_]{0,62}$'))",message="spec.tuning.objective keys must be event names"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k] >= -1000.0 && self[k] <= 1000.0)",message="spec.tuning.objective values must be finite numbers between -1000 and 1000"
+	Objective map[string]float64 `json:"objective,omitempty"`
+
+	// guardrails make a trial infeasible when an event's rate per
+	// impression exceeds its baseline's by more than a fraction: it is
+	// never the best point, and the optimiser is told it did worse than
+	// any trial measured.
+	// +optional
+	// +listType=map
+	// +listMapKey=event
+	// +kubebuilder:validation:MaxItems=8
+	Guardrails []Guardrail `json:"guardrails,omitempty"`
+
+	// traffic is each trial arm's share of the users; its baseline arm
+	// takes as much. Default 0.05.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:ExclusiveMinimum=true
+	// +kubebuilder:validation:Maximum=0.25
+	Traffic *float64 `json:"traffic,omitempty"`
+
+	// trialDuration is the least time a trial runs. Default 10m.
+	// +optional
+	TrialDuration *metav1.Duration `json:"trialDuration,omitempty"`
+
+	// minImpressions is how many impressions each arm of a trial must earn
+	// before it ends. Default 1000.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	MinImpressions *int64 `json:"minImpressions,omitempty"`
+
+	// maxTrials ends the search. Default 20.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MaxTrials *int32 `json:"maxTrials,omitempty"`
+
+	// concurrentTrials run side by side, each with its own baseline arm.
+	// Default 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4
+	ConcurrentTrials *int32 `json:"concurrentTrials,omitempty"`
+
+	// promote: Manual (default) reports the best point in status.tuning;
+	// Auto also serves it once the search ends, through spec.rollout's
+	// canary when one is declared.
+	// +optional
+	Promote TuningPromote `json:"promote,omitempty"`
+
+	// seed of the optimiser's initial design. Default 0.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Seed int64 `json:"seed,omitempty"`
+}
+
+// TuningPromote says what becomes of the best point.
+// +kubebuilder:validation:Enum=Manual;Auto
+type TuningPromote string
+
+// Promotion policies of spec.tuning.
+const (
+	TuningPromoteManual TuningPromote = "Manual"
+	TuningPromoteAuto   TuningPromote = "Auto"
+)
+
+// TuningParameter is one dimension of the search box.
+// +kubebuilder:validation:XValidation:rule="self.min < self.max",message="spec.tuning.parameters[]: min must be below max"
+type TuningParameter struct {
+	// path of the weight: ranking.weights.<event> or
+	// retrieval.sources.<source name>.weight.
+	// +required
+	// +kubebuilder:validation:MaxLength=100
+	// +kubebuilder:validation:Pattern=`^(ranking\.weights\.[a-z][a-z0-9_]{0,62}|retrieval\.sources\.[a-z0-9]([-a-z0-9]*[a-z0-9])?\.weight)$`
+	Path string `json:"path"`
+
+	// min is the least value tried.
+	// +required
+	// +kubebuilder:validation:Minimum=-1000
+	// +kubebuilder:validation:Maximum=1000
+	Min float64 `json:"min"`
+
+	// max is the largest value tried.
+	// +required
+	// +kubebuilder:validation:Minimum=-1000
+	// +kubebuilder:validation:Maximum=1000
+	Max float64 `json:"max"`
 }
 
 // RolloutSpec declares how a live change is canaried.
@@ -271,13 +393,14 @@ type EventsSpec struct {
 // ExperimentSpec is one arm of an experiment.
 type ExperimentSpec struct {
 	// name of the arm, a DNS label other than "control" that does not
-	// begin with "rollout-".
+	// begin with "rollout-" or "tuning-".
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +kubebuilder:validation:XValidation:rule="self != 'control'",message="control names the users in no arm"
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('rollout-')",message="spec.experiments[].name: names beginning with rollout- are the arms of spec.rollout's canaries"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('tuning-')",message="spec.experiments[].name: names beginning with tuning- are the arms of spec.tuning's trials"
 	Name string `json:"name"`
 
 	// traffic is the arm's share of the users, more than 0 and at most 1.
@@ -832,6 +955,140 @@ type RecPipelineStatus struct {
 	// +listMapKey=stage
 	// +kubebuilder:validation:MaxItems=2
 	Shadow []ShadowStatus `json:"shadow,omitempty"`
+
+	// tuning reports the online search of spec.tuning.
+	// +optional
+	Tuning *TuningStatus `json:"tuning,omitempty"`
+}
+
+// TuningPhase is where a search stands.
+// +kubebuilder:validation:Enum=Running;Finished;Blocked
+type TuningPhase string
+
+// Tuning phases.
+const (
+	// TuningRunning: trials are served or about to be.
+	TuningRunning TuningPhase = "Running"
+	// TuningFinished: maxTrials trials ended; best is the result.
+	TuningFinished TuningPhase = "Finished"
+	// TuningBlocked: the trials cannot be served (message says why).
+	TuningBlocked TuningPhase = "Blocked"
+)
+
+// TuningStatus reports the search of spec.tuning.
+type TuningStatus struct {
+	// phase of the search.
+	// +required
+	Phase TuningPhase `json:"phase"`
+
+	// specHash identifies the spec.tuning the trials ran under; another
+	// starts the search again.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	SpecHash string `json:"specHash"`
+
+	// trials in the order they started.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=100
+	Trials []TuningTrial `json:"trials,omitempty"`
+
+	// best is the trial the optimiser rates highest among the feasible
+	// ones that ended.
+	// +optional
+	Best *TuningBest `json:"best,omitempty"`
+
+	// message says what the search waits for or why it is blocked.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// TuningTrialState is where a trial stands.
+// +kubebuilder:validation:Enum=Running;Done;Infeasible
+type TuningTrialState string
+
+// Trial states.
+const (
+	TrialRunning    TuningTrialState = "Running"
+	TrialDone       TuningTrialState = "Done"
+	TrialInfeasible TuningTrialState = "Infeasible"
+)
+
+// TuningTrial is one point served as an arm.
+type TuningTrial struct {
+	// name of the trial's arm; its baseline arm is named the same with
+	// "trial" replaced by "base".
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// state of the trial.
+	// +required
+	State TuningTrialState `json:"state"`
+
+	// slot is which pair of user slices the trial and its baseline take.
+	// +optional
+	Slot int32 `json:"slot"`
+
+	// parameters are the values served, by path.
+	// +required
+	Parameters map[string]float64 `json:"parameters"`
+
+	// startTime is when the trial began.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// endTime is when it ended.
+	// +optional
+	EndTime *metav1.Time `json:"endTime,omitempty"`
+
+	// impressions earned by the trial arm and its baseline arm.
+	// +optional
+	Impressions int64 `json:"impressions"`
+	// +optional
+	BaselineImpressions int64 `json:"baselineImpressions"`
+
+	// objective per impression of the trial arm and of its baseline.
+	// +optional
+	Objective float64 `json:"objective"`
+	// +optional
+	BaselineObjective float64 `json:"baselineObjective"`
+
+	// difference is objective minus baselineObjective, and stdErr its
+	// standard error, from the arms' counts over users.
+	// +optional
+	Difference float64 `json:"difference"`
+	// +optional
+	StdErr float64 `json:"stdErr"`
+
+	// violation names the guardrail an infeasible trial broke.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Violation string `json:"violation,omitempty"`
+}
+
+// TuningBest is the search's best point.
+type TuningBest struct {
+	// trial that measured it.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Trial string `json:"trial"`
+
+	// parameters by path.
+	// +required
+	Parameters map[string]float64 `json:"parameters"`
+
+	// difference of the objective from its baseline, as the Gaussian
+	// process estimates it at the point.
+	// +optional
+	Difference float64 `json:"difference"`
+
+	// snippet is the point as spec YAML to commit.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Snippet string `json:"snippet,omitempty"`
 }
 
 // ShadowStatus is how a stage's shadow model agreed with its served model.

@@ -183,6 +183,14 @@ func (o *Optimizer) Suggest() ([]float64, error) {
 	return o.fromUnit(u), nil
 }
 
+// Skip drops the next n points of the start and the initial design: an
+// online loop that restarts from its recorded history observes what was
+// measured and skips as many suggestions as it made, so that it does not
+// suggest them again.
+func (o *Optimizer) Skip(n int) {
+	o.queue = o.queue[min(max(n, 0), len(o.queue)):]
+}
+
 // Observe records that value was measured at x (a point of the box) with
 // noise variance noiseVar (0 for an exact value).
 func (o *Optimizer) Observe(x []float64, value, noiseVar float64) error {

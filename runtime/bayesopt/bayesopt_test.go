@@ -386,3 +386,54 @@ func TestOptimizerRefusesBadMeasurements(t *testing.T) {
 		t.Error("refused measurements were recorded")
 	}
 }
+
+// TestARestartedOptimizerGoesOnFromItsHistory: an online loop that keeps
+// only its measurements rebuilds the optimiser, observes them and skips the
+// suggestions it made; it then suggests the initial design's next point,
+// not one it measured already.
+func TestARestartedOptimizerGoesOnFromItsHistory(t *testing.T) {
+	box := []Bounds{{Name: "a", Lo: 0, Hi: 1}}
+	opts := Options{Seed: 7, Init: 4, Start: [][]float64{{0.5}}}
+	first, err := NewOptimizer(box, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xs [][]float64
+	for range 3 {
+		x, err := first.Suggest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		xs = append(xs, x)
+		if err := first.Observe(x, -x[0], 0.01); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := first.Suggest()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	again, err := NewOptimizer(box, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range xs {
+		if err := again.Observe(x, -x[0], 0.01); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again.Skip(len(xs))
+	got, err := again.Suggest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != want[0] {
+		t.Errorf("the restarted optimiser suggests %v, the one that ran on %v", got, want)
+	}
+	for _, x := range xs {
+		if got[0] == x[0] {
+			t.Errorf("the restarted optimiser suggests %v, which was measured", got)
+		}
+	}
+}

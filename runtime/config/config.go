@@ -136,7 +136,7 @@ type Live struct {
 const ControlArm = "control"
 
 // MaxExperiments bounds Live.Experiments.
-const MaxExperiments = 8
+const MaxExperiments = 20
 
 // Experiment is one arm: a share of the users, bucketed by a stable hash
 // of (salt, user), served the live config with these overrides.
