@@ -192,4 +192,59 @@ func canary(t *testing.T, url, image string) {
 		}
 		return nil
 	})
+
+	tune(t, harmless, image)
+}
+
+// tune runs a short online search of the like weight (spec.tuning) while
+// the simulated users keep using the pipeline: its trials are served as
+// arms beside their baselines, end on their counts, and the search
+// finishes with a best point; with promote Manual the spec's weights keep
+// serving everyone afterwards.
+func tune(t *testing.T, weights, image string) {
+	tuning := `  tuning:
+    parameters: [{path: ranking.weights.like, min: 0, max: 4}]
+    traffic: 0.2
+    trialDuration: 15s
+    minImpressions: 300
+    maxTrials: 3
+`
+	// Without spec.rollout, whose arms would take every user past the
+	// experiments; the weights are the stable config's.
+	applyYAML(t, pipeline(weights, "models/mtml", image)+tuning)
+	took := eventually(t, 4*time.Minute, "the search finished", func() error {
+		if phase := jsonpath(t, "rp", "explore", ".status.tuning.phase"); phase != "Finished" {
+			return fmt.Errorf("tuning %s: %s", phase, jsonpath(t, "rp", "explore", ".status.tuning.message"))
+		}
+		return nil
+	})
+	var trials []struct {
+		Name        string             `json:"name"`
+		State       string             `json:"state"`
+		Parameters  map[string]float64 `json:"parameters"`
+		Impressions int64              `json:"impressions"`
+		Difference  float64            `json:"difference"`
+		StdErr      float64            `json:"stdErr"`
+	}
+	if err := json.Unmarshal([]byte(jsonpath(t, "rp", "explore", ".status.tuning.trials")), &trials); err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range trials {
+		t.Logf("trial %s: like %.3f, %s, %d impressions, objective %+.4f ± %.4f against its baseline",
+			tr.Name, tr.Parameters["ranking.weights.like"], tr.State, tr.Impressions, tr.Difference, tr.StdErr)
+		if tr.State != "Done" || tr.Impressions < 300 {
+			t.Errorf("trial %s ended %s with %d impressions, want Done with at least 300", tr.Name, tr.State, tr.Impressions)
+		}
+	}
+	best := jsonpath(t, "rp", "explore", ".status.tuning.best.snippet")
+	t.Logf("tuning: apply → finished in %s; best point to commit:\n%s", took.Round(time.Second), best)
+	if len(trials) != 3 || !strings.Contains(best, "like: ") {
+		t.Errorf("%d trials and best %q, want 3 and a like weight", len(trials), best)
+	}
+	eventually(t, time.Minute, "the trials' arms are gone and the spec's weights serve everyone", func() error {
+		if like, arms := servedWeight(t, "explore-config", "like"); like != 2 || arms != 0 {
+			return fmt.Errorf("served like %v with %d arms", like, arms)
+		}
+		return nil
+	})
 }
