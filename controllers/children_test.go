@@ -405,9 +405,27 @@ func TestDesiredDeploymentResourcesAndSecurity(t *testing.T) {
 				r := d.Spec.Template.Spec.Containers[0].Resources
 				assertQuantity(t, "cpu request", r.Requests[corev1.ResourceCPU], "100m")
 				assertQuantity(t, "memory request", r.Requests[corev1.ResourceMemory], "256Mi")
-				if len(r.Limits) != 0 {
-					t.Errorf("limits = %v, want none", r.Limits)
+				assertQuantity(t, "memory limit", r.Limits[corev1.ResourceMemory], "4Gi")
+				if len(r.Limits) != 1 {
+					t.Errorf("limits = %v, want memory only", r.Limits)
 				}
+				for _, v := range d.Spec.Template.Spec.Volumes {
+					if v.Name == "tmp" && (v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.String() != "1Gi") {
+						t.Errorf("scratch volume %+v, want an emptyDir of at most 1Gi", v)
+					}
+				}
+			},
+		},
+		"a large memory request gets a limit of four times it": {
+			mutate: func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Retrieval.Resources = &corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("3Gi")},
+				}
+			},
+			stage: config.StageRetrieval,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				r := d.Spec.Template.Spec.Containers[0].Resources
+				assertQuantity(t, "memory limit", r.Limits[corev1.ResourceMemory], "12Gi")
 			},
 		},
 		"user requests override the defaults they name and limits pass through": {

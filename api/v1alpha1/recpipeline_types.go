@@ -791,7 +791,8 @@ type StageSpec struct {
 	Scaling *ScalingSpec `json:"scaling,omitempty"`
 
 	// resources of the stage container. Requests of 100m CPU and 256Mi
-	// memory when unset.
+	// memory when unset; without a memory limit the container is limited
+	// to four times its memory request, and at least 4Gi.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 }
