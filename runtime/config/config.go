@@ -77,12 +77,18 @@ type Store struct {
 	// and older ones may come back. 1 to MaxSeenItems; 0 (unset) means
 	// DefaultSeenItems (10,000).
 	SeenItems int `json:"seenItems,omitempty"`
+	// Follows is how many authors a user may follow; a follow past it is
+	// ignored until an unfollow makes room. 1 to MaxFollows; 0 (unset)
+	// means DefaultFollows (5,000).
+	Follows int `json:"follows,omitempty"`
 }
 
-// Bounds of Store.SeenItems.
+// Bounds of Store.SeenItems and Store.Follows.
 const (
 	DefaultSeenItems = 10000
 	MaxSeenItems     = 100000
+	DefaultFollows   = 5000
+	MaxFollows       = 100000
 )
 
 // SeenItemsOrDefault returns SeenItems, or its default when unset.

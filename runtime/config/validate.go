@@ -93,6 +93,9 @@ func (v *validator) deploy(d *Deploy) {
 	if n := d.Store.SeenItems; n < 0 || n > MaxSeenItems {
 		v.add("deploy.store.seenItems", "is %d, must be between 1 and %d, or unset for %d", n, MaxSeenItems, DefaultSeenItems)
 	}
+	if n := d.Store.Follows; n < 0 || n > MaxFollows {
+		v.add("deploy.store.follows", "is %d, must be between 1 and %d, or unset for %d", n, MaxFollows, DefaultFollows)
+	}
 	seen := map[string]bool{}
 	for i, m := range d.Models {
 		path := fmt.Sprintf("deploy.models[%d]", i)

@@ -152,6 +152,14 @@ var conformanceCases = map[string]conformanceCase{
 		},
 		follows: map[string][]string{"u1": {"a", "c"}, "u2": {"a"}, "u3": nil, "u4": nil, "nobody": nil},
 	},
+	"a user follows at most Follows authors; past it a new follow is ignored": {
+		opts: StateOptions{Follows: 2},
+		batches: [][]Event{
+			{ev(Follow, "u1", "", "a", 1), ev(Follow, "u1", "", "b", 2), ev(Follow, "u1", "", "c", 3)},
+			{ev(Follow, "u1", "", "a", 4), ev(Unfollow, "u1", "", "b", 5), ev(Follow, "u1", "", "d", 6), ev(Follow, "u1", "", "e", 7)},
+		},
+		follows: map[string][]string{"u1": {"a", "d"}},
+	},
 	"authors' recent items newest first, since and limit applied, re-published item re-dated": {
 		batches: [][]Event{
 			{ev(NewItem, "", "x1", "a", 10), ev(NewItem, "", "x2", "b", 20)},

@@ -202,6 +202,13 @@ return 0
 
 // newestScript raises KEYS[1] to ARGV[1] unless it already holds more, so
 // that batches applied by several replicas leave the latest time.
+// followScript adds ARGV[1] to the set KEYS[1] of the authors a user
+// follows unless it holds ARGV[2] already.
+const followScript = `
+if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then return redis.call('SADD', KEYS[1], ARGV[1]) end
+return 0
+`
+
 const newestScript = `
 local v = tonumber(redis.call('GET', KEYS[1]))
 local t = tonumber(ARGV[1])
@@ -254,7 +261,7 @@ func (r *Redis) Apply(ctx context.Context, events []Event) error {
 					trims[k] = trim{k, o.SeeLess, false, true}
 				}
 			case Follow:
-				p.SAdd(ctx, r.key("fo", e.User), e.Author)
+				p.Eval(ctx, followScript, []string{r.key("fo", e.User)}, e.Author, o.Follows)
 			case Unfollow:
 				p.SRem(ctx, r.key("fo", e.User), e.Author)
 			case NewItem:

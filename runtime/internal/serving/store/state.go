@@ -123,7 +123,9 @@ func (s *state) apply(events []Event) {
 				u.seeLessAuthors.add(e.Author, s.opts.SeeLess)
 			}
 		case Follow:
-			u.follows[e.Author] = struct{}{}
+			if len(u.follows) < s.opts.Follows {
+				u.follows[e.Author] = struct{}{}
+			}
 		case Unfollow:
 			delete(u.follows, e.Author)
 		}

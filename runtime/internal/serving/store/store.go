@@ -278,6 +278,9 @@ type StateOptions struct {
 	// AuthorItems is how many recent items are kept per author, the newest.
 	// Default 100.
 	AuthorItems int
+	// Follows is how many authors a user may follow; a follow past it is
+	// ignored (an unfollow makes room). Default DefaultFollows.
+	Follows int
 	// NewItems is how many items published by new_item events NewItems
 	// returns, the most recent. Default 1000000.
 	NewItems int
@@ -293,6 +296,9 @@ type StateOptions struct {
 
 // DefaultSeenItems is the default of StateOptions.SeenItems.
 const DefaultSeenItems = 10000
+
+// DefaultFollows is the default of StateOptions.Follows.
+const DefaultFollows = 5000
 
 // DefaultWeights are the popularity weights used when StateOptions.Weights is
 // nil.
@@ -310,6 +316,9 @@ func (o StateOptions) withDefaults() (StateOptions, error) {
 	}
 	if o.AuthorItems <= 0 {
 		o.AuthorItems = 100
+	}
+	if o.Follows <= 0 {
+		o.Follows = DefaultFollows
 	}
 	if o.NewItems <= 0 {
 		o.NewItems = 1000000
