@@ -81,14 +81,20 @@ type Store struct {
 	// ignored until an unfollow makes room. 1 to MaxFollows; 0 (unset)
 	// means DefaultFollows (5,000).
 	Follows int `json:"follows,omitempty"`
+	// Users is how many users the Memory store keeps state for; past it
+	// the least recently active are forgotten. 1 to MaxUsers; 0 (unset)
+	// means DefaultUsers (1,000,000).
+	Users int `json:"users,omitempty"`
 }
 
-// Bounds of Store.SeenItems and Store.Follows.
+// Bounds of Store.SeenItems, Store.Follows and Store.Users.
 const (
 	DefaultSeenItems = 10000
 	MaxSeenItems     = 100000
 	DefaultFollows   = 5000
 	MaxFollows       = 100000
+	DefaultUsers     = 1000000
+	MaxUsers         = 100000000
 )
 
 // SeenItemsOrDefault returns SeenItems, or its default when unset.

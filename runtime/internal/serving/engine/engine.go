@@ -332,7 +332,7 @@ func (e *Engine) restoreNewItems(ctx context.Context) error {
 // openStore opens the configured state store. The Popular source's window
 // is the store's popularity half-life, fixed at open.
 func openStore(ctx context.Context, cfg *config.Config, dir string, log *slog.Logger) (store.Store, error) {
-	state := store.StateOptions{SeenItems: cfg.Deploy.Store.SeenItemsOrDefault(), Follows: cfg.Deploy.Store.Follows}
+	state := store.StateOptions{SeenItems: cfg.Deploy.Store.SeenItemsOrDefault(), Follows: cfg.Deploy.Store.Follows, Users: cfg.Deploy.Store.Users}
 	for _, s := range cfg.Live.Retrieval.Sources {
 		if s.Type == config.SourcePopular && s.Window > 0 {
 			state.HalfLife = time.Duration(s.Window)

@@ -521,3 +521,43 @@ func TestMemoryReportsABrokenLog(t *testing.T) {
 		t.Errorf("Err after a failed write = %v, want the write's failure", err)
 	}
 }
+
+// TestMemoryForgetsTheLeastRecentlyActiveUsersPastItsCap: a flood of new
+// user ids keeps the state at opts.Users, and the users active since are
+// kept.
+func TestMemoryForgetsTheLeastRecentlyActiveUsersPastItsCap(t *testing.T) {
+	const capUsers = 20 * shards
+	m := openMemory(t, tempDir(t), MemoryOptions{State: StateOptions{Users: capUsers}, PopularRefresh: -1})
+	ctx := context.Background()
+	follow := func(user string, s float64) {
+		t.Helper()
+		if err := m.Apply(ctx, []Event{ev(Follow, user, "", "a", s)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	follow("regular", 0)
+	for i := range 5000 {
+		follow(fmt.Sprintf("flood-%d", i), float64(i))
+		if i%100 == 0 {
+			follow("regular", float64(i)) // active all along
+		}
+	}
+	kept := 0
+	for i := range m.st.users {
+		kept += len(m.st.users[i].users)
+	}
+	if kept > capUsers {
+		t.Errorf("%d users kept, want at most %d", kept, capUsers)
+	}
+	if n := m.st.evicted.Load(); n < 5001-capUsers {
+		t.Errorf("%d users evicted, want at least %d", n, 5001-capUsers)
+	}
+	for _, user := range []string{"regular", "flood-4999"} {
+		if f, err := m.Follows(ctx, user); err != nil || len(f) != 1 {
+			t.Errorf("%s follows %v (%v); an active user's state was forgotten", user, f, err)
+		}
+	}
+	if f, _ := m.Follows(ctx, "flood-0"); len(f) != 0 {
+		t.Errorf("the first of the flood is still kept: the state grew past its cap")
+	}
+}

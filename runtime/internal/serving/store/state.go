@@ -49,6 +49,12 @@ type state struct {
 	// newest is the latest event time applied, in Unix milliseconds;
 	// math.MinInt64 before the first event.
 	newest atomic.Int64
+
+	// touched counts the user events applied: a user's last is when it
+	// was last active, for eviction.
+	touched uint64
+	// evicted counts the users forgotten to keep opts.Users.
+	evicted atomic.Int64
 }
 
 const shards = 64
@@ -64,6 +70,7 @@ type authorShard struct {
 }
 
 type userState struct {
+	last           uint64 // state.touched at the user's last event
 	follows        map[string]struct{}
 	engagements    ring
 	seen           recentSet
@@ -87,6 +94,29 @@ func (s *state) shard(key string) int {
 
 func (s *state) user(key string) *userShard { return &s.users[s.shard(key)] }
 
+// perShard is how many users a shard keeps: opts.Users over the shards.
+func (s *state) perShard() int { return max(1, (s.opts.Users+shards-1)/shards) }
+
+// evictSample is how many users evictOne compares.
+const evictSample = 8
+
+// evictOne forgets the least recently active of a few users of the shard
+// (the approximate LRU of Redis's maxmemory policies: exact over the
+// sample, which Go's map order draws at random), so that a flood of new
+// user ids cannot grow the state without bound. sh.mu is held.
+func (sh *userShard) evictOne() {
+	victim, oldest, n := "", uint64(math.MaxUint64), 0
+	for id, u := range sh.users {
+		if u.last < oldest {
+			victim, oldest = id, u.last
+		}
+		if n++; n == evictSample {
+			break
+		}
+	}
+	delete(sh.users, victim)
+}
+
 func (s *state) author(key string) *authorShard { return &s.authors[s.shard(key)] }
 
 // apply applies a validated, normalized batch.
@@ -107,9 +137,15 @@ func (s *state) apply(events []Event) {
 		sh.mu.Lock()
 		u := sh.users[e.User]
 		if u == nil {
+			if len(sh.users) >= s.perShard() {
+				sh.evictOne()
+				s.evicted.Add(1)
+			}
 			u = &userState{follows: make(map[string]struct{})}
 			sh.users[e.User] = u
 		}
+		s.touched++
+		u.last = s.touched
 		switch e.Type {
 		case Impression:
 			u.seen.add(e.Item, s.opts.SeenItems)

@@ -281,6 +281,11 @@ type StateOptions struct {
 	// Follows is how many authors a user may follow; a follow past it is
 	// ignored (an unfollow makes room). Default DefaultFollows.
 	Follows int
+	// Users is how many users the Memory store keeps state for; past it
+	// the least recently active (approximately) are forgotten. Default
+	// DefaultUsers. The Redis store keeps what Redis holds (its own
+	// maxmemory policy).
+	Users int
 	// NewItems is how many items published by new_item events NewItems
 	// returns, the most recent. Default 1000000.
 	NewItems int
@@ -299,6 +304,10 @@ const DefaultSeenItems = 10000
 
 // DefaultFollows is the default of StateOptions.Follows.
 const DefaultFollows = 5000
+
+// DefaultUsers is the default of StateOptions.Users: about 1.3 GiB of
+// state at the 1.25 KiB a user holds with a few hundred events.
+const DefaultUsers = 1000000
 
 // DefaultWeights are the popularity weights used when StateOptions.Weights is
 // nil.
@@ -319,6 +328,9 @@ func (o StateOptions) withDefaults() (StateOptions, error) {
 	}
 	if o.Follows <= 0 {
 		o.Follows = DefaultFollows
+	}
+	if o.Users <= 0 {
+		o.Users = DefaultUsers
 	}
 	if o.NewItems <= 0 {
 		o.NewItems = 1000000
