@@ -65,6 +65,26 @@ type Deploy struct {
 	// (persistent volume claims); a config that needs a new one only
 	// reaches pods that have it.
 	Volumes []string `json:"volumes,omitempty"`
+	// PublishedItems is how many items new_item events may add to the
+	// catalog a process loaded (they join the catalog, the embeddings
+	// and the indexes for the life of the process); past it a new_item is
+	// refused with a 400 until the catalog is rebuilt with them. 1 to
+	// MaxPublishedItems; 0 (unset) means DefaultPublishedItems (100,000).
+	PublishedItems int `json:"publishedItems,omitempty"`
+}
+
+// Bounds of Deploy.PublishedItems.
+const (
+	DefaultPublishedItems = 100000
+	MaxPublishedItems     = 10000000
+)
+
+// PublishedItemsOrDefault returns PublishedItems, or its default when unset.
+func (d *Deploy) PublishedItemsOrDefault() int {
+	if d.PublishedItems == 0 {
+		return DefaultPublishedItems
+	}
+	return d.PublishedItems
 }
 
 // Store selects the real-time state backend.

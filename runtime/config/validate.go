@@ -96,6 +96,9 @@ func (v *validator) deploy(d *Deploy) {
 	if n := d.Store.Follows; n < 0 || n > MaxFollows {
 		v.add("deploy.store.follows", "is %d, must be between 1 and %d, or unset for %d", n, MaxFollows, DefaultFollows)
 	}
+	if n := d.PublishedItems; n < 0 || n > MaxPublishedItems {
+		v.add("deploy.publishedItems", "is %d, must be between 1 and %d, or unset for %d", n, MaxPublishedItems, DefaultPublishedItems)
+	}
 	if n := d.Store.Users; n < 0 || n > MaxUsers {
 		v.add("deploy.store.users", "is %d, must be between 1 and %d, or unset for %d", n, MaxUsers, DefaultUsers)
 	}

@@ -124,6 +124,9 @@ type Engine struct {
 	stage   string
 	roles   roles
 	cat     *catalog.Catalog
+	// base is how many items the loaded catalog held; items from base on
+	// were published live, at most maxPublished of them.
+	base, maxPublished int
 	state   store.Store
 	storeTy string
 	models  map[string]*model.Artifact
@@ -194,6 +197,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	// catalog before the catalog is embedded and indexed. Only the
 	// frontend owns the real-time state.
 	base := cat.Len()
+	e.base, e.maxPublished = base, cfg.Deploy.PublishedItemsOrDefault()
 	if r.frontend {
 		if st, err = openStore(ctx, cfg, opts.StateDir, log); err != nil {
 			return nil, err

@@ -534,3 +534,36 @@ func BenchmarkRecommend(b *testing.B) {
 		i++
 	}
 }
+
+// TestNewItemsPastTheCapAreRefused: items published live grow the catalog,
+// the embeddings and the indexes for the life of the process; past
+// deploy.publishedItems a batch that would add more is refused whole, and
+// one that republishes known items is not.
+func TestNewItemsPastTheCapAreRefused(t *testing.T) {
+	cfg := followedConfig(world(t))
+	cfg.Deploy.PublishedItems = 2
+	e := open(t, cfg, t.TempDir())
+	ingest(t, e,
+		store.Event{Type: store.NewItem, Item: "fresh-1", Author: "a3"},
+		store.Event{Type: store.NewItem, Item: "fresh-2", Author: "a3"},
+	)
+	before := e.cat.Len()
+	err := e.Ingest(context.Background(), []store.Event{
+		{Type: store.Follow, User: "u12", Author: "a3"},
+		{Type: store.NewItem, Item: "fresh-3", Author: "a3"},
+	})
+	if !errors.Is(err, store.ErrInvalidEvent) || !strings.Contains(err.Error(), "deploy.publishedItems (2)") {
+		t.Fatalf("a third new item: %v, want a refusal naming deploy.publishedItems", err)
+	}
+	if e.cat.Len() != before {
+		t.Errorf("the refused item joined the catalog: %d items, want %d", e.cat.Len(), before)
+	}
+	if f, _ := e.state.Follows(context.Background(), "u12"); len(f) != 0 {
+		t.Errorf("the refused batch's follow was recorded: %v", f)
+	}
+	// Known items and other events go on.
+	ingest(t, e,
+		store.Event{Type: store.NewItem, Item: "fresh-1", Author: "a3"},
+		store.Event{Type: store.Follow, User: "u12", Author: "a3"},
+	)
+}

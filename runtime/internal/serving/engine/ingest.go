@@ -66,6 +66,9 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 	}
 	e.addMu.Lock()
 	defer e.addMu.Unlock()
+	if err := e.roomFor(published); err != nil {
+		return err
+	}
 	if err := e.state.Apply(ctx, published); err != nil {
 		return err
 	}
@@ -115,6 +118,25 @@ func checkNewItem(ev *store.Event) error {
 	}
 	if y := ev.Time.UTC().Year(); y < 1 || y > 9999 {
 		return fmt.Errorf("new_item time: year %d outside 1..9999", y)
+	}
+	return nil
+}
+
+// roomFor refuses a batch whose new items would take the items published
+// live past deploy.publishedItems: each grows the catalog, the embeddings
+// and the indexes for the life of the process. The caller holds addMu.
+func (e *Engine) roomFor(events []store.Event) error {
+	fresh := map[string]bool{}
+	for i := range events {
+		if ev := &events[i]; ev.Type == store.NewItem && !fresh[ev.Item] {
+			if _, ok := e.cat.Ordinal(ev.Item); !ok {
+				fresh[ev.Item] = true
+			}
+		}
+	}
+	if published := e.cat.Len() - e.base; published+len(fresh) > e.maxPublished {
+		return fmt.Errorf("%w: %d new items would take the items published live since the catalog was loaded from %d past deploy.publishedItems (%d); rebuild the catalog with them",
+			store.ErrInvalidEvent, len(fresh), published, e.maxPublished)
 	}
 	return nil
 }

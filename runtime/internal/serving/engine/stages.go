@@ -192,7 +192,12 @@ func (e *Engine) addPublished(ctx context.Context, items []dataset.Item) error {
 			return fmt.Errorf("%w: new_items: %v", ErrBadRequest, err)
 		}
 		e.addMu.Lock()
-		err := e.addItem(ctx, &ev)
+		err := e.roomFor([]store.Event{ev})
+		if err == nil {
+			err = e.addItem(ctx, &ev)
+		} else {
+			err = fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
 		e.addMu.Unlock()
 		if err != nil {
 			return fmt.Errorf("failed to add the new item %q: %w", it.ID, err)
