@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 
@@ -395,19 +396,15 @@ func probe(path string, failureThreshold int32) *corev1ac.ProbeApplyConfiguratio
 
 // resources are the user's, with default requests for what they leave out
 // and a memory limit when they set none.
-func resources(r *corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
+func resources(r *servingv1alpha1.Resources) *corev1ac.ResourceRequirementsApplyConfiguration {
 	requests := corev1.ResourceList{
 		corev1.ResourceCPU:    defaultCPURequest,
 		corev1.ResourceMemory: defaultMemoryRequest,
 	}
 	limits := corev1.ResourceList{}
 	if r != nil {
-		for name, q := range r.Requests {
-			requests[name] = q
-		}
-		for name, q := range r.Limits {
-			limits[name] = q
-		}
+		maps.Copy(requests, quantities(r.Requests))
+		limits = quantities(r.Limits)
 	}
 	if _, ok := limits[corev1.ResourceMemory]; !ok {
 		limit := requests[corev1.ResourceMemory]
@@ -418,6 +415,18 @@ func resources(r *corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApp
 		limits[corev1.ResourceMemory] = limit
 	}
 	return corev1ac.ResourceRequirements().WithRequests(requests).WithLimits(limits)
+}
+
+// quantities parses the quantities of a spec's resources; the API server
+// refuses those that do not parse, so none is left out in practice.
+func quantities(m map[corev1.ResourceName]intstr.IntOrString) corev1.ResourceList {
+	out := corev1.ResourceList{}
+	for name, v := range m {
+		if q, err := resource.ParseQuantity(v.String()); err == nil {
+			out[name] = q
+		}
+	}
+	return out
 }
 
 // claims lists the PVCs the pipeline's URIs name, sorted and without

@@ -418,8 +418,8 @@ func TestDesiredDeploymentResourcesAndSecurity(t *testing.T) {
 		},
 		"a large memory request gets a limit of four times it": {
 			mutate: func(rp *servingv1alpha1.RecPipeline) {
-				rp.Spec.Retrieval.Resources = &corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("3Gi")},
+				rp.Spec.Retrieval.Resources = &servingv1alpha1.Resources{
+					Requests: map[corev1.ResourceName]intstr.IntOrString{corev1.ResourceMemory: intstr.FromString("3Gi")},
 				}
 			},
 			stage: config.StageRetrieval,
@@ -430,12 +430,12 @@ func TestDesiredDeploymentResourcesAndSecurity(t *testing.T) {
 		},
 		"user requests override the defaults they name and limits pass through": {
 			mutate: func(rp *servingv1alpha1.RecPipeline) {
-				rp.Spec.Ranking.SecondStage.Resources = &corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{
-						corev1.ResourceCPU:              resource.MustParse("2"),
-						corev1.ResourceEphemeralStorage: resource.MustParse("1Gi"),
+				rp.Spec.Ranking.SecondStage.Resources = &servingv1alpha1.Resources{
+					Requests: map[corev1.ResourceName]intstr.IntOrString{
+						corev1.ResourceCPU:              intstr.FromInt32(2),
+						corev1.ResourceEphemeralStorage: intstr.FromString("1Gi"),
 					},
-					Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("4Gi")},
+					Limits: map[corev1.ResourceName]intstr.IntOrString{corev1.ResourceMemory: intstr.FromString("4Gi")},
 				}
 			},
 			stage: config.StageRankerSecond,

@@ -35,9 +35,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -433,9 +433,9 @@ func TestDeployChangesRollThePods(t *testing.T) {
 		},
 		"resources": {
 			mutate: func(rp *servingv1alpha1.RecPipeline) {
-				rp.Spec.Ranking.FirstStage.Resources = &corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")},
-					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")},
+				rp.Spec.Ranking.FirstStage.Resources = &servingv1alpha1.Resources{
+					Requests: map[corev1.ResourceName]intstr.IntOrString{corev1.ResourceCPU: intstr.FromString("2")},
+					Limits:   map[corev1.ResourceName]intstr.IntOrString{corev1.ResourceMemory: intstr.FromString("2Gi")},
 				}
 			},
 			stage: config.StageRankerFirst,

@@ -23,9 +23,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
@@ -438,6 +440,54 @@ func TestAPIServerChecksRollout(t *testing.T) {
 		"a confidence of a coin": {
 			mutate: rollout(servingv1alpha1.RolloutSpec{Steps: step, Analysis: servingv1alpha1.RolloutAnalysis{Confidence: ptr.To(0.3)}}),
 			want:   []string{"spec.rollout.analysis.confidence"},
+		},
+	})
+}
+
+// TestAPIServerChecksResources: quantities written as numbers or strings
+// are accepted; negative requests, requests above limits, a limit of zero
+// and a word that is no quantity are refused, naming the field.
+func TestAPIServerChecksResources(t *testing.T) {
+	res := func(requests, limits map[string]any) func(*unstructured.Unstructured) {
+		return func(u *unstructured.Unstructured) {
+			typedSpec(func(*servingv1alpha1.RecPipeline) {})(u)
+			r := map[string]any{}
+			if requests != nil {
+				r["requests"] = requests
+			}
+			if limits != nil {
+				r["limits"] = limits
+			}
+			if err := unstructured.SetNestedField(u.Object, r, "spec", "ranking", "secondStage", "resources"); err != nil {
+				panic(err)
+			}
+		}
+	}
+	ns := newNamespace(t)
+	ok := samplePipeline(ns, "resources")
+	ok.Spec.Retrieval.Resources = &servingv1alpha1.Resources{
+		Requests: map[corev1.ResourceName]intstr.IntOrString{corev1.ResourceCPU: intstr.FromInt32(2), corev1.ResourceMemory: intstr.FromString("3Gi")},
+		Limits:   map[corev1.ResourceName]intstr.IntOrString{corev1.ResourceCPU: intstr.FromString("2500m"), corev1.ResourceMemory: intstr.FromString("3Gi")},
+	}
+	if err := k8s.Create(context.Background(), ok); err != nil {
+		t.Fatalf("the API server refused resources: %v", err)
+	}
+	runRefusalCases(t, map[string]refusalCase{
+		"a negative CPU request": {
+			mutate: res(map[string]any{"cpu": "-1"}, nil),
+			want:   []string{"spec.ranking.secondStage.resources.requests", "not negative"},
+		},
+		"a request above its limit": {
+			mutate: res(map[string]any{"memory": "8Gi"}, map[string]any{"memory": "4Gi"}),
+			want:   []string{"spec.ranking.secondStage.resources", "requests must not exceed limits"},
+		},
+		"a limit of zero": {
+			mutate: res(nil, map[string]any{"cpu": int64(0)}),
+			want:   []string{"spec.ranking.secondStage.resources.limits", "positive"},
+		},
+		"a word that is no quantity": {
+			mutate: res(map[string]any{"memory": "lots"}, nil),
+			want:   []string{"spec.ranking.secondStage.resources.requests", "quantities"},
 		},
 	})
 }

@@ -19,6 +19,7 @@ package v1alpha1
 import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // RecPipeline declares a multi-stage recommendation funnel: candidate
@@ -794,7 +795,28 @@ type StageSpec struct {
 	// memory when unset; without a memory limit the container is limited
 	// to four times its memory request, and at least 4Gi.
 	// +optional
-	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	Resources *Resources `json:"resources,omitempty"`
+}
+
+// Resources are a stage container's compute resources, as a container's
+// requests and limits. The type is the pipeline's own rather than
+// corev1.ResourceRequirements so that the API server can check the
+// quantities: CEL over an unbounded ResourceList exceeds the CRD's cost
+// budget, over at most 6 named resources it does not.
+// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || !quantity(string(self.limits[k])).isLessThan(quantity(string(self.requests[k]))))",message="requests must not exceed limits"
+type Resources struct {
+	// requests of the container; 100m CPU and 256Mi memory when unset.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=6
+	// +kubebuilder:validation:XValidation:rule="self.all(k, isQuantity(string(self[k])) && !quantity(string(self[k])).isLessThan(quantity('0')))",message="requests must be quantities (500m, 2Gi) and not negative"
+	Requests map[corev1.ResourceName]intstr.IntOrString `json:"requests,omitempty"`
+
+	// limits of the container; without a memory limit, four times the
+	// memory request and at least 4Gi.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=6
+	// +kubebuilder:validation:XValidation:rule="self.all(k, isQuantity(string(self[k])) && quantity(string(self[k])).isGreaterThan(quantity('0')))",message="limits must be quantities (500m, 2Gi) and positive"
+	Limits map[corev1.ResourceName]intstr.IntOrString `json:"limits,omitempty"`
 }
 
 // ScalingSpec sets a fixed replica count or autoscaling.

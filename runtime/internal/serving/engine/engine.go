@@ -124,9 +124,6 @@ type Engine struct {
 	stage   string
 	roles   roles
 	cat     *catalog.Catalog
-	// base is how many items the loaded catalog held; items from base on
-	// were published live, at most maxPublished of them.
-	base, maxPublished int
 	state   store.Store
 	storeTy string
 	models  map[string]*model.Artifact
@@ -135,6 +132,10 @@ type Engine struct {
 	live    atomic.Pointer[live]
 	metrics *metrics
 	clock   *clock // the time requests are served at
+
+	// base is how many items the loaded catalog held; items from base on
+	// were published live, at most maxPublished of them.
+	base, maxPublished int
 
 	stages *stageclient.Stages // the other stages, in the frontend
 
