@@ -313,6 +313,18 @@ func armStatus(name, revision string, c config.ArmCounts, objective map[string]f
 // while the shares grow; shares are cut so that everything fits in all
 // users.
 func stepTraffic(spec *servingv1alpha1.RolloutSpec, step int32, experiments []config.Experiment) (traffic float64, from [2]float64) {
+	end := experimentsEnd(experiments)
+	largest := 0.0
+	for _, st := range spec.Steps {
+		largest = max(largest, st.Traffic)
+	}
+	largest = min(largest, (1-end)/2)
+	traffic = min(spec.Steps[min(int(step), len(spec.Steps)-1)].Traffic, largest)
+	return traffic, [2]float64{end, end + largest}
+}
+
+// experimentsEnd is where the experiments' slices of the users end.
+func experimentsEnd(experiments []config.Experiment) float64 {
 	end := 0.0
 	for _, x := range experiments {
 		start := end
@@ -321,13 +333,7 @@ func stepTraffic(spec *servingv1alpha1.RolloutSpec, step int32, experiments []co
 		}
 		end = max(end, start+x.Traffic)
 	}
-	largest := 0.0
-	for _, st := range spec.Steps {
-		largest = max(largest, st.Traffic)
-	}
-	largest = min(largest, (1-end)/2)
-	traffic = min(spec.Steps[min(int(step), len(spec.Steps)-1)].Traffic, largest)
-	return traffic, [2]float64{end, end + largest}
+	return end
 }
 
 // composeServing is the config every pod reads under plan: the candidate

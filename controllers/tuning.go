@@ -131,14 +131,7 @@ func baselineOf(trial string) string { return strings.TrimSuffix(trial, "-trial"
 // experiments' and, with spec.rollout, past the slices its canary and
 // baseline take at their largest (stepTraffic).
 func tuningRegion(rp *servingv1alpha1.RecPipeline, experiments []config.Experiment) float64 {
-	end := 0.0
-	for _, x := range experiments {
-		start := end
-		if x.From != nil {
-			start = *x.From
-		}
-		end = max(end, start+x.Traffic)
-	}
+	end := experimentsEnd(experiments)
 	if spec := rp.Spec.Rollout; spec != nil {
 		largest := 0.0
 		for _, st := range spec.Steps {
