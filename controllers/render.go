@@ -84,6 +84,9 @@ func renderConfig(rp *servingv1alpha1.RecPipeline) (*Rendered, error) {
 		c.Live.Retrieval.Sources = append(c.Live.Retrieval.Sources, renderSource(&spec.Retrieval.Sources[i]))
 	}
 	c.Live.Rerank = renderRerank(&spec.Rerank)
+	if f := spec.Ranking.Freshness; f != nil {
+		c.Live.Freshness = &config.Freshness{MaxAge: config.Duration(f.MaxAge.Duration), Slots: int(ptr.Deref(f.Slots, 1))}
+	}
 	c.Live.ExperimentSalt = spec.ExperimentSalt
 	for i := range spec.Experiments {
 		c.Live.Experiments = append(c.Live.Experiments, renderExperiment(&spec.Experiments[i]))

@@ -372,3 +372,15 @@ func TestRenderStageRevisions(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderFreshness(t *testing.T) {
+	rp := samplePipeline("ns", "fresh")
+	rp.Spec.Ranking.Freshness = &servingv1alpha1.FreshnessSpec{MaxAge: metav1.Duration{Duration: 2 * time.Hour}}
+	r, err := renderConfig(rp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := r.Config.Live.Freshness; f == nil || time.Duration(f.MaxAge) != 2*time.Hour || f.Slots != 1 {
+		t.Errorf("live.freshness %+v, want 2h and the default of 1 slot", f)
+	}
+}

@@ -743,6 +743,28 @@ type RankingSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z][a-z0-9_]{0,62}$'))",message="spec.ranking.weights keys must be event names: lower case letters, digits and underscores, starting with a letter"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k] >= -1000.0 && self[k] <= 1000.0)",message="spec.ranking.weights values must be finite numbers between -1000 and 1000"
 	Weights map[string]float64 `json:"weights"`
+
+	// freshness keeps items just published by authors a user follows
+	// through both rankers' cuts and puts up to slots of them, the newest,
+	// at the head of the user's list (the rerank rules apply after: the
+	// author gap may move them down, integrity rules demote or drop
+	// them). The models know nothing of a new item and score it low, so
+	// without it a followed author's new post rarely reaches the feed.
+	// +optional
+	Freshness *FreshnessSpec `json:"freshness,omitempty"`
+}
+
+// FreshnessSpec is the policy for followed authors' new items.
+type FreshnessSpec struct {
+	// maxAge is how new an item must be.
+	// +required
+	MaxAge metav1.Duration `json:"maxAge"`
+
+	// slots is how many such items may lead a list. Default 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	Slots *int32 `json:"slots,omitempty"`
 }
 
 // RankerSpec declares one ranking stage.

@@ -151,6 +151,9 @@ type Live struct {
 	SecondStage Ranker             `json:"secondStage"`
 	Weights     map[string]float64 `json:"weights"`
 	Rerank      Rerank             `json:"rerank"`
+	// Freshness, when set, keeps new items by authors the user follows
+	// through the rankers' cuts and leads the list with them.
+	Freshness *Freshness `json:"freshness,omitempty"`
 	// Clock is the time a request is served at: what item ages, the
 	// popularity decay and FollowedAuthorsRecent's maxAge are measured
 	// against. Unset: ClockEvent.
@@ -163,6 +166,22 @@ type Live struct {
 	// an arm; changing it reshuffles users. Empty: the pipeline's name.
 	ExperimentSalt string `json:"experimentSalt,omitempty"`
 }
+
+// Freshness is the policy for items just published by followed authors:
+// the models know nothing of them yet and score them low, so without it
+// they would be cut before any follower could see them.
+type Freshness struct {
+	// MaxAge is how new an item must be, at the request's time.
+	MaxAge Duration `json:"maxAge"`
+	// Slots is how many such items, the newest, each ranker keeps beyond
+	// its keep and the second stage puts at the head of its list (the
+	// rerank rules apply after: the author gap may move them down, the
+	// integrity filter drop them). 1 to MaxFreshSlots.
+	Slots int `json:"slots"`
+}
+
+// MaxFreshSlots bounds Freshness.Slots.
+const MaxFreshSlots = 10
 
 // ControlArm names the users in no experiment.
 const ControlArm = "control"

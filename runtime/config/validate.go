@@ -17,6 +17,8 @@ limitations under the License.
 package config
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"math"
@@ -128,6 +130,14 @@ func (v *validator) live(l *Live, models []Model) {
 	v.weights(l.Weights)
 	v.clock(l.Clock)
 	v.rerankRules(l.Rerank.Rules)
+	if f := l.Freshness; f != nil {
+		if f.MaxAge <= 0 {
+			v.add("live.freshness.maxAge", "is %s, must be positive", time.Duration(f.MaxAge))
+		}
+		if f.Slots < 1 || f.Slots > MaxFreshSlots {
+			v.add("live.freshness.slots", "is %d, must be between 1 and %d", f.Slots, MaxFreshSlots)
+		}
+	}
 	v.experiments(l, models)
 }
 

@@ -567,3 +567,45 @@ func TestNewItemsPastTheCapAreRefused(t *testing.T) {
 		store.Event{Type: store.Follow, User: "u12", Author: "a3"},
 	)
 }
+
+// TestFreshnessLeadsTheFeedWithAFollowedAuthorsNewItem: under the funnel's
+// cuts a new item, which the models know nothing of, is not in a
+// follower's first page; with live.freshness it heads it, through both
+// rankers' cuts, for followers only and only while it is new.
+func TestFreshnessLeadsTheFeedWithAFollowedAuthorsNewItem(t *testing.T) {
+	cfg := testConfig(world(t))
+	cfg.Live.Freshness = &config.Freshness{MaxAge: config.Duration(time.Hour), Slots: 2}
+	e := open(t, cfg, t.TempDir())
+	ingest(t, e,
+		store.Event{Type: store.Follow, User: "u12", Author: "a3"},
+		store.Event{Type: store.NewItem, Item: "fresh-1", Author: "a3"},
+	)
+	now := time.Now()
+	if got := ids(recommend(t, e, "u12", 10, now)); len(got) == 0 || got[0] != "fresh-1" {
+		t.Errorf("the follower's page %v, want it led by fresh-1", got)
+	}
+	if got := ids(recommend(t, e, "u13", 10, now)); slices.Contains(got, "fresh-1") && got[0] == "fresh-1" {
+		t.Errorf("fresh-1 leads the page of u13, who follows no one: %v", got)
+	}
+	// A minute on (the event clock moves with the newest event), an item
+	// older than maxAge is new no more.
+	short := *cfg
+	short.Live.Freshness = &config.Freshness{MaxAge: config.Duration(30 * time.Second), Slots: 2}
+	if err := e.Apply(&short, "r-short"); err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, e, store.Event{Type: store.Click, User: "u13", Item: "i1", Time: time.Now().Add(time.Minute)})
+	if got := ids(recommend(t, e, "u12", 10, now.Add(2*time.Minute))); len(got) > 0 && got[0] == "fresh-1" {
+		t.Errorf("fresh-1 still leads the page past its maxAge: %v", got)
+	}
+
+	// Without the policy the funnel's cuts leave it out of the page.
+	withArm := *cfg
+	withArm.Live.Freshness = nil
+	if err := e.Apply(&withArm, "r-without"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(recommend(t, e, "u12", 10, now)); len(got) > 0 && got[0] == "fresh-1" {
+		t.Errorf("without freshness fresh-1 leads the page %v: the test shows nothing", got)
+	}
+}

@@ -146,11 +146,21 @@ func (e *Engine) firstStage(lc *config.Live) (rank.Ranker, error) {
 		if err != nil {
 			return nil, err
 		}
-		return e.withShadow(config.StageRankerFirst, "live.firstStage.shadow.model", lc.FirstStage, main, build)
+		r, err := e.withShadow(config.StageRankerFirst, "live.firstStage.shadow.model", lc.FirstStage, main, build)
+		return withFreshness(r, lc.Freshness, false), err
 	case e.roles.remote:
 		return e.stages.First(), nil
 	}
 	return nil, nil
+}
+
+// withFreshness applies the live freshness policy to a ranker the process
+// runs (a remote stage applies its own); lead puts the fresh items first.
+func withFreshness(r rank.Ranker, f *config.Freshness, lead bool) rank.Ranker {
+	if r == nil || f == nil {
+		return r
+	}
+	return &rank.Fresh{Ranker: r, MaxAge: time.Duration(f.MaxAge), Slots: f.Slots, Lead: lead}
 }
 
 // secondStage is the second ranker with the live value: the process's own,
@@ -177,7 +187,8 @@ func (e *Engine) secondStage(lc *config.Live) (rank.Ranker, error) {
 		if err != nil {
 			return nil, err
 		}
-		return e.withShadow(config.StageRankerSecond, "live.secondStage.shadow.model", lc.SecondStage, main, build)
+		r, err := e.withShadow(config.StageRankerSecond, "live.secondStage.shadow.model", lc.SecondStage, main, build)
+		return withFreshness(r, lc.Freshness, true), err
 	case e.roles.remote:
 		return e.stages.Second(), nil
 	}
