@@ -19,6 +19,7 @@ package rectrain
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"gonum.org/v1/gonum/blas/blas64"
@@ -78,7 +79,8 @@ var blendGrid = []float64{0, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 1000}
 // chooseBlend sets the weight of the retrieval model's score in the
 // teacher's value (rank.RetrievalWeight): of blendGrid, the one whose
 // value ranks the retrieval model's FunnelCandidates best items best
-// (NDCG@NDCGK + NDCG@RecallK) for the blend users, the smallest on a tie.
+// (NDCG@NDCGK + NDCG@RecallK) for the blend users, or the largest within
+// one standard error of it (oneStandardError).
 // Logged engagements follow what an earlier recommender showed; the
 // ranker's probabilities are learnt given the showing, the retrieval
 // model from what was engaged with, so the blend takes both. It prints the
@@ -116,9 +118,11 @@ func chooseBlend(d *Data, res *Result, o Options, w io.Writer) {
 		res.teacher(x, &tb, &th, l.value, nil)
 		lists[j] = l
 	}
-	best, bestFig := 0.0, -1.0
-	for _, bw := range blendGrid {
+	// figs[g][j] is user j's NDCG@NDCGK + NDCG@RecallK at blendGrid[g].
+	figs := make([][]float64, len(blendGrid))
+	for g, bw := range blendGrid {
 		var r Ranked
+		figs[g] = make([]float64, len(lists))
 		v := make([]float64, 0, FunnelCandidates)
 		for j, l := range lists {
 			v = v[:0]
@@ -129,14 +133,52 @@ func chooseBlend(d *Data, res *Result, o Options, w io.Writer) {
 			for _, p := range bestOf(v, RecallK, nil) {
 				list = append(list, cands[j][p])
 			}
-			r.add(list, ts.pos[users[j]])
+			pos := ts.pos[users[j]]
+			r.add(list, pos)
+			figs[g][j] = NDCGAt(list, pos, NDCGK) + NDCGAt(list, pos, RecallK)
 		}
 		r = r.scale(len(users))
 		fmt.Fprintf(w, "retrieval weight %-5g on %d held-out users: NDCG@%d %.4f, NDCG@%d %.4f\n", bw, len(users), NDCGK, r.NDCG10, RecallK, r.NDCG100)
-		if fig := r.NDCG10 + r.NDCG100; fig > bestFig {
-			best, bestFig = bw, fig
+	}
+	best := oneStandardError(figs)
+	res.retrievalW = blendGrid[best]
+	fmt.Fprintf(w, "retrieval weight chosen: %g\n", blendGrid[best])
+}
+
+// oneStandardError picks, of the grid's per-user figures, the best mean,
+// or the largest retrieval weight whose mean is within one standard error
+// of the paired difference from it: a user's NDCG is mostly 0, so on a few
+// thousand users the best of ten weights is mostly the luckiest, and a
+// blend that leans on the ranker's heads without evidence makes the funnel
+// trail its own retrieval source.
+func oneStandardError(figs [][]float64) int {
+	best := 0
+	for g := range figs {
+		if mean(figs[g]) > mean(figs[best]) {
+			best = g
 		}
 	}
-	res.retrievalW = best
-	fmt.Fprintf(w, "retrieval weight chosen: %g\n", best)
+	for g := len(figs) - 1; g > best; g-- {
+		d := make([]float64, len(figs[g]))
+		for j := range d {
+			d[j] = figs[best][j] - figs[g][j]
+		}
+		if m := mean(d); m <= standardError(d) {
+			return g
+		}
+	}
+	return best
+}
+
+// standardError is the standard error of the mean of v.
+func standardError(v []float64) float64 {
+	if len(v) < 2 {
+		return 0
+	}
+	m := mean(v)
+	ss := 0.0
+	for _, x := range v {
+		ss += (x - m) * (x - m)
+	}
+	return math.Sqrt(ss / float64(len(v)-1) / float64(len(v)))
 }

@@ -187,3 +187,32 @@ func TestRetrievalLeavesOutSeenItems(t *testing.T) {
 		}
 	}
 }
+
+func TestOneStandardErrorLeansOnRetrievalWithoutEvidence(t *testing.T) {
+	users := 400
+	figs := func(means ...float64) [][]float64 {
+		out := make([][]float64, len(means))
+		for g, m := range means {
+			out[g] = make([]float64, users)
+			for j := range out[g] {
+				// Users differ far more than the weights do; the paired
+				// differences are what is compared.
+				out[g][j] = m + float64(j%10)/10
+				if j%2 == 0 {
+					out[g][j] += 0.002 * float64(g%2)
+				}
+			}
+		}
+		return out
+	}
+	// A lead of 0.05 over the larger weights, with paired noise of 0.001:
+	// the best stands.
+	if got := oneStandardError(figs(0.1, 0.2, 0.15, 0.15)); got != 1 {
+		t.Errorf("chose %d, want 1: its lead is far beyond the noise", got)
+	}
+	// A lead smaller than its standard error: the largest weight within
+	// it.
+	if got := oneStandardError(figs(0.1, 0.2, 0.2, 0.2)); got != 3 {
+		t.Errorf("chose %d, want 3: the lead of 1 is within one standard error", got)
+	}
+}
