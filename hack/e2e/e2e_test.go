@@ -269,6 +269,7 @@ spec:
       keep: 60
       scaling: {replicas: 1}
     weights: %s
+    freshness: {maxAge: 1h, slots: 1}
   rerank:
     size: 25
     rules:
@@ -293,6 +294,20 @@ func stagePods(t *testing.T, stages ...string) []string {
 
 // impress fetches user's list and posts an impression of each item, as a
 // client does when the list is shown; it returns the items shown.
+// post sends a batch of events, which must be accepted.
+func post(t *testing.T, url, body string) {
+	t.Helper()
+	resp, err := httpClient.Post(url+"/v1/events", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST /v1/events: HTTP %d: %s", resp.StatusCode, b)
+	}
+}
+
 func impress(t *testing.T, url, user string) map[string]bool {
 	t.Helper()
 	r, err := recommend(url, user)
@@ -422,6 +437,13 @@ spec:
 			}
 			last[it.Author] = i
 		}
+	}
+
+	// A followed author's new item heads the follower's next page
+	// (spec.ranking.freshness), through the split stages.
+	post(t, url, `{"events":[{"user":"u9","author":"a5","type":"follow"},{"item":"e2e-fresh-1","author":"a5","type":"new_item"}]}`)
+	if r, err := recommend(url, "u9"); err != nil || len(r.Items) == 0 || r.Items[0].ID != "e2e-fresh-1" {
+		t.Errorf("u9 follows a5, who just published e2e-fresh-1: the next page is %+v (%v), want it led by e2e-fresh-1", r, err)
 	}
 
 	// New weights through kubectl apply, under load: every pod serves them
