@@ -294,6 +294,16 @@ func stagePods(t *testing.T, stages ...string) []string {
 
 // impress fetches user's list and posts an impression of each item, as a
 // client does when the list is shown; it returns the items shown.
+// freshReachesFollower: a followed author's new item heads the follower's
+// next page (spec.ranking.freshness), through the split stages.
+func freshReachesFollower(t *testing.T, url string) {
+	t.Helper()
+	post(t, url, `{"events":[{"user":"u9","author":"a5","type":"follow"},{"item":"e2e-fresh-1","author":"a5","type":"new_item"}]}`)
+	if r, err := recommend(url, "u9"); err != nil || len(r.Items) == 0 || r.Items[0].ID != "e2e-fresh-1" {
+		t.Errorf("u9 follows a5, who just published e2e-fresh-1: the next page is %+v (%v), want it led by e2e-fresh-1", r, err)
+	}
+}
+
 // post sends a batch of events, which must be accepted.
 func post(t *testing.T, url, body string) {
 	t.Helper()
@@ -439,12 +449,7 @@ spec:
 		}
 	}
 
-	// A followed author's new item heads the follower's next page
-	// (spec.ranking.freshness), through the split stages.
-	post(t, url, `{"events":[{"user":"u9","author":"a5","type":"follow"},{"item":"e2e-fresh-1","author":"a5","type":"new_item"}]}`)
-	if r, err := recommend(url, "u9"); err != nil || len(r.Items) == 0 || r.Items[0].ID != "e2e-fresh-1" {
-		t.Errorf("u9 follows a5, who just published e2e-fresh-1: the next page is %+v (%v), want it led by e2e-fresh-1", r, err)
-	}
+	freshReachesFollower(t, url)
 
 	// New weights through kubectl apply, under load: every pod serves them
 	// within 10 s, no pod restarts, no request fails, the ranking changes.

@@ -17,14 +17,13 @@ limitations under the License.
 package config
 
 import (
-	"time"
-
 	"errors"
 	"fmt"
 	"math"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Bounds shared with the RecPipeline API's validation.
