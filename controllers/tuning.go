@@ -62,6 +62,9 @@ const (
 	maxMessageBytes = 1024
 )
 
+// secondStageOnly says where tuned value weights act.
+const secondStageOnly = "; value weights act at the second stage only: the first stage ranks with its distilled model, whatever the weights"
+
 // tuningParams are spec.tuning resolved.
 type tuningParams struct {
 	paths          []string
@@ -290,6 +293,7 @@ func stepTuning(p *tuningParams, st *servingv1alpha1.TuningStatus, current []flo
 		if st.Best == nil {
 			st.Message += "; none was feasible"
 		}
+		st.Message += secondStageOnly
 		return 0, nil
 	default:
 		st.Phase = servingv1alpha1.TuningRunning
