@@ -101,6 +101,7 @@ const (
 	reasonGuardrailExceeded = "GuardrailExceeded"
 	reasonSpecChanged       = "SpecChanged"
 	reasonDeadline          = "ProgressDeadlineExceeded"
+	reasonPassedOver        = "StagesPassedOver"
 )
 
 // impressionEvent is the event type of an impression.

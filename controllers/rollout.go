@@ -238,6 +238,11 @@ func stepRollout(spec *servingv1alpha1.RolloutSpec, p *rolloutPlan, counts map[s
 		armStatus(canaryName, st.CandidateRevision, canary, params.objective),
 		armStatus(baselineName, st.StableRevision, baseline, params.objective),
 	}
+	if reason, ok := passedOverMore(canary, baseline); ok {
+		st.Phase, st.Reason, st.Decision = servingv1alpha1.RolloutAborted, reasonPassedOver, fmt.Sprintf("step %d: %s", st.Step, reason)
+		p.requeue = 0
+		return
+	}
 	least := min(impressions(canary), impressions(baseline))
 	if complete && least < st.StepStartImpressions {
 		// A frontend pod restarted and its counts with it.
@@ -290,6 +295,33 @@ func stepRollout(spec *servingv1alpha1.RolloutSpec, p *rolloutPlan, counts map[s
 	if left := pause - elapsed; left > 0 && left < p.requeue {
 		p.requeue = left
 	}
+}
+
+// Bounds of passedOverMore.
+const (
+	minPassedOverAnswers = 100
+	maxPassedOverExcess  = 0.05
+)
+
+// passedOverMore reports a canary whose answers went without a ranker
+// stage more often than the baseline's, by more than maxPassedOverExcess
+// of its answers over at least minPassedOverAnswers: its config breaks a
+// stage (a model switch that fails), and those answers count for no arm,
+// so the objective alone would never see it.
+func passedOverMore(canary, baseline config.ArmCounts) (string, bool) {
+	share := func(c config.ArmCounts) (float64, int64) {
+		n := c.Requests + c.PassedOver
+		if n == 0 {
+			return 0, 0
+		}
+		return float64(c.PassedOver) / float64(n), n
+	}
+	cs, cn := share(canary)
+	bs, _ := share(baseline)
+	if cn < minPassedOverAnswers || cs-bs <= maxPassedOverExcess {
+		return "", false
+	}
+	return fmt.Sprintf("%.1f%% of the canary's %d answers went without a ranker stage, against %.1f%% of the baseline's", 100*cs, cn, 100*bs), true
 }
 
 func durationOf(d *metav1.Duration) time.Duration {
@@ -448,6 +480,7 @@ func (r *RecPipelineReconciler) readPodArmCounts(ctx context.Context, s *scope) 
 				sum.Events = map[string]int64{}
 			}
 			sum.Requests += c.Requests
+			sum.PassedOver += c.PassedOver
 			for t, n := range c.Events {
 				sum.Events[t] += n
 			}

@@ -95,6 +95,10 @@ func TestStepRollout(t *testing.T) {
 	}
 	weights := map[string]float64{"click": 1, "like": 2, "see_less": -8}
 	good, bad := engagement(3000, 0.2, 0.05, 0.01), engagement(3000, 0.1, 0.01, 0.03)
+	passedOver := func(c config.ArmCounts, n int64) config.ArmCounts {
+		c.PassedOver = n
+		return c
+	}
 	cases := map[string]struct {
 		step          int32
 		started       time.Duration // before now
@@ -107,16 +111,18 @@ func TestStepRollout(t *testing.T) {
 		wantStartImpr int64
 		wantReason    string
 	}{
-		"too few impressions":                           {started: time.Hour, canary: engagement(500, 0.2, 0.05, 0.01), baseline: good, wantPhase: servingv1alpha1.RolloutProgressing},
-		"the pause is not over":                         {started: 30 * time.Second, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing},
-		"the step is done":                              {started: time.Hour, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 3000},
-		"the last step promotes":                        {step: 1, started: time.Hour, startImpr: 1500, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutPromoted, wantStep: 1, wantStartImpr: 1500, wantReason: reasonPromoted},
-		"the last step needs more":                      {step: 1, started: time.Hour, startImpr: 2500, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 2500},
-		"a worse canary aborts":                         {started: 30 * time.Second, canary: bad, baseline: good, wantPhase: servingv1alpha1.RolloutAborted, wantReason: reasonObjectiveDropped},
-		"a worse canary aborts on partial counts":       {started: 30 * time.Second, canary: bad, baseline: good, incomplete: true, wantPhase: servingv1alpha1.RolloutAborted, wantReason: reasonObjectiveDropped},
-		"a restarted pod's counts start the step again": {step: 1, started: time.Hour, startImpr: 9000, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 3000},
-		"a pod that did not answer moves nothing":       {step: 1, started: time.Hour, startImpr: 9000, canary: good, baseline: good, incomplete: true, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 9000},
-		"partial counts never promote":                  {step: 1, started: time.Hour, startImpr: 1500, canary: good, baseline: good, incomplete: true, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 1500},
+		"too few impressions":                                 {started: time.Hour, canary: engagement(500, 0.2, 0.05, 0.01), baseline: good, wantPhase: servingv1alpha1.RolloutProgressing},
+		"the pause is not over":                               {started: 30 * time.Second, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing},
+		"the step is done":                                    {started: time.Hour, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 3000},
+		"the last step promotes":                              {step: 1, started: time.Hour, startImpr: 1500, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutPromoted, wantStep: 1, wantStartImpr: 1500, wantReason: reasonPromoted},
+		"the last step needs more":                            {step: 1, started: time.Hour, startImpr: 2500, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 2500},
+		"a worse canary aborts":                               {started: 30 * time.Second, canary: bad, baseline: good, wantPhase: servingv1alpha1.RolloutAborted, wantReason: reasonObjectiveDropped},
+		"a worse canary aborts on partial counts":             {started: 30 * time.Second, canary: bad, baseline: good, incomplete: true, wantPhase: servingv1alpha1.RolloutAborted, wantReason: reasonObjectiveDropped},
+		"a restarted pod's counts start the step again":       {step: 1, started: time.Hour, startImpr: 9000, canary: good, baseline: good, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 3000},
+		"a pod that did not answer moves nothing":             {step: 1, started: time.Hour, startImpr: 9000, canary: good, baseline: good, incomplete: true, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 9000},
+		"a canary whose answers go without a ranker aborts":   {started: 30 * time.Second, canary: passedOver(good, 30), baseline: passedOver(good, 2), wantPhase: servingv1alpha1.RolloutAborted, wantReason: reasonPassedOver},
+		"answers passed over in both arms alike move nothing": {started: 30 * time.Second, canary: passedOver(good, 30), baseline: passedOver(good, 28), wantPhase: servingv1alpha1.RolloutProgressing},
+		"partial counts never promote":                        {step: 1, started: time.Hour, startImpr: 1500, canary: good, baseline: good, incomplete: true, wantPhase: servingv1alpha1.RolloutProgressing, wantStep: 1, wantStartImpr: 1500},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

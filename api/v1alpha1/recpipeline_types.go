@@ -1226,8 +1226,9 @@ type RolloutStatus struct {
 	Decision string `json:"decision,omitempty"`
 
 	// reason is a CamelCase word for the phase: Analysing, Promoted,
-	// ObjectiveDropped, GuardrailExceeded, ProgressDeadlineExceeded,
-	// SpecChanged.
+	// ObjectiveDropped, GuardrailExceeded, StagesPassedOver (the canary's
+	// answers went without a ranker stage more often than the
+	// baseline's), ProgressDeadlineExceeded, SpecChanged.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	Reason string `json:"reason,omitempty"`

@@ -40,6 +40,7 @@ type simulation struct {
 	rounds   int
 	requests int64
 	failed   int64
+	degraded int64
 	errs     []string
 }
 
@@ -56,12 +57,16 @@ func startSimulation(t *testing.T, recbench, url string) *simulation {
 			var summary struct {
 				Requests int64 `json:"requests"`
 				Failed   int64 `json:"failed"`
+				Total    struct {
+					Degraded int64 `json:"degraded"`
+				} `json:"total"`
 			}
 			_ = json.Unmarshal(out, &summary)
 			sim.mu.Lock()
 			sim.rounds++
 			sim.requests += summary.Requests
 			sim.failed += summary.Failed
+			sim.degraded += summary.Total.Degraded
 			if err != nil {
 				msg := err.Error()
 				if ee, ok := err.(*exec.ExitError); ok {
@@ -79,7 +84,7 @@ func (s *simulation) finish(t *testing.T) {
 	t.Helper()
 	s.stop.Store(true)
 	s.wg.Wait()
-	t.Logf("simulated users: %d requests in %d rounds, %d failed", s.requests, s.rounds, s.failed)
+	t.Logf("simulated users: %d requests in %d rounds, %d failed, %d degraded (a source or a ranker stage failed or was late)", s.requests, s.rounds, s.failed, s.degraded)
 	if s.failed != 0 || len(s.errs) > 0 || s.requests == 0 {
 		t.Errorf("the simulation failed %d of %d requests: %s", s.failed, s.requests, strings.Join(s.errs, "; "))
 	}

@@ -414,6 +414,10 @@ type ShadowCounts struct {
 type ArmCounts struct {
 	// Requests is how many recommendation lists the arm served.
 	Requests int64 `json:"requests"`
+	// PassedOver counts the arm's lists, beside Requests, that went
+	// without a ranker stage (it failed or was late): the arm's config did
+	// not rank them, so the events on them count for no arm.
+	PassedOver int64 `json:"passedOver,omitempty"`
 	// Events counts, by event type, the events on items the arm served
 	// (impressions included).
 	Events map[string]int64 `json:"events"`

@@ -130,6 +130,9 @@ type Answer struct {
 	Arm string `json:"arm"`
 	// Items is the list, best first.
 	Items []AnswerItem `json:"items"`
+	// Degraded names what the list went without (failed or late sources,
+	// ranker stages passed over).
+	Degraded []string `json:"degraded,omitempty"`
 }
 
 // AnswerItem is one item of an Answer.

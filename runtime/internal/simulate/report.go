@@ -97,6 +97,9 @@ type Arm struct {
 	TrueValue float64 `json:"trueValue"`
 	// FailedPosts counts the arm's lists whose events failed to post.
 	FailedPosts int `json:"failedPosts"`
+	// Degraded counts the arm's lists that went without a source or a
+	// ranker stage (failed or late).
+	Degraded int `json:"degraded"`
 	// Revisions counts the arm's lists by the config revision that
 	// served them.
 	Revisions map[string]int `json:"revisions,omitempty"`
@@ -108,6 +111,7 @@ type armCounts struct {
 	counts      [numTypes]int
 	value       float64
 	failedPosts int
+	degraded    int
 	revisions   map[string]int
 }
 
@@ -118,6 +122,7 @@ func (a *armCounts) add(b *armCounts) {
 	}
 	a.value += b.value
 	a.failedPosts += b.failedPosts
+	a.degraded += b.degraded
 	for r, n := range b.revisions {
 		a.revisions[r] += n
 	}
@@ -159,6 +164,9 @@ func (s *stats) served(ans recclient.Answer, counts *[numTypes]int, value float6
 	a := s.arm(ans.Arm)
 	a.requests++
 	a.revisions[ans.Revision]++
+	if len(ans.Degraded) > 0 {
+		a.degraded++
+	}
 	for t, n := range counts {
 		a.counts[t] += n
 	}
@@ -270,6 +278,7 @@ func (s *stats) armFigures(a *armCounts) Arm {
 		Events:      map[string]int{},
 		Rates:       map[string]float64{},
 		FailedPosts: a.failedPosts,
+		Degraded:    a.degraded,
 		Revisions:   maps.Clone(a.revisions),
 	}
 	for _, t := range Engagements {

@@ -242,19 +242,36 @@ func (s *armStats) count(arm string) *config.ArmCounts {
 }
 
 // attributedArm is the arm whose counts an answer of l to req joins: l's
-// arm, or unattributed when a ranker stage ranked it with another config
-// revision (a config still propagating to the stage, which knew other arms
-// or none and ranked with its control arm's config), so that an arm is
-// measured only on what its own config ranked.
-func (e *Engine) attributedArm(l *live, req *rank.Request) string {
+// arm, or unattributed when the arm's config did not rank it: a ranker
+// stage ranked it with another config revision (a config still
+// propagating to the stage, which knew other arms or none and ranked with
+// its control arm's config), or a ranker stage was passed over (failed or
+// late: under load a whole arm can be served unranked). An arm is then
+// measured only on what its own config ranked; the answers passed over
+// are counted for the arm (PassedOver), so that a canary whose ranker
+// fails is seen to.
+func (e *Engine) attributedArm(l *live, req *rank.Request, passedOver bool) string {
 	stale := req.Stale()
 	for _, stage := range stale {
 		e.metrics.stale.WithLabelValues(stage).Inc()
 	}
-	if l.arm != "" && len(stale) > 0 {
+	if l.arm == "" {
+		return ""
+	}
+	if passedOver {
+		e.arms.passedOver(l.arm)
+	}
+	if passedOver || len(stale) > 0 {
 		return unattributed
 	}
 	return l.arm
+}
+
+// passedOver counts an answer of arm that went without a ranker stage.
+func (s *armStats) passedOver(arm string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.count(arm).PassedOver++
 }
 
 // served records that arm served items to user; nothing without an arm.
@@ -404,7 +421,7 @@ func (s *armStats) snapshot() map[string]config.ArmCounts {
 	}
 	out := make(map[string]config.ArmCounts, len(s.counts))
 	for arm, c := range s.counts {
-		out[arm] = config.ArmCounts{Requests: c.Requests, Events: maps.Clone(c.Events), Users: c.Users, Moments: maps.Clone(c.Moments)}
+		out[arm] = config.ArmCounts{Requests: c.Requests, PassedOver: c.PassedOver, Events: maps.Clone(c.Events), Users: c.Users, Moments: maps.Clone(c.Moments)}
 	}
 	return out
 }

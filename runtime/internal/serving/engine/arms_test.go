@@ -422,4 +422,16 @@ func TestAnArmCountsOnlyWhatItsOwnConfigRanked(t *testing.T) {
 	if got := e.arms.snapshot()["canary"].Events["click"]; got != 1 {
 		t.Errorf("clicks of the canary once the stage ranks with r-arms: %d, want 1", got)
 	}
+
+	// A ranker stage passed over (failed, or late under load): the arm's
+	// config did not rank the answer; it is counted as passed over.
+	arm.second = &failingRanker{}
+	click("u3")
+	stats = e.arms.snapshot()
+	if got := stats["canary"].Events["click"]; got != 1 {
+		t.Errorf("a click on a list ranked without the second stage counted for the canary (%d clicks)", got)
+	}
+	if got := stats["canary"].PassedOver; got != 1 {
+		t.Errorf("the canary's answers passed over: %d, want 1", got)
+	}
 }

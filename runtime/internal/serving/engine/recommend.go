@@ -137,9 +137,11 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	rreq := rank.NewRequest(state, e.cat)
 	rreq.Arm, rreq.Revision = l.arm, l.revision
 	defer rreq.Release()
+	passedOver := false
 	top, _, err := l.first.Rank(ctx, rreq, p.cands, lc.FirstStage.Keep)
 	if err != nil {
 		e.fallBack(ctx, config.StageRankerFirst, err)
+		passedOver = true
 		degraded = append(degraded, "stage "+config.StageRankerFirst+": "+err.Error())
 		top = rank.TopK(p.cands, lc.FirstStage.Keep)
 	}
@@ -147,6 +149,7 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	ranked, heads, err := l.second.Rank(ctx, rreq, top, lc.SecondStage.Keep)
 	if err != nil {
 		e.fallBack(ctx, config.StageRankerSecond, err)
+		passedOver = true
 		degraded = append(degraded, "stage "+config.StageRankerSecond+": "+err.Error())
 		ranked = rank.TopK(top, lc.SecondStage.Keep)
 	}
@@ -157,7 +160,7 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	t.lap("rerank", len(final))
 	resp := l.response(req, final, heads)
 	resp.Degraded = degraded
-	e.arms.served(e.attributedArm(l, rreq), req.User, resp.Items)
+	e.arms.served(e.attributedArm(l, rreq, passedOver), req.User, resp.Items)
 	if req.Debug {
 		resp.Timings = t.timings
 		resp.Now = state.Now
