@@ -608,6 +608,28 @@ func TestSplitStagesOverGRPC(t *testing.T) {
 		t.Errorf("published-live, new by an author fresh-follower follows, is not among its %d recommendations: a ranker stage dropped it", len(r.Items))
 	}
 
+	// With the funnel's cuts and live.freshness, the next new item by a7
+	// heads fresh-follower's page through both ranker stages.
+	var fc config.Config
+	if err := json.Unmarshal(pipelineConfigWith(t, f, defaultWeights(), endpoints), &fc); err != nil {
+		t.Fatal(err)
+	}
+	fc.Live.Freshness = &config.Freshness{MaxAge: config.Duration(time.Hour), Slots: 1}
+	// Cuts a new item, which the models score low, would not pass.
+	fc.Live.FirstStage.Keep, fc.Live.SecondStage.Keep, fc.Live.Rerank.Size = 10, 10, 10
+	fresh, err := config.Marshal(&fc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, cfgPath, fresh)
+	waitRevision(t, config.Revision(fresh), fe, stages["ranker-first"], stages["ranker-second"])
+	if code, err := postEvents(fe.url, []map[string]any{{"item": "published-fresh", "author": "a7", "type": "new_item"}}); err != nil || code != http.StatusAccepted {
+		t.Fatalf("posting the new item: %d, %v", code, err)
+	}
+	if code, r = recommend(t, fe.url, "fresh-follower", 10, false); code != http.StatusOK || len(r.Items) == 0 || r.Items[0].ID != "published-fresh" {
+		t.Errorf("fresh-follower's page %+v (status %d), want it led by published-fresh", r.Items, code)
+	}
+
 	// With the retrieval stage down, the ANN sources fail open and the
 	// store-backed ones still fill the list; with a ranker down, the list
 	// keeps the previous stage's order.

@@ -149,7 +149,8 @@ func (s *source) Fetch(ctx context.Context, req *sources.Request, limit int, dst
 
 // ranker is a ranker stage. The stage keeps as many as its own config says
 // (the same config as the frontend's, revision for revision once rolled
-// out); keep bounds what comes back. The revision the stage ranked with is
+// out), and the freshness policy's new items beside them; keep plus
+// config.MaxFreshSlots bounds what comes back. The revision the stage ranked with is
 // reported to the request.
 type ranker struct {
 	name   string
@@ -175,7 +176,7 @@ func (r *ranker) Rank(ctx context.Context, req *rank.Request, cands []rank.Candi
 	req.Answered(r.name, resp.ConfigRevision)
 	out := cands[:0]
 	for _, c := range resp.Candidates {
-		if len(out) == keep {
+		if len(out) == keep+config.MaxFreshSlots {
 			break
 		}
 		o, ok := cat.Ordinal(c.Item)

@@ -142,8 +142,8 @@ func TestRemoteRankerResolvesWhatTheStageKept(t *testing.T) {
 	if stale := req.Stale(); len(stale) != 0 {
 		t.Errorf("stages %v reported stale, want none: the stage ranked with r1 as the request", stale)
 	}
-	if got := []string{kept[0].ID, kept[1].ID}; len(kept) != 2 || !slices.Equal(got, []string{"i9", "i2"}) {
-		t.Fatalf("kept %v, want i9, i2 (the stage's order, unknown items dropped, at most keep)", kept)
+	if got := []string{kept[0].ID, kept[1].ID}; len(kept) != 3 || !slices.Equal(got, []string{"i9", "i2"}) {
+		t.Fatalf("kept %v, want i9, i2, i0 (the stage's order, unknown items dropped: what the stage kept, its fresh items beyond keep included)", kept)
 	}
 	if kept[0].Author != "a0" || kept[0].Value != 3 || !slices.Equal(kept[0].Probs, []float32{0.5, 0.25}) {
 		t.Errorf("kept[0] = %+v, want author from the catalog, the stage's score and heads", kept[0])
