@@ -608,27 +608,7 @@ func TestSplitStagesOverGRPC(t *testing.T) {
 		t.Errorf("published-live, new by an author fresh-follower follows, is not among its %d recommendations: a ranker stage dropped it", len(r.Items))
 	}
 
-	// With the funnel's cuts and live.freshness, the next new item by a7
-	// heads fresh-follower's page through both ranker stages.
-	var fc config.Config
-	if err := json.Unmarshal(pipelineConfigWith(t, f, defaultWeights(), endpoints), &fc); err != nil {
-		t.Fatal(err)
-	}
-	fc.Live.Freshness = &config.Freshness{MaxAge: config.Duration(time.Hour), Slots: 1}
-	// Cuts a new item, which the models score low, would not pass.
-	fc.Live.FirstStage.Keep, fc.Live.SecondStage.Keep, fc.Live.Rerank.Size = 10, 10, 10
-	fresh, err := config.Marshal(&fc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeConfig(t, cfgPath, fresh)
-	waitRevision(t, config.Revision(fresh), fe, stages["ranker-first"], stages["ranker-second"])
-	if code, err := postEvents(fe.url, []map[string]any{{"item": "published-fresh", "author": "a7", "type": "new_item"}}); err != nil || code != http.StatusAccepted {
-		t.Fatalf("posting the new item: %d, %v", code, err)
-	}
-	if code, r = recommend(t, fe.url, "fresh-follower", 10, false); code != http.StatusOK || len(r.Items) == 0 || r.Items[0].ID != "published-fresh" {
-		t.Errorf("fresh-follower's page %+v (status %d), want it led by published-fresh", r.Items, code)
-	}
+	checkFreshLeads(t, f, cfgPath, endpoints, fe, stages["ranker-first"], stages["ranker-second"])
 
 	// With the retrieval stage down, the ANN sources fail open and the
 	// store-backed ones still fill the list; with a ranker down, the list
@@ -647,6 +627,32 @@ func TestSplitStagesOverGRPC(t *testing.T) {
 				t.Errorf("item %s came from %s while the retrieval stage is down", it.ID, s)
 			}
 		}
+	}
+}
+
+// checkFreshLeads: with the funnel's tight cuts and live.freshness, a new
+// item by a7, whom fresh-follower follows, heads fresh-follower's page
+// through both ranker stages.
+func checkFreshLeads(t *testing.T, f *fixture, cfgPath string, endpoints map[string]string, fe, first, second *proc) {
+	t.Helper()
+	var fc config.Config
+	if err := json.Unmarshal(pipelineConfigWith(t, f, defaultWeights(), endpoints), &fc); err != nil {
+		t.Fatal(err)
+	}
+	fc.Live.Freshness = &config.Freshness{MaxAge: config.Duration(time.Hour), Slots: 1}
+	// Cuts a new item, which the models score low, would not pass.
+	fc.Live.FirstStage.Keep, fc.Live.SecondStage.Keep, fc.Live.Rerank.Size = 10, 10, 10
+	fresh, err := config.Marshal(&fc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, cfgPath, fresh)
+	waitRevision(t, config.Revision(fresh), fe, first, second)
+	if code, err := postEvents(fe.url, []map[string]any{{"item": "published-fresh", "author": "a7", "type": "new_item"}}); err != nil || code != http.StatusAccepted {
+		t.Fatalf("posting the new item: %d, %v", code, err)
+	}
+	if code, r := recommend(t, fe.url, "fresh-follower", 10, false); code != http.StatusOK || len(r.Items) == 0 || r.Items[0].ID != "published-fresh" {
+		t.Errorf("fresh-follower's page %+v (status %d), want it led by published-fresh", r.Items, code)
 	}
 }
 
