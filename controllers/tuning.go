@@ -29,6 +29,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	servingv1alpha1 "github.com/recpipeline/recpipeline/api/v1alpha1"
 	"github.com/recpipeline/recpipeline/runtime/bayesopt"
@@ -134,15 +135,13 @@ func baselineOf(trial string) string { return strings.TrimSuffix(trial, "-trial"
 // experiments' and, with spec.rollout, past the slices its canary and
 // baseline take at their largest (stepTraffic).
 func tuningRegion(rp *servingv1alpha1.RecPipeline, experiments []config.Experiment) float64 {
-	end := experimentsEnd(experiments)
 	if spec := rp.Spec.Rollout; spec != nil {
-		largest := 0.0
-		for _, st := range spec.Steps {
-			largest = max(largest, st.Traffic)
-		}
-		end += 2 * min(largest, (1-end)/2)
+		// The baseline's slice starts where the canary's ends and is as
+		// wide.
+		_, from := stepTraffic(spec, 0, experiments)
+		return 2*from[1] - from[0]
 	}
-	return end
+	return experimentsEnd(experiments)
 }
 
 // pointOf reads the parameters' values from l, clamped into the box: the
@@ -475,12 +474,10 @@ func tuningArms(p *tuningParams, st *servingv1alpha1.TuningStatus, from float64)
 		at := from + 2*float64(t.Slot)*p.traffic
 		out = append(out,
 			experimentOf(t.Name, p.traffic, at, t.Parameters),
-			config.Experiment{Name: baselineOf(t.Name), Traffic: p.traffic, From: ptrTo(at + p.traffic)})
+			config.Experiment{Name: baselineOf(t.Name), Traffic: p.traffic, From: ptr.To(at + p.traffic)})
 	}
 	return out
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // tunedCandidate is the candidate with the best point of a finished search
 // when spec.tuning promotes it on its own, the candidate itself otherwise.

@@ -69,38 +69,34 @@ func (f *Fresh) Rank(ctx context.Context, req *Request, cands []Candidate, keep 
 	})
 	fresh = fresh[:min(len(fresh), f.Slots)]
 	out := make([]Candidate, 0, len(kept)+len(fresh))
-	chosen := make(map[int]bool, len(fresh))
-	for _, i := range fresh {
-		chosen[i] = true
-	}
-	if f.Lead {
-		// Their values rise above the best kept, so that a rule that
-		// re-sorts by value (integrity downranking) keeps them first
-		// unless it demotes them.
-		top := float32(math.Inf(-1))
-		for i := range kept {
-			top = max(top, kept[i].Value)
-		}
-		for _, i := range fresh {
-			top = max(top, cands[i].Value)
-		}
-		step := max(float32(math.Abs(float64(top))), 1) / 1024
-		for j, i := range fresh {
-			c := cands[i]
-			c.Value = top + float32(len(fresh)-j)*step
-			out = append(out, c)
-		}
-	}
-	for i := range kept {
-		if !chosen[i] || !f.Lead {
-			out = append(out, cands[i])
-		}
-	}
 	if !f.Lead {
+		out = append(out, kept...)
 		for _, i := range fresh {
 			if i >= len(kept) {
 				out = append(out, cands[i])
 			}
+		}
+		return cands[:copy(cands, out)], heads, nil
+	}
+	// Their values rise above the best kept, so that a rule that re-sorts
+	// by value (integrity downranking) keeps them first unless it demotes
+	// them.
+	top := float32(math.Inf(-1))
+	for i := range kept {
+		top = max(top, kept[i].Value)
+	}
+	for _, i := range fresh {
+		top = max(top, cands[i].Value)
+	}
+	step := max(float32(math.Abs(float64(top))), 1) / 1024
+	for j, i := range fresh {
+		c := cands[i]
+		c.Value = top + float32(len(fresh)-j)*step
+		out = append(out, c)
+	}
+	for i := range kept {
+		if !slices.Contains(fresh, i) {
+			out = append(out, cands[i])
 		}
 	}
 	return cands[:copy(cands, out)], heads, nil

@@ -32,6 +32,8 @@ import (
 	"iter"
 	"math"
 	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
 )
 
 // EventType names what a user did, or that an item was published.
@@ -302,12 +304,14 @@ type StateOptions struct {
 // DefaultSeenItems is the default of StateOptions.SeenItems.
 const DefaultSeenItems = 10000
 
-// DefaultFollows is the default of StateOptions.Follows.
-const DefaultFollows = 5000
+// DefaultFollows is the default of StateOptions.Follows: the config's
+// (deploy.store.follows).
+const DefaultFollows = config.DefaultFollows
 
-// DefaultUsers is the default of StateOptions.Users: about 1.3 GiB of
-// state at the 1.25 KiB a user holds with a few hundred events.
-const DefaultUsers = 1000000
+// DefaultUsers is the default of StateOptions.Users, the config's
+// (deploy.store.users): about 1.2 GiB of state at the 1.2 KiB a user with
+// a seen item and a follow held in BENCHMARKS.md's "Memory at the caps".
+const DefaultUsers = config.DefaultUsers
 
 // DefaultWeights are the popularity weights used when StateOptions.Weights is
 // nil.
