@@ -26,6 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
@@ -179,6 +180,29 @@ func desiredConfigMap(rp *servingv1alpha1.RecPipeline, rendered []byte) *corev1a
 		WithData(map[string]string{config.ConfigKey: string(rendered)})
 }
 
+// StageTokenName is the name of the Secret holding the pipeline's stage
+// token (config.StageTokenKey), which the gRPC stages require of every
+// call and the frontend sends.
+func StageTokenName(rp *servingv1alpha1.RecPipeline) string { return rp.Name + "-stage-token" }
+
+// stageTokenSecret is the pipeline's stage-token Secret holding token. It
+// is created once and never applied again: the operator may create
+// Secrets but not read them, so the token never passes through its cache.
+func stageTokenSecret(rp *servingv1alpha1.RecPipeline, token string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      StageTokenName(rp),
+			Namespace: rp.Namespace,
+			Labels:    commonLabels(rp, ""),
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(rp,
+				servingv1alpha1.GroupVersion.WithKind("RecPipeline"))},
+		},
+		Type:      corev1.SecretTypeOpaque,
+		Immutable: ptr.To(true),
+		Data:      map[string][]byte{config.StageTokenKey: []byte(token)},
+	}
+}
+
 // desiredServiceAccount is the identity of the stage pods.
 func desiredServiceAccount(rp *servingv1alpha1.RecPipeline) *corev1ac.ServiceAccountApplyConfiguration {
 	return corev1ac.ServiceAccount(RuntimeAccountName(rp), rp.Namespace).
@@ -299,6 +323,7 @@ func stageContainer(rp *servingv1alpha1.RecPipeline, stage, image, deployRevisio
 			config.Arg(config.FlagHTTPPort, strconv.Itoa(config.HTTPPort)),
 			config.Arg(config.FlagGRPCPort, strconv.Itoa(config.GRPCPort)),
 			config.Arg(config.FlagStateDir, config.StateDir),
+			config.Arg(config.FlagStageTokenFile, config.StageTokenPath),
 		).
 		WithEnv(
 			corev1ac.EnvVar().WithName(config.PodNamespaceEnv).WithValueFrom(corev1ac.EnvVarSource().
@@ -324,6 +349,7 @@ func stageContainer(rp *servingv1alpha1.RecPipeline, stage, image, deployRevisio
 		WithVolumeMounts(
 			corev1ac.VolumeMount().WithName("tmp").WithMountPath(config.TempDir),
 			corev1ac.VolumeMount().WithName("state").WithMountPath(config.StateDir),
+			corev1ac.VolumeMount().WithName("stage-token").WithMountPath(config.StageTokenDir).WithReadOnly(true),
 		)
 	if rp.Spec.Runtime.ImagePullPolicy != "" {
 		container.WithImagePullPolicy(rp.Spec.Runtime.ImagePullPolicy)
@@ -359,6 +385,10 @@ func stageVolumes(rp *servingv1alpha1.RecPipeline, stateClaim string) []*corev1a
 	volumes := []*corev1ac.VolumeApplyConfiguration{
 		corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(tmpSizeLimit)),
 		state,
+		corev1ac.Volume().WithName("stage-token").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(StageTokenName(rp)).
+			WithItems(corev1ac.KeyToPath().WithKey(config.StageTokenKey).WithPath(config.StageTokenKey)).
+			WithDefaultMode(0o440)),
 	}
 	for _, claim := range claims(rp) {
 		volumes = append(volumes, corev1ac.Volume().WithName(claimVolumeName(claim)).

@@ -278,11 +278,11 @@ func TestDesiredDeploymentClaimVolumes(t *testing.T) {
 			// explore-data for the catalog.
 			stage: config.StageRankerSecond,
 			check: func(t *testing.T, d *appsv1.Deployment) {
-				want := []string{"tmp", "state", "pvc-explore-data", "pvc-explore-models"}
+				want := []string{"tmp", "state", "stage-token", "pvc-explore-data", "pvc-explore-models"}
 				if got := volumeNames(d.Spec.Template.Spec.Volumes); !reflect.DeepEqual(got, want) {
 					t.Fatalf("volumes = %v, want %v", got, want)
 				}
-				for _, v := range d.Spec.Template.Spec.Volumes[2:] {
+				for _, v := range d.Spec.Template.Spec.Volumes[3:] {
 					pvc := v.PersistentVolumeClaim
 					if pvc == nil || !pvc.ReadOnly || "pvc-"+pvc.ClaimName != v.Name {
 						t.Errorf("volume %s must be the read-only claim of its name: %+v", v.Name, pvc)
@@ -315,7 +315,7 @@ func TestDesiredDeploymentClaimVolumes(t *testing.T) {
 			},
 			stage: config.StageFrontend,
 			check: func(t *testing.T, d *appsv1.Deployment) {
-				want := []string{"tmp", "state", "pvc-alpha", "pvc-mid", "pvc-zeta"}
+				want := []string{"tmp", "state", "stage-token", "pvc-alpha", "pvc-mid", "pvc-zeta"}
 				if got := volumeNames(d.Spec.Template.Spec.Volumes); !reflect.DeepEqual(got, want) {
 					t.Errorf("volumes = %v, want %v", got, want)
 				}
@@ -329,12 +329,12 @@ func TestDesiredDeploymentClaimVolumes(t *testing.T) {
 			},
 			stage: config.StageRetrieval,
 			check: func(t *testing.T, d *appsv1.Deployment) {
-				want := []string{"tmp", "state"}
+				want := []string{"tmp", "state", "stage-token"}
 				if got := volumeNames(d.Spec.Template.Spec.Volumes); !reflect.DeepEqual(got, want) {
 					t.Errorf("volumes = %v, want %v", got, want)
 				}
-				if n := len(d.Spec.Template.Spec.Containers[0].VolumeMounts); n != 2 {
-					t.Errorf("%d volume mounts, want tmp and state only", n)
+				if n := len(d.Spec.Template.Spec.Containers[0].VolumeMounts); n != 3 {
+					t.Errorf("%d volume mounts, want tmp, state and stage-token only", n)
 				}
 			},
 		},
@@ -764,4 +764,43 @@ func TestDesiredDeploymentEventsToken(t *testing.T) {
 	if strings.Contains(string(r.Bytes), "events-auth") {
 		t.Error("the rendered config names the token's secret")
 	}
+}
+
+// TestDesiredDeploymentStageToken: every stage reads the pipeline's stage
+// token from its Secret, mounted read-only, and is told where it is; the
+// rendered config never holds it.
+func TestDesiredDeploymentStageToken(t *testing.T) {
+	cases := map[string]podTemplateCase{}
+	for _, stage := range Stages {
+		cases[stage] = podTemplateCase{
+			stage: stage,
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				c := d.Spec.Template.Spec.Containers[0]
+				if arg := config.Arg(config.FlagStageTokenFile, config.StageTokenPath); !slices.Contains(c.Args, arg) {
+					t.Errorf("args %v lack %q", c.Args, arg)
+				}
+				mounted := false
+				for _, m := range c.VolumeMounts {
+					if m.MountPath == config.StageTokenDir {
+						mounted = m.ReadOnly
+						for _, v := range d.Spec.Template.Spec.Volumes {
+							if v.Name == m.Name && (v.Secret == nil || v.Secret.SecretName != "feed-stage-token") {
+								t.Errorf("volume %s at %s is %+v, want Secret feed-stage-token", v.Name, m.MountPath, v.VolumeSource)
+							}
+						}
+					}
+				}
+				if !mounted {
+					t.Errorf("%s is not mounted read-only: %+v", config.StageTokenDir, c.VolumeMounts)
+				}
+			},
+		}
+	}
+	runPodTemplateCases(t, cases)
+	rp := samplePipeline("explore", "feed")
+	s := stageTokenSecret(rp, "0123abcd")
+	if string(s.Data[config.StageTokenKey]) != "0123abcd" || s.Name != "feed-stage-token" || s.Immutable == nil || !*s.Immutable {
+		t.Errorf("stage-token Secret %+v", s)
+	}
+	assertControllerRef(t, s.OwnerReferences)
 }

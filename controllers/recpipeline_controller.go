@@ -19,8 +19,11 @@ package controllers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"reflect"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -85,6 +88,10 @@ type RecPipelineReconciler struct {
 	// holds only the children it labelled): it finds an object of a child's
 	// name that the operator did not make. The Client when nil.
 	APIReader client.Reader
+
+	// tokens holds the UIDs of the pipelines whose stage-token Secret this
+	// process created or found, so that a steady pipeline costs no write.
+	tokens sync.Map
 }
 
 // scope carries one reconcile's state between its phases. The phases
@@ -120,6 +127,7 @@ type phase func(context.Context, *scope) (ctrl.Result, error)
 // +kubebuilder:rbac:groups=serving.recpipeline.dev,resources=recpipelines/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
@@ -213,9 +221,12 @@ func (r *RecPipelineReconciler) now() time.Time {
 	return time.Now()
 }
 
-// reconcileAccess applies the runtime's ServiceAccount, Role and
-// RoleBinding.
+// reconcileAccess creates the stages' token and applies the runtime's
+// ServiceAccount, Role and RoleBinding.
 func (r *RecPipelineReconciler) reconcileAccess(ctx context.Context, s *scope) (ctrl.Result, error) {
+	if err := r.createStageToken(ctx, s.rp); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := ensure(ctx, r, s, &corev1.ServiceAccount{}, desiredServiceAccount(s.rp), corev1ac.ExtractServiceAccount); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -223,6 +234,27 @@ func (r *RecPipelineReconciler) reconcileAccess(ctx context.Context, s *scope) (
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, ensure(ctx, r, s, &rbacv1.RoleBinding{}, desiredRoleBinding(s.rp), rbacv1ac.ExtractRoleBinding)
+}
+
+// createStageToken creates the pipeline's stage-token Secret (see
+// StageTokenName) with a new random token, unless this process did before
+// or it exists. The operator may create Secrets but not read them, so an
+// existing Secret of that name is taken as the pipeline's; its owner
+// reference lets the garbage collector remove it with the pipeline.
+func (r *RecPipelineReconciler) createStageToken(ctx context.Context, rp *servingv1alpha1.RecPipeline) error {
+	if _, ok := r.tokens.Load(rp.UID); ok {
+		return nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	err := r.Create(ctx, stageTokenSecret(rp, hex.EncodeToString(b)))
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("failed to create Secret %s: %w", StageTokenName(rp), err)
+	}
+	r.tokens.Store(rp.UID, true)
+	return nil
 }
 
 // reconcileStages applies each stage's Service, Deployment, and HPA and PDB

@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"reflect"
 	"slices"
@@ -133,7 +134,29 @@ func TestPipelineGetsEveryChild(t *testing.T) {
 		checkStageNetworkPolicy(t, rp, stage)
 	}
 	checkRuntimeAccess(t, rp)
+	checkStageToken(t, rp)
 	checkConditionsBeforeAnyPod(t, rp)
+}
+
+// checkStageToken: the pipeline owns a Secret with a random token its
+// stages share, and a second pass of the reconcile keeps it.
+func checkStageToken(t *testing.T, rp *servingv1alpha1.RecPipeline) {
+	t.Helper()
+	s := &corev1.Secret{}
+	getObject(t, rp.Namespace, StageTokenName(rp), s)
+	assertControlledBy(t, s, rp)
+	token := string(s.Data[config.StageTokenKey])
+	if _, err := hex.DecodeString(token); err != nil || len(token) != 64 {
+		t.Errorf("stage token %q, want 32 random bytes in hex", token)
+	}
+	start := reconcileCount(rp.Namespace, rp.Name)
+	updateLabels(t, rp.Namespace, rp.Name, map[string]string{"touch": "token"})
+	waitReconcileAfter(t, rp.Namespace, rp.Name, start)
+	again := &corev1.Secret{}
+	getObject(t, rp.Namespace, StageTokenName(rp), again)
+	if string(again.Data[config.StageTokenKey]) != token || again.UID != s.UID {
+		t.Error("a second reconcile replaced the stage token")
+	}
 }
 
 // checkStageNetworkPolicy: a stage serving gRPC takes calls on its gRPC

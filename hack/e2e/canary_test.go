@@ -53,7 +53,7 @@ func startSimulation(t *testing.T, recbench, url string) *simulation {
 			// Each round draws other users and events.
 			out, err := exec.Command(recbench, "simulate", "-world", filepath.Join(dataDir, "world"), "-url", url,
 				"-users", "1000", "-rate", "40", "-duration", "20s", "-time", "log", "-json", "-max-failed", "0",
-				"-seed", fmt.Sprint(round)).Output()
+				"-seed", fmt.Sprint(round), "-token", eventsToken).Output()
 			var summary struct {
 				Requests int64 `json:"requests"`
 				Failed   int64 `json:"failed"`

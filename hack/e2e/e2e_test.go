@@ -25,6 +25,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,6 +38,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 )
 
 var (
@@ -247,6 +254,7 @@ kind: RecPipeline
 metadata: {name: explore, namespace: recs}
 spec:
   runtime: {image: %q, imagePullPolicy: IfNotPresent}
+  events: {writeTokenSecretRef: {name: e2e-events, key: token}}
   data:
     catalog: {uri: "pvc://e2e-data/world"}
     store: {type: Memory}
@@ -304,10 +312,77 @@ func freshReachesFollower(t *testing.T, url string) {
 	}
 }
 
+// eventsToken is the pipeline's events write token (spec.events), in the
+// Secret e2e-events.
+const eventsToken = "e2e-3f9c2a71"
+
+// postEvents sends a batch of events with token as the bearer token, none
+// when empty.
+func postEvents(url, token string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/events", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return httpClient.Do(req)
+}
+
+// outsiderRefused: a caller outside the pipeline (this test, on the
+// node) can neither write events without the events token (401, nothing
+// recorded) nor call a gRPC stage without the stages' token
+// (Unauthenticated).
+func outsiderRefused(t *testing.T, url string) {
+	t.Helper()
+	before, err := recommend(url, "u3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forged []map[string]string
+	for _, it := range before.Items {
+		forged = append(forged, map[string]string{"user": "u3", "item": it.ID, "type": "see_less"})
+	}
+	body, _ := json.Marshal(map[string]any{"events": forged})
+	for _, token := range []string{"", "guess"} {
+		resp, err := postEvents(url, token, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST /v1/events with token %q: HTTP %d, want 401", token, resp.StatusCode)
+		}
+	}
+	if after, err := recommend(url, "u3"); err != nil || len(after.Items) == 0 || after.Items[0].ID != before.Items[0].ID {
+		t.Errorf("forged see_less events without the token changed u3's page: %v (%v)", after, err)
+	}
+	for stage, method := range map[string]string{
+		"retrieval":     "/recpipeline.stages.v1.Retrieval/Search",
+		"ranker-first":  "/recpipeline.stages.v1.Ranker/Rank",
+		"ranker-second": "/recpipeline.stages.v1.Ranker/Rank",
+	} {
+		ip := strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=explore,app.kubernetes.io/component="+stage,
+			"--field-selector=status.phase=Running", "-o", "jsonpath={.items[0].status.podIP}"))
+		conn, err := grpc.NewClient(ip+":9090", grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = conn.Invoke(ctx, method, &emptypb.Empty{}, &emptypb.Empty{})
+		cancel()
+		_ = conn.Close()
+		if status.Code(err) != codes.Unauthenticated {
+			t.Errorf("%s %s without the stages' token: %v, want Unauthenticated", stage, method, err)
+		}
+	}
+}
+
 // post sends a batch of events, which must be accepted.
 func post(t *testing.T, url, body string) {
 	t.Helper()
-	resp, err := httpClient.Post(url+"/v1/events", "application/json", strings.NewReader(body))
+	resp, err := postEvents(url, eventsToken, []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +411,7 @@ func impress(t *testing.T, url, user string) map[string]bool {
 		shown[it.ID] = true
 	}
 	body, _ := json.Marshal(map[string]any{"events": events})
-	resp, err := httpClient.Post(url+"/v1/events", "application/json", bytes.NewReader(body))
+	resp, err := postEvents(url, eventsToken, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,6 +467,11 @@ kind: Namespace
 metadata: {name: recs}
 ---
 apiVersion: v1
+kind: Secret
+metadata: {name: e2e-events, namespace: recs}
+stringData: {token: %q}
+---
+apiVersion: v1
 kind: PersistentVolume
 metadata: {name: e2e-data}
 spec:
@@ -409,7 +489,7 @@ spec:
   storageClassName: ""
   volumeName: e2e-data
   resources: {requests: {storage: 1Gi}}
-`, dataDir))
+`, eventsToken, dataDir))
 	defer func() {
 		_, _ = runErr(kubectl, "delete", "namespace", "recs", "--wait=true", "--timeout=2m")
 		_, _ = runErr(kubectl, "delete", "pv", "e2e-data", "--ignore-not-found")
@@ -450,6 +530,7 @@ spec:
 	}
 
 	freshReachesFollower(t, url)
+	outsiderRefused(t, url)
 
 	// New weights through kubectl apply, under load: every pod serves them
 	// within 10 s, no pod restarts, no request fails, the ranking changes.

@@ -90,6 +90,10 @@ const (
 	// FlagStateDir is the directory of the memory store's log (StateDir in
 	// a pod).
 	FlagStateDir = "state-dir"
+	// FlagStageTokenFile is the file holding the pipeline's stage token
+	// (StageTokenPath in a pod): the gRPC stages answer only calls that
+	// carry it, and the frontend sends it.
+	FlagStageTokenFile = "stage-token-file"
 )
 
 // Arg formats one command-line argument, "--flag=value".
@@ -142,6 +146,10 @@ const (
 // ConfigKey is the key, in the pipeline's ConfigMap, of the rendered config.
 const ConfigKey = "config.json"
 
+// StageTokenKey is the key, in the pipeline's stage-token Secret, of the
+// token.
+const StageTokenKey = "token"
+
 // Paths inside a stage container. The root filesystem is read-only; the
 // operator mounts a writable volume at each path below.
 const (
@@ -152,6 +160,13 @@ const (
 	// pvc:// URI of the pipeline names, at ClaimMountPath; the rendered
 	// config's file:// URIs and Deploy.Volumes point under it.
 	VolumeRoot = "/var/lib/recpipeline/volumes"
+	// StageTokenDir is where the operator mounts the pipeline's stage-token
+	// Secret, read-only; the token is the file StageTokenKey in it
+	// (StageTokenPath).
+	StageTokenDir = "/var/run/recpipeline/stage-token"
+	// StageTokenPath is the stage token's file, passed as
+	// FlagStageTokenFile.
+	StageTokenPath = StageTokenDir + "/" + StageTokenKey
 	// TempDir is the process's scratch directory (os.TempDir).
 	TempDir = "/tmp"
 	// TerminationMessagePath is the file where the process writes why it

@@ -89,6 +89,12 @@ charts/ compares the two.
   - list
   - watch
 - apiGroups:
+  - ""
+  resources:
+  - secrets
+  verbs:
+  - create
+- apiGroups:
   - apps
   resources:
   - deployments

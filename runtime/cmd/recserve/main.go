@@ -47,6 +47,7 @@ import (
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/engine"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/server"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/stageauth"
 )
 
 func main() {
@@ -66,6 +67,7 @@ func main() {
 // flags are recserve's command line.
 type flags struct {
 	stage, file, configMap, stateDir, logLevel, pprofAddr string
+	stageToken                                            string
 	httpPort, grpcPort, maxConc                           int
 	drain                                                 time.Duration
 }
@@ -77,6 +79,7 @@ func parseFlags() *flags {
 	flag.StringVar(&f.configMap, config.FlagConfigMap, "", "Name of the ConfigMap holding the runtime config, in $POD_NAMESPACE, watched through the API.")
 	flag.IntVar(&f.httpPort, config.FlagHTTPPort, config.HTTPPort, "Port of the HTTP API.")
 	flag.IntVar(&f.grpcPort, config.FlagGRPCPort, config.GRPCPort, "Port of the gRPC API the retrieval and ranker stages serve to the frontend.")
+	flag.StringVar(&f.stageToken, config.FlagStageTokenFile, "", "File holding the pipeline's stage token: the gRPC stages answer only calls that carry it, the frontend sends it. None when empty.")
 	flag.StringVar(&f.stateDir, config.FlagStateDir, "", "Directory of the memory store's log; a temporary directory when empty.")
 	flag.DurationVar(&f.drain, "drain", 5*time.Second, "How long readiness is off before the server stops on SIGTERM.")
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error.")
@@ -100,6 +103,14 @@ func run() error {
 	}
 	if (f.file == "") == (f.configMap == "") {
 		return errors.New("exactly one of --config and --config-map is required")
+	}
+
+	var token *stageauth.Token
+	if f.stageToken != "" {
+		var err error
+		if token, err = stageauth.Open(f.stageToken); err != nil {
+			return fmt.Errorf("--%s: %w", config.FlagStageTokenFile, err)
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -143,14 +154,18 @@ func run() error {
 	if !ok {
 		return nil
 	}
-	eng, err := load(ctx, f, srv, raw, log)
+	eng, err := load(ctx, f, srv, raw, token, log)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = eng.Close() }()
 	var gs *grpc.Server
 	if lis != nil {
-		gs = grpc.NewServer()
+		var opts []grpc.ServerOption
+		if token != nil {
+			opts = token.ServerOptions()
+		}
+		gs = grpc.NewServer(opts...)
 		server.RegisterStage(gs, f.stage, eng)
 		go func() { errc <- gs.Serve(lis) }()
 	}
@@ -228,7 +243,7 @@ func watch(ctx context.Context, src server.ConfigSource) ([]byte, <-chan []byte,
 }
 
 // load opens the engine on the initial config raw and installs it in srv.
-func load(ctx context.Context, f *flags, srv *server.Server, raw []byte, log *slog.Logger) (*engine.Engine, error) {
+func load(ctx context.Context, f *flags, srv *server.Server, raw []byte, token *stageauth.Token, log *slog.Logger) (*engine.Engine, error) {
 	cfg, err := config.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("the initial config is invalid: %w", err)
@@ -241,7 +256,11 @@ func load(ctx context.Context, f *flags, srv *server.Server, raw []byte, log *sl
 	}
 	log.Info("Loading", "pipeline", cfg.Pipeline, "catalog", cfg.Deploy.Catalog, "models", len(cfg.Deploy.Models))
 	start := time.Now()
-	eng, err := engine.Open(ctx, cfg, engine.Options{StateDir: dir, Log: log, Registry: srv.Registry(), Stage: f.stage})
+	opts := engine.Options{StateDir: dir, Log: log, Registry: srv.Registry(), Stage: f.stage}
+	if token != nil {
+		opts.StageCredentials = token
+	}
+	eng, err := engine.Open(ctx, cfg, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,7 +41,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/stagepb"
 	"github.com/recpipeline/recpipeline/runtime/internal/testredis"
 	"github.com/recpipeline/recpipeline/runtime/internal/testworld"
 	"github.com/recpipeline/recpipeline/runtime/internal/training/synth"
@@ -534,15 +541,22 @@ func TestSplitStagesOverGRPC(t *testing.T) {
 	}
 	first := pipelineConfigWith(t, f, defaultWeights(), endpoints)
 	writeConfig(t, cfgPath, first)
+	// The stages share a token, as the operator's Secret gives them.
+	token := filepath.Join(dir, "stage-token")
+	if err := os.WriteFile(token, []byte("7c1f0e9a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokenFlag := config.Arg(config.FlagStageTokenFile, token)
 	stages := map[string]*proc{}
 	for _, stage := range []string{"retrieval", "ranker-first", "ranker-second"} {
-		stages[stage] = start(t, cfgPath, filepath.Join(dir, stage), "--stage", stage, "--grpc-port", strconv.Itoa(ports[stage]))
+		stages[stage] = start(t, cfgPath, filepath.Join(dir, stage), "--stage", stage, "--grpc-port", strconv.Itoa(ports[stage]), tokenFlag)
 	}
-	fe := start(t, cfgPath, filepath.Join(dir, "frontend"), "--stage", "frontend")
+	fe := start(t, cfgPath, filepath.Join(dir, "frontend"), "--stage", "frontend", tokenFlag)
 
 	if code, _ := recommend(t, stages["retrieval"].url, "u1", 5, false); code != http.StatusBadRequest {
 		t.Errorf("a retrieval pod answered a client request with %d, want 400", code)
 	}
+	checkOutsiderRefused(t, endpoints)
 	checkFunnel(t, fe.url)
 
 	// A weights change reaches every stage through the shared config.
@@ -626,6 +640,51 @@ func TestSplitStagesOverGRPC(t *testing.T) {
 			if s == "for-you" || s == "more-like-this" {
 				t.Errorf("item %s came from %s while the retrieval stage is down", it.ID, s)
 			}
+		}
+	}
+}
+
+// checkOutsiderRefused: a caller without the stages' token can neither
+// search the retrieval stage nor have a ranker stage rank.
+func checkOutsiderRefused(t *testing.T, endpoints map[string]string) {
+	t.Helper()
+	dial := func(stage string) *grpc.ClientConn {
+		conn, err := grpc.NewClient(endpoints[stage], grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := stagepb.NewRetrievalClient(dial(config.StageRetrieval)).Search(ctx, &stagepb.SearchRequest{Source: "for-you", Limit: 10})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Search without the stage token: %v, want Unauthenticated", err)
+	}
+	for _, stage := range []string{config.StageRankerFirst, config.StageRankerSecond} {
+		_, err := stagepb.NewRankerClient(dial(stage)).Rank(ctx, &stagepb.RankRequest{})
+		if status.Code(err) != codes.Unauthenticated {
+			t.Errorf("Rank at %s without the stage token: %v, want Unauthenticated", stage, err)
+		}
+	}
+}
+
+// A stage token file that is missing or empty stops recserve at start,
+// naming the flag, instead of serving unguarded.
+func TestStageTokenFileMustHoldAToken(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{empty, filepath.Join(dir, "missing")} {
+		cmd := exec.Command(os.Args[0], "--config", filepath.Join(dir, "config.json"), "--stage", config.StageRetrieval,
+			config.Arg(config.FlagStageTokenFile, path))
+		cmd.Env = append(os.Environ(), runMainEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "--"+config.FlagStageTokenFile) {
+			t.Errorf("token file %s: %v, output %q; want a refusal naming --%s", filepath.Base(path), err, out, config.FlagStageTokenFile)
 		}
 	}
 }

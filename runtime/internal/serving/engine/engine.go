@@ -54,6 +54,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
@@ -77,6 +78,9 @@ type Options struct {
 	// Stage is what the process serves (config.StageAll, the default, or
 	// one of config.SplitStages).
 	Stage string
+	// StageCredentials go with the frontend's every call to the other
+	// stages (the pipeline's stage token, see stageauth); none when nil.
+	StageCredentials credentials.PerRPCCredentials
 	// PrecomputedRefresh is how often the Precomputed sources' lists are
 	// checked for a new version; DefaultPrecomputedRefresh when zero.
 	PrecomputedRefresh time.Duration
@@ -217,7 +221,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		e.precomputed = pc
 	}
 	if r.remote {
-		if stages, err = stageclient.Dial(cfg.Deploy.Endpoints, cat, uint32(base)); err != nil {
+		if stages, err = stageclient.Dial(cfg.Deploy.Endpoints, cat, uint32(base), opts.StageCredentials); err != nil {
 			return nil, err
 		}
 		e.stages = stages

@@ -36,6 +36,7 @@ import (
 	"math"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
@@ -61,17 +62,23 @@ const serviceConfig = `{"loadBalancingConfig": [{"round_robin": {}}]}`
 
 // Dial connects to the stages at endpoints (config.Deploy.Endpoints, by
 // stage name). Candidates are resolved in cat; its items from ordinal base
-// on were published live and are sent along to the rankers.
-func Dial(endpoints map[string]string, cat *catalog.Catalog, base uint32) (*Stages, error) {
+// on were published live and are sent along to the rankers. creds, when
+// not nil, go with every call (the stages' token, see stageauth).
+func Dial(endpoints map[string]string, cat *catalog.Catalog, base uint32, creds credentials.PerRPCCredentials) (*Stages, error) {
 	s := &Stages{cat: cat, base: base}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(serviceConfig),
+	}
+	if creds != nil {
+		opts = append(opts, grpc.WithPerRPCCredentials(creds))
+	}
 	dial := func(stage string) (*grpc.ClientConn, error) {
 		target, ok := endpoints[stage]
 		if !ok || target == "" {
 			return nil, fmt.Errorf("deploy.endpoints.%s: the frontend needs the address of every stage", stage)
 		}
-		conn, err := grpc.NewClient("dns:///"+target,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultServiceConfig(serviceConfig))
+		conn, err := grpc.NewClient("dns:///"+target, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("deploy.endpoints.%s: %w", stage, err)
 		}

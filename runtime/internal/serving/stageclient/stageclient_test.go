@@ -99,7 +99,7 @@ func dial(t *testing.T, retrieval, first, second *fakeStage) *stageclient.Stages
 		config.StageRetrieval:    serve(t, config.StageRetrieval, retrieval),
 		config.StageRankerFirst:  serve(t, config.StageRankerFirst, first),
 		config.StageRankerSecond: serve(t, config.StageRankerSecond, second),
-	}, cat, 9)
+	}, cat, 9, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
