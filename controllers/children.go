@@ -87,6 +87,14 @@ var (
 
 const memoryLimitFactor = 4
 
+// stateSizeFactor sizes the state emptyDir from the container's memory
+// limit: it holds the model cache (models the process also holds in
+// memory) and the Memory store's log, which is compacted once it is twice
+// the snapshot of the state (itself about the state's size in memory)
+// while the compacted file is written beside it. Past the limit the
+// kubelet evicts the pod rather than fill the node's disk.
+const stateSizeFactor = 3
+
 const (
 	runtimeUID                    int64 = 65532
 	defaultTargetCPU              int32 = 70
@@ -289,7 +297,7 @@ func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevi
 			WithFSGroup(runtimeUID).
 			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 		WithContainers(stageContainer(rp, stage, image, deployRevision)).
-		WithVolumes(stageVolumes(rp, claim)...)
+		WithVolumes(stageVolumes(rp, stage, claim)...)
 
 	deploymentSpec := appsv1ac.DeploymentSpec().
 		WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(rp, stage))).
@@ -376,8 +384,8 @@ func stageContainer(rp *servingv1alpha1.RecPipeline, stage, image, deployRevisio
 // stageVolumes are the pod's volumes: scratch space, the state directory
 // (on stateClaim when it is not empty) and, read-only, every claim the
 // pipeline's URIs name.
-func stageVolumes(rp *servingv1alpha1.RecPipeline, stateClaim string) []*corev1ac.VolumeApplyConfiguration {
-	state := corev1ac.Volume().WithName("state").WithEmptyDir(corev1ac.EmptyDirVolumeSource())
+func stageVolumes(rp *servingv1alpha1.RecPipeline, stage, stateClaim string) []*corev1ac.VolumeApplyConfiguration {
+	state := corev1ac.Volume().WithName("state").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(stateSizeLimit(rp, stage)))
 	if stateClaim != "" {
 		state = corev1ac.Volume().WithName("state").WithPersistentVolumeClaim(
 			corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(stateClaim))
@@ -445,6 +453,14 @@ func resources(r *servingv1alpha1.Resources) *corev1ac.ResourceRequirementsApply
 		limits[corev1.ResourceMemory] = limit
 	}
 	return corev1ac.ResourceRequirements().WithRequests(requests).WithLimits(limits)
+}
+
+// stateSizeLimit is the size limit of a stage's state emptyDir:
+// stateSizeFactor times its container's memory limit.
+func stateSizeLimit(rp *servingv1alpha1.RecPipeline, stage string) resource.Quantity {
+	limit := (*resources(stageSpec(rp, stage).Resources).Limits)[corev1.ResourceMemory]
+	limit.Mul(stateSizeFactor)
+	return limit
 }
 
 // quantities parses the quantities of a spec's resources; the API server

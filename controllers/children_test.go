@@ -413,6 +413,9 @@ func TestDesiredDeploymentResourcesAndSecurity(t *testing.T) {
 					if v.Name == "tmp" && (v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.String() != "1Gi") {
 						t.Errorf("scratch volume %+v, want an emptyDir of at most 1Gi", v)
 					}
+					if v.Name == "state" && (v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.String() != "12Gi") {
+						t.Errorf("state volume %+v, want an emptyDir of at most 3 × the 4Gi memory limit", v)
+					}
 				}
 			},
 		},
@@ -426,6 +429,11 @@ func TestDesiredDeploymentResourcesAndSecurity(t *testing.T) {
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				r := d.Spec.Template.Spec.Containers[0].Resources
 				assertQuantity(t, "memory limit", r.Limits[corev1.ResourceMemory], "12Gi")
+				if v := d.Spec.Template.Spec.Volumes[1]; v.Name != "state" || v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil {
+					t.Fatalf("state volume %+v, want a limited emptyDir", v)
+				} else {
+					assertQuantity(t, "state size limit", *v.EmptyDir.SizeLimit, "36Gi")
+				}
 			},
 		},
 		"user requests override the defaults they name and limits pass through": {

@@ -47,12 +47,15 @@ import (
 )
 
 var (
-	kubectl  = envOr("KUBECTL", "kubectl")
-	helm     = envOr("HELM", "helm")
-	tag      = envOr("E2E_IMAGE_TAG", "e2e")
-	tag2     = envOr("E2E_IMAGE_TAG2", "e2e2")
-	dataDir  = envOr("E2E_DATA_DIR", "/var/lib/recpipeline-e2e")
-	chartDir = "../../charts/recpipeline-operator"
+	kubectl = envOr("KUBECTL", "kubectl")
+	helm    = envOr("HELM", "helm")
+	tag     = envOr("E2E_IMAGE_TAG", "e2e")
+	tag2    = envOr("E2E_IMAGE_TAG2", "e2e2")
+	dataDir = envOr("E2E_DATA_DIR", "/var/lib/recpipeline-e2e")
+	// clusterDir is hack/local-cluster.sh's directory; the kubelet keeps
+	// the pods' volumes under it.
+	clusterDir = envOr("RECPIPELINE_CLUSTER_DIR", "/var/lib/recpipeline-cluster")
+	chartDir   = "../../charts/recpipeline-operator"
 )
 
 func envOr(k, def string) string {
@@ -379,6 +382,61 @@ func outsiderRefused(t *testing.T, url string) {
 	}
 }
 
+// corruptedLogRefused: a bit flipped in the first record of the
+// frontend's event log (not a torn tail) makes the restarted container
+// refuse to start, saying so in its termination message and in the
+// pipeline's Degraded condition, instead of serving with the events after
+// it dropped; a new pod (a new, empty state directory) serves again.
+func corruptedLogRefused(t *testing.T, url string) {
+	t.Helper()
+	// Two batches at least, so that the first record is not the log's last.
+	impress(t, url, "u11")
+	impress(t, url, "u12")
+	pod := strings.Fields(run(t, kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=explore,app.kubernetes.io/component=frontend",
+		"--field-selector=status.phase=Running", "-o", `jsonpath={range .items[*]}{.metadata.name} {.metadata.uid}{"\n"}{end}`))
+	if len(pod) != 2 {
+		t.Fatalf("want one running frontend pod, got %v", pod)
+	}
+	log := filepath.Join(clusterDir, "kubelet", "pods", pod[1], "volumes", "kubernetes.io~empty-dir", "state", "events.log")
+	f, err := os.OpenFile(log, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Byte 18 is inside the first record's payload (an 8-byte magic, then
+	// the record's 8-byte header).
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, 18); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x10
+	if _, err := f.WriteAt(b, 18); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	// Kill the container's process: the kubelet restarts it in the same
+	// pod, on the same state directory.
+	run(t, "pkill", "-KILL", "-f", "--", "--stage=frontend --config-map=explore-config")
+	eventually(t, 2*time.Minute, "the restarted frontend refuses its corrupt log", func() error {
+		msg := run(t, kubectl, "-n", "recs", "get", "pod", pod[0], "-o",
+			"jsonpath={.status.containerStatuses[0].lastState.terminated.message}")
+		if !strings.Contains(msg, "event log is corrupt") || !strings.Contains(msg, "record 1") {
+			return fmt.Errorf("last termination message %q", msg)
+		}
+		if st, reason, msg := getRP(t).condition("Degraded"); st != "True" || !strings.Contains(msg, "corrupt") {
+			return fmt.Errorf("Degraded %s %s: %s", st, reason, msg)
+		}
+		return nil
+	})
+	run(t, kubectl, "-n", "recs", "delete", "pod", pod[0], "--wait=true", "--timeout=1m")
+	eventually(t, 3*time.Minute, "a new frontend pod serves", func() error {
+		if st, _, msg := getRP(t).condition("Ready"); st != "True" {
+			return fmt.Errorf("Ready %s: %s", st, msg)
+		}
+		_, err := recommend(url, "u7")
+		return err
+	})
+}
+
 // post sends a batch of events, which must be accepted.
 func post(t *testing.T, url, body string) {
 	t.Helper()
@@ -613,6 +671,7 @@ spec:
 	l.finish(t, "image rollout")
 
 	canary(t, url, "ghcr.io/recpipeline/recserve:"+tag2)
+	corruptedLogRefused(t, url)
 
 	// Scale a stage, then delete the pipeline: the garbage collector takes
 	// every child.

@@ -23,7 +23,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 )
@@ -70,10 +72,12 @@ func typeCode(t EventType) byte {
 	return 0
 }
 
+// crcOf is a payload's checksum.
+func crcOf(payload []byte) uint32 { return crc32.Checksum(payload, crcTable) }
+
 // appendRecord appends the record of a validated batch to buf.
 func appendRecord(buf []byte, events []Event) []byte {
-	start := len(buf)
-	buf = append(buf, make([]byte, recordHeader)...)
+	buf, start := beginRecord(buf)
 	buf = append(buf, recordVersion)
 	buf = binary.AppendUvarint(buf, uint64(len(events)))
 	for i := range events {
@@ -84,10 +88,7 @@ func appendRecord(buf []byte, events []Event) []byte {
 		buf = appendString(buf, e.Item)
 		buf = appendString(buf, e.Author)
 	}
-	payload := buf[start+recordHeader:]
-	binary.LittleEndian.PutUint32(buf[start:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, crcTable))
-	return buf
+	return finishRecord(buf, start)
 }
 
 func appendString(buf []byte, s string) []byte {
@@ -135,6 +136,17 @@ func decodePayload(p []byte) ([]Event, error) {
 	return events, nil
 }
 
+// decodeRecord decodes a payload: a batch of events, or a snapshot record
+// and what restores it.
+func decodeRecord(p []byte) ([]Event, func(*state), error) {
+	if len(p) > 0 && p[0] == snapshotVersion {
+		restore, err := decodeSnapshot(p)
+		return nil, restore, err
+	}
+	events, err := decodePayload(p)
+	return events, nil, err
+}
+
 // RecoveryStats describe what opening a Memory store replayed.
 type RecoveryStats struct {
 	// Records and Events replayed.
@@ -145,12 +157,17 @@ type RecoveryStats struct {
 	TornRecords int
 	// TruncatedBytes were cut from the end of the log.
 	TruncatedBytes int64
+	// SnapshotBytes are the log's snapshot records (see snapshot.go): the
+	// state as of the log's last compaction.
+	SnapshotBytes int64
+	// Bytes is the log's size after the replay.
+	Bytes int64
 }
 
-// replayLog reads the log in f from the start, calling apply for each batch,
-// truncates a torn tail, and leaves f positioned at its end. A new or empty
-// file gets the magic.
-func replayLog(f *os.File, apply func([]Event)) (RecoveryStats, error) {
+// replayLog reads the log in f from the start into st (each batch applied,
+// each snapshot record restored), truncates a torn tail, and leaves f
+// positioned at its end. A new or empty file gets the magic.
+func replayLog(f *os.File, st0 *state) (RecoveryStats, error) {
 	var st RecoveryStats
 	info, err := f.Stat()
 	if err != nil {
@@ -216,9 +233,9 @@ func replayLog(f *os.File, apply func([]Event)) (RecoveryStats, error) {
 			return st, fmt.Errorf("failed to read log: %w", err)
 		}
 		why := ""
-		events, err := decodePayload(payload)
+		events, restore, err := decodeRecord(payload)
 		switch {
-		case crc32.Checksum(payload, crcTable) != sum:
+		case crcOf(payload) != sum:
 			why = "checksum mismatch"
 		case err != nil:
 			why = err.Error()
@@ -232,7 +249,12 @@ func replayLog(f *os.File, apply func([]Event)) (RecoveryStats, error) {
 			}
 			break
 		}
-		apply(events)
+		if restore != nil {
+			restore(st0)
+			st.SnapshotBytes += recordHeader + int64(n)
+		} else {
+			st0.apply(events)
+		}
 		st.Records++
 		st.Events += len(events)
 		off += recordHeader + int64(n)
@@ -289,11 +311,13 @@ func allZero(f *os.File, off, size int64) (bool, error) {
 	return true, nil
 }
 
-// commitReq is one Apply waiting for its batch to be logged and applied.
+// commitReq is one Apply waiting for its batch to be logged and applied,
+// or a barrier: the applier closes it when it reaches it.
 type commitReq struct {
-	record []byte
-	events []Event
-	done   chan error
+	record  []byte
+	events  []Event
+	done    chan error
+	barrier chan struct{}
 }
 
 // committer writes batches to the log in groups: while one group is being
@@ -313,6 +337,18 @@ type committer struct {
 	// broken is the first write or sync failure, after which the log
 	// accepts nothing more.
 	broken atomic.Pointer[error]
+
+	// Compaction (see snapshot.go): once the log holds size >= compactAt
+	// bytes (compactAt 0: never), it is replaced by a snapshot of the
+	// state; the next compaction waits until it has grown to twice that,
+	// and at least minCompact.
+	path        string
+	size        int64
+	compactAt   int64
+	minCompact  int64
+	snapshot    func([]byte) []byte
+	logger      *slog.Logger
+	compactions atomic.Int64
 }
 
 // maxGroupBytes bounds one group's write.
@@ -390,13 +426,89 @@ func (c *committer) run() {
 			continue
 		}
 		c.applyQ <- append([]*commitReq(nil), group...)
+		c.size += int64(len(buf))
+		if c.compactAt > 0 && c.size >= c.compactAt {
+			c.compact()
+			dirty = false
+		}
 	}
+}
+
+// compact replaces the log with a snapshot of the state, once the applier
+// has applied every batch written; the batches that arrive meanwhile wait.
+// A failure leaves the old log in place, growing, and is tried again when
+// it has grown as much again.
+func (c *committer) compact() {
+	reached := make(chan struct{})
+	c.applyQ <- []*commitReq{{barrier: reached}}
+	<-reached
+	start := time.Now()
+	buf := c.snapshot(append(make([]byte, 0, 1<<20), logMagic...))
+	f, err := replaceFile(c.path, buf)
+	if f == nil {
+		c.logger.Warn("Failed to compact the event log; it keeps growing", "path", c.path, "bytes", c.size, "err", err)
+		c.compactAt = c.size + max(c.minCompact, c.size)
+		return
+	}
+	if err != nil {
+		c.logger.Warn("Compacted the event log, but syncing its directory failed", "path", c.path, "err", err)
+	}
+	old := c.f
+	c.f = f
+	_ = old.Close()
+	c.logger.Info("Compacted the event log", "path", c.path, "fromBytes", c.size, "toBytes", len(buf), "duration", time.Since(start))
+	c.size = int64(len(buf))
+	c.compactAt = max(c.minCompact, 2*c.size)
+	c.compactions.Add(1)
+}
+
+// compactSuffix names the file a compacted log is written to before it
+// replaces the log.
+const compactSuffix = ".compact"
+
+// replaceFile writes content to a new file beside path, locks and syncs
+// it, and renames it over path: a crash leaves either file whole. It
+// returns the new file, positioned at its end, or nil when path was not
+// replaced; with an error beside the file when the rename may not be
+// durable yet.
+func replaceFile(path string, content []byte) (*os.File, error) {
+	tmp := path + compactSuffix
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*os.File, error) {
+		_ = f.Close()
+		_ = os.Remove(tmp)
+		return nil, err
+	}
+	if err := lockLog(f); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(content); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		// The rename happened: the new file is the log.
+		return f, err
+	}
+	return f, nil
 }
 
 func (c *committer) runApplier() {
 	defer close(c.applied)
 	for group := range c.applyQ {
 		for _, r := range group {
+			if r.barrier != nil {
+				close(r.barrier)
+				continue
+			}
 			c.apply(r.events)
 			r.done <- nil
 		}

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -54,20 +55,28 @@ type MemoryOptions struct {
 	PopularRefresh time.Duration
 	// Logger for recovery and log errors. Default slog.Default().
 	Logger *slog.Logger
+	// CompactBytes is the log size at which it is first compacted (see
+	// snapshot.go); after a compaction the next waits until the log has
+	// twice the snapshot's size. Default DefaultCompactBytes; negative:
+	// never.
+	CompactBytes int64
 }
+
+// DefaultCompactBytes is the log size at which the Memory store first
+// compacts its log.
+const DefaultCompactBytes = 64 << 20
 
 // Memory is the embedded backend: the state lives in memory and every batch
 // is appended to a log on disk before it is acknowledged; opening replays the
 // log.
 //
-// The log is never compacted: it grows with every event and replay reads all
-// of it, so a long-lived store needs its directory rotated by whoever runs it.
-// A snapshot of the state followed by the log's tail would bound both.
+// The log is compacted as it grows (MemoryOptions.CompactBytes): replaced
+// by a snapshot of the state, so that neither the file nor the replay at
+// start grows without bound (snapshot.go).
 type Memory struct {
 	dir      string
 	st       *state
 	c        *committer
-	f        *os.File
 	log      *slog.Logger
 	recovery RecoveryStats
 	refresh  time.Duration
@@ -123,10 +132,17 @@ func OpenMemory(dir string, opts MemoryOptions) (*Memory, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.CompactBytes == 0 {
+		opts.CompactBytes = DefaultCompactBytes
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("failed to create store directory: %w", err)
 	}
 	path := filepath.Join(dir, logName)
+	// A compacted log that was never renamed into place is not the log.
+	if err := os.Remove(path + compactSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("failed to remove an unfinished compaction: %w", err)
+	}
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -144,10 +160,15 @@ func OpenMemory(dir string, opts MemoryOptions) (*Memory, error) {
 	}
 	st := newState(so)
 	start := time.Now()
-	rec, err := replayLog(f, st.apply)
+	rec, err := replayLog(f, st)
 	if err != nil {
 		_ = f.Close()
 		return nil, err
+	}
+	size, err := f.Seek(0, io.SeekCurrent) // replayLog leaves f at its end
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("failed to seek log: %w", err)
 	}
 	if rec.TornRecords > 0 {
 		opts.Logger.Warn("Dropped a torn record at the end of the event log", "path", path,
@@ -155,16 +176,24 @@ func OpenMemory(dir string, opts MemoryOptions) (*Memory, error) {
 	}
 	opts.Logger.Info("Replayed the event log", "path", path, "records", rec.Records,
 		"events", rec.Events, "duration", time.Since(start))
-	m := &Memory{dir: dir, st: st, f: f, log: opts.Logger, recovery: rec, refresh: opts.PopularRefresh}
+	m := &Memory{dir: dir, st: st, log: opts.Logger, recovery: rec, refresh: opts.PopularRefresh}
 	m.c = &committer{
-		f:        f,
-		always:   opts.Fsync == FsyncAlways,
-		interval: opts.FsyncInterval,
-		reqs:     make(chan *commitReq, 1024),
-		applyQ:   make(chan []*commitReq, 4),
-		apply:    st.apply,
-		stopped:  make(chan struct{}),
-		applied:  make(chan struct{}),
+		f:          f,
+		always:     opts.Fsync == FsyncAlways,
+		interval:   opts.FsyncInterval,
+		reqs:       make(chan *commitReq, 1024),
+		applyQ:     make(chan []*commitReq, 4),
+		apply:      st.apply,
+		stopped:    make(chan struct{}),
+		applied:    make(chan struct{}),
+		path:       path,
+		size:       size,
+		minCompact: opts.CompactBytes,
+		snapshot:   st.snapshot,
+		logger:     opts.Logger,
+	}
+	if opts.CompactBytes > 0 {
+		m.c.compactAt = max(opts.CompactBytes, 2*rec.SnapshotBytes)
 	}
 	go m.c.run()
 	go m.c.runApplier()
@@ -339,11 +368,12 @@ func (m *Memory) Close() error {
 	m.closeMu.Unlock()
 	<-m.c.stopped
 	<-m.c.applied
-	if err := m.f.Sync(); err != nil {
-		_ = m.f.Close()
+	f := m.c.f // the committer's last log, once it has stopped
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
 		return fmt.Errorf("failed to sync log: %w", err)
 	}
-	if err := m.f.Close(); err != nil {
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("failed to close log: %w", err)
 	}
 	return nil

@@ -513,7 +513,7 @@ func TestMemoryReportsABrokenLog(t *testing.T) {
 	if err := m.Err(); err != nil {
 		t.Fatalf("Err of a working store = %v", err)
 	}
-	_ = m.f.Close()
+	_ = m.c.f.Close()
 	if err := m.Apply(context.Background(), batchEvents(2, 5)); err == nil {
 		t.Fatal("Apply succeeded on a log that cannot be written")
 	}

@@ -1,0 +1,418 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package store
+
+import (
+	"encoding/binary"
+	"math"
+	"time"
+)
+
+// Compaction bounds the log: once it has grown past the compaction
+// threshold (see MemoryOptions.CompactBytes), the committer writes a new
+// log that holds a snapshot of the state and nothing else, and replaces
+// the old one with it (written beside it, synced, renamed over it). A
+// snapshot is records like any other, checked by the same checksum and
+// replayed in order, each of one kind:
+//
+//	snapshot payload = version:byte(2) kind:byte count:uvarint entry{count}
+//	kind 1, users    = id:str last:uvarint follows:strs engagements seen:strs seeLessItems:strs seeLessAuthors:strs
+//	kind 2, popular  = item:str logWeight:f64le
+//	kind 3, meta     = newest:varint touched:uvarint evicted:varint
+//	kind 4, authors  = author:str n:uvarint (item:str time:varint){n}
+//	kind 5, published = item:str author:str time:varint
+//	strs             = n:uvarint str{n}
+//	engagements      = n:uvarint (type:byte time:varint item:str){n}
+//
+// Lists are written oldest first, so that restoring them in order keeps
+// which entries are the newest. Replaying a snapshot gives a state that
+// answers exactly as the one it was taken of (TestMemoryCompactsItsLog).
+const (
+	snapshotVersion = 2
+
+	snapUsers     byte = 1
+	snapPopular   byte = 2
+	snapMeta      byte = 3
+	snapAuthors   byte = 4
+	snapPublished byte = 5
+
+	// snapshotChunk is the size past which a snapshot record is closed and
+	// the next begun, far below maxRecord.
+	snapshotChunk = 4 << 20
+)
+
+// beginRecord appends a record header to fill in later (finishRecord) and
+// returns the buffer and the record's start.
+func beginRecord(buf []byte) ([]byte, int) {
+	return append(buf, make([]byte, recordHeader)...), len(buf)
+}
+
+// finishRecord fills in the header of the record that starts at start.
+func finishRecord(buf []byte, start int) []byte {
+	payload := buf[start+recordHeader:]
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(buf[start+4:], crcOf(payload))
+	return buf
+}
+
+// snapshotWriter appends snapshot records of one kind, starting a new one
+// whenever a record passes snapshotChunk.
+type snapshotWriter struct {
+	buf   []byte
+	kind  byte
+	start int // of the open record; -1 when none is open
+	entry []byte
+	n     int // entries in the open record
+	body  []byte
+}
+
+func newSnapshotWriter(buf []byte, kind byte) *snapshotWriter {
+	return &snapshotWriter{buf: buf, kind: kind, start: -1}
+}
+
+// add closes the entry built in w.entry.
+func (w *snapshotWriter) add() {
+	w.body = append(w.body, w.entry...)
+	w.entry = w.entry[:0]
+	w.n++
+	if len(w.body) >= snapshotChunk {
+		w.flush()
+	}
+}
+
+// flush writes the open record, if it has entries.
+func (w *snapshotWriter) flush() {
+	if w.n == 0 {
+		return
+	}
+	var start int
+	w.buf, start = beginRecord(w.buf)
+	w.buf = append(w.buf, snapshotVersion, w.kind)
+	w.buf = binary.AppendUvarint(w.buf, uint64(w.n))
+	w.buf = append(w.buf, w.body...)
+	w.buf = finishRecord(w.buf, start)
+	w.body, w.n = w.body[:0], 0
+}
+
+func appendStrings(buf []byte, ss []string) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(ss)))
+	for _, s := range ss {
+		buf = appendString(buf, s)
+	}
+	return buf
+}
+
+// ordered returns the keys of the set, the oldest added first.
+func (s *recentSet) ordered() []string {
+	out := make([]string, 0, len(s.last))
+	for _, e := range s.order[s.head:] {
+		if s.last[e.key] == e.seq {
+			out = append(out, e.key)
+		}
+	}
+	return out
+}
+
+// snapshot appends to buf the records that rebuild s on an empty state.
+// The caller keeps writers away (the committer holds back the next group
+// until it returns); readers may go on.
+func (s *state) snapshot(buf []byte) []byte {
+	w := newSnapshotWriter(buf, snapPublished)
+	s.newMu.RLock()
+	for _, it := range s.newItems {
+		w.entry = binary.AppendVarint(appendString(appendString(w.entry, it.Item), it.Author), it.Time.UnixMilli())
+		w.add()
+	}
+	s.newMu.RUnlock()
+	w.flush()
+	w.kind = snapAuthors
+	for i := range s.authors {
+		sh := &s.authors[i]
+		sh.mu.RLock()
+		for a, items := range sh.authors {
+			e := binary.AppendUvarint(appendString(w.entry, a), uint64(len(items)))
+			for _, it := range items {
+				e = binary.AppendVarint(appendString(e, it.Item), it.Time.UnixMilli())
+			}
+			w.entry = e
+			w.add()
+		}
+		sh.mu.RUnlock()
+	}
+	w.flush()
+	w.kind = snapUsers
+	for i := range s.users {
+		sh := &s.users[i]
+		sh.mu.RLock()
+		for id, u := range sh.users {
+			e := appendString(w.entry, id)
+			e = binary.AppendUvarint(e, u.last)
+			follows := make([]string, 0, len(u.follows))
+			for a := range u.follows {
+				follows = append(follows, a)
+			}
+			e = appendStrings(e, follows)
+			eng := u.engagements.newest(len(u.engagements.buf))
+			e = binary.AppendUvarint(e, uint64(len(eng)))
+			for k := len(eng) - 1; k >= 0; k-- {
+				e = append(e, typeCode(eng[k].Type))
+				e = binary.AppendVarint(e, eng[k].Time.UnixMilli())
+				e = appendString(e, eng[k].Item)
+			}
+			e = appendStrings(e, u.seen.ordered())
+			e = appendStrings(e, u.seeLessItems.ordered())
+			w.entry = appendStrings(e, u.seeLessAuthors.ordered())
+			w.add()
+		}
+		sh.mu.RUnlock()
+	}
+	w.flush()
+	w.kind = snapPopular
+	s.popMu.Lock()
+	for item, lw := range s.pop {
+		w.entry = binary.LittleEndian.AppendUint64(appendString(w.entry, item), math.Float64bits(lw))
+		w.add()
+	}
+	s.popMu.Unlock()
+	w.flush()
+	w.kind = snapMeta
+	w.entry = binary.AppendVarint(w.entry, s.newest.Load())
+	w.entry = binary.AppendUvarint(w.entry, s.touched)
+	w.entry = binary.AppendVarint(w.entry, s.evicted.Load())
+	w.add()
+	w.flush()
+	return w.buf
+}
+
+// snapshotReader decodes one snapshot payload.
+type snapshotReader struct {
+	p   []byte
+	err bool
+}
+
+func (r *snapshotReader) uvarint() uint64 {
+	v, k := binary.Uvarint(r.p)
+	if k <= 0 {
+		r.err, r.p = true, nil
+		return 0
+	}
+	r.p = r.p[k:]
+	return v
+}
+
+func (r *snapshotReader) varint() int64 {
+	v, k := binary.Varint(r.p)
+	if k <= 0 {
+		r.err, r.p = true, nil
+		return 0
+	}
+	r.p = r.p[k:]
+	return v
+}
+
+func (r *snapshotReader) str() string {
+	n := r.uvarint()
+	if n > uint64(len(r.p)) {
+		r.err, r.p = true, nil
+		return ""
+	}
+	s := string(r.p[:n])
+	r.p = r.p[n:]
+	return s
+}
+
+func (r *snapshotReader) strs() []string {
+	n := r.uvarint()
+	if n > uint64(len(r.p)) {
+		r.err, r.p = true, nil
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = r.str()
+	}
+	return out
+}
+
+// decodeSnapshot checks a snapshot payload whole and returns what applies
+// it to a state, so that a bad payload changes nothing.
+func decodeSnapshot(p []byte) (func(*state), error) {
+	if len(p) < 3 || p[0] != snapshotVersion {
+		return nil, errBadPayload
+	}
+	kind := p[1]
+	r := &snapshotReader{p: p[2:]}
+	n := r.uvarint()
+	if n > uint64(len(r.p)) {
+		return nil, errBadPayload
+	}
+	var apply func(*state)
+	switch kind {
+	case snapUsers:
+		apply = r.users(int(n))
+	case snapPopular:
+		apply = r.popular(int(n))
+	case snapAuthors:
+		apply = r.authors(int(n))
+	case snapPublished:
+		apply = r.published(int(n))
+	case snapMeta:
+		newest, touched, evicted := r.varint(), r.uvarint(), r.varint()
+		apply = func(s *state) {
+			s.newest.Store(newest)
+			s.touched = max(s.touched, touched)
+			s.evicted.Store(evicted)
+		}
+	default:
+		return nil, errBadPayload
+	}
+	if r.err || len(r.p) != 0 {
+		return nil, errBadPayload
+	}
+	return apply, nil
+}
+
+type snapshotUser struct {
+	id                          string
+	last                        uint64
+	follows                     []string
+	engagements                 []Engagement
+	seen, seeLessItems, seeLess []string
+}
+
+func (r *snapshotReader) users(n int) func(*state) {
+	users := make([]snapshotUser, 0, n)
+	for range n {
+		u := snapshotUser{id: r.str(), last: r.uvarint(), follows: r.strs()}
+		ne := r.uvarint()
+		if ne > uint64(len(r.p)) {
+			r.err = true
+			return nil
+		}
+		for range ne {
+			if len(r.p) < 1 || r.p[0] == 0 || int(r.p[0]) > len(typeCodes) {
+				r.err = true
+				return nil
+			}
+			t := typeCodes[r.p[0]-1]
+			r.p = r.p[1:]
+			ms := r.varint()
+			u.engagements = append(u.engagements, Engagement{Item: r.str(), Type: t, Time: time.UnixMilli(ms)})
+		}
+		u.seen, u.seeLessItems, u.seeLess = r.strs(), r.strs(), r.strs()
+		if r.err {
+			return nil
+		}
+		users = append(users, u)
+	}
+	return func(s *state) {
+		for _, su := range users {
+			u := &userState{last: su.last, follows: make(map[string]struct{}, len(su.follows))}
+			for _, a := range su.follows {
+				u.follows[a] = struct{}{}
+			}
+			for _, e := range su.engagements {
+				u.engagements.push(e, s.opts.RecentEngagements)
+			}
+			for _, it := range su.seen {
+				u.seen.add(it, s.opts.SeenItems)
+			}
+			for _, it := range su.seeLessItems {
+				u.seeLessItems.add(it, s.opts.SeeLess)
+			}
+			for _, a := range su.seeLess {
+				u.seeLessAuthors.add(a, s.opts.SeeLess)
+			}
+			sh := s.user(su.id)
+			sh.mu.Lock()
+			if len(sh.users) >= s.perShard() {
+				sh.evictOne()
+				s.evicted.Add(1)
+			}
+			sh.users[su.id] = u
+			sh.mu.Unlock()
+			s.touched = max(s.touched, su.last)
+		}
+	}
+}
+
+func (r *snapshotReader) popular(n int) func(*state) {
+	items := make([]string, n)
+	weights := make([]float64, n)
+	for i := range n {
+		items[i] = r.str()
+		if len(r.p) < 8 {
+			r.err = true
+			return nil
+		}
+		weights[i] = math.Float64frombits(binary.LittleEndian.Uint64(r.p))
+		r.p = r.p[8:]
+	}
+	return func(s *state) {
+		s.popMu.Lock()
+		for i, it := range items {
+			s.pop[it] = weights[i]
+		}
+		s.popMu.Unlock()
+		s.popWrite.Add(1)
+		s.prunePopular()
+	}
+}
+
+func (r *snapshotReader) authors(n int) func(*state) {
+	authors := make([]string, n)
+	lists := make([][]ItemTime, n)
+	for i := range n {
+		authors[i] = r.str()
+		k := r.uvarint()
+		if k > uint64(len(r.p)) {
+			r.err = true
+			return nil
+		}
+		lists[i] = make([]ItemTime, k)
+		for j := range lists[i] {
+			item := r.str()
+			lists[i][j] = ItemTime{Item: item, Author: authors[i], Time: time.UnixMilli(r.varint())}
+		}
+	}
+	return func(s *state) {
+		for i, a := range authors {
+			sh := s.author(a)
+			sh.mu.Lock()
+			sh.authors[a] = lists[i]
+			sh.mu.Unlock()
+		}
+	}
+}
+
+func (r *snapshotReader) published(n int) func(*state) {
+	items := make([]ItemTime, n)
+	for i := range items {
+		item, author := r.str(), r.str()
+		items[i] = ItemTime{Item: item, Author: author, Time: time.UnixMilli(r.varint())}
+	}
+	return func(s *state) {
+		s.newMu.Lock()
+		for _, it := range items {
+			if _, ok := s.newIDs[it.Item]; !ok {
+				s.newIDs[it.Item] = struct{}{}
+				s.newItems = append(s.newItems, it)
+			}
+		}
+		s.newMu.Unlock()
+	}
+}
