@@ -95,7 +95,7 @@ func renderConfig(rp *servingv1alpha1.RecPipeline) (*Rendered, error) {
 }
 
 func renderRerank(r *servingv1alpha1.RerankSpec) config.Rerank {
-	out := config.Rerank{Size: int(r.Size)}
+	out := config.Rerank{Size: int(r.Size), NewItemRisk: ptr.Deref(r.NewItemRisk, 0)}
 	for i := range r.Rules {
 		out.Rules = append(out.Rules, renderRule(&r.Rules[i]))
 	}

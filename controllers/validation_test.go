@@ -239,6 +239,16 @@ func TestAPIServerRefusesInvalidFunnel(t *testing.T) {
 			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rerank.Rules[1].MaxRisk = ptr.To(1.5) }),
 			want:   []string{"spec.rerank.rules[1].maxRisk", "should be less than or equal to 1"},
 		},
+		"new items' risk below zero": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rerank.NewItemRisk = ptr.To(-0.1) }),
+			want:   []string{"spec.rerank.newItemRisk", "should be greater than or equal to 0"},
+		},
+		"an arm's own new items' risk": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Experiments = []servingv1alpha1.ExperimentSpec{{Name: "a", Traffic: 0.1, Rerank: &servingv1alpha1.RerankSpec{Size: 25, NewItemRisk: ptr.To(0.5)}}}
+			}),
+			want: []string{"spec.experiments[0]", "a new item's risk is the pipeline's"},
+		},
 	})
 }
 

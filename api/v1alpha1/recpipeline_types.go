@@ -392,6 +392,7 @@ type EventsSpec struct {
 }
 
 // ExperimentSpec is one arm of an experiment.
+// +kubebuilder:validation:XValidation:rule="!has(self.rerank) || !has(self.rerank.newItemRisk)",message="spec.experiments[].rerank.newItemRisk: a new item's risk is the pipeline's (spec.rerank.newItemRisk), not an arm's"
 type ExperimentSpec struct {
 	// name of the arm, a DNS label other than "control" that does not
 	// begin with "rollout-" or "tuning-".
@@ -894,6 +895,15 @@ type RerankSpec struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16
 	Rules []RuleSpec `json:"rules,omitempty"`
+
+	// newItemRisk is the integrity risk of an item published live (a
+	// new_item event) that names none, so that the integrity rules apply
+	// to items nobody has reviewed yet. An integrity event sets an item's
+	// risk later; risk 1 takes it down. Default 0.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	NewItemRisk *float64 `json:"newItemRisk,omitempty"`
 }
 
 // RuleType names a rerank rule.

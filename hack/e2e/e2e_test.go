@@ -382,6 +382,29 @@ func outsiderRefused(t *testing.T, url string) {
 	}
 }
 
+// takenDown: an integrity event with risk 1 takes an item out of every
+// list from the next request on.
+func takenDown(t *testing.T, url string) {
+	t.Helper()
+	before, err := recommend(url, "u4")
+	if err != nil || len(before.Items) == 0 {
+		t.Fatalf("u4's list: %v", err)
+	}
+	item := before.Items[0].ID
+	post(t, url, fmt.Sprintf(`{"events":[{"item":%q,"type":"integrity","risk":1}]}`, item))
+	for _, user := range []string{"u4", "u5", "u6"} {
+		r, err := recommend(url, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range r.Items {
+			if it.ID == item {
+				t.Errorf("%s was taken down and is still recommended to %s", item, user)
+			}
+		}
+	}
+}
+
 // corruptedLogRefused: a bit flipped in the first record of the
 // frontend's event log (not a torn tail) makes the restarted container
 // refuse to start, saying so in its termination message and in the
@@ -589,6 +612,7 @@ spec:
 
 	freshReachesFollower(t, url)
 	outsiderRefused(t, url)
+	takenDown(t, url)
 
 	// New weights through kubectl apply, under load: every pod serves them
 	// within 10 s, no pod restarts, no request fails, the ranking changes.

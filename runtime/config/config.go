@@ -364,6 +364,9 @@ const (
 type Rerank struct {
 	Size  int    `json:"size"`
 	Rules []Rule `json:"rules,omitempty"`
+	// NewItemRisk is the integrity risk of an item published live (a
+	// new_item event) that names none, in [0, 1].
+	NewItemRisk float64 `json:"newItemRisk,omitempty"`
 }
 
 // Rule is one rerank rule; each type reads its own parameters.

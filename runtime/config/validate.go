@@ -129,6 +129,7 @@ func (v *validator) live(l *Live, models []Model) {
 	v.weights(l.Weights)
 	v.clock(l.Clock)
 	v.rerankRules(l.Rerank.Rules)
+	v.unit("live.rerank.newItemRisk", l.Rerank.NewItemRisk)
 	if f := l.Freshness; f != nil {
 		if f.MaxAge <= 0 {
 			v.add("live.freshness.maxAge", "is %s, must be positive", time.Duration(f.MaxAge))

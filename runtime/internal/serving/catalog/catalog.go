@@ -64,10 +64,10 @@ const (
 // chunk holds the columns of chunkSize consecutive ordinals.
 type chunk struct {
 	ids      [chunkSize]string
-	authors  [chunkSize]uint32 // index into Catalog.authorNames
-	created  [chunkSize]int64  // Unix milliseconds
-	risk     [chunkSize]float32
-	features []float32 // chunkSize × dim, row-major
+	authors  [chunkSize]uint32        // index into Catalog.authorNames
+	created  [chunkSize]int64         // Unix milliseconds
+	risk     [chunkSize]atomic.Uint32 // math.Float32bits; SetRisk changes it live
+	features []float32                // chunkSize × dim, row-major
 }
 
 // Catalog is the item catalog and the user table. Methods are safe for
@@ -224,7 +224,14 @@ func (c *Catalog) NewestCreated() (time.Time, bool) {
 // Risk returns the integrity risk of item i, in [0, 1].
 func (c *Catalog) Risk(i uint32) float32 {
 	ch, k := c.at(i)
-	return ch.risk[k]
+	return math.Float32frombits(ch.risk[k].Load())
+}
+
+// SetRisk changes the integrity risk of item i (an integrity event); the
+// next Risk returns it. risk must be in [0, 1].
+func (c *Catalog) SetRisk(i uint32, risk float32) {
+	ch, k := c.at(i)
+	ch.risk[k].Store(math.Float32bits(risk))
 }
 
 // Features returns the feature vector of item i, FeatureDim() values. It is
@@ -287,7 +294,7 @@ func (c *Catalog) addLocked(item *dataset.Item) (uint32, error) {
 	ch.ids[k] = item.ID
 	ch.authors[k] = c.internAuthor(item.Author)
 	ch.created[k] = item.Created.UnixMilli()
-	ch.risk[k] = float32(item.IntegrityRisk)
+	ch.risk[k].Store(math.Float32bits(float32(item.IntegrityRisk)))
 	copy(ch.features[int(k)*c.dim:], item.Features)
 	if ms := ch.created[k]; ms > c.newest.Load() {
 		c.newest.Store(ms) // writers hold c.mu

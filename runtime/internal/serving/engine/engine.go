@@ -148,6 +148,11 @@ type Engine struct {
 	shadow      *shadowStats      // how the rankers' shadow models agreed with the served ones
 
 	addMu sync.Mutex // serialises new items: catalog ordinals and embeddings advance together
+
+	stopRisks, risksDone chan struct{} // refreshRisks, on a shared store
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open loads what cfg's deploy part names and prepares the item embeddings
@@ -214,6 +219,9 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		if err := e.restoreNewItems(ctx); err != nil {
 			return nil, err
 		}
+		if err := e.restoreRisks(ctx); err != nil {
+			return nil, err
+		}
 	}
 	e.clock = newClock(cat, e.state, e.storeTy, log)
 	if r.frontend {
@@ -243,7 +251,54 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 			return nil, fmt.Errorf("failed to seed the store with the catalog: %w", err)
 		}
 	}
+	if e.storeTy == "Redis" {
+		// Other frontends share the store: their integrity events reach
+		// this catalog within riskRefresh.
+		e.stopRisks, e.risksDone = make(chan struct{}), make(chan struct{})
+		go e.refreshRisks(riskRefresh)
+	}
 	return e, nil
+}
+
+// riskRefresh is how often a frontend on a shared store reads the
+// integrity risks other frontends recorded.
+const riskRefresh = 10 * time.Second
+
+// restoreRisks gives the catalog the integrity risks the store recorded
+// (integrity events, and new items published with a risk).
+func (e *Engine) restoreRisks(ctx context.Context) error {
+	r, ok := e.state.(store.RiskReader)
+	if !ok {
+		return nil
+	}
+	risks, err := r.Risks(ctx)
+	if err != nil {
+		return fmt.Errorf("failed to read the integrity risks from the store: %w", err)
+	}
+	for item, risk := range risks {
+		if o, ok := e.cat.Ordinal(item); ok {
+			e.cat.SetRisk(o, float32(risk))
+		}
+	}
+	return nil
+}
+
+func (e *Engine) refreshRisks(every time.Duration) {
+	defer close(e.risksDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stopRisks:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			if err := e.restoreRisks(ctx); err != nil {
+				e.log.Warn("Kept the integrity risks read before", "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // loadModels loads the models the stage needs and embeds the catalog with
@@ -395,8 +450,18 @@ func (e *Engine) ArmCounts() map[string]config.ArmCounts {
 	return e.arms.snapshot()
 }
 
-// Close releases the store and the connections to other stages.
+// Close releases the store and the connections to other stages. Later
+// calls return the first's result.
 func (e *Engine) Close() error {
+	e.closeOnce.Do(func() { e.closeErr = e.close() })
+	return e.closeErr
+}
+
+func (e *Engine) close() error {
+	if e.stopRisks != nil {
+		close(e.stopRisks)
+		<-e.risksDone
+	}
 	if e.precomputed != nil {
 		e.precomputed.close()
 	}

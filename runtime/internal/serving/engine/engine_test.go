@@ -609,3 +609,61 @@ func TestFreshnessLeadsTheFeedWithAFollowedAuthorsNewItem(t *testing.T) {
 		t.Errorf("without freshness fresh-1 leads the page %v: the test shows nothing", got)
 	}
 }
+
+// TestIntegrityEventsSetRisksAndTakeItemsDown: an integrity event sets an
+// item's risk, which the rules see at once; risk 1 takes the item out of
+// every list, whatever the rules; a new item keeps the risk it was
+// published with; the risks survive a restart; an unknown item is
+// refused.
+func TestIntegrityEventsSetRisksAndTakeItemsDown(t *testing.T) {
+	f := world(t)
+	cfg := with(followedConfig(f), func(c *config.Config) {
+		c.Live.Rerank.Rules = []config.Rule{{Type: config.RuleIntegrityFilter, MaxRisk: 0.5}}
+	})
+	state := t.TempDir()
+	e := open(t, cfg, state)
+	before := recommend(t, e, "u21", 1000, time.Now())
+	if len(before.Items) < 3 {
+		t.Fatalf("u21 gets %d items", len(before.Items))
+	}
+	risky, down := before.Items[0].ID, before.Items[1].ID
+	ingest(t, e,
+		store.Event{Type: store.Integrity, Item: risky, Risk: 0.7},
+		store.Event{Type: store.Integrity, Item: down, Risk: 1},
+		store.Event{Type: store.Follow, User: "u21", Author: "a6"},
+		store.Event{Type: store.NewItem, Item: "fresh-risky", Author: "a6", Risk: 0.9},
+		store.Event{Type: store.NewItem, Item: "fresh-fine", Author: "a6", Risk: 0.1},
+	)
+	check := func(e *Engine, when string) {
+		t.Helper()
+		got := ids(recommend(t, e, "u21", 1000, time.Now()))
+		for _, id := range []string{risky, down, "fresh-risky"} {
+			if slices.Contains(got, id) {
+				t.Errorf("%s: %s is still recommended", when, id)
+			}
+		}
+		if !slices.Contains(got, "fresh-fine") {
+			t.Errorf("%s: fresh-fine, new by a followed author with risk 0.1, is not recommended", when)
+		}
+		// Without rules, only the item taken down stays out.
+		noRules := with(cfg, func(c *config.Config) { c.Live.Rerank.Rules = nil })
+		if err := e.Apply(noRules, "no-rules"); err != nil {
+			t.Fatal(err)
+		}
+		got = ids(recommend(t, e, "u21", 1000, time.Now()))
+		if slices.Contains(got, down) || !slices.Contains(got, risky) {
+			t.Errorf("%s, without rules: taken down %s in the list %v, risky %s in it %v; want only the risky one", when, down, slices.Contains(got, down), risky, slices.Contains(got, risky))
+		}
+		if err := e.Apply(cfg, "rules"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(e, "after the events")
+	if err := e.Ingest(context.Background(), []store.Event{{Type: store.Integrity, Item: "no-such-item", Risk: 1}}); !errors.Is(err, store.ErrInvalidEvent) {
+		t.Errorf("an integrity event for an unknown item: %v, want ErrInvalidEvent", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(open(t, cfg, state), "after a restart")
+}

@@ -38,6 +38,9 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 	if e.state == nil {
 		return ErrNotFrontend
 	}
+	if err := e.checkIntegrity(events); err != nil {
+		return err
+	}
 	var now time.Time
 	var published []store.Event // events with new items dated
 	for i := range events {
@@ -61,6 +64,7 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 			return err
 		}
 		e.observeEvents(events)
+		e.applyRisks(events)
 		e.arms.attribute(ctx, events, e.live.Load())
 		return nil
 	}
@@ -82,7 +86,56 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 			return fmt.Errorf("failed to add the recorded item of events[%d]: %w", i, err)
 		}
 	}
+	e.applyRisks(published)
 	return nil
+}
+
+// checkIntegrity refuses integrity events for items neither in the catalog
+// nor published in the same batch: a risk is kept for each item given
+// one, so that ids made up by a client would grow the store for ever.
+func (e *Engine) checkIntegrity(events []store.Event) error {
+	var batch map[string]bool
+	for i := range events {
+		ev := &events[i]
+		if ev.Type != store.Integrity {
+			continue
+		}
+		if _, ok := e.cat.Ordinal(ev.Item); ok {
+			continue
+		}
+		if batch == nil {
+			batch = map[string]bool{}
+			for j := range events {
+				if events[j].Type == store.NewItem {
+					batch[events[j].Item] = true
+				}
+			}
+		}
+		if !batch[ev.Item] {
+			return fmt.Errorf("%w: events[%d]: integrity event for item %q, which is neither in the catalog nor published", store.ErrInvalidEvent, i, ev.Item)
+		}
+	}
+	return nil
+}
+
+// applyRisks gives the catalog the risks of recorded integrity events.
+func (e *Engine) applyRisks(events []store.Event) {
+	for i := range events {
+		if ev := &events[i]; ev.Type == store.Integrity {
+			if o, ok := e.cat.Ordinal(ev.Item); ok {
+				e.cat.SetRisk(o, float32(ev.Risk))
+			}
+		}
+	}
+}
+
+// NewItemRisk is the integrity risk of an item published live that names
+// none: the live config's rerank.newItemRisk, 0 before a config.
+func (e *Engine) NewItemRisk() float64 {
+	if l := e.live.Load(); l != nil {
+		return l.cfg.Live.Rerank.NewItemRisk
+	}
+	return 0
 }
 
 // observeEvents moves the clock to the newest of recorded events; an
@@ -144,7 +197,7 @@ func (e *Engine) roomFor(events []store.Event) error {
 // addItem adds a recorded new item to the catalog, embeds and indexes it.
 // The caller holds addMu.
 func (e *Engine) addItem(ctx context.Context, ev *store.Event) error {
-	o, err := e.cat.Add(dataset.Item{ID: ev.Item, Author: ev.Author, Created: ev.Time})
+	o, err := e.cat.Add(dataset.Item{ID: ev.Item, Author: ev.Author, Created: ev.Time, IntegrityRisk: ev.Risk})
 	if errors.Is(err, catalog.ErrDuplicate) {
 		return nil
 	}

@@ -68,6 +68,10 @@ type Item struct {
 	Risk    float64            `json:"integrityRisk,omitempty"`
 }
 
+// TakenDown is the integrity risk of an item taken down (an integrity
+// event with risk 1): it is never served, whatever the rerank rules.
+const TakenDown = 1
+
 // ErrBadRequest marks errors the client must fix.
 var ErrBadRequest = errors.New("bad request")
 
@@ -124,10 +128,14 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	}
 	p.cands = p.cands[:0]
 	for i, m := range p.mixed {
+		risk := e.cat.Risk(m.Item)
+		if risk >= TakenDown {
+			continue // whatever the rules say
+		}
 		// The mixer's order is the first stage's input order; its score
 		// breaks no tie that the first stage does not.
 		p.cands = append(p.cands, rank.Candidate{
-			Item: m.Item, ID: e.cat.ID(m.Item), Author: e.cat.Author(m.Item), Risk: e.cat.Risk(m.Item),
+			Item: m.Item, ID: e.cat.ID(m.Item), Author: e.cat.Author(m.Item), Risk: risk,
 			Sources: m.Sources, Value: m.Score, First: float32(-i),
 		})
 	}

@@ -56,6 +56,9 @@ type Engine interface {
 	Recommend(ctx context.Context, req *Request) (*Response, error)
 	// Ingest records a batch of events; nil means they are durable.
 	Ingest(ctx context.Context, events []store.Event) error
+	// NewItemRisk is the integrity risk of a new_item event that names
+	// none.
+	NewItemRisk() float64
 	// Info describes what the process loaded, for /v1/status.
 	Info() map[string]any
 	// ArmCounts is, by experiment arm, what the process served and the
@@ -322,6 +325,10 @@ type eventBody struct {
 		Author string    `json:"author"`
 		Type   string    `json:"type"`
 		Time   time.Time `json:"time"`
+		// Risk is the item's integrity risk: required for integrity,
+		// optional for new_item (the live config's rerank.newItemRisk
+		// when absent), refused for the others.
+		Risk *float64 `json:"risk"`
 	} `json:"events"`
 }
 
@@ -331,7 +338,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "POST /v1/events needs the pipeline's events token: Authorization: Bearer <token>")
 		return
 	}
-	events, err := decodeEvents(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), s.opts.MaxEvents)
+	newItemRisk := 0.0
+	if s.loaded.Load() {
+		newItemRisk = s.engine.NewItemRisk()
+	}
+	events, err := decodeEvents(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), s.opts.MaxEvents, newItemRisk)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -361,8 +372,8 @@ func bearer(r *http.Request, token string) bool {
 }
 
 // decodeEvents parses and checks a batch of events; errors name the event
-// at fault.
-func decodeEvents(r io.Reader, maxEvents int) ([]store.Event, error) {
+// at fault. A new_item without a risk gets newItemRisk.
+func decodeEvents(r io.Reader, maxEvents int, newItemRisk float64) ([]store.Event, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	var body eventBody
@@ -379,6 +390,9 @@ func decodeEvents(r io.Reader, maxEvents int) ([]store.Event, error) {
 	for i, e := range body.Events {
 		ev := store.Event{User: e.User, Item: e.Item, Author: e.Author, Type: store.EventType(e.Type), Time: e.Time}
 		if err := checkEvent(&ev); err != nil {
+			return nil, fmt.Errorf("events[%d]: %w", i, err)
+		}
+		if err := setRisk(&ev, e.Risk, newItemRisk); err != nil {
 			return nil, fmt.Errorf("events[%d]: %w", i, err)
 		}
 		out[i] = ev
@@ -400,6 +414,10 @@ func checkEvent(e *store.Event) error {
 		if e.Item == "" || e.Author == "" {
 			return fmt.Errorf("type new_item needs item and author")
 		}
+	case store.Integrity:
+		if e.Item == "" {
+			return fmt.Errorf("type integrity needs item and risk")
+		}
 	default:
 		return fmt.Errorf("type %q is not an event type", e.Type)
 	}
@@ -413,6 +431,25 @@ func checkEvent(e *store.Event) error {
 	// event clock past every real request.
 	if latest := time.Now().Add(MaxClockSkew); e.Time.After(latest) {
 		return fmt.Errorf("time %s is more than %s after this server's clock", e.Time.Format(time.RFC3339), MaxClockSkew)
+	}
+	return nil
+}
+
+// setRisk checks an event's risk and sets it: integrity events need one,
+// a new_item without one gets newItemRisk, other events may not have one.
+func setRisk(e *store.Event, risk *float64, newItemRisk float64) error {
+	switch {
+	case risk == nil && e.Type == store.Integrity:
+		return errors.New("type integrity needs item and risk")
+	case risk == nil && e.Type == store.NewItem:
+		e.Risk = newItemRisk
+	case risk == nil:
+	case e.Type != store.Integrity && e.Type != store.NewItem:
+		return fmt.Errorf("risk is for integrity and new_item events, not %s", e.Type)
+	case !(*risk >= 0 && *risk <= 1):
+		return fmt.Errorf("risk %v is outside [0, 1]", *risk)
+	default:
+		e.Risk = *risk
 	}
 	return nil
 }

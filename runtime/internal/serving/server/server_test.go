@@ -29,6 +29,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,9 @@ func (e *echoEngine) Recommend(_ context.Context, req *Request) (*Response, erro
 	}
 	return &Response{User: req.User, Items: []Item{{ID: "i1", Score: live.Weights["click"]}}}, nil
 }
+
+// NewItemRisk is the default risk of the tests' new items.
+func (e *echoEngine) NewItemRisk() float64 { return 0.25 }
 
 func (e *echoEngine) Ingest(_ context.Context, events []store.Event) error {
 	e.mu.Lock()
@@ -272,6 +276,41 @@ func TestBadRequestsGet4xxWithAReason(t *testing.T) {
 	}
 }
 
+// TestEventRisks: an integrity event needs a risk in [0, 1]; a new_item
+// takes the engine's default risk when it names none; no other event may
+// carry one.
+func TestEventRisks(t *testing.T) {
+	s, eng, ts := newTestServer(t)
+	s.OnConfig(testConfig(t, 1, nil))
+	for body, want := range map[string]int{
+		`{"item":"i1","type":"integrity","risk":1}`:             http.StatusAccepted,
+		`{"item":"i2","author":"a","type":"new_item","risk":0}`: http.StatusAccepted,
+		`{"item":"i3","author":"a","type":"new_item"}`:          http.StatusAccepted,
+		`{"item":"i1","type":"integrity"}`:                      http.StatusBadRequest,
+		`{"item":"i1","type":"integrity","risk":1.5}`:           http.StatusBadRequest,
+		`{"item":"i1","type":"integrity","risk":-0.5}`:          http.StatusBadRequest,
+		`{"type":"integrity","risk":0.5}`:                       http.StatusBadRequest,
+		`{"user":"u","item":"i1","type":"click","risk":0.5}`:    http.StatusBadRequest,
+		`{"user":"u","item":"i1","type":"impression","risk":0}`: http.StatusBadRequest,
+	} {
+		resp, err := http.Post(ts.URL+"/v1/events", "application/json", strings.NewReader(`{"events":[`+body+`]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: HTTP %d, want %d", body, resp.StatusCode, want)
+		}
+	}
+	risks := map[string]float64{}
+	for _, e := range eng.ingested {
+		risks[e.Item] = e.Risk
+	}
+	if want := map[string]float64{"i1": 1, "i2": 0, "i3": 0.25}; !reflect.DeepEqual(risks, want) {
+		t.Errorf("risks ingested %v, want %v", risks, want)
+	}
+}
+
 func TestEventsReachTheEngine(t *testing.T) {
 	s, eng, ts := newTestServer(t)
 	s.OnConfig(testConfig(t, 1, nil))
@@ -283,7 +322,7 @@ func TestEventsReachTheEngine(t *testing.T) {
 	_ = resp.Body.Close()
 	want := []store.Event{
 		{User: "u1", Item: "i9", Type: store.SeeLess, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
-		{Item: "i10", Author: "a1", Type: store.NewItem},
+		{Item: "i10", Author: "a1", Type: store.NewItem, Risk: 0.25},
 	}
 	if fmt.Sprint(eng.ingested) != fmt.Sprint(want) {
 		t.Errorf("ingested %+v, want %+v", eng.ingested, want)
@@ -342,11 +381,12 @@ func FuzzDecodeEvents(f *testing.F) {
 	f.Add([]byte(`{"events":[{"user":"u","item":"i","type":"click"}]}`))
 	f.Add([]byte(`{"events":[{"user":"u","author":"a","type":"follow","time":"2026-01-02T03:04:05Z"}]}`))
 	f.Add([]byte(`{"events":[{"item":"i","author":"a","type":"new_item"},{"user":"u","type":"see_less"}]}`))
+	f.Add([]byte(`{"events":[{"item":"i","type":"integrity","risk":1},{"item":"j","author":"a","type":"new_item","risk":0.5}]}`))
 	f.Add([]byte(`{"events":null}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"events":[{"user":"` + strings.Repeat("x", 300) + `","item":"i","type":"like"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		events, err := decodeEvents(bytes.NewReader(body), 100)
+		events, err := decodeEvents(bytes.NewReader(body), 100, 0.25)
 		if err != nil {
 			return
 		}

@@ -434,6 +434,10 @@ func TestApplyRejectsInvalidBatches(t *testing.T) {
 		"follow without author":   {Type: Follow, User: "u"},
 		"unfollow without user":   {Type: Unfollow, Author: "a"},
 		"new_item without author": {Type: NewItem, Item: "i"},
+		"integrity without item":  {Type: Integrity, Risk: 0.5},
+		"integrity risk above 1":  {Type: Integrity, Item: "i", Risk: 1.5},
+		"negative new_item risk":  {Type: NewItem, Item: "i", Author: "a", Risk: -0.1},
+		"integrity risk NaN":      {Type: Integrity, Item: "i", Risk: math.NaN()},
 	}
 	for _, b := range []backend{backends[0], backends[2]} {
 		t.Run(b.name, func(t *testing.T) {

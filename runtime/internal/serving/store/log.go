@@ -24,6 +24,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -36,8 +37,10 @@ import (
 //	magic   = "recslog1"                        8 bytes
 //	record  = length:u32le crc:u32le payload    one per Apply batch
 //	crc     = CRC-32C (Castagnoli) of payload
-//	payload = version:byte(1) count:uvarint event{count}
-//	event   = type:byte time:varint(unix ms) user:str item:str author:str
+//	payload = version:byte(3) count:uvarint event{count}
+//	event   = type:byte time:varint(unix ms) user:str item:str author:str [risk:f64le]
+//	          (risk for new_item and integrity events only; version 1,
+//	          written before risks were, has none)
 //	str     = len:uvarint bytes
 //
 // A bad record at the end of the file is a torn write: it was never
@@ -54,14 +57,20 @@ const (
 	logName       = "events.log"
 	logMagic      = "recslog1"
 	recordHeader  = 8
-	recordVersion = 1
+	recordVersion = 3
+	// recordVersionNoRisk is the version of the records written before
+	// events carried risks; they are read as risk 0.
+	recordVersionNoRisk = 1
 	// maxRecord bounds a record's payload; a larger length is corruption.
 	maxRecord = 64 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-var typeCodes = []EventType{Impression, Click, Like, Comment, Share, SeeLess, Follow, Unfollow, NewItem}
+var typeCodes = []EventType{Impression, Click, Like, Comment, Share, SeeLess, Follow, Unfollow, NewItem, Integrity}
+
+// hasRisk reports whether a record of version 3 carries an event's risk.
+func hasRisk(t EventType) bool { return t == NewItem || t == Integrity }
 
 func typeCode(t EventType) byte {
 	for i, c := range typeCodes {
@@ -87,6 +96,9 @@ func appendRecord(buf []byte, events []Event) []byte {
 		buf = appendString(buf, e.User)
 		buf = appendString(buf, e.Item)
 		buf = appendString(buf, e.Author)
+		if hasRisk(e.Type) {
+			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(e.Risk))
+		}
 	}
 	return finishRecord(buf, start)
 }
@@ -99,9 +111,10 @@ func appendString(buf []byte, s string) []byte {
 var errBadPayload = errors.New("malformed record payload")
 
 func decodePayload(p []byte) ([]Event, error) {
-	if len(p) < 2 || p[0] != recordVersion {
+	if len(p) < 2 || p[0] != recordVersion && p[0] != recordVersionNoRisk {
 		return nil, errBadPayload
 	}
+	risks := p[0] == recordVersion
 	p = p[1:]
 	n, k := binary.Uvarint(p)
 	if k <= 0 || n > uint64(len(p)) {
@@ -128,6 +141,13 @@ func decodePayload(p []byte) ([]Event, error) {
 			}
 			*s = string(p[k : k+int(l)])
 			p = p[k+int(l):]
+		}
+		if risks && hasRisk(events[i].Type) {
+			if len(p) < 8 {
+				return nil, errBadPayload
+			}
+			events[i].Risk = math.Float64frombits(binary.LittleEndian.Uint64(p))
+			p = p[8:]
 		}
 	}
 	if len(p) != 0 {

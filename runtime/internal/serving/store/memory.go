@@ -106,6 +106,7 @@ func (m *Memory) Err() error {
 var _ Store = (*Memory)(nil)
 var _ Seeder = (*Memory)(nil)
 var _ NewItemsReader = (*Memory)(nil)
+var _ RiskReader = (*Memory)(nil)
 var _ EventClock = (*Memory)(nil)
 
 // OpenMemory opens, or creates, the Memory store whose log is in dir, and
@@ -266,6 +267,14 @@ func (m *Memory) Seed(ctx context.Context, items []ItemTime) error {
 		m.st.addAuthorItem(it)
 	}
 	return nil
+}
+
+// Risks implements RiskReader from the replayed and applied events.
+func (m *Memory) Risks(ctx context.Context) (map[string]float64, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	return m.st.allRisks(), nil
 }
 
 // NewItems implements NewItemsReader from the replayed and applied events.

@@ -18,6 +18,7 @@ package store
 
 import (
 	"context"
+	"reflect"
 	"testing"
 )
 
@@ -119,4 +120,46 @@ func mustDefaults(t *testing.T, o StateOptions) StateOptions {
 		t.Fatal(err)
 	}
 	return o
+}
+
+// TestRisks: integrity events set an item's risk, the last one wins, a
+// new_item may carry one; every backend keeps them (the Memory store
+// through a replay of its log).
+func TestRisks(t *testing.T) {
+	integrity := func(item string, risk float64, s float64) Event {
+		e := ev(Integrity, "", item, "", s)
+		e.Risk = risk
+		return e
+	}
+	published := ev(NewItem, "", "n1", "a", 1)
+	published.Risk = 0.4
+	batches := [][]Event{
+		{published, ev(NewItem, "", "n2", "a", 2), integrity("c1", 0.7, 3)},
+		{integrity("c1", 1, 4), ev(Click, "u", "c1", "", 5), integrity("n2", 0.2, 6)},
+	}
+	want := map[string]float64{"n1": 0.4, "c1": 1, "n2": 0.2}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := b.open(t, StateOptions{})
+			for i, batch := range batches {
+				if err := s.Apply(ctx, batch); err != nil {
+					t.Fatalf("Apply batch %d: %v", i, err)
+				}
+			}
+			if b.replay != nil {
+				s = b.replay(t, s, StateOptions{})
+			}
+			got, err := s.(RiskReader).Risks(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Risks = %v, want %v", got, want)
+			}
+			if users, err := s.Follows(ctx, ""); err != nil || len(users) != 0 {
+				t.Errorf("an integrity event made a user with no id: %v %v", users, err)
+			}
+		})
+	}
 }

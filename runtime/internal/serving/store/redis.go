@@ -77,6 +77,7 @@ type Redis struct {
 var _ Store = (*Redis)(nil)
 var _ Seeder = (*Redis)(nil)
 var _ NewItemsReader = (*Redis)(nil)
+var _ RiskReader = (*Redis)(nil)
 var _ EventClock = (*Redis)(nil)
 var _ ArmRecorder = (*Redis)(nil)
 
@@ -271,6 +272,11 @@ func (r *Redis) Apply(ctx context.Context, events []Event) error {
 				k = r.key("ni", "")
 				p.RPush(ctx, k, encodeNewItem(e))
 				trims[k] = trim{k, o.NewItems, true, false}
+				if e.Risk != 0 {
+					p.HSet(ctx, r.key("risk", ""), e.Item, strconv.FormatFloat(e.Risk, 'g', -1, 64))
+				}
+			case Integrity:
+				p.HSet(ctx, r.key("risk", ""), e.Item, strconv.FormatFloat(e.Risk, 'g', -1, 64))
 			}
 			if lw, ok := r.decay.logWeight(e); ok {
 				if old, ok := pop[e.Item]; ok {
@@ -332,6 +338,23 @@ func (r *Redis) Seed(ctx context.Context, items []ItemTime) error {
 		return fmt.Errorf("failed to seed items in redis: %w", err)
 	}
 	return nil
+}
+
+// Risks implements RiskReader.
+func (r *Redis) Risks(ctx context.Context) (map[string]float64, error) {
+	vals, err := r.c.HGetAll(ctx, r.key("risk", "")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read integrity risks from redis: %w", err)
+	}
+	out := make(map[string]float64, len(vals))
+	for item, v := range vals {
+		risk, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(risk >= 0 && risk <= 1) {
+			return nil, fmt.Errorf("failed to read integrity risks from redis: item %q has risk %q", item, v)
+		}
+		out[item] = risk
+	}
+	return out, nil
 }
 
 // newItemsPage is how many publications one round trip of NewItems reads.

@@ -35,6 +35,7 @@ import (
 //	kind 3, meta     = newest:varint touched:uvarint evicted:varint
 //	kind 4, authors  = author:str n:uvarint (item:str time:varint){n}
 //	kind 5, published = item:str author:str time:varint
+//	kind 6, risks    = item:str risk:f64le
 //	strs             = n:uvarint str{n}
 //	engagements      = n:uvarint (type:byte time:varint item:str){n}
 //
@@ -49,6 +50,7 @@ const (
 	snapMeta      byte = 3
 	snapAuthors   byte = 4
 	snapPublished byte = 5
+	snapRisks     byte = 6
 
 	// snapshotChunk is the size past which a snapshot record is closed and
 	// the next begun, far below maxRecord.
@@ -189,6 +191,14 @@ func (s *state) snapshot(buf []byte) []byte {
 	}
 	s.popMu.Unlock()
 	w.flush()
+	w.kind = snapRisks
+	s.riskMu.RLock()
+	for item, risk := range s.risks {
+		w.entry = binary.LittleEndian.AppendUint64(appendString(w.entry, item), math.Float64bits(risk))
+		w.add()
+	}
+	s.riskMu.RUnlock()
+	w.flush()
 	w.kind = snapMeta
 	w.entry = binary.AppendVarint(w.entry, s.newest.Load())
 	w.entry = binary.AppendUvarint(w.entry, s.touched)
@@ -270,6 +280,8 @@ func decodeSnapshot(p []byte) (func(*state), error) {
 		apply = r.authors(int(n))
 	case snapPublished:
 		apply = r.published(int(n))
+	case snapRisks:
+		apply = r.risks(int(n))
 	case snapMeta:
 		newest, touched, evicted := r.varint(), r.uvarint(), r.varint()
 		apply = func(s *state) {
@@ -414,5 +426,24 @@ func (r *snapshotReader) published(n int) func(*state) {
 			}
 		}
 		s.newMu.Unlock()
+	}
+}
+
+func (r *snapshotReader) risks(n int) func(*state) {
+	items := make([]string, n)
+	risks := make([]float64, n)
+	for i := range n {
+		items[i] = r.str()
+		if len(r.p) < 8 {
+			r.err = true
+			return nil
+		}
+		risks[i] = math.Float64frombits(binary.LittleEndian.Uint64(r.p))
+		r.p = r.p[8:]
+	}
+	return func(s *state) {
+		for i, it := range items {
+			s.setRisk(it, risks[i])
+		}
 	}
 }

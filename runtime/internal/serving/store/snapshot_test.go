@@ -31,14 +31,16 @@ import (
 // mixedEvents is a random day of every kind of event from users users on
 // items items by authors authors, oldest first.
 func mixedEvents(rng *rand.Rand, n, users, items, authors int) []Event {
-	kinds := []EventType{Impression, Impression, Impression, Click, Like, Comment, Share, SeeLess, Follow, Unfollow, NewItem}
+	kinds := []EventType{Impression, Impression, Impression, Click, Like, Comment, Share, SeeLess, Follow, Unfollow, NewItem, Integrity}
 	out := make([]Event, n)
 	for k := range out {
 		e := Event{Type: kinds[rng.IntN(len(kinds))], Time: at(float64(k) * 7)}
 		item := rng.IntN(items)
 		switch e.Type {
 		case NewItem:
-			e.Item, e.Author = fmt.Sprintf("new-%d", k), fmt.Sprintf("au-%d", rng.IntN(authors))
+			e.Item, e.Author, e.Risk = fmt.Sprintf("new-%d", k), fmt.Sprintf("au-%d", rng.IntN(authors)), float64(rng.IntN(3))/4
+		case Integrity:
+			e.Item, e.Risk = fmt.Sprintf("it-%d", item), rng.Float64()
 		case Follow, Unfollow:
 			e.User, e.Author = fmt.Sprintf("us-%d", rng.IntN(users)), fmt.Sprintf("au-%d", rng.IntN(authors))
 		case SeeLess:
@@ -59,6 +61,7 @@ type answers struct {
 	Recent      []ItemTime
 	Popular     []ItemScore
 	Published   []ItemTime
+	Risks       map[string]float64
 	Newest      time.Time
 }
 
@@ -91,6 +94,9 @@ func answersOf(t *testing.T, m *Memory, users, authors int) answers {
 		t.Fatal(err)
 	}
 	if a.Published, err = m.NewItems(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.Risks, err = m.Risks(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if a.Newest, err = m.NewestEvent(ctx); err != nil {

@@ -19,6 +19,7 @@ package store
 import (
 	"container/heap"
 	"hash/maphash"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -41,6 +42,9 @@ type state struct {
 	newMu    sync.RWMutex
 	newItems []ItemTime          // first publications, oldest first
 	newIDs   map[string]struct{} // the items of newItems
+
+	riskMu sync.RWMutex
+	risks  map[string]float64 // the last risk set of each item given one
 
 	popMu    sync.Mutex
 	pop      map[string]float64 // item → stored popularity, see decay
@@ -79,7 +83,7 @@ type userState struct {
 }
 
 func newState(o StateOptions) *state {
-	s := &state{opts: o, decay: newDecay(o), seed: maphash.MakeSeed(), pop: make(map[string]float64), newIDs: make(map[string]struct{})}
+	s := &state{opts: o, decay: newDecay(o), seed: maphash.MakeSeed(), pop: make(map[string]float64), newIDs: make(map[string]struct{}), risks: make(map[string]float64)}
 	for i := range s.users {
 		s.users[i].users = make(map[string]*userState)
 		s.authors[i].authors = make(map[string][]ItemTime)
@@ -131,6 +135,13 @@ func (s *state) apply(events []Event) {
 			it := ItemTime{Item: e.Item, Author: e.Author, Time: e.Time}
 			s.addAuthorItem(it)
 			s.addNewItem(it)
+			if e.Risk != 0 {
+				s.setRisk(e.Item, e.Risk)
+			}
+			continue
+		}
+		if e.Type == Integrity {
+			s.setRisk(e.Item, e.Risk)
 			continue
 		}
 		sh := s.user(e.User)
@@ -180,6 +191,18 @@ func (s *state) apply(events []Event) {
 		s.popWrite.Add(1)
 		s.prunePopular()
 	}
+}
+
+func (s *state) setRisk(item string, risk float64) {
+	s.riskMu.Lock()
+	s.risks[item] = risk
+	s.riskMu.Unlock()
+}
+
+func (s *state) allRisks() map[string]float64 {
+	s.riskMu.RLock()
+	defer s.riskMu.RUnlock()
+	return maps.Clone(s.risks)
 }
 
 // addAuthorItem records or re-dates an author's item, keeping the newest

@@ -50,6 +50,9 @@ const (
 	Follow     EventType = "follow"
 	Unfollow   EventType = "unfollow"
 	NewItem    EventType = "new_item"
+	// Integrity sets an item's integrity risk (Event.Risk); risk 1 takes
+	// the item down.
+	Integrity EventType = "integrity"
 )
 
 // Event is one impression, engagement, follow change or publication.
@@ -64,6 +67,9 @@ type Event struct {
 	// see_less.
 	Author string
 	Type   EventType
+	// Risk is the item's integrity risk, in [0, 1], of an integrity or a
+	// new_item event; ignored for the others.
+	Risk float64
 	// Time of the event. A zero Time is replaced by the time Apply is called.
 	// Times are kept with millisecond precision.
 	Time time.Time
@@ -159,6 +165,14 @@ type NewItemsReader interface {
 	// first publication. At most StateOptions.NewItems items are kept, the
 	// most recently first published.
 	NewItems(ctx context.Context) ([]ItemTime, error)
+}
+
+// RiskReader lists the integrity risks set by integrity and new_item
+// events, so that a process which keeps its own catalog can apply them
+// again after a restart.
+type RiskReader interface {
+	// Risks returns the last risk set of each item that had one set.
+	Risks(ctx context.Context) (map[string]float64, error)
 }
 
 // ArmRecorder remembers which experiment arm served each (user, item), so
@@ -434,10 +448,25 @@ func validate(e *Event) error {
 	case Follow, Unfollow:
 		return need("user and author", e.User != "" && e.Author != "")
 	case NewItem:
-		return need("item and author", e.Item != "" && e.Author != "")
+		if err := need("item and author", e.Item != "" && e.Author != ""); err != nil {
+			return err
+		}
+		return checkRisk(e)
+	case Integrity:
+		if err := need("item", e.Item != ""); err != nil {
+			return err
+		}
+		return checkRisk(e)
 	default:
 		return fmt.Errorf("%w: unknown type %q", ErrInvalidEvent, e.Type)
 	}
+}
+
+func checkRisk(e *Event) error {
+	if !(e.Risk >= 0 && e.Risk <= 1) {
+		return fmt.Errorf("%w: %s event: risk %v outside [0, 1]", ErrInvalidEvent, e.Type, e.Risk)
+	}
+	return nil
 }
 
 // lessItemTime orders newest first, ties by item.
