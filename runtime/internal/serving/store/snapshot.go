@@ -96,6 +96,16 @@ func (w *snapshotWriter) add() {
 	}
 }
 
+// floats writes m, item by item, as records of kind.
+func (w *snapshotWriter) floats(kind byte, m map[string]float64) {
+	w.kind = kind
+	for item, v := range m {
+		w.entry = binary.LittleEndian.AppendUint64(appendString(w.entry, item), math.Float64bits(v))
+		w.add()
+	}
+	w.flush()
+}
+
 // flush writes the open record, if it has entries.
 func (w *snapshotWriter) flush() {
 	if w.n == 0 {
@@ -183,22 +193,12 @@ func (s *state) snapshot(buf []byte) []byte {
 		sh.mu.RUnlock()
 	}
 	w.flush()
-	w.kind = snapPopular
 	s.popMu.Lock()
-	for item, lw := range s.pop {
-		w.entry = binary.LittleEndian.AppendUint64(appendString(w.entry, item), math.Float64bits(lw))
-		w.add()
-	}
+	w.floats(snapPopular, s.pop)
 	s.popMu.Unlock()
-	w.flush()
-	w.kind = snapRisks
 	s.riskMu.RLock()
-	for item, risk := range s.risks {
-		w.entry = binary.LittleEndian.AppendUint64(appendString(w.entry, item), math.Float64bits(risk))
-		w.add()
-	}
+	w.floats(snapRisks, s.risks)
 	s.riskMu.RUnlock()
-	w.flush()
 	w.kind = snapMeta
 	w.entry = binary.AppendVarint(w.entry, s.newest.Load())
 	w.entry = binary.AppendUvarint(w.entry, s.touched)
@@ -362,18 +362,24 @@ func (r *snapshotReader) users(n int) func(*state) {
 	}
 }
 
-func (r *snapshotReader) popular(n int) func(*state) {
+// floats reads n entries of an items-to-numbers kind.
+func (r *snapshotReader) floats(n int) ([]string, []float64) {
 	items := make([]string, n)
-	weights := make([]float64, n)
+	vs := make([]float64, n)
 	for i := range n {
 		items[i] = r.str()
 		if len(r.p) < 8 {
 			r.err = true
-			return nil
+			return nil, nil
 		}
-		weights[i] = math.Float64frombits(binary.LittleEndian.Uint64(r.p))
+		vs[i] = math.Float64frombits(binary.LittleEndian.Uint64(r.p))
 		r.p = r.p[8:]
 	}
+	return items, vs
+}
+
+func (r *snapshotReader) popular(n int) func(*state) {
+	items, weights := r.floats(n)
 	return func(s *state) {
 		s.popMu.Lock()
 		for i, it := range items {
@@ -430,17 +436,7 @@ func (r *snapshotReader) published(n int) func(*state) {
 }
 
 func (r *snapshotReader) risks(n int) func(*state) {
-	items := make([]string, n)
-	risks := make([]float64, n)
-	for i := range n {
-		items[i] = r.str()
-		if len(r.p) < 8 {
-			r.err = true
-			return nil
-		}
-		risks[i] = math.Float64frombits(binary.LittleEndian.Uint64(r.p))
-		r.p = r.p[8:]
-	}
+	items, risks := r.floats(n)
 	return func(s *state) {
 		for i, it := range items {
 			s.setRisk(it, risks[i])
