@@ -709,12 +709,51 @@ spec:
 	})
 	run(t, kubectl, "-n", "recs", "delete", "rp", "explore", "--wait=true", "--timeout=2m")
 	eventually(t, 2*time.Minute, "every child collected", func() error {
-		out := strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", "deploy,svc,cm,sa,role,rolebinding,hpa,pdb", "-l", "app.kubernetes.io/instance=explore", "-o", "name"))
+		out := strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", "deploy,svc,cm,sa,role,rolebinding,hpa,pdb,secret", "-l", "app.kubernetes.io/instance=explore", "-o", "name"))
 		if out != "" {
 			return fmt.Errorf("left: %s", out)
 		}
 		return nil
 	})
+
+	slowStartNotRestarted(t, recserve)
+}
+
+// slowStartNotRestarted: a pipeline whose retrieval stage loads for longer
+// than its liveness probe tolerates failures (3 × 5 s) — a 300,000-item
+// catalog to embed and index — becomes Ready without a restart: /healthz
+// answers from the process's start.
+func slowStartNotRestarted(t *testing.T, image string) {
+	t.Helper()
+	run(t, "go", "run", "../../runtime/cmd/recgen", "-out", filepath.Join(dataDir, "slow-world"),
+		"-users", "200", "-items", "300000", "-events", "2000", "-seed", "7", "-no-truth")
+	run(t, "chmod", "-R", "a+rX", dataDir)
+	slow := strings.NewReplacer("name: explore", "name: slow", "pvc://e2e-data/world", "pvc://e2e-data/slow-world").
+		Replace(pipeline(`{click: 1.0, like: 2.0, comment: 4.0, see_less: -8.0}`, "models/mtml", image))
+	applyYAML(t, slow)
+	defer func() {
+		_, _ = runErr(kubectl, "-n", "recs", "delete", "rp", "slow", "--wait=true", "--timeout=2m")
+	}()
+	run(t, kubectl, "-n", "recs", "wait", "--for=condition=Ready", "rp/slow", "--timeout=5m")
+	out := run(t, kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=slow,app.kubernetes.io/component=retrieval", "-o",
+		`jsonpath={range .items[*]}{.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.running.startedAt} {range .status.conditions[?(@.type=="Ready")]}{.lastTransitionTime}{end}{"\n"}{end}`)
+	f := strings.Fields(out)
+	if len(f) != 3 {
+		t.Fatalf("the slow pipeline's retrieval pod: %q", out)
+	}
+	started, err1 := time.Parse(time.RFC3339, f[1])
+	ready, err2 := time.Parse(time.RFC3339, f[2])
+	if err1 != nil || err2 != nil {
+		t.Fatalf("the slow pipeline's retrieval pod: %q", out)
+	}
+	took := ready.Sub(started)
+	t.Logf("a retrieval stage loading 300,000 items: ready %s after its start, %s restarts", took, f[0])
+	if f[0] != "0" {
+		t.Errorf("the slowly loading retrieval stage restarted %s times", f[0])
+	}
+	if took <= 20*time.Second {
+		t.Errorf("the retrieval stage was ready %s after its start: not longer than the liveness probe tolerates, so this shows nothing", took)
+	}
 }
 
 // TestInstallManifest installs the operator from dist/install.yaml (make
