@@ -98,6 +98,7 @@ func main() {
 		StatusReader:            &controllers.HTTPStatusReader{},
 		APIReader:               mgr.GetAPIReader(),
 		MaxConcurrentReconciles: workers,
+		OperatorNamespace:       ownNamespace(),
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "Failed to set up the controller")
 		os.Exit(1)
@@ -116,6 +117,16 @@ func main() {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// ownNamespace is the namespace of the manager's pod, from its service
+// account's token mount; empty outside a cluster.
+func ownNamespace() string {
+	b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func splitNamespaces(s string) []string {

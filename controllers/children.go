@@ -19,6 +19,7 @@ package controllers
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -551,28 +552,85 @@ func desiredPDB(rp *servingv1alpha1.RecPipeline, stage string) *policyv1ac.PodDi
 
 // desiredNetworkPolicy lets only the pipeline's own pods call a stage's
 // gRPC port, the port of the calls between stages (which carry users'
-// state and may add items to a ranker's catalog); its HTTP port stays open
-// to the kubelet's probes, the operator's status reads and metrics
-// scrapers. The frontend, which serves the client API, gets none (its
-// events API takes a token: spec.events).
-func desiredNetworkPolicy(rp *servingv1alpha1.RecPipeline, stage string) *networkingv1ac.NetworkPolicyApplyConfiguration {
-	if !config.ServesGRPC(stage) {
-		return nil
+// state and may add items to a ranker's catalog), and the peers of
+// spec.network its HTTP port (httpPeers; anyone when it names none). The
+// frontend, which serves the client API and no gRPC, gets one only when
+// spec.network names its clients; nil otherwise. The kubelet's probes come
+// from the node, which network plugins let through.
+func desiredNetworkPolicy(rp *servingv1alpha1.RecPipeline, stage, operatorNamespace string) *networkingv1ac.NetworkPolicyApplyConfiguration {
+	http := networkingv1ac.NetworkPolicyIngressRule().
+		WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString("http"))).
+		WithFrom(httpPeers(rp, stage, operatorNamespace)...)
+	var rules []*networkingv1ac.NetworkPolicyIngressRuleApplyConfiguration
+	switch {
+	case config.ServesGRPC(stage):
+		pipelinePods := map[string]string{labelName: "recserve", labelInstance: rp.Name}
+		rules = append(rules, networkingv1ac.NetworkPolicyIngressRule().
+			WithFrom(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(pipelinePods))).
+			WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString("grpc"))),
+			http)
+	case rp.Spec.Network != nil && len(rp.Spec.Network.Clients) > 0:
+		rules = append(rules, http)
+	default:
+		return nil // the frontend, open to anyone
 	}
-	pipelinePods := map[string]string{labelName: "recserve", labelInstance: rp.Name}
 	return networkingv1ac.NetworkPolicy(ChildName(rp, stage), rp.Namespace).
 		WithLabels(commonLabels(rp, stage)).
 		WithOwnerReferences(ownerReference(rp)).
 		WithSpec(networkingv1ac.NetworkPolicySpec().
 			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(rp, stage))).
 			WithPolicyTypes(networkingv1.PolicyTypeIngress).
-			WithIngress(
-				networkingv1ac.NetworkPolicyIngressRule().
-					WithFrom(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(pipelinePods))).
-					WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString("grpc"))),
-				networkingv1ac.NetworkPolicyIngressRule().
-					WithPorts(networkingv1ac.NetworkPolicyPort().WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString("http"))),
-			))
+			WithIngress(rules...))
+}
+
+// httpPeers are who may reach a stage's HTTP port (spec.network): the
+// clients on the frontend, the monitoring peers on every stage, and then
+// the operator's namespace, whose manager reads /v1/status; none (anyone)
+// when the spec limits nothing for the stage.
+func httpPeers(rp *servingv1alpha1.RecPipeline, stage, operatorNamespace string) []*networkingv1ac.NetworkPolicyPeerApplyConfiguration {
+	n := rp.Spec.Network
+	if n == nil {
+		return nil
+	}
+	peers := n.Monitoring
+	if stage == config.StageFrontend {
+		if len(n.Clients) == 0 {
+			return nil
+		}
+		peers = append(slices.Clone(n.Clients), peers...)
+	}
+	if len(peers) == 0 {
+		return nil
+	}
+	out := make([]*networkingv1ac.NetworkPolicyPeerApplyConfiguration, 0, len(peers)+1)
+	for _, p := range peers {
+		peer := networkingv1ac.NetworkPolicyPeer()
+		if p.NamespaceSelector != nil {
+			peer.WithNamespaceSelector(labelSelector(p.NamespaceSelector))
+		}
+		if p.PodSelector != nil {
+			peer.WithPodSelector(labelSelector(p.PodSelector))
+		}
+		out = append(out, peer)
+	}
+	if operatorNamespace != "" {
+		out = append(out, networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(metav1ac.LabelSelector().
+			WithMatchLabels(map[string]string{corev1.LabelMetadataName: operatorNamespace})))
+	}
+	return out
+}
+
+// labelSelector is sel as an apply configuration.
+func labelSelector(sel *metav1.LabelSelector) *metav1ac.LabelSelectorApplyConfiguration {
+	out := metav1ac.LabelSelector()
+	if len(sel.MatchLabels) > 0 {
+		out.WithMatchLabels(sel.MatchLabels)
+	}
+	for _, e := range sel.MatchExpressions {
+		out.WithMatchExpressions(metav1ac.LabelSelectorRequirement().
+			WithKey(e.Key).WithOperator(e.Operator).WithValues(e.Values...))
+	}
+	return out
 }
 
 // endpoint is the URL of the client API.

@@ -26,6 +26,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -811,4 +812,71 @@ func TestDesiredDeploymentStageToken(t *testing.T) {
 		t.Errorf("stage-token Secret %+v", s)
 	}
 	assertControllerRef(t, s.OwnerReferences)
+}
+
+// TestDesiredNetworkPolicyHTTPPeers: spec.network limits the frontend's
+// HTTP port to its clients and the monitoring peers, and the other stages'
+// HTTP port to the monitoring peers, always with the operator's namespace;
+// what it leaves unset stays open, and the gRPC port is the pipeline's.
+func TestDesiredNetworkPolicyHTTPPeers(t *testing.T) {
+	clients := []servingv1alpha1.NetworkPeer{{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "feed"}},
+		PodSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"web", "api"}},
+		}},
+	}}
+	monitoring := []servingv1alpha1.NetworkPeer{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}}}
+	operator := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "recpipeline-system"}}}
+	peer := func(p servingv1alpha1.NetworkPeer) networkingv1.NetworkPolicyPeer {
+		return networkingv1.NetworkPolicyPeer{NamespaceSelector: p.NamespaceSelector, PodSelector: p.PodSelector}
+	}
+	tests := map[string]struct {
+		network *servingv1alpha1.NetworkSpec
+		stage   string
+		want    []networkingv1.NetworkPolicyPeer // the HTTP rule's; nil: open
+		none    bool                             // no policy at all
+	}{
+		"frontend without spec.network":        {stage: config.StageFrontend, none: true},
+		"frontend with monitoring only":        {network: &servingv1alpha1.NetworkSpec{Monitoring: monitoring}, stage: config.StageFrontend, none: true},
+		"retrieval without spec.network":       {stage: config.StageRetrieval},
+		"retrieval with clients only":          {network: &servingv1alpha1.NetworkSpec{Clients: clients}, stage: config.StageRetrieval},
+		"frontend with clients":                {network: &servingv1alpha1.NetworkSpec{Clients: clients}, stage: config.StageFrontend, want: []networkingv1.NetworkPolicyPeer{peer(clients[0]), operator}},
+		"frontend with clients and monitoring": {network: &servingv1alpha1.NetworkSpec{Clients: clients, Monitoring: monitoring}, stage: config.StageFrontend, want: []networkingv1.NetworkPolicyPeer{peer(clients[0]), peer(monitoring[0]), operator}},
+		"ranker with monitoring":               {network: &servingv1alpha1.NetworkSpec{Clients: clients, Monitoring: monitoring}, stage: config.StageRankerSecond, want: []networkingv1.NetworkPolicyPeer{peer(monitoring[0]), operator}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			rp := samplePipeline("ns", "feed")
+			rp.Spec.Network = tc.network
+			ac := desiredNetworkPolicy(rp, tc.stage, "recpipeline-system")
+			if (ac == nil) != tc.none {
+				t.Fatalf("policy %v, want one: %v", ac != nil, !tc.none)
+			}
+			if ac == nil {
+				return
+			}
+			np := &networkingv1.NetworkPolicy{}
+			asTyped(t, ac, np)
+			var http *networkingv1.NetworkPolicyIngressRule
+			for i, r := range np.Spec.Ingress {
+				switch r.Ports[0].Port.String() {
+				case "http":
+					http = &np.Spec.Ingress[i]
+				case "grpc":
+					if len(r.From) != 1 || r.From[0].PodSelector == nil || r.From[0].PodSelector.MatchLabels[labelInstance] != "feed" {
+						t.Errorf("gRPC rule %+v, want the pipeline's pods only", r)
+					}
+				}
+			}
+			if http == nil {
+				t.Fatalf("no HTTP rule in %+v", np.Spec.Ingress)
+			}
+			if len(http.From) != len(tc.want) || (len(tc.want) > 0 && !reflect.DeepEqual(http.From, tc.want)) {
+				t.Errorf("HTTP rule from %+v, want %+v", http.From, tc.want)
+			}
+			if tc.stage == config.StageFrontend && len(np.Spec.Ingress) != 1 {
+				t.Errorf("the frontend's policy has %d rules, want the HTTP port's only", len(np.Spec.Ingress))
+			}
+		})
+	}
 }

@@ -88,6 +88,10 @@ type RecPipelineReconciler struct {
 	// holds only the children it labelled): it finds an object of a child's
 	// name that the operator did not make. The Client when nil.
 	APIReader client.Reader
+	// OperatorNamespace is the namespace the manager runs in: a pipeline's
+	// NetworkPolicies that limit the stages' HTTP ports let it through, to
+	// read /v1/status. Empty when the manager runs outside the cluster.
+	OperatorNamespace string
 
 	// tokens holds the UIDs of the pipelines whose stage-token Secret this
 	// process created or found, so that a steady pipeline costs no write.
@@ -278,10 +282,12 @@ func (r *RecPipelineReconciler) reconcileStages(ctx context.Context, s *scope) (
 		} else if err := r.removeChild(ctx, s, &autoscalingv2.HorizontalPodAutoscaler{}, ChildName(s.rp, stage)); err != nil {
 			return ctrl.Result{}, err
 		}
-		if np := desiredNetworkPolicy(s.rp, stage); np != nil {
+		if np := desiredNetworkPolicy(s.rp, stage, r.OperatorNamespace); np != nil {
 			if err := ensure(ctx, r, s, &networkingv1.NetworkPolicy{}, np, networkingv1ac.ExtractNetworkPolicy); err != nil {
 				return ctrl.Result{}, err
 			}
+		} else if err := r.removeChild(ctx, s, &networkingv1.NetworkPolicy{}, ChildName(s.rp, stage)); err != nil {
+			return ctrl.Result{}, err
 		}
 		if pdb := desiredPDB(s.rp, stage); pdb != nil {
 			if err := ensure(ctx, r, s, &policyv1.PodDisruptionBudget{}, pdb, policyv1ac.ExtractPodDisruptionBudget); err != nil {

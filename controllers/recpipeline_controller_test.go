@@ -743,3 +743,31 @@ func TestAnObjectItDidNotMakeIsLeftAlone(t *testing.T) {
 		t.Errorf("the user's Role was changed: rules %v, owners %v", got.Rules, got.OwnerReferences)
 	}
 }
+
+// TestClientsGetTheFrontendAPolicy: naming the frontend's clients in
+// spec.network gives the frontend a NetworkPolicy that lets only them (and
+// the operator's namespace) reach its HTTP port; removing them removes it.
+func TestClientsGetTheFrontendAPolicy(t *testing.T) {
+	ns := newNamespace(t)
+	rp := samplePipeline(ns, "net")
+	rp.Spec.Network = &servingv1alpha1.NetworkSpec{Clients: []servingv1alpha1.NetworkPeer{
+		{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "web"}}},
+	}}
+	createPipeline(t, rp)
+	waitReconciled(t, ns, "net")
+	np := &networkingv1.NetworkPolicy{}
+	getObject(t, ns, "net-frontend", np)
+	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].From) == 0 ||
+		np.Spec.Ingress[0].From[0].NamespaceSelector.MatchLabels["team"] != "web" {
+		t.Errorf("the frontend's policy lets in %+v, want the clients named", np.Spec.Ingress)
+	}
+	updatePipeline(t, ns, "net", func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Network = nil })
+	waitReconciled(t, ns, "net")
+	eventually(t, waitTimeout, "the frontend's policy removed", func() error {
+		err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "net-frontend"}, &networkingv1.NetworkPolicy{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (err %v)", err)
+	})
+}

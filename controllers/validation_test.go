@@ -239,6 +239,12 @@ func TestAPIServerRefusesInvalidFunnel(t *testing.T) {
 			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rerank.Rules[1].MaxRisk = ptr.To(1.5) }),
 			want:   []string{"spec.rerank.rules[1].maxRisk", "should be less than or equal to 1"},
 		},
+		"a network peer that selects nothing": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Network = &servingv1alpha1.NetworkSpec{Clients: []servingv1alpha1.NetworkPeer{{}}}
+			}),
+			want: []string{"spec.network.clients[0]", "a peer needs a namespaceSelector, a podSelector or both"},
+		},
 		"new items' risk below zero": {
 			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Rerank.NewItemRisk = ptr.To(-0.1) }),
 			want:   []string{"spec.rerank.newItemRisk", "should be greater than or equal to 0"},

@@ -128,6 +128,14 @@ type RecPipelineSpec struct {
 	// +optional
 	Events *EventsSpec `json:"events,omitempty"`
 
+	// network limits who may reach the stages' HTTP ports (the frontend's
+	// client API; every stage's /metrics and /v1/status), where the
+	// cluster's network plugin enforces NetworkPolicy. The gRPC port of the
+	// retrieval and ranker stages is always limited to the pipeline's own
+	// pods. Unset: the HTTP ports are open.
+	// +optional
+	Network *NetworkSpec `json:"network,omitempty"`
+
 	// experimentSalt is hashed with each user id to bucket users into
 	// arms; changing it reshuffles them. Default: the pipeline's
 	// namespace/name.
@@ -389,6 +397,39 @@ type EventsSpec struct {
 	// may post events.
 	// +optional
 	WriteTokenSecretRef *SecretKeyRef `json:"writeTokenSecretRef,omitempty"`
+}
+
+// NetworkSpec names the peers that may reach the stages' HTTP port. The
+// operator's own namespace may always reach it: it reads each pod's
+// /v1/status.
+type NetworkSpec struct {
+	// clients may call the frontend's client API (recommendations and
+	// events) on its HTTP port. Unset: anyone.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Clients []NetworkPeer `json:"clients,omitempty"`
+
+	// monitoring may scrape every stage's HTTP port (/metrics); on the
+	// frontend, beside the clients. Unset: anyone may reach the HTTP port of
+	// the retrieval and ranker stages, and of the frontend unless clients
+	// is set.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Monitoring []NetworkPeer `json:"monitoring,omitempty"`
+}
+
+// NetworkPeer selects pods as a NetworkPolicy peer does: the pods matching
+// podSelector in the namespaces matching namespaceSelector; podSelector
+// alone selects pods of the pipeline's namespace, namespaceSelector alone
+// every pod of the namespaces.
+// +kubebuilder:validation:XValidation:rule="has(self.namespaceSelector) || has(self.podSelector)",message="a peer needs a namespaceSelector, a podSelector or both"
+type NetworkPeer struct {
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// +optional
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
 }
 
 // ExperimentSpec is one arm of an experiment.
