@@ -115,6 +115,9 @@ type podStatuses struct {
 	// Shadow sums, by ranker stage, the ready pods' comparisons of a
 	// shadow model with the served one.
 	Shadow map[string]config.ShadowCounts
+	// Sources sums, by retrieval source, what the ready frontend pods
+	// report of their latest requests.
+	Sources map[string]config.SourceCounts
 }
 
 // readPodStatuses counts the ready pods of one stage by the config revision
@@ -141,14 +144,17 @@ func readPodStatuses(ctx context.Context, reader PodStatusReader, pods []corev1.
 			continue
 		}
 		g.Go(func() error {
-			served, rejection, shadow := readServedRevision(ctx, reader, pod, revision)
+			served, rejection, st := readServedRevision(ctx, reader, pod, revision)
 			mu.Lock()
 			defer mu.Unlock()
 			out.Revisions[served]++
 			if rejection != "" {
 				out.Rejections = append(out.Rejections, rejection)
 			}
-			out.addShadow(shadow)
+			if st != nil {
+				out.addShadow(st.Shadow)
+				out.addSources(st.Sources)
+			}
 			return nil
 		})
 	}
@@ -201,6 +207,30 @@ var revisionRE = regexp.MustCompile(`^[0-9A-Za-z._-]{1,64}$`)
 const maxRejectionBytes = 1024
 
 // addShadow adds one pod's shadow comparisons.
+// maxReportedSources bounds the sources a stage's pods may report between
+// them (the config's sources are at most config.MaxSources).
+const maxReportedSources = 2 * config.MaxSources
+
+// addSources adds a pod's source counts; negative counts, or names past
+// maxReportedSources, are not a recserve's and are left out.
+func (p *podStatuses) addSources(sources map[string]config.SourceCounts) {
+	for name, c := range sources {
+		if c.Requests < 0 || c.Failed < 0 || c.Failed > c.Requests {
+			continue
+		}
+		if p.Sources == nil {
+			p.Sources = map[string]config.SourceCounts{}
+		}
+		sum, ok := p.Sources[name]
+		if !ok && len(p.Sources) >= maxReportedSources {
+			continue
+		}
+		sum.Requests += c.Requests
+		sum.Failed += c.Failed
+		p.Sources[name] = sum
+	}
+}
+
 func (p *podStatuses) addShadow(shadow map[string]config.ShadowCounts) {
 	for stage, c := range shadow {
 		if p.Shadow == nil {
@@ -221,7 +251,7 @@ func (p *podStatuses) addShadow(shadow map[string]config.ShadowCounts) {
 // readServedRevision asks a ready pod which config revision it serves,
 // revisionUnknown if it does not say, describes its refusal of revision if
 // it refused it, and returns its shadow comparisons.
-func readServedRevision(ctx context.Context, reader PodStatusReader, pod *corev1.Pod, revision string) (served, rejection string, shadow map[string]config.ShadowCounts) {
+func readServedRevision(ctx context.Context, reader PodStatusReader, pod *corev1.Pod, revision string) (served, rejection string, status *config.Status) {
 	s, err := reader.ReadStatus(ctx, pod)
 	if err != nil || !revisionRE.MatchString(s.ConfigRevision) {
 		// Unread, or a revision no recserve reports: unknown, rather than
@@ -235,7 +265,7 @@ func readServedRevision(ctx context.Context, reader PodStatusReader, pod *corev1
 		}
 		rejection = fmt.Sprintf("pod %s refused config revision %s: %s", pod.Name, revision, why)
 	}
-	return s.ConfigRevision, rejection, s.Shadow
+	return s.ConfigRevision, rejection, s
 }
 
 func podReady(pod *corev1.Pod) bool {

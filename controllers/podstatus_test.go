@@ -397,3 +397,23 @@ func TestCapRevisions(t *testing.T) {
 		t.Errorf("%d pods counted, want %d", total, want)
 	}
 }
+
+// TestAddSourcesSumsPodsWithinBounds: the frontends' source counts are
+// summed; counts no recserve reports (negative, more failures than
+// requests) and names past the bound are left out.
+func TestAddSourcesSumsPodsWithinBounds(t *testing.T) {
+	var p podStatuses
+	p.addSources(map[string]config.SourceCounts{"for-you": {Requests: 1000, Failed: 10}, "bad": {Requests: 5, Failed: 6}, "neg": {Requests: -1}})
+	p.addSources(map[string]config.SourceCounts{"for-you": {Requests: 400, Failed: 40}})
+	if want := map[string]config.SourceCounts{"for-you": {Requests: 1400, Failed: 50}}; !reflect.DeepEqual(p.Sources, want) {
+		t.Errorf("sums %v, want %v", p.Sources, want)
+	}
+	flood := map[string]config.SourceCounts{}
+	for i := range 10 * maxReportedSources {
+		flood[fmt.Sprintf("s%d", i)] = config.SourceCounts{Requests: 1}
+	}
+	p.addSources(flood)
+	if len(p.Sources) != maxReportedSources {
+		t.Errorf("%d sources kept, want at most %d", len(p.Sources), maxReportedSources)
+	}
+}

@@ -70,6 +70,10 @@ const propagationRequeue = 2 * time.Second
 // pods while a stage has a shadow model.
 const shadowRequeue = 30 * time.Second
 
+// sourcesRequeue is how often the SourcesHealthy condition is refreshed
+// from the frontend pods while they serve requests.
+const sourcesRequeue = time.Minute
+
 // RecPipelineReconciler reconciles a RecPipeline into its children.
 type RecPipelineReconciler struct {
 	client.Client
@@ -322,6 +326,12 @@ func (r *RecPipelineReconciler) observeStages(ctx context.Context, s *scope) (ct
 	if l := &s.rendered.Config.Live; l.FirstStage.Shadow != nil || l.SecondStage.Shadow != nil {
 		// Nothing signals that the shadows' comparisons grew.
 		return ctrl.Result{RequeueAfter: shadowRequeue}, nil
+	}
+	for i := range stages {
+		if len(stages[i].Sources) > 0 {
+			// Nor that the sources' failures changed.
+			return ctrl.Result{RequeueAfter: sourcesRequeue}, nil
+		}
 	}
 	return ctrl.Result{}, nil
 }

@@ -66,6 +66,7 @@ func setStatus(s *scope) {
 	case s.stages != nil:
 		setObservedStatus(status, generation, s.rendered.Revision, s.stages, s.rollout)
 		status.Shadow = shadowStatus(s.rendered.Config, s.stages)
+		setSourcesCondition(status, generation, s.rendered.Config, s.stages)
 	}
 	if s.complete {
 		status.ObservedGeneration = generation
@@ -357,4 +358,55 @@ func shadowStatus(c *config.Config, stages []stageObservation) []servingv1alpha1
 		out = append(out, st)
 	}
 	return out
+}
+
+// Thresholds of the SourcesHealthy condition.
+const (
+	// maxSourceFailureShare is the share of requests a source may fail.
+	maxSourceFailureShare = 0.05
+	// minSourceRequests is how many requests the frontends must report
+	// before the condition says more than Unknown.
+	minSourceRequests = 100
+)
+
+// setSourcesCondition sets SourcesHealthy from what the frontend pods
+// report of the live config's sources in their latest requests.
+func setSourcesCondition(status *servingv1alpha1.RecPipelineStatus, generation int64, c *config.Config, stages []stageObservation) {
+	if c == nil {
+		return
+	}
+	var reported map[string]config.SourceCounts
+	for i := range stages {
+		if stages[i].Name == config.StageFrontend {
+			reported = stages[i].Sources
+		}
+	}
+	cond := metav1.Condition{
+		Type:               servingv1alpha1.ConditionSourcesHealthy,
+		Status:             metav1.ConditionUnknown,
+		Reason:             servingv1alpha1.ReasonTooFewRequests,
+		ObservedGeneration: generation,
+	}
+	var requests int64
+	var failing []string
+	for _, src := range c.Live.Retrieval.Sources {
+		n := reported[src.Name]
+		requests = max(requests, n.Requests)
+		if n.Requests >= minSourceRequests && float64(n.Failed) > maxSourceFailureShare*float64(n.Requests) {
+			failing = append(failing, fmt.Sprintf("%s in %.1f%% (%d of %d)", src.Name, 100*float64(n.Failed)/float64(n.Requests), n.Failed, n.Requests))
+		}
+	}
+	switch {
+	case len(failing) > 0:
+		cond.Status, cond.Reason = metav1.ConditionFalse, servingv1alpha1.ReasonSourcesFailing
+		cond.Message = fmt.Sprintf("Sources failed or missed their deadline in more than %.0f%% of the frontends' latest requests: %s; the lists were made from the other sources' candidates",
+			100*maxSourceFailureShare, strings.Join(failing, ", "))
+	case requests >= minSourceRequests:
+		cond.Status, cond.Reason = metav1.ConditionTrue, servingv1alpha1.ReasonSourcesAnswer
+		cond.Message = fmt.Sprintf("Every source answered in time in at least %.0f%% of the frontends' latest %d requests", 100*(1-maxSourceFailureShare), requests)
+	default:
+		cond.Message = fmt.Sprintf("The frontends report %d requests, fewer than the %d needed to judge the sources", requests, minSourceRequests)
+	}
+	cond.Message = truncate(cond.Message)
+	meta.SetStatusCondition(&status.Conditions, cond)
 }

@@ -620,3 +620,42 @@ func TestConditionsKeepTransitionTime(t *testing.T) {
 		})
 	}
 }
+
+// TestSetSourcesCondition: a source failing more than 5% of at least 100
+// requests the frontends report makes SourcesHealthy False, naming it;
+// fewer requests leave it Unknown; the other conditions are untouched.
+func TestSetSourcesCondition(t *testing.T) {
+	c := &config.Config{Live: config.Live{Retrieval: config.Retrieval{Sources: []config.Source{{Name: "for-you"}, {Name: "trending"}}}}}
+	frontend := func(sources map[string]config.SourceCounts) []stageObservation {
+		return []stageObservation{{Name: config.StageFrontend, podStatuses: podStatuses{Sources: sources}}, {Name: config.StageRetrieval}}
+	}
+	tests := map[string]struct {
+		stages   []stageObservation
+		status   metav1.ConditionStatus
+		reason   string
+		contains string
+	}{
+		"no requests yet": {frontend(nil), metav1.ConditionUnknown, servingv1alpha1.ReasonTooFewRequests, "0 requests"},
+		"too few requests to tell": {frontend(map[string]config.SourceCounts{"for-you": {Requests: 50, Failed: 50}}),
+			metav1.ConditionUnknown, servingv1alpha1.ReasonTooFewRequests, "50 requests"},
+		"within 5%": {frontend(map[string]config.SourceCounts{"for-you": {Requests: 1000, Failed: 50}, "trending": {Requests: 1000}}),
+			metav1.ConditionTrue, servingv1alpha1.ReasonSourcesAnswer, "latest 1000 requests"},
+		"over 5%": {frontend(map[string]config.SourceCounts{"for-you": {Requests: 2000, Failed: 101}, "trending": {Requests: 2000, Failed: 300}}),
+			metav1.ConditionFalse, servingv1alpha1.ReasonSourcesFailing, "for-you in 5.0% (101 of 2000), trending in 15.0% (300 of 2000)"},
+		"a source the config does not name": {frontend(map[string]config.SourceCounts{"old": {Requests: 1000, Failed: 1000}, "for-you": {Requests: 1000}}),
+			metav1.ConditionTrue, servingv1alpha1.ReasonSourcesAnswer, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			status := &servingv1alpha1.RecPipelineStatus{}
+			setSourcesCondition(status, 3, c, tc.stages)
+			got := meta.FindStatusCondition(status.Conditions, servingv1alpha1.ConditionSourcesHealthy)
+			if got == nil || got.Status != tc.status || got.Reason != tc.reason || !strings.Contains(got.Message, tc.contains) || got.ObservedGeneration != 3 {
+				t.Errorf("condition %+v, want %s %s containing %q", got, tc.status, tc.reason, tc.contains)
+			}
+			if len(status.Conditions) != 1 {
+				t.Errorf("conditions %v, want SourcesHealthy only", status.Conditions)
+			}
+		})
+	}
+}

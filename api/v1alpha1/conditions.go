@@ -28,6 +28,24 @@ const (
 	// for example because a new model does not load; the previous revision
 	// keeps serving.
 	ConditionDegraded = "Degraded"
+	// ConditionSourcesHealthy is False when a retrieval source failed or
+	// missed its deadline in more than 5% of the frontends' latest requests
+	// (each frontend reports its last 1,000; at least 100 in all): the
+	// pipeline serves, from fewer candidates. It does not change Ready.
+	ConditionSourcesHealthy = "SourcesHealthy"
+)
+
+// Reasons of the SourcesHealthy condition.
+const (
+	// ReasonSourcesAnswer (True): every source answered in time often
+	// enough.
+	ReasonSourcesAnswer = "SourcesAnswer"
+	// ReasonSourcesFailing (False): the message names the sources that
+	// failed too often and their share of the requests.
+	ReasonSourcesFailing = "SourcesFailing"
+	// ReasonTooFewRequests (Unknown): the frontends have served too few
+	// requests to tell.
+	ReasonTooFewRequests = "TooFewRequests"
 )
 
 // Reasons of the Ready condition.

@@ -1006,7 +1006,7 @@ type RecPipelineStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Progressing, Degraded.
+	// conditions: Ready, Progressing, Degraded, SourcesHealthy.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

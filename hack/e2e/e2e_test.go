@@ -695,6 +695,17 @@ spec:
 	l.finish(t, "image rollout")
 
 	canary(t, url, "ghcr.io/recpipeline/recserve:"+tag2)
+	// After thousands of requests the frontend's report of its sources
+	// decides SourcesHealthy, True or False (on these 2 cores a source
+	// misses its 50 ms deadline now and then).
+	eventually(t, 2*time.Minute, "SourcesHealthy decided", func() error {
+		st, reason, msg := getRP(t).condition("SourcesHealthy")
+		if st != "True" && st != "False" {
+			return fmt.Errorf("SourcesHealthy %q %s: %s", st, reason, msg)
+		}
+		t.Logf("SourcesHealthy %s %s: %s", st, reason, msg)
+		return nil
+	})
 	corruptedLogRefused(t, url)
 
 	// Scale a stage, then delete the pipeline: the garbage collector takes

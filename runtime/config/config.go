@@ -398,6 +398,18 @@ type Status struct {
 	// on it since the pod started (frontend pods; empty without
 	// experiments). The operator's rollout analysis reads them.
 	Arms map[string]ArmCounts `json:"arms,omitempty"`
+	// Sources counts, by retrieval source, the frontend's latest requests
+	// (at most 1,000) and those the source failed or missed its deadline
+	// in; the operator reports a source failing too often in the
+	// pipeline's status.
+	Sources map[string]SourceCounts `json:"sources,omitempty"`
+}
+
+// SourceCounts is how a retrieval source fared in a frontend's latest
+// requests.
+type SourceCounts struct {
+	Requests int64 `json:"requests"`
+	Failed   int64 `json:"failed"`
 }
 
 // ShadowCounts sums the comparisons of a stage's shadow model with its

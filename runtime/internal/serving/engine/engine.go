@@ -146,6 +146,7 @@ type Engine struct {
 	precomputed *precomputedCache // the Precomputed sources' lists, by URI
 	arms        *armStats         // what each experiment arm served and the events it earned
 	shadow      *shadowStats      // how the rankers' shadow models agreed with the served ones
+	sources     sourceHealth      // which sources failed the latest requests
 
 	addMu sync.Mutex // serialises new items: catalog ordinals and embeddings advance together
 

@@ -126,6 +126,7 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	for _, f := range sreq.Failed() {
 		degraded = append(degraded, "source "+f)
 	}
+	e.sources.record(l.names, sreq.FailedSources())
 	p.cands = p.cands[:0]
 	for i, m := range p.mixed {
 		risk := e.cat.Risk(m.Item)

@@ -171,3 +171,64 @@ func TestAHangingStoreLeavesAnswersNonPersonalised(t *testing.T) {
 		t.Errorf("store fallbacks %v, want 1", n)
 	}
 }
+
+// failingPopular is a store whose popular items cannot be read.
+type failingPopular struct{ store.Store }
+
+func (failingPopular) Popular(context.Context, time.Time, int) ([]store.ItemScore, error) {
+	return nil, errors.New("popularity unavailable")
+}
+
+// TestSourceCountsNameTheFailingSource: the frontend counts, per source,
+// the latest requests and those the source failed, which /v1/status
+// reports and the operator turns into a condition.
+func TestSourceCountsNameTheFailingSource(t *testing.T) {
+	cfg := testConfig(world(t))
+	e := open(t, cfg, t.TempDir())
+	if got := e.SourceCounts(); got != nil {
+		t.Errorf("counts before any request: %v", got)
+	}
+	e.state = failingPopular{e.state}
+	if err := e.Apply(cfg, "rev-2"); err != nil { // sources read the store they were compiled with
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := e.Recommend(context.Background(), &Request{User: "u3", N: 10, Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := e.SourceCounts()
+	if len(got) != len(cfg.Live.Retrieval.Sources) {
+		t.Fatalf("counts %v, want one per source", got)
+	}
+	for _, s := range cfg.Live.Retrieval.Sources {
+		want := config.SourceCounts{Requests: 5}
+		if s.Type == config.SourcePopular {
+			want.Failed = 5
+		}
+		if got[s.Name] != want {
+			t.Errorf("source %s (%s): %+v, want %+v", s.Name, s.Type, got[s.Name], want)
+		}
+	}
+}
+
+// TestSourceHealthWindow: the counts cover the latest sourceWindow
+// requests, and a change of the sources starts a new window.
+func TestSourceHealthWindow(t *testing.T) {
+	var h sourceHealth
+	names := []string{"a", "b"}
+	for i := range sourceWindow + 500 {
+		var failed []string
+		if i < 600 {
+			failed = []string{"b"}
+		}
+		h.record(names, failed)
+	}
+	if got := h.counts(); got["b"] != (config.SourceCounts{Requests: sourceWindow, Failed: 100}) || got["a"].Failed != 0 {
+		t.Errorf("counts %v, want b failing 100 of the last %d", got, sourceWindow)
+	}
+	h.record([]string{"a", "c"}, []string{"c"})
+	if got := h.counts(); len(got) != 2 || got["c"] != (config.SourceCounts{Requests: 1, Failed: 1}) {
+		t.Errorf("after the sources changed: %v, want a new window", got)
+	}
+}

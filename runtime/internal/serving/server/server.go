@@ -67,6 +67,9 @@ type Engine interface {
 	// ShadowCounts is, by ranker stage with a shadow model, how the
 	// shadow agreed with the served model; nil without one.
 	ShadowCounts() map[string]config.ShadowCounts
+	// SourceCounts is, by retrieval source, how it fared in the latest
+	// requests, for /v1/status; nil off the frontend.
+	SourceCounts() map[string]config.SourceCounts
 }
 
 // The client API's request and response, as the engine serves them: the
@@ -470,6 +473,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	if s.loaded.Load() {
 		st.Arms = s.engine.ArmCounts()
 		st.Shadow = s.engine.ShadowCounts()
+		st.Sources = s.engine.SourceCounts()
 	}
 	writeJSON(w, http.StatusOK, struct {
 		config.Status

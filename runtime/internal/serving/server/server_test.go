@@ -89,6 +89,10 @@ func (e *echoEngine) ShadowCounts() map[string]config.ShadowCounts {
 	return map[string]config.ShadowCounts{config.StageRankerSecond: {Model: "mtml-v2", Compared: 4, Overlap: 3.2, Spearman: 3.6}}
 }
 
+func (e *echoEngine) SourceCounts() map[string]config.SourceCounts {
+	return map[string]config.SourceCounts{"for-you": {Requests: 200, Failed: 30}}
+}
+
 func (e *echoEngine) ArmCounts() map[string]config.ArmCounts {
 	return map[string]config.ArmCounts{"short": {Requests: 2, Events: map[string]int64{"click": 1}}}
 }
@@ -212,6 +216,9 @@ func TestConfigSwapAndRefusal(t *testing.T) {
 	}
 	if got := fmt.Sprint(st["shadow"]); got != "map[ranker-second:map[compared:4 model:mtml-v2 overlap:3.2 spearman:3.6]]" {
 		t.Errorf("status shadow %s, want the engine's sums", got)
+	}
+	if got := fmt.Sprint(st["sources"]); got != "map[for-you:map[failed:30 requests:200]]" {
+		t.Errorf("status sources %s, want the engine's window", got)
 	}
 	resp, err := http.Get(ts.URL + "/metrics")
 	if err != nil {

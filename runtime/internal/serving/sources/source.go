@@ -105,9 +105,10 @@ type Request struct {
 	// their store.
 	State *store.UserState
 
-	mu     sync.Mutex
-	memo   []*memoEntry
-	failed []string
+	mu          sync.Mutex
+	memo        []*memoEntry
+	failed      []string
+	failedNames []string
 
 	// excl is the seen filter by catalog ordinal, which the mixer sets
 	// before it runs the sources; nil excludes nothing.
@@ -206,7 +207,15 @@ func (r *Request) noteFailure(name string, err error) {
 	}
 	r.mu.Lock()
 	r.failed = append(r.failed, name+": "+why)
+	r.failedNames = append(r.failedNames, name)
 	r.mu.Unlock()
+}
+
+// FailedSources names the sources of Failed, in the same order.
+func (r *Request) FailedSources() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.failedNames...)
 }
 
 // Failed lists the sources that failed the request or were given up on at
