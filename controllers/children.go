@@ -191,12 +191,18 @@ func desiredConfigMap(rp *servingv1alpha1.RecPipeline, rendered []byte) *corev1a
 
 // StageTokenName is the name of the Secret holding the pipeline's stage
 // token (config.StageTokenKey), which the gRPC stages require of every
-// call and the frontend sends.
-func StageTokenName(rp *servingv1alpha1.RecPipeline) string { return rp.Name + "-stage-token" }
+// call and the frontend sends. It carries the start of the pipeline's UID:
+// a pipeline deleted and made again at once does not take over the old
+// one's Secret, which the garbage collector is about to remove.
+func StageTokenName(rp *servingv1alpha1.RecPipeline) string {
+	return rp.Name + "-stage-token-" + string(rp.UID)[:min(8, len(rp.UID))]
+}
 
 // stageTokenSecret is the pipeline's stage-token Secret holding token. It
 // is created once and never applied again: the operator may create
 // Secrets but not read them, so the token never passes through its cache.
+// It is not immutable, so that a replaced token reaches the running pods'
+// mounts (and stageauth reads it again).
 func stageTokenSecret(rp *servingv1alpha1.RecPipeline, token string) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
@@ -206,9 +212,8 @@ func stageTokenSecret(rp *servingv1alpha1.RecPipeline, token string) *corev1.Sec
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(rp,
 				servingv1alpha1.GroupVersion.WithKind("RecPipeline"))},
 		},
-		Type:      corev1.SecretTypeOpaque,
-		Immutable: ptr.To(true),
-		Data:      map[string][]byte{config.StageTokenKey: []byte(token)},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{config.StageTokenKey: []byte(token)},
 	}
 }
 

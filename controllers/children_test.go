@@ -793,8 +793,8 @@ func TestDesiredDeploymentStageToken(t *testing.T) {
 					if m.MountPath == config.StageTokenDir {
 						mounted = m.ReadOnly
 						for _, v := range d.Spec.Template.Spec.Volumes {
-							if v.Name == m.Name && (v.Secret == nil || v.Secret.SecretName != "feed-stage-token") {
-								t.Errorf("volume %s at %s is %+v, want Secret feed-stage-token", v.Name, m.MountPath, v.VolumeSource)
+							if v.Name == m.Name && (v.Secret == nil || v.Secret.SecretName != "feed-stage-token-6b1f0c2e") {
+								t.Errorf("volume %s at %s is %+v, want Secret feed-stage-token-6b1f0c2e", v.Name, m.MountPath, v.VolumeSource)
 							}
 						}
 					}
@@ -808,7 +808,7 @@ func TestDesiredDeploymentStageToken(t *testing.T) {
 	runPodTemplateCases(t, cases)
 	rp := samplePipeline("explore", "feed")
 	s := stageTokenSecret(rp, "0123abcd")
-	if string(s.Data[config.StageTokenKey]) != "0123abcd" || s.Name != "feed-stage-token" || s.Immutable == nil || !*s.Immutable {
+	if string(s.Data[config.StageTokenKey]) != "0123abcd" || s.Name != "feed-stage-token-6b1f0c2e" {
 		t.Errorf("stage-token Secret %+v", s)
 	}
 	assertControllerRef(t, s.OwnerReferences)

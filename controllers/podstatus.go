@@ -211,11 +211,12 @@ const maxRejectionBytes = 1024
 // them (the config's sources are at most config.MaxSources).
 const maxReportedSources = 2 * config.MaxSources
 
-// addSources adds a pod's source counts; negative counts, or names past
-// maxReportedSources, are not a recserve's and are left out.
+// addSources adds a pod's source counts; counts a recserve does not
+// report (negative, more failures than requests, a window larger than
+// config.SourceWindow) and names past maxReportedSources are left out.
 func (p *podStatuses) addSources(sources map[string]config.SourceCounts) {
 	for name, c := range sources {
-		if c.Requests < 0 || c.Failed < 0 || c.Failed > c.Requests {
+		if c.Requests < 0 || c.Requests > config.SourceWindow || c.Failed < 0 || c.Failed > c.Requests {
 			continue
 		}
 		if p.Sources == nil {

@@ -403,7 +403,7 @@ func TestCapRevisions(t *testing.T) {
 // requests) and names past the bound are left out.
 func TestAddSourcesSumsPodsWithinBounds(t *testing.T) {
 	var p podStatuses
-	p.addSources(map[string]config.SourceCounts{"for-you": {Requests: 1000, Failed: 10}, "bad": {Requests: 5, Failed: 6}, "neg": {Requests: -1}})
+	p.addSources(map[string]config.SourceCounts{"for-you": {Requests: 1000, Failed: 10}, "bad": {Requests: 5, Failed: 6}, "neg": {Requests: -1}, "huge": {Requests: 1 << 62}})
 	p.addSources(map[string]config.SourceCounts{"for-you": {Requests: 400, Failed: 40}})
 	if want := map[string]config.SourceCounts{"for-you": {Requests: 1400, Failed: 50}}; !reflect.DeepEqual(p.Sources, want) {
 		t.Errorf("sums %v, want %v", p.Sources, want)

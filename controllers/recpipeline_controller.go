@@ -328,8 +328,9 @@ func (r *RecPipelineReconciler) observeStages(ctx context.Context, s *scope) (ct
 		return ctrl.Result{RequeueAfter: shadowRequeue}, nil
 	}
 	for i := range stages {
-		if len(stages[i].Sources) > 0 {
-			// Nor that the sources' failures changed.
+		if stages[i].Name == config.StageFrontend && stages[i].readyPods() > 0 {
+			// Nor that the frontends served requests and their sources
+			// failed some.
 			return ctrl.Result{RequeueAfter: sourcesRequeue}, nil
 		}
 	}

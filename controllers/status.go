@@ -113,6 +113,15 @@ func (o *stageObservation) desiredReplicas() int32 {
 	return *o.Deployment.Spec.Replicas
 }
 
+// readyPods counts the stage's ready pods whose status was read or not.
+func (o *stageObservation) readyPods() int32 {
+	var n int32
+	for _, c := range o.Revisions {
+		n += c
+	}
+	return n
+}
+
 // available is true when the stage has every desired replica available.
 func (o *stageObservation) available() bool {
 	return o.Deployment != nil && o.Deployment.Status.AvailableReplicas >= o.desiredReplicas()

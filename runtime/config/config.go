@@ -405,6 +405,10 @@ type Status struct {
 	Sources map[string]SourceCounts `json:"sources,omitempty"`
 }
 
+// SourceWindow is how many of its latest requests a frontend reports each
+// source's failures over (Status.Sources).
+const SourceWindow = 1000
+
 // SourceCounts is how a retrieval source fared in a frontend's latest
 // requests.
 type SourceCounts struct {

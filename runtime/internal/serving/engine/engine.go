@@ -286,6 +286,12 @@ func (e *Engine) restoreRisks(ctx context.Context) error {
 
 func (e *Engine) refreshRisks(every time.Duration) {
 	defer close(e.risksDone)
+	stopped, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		<-e.stopRisks
+		stop() // Close does not wait for a read in flight
+	}()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -293,8 +299,8 @@ func (e *Engine) refreshRisks(every time.Duration) {
 		case <-e.stopRisks:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), every)
-			if err := e.restoreRisks(ctx); err != nil {
+			ctx, cancel := context.WithTimeout(stopped, every)
+			if err := e.restoreRisks(ctx); err != nil && stopped.Err() == nil {
 				e.log.Warn("Kept the integrity risks read before", "err", err)
 			}
 			cancel()

@@ -58,8 +58,16 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 		if err := checkNewItem(ev); err != nil {
 			return fmt.Errorf("%w: events[%d]: %v", store.ErrInvalidEvent, i, err)
 		}
+		if _, ok := e.cat.Ordinal(ev.Item); ok {
+			ev.Risk = 0 // a known item keeps its risk: the store records none
+		}
 	}
 	if published == nil {
+		if slices.ContainsFunc(events, func(ev store.Event) bool { return ev.Type == store.Integrity }) {
+			// The store and the catalog take concurrent risks in one order.
+			e.addMu.Lock()
+			defer e.addMu.Unlock()
+		}
 		if err := e.state.Apply(ctx, events); err != nil {
 			return err
 		}
@@ -92,8 +100,13 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 
 // checkIntegrity refuses integrity events for items neither in the catalog
 // nor published in the same batch: a risk is kept for each item given
-// one, so that ids made up by a client would grow the store for ever.
+// one, so that ids made up by a client would grow the store for ever. On a
+// shared store (Redis) any item is taken: another frontend may have
+// published it, and this one learns of it at its next start.
 func (e *Engine) checkIntegrity(events []store.Event) error {
+	if e.storeTy == "Redis" {
+		return nil
+	}
 	var batch map[string]bool
 	for i := range events {
 		ev := &events[i]

@@ -17,68 +17,92 @@ limitations under the License.
 package engine
 
 import (
-	"math/bits"
+	"math"
 	"slices"
 	"sync"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
 )
 
-// sourceWindow is how many of its latest requests a frontend reports its
-// sources' failures over (config.Status.Sources).
-const sourceWindow = 1000
+// sourceWindow is how many of its latest requests a frontend reports each
+// source's failures over.
+const sourceWindow = config.SourceWindow
 
-// sourceHealth remembers, for the frontend's latest sourceWindow requests,
-// which retrieval sources failed them or were given up on at their
-// deadline: one bit per source of the live config (config.MaxSources ≤ 64).
+// maxTrackedSources bounds the sources remembered: the live config's and
+// those of arms or earlier configs (a rollout that changes the sources
+// alternates between two lists).
+const maxTrackedSources = 2 * config.MaxSources
+
+// sourceHealth remembers, per retrieval source, which of the latest
+// sourceWindow requests that ran it it failed or missed its deadline in.
 type sourceHealth struct {
-	mu     sync.Mutex
-	names  []string // the live config's sources, in order
-	failed []uint64 // a ring of per-request failure masks
-	next   int
-	n      int // requests in the ring
+	mu      sync.Mutex
+	sources map[string]*sourceRing
+	clock   uint64 // requests recorded, for forgetting the least recent source
 }
 
-// record notes one request's failed sources; names are the sources the
-// request ran. A change of the sources starts a new window.
+type sourceRing struct {
+	failed []bool // a ring of the latest requests' outcomes
+	next   int
+	n      int
+	nfail  int64
+	last   uint64 // sourceHealth.clock at the source's latest request
+}
+
+// record notes one request: names are the sources it ran, failed those
+// that failed it.
 func (h *sourceHealth) record(names, failed []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !slices.Equal(h.names, names) {
-		h.names = slices.Clone(names)
-		h.failed = make([]uint64, sourceWindow)
-		h.next, h.n = 0, 0
+	if h.sources == nil {
+		h.sources = map[string]*sourceRing{}
 	}
-	var mask uint64
-	for _, f := range failed {
-		if i := slices.Index(names, f); i >= 0 && i < 64 {
-			mask |= 1 << i
+	h.clock++
+	for _, name := range names {
+		r := h.sources[name]
+		if r == nil {
+			if len(h.sources) >= maxTrackedSources {
+				h.forgetOne()
+			}
+			r = &sourceRing{failed: make([]bool, sourceWindow)}
+			h.sources[name] = r
 		}
+		f := slices.Contains(failed, name)
+		if r.n == sourceWindow && r.failed[r.next] {
+			r.nfail--
+		}
+		if f {
+			r.nfail++
+		}
+		r.failed[r.next] = f
+		r.next = (r.next + 1) % sourceWindow
+		r.n = min(r.n+1, sourceWindow)
+		r.last = h.clock
 	}
-	h.failed[h.next] = mask
-	h.next = (h.next + 1) % sourceWindow
-	h.n = min(h.n+1, sourceWindow)
 }
 
-// counts is, by source, the requests of the window and those it failed;
+// forgetOne drops the source run least recently. h.mu is held.
+func (h *sourceHealth) forgetOne() {
+	victim, oldest := "", uint64(math.MaxUint64)
+	for name, r := range h.sources {
+		if r.last < oldest {
+			victim, oldest = name, r.last
+		}
+	}
+	delete(h.sources, victim)
+}
+
+// counts is, by source, the requests of its window and those it failed;
 // nil before any request.
 func (h *sourceHealth) counts() map[string]config.SourceCounts {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.n == 0 {
+	if len(h.sources) == 0 {
 		return nil
 	}
-	var per [64]int64
-	for _, m := range h.failed[:h.n] {
-		for m != 0 {
-			i := bits.TrailingZeros64(m)
-			per[i]++
-			m &= m - 1
-		}
-	}
-	out := make(map[string]config.SourceCounts, len(h.names))
-	for i, name := range h.names {
-		out[name] = config.SourceCounts{Requests: int64(h.n), Failed: per[i]}
+	out := make(map[string]config.SourceCounts, len(h.sources))
+	for name, r := range h.sources {
+		out[name] = config.SourceCounts{Requests: int64(r.n), Failed: r.nfail}
 	}
 	return out
 }

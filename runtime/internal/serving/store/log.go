@@ -27,6 +27,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -37,10 +38,11 @@ import (
 //	magic   = "recslog1"                        8 bytes
 //	record  = length:u32le crc:u32le payload    one per Apply batch
 //	crc     = CRC-32C (Castagnoli) of payload
-//	payload = version:byte(3) count:uvarint event{count}
+//	payload = version:byte(1 or 3) count:uvarint event{count}
 //	event   = type:byte time:varint(unix ms) user:str item:str author:str [risk:f64le]
-//	          (risk for new_item and integrity events only; version 1,
-//	          written before risks were, has none)
+//	          (risk in version 3, for new_item and integrity events only;
+//	          a batch without such events is written as version 1, which
+//	          binaries from before risks read)
 //	str     = len:uvarint bytes
 //
 // A bad record at the end of the file is a torn write: it was never
@@ -87,7 +89,13 @@ func crcOf(payload []byte) uint32 { return crc32.Checksum(payload, crcTable) }
 // appendRecord appends the record of a validated batch to buf.
 func appendRecord(buf []byte, events []Event) []byte {
 	buf, start := beginRecord(buf)
-	buf = append(buf, recordVersion)
+	// Version 1 when no event carries a risk, which a binary from before
+	// risks still reads (a rollback keeps the log).
+	version := byte(recordVersionNoRisk)
+	if slices.ContainsFunc(events, func(e Event) bool { return hasRisk(e.Type) }) {
+		version = recordVersion
+	}
+	buf = append(buf, version)
 	buf = binary.AppendUvarint(buf, uint64(len(events)))
 	for i := range events {
 		e := &events[i]
@@ -96,7 +104,7 @@ func appendRecord(buf []byte, events []Event) []byte {
 		buf = appendString(buf, e.User)
 		buf = appendString(buf, e.Item)
 		buf = appendString(buf, e.Author)
-		if hasRisk(e.Type) {
+		if version == recordVersion && hasRisk(e.Type) {
 			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(e.Risk))
 		}
 	}
@@ -253,11 +261,11 @@ func replayLog(f *os.File, st0 *state) (RecoveryStats, error) {
 			return st, fmt.Errorf("failed to read log: %w", err)
 		}
 		why := ""
-		events, restore, err := decodeRecord(payload)
-		switch {
-		case crcOf(payload) != sum:
-			why = "checksum mismatch"
-		case err != nil:
+		var events []Event
+		var restore func(*state)
+		if crcOf(payload) != sum {
+			why = "checksum mismatch" // checked first: a flipped count must not size an allocation
+		} else if events, restore, err = decodeRecord(payload); err != nil {
 			why = err.Error()
 		}
 		if why != "" {
@@ -366,7 +374,7 @@ type committer struct {
 	size        int64
 	compactAt   int64
 	minCompact  int64
-	snapshot    func([]byte) []byte
+	snapshot    func(io.Writer) error
 	logger      *slog.Logger
 	compactions atomic.Int64
 }
@@ -447,9 +455,8 @@ func (c *committer) run() {
 		}
 		c.applyQ <- append([]*commitReq(nil), group...)
 		c.size += int64(len(buf))
-		if c.compactAt > 0 && c.size >= c.compactAt {
-			c.compact()
-			dirty = false
+		if c.compactAt > 0 && c.size >= c.compactAt && c.compact() {
+			dirty = false // the new file was synced
 		}
 	}
 }
@@ -457,18 +464,22 @@ func (c *committer) run() {
 // compact replaces the log with a snapshot of the state, once the applier
 // has applied every batch written; the batches that arrive meanwhile wait.
 // A failure leaves the old log in place, growing, and is tried again when
-// it has grown as much again.
-func (c *committer) compact() {
+// it has grown as much again. It reports whether the log was replaced.
+func (c *committer) compact() bool {
 	reached := make(chan struct{})
 	c.applyQ <- []*commitReq{{barrier: reached}}
 	<-reached
 	start := time.Now()
-	buf := c.snapshot(append(make([]byte, 0, 1<<20), logMagic...))
-	f, err := replaceFile(c.path, buf)
+	f, size, err := replaceFile(c.path, func(w io.Writer) error {
+		if _, err := io.WriteString(w, logMagic); err != nil {
+			return err
+		}
+		return c.snapshot(w)
+	})
 	if f == nil {
 		c.logger.Warn("Failed to compact the event log; it keeps growing", "path", c.path, "bytes", c.size, "err", err)
 		c.compactAt = c.size + max(c.minCompact, c.size)
-		return
+		return false
 	}
 	if err != nil {
 		c.logger.Warn("Compacted the event log, but syncing its directory failed", "path", c.path, "err", err)
@@ -476,36 +487,54 @@ func (c *committer) compact() {
 	old := c.f
 	c.f = f
 	_ = old.Close()
-	c.logger.Info("Compacted the event log", "path", c.path, "fromBytes", c.size, "toBytes", len(buf), "duration", time.Since(start))
-	c.size = int64(len(buf))
+	c.logger.Info("Compacted the event log", "path", c.path, "fromBytes", c.size, "toBytes", size, "duration", time.Since(start))
+	c.size = size
 	c.compactAt = max(c.minCompact, 2*c.size)
 	c.compactions.Add(1)
+	return true
 }
 
 // compactSuffix names the file a compacted log is written to before it
 // replaces the log.
 const compactSuffix = ".compact"
 
-// replaceFile writes content to a new file beside path, locks and syncs
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// replaceFile writes a new file beside path with write, locks and syncs
 // it, and renames it over path: a crash leaves either file whole. It
-// returns the new file, positioned at its end, or nil when path was not
-// replaced; with an error beside the file when the rename may not be
-// durable yet.
-func replaceFile(path string, content []byte) (*os.File, error) {
+// returns the new file, positioned at its end, and its size, or a nil file
+// when path was not replaced; with an error beside the file when the
+// rename may not be durable yet.
+func replaceFile(path string, write func(io.Writer) error) (*os.File, int64, error) {
 	tmp := path + compactSuffix
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	fail := func(err error) (*os.File, error) {
+	fail := func(err error) (*os.File, int64, error) {
 		_ = f.Close()
 		_ = os.Remove(tmp)
-		return nil, err
+		return nil, 0, err
 	}
 	if err := lockLog(f); err != nil {
 		return fail(err)
 	}
-	if _, err := f.Write(content); err != nil {
+	bw := bufio.NewWriterSize(f, 1<<20)
+	cw := &countingWriter{w: bw}
+	if err := write(cw); err != nil {
+		return fail(err)
+	}
+	if err := bw.Flush(); err != nil {
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
@@ -516,9 +545,9 @@ func replaceFile(path string, content []byte) (*os.File, error) {
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		// The rename happened: the new file is the log.
-		return f, err
+		return f, cw.n, err
 	}
-	return f, nil
+	return f, cw.n, nil
 }
 
 func (c *committer) runApplier() {

@@ -140,10 +140,6 @@ func OpenMemory(dir string, opts MemoryOptions) (*Memory, error) {
 		return nil, fmt.Errorf("failed to create store directory: %w", err)
 	}
 	path := filepath.Join(dir, logName)
-	// A compacted log that was never renamed into place is not the log.
-	if err := os.Remove(path + compactSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("failed to remove an unfinished compaction: %w", err)
-	}
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -152,6 +148,12 @@ func OpenMemory(dir string, opts MemoryOptions) (*Memory, error) {
 	if err := lockLog(f); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("failed to open store: %w", err)
+	}
+	// A compacted log that was never renamed into place is not the log
+	// (removed only under the lock: another process's may be in progress).
+	if err := os.Remove(path + compactSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = f.Close()
+		return nil, fmt.Errorf("failed to remove an unfinished compaction: %w", err)
 	}
 	if errors.Is(statErr, os.ErrNotExist) {
 		if err := syncDir(dir); err != nil {

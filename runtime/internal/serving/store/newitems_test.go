@@ -133,9 +133,12 @@ func TestRisks(t *testing.T) {
 	}
 	published := ev(NewItem, "", "n1", "a", 1)
 	published.Risk = 0.4
+	republished := ev(NewItem, "", "n2", "a", 7)
+	republished.Risk = 0.3 // a retry does not undo the integrity event
 	batches := [][]Event{
 		{published, ev(NewItem, "", "n2", "a", 2), integrity("c1", 0.7, 3)},
 		{integrity("c1", 1, 4), ev(Click, "u", "c1", "", 5), integrity("n2", 0.2, 6)},
+		{republished},
 	}
 	want := map[string]float64{"n1": 0.4, "c1": 1, "n2": 0.2}
 	for _, b := range backends {

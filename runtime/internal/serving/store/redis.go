@@ -273,7 +273,9 @@ func (r *Redis) Apply(ctx context.Context, events []Event) error {
 				p.RPush(ctx, k, encodeNewItem(e))
 				trims[k] = trim{k, o.NewItems, true, false}
 				if e.Risk != 0 {
-					p.HSet(ctx, r.key("risk", ""), e.Item, strconv.FormatFloat(e.Risk, 'g', -1, 64))
+					// The first publication's risk: a repeated new_item
+					// does not undo an integrity event.
+					p.HSetNX(ctx, r.key("risk", ""), e.Item, strconv.FormatFloat(e.Risk, 'g', -1, 64))
 				}
 			case Integrity:
 				p.HSet(ctx, r.key("risk", ""), e.Item, strconv.FormatFloat(e.Risk, 'g', -1, 64))

@@ -18,6 +18,7 @@ package store
 
 import (
 	"encoding/binary"
+	"io"
 	"math"
 	"time"
 )
@@ -71,19 +72,17 @@ func finishRecord(buf []byte, start int) []byte {
 	return buf
 }
 
-// snapshotWriter appends snapshot records of one kind, starting a new one
-// whenever a record passes snapshotChunk.
+// snapshotWriter writes snapshot records of one kind to out, starting a
+// new one whenever a record passes snapshotChunk, so that no more than a
+// record of the snapshot is in memory at once.
 type snapshotWriter struct {
+	out   io.Writer
+	err   error // the first write error; later writes are skipped
 	buf   []byte
 	kind  byte
-	start int // of the open record; -1 when none is open
 	entry []byte
 	n     int // entries in the open record
 	body  []byte
-}
-
-func newSnapshotWriter(buf []byte, kind byte) *snapshotWriter {
-	return &snapshotWriter{buf: buf, kind: kind, start: -1}
 }
 
 // add closes the entry built in w.entry.
@@ -111,12 +110,14 @@ func (w *snapshotWriter) flush() {
 	if w.n == 0 {
 		return
 	}
-	var start int
-	w.buf, start = beginRecord(w.buf)
-	w.buf = append(w.buf, snapshotVersion, w.kind)
-	w.buf = binary.AppendUvarint(w.buf, uint64(w.n))
-	w.buf = append(w.buf, w.body...)
-	w.buf = finishRecord(w.buf, start)
+	buf, start := beginRecord(w.buf[:0])
+	buf = append(buf, snapshotVersion, w.kind)
+	buf = binary.AppendUvarint(buf, uint64(w.n))
+	buf = append(buf, w.body...)
+	w.buf = finishRecord(buf, start)
+	if w.err == nil {
+		_, w.err = w.out.Write(w.buf)
+	}
 	w.body, w.n = w.body[:0], 0
 }
 
@@ -139,11 +140,11 @@ func (s *recentSet) ordered() []string {
 	return out
 }
 
-// snapshot appends to buf the records that rebuild s on an empty state.
+// snapshot writes to out the records that rebuild s on an empty state.
 // The caller keeps writers away (the committer holds back the next group
 // until it returns); readers may go on.
-func (s *state) snapshot(buf []byte) []byte {
-	w := newSnapshotWriter(buf, snapPublished)
+func (s *state) snapshot(out io.Writer) error {
+	w := &snapshotWriter{out: out, kind: snapPublished}
 	s.newMu.RLock()
 	for _, it := range s.newItems {
 		w.entry = binary.AppendVarint(appendString(appendString(w.entry, it.Item), it.Author), it.Time.UnixMilli())
@@ -205,7 +206,7 @@ func (s *state) snapshot(buf []byte) []byte {
 	w.entry = binary.AppendVarint(w.entry, s.evicted.Load())
 	w.add()
 	w.flush()
-	return w.buf
+	return w.err
 }
 
 // snapshotReader decodes one snapshot payload.

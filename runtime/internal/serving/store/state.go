@@ -136,7 +136,7 @@ func (s *state) apply(events []Event) {
 			s.addAuthorItem(it)
 			s.addNewItem(it)
 			if e.Risk != 0 {
-				s.setRisk(e.Item, e.Risk)
+				s.initRisk(e.Item, e.Risk)
 			}
 			continue
 		}
@@ -196,6 +196,17 @@ func (s *state) apply(events []Event) {
 func (s *state) setRisk(item string, risk float64) {
 	s.riskMu.Lock()
 	s.risks[item] = risk
+	s.riskMu.Unlock()
+}
+
+// initRisk sets an item's risk unless one is set: a new_item gives the
+// risk of its first publication, and a publication repeated (a client's
+// retry) does not undo an integrity event.
+func (s *state) initRisk(item string, risk float64) {
+	s.riskMu.Lock()
+	if _, ok := s.risks[item]; !ok {
+		s.risks[item] = risk
+	}
 	s.riskMu.Unlock()
 }
 

@@ -68,7 +68,9 @@ type Event struct {
 	Author string
 	Type   EventType
 	// Risk is the item's integrity risk, in [0, 1], of an integrity or a
-	// new_item event; ignored for the others.
+	// new_item event (kept only when the item has no risk yet: a repeated
+	// publication does not undo an integrity event); ignored for the
+	// others.
 	Risk float64
 	// Time of the event. A zero Time is replaced by the time Apply is called.
 	// Times are kept with millisecond precision.
