@@ -20,6 +20,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -89,4 +91,58 @@ func BenchmarkRedisApply(b *testing.B) {
 	}
 	defer r.Close()
 	benchApply(b, r)
+}
+
+// BenchmarkMemoryReplay opens a Memory store whose log holds 2,000,000
+// events (20,000 batches of benchBatch: 10,000 users, 100,000 items), as
+// written (compaction off) and compacted (RECPIPELINE_BENCH_COMPACT_MB, 16
+// by default), and reports the log's size: what a restart reads.
+func BenchmarkMemoryReplay(b *testing.B) {
+	for _, compact := range []bool{false, true} {
+		name := "whole"
+		if compact {
+			name = "compacted"
+		}
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			opts := MemoryOptions{Fsync: FsyncInterval, CompactBytes: -1, Logger: slog.New(slog.DiscardHandler)}
+			if compact {
+				opts.CompactBytes = 16 << 20
+				if v, err := strconv.Atoi(os.Getenv("RECPIPELINE_BENCH_COMPACT_MB")); err == nil && v > 0 {
+					opts.CompactBytes = int64(v) << 20
+				}
+			}
+			m, err := OpenMemory(dir, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range 20000 {
+				if err := m.Apply(context.Background(), benchBatch(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			compactions := m.c.compactions.Load()
+			if err := m.Close(); err != nil {
+				b.Fatal(err)
+			}
+			if compact && compactions == 0 {
+				b.Fatal("no compaction")
+			}
+			info, err := os.Stat(filepath.Join(dir, logName))
+			if err != nil {
+				b.Fatal(err)
+			}
+			opts.CompactBytes = -1
+			b.ResetTimer()
+			for range b.N {
+				m, err := OpenMemory(dir, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = m.Close()
+			}
+			b.ReportMetric(float64(info.Size())/(1<<20), "log-MiB")
+			b.ReportMetric(float64(compactions), "compactions")
+		})
+	}
 }
