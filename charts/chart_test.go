@@ -246,7 +246,8 @@ func TestLint(t *testing.T) {
 // with testdata/<case>.golden.yaml. Refresh with `go test ./charts/... -update`
 // and review the diff. The CRDs appear in the golden files by name only:
 // TestRenderedCRDsMatchConfig checks their content, so an API change needs
-// `make chart-crds` and no golden update.
+// `make chart-crds` and no golden update. So does the Grafana dashboard's
+// JSON, which TestDashboardConfigMapHoldsTheFile checks.
 func TestTemplateGolden(t *testing.T) {
 	values, err := filepath.Glob("testdata/*.values.yaml")
 	if err != nil {
@@ -259,7 +260,7 @@ func TestTemplateGolden(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(v), ".values.yaml")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			got := withoutCRDBodies(t, render(t, []string{v}))
+			got := withoutBulkyBodies(t, render(t, []string{v}))
 			golden := filepath.Join("testdata", name+".golden.yaml")
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
@@ -278,18 +279,28 @@ func TestTemplateGolden(t *testing.T) {
 	}
 }
 
-// withoutCRDBodies replaces each CustomResourceDefinition of a rendering by
-// one comment line naming it.
-func withoutCRDBodies(t *testing.T, rendered []byte) []byte {
+// withoutBulkyBodies replaces each CustomResourceDefinition of a rendering
+// by one comment line naming it, and the data of the Grafana dashboard's
+// ConfigMap by a comment naming its file.
+func withoutBulkyBodies(t *testing.T, rendered []byte) []byte {
 	t.Helper()
 	docs := strings.Split(string(rendered), "\n---\n")
 	for i, doc := range docs {
 		objs := decode(t, []byte(doc))
-		if len(objs) != 1 || objs[0].GetKind() != "CustomResourceDefinition" {
+		if len(objs) != 1 {
 			continue
 		}
-		source, _, _ := strings.Cut(strings.TrimPrefix(doc, "---\n"), "\n")
-		docs[i] = fmt.Sprintf("%s\n# CustomResourceDefinition %s, as in config/crd/bases (see TestRenderedCRDsMatchConfig)", source, objs[0].GetName())
+		switch o := objs[0]; {
+		case o.GetKind() == "CustomResourceDefinition":
+			source, _, _ := strings.Cut(strings.TrimPrefix(doc, "---\n"), "\n")
+			docs[i] = fmt.Sprintf("%s\n# CustomResourceDefinition %s, as in config/crd/bases (see TestRenderedCRDsMatchConfig)", source, o.GetName())
+		case o.GetKind() == "ConfigMap" && o.GetName() == dashboardName:
+			head, _, ok := strings.Cut(doc, "\ndata:\n")
+			if !ok {
+				t.Fatalf("ConfigMap %s has no data", o.GetName())
+			}
+			docs[i] = head + "\ndata:\n  # " + dashboardKey + ": " + strings.TrimPrefix(dashboardFile, chartDir+"/") + " (see TestDashboardConfigMapHoldsTheFile)"
+		}
 	}
 	return []byte(strings.Join(docs, "\n---\n"))
 }
@@ -485,6 +496,10 @@ func TestRefusedValues(t *testing.T) {
 		"an existing ServiceAccount without a name": {
 			set:  []string{"serviceAccount.create=false"},
 			want: "serviceAccount.name is required",
+		},
+		"a Grafana dashboard without the sidecar's label": {
+			set:  []string{"pipelineMonitoring.grafanaDashboard.enabled=true", "pipelineMonitoring.grafanaDashboard.label="},
+			want: "pipelineMonitoring.grafanaDashboard.label is required",
 		},
 	}
 	for name, tc := range cases {
