@@ -617,6 +617,9 @@ spec:
 	// New weights through kubectl apply, under load: every pod serves them
 	// within 10 s, no pod restarts, no request fails, the ranking changes.
 	restarts := podRestarts(t)
+	// The frontend's /metrics, before and after: the per-stage and
+	// per-source families the dashboard reads grow under load.
+	scraped := scrapeFrontend(t)
 	l := startLoad(url)
 	oldRev := getRP(t).Status.ConfigRevision
 	applyYAML(t, pipeline(`{click: 1.0, like: -50.0, comment: 4.0, see_less: -8.0}`, "models/mtml", recserve))
@@ -629,6 +632,7 @@ spec:
 	})
 	t.Logf("weights change → every pod serves it: %s", took.Round(10*time.Millisecond))
 	l.finish(t, "weights rollout")
+	metricsGrew(t, scraped)
 	if after := podRestarts(t); fmt.Sprint(after) != fmt.Sprint(restarts) {
 		t.Errorf("pods restarted or were replaced on a weights change: %v → %v", restarts, after)
 	}
