@@ -27,8 +27,16 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 GO_TEST_FLAGS ?= -race -count=1
+# The release: the tag make images and make push give the images, the
+# chart's appVersion and the images dist/install.yaml names, all one value
+# (version_test.go checks that they agree).
+VERSION ?= $(shell sed -n 's/^appVersion: *//p' charts/recpipeline-operator/Chart.yaml)
+# Registry path of the images; make push sends them to $(REGISTRY) instead.
+IMAGE_REPO ?= ghcr.io/recpipeline
 # Manager image of dist/install.yaml.
-IMG ?= ghcr.io/recpipeline/manager:latest
+IMG ?= $(IMAGE_REPO)/manager:$(VERSION)
+# recserve image the manager of dist/install.yaml gives pipelines that name none.
+RUNTIME_IMG ?= $(IMAGE_REPO)/recserve:$(VERSION)
 
 .PHONY: all
 all: build
@@ -123,11 +131,13 @@ verify-proto: $(PROTOC) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) ## Fail when runt
 test: test-deps vet lint verify-generated ## Run every unit, envtest and integration test.
 	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_BIN) go test $(GO_TEST_FLAGS) ./...
 
-.PHONY: cluster-up cluster-down cluster-status
+.PHONY: cluster-up cluster-down cluster-status cluster-demo
 cluster-up: ## Start a single-node Kubernetes cluster on this machine (root; builds cached); prints the exports to use it.
 	hack/local-cluster.sh up
-cluster-down: ## Stop the local cluster and remove everything it made.
-	hack/local-cluster.sh down
+cluster-demo: $(HELM) ## The sample pipeline on the local cluster: cluster up, images imported, chart installed, demo data on a claim, pipeline Ready, a working curl printed.
+	HELM=$(HELM) hack/cluster-demo.sh
+cluster-down: ## Stop the local cluster and remove everything it and make cluster-demo or the e2e suite made (images, data); the build cache stays.
+	hack/local-cluster.sh purge
 cluster-status: ## Show the local cluster's components, node and pods.
 	hack/local-cluster.sh status
 
@@ -155,17 +165,16 @@ build: ## Build the manager and the runtime's commands (recserve, rectrain, recg
 	go build -o $(BIN)/ ./runtime/cmd/...
 
 .PHONY: build-installer
-build-installer: manifests $(KUSTOMIZE) ## Write dist/install.yaml (CRD, RBAC, manager) for kubectl apply -f; IMG sets the manager image.
+build-installer: manifests $(KUSTOMIZE) ## Write dist/install.yaml (CRD, RBAC, manager) for kubectl apply -f; IMG and RUNTIME_IMG set the images.
 	mkdir -p dist
 	rm -rf $(BIN)/installer && mkdir -p $(BIN)/installer && cp -r config $(BIN)/installer/
 	cd $(BIN)/installer/config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	sed -i 's|--default-runtime-image=.*|--default-runtime-image=$(RUNTIME_IMG)|' $(BIN)/installer/config/manager/manager.yaml
 	$(KUSTOMIZE) build $(BIN)/installer/config/default > dist/install.yaml
-	@echo "Wrote dist/install.yaml (manager image $(IMG))"
+	@echo "Wrote dist/install.yaml (manager image $(IMG), default runtime image $(RUNTIME_IMG))"
 
 ##@ Images
 
-# Tag and version label of the images.
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Registry and path that `make push` sends the images to, e.g. ghcr.io/recpipeline.
 REGISTRY ?=
 IMAGES_DIR ?= $(BIN)/images
@@ -183,9 +192,13 @@ push: images ## Push the images to $(REGISTRY)/{manager,recserve}:$(VERSION) wit
 	go run ./hack/images push -in $(IMAGES_DIR) -registry $(REGISTRY) -version $(VERSION)
 
 .PHONY: images-import
-images-import: images ## Import the images into the local containerd (namespace k8s.io).
-	for f in $(IMAGES_DIR)/manager.tar $(IMAGES_DIR)/recserve.tar; do \
+images-import: images ## Import the images (and recpipeline-tools when built) into the local cluster's containerd (namespace k8s.io).
+	for f in $(IMAGES_DIR)/*.tar; do \
 		ctr --address $${CONTAINERD_ADDRESS:-/var/lib/recpipeline-cluster/containerd/containerd.sock} -n k8s.io images import "$$f"; done
+
+.PHONY: version
+version: ## Print the release: the images' tag and the chart's appVersion.
+	@echo $(VERSION)
 
 .PHONY: run
 run: manifests ## Run the manager against the cluster of the current kubeconfig.

@@ -34,8 +34,14 @@ import (
 	"github.com/recpipeline/recpipeline/controllers"
 )
 
-// defaultRuntimeImage is the recserve image of pipelines that name none.
-const defaultRuntimeImage = "ghcr.io/recpipeline/recserve:latest"
+// version is the release this manager belongs to: the tag of the images
+// built with it and the chart's appVersion (make images sets it with
+// -X main.version; version_test.go keeps the default equal to the chart's).
+var version = "0.1.0"
+
+// defaultRuntimeImage is the recserve image of pipelines that name none: the
+// one released with this manager.
+func defaultRuntimeImage() string { return "ghcr.io/recpipeline/recserve:" + version }
 
 func main() {
 	var (
@@ -50,7 +56,7 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one of several manager replicas reconciles.")
-	flag.StringVar(&runtimeImage, "default-runtime-image", defaultRuntimeImage, "recserve image of pipelines whose spec.runtime.image is empty.")
+	flag.StringVar(&runtimeImage, "default-runtime-image", defaultRuntimeImage(), "recserve image of pipelines whose spec.runtime.image is empty.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; all namespaces when empty.")
 	flag.DurationVar(&shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "How long in-flight reconciles may take to finish on shutdown.")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "How many RecPipelines reconcile at once.")

@@ -3,7 +3,14 @@
 #
 #   hack/local-cluster.sh up       build (cached) and start it; idempotent
 #   hack/local-cluster.sh status   the components, the node and the pods
-#   hack/local-cluster.sh down     stop it and remove everything it made
+#   hack/local-cluster.sh down     stop it and remove its state (pods,
+#                                  etcd, network); keeps the binaries,
+#                                  certificates and images for a fast up
+#   hack/local-cluster.sh purge    down, then remove the run dir itself
+#                                  (binaries, images: ~1 GB) and the data
+#                                  dirs the e2e suite and make cluster-demo
+#                                  put on hostPath volumes; the build cache
+#                                  ($RECPIPELINE_CACHE) stays
 #
 # Components, each a background process with a pid file and a log under the
 # run dir ($RECPIPELINE_CLUSTER_DIR, default /var/lib/recpipeline-cluster):
@@ -147,7 +154,8 @@ install_packages() {
   [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/lib/cni/loopback ] || missing+=(containernetworking-plugins)
   [ -f /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
-  command -v iptables >/dev/null || missing+=(iptables)
+  # type -P: the function iptables below must not pass for the command.
+  type -P iptables >/dev/null || missing+=(iptables)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v openssl >/dev/null || missing+=(openssl)
   if [ ${#missing[@]} -gt 0 ]; then
@@ -375,7 +383,7 @@ iptables_cleanup() {
     "$bin/kube-proxy" --cleanup --proxy-mode=iptables >>"$run/logs/kube-proxy-cleanup.log" 2>&1 || true
   fi
   for ipt in iptables ip6tables; do
-    command -v "$ipt" >/dev/null || continue
+    type -P "$ipt" >/dev/null || continue
     for table in filter nat mangle raw; do
       "$ipt" -t "$table" -S >/dev/null 2>&1 || continue
       # Jumps to KUBE-* chains from the built-in chains, then the chains.
@@ -716,6 +724,26 @@ down() {
   log "cluster down"
 }
 
+# Data directories of hostPath volumes: the e2e suite's (E2E_DATA_DIR) and
+# make cluster-demo's (DEMO_DATA_DIR).
+data_dirs=("${E2E_DATA_DIR:-/var/lib/recpipeline-e2e}" "${DEMO_DATA_DIR:-/var/lib/recpipeline-demo}")
+
+purge() {
+  down
+  local d
+  # Never recurse into a file system still mounted under the run dir.
+  if awk -v r="$run/" 'index($5, r) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+    die "mounts under $run remain after down; unmount them, then purge again"
+  fi
+  for d in "$run" "${data_dirs[@]}"; do
+    if [ -e "$d" ]; then
+      log "removing $d ($(du -sh "$d" 2>/dev/null | cut -f1))"
+      rm -rf "$d"
+    fi
+  done
+  log "purged; the build cache $cache stays ($(du -sh "$cache" 2>/dev/null | cut -f1)): remove it by hand to rebuild from source"
+}
+
 status() {
   local name
   for name in "${components[@]}"; do
@@ -737,6 +765,7 @@ status() {
 case ${1:-} in
   up) up ;;
   down) down ;;
+  purge) purge ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|purge|status" >&2; exit 2 ;;
 esac

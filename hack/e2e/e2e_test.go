@@ -779,6 +779,15 @@ func TestInstallManifest(t *testing.T) {
 	if _, err := os.Stat(manifest); err != nil {
 		t.Fatalf("%s: %v (make build-installer writes it)", manifest, err)
 	}
+	// make build-installer RUNTIME_IMG=... names the recserve image the
+	// installed manager gives pipelines that name none.
+	raw, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "--default-runtime-image=ghcr.io/recpipeline/recserve:" + envOr("E2E_IMAGE_TAG", "e2e"); !strings.Contains(string(raw), want) {
+		t.Errorf("%s does not pass %s to the manager", manifest, want)
+	}
 	run(t, kubectl, "apply", "--server-side", "--force-conflicts", "-f", manifest)
 	defer func() {
 		_, _ = runErr(kubectl, "delete", "-f", manifest, "--ignore-not-found", "--wait=true", "--timeout=2m")
