@@ -91,8 +91,18 @@ func run(samplePath, crdDir string, keep bool) error {
 		return err
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	go func() { _ = mgr.Start(ctx) }()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		_ = mgr.Start(ctx)
+	}()
+	// The manager stops before the API server does (deferred before it, so
+	// run after it): with the API server gone first, its informers and
+	// reconciles log connection errors with stack traces on a normal exit.
+	defer func() {
+		cancel()
+		<-stopped
+	}()
 
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
