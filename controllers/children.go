@@ -512,10 +512,6 @@ func desiredHPA(rp *servingv1alpha1.RecPipeline, stage string) *autoscalingv2ac.
 		return nil
 	}
 	as := spec.Scaling.Autoscaling
-	target := defaultTargetCPU
-	if as.TargetCPUUtilization != nil {
-		target = *as.TargetCPUUtilization
-	}
 	return autoscalingv2ac.HorizontalPodAutoscaler(ChildName(rp, stage), rp.Namespace).
 		WithLabels(commonLabels(rp, stage)).
 		WithOwnerReferences(ownerReference(rp)).
@@ -526,13 +522,58 @@ func desiredHPA(rp *servingv1alpha1.RecPipeline, stage string) *autoscalingv2ac.
 				WithName(ChildName(rp, stage))).
 			WithMinReplicas(as.MinReplicas).
 			WithMaxReplicas(as.MaxReplicas).
-			WithMetrics(autoscalingv2ac.MetricSpec().
-				WithType("Resource").
-				WithResource(autoscalingv2ac.ResourceMetricSource().
-					WithName(corev1.ResourceCPU).
-					WithTarget(autoscalingv2ac.MetricTarget().
-						WithType("Utilization").
-						WithAverageUtilization(target)))))
+			WithMetrics(hpaMetrics(as)...))
+}
+
+// hpaMetrics are what a stage's autoscaler scales on, in this order: CPU
+// when its target is set or when nothing else is (then at
+// defaultTargetCPU), the request rate per pod, then the other per-pod
+// metrics as listed. The autoscaler takes the largest replica count any of
+// them asks for.
+func hpaMetrics(as *servingv1alpha1.AutoscalingSpec) []*autoscalingv2ac.MetricSpecApplyConfiguration {
+	var out []*autoscalingv2ac.MetricSpecApplyConfiguration
+	if as.TargetCPUUtilization != nil || (as.RequestsPerSecond == nil && len(as.Metrics) == 0) {
+		out = append(out, autoscalingv2ac.MetricSpec().
+			WithType("Resource").
+			WithResource(autoscalingv2ac.ResourceMetricSource().
+				WithName(corev1.ResourceCPU).
+				WithTarget(autoscalingv2ac.MetricTarget().
+					WithType("Utilization").
+					WithAverageUtilization(ptr.Deref(as.TargetCPUUtilization, defaultTargetCPU)))))
+	}
+	if as.RequestsPerSecond != nil {
+		target := *resource.NewQuantity(int64(as.RequestsPerSecond.Target), resource.DecimalSI)
+		out = append(out, podsMetric(servingv1alpha1.RequestsPerSecondMetric, nil, target))
+	}
+	for _, m := range as.Metrics {
+		// The API server refuses a target that is no quantity, so none
+		// is left out in practice.
+		if target, err := resource.ParseQuantity(m.Target); err == nil {
+			out = append(out, podsMetric(m.Name, m.Selector, target))
+		}
+	}
+	return out
+}
+
+// podsMetric is an autoscaler metric of type Pods: the metric's average
+// over the stage's pods, read through the custom metrics API, aiming for
+// target.
+func podsMetric(name string, selector *servingv1alpha1.MetricSelector, target resource.Quantity) *autoscalingv2ac.MetricSpecApplyConfiguration {
+	id := autoscalingv2ac.MetricIdentifier().WithName(name)
+	if selector != nil {
+		labels := make(map[string]string, len(selector.MatchLabels))
+		for k, v := range selector.MatchLabels {
+			labels[k] = string(v)
+		}
+		id.WithSelector(metav1ac.LabelSelector().WithMatchLabels(labels))
+	}
+	return autoscalingv2ac.MetricSpec().
+		WithType("Pods").
+		WithPods(autoscalingv2ac.PodsMetricSource().
+			WithMetric(id).
+			WithTarget(autoscalingv2ac.MetricTarget().
+				WithType("AverageValue").
+				WithAverageValue(target)))
 }
 
 // desiredPDB keeps all but one pod of a stage with more than one replica

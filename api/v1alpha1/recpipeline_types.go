@@ -892,13 +892,26 @@ type ScalingSpec struct {
 	// +kubebuilder:validation:Maximum=1000
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// autoscaling scales the stage on CPU with a HorizontalPodAutoscaler.
+	// autoscaling scales the stage with a HorizontalPodAutoscaler, on CPU,
+	// on requests per second per pod or on other per-pod metrics.
 	// +optional
 	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
 }
 
-// AutoscalingSpec configures a HorizontalPodAutoscaler.
+// RequestsPerSecondMetric is the per-pod metric that
+// autoscaling.requestsPerSecond reads through the custom metrics API
+// (custom.metrics.k8s.io): the requests a stage pod serves per second, as a
+// metrics adapter derives it from the pod's request counters
+// (docs/autoscaling.md).
+const RequestsPerSecondMetric = "recpipeline_requests_per_second"
+
+// AutoscalingSpec configures a HorizontalPodAutoscaler. It scales on CPU,
+// on requests per second per pod, on other per-pod metrics, or on several
+// of them; with several, the autoscaler takes the largest replica count any
+// of them asks for. CPU counts when targetCPUUtilization is set, or when
+// neither requestsPerSecond nor metrics is (at 70%).
 // +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.requestsPerSecond) || !has(self.metrics) || !self.metrics.exists(m, m.name == 'recpipeline_requests_per_second')",message="metrics must not list recpipeline_requests_per_second when requestsPerSecond is set: keep one of them"
 type AutoscalingSpec struct {
 	// minReplicas is the lower bound.
 	// +required
@@ -913,12 +926,81 @@ type AutoscalingSpec struct {
 	MaxReplicas int32 `json:"maxReplicas"`
 
 	// targetCPUUtilization is the average CPU utilisation, in percent of the
-	// request, the autoscaler aims for. 70 when unset.
+	// request, the autoscaler aims for. When unset, CPU counts only if
+	// neither requestsPerSecond nor metrics is set, and then at 70.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	TargetCPUUtilization *int32 `json:"targetCPUUtilization,omitempty"`
+
+	// requestsPerSecond scales on the requests each pod of the stage serves
+	// per second: the Pods metric recpipeline_requests_per_second of the
+	// custom metrics API, which a metrics adapter such as
+	// prometheus-adapter must serve (docs/autoscaling.md). Without one the
+	// autoscaler reports FailedGetPodsMetric and does not scale on it.
+	// +optional
+	RequestsPerSecond *RequestsPerSecondTarget `json:"requestsPerSecond,omitempty"`
+
+	// metrics scales on other per-pod metrics of the custom metrics API,
+	// each averaged over the stage's pods (HPA metrics of type Pods).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4
+	Metrics []PodsMetricTarget `json:"metrics,omitempty"`
 }
+
+// RequestsPerSecondTarget is the request rate a stage's pods aim for.
+type RequestsPerSecondTarget struct {
+	// target is the average requests per second per pod.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	Target int32 `json:"target"`
+}
+
+// PodsMetricTarget is a per-pod metric of the custom metrics API
+// (custom.metrics.k8s.io) and the average value per pod to aim for.
+type PodsMetricTarget struct {
+	// name of the metric, as the metrics adapter serves it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_:][A-Za-z0-9_:.-]*$`
+	Name string `json:"name"`
+
+	// target is the average value per pod, a positive quantity as a
+	// string ("200", "500m", "1.5").
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",message="target must be a positive quantity as a string (\"200\", \"500m\")"
+	Target string `json:"target"`
+
+	// selector narrows the metric by its labels, as the metrics adapter
+	// sees them; the adapter always restricts it to the stage's pods.
+	// +optional
+	Selector *MetricSelector `json:"selector,omitempty"`
+}
+
+// MetricSelector selects a metric's series by label, as the matchLabels of
+// a label selector; the HPA passes it to the metrics adapter.
+type MetricSelector struct {
+	// matchLabels are the label values the series must carry. Keys must be
+	// label names (queue, handler): the API server does not check them (a
+	// rule over map keys would exceed the CRD's validation cost budget), and
+	// the autoscaler reports FailedGetPodsMetric for a key it cannot parse.
+	// +required
+	// +kubebuilder:validation:MinProperties=1
+	// +kubebuilder:validation:MaxProperties=8
+	MatchLabels map[string]MetricLabelValue `json:"matchLabels"`
+}
+
+// MetricLabelValue is a label value of a metric selector.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`
+type MetricLabelValue string
 
 // RerankSpec declares the final rules.
 type RerankSpec struct {

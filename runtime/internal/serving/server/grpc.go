@@ -41,11 +41,15 @@ type StageEngine interface {
 // RegisterStage adds stage's gRPC services to srv: the ANN search on the
 // retrieval stage, ranking on the ranker stages, nothing on the others.
 func RegisterStage(srv *grpc.Server, stage string, e StageEngine) {
+	// Each service's count of successful calls starts at 0, so that an
+	// idle stage reports a request rate of 0 rather than none.
 	switch stage {
 	case config.StageRetrieval:
 		stagepb.RegisterRetrievalServer(srv, retrievalServer{e: e})
+		grpcRequests.WithLabelValues(stagepb.Retrieval_Search_FullMethodName, codes.OK.String())
 	case config.StageRankerFirst, config.StageRankerSecond:
 		stagepb.RegisterRankerServer(srv, rankerServer{e: e})
+		grpcRequests.WithLabelValues(stagepb.Ranker_Rank_FullMethodName, codes.OK.String())
 	}
 }
 
@@ -56,7 +60,8 @@ type retrievalServer struct {
 }
 
 // Search implements stagepb.RetrievalServer.
-func (s retrievalServer) Search(ctx context.Context, req *stagepb.SearchRequest) (*stagepb.SearchResponse, error) {
+func (s retrievalServer) Search(ctx context.Context, req *stagepb.SearchRequest) (_ *stagepb.SearchResponse, err error) {
+	defer countCall(stagepb.Retrieval_Search_FullMethodName, &err)
 	call := &engine.SearchCall{Source: req.Source, Limit: int(req.Limit)}
 	if req.User != nil {
 		call.User = req.User.State()
@@ -75,7 +80,8 @@ type rankerServer struct {
 }
 
 // Rank implements stagepb.RankerServer.
-func (s rankerServer) Rank(ctx context.Context, req *stagepb.RankRequest) (*stagepb.RankResponse, error) {
+func (s rankerServer) Rank(ctx context.Context, req *stagepb.RankRequest) (_ *stagepb.RankResponse, err error) {
+	defer countCall(stagepb.Ranker_Rank_FullMethodName, &err)
 	call := &engine.RankCall{Arm: req.Arm, Candidates: make([]engine.StageCandidate, len(req.Candidates))}
 	if req.User != nil {
 		call.User = req.User.State()

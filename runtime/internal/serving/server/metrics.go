@@ -23,7 +23,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/status"
 )
+
+// grpcRequests counts the calls the process's retrieval or ranker stage
+// served over gRPC (RegisterStage), which a metrics adapter turns into the
+// per-pod request rate the operator's autoscaler can scale on
+// (docs/autoscaling.md). It belongs to the process, as the gRPC server
+// does, rather than to a Server; every Server registers it, so /metrics
+// shows it beside the HTTP series.
+var grpcRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "recpipeline_grpc_requests_total",
+	Help: "gRPC calls served by a retrieval or ranker stage, by full method name and status code.",
+}, []string{"method", "code"})
+
+// countCall counts a served gRPC call of method that ended in *err.
+func countCall(method string, err *error) {
+	grpcRequests.WithLabelValues(method, status.Code(*err).String()).Inc()
+}
 
 // metrics are the server's own series; stages add theirs to the same
 // registry.

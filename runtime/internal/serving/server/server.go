@@ -147,7 +147,7 @@ func New(engine Engine, opts Options) *Server {
 	reg := prometheus.NewRegistry()
 	// The Go runtime's and the process's own series (GC pauses, heap,
 	// goroutines, CPU, memory) beside the server's.
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), grpcRequests)
 	s := &Server{opts: opts, engine: engine, registry: reg, metrics: newMetrics(reg)}
 	s.loaded.Store(engine != nil)
 	if opts.MaxConcurrent > 0 {
@@ -237,6 +237,12 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/recommendations", s.instrument("recommendations", http.HandlerFunc(s.recommendations)))
 	mux.Handle("POST /v1/events", s.instrument("events", http.HandlerFunc(s.events)))
 	mux.Handle("GET "+config.StatusPath, s.instrument("status", http.HandlerFunc(s.status)))
+	// An idle frontend reports a request rate of 0 rather than none, so
+	// that an autoscaler on the rate can read it before the first request
+	// (the gRPC stages count theirs in recpipeline_grpc_requests_total).
+	if !config.ServesGRPC(s.opts.Stage) {
+		s.metrics.requests.WithLabelValues("recommendations", strconv.Itoa(http.StatusOK))
+	}
 	// A broken engine (its store can record nothing more) fails both
 	// probes: readiness takes the pod out of the Service, liveness
 	// restarts it, which recovers the store.
