@@ -23,6 +23,11 @@ limitations under the License.
 // cluster, from the pipeline's ConfigMap (--config-map, watched through the
 // API). A config that fails to parse, validate or compile is refused and the
 // previous one keeps serving.
+//
+// `recserve index --config FILE` is the build step of the ANN indexes: it
+// loads the catalog and the models of the config as serving does, builds
+// the HNSW index of every model an ANN source searches and saves it beside
+// the model, where recserve loads it at start instead of building it.
 package main
 
 import (
@@ -51,6 +56,10 @@ import (
 )
 
 func main() {
+	run := run
+	if len(os.Args) > 1 && os.Args[1] == "index" {
+		run = func() error { return runIndex(os.Args[2:]) }
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "recserve:", err)
 		// The kubelet shows this file's content in the pod's status, and the

@@ -30,9 +30,10 @@ limitations under the License.
 // What the deploy part of the config names (catalog, store, models) is
 // loaded once, at Open; item embeddings of every two-tower model are computed
 // for the whole catalog and indexed with HNSW for the models an ANN source
-// of the initial config searches. The live part is compiled by Apply into an
-// immutable value swapped atomically: a request runs entirely on the live
-// value it started with.
+// of the initial config searches, or the index is loaded from the file that
+// WriteIndexes (`recserve index`) saved beside the model. The live part is
+// compiled by Apply into an immutable value swapped atomically: a request
+// runs entirely on the live value it started with.
 //
 // A request is served at the time of the engine's clock (live.clock, see
 // clock.go): by default the newest event's, so that a historical log
@@ -70,7 +71,8 @@ import (
 type Options struct {
 	// StateDir holds the memory store's log. Required for the Memory store.
 	StateDir string
-	// ANN tunes the HNSW indexes; the package defaults when zero.
+	// ANN tunes the HNSW indexes; the package defaults when zero. A saved
+	// index (IndexFile) built with other options is not loaded.
 	ANN ann.Options
 	// Registry receives the funnel's metrics; none when nil.
 	Registry prometheus.Registerer
@@ -84,6 +86,10 @@ type Options struct {
 	// PrecomputedRefresh is how often the Precomputed sources' lists are
 	// checked for a new version; DefaultPrecomputedRefresh when zero.
 	PrecomputedRefresh time.Duration
+
+	// buildOnly builds every ANN index, ignoring the saved ones: for
+	// WriteIndexes.
+	buildOnly bool
 }
 
 // DefaultPrecomputedRefresh is how often Precomputed lists are checked for
@@ -238,7 +244,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	if err := e.loadModels(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if err := e.buildIndexes(ctx, cfg, opts.ANN); err != nil {
+	if err := e.buildIndexes(ctx, cfg, opts); err != nil {
 		return nil, err
 	}
 	if seeder, ok := e.state.(store.Seeder); ok {
@@ -342,29 +348,32 @@ func (e *Engine) loadModels(ctx context.Context, cfg *config.Config) error {
 
 // buildIndexes indexes, with HNSW, the item embeddings of every model an
 // ANN source of cfg (or of its whole-config arms) searches, on the stages
-// that run those sources.
-func (e *Engine) buildIndexes(ctx context.Context, cfg *config.Config, opts ann.Options) error {
+// that run those sources. The index that `recserve index` saved beside the
+// model is loaded instead when it matches the embeddings (see loadIndex).
+func (e *Engine) buildIndexes(ctx context.Context, cfg *config.Config, opts Options) error {
 	if !e.roles.index {
 		return nil
 	}
-	var sources []config.Source
-	for _, l := range cfg.Live.Lives() {
-		sources = append(sources, l.Retrieval.Sources...)
-	}
-	for _, s := range sources {
-		t := e.towers[s.Model]
-		if t == nil || e.indexes[s.Model] != nil {
+	for _, name := range annModels(cfg) {
+		t := e.towers[name]
+		if t == nil || e.indexes[name] != nil {
 			continue
 		}
-		t0 := time.Now()
-		idx := ann.New(t.Dim(), ann.InnerProduct, opts)
-		n := t.Vectors().Len()
-		idx.Reserve(n)
-		if err := idx.Build(ctx, nil, t.Flat(), runtime.GOMAXPROCS(0)); err != nil {
-			return fmt.Errorf("failed to index the embeddings of %s: %w", s.Model, err)
+		flat := t.Flat()
+		if !opts.buildOnly {
+			if idx := e.loadIndex(ctx, cfg, name, t.Dim(), flat, opts.ANN); idx != nil {
+				e.indexes[name] = idx
+				continue
+			}
 		}
-		e.indexes[s.Model] = idx
-		e.log.Info("Built the ANN index", "model", s.Model, "items", idx.Len(), "seconds", time.Since(t0).Seconds())
+		t0 := time.Now()
+		idx := ann.New(t.Dim(), ann.InnerProduct, opts.ANN)
+		idx.Reserve(len(flat) / t.Dim())
+		if err := idx.Build(ctx, nil, flat, runtime.GOMAXPROCS(0)); err != nil {
+			return fmt.Errorf("failed to index the embeddings of %s: %w", name, err)
+		}
+		e.indexes[name] = idx
+		e.log.Info("Built the ANN index", "model", name, "items", idx.Len(), "seconds", time.Since(t0).Seconds())
 	}
 	return nil
 }
