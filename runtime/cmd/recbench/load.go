@@ -131,6 +131,8 @@ type loadResult struct {
 	Latency latencySummary
 	// Items is the number of items in the OK answers.
 	Items int64
+	// Short is the number of OK answers with fewer items than asked (n).
+	Short int
 	// Events is the background ingestion, zero when it was off.
 	Events eventStats
 	// Interrupted is set when the run was cut short.
@@ -183,11 +185,13 @@ func (p *phase) take() (time.Time, bool) {
 // and its counts merged once at the end, so a request costs the load
 // generator little more than net/http's own allocations.
 type loadWorker struct {
+	n        int // the n every request asks for
 	rng      *rand.Rand
 	buf      bytes.Buffer
 	lat      []time.Duration
 	ok       int
 	items    int64
+	short    int
 	answered int
 	failures map[string]int
 	examples map[string]string
@@ -259,6 +263,9 @@ func (w *loadWorker) run(ctx context.Context, client *http.Client, req *http.Req
 			}
 			w.ok++
 			w.items += int64(n)
+			if n < w.n {
+				w.short++
+			}
 			w.lat = append(w.lat, lat)
 		}
 	}
@@ -411,6 +418,7 @@ func newLoadWorkers(o loadOptions) []*loadWorker {
 	}
 	for i := range workers {
 		workers[i] = &loadWorker{
+			n:        o.N,
 			rng:      rand.New(rand.NewPCG(o.Seed, uint64(i))),
 			lat:      make([]time.Duration, 0, perWorker),
 			failures: map[string]int{},
@@ -459,6 +467,7 @@ func (res *loadResult) add(workers []*loadWorker) {
 	for _, w := range workers {
 		res.OK += w.ok
 		res.Items += w.items
+		res.Short += w.short
 		lat = append(lat, w.lat...)
 		for k, v := range w.failures {
 			res.Failures[k] += v

@@ -162,6 +162,10 @@ func TestRunLoadReportsAndExitsOnFailures(t *testing.T) {
 			if rep.ItemsPerAnswer != 3 {
 				t.Errorf("%g items per answer, want 3", rep.ItemsPerAnswer)
 			}
+			// The server answers 3 items to n=7: every OK answer is short.
+			if rep.ShortAnswers != rep.OK || !strings.Contains(stderr.String(), "answers shorter than n=7") {
+				t.Errorf("%d short answers of %d OK, want all, and the text report to say so:\n%s", rep.ShortAnswers, rep.OK, stderr.String())
+			}
 		})
 	}
 }

@@ -382,8 +382,10 @@ type loadReport struct {
 	ThroughputRPS  float64        `json:"throughputRps"`
 	LatencyMs      latencySummary `json:"latencyMs"`
 	ItemsPerAnswer float64        `json:"itemsPerAnswer"`
-	Events         *eventsReport  `json:"events,omitempty"`
-	Interrupted    bool           `json:"interrupted,omitempty"`
+	// ShortAnswers counts the OK answers with fewer items than n.
+	ShortAnswers int           `json:"shortAnswers"`
+	Events       *eventsReport `json:"events,omitempty"`
+	Interrupted  bool          `json:"interrupted,omitempty"`
 }
 
 type eventsReport struct {
@@ -412,6 +414,7 @@ func newLoadReport(o loadOptions, res loadResult) loadReport {
 	if res.OK > 0 {
 		rep.ItemsPerAnswer = round3(float64(res.Items) / float64(res.OK))
 	}
+	rep.ShortAnswers = res.Short
 	if o.EventsRate > 0 {
 		rep.Events = &eventsReport{
 			Sent:      res.Events.Sent,
@@ -442,7 +445,7 @@ func (r loadReport) writeText(w io.Writer, res loadResult) {
 	fmt.Fprintf(w, "throughput %s req/s\n", formatRate(r.ThroughputRPS))
 	fmt.Fprintf(w, "latency    p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms\n",
 		r.LatencyMs.P50, r.LatencyMs.P90, r.LatencyMs.P99, r.LatencyMs.Max)
-	fmt.Fprintf(w, "items      %.1f per answer\n", r.ItemsPerAnswer)
+	fmt.Fprintf(w, "items      %.1f per answer; %d answers shorter than n=%d\n", r.ItemsPerAnswer, r.ShortAnswers, r.N)
 	if e := r.Events; e != nil {
 		fmt.Fprintf(w, "events     %d ingested, %d failed: %s events/s (target %s)\n",
 			e.Sent, e.Failed, formatRate(e.PerSecond), formatRate(e.Target))
