@@ -287,12 +287,23 @@ func Save(dir string, m *Manifest, tensors map[string]Tensor) error {
 }
 
 func writeFileAtomic(dir, name string, b []byte) error {
+	return WriteFileAtomic(dir, name, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+}
+
+// WriteFileAtomic replaces dir/name with what write writes, through a
+// synced temporary file in dir renamed over it (mode 0644, readable by the
+// serving user) and a synced dir: a reader, or a restart after a crash,
+// finds the old file or the whole new one, never a torn one.
+func WriteFileAtomic(dir, name string, write func(io.Writer) error) error {
 	f, err := os.CreateTemp(dir, "."+name+"-*")
 	if err != nil {
 		return fmt.Errorf("failed to create %s: %w", name, err)
 	}
 	tmp := f.Name()
-	_, err = f.Write(b)
+	err = write(f)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -306,8 +317,12 @@ func writeFileAtomic(dir, name string, b []byte) error {
 		err = os.Rename(tmp, filepath.Join(dir, name))
 	}
 	if err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return fmt.Errorf("failed to write %s: %w", name, err)
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync() // the rename survives a crash
+		_ = d.Close()
 	}
 	return nil
 }

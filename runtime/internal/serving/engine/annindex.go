@@ -29,6 +29,7 @@ import (
 
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/fetch"
+	"github.com/recpipeline/recpipeline/runtime/internal/model"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/ann"
 )
 
@@ -161,42 +162,15 @@ func WriteIndexes(ctx context.Context, cfg *config.Config, opts Options) ([]Writ
 	return out, nil
 }
 
-// writeIndex saves idx to path through a synced temporary file renamed over
-// it, so that a reader finds the old file or the whole new one.
-func writeIndex(path string, idx *ann.Index) (size int64, err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+IndexFile+"-*.tmp")
-	if err != nil {
-		return 0, fmt.Errorf("failed to create the index file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err = idx.Save(f); err != nil {
+// writeIndex saves idx to path atomically (model.WriteFileAtomic) and
+// returns the file's size.
+func writeIndex(path string, idx *ann.Index) (int64, error) {
+	if err := model.WriteFileAtomic(filepath.Dir(path), filepath.Base(path), idx.Save); err != nil {
 		return 0, err
 	}
-	if err = f.Chmod(0o644); err != nil { // read by the serving user, as the model is
-		return 0, fmt.Errorf("failed to write the index file: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return 0, fmt.Errorf("failed to write the index file: %w", err)
-	}
-	fi, err := f.Stat()
+	fi, err := os.Stat(path)
 	if err != nil {
 		return 0, fmt.Errorf("failed to write the index file: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return 0, fmt.Errorf("failed to write the index file: %w", err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return 0, fmt.Errorf("failed to write the index file: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync() // the rename survives a crash
-		_ = d.Close()
 	}
 	return fi.Size(), nil
 }
