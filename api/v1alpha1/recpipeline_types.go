@@ -64,6 +64,7 @@ type RecPipeline struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.ranking.firstStage.shadow) || (self.ranking.firstStage.shadow.model != self.ranking.firstStage.model && self.models.exists(m, m.name == self.ranking.firstStage.shadow.model))",message="spec.ranking.firstStage.shadow.model must name another entry of spec.models than spec.ranking.firstStage.model"
 // +kubebuilder:validation:XValidation:rule="!has(self.ranking.secondStage.shadow) || (self.ranking.secondStage.shadow.model != self.ranking.secondStage.model && self.models.exists(m, m.name == self.ranking.secondStage.shadow.model))",message="spec.ranking.secondStage.shadow.model must name another entry of spec.models than spec.ranking.secondStage.model"
 // +kubebuilder:validation:XValidation:rule="!has(self.data.store) || !has(self.data.store.type) || self.data.store.type != 'Memory' || !has(self.frontend) || !has(self.frontend.scaling) || (has(self.frontend.scaling.replicas) && self.frontend.scaling.replicas <= 1)",message="spec.frontend.scaling: the Memory store lives in the frontend pod, so the frontend runs one replica; use the Redis store (spec.data.store.type: Redis) to scale it"
+// +kubebuilder:validation:XValidation:rule="!has(self.training) || has(self.logging)",message="spec.training learns from the frontend's logs: set spec.logging"
 type RecPipelineSpec struct {
 	// runtime selects the recserve image the stage pods run.
 	// +optional
@@ -172,6 +173,198 @@ type RecPipelineSpec struct {
 	// starts the search again.
 	// +optional
 	Tuning *TuningSpec `json:"tuning,omitempty"`
+
+	// precompute computes lists off-peak for chosen users: a CronJob the
+	// operator owns asks the frontend, on schedule, to run the funnel in
+	// batch for them and keep each list in the state store for a while;
+	// the frontend then answers those users from their list, through the
+	// seen, see-less and integrity filters, without running the funnel:
+	// always, or only when it is saturated (serve). A list is served only
+	// to the arm and config revision that computed it. Changing it
+	// restarts no stage pod.
+	// +optional
+	Precompute *PrecomputeSpec `json:"precompute,omitempty"`
+
+	// logging makes the frontend log, as rotating files on a claim, the
+	// events it accepts (in the events.jsonl format rectrain reads) and a
+	// sample of the lists it serves (request id, user, arm, revision, items
+	// with their sources and heads' probabilities): what a training run
+	// learns from.
+	// +optional
+	Logging *LoggingSpec `json:"logging,omitempty"`
+
+	// training retrains the models on schedule from the frontend's logs
+	// (spec.logging): a CronJob the operator owns exports the logs as a
+	// dataset and runs rectrain on it, writing a new versioned artifact
+	// directory under output. status.training reports the run's offline
+	// metrics and an Event carries the snippet that points spec.models at
+	// it; the spec is never written, so serving the new models is a
+	// change of models[].uri (rolled out per stage) the user makes.
+	// +optional
+	Training *TrainingSpec `json:"training,omitempty"`
+}
+
+// PrecomputeServe is when a precomputed list is served.
+// +kubebuilder:validation:Enum=Always;WhenSaturated
+type PrecomputeServe string
+
+// Precompute serving policies.
+const (
+	// PrecomputeAlways serves a user's fresh list whenever there is one.
+	PrecomputeAlways PrecomputeServe = "Always"
+	// PrecomputeWhenSaturated runs the funnel as usual and serves a
+	// user's fresh list only when the frontend computes as many
+	// recommendations at once as it may (load shedding).
+	PrecomputeWhenSaturated PrecomputeServe = "WhenSaturated"
+)
+
+// PrecomputeSpec declares off-peak precomputation.
+// +kubebuilder:validation:XValidation:rule="has(self.users.activeWithin) || has(self.users.listURI)",message="spec.precompute.users needs activeWithin, listURI or both"
+type PrecomputeSpec struct {
+	// schedule of the runs, in cron format ("0 3 * * *").
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Schedule string `json:"schedule"`
+
+	// timeZone of the schedule, an IANA name ("Europe/Paris"). The
+	// controller manager's time zone when unset.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TimeZone *string `json:"timeZone,omitempty"`
+
+	// suspend stops the runs; the lists already stored are served until
+	// they expire.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// users selects whom lists are computed for.
+	// +required
+	Users PrecomputeUsers `json:"users"`
+
+	// size of each list. Default: spec.rerank.size.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Size *int32 `json:"size,omitempty"`
+
+	// ttl is how long a list is served after it is computed. Default 24h.
+	// +optional
+	TTL *metav1.Duration `json:"ttl,omitempty"`
+
+	// serve is when a fresh list is served instead of running the
+	// funnel. Default Always.
+	// +optional
+	// +kubebuilder:default=Always
+	Serve PrecomputeServe `json:"serve,omitempty"`
+
+	// activeDeadline bounds one run. Default 1h.
+	// +optional
+	ActiveDeadline *metav1.Duration `json:"activeDeadline,omitempty"`
+}
+
+// PrecomputeUsers selects users for precomputation: those active within
+// a window (the most active first, at most top of them), those listed in
+// a file, or both.
+type PrecomputeUsers struct {
+	// activeWithin selects the users with an event in this window before
+	// the run, by the store's event time.
+	// +optional
+	ActiveWithin *metav1.Duration `json:"activeWithin,omitempty"`
+
+	// top keeps the most active of them (by their events in the store),
+	// at most this many. Default: all of them, up to 1,000,000.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000
+	Top *int32 `json:"top,omitempty"`
+
+	// listURI locates a file of user ids, one per line: pvc://<claim>/<path>,
+	// file:///<path> on the image, or http(s)://.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))*/?|file://(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))+/?|https?://[^/\s@]+(/[^\s]*)?)$`
+	ListURI string `json:"listURI,omitempty"`
+}
+
+// LoggingSpec declares the frontend's logs.
+type LoggingSpec struct {
+	// claimName names a PersistentVolumeClaim in the pipeline's namespace,
+	// made by the user, that the frontend writes its logs to (under
+	// <pipeline name>/) and the training job reads them from.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ClaimName string `json:"claimName"`
+
+	// servedSampleRate is the share of served lists logged, in [0, 1],
+	// chosen by a hash of the request id. Events are always logged.
+	// Default 0.01.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	ServedSampleRate *float64 `json:"servedSampleRate,omitempty"`
+
+	// maxFileMB is the size at which a log file is rotated. Default 64.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4096
+	MaxFileMB *int32 `json:"maxFileMB,omitempty"`
+
+	// maxFiles is how many rotated files of each log are kept, the newest.
+	// Default 100.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxFiles *int32 `json:"maxFiles,omitempty"`
+}
+
+// TrainingSpec declares scheduled retraining.
+type TrainingSpec struct {
+	// schedule of the runs, in cron format.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Schedule string `json:"schedule"`
+
+	// timeZone of the schedule, an IANA name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TimeZone *string `json:"timeZone,omitempty"`
+
+	// suspend stops the runs.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// output is the directory, pvc://<claim>/<path>, under which each run
+	// writes its artifacts, in a directory named after the run's Job.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))*/?$`
+	Output string `json:"output"`
+
+	// image of the training tools (rectrain). The operator's default tools
+	// image when unset.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9][a-zA-Z0-9._/:@+-]*$`
+	Image string `json:"image,omitempty"`
+
+	// epochs of the two-tower model and the ranker. rectrain's default when
+	// unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Epochs *int32 `json:"epochs,omitempty"`
+
+	// resources of the training container.
+	// +optional
+	Resources *Resources `json:"resources,omitempty"`
+
+	// activeDeadline bounds one run. Default 6h.
+	// +optional
+	ActiveDeadline *metav1.Duration `json:"activeDeadline,omitempty"`
 }
 
 // TuningSpec declares an online search of live weights.
@@ -1137,6 +1330,80 @@ type RecPipelineStatus struct {
 	// tuning reports the online search of spec.tuning.
 	// +optional
 	Tuning *TuningStatus `json:"tuning,omitempty"`
+
+	// precompute reports the off-peak runs of spec.precompute.
+	// +optional
+	Precompute *PrecomputeStatus `json:"precompute,omitempty"`
+
+	// training reports the scheduled runs of spec.training.
+	// +optional
+	Training *TrainingStatus `json:"training,omitempty"`
+}
+
+// PrecomputeStatus reports the precompute runs.
+type PrecomputeStatus struct {
+	// lastScheduleTime is when the last run was started.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+
+	// lastSuccessTime is when the last successful run finished.
+	// +optional
+	LastSuccessTime *metav1.Time `json:"lastSuccessTime,omitempty"`
+
+	// users is how many lists the last successful run stored.
+	// +optional
+	Users int64 `json:"users,omitempty"`
+
+	// duration of the last successful run.
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+
+	// revision is the config revision the last successful run computed
+	// its lists with; they are served only while it is served.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Revision string `json:"revision,omitempty"`
+
+	// hits and misses count, over the frontend pods' lives, the requests
+	// answered from a precomputed list and those of users with none
+	// fresh for them.
+	// +optional
+	Hits int64 `json:"hits,omitempty"`
+	// +optional
+	Misses int64 `json:"misses,omitempty"`
+
+	// message says why the last run failed, when it did.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// TrainingStatus reports the training runs.
+type TrainingStatus struct {
+	// lastScheduleTime is when the last run was started.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+
+	// lastSuccessTime is when the last successful run finished.
+	// +optional
+	LastSuccessTime *metav1.Time `json:"lastSuccessTime,omitempty"`
+
+	// artifact is the directory the last successful run wrote,
+	// pvc://<claim>/<path>.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Artifact string `json:"artifact,omitempty"`
+
+	// metrics are the last successful run's offline metrics (recall@K,
+	// NDCG@K of the two-tower model and the funnel, and the popularity
+	// baseline's), as rectrain reported them.
+	// +optional
+	Metrics map[string]string `json:"metrics,omitempty"`
+
+	// message says why the last run failed, when it did.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // TuningPhase is where a search stands.

@@ -71,7 +71,30 @@ type Deploy struct {
 	// refused with a 400 until the catalog is rebuilt with them. 1 to
 	// MaxPublishedItems; 0 (unset) means DefaultPublishedItems (100,000).
 	PublishedItems int `json:"publishedItems,omitempty"`
+	// Logging, when set, makes the frontend log the events it accepts and
+	// a sample of the lists it serves as rotating files in Logging.Dir.
+	Logging *Logging `json:"logging,omitempty"`
 }
+
+// Logging locates and sizes the frontend's logs.
+type Logging struct {
+	// Dir is the directory the logs are written to: file:///… .
+	Dir string `json:"dir"`
+	// MaxFileBytes is the size at which a log file is rotated; 0 means
+	// DefaultLogFileBytes.
+	MaxFileBytes int64 `json:"maxFileBytes,omitempty"`
+	// MaxFiles is how many rotated files of each log are kept; 0 means
+	// DefaultLogFiles.
+	MaxFiles int `json:"maxFiles,omitempty"`
+}
+
+// Defaults of Logging.
+const (
+	DefaultLogFileBytes = 64 << 20
+	DefaultLogFiles     = 100
+	// DefaultServedSampleRate is Live.ServedSampleRate's default.
+	DefaultServedSampleRate = 0.01
+)
 
 // Bounds of Deploy.PublishedItems.
 const (
@@ -165,6 +188,46 @@ type Live struct {
 	// ExperimentSalt is hashed with each user id to bucket the user into
 	// an arm; changing it reshuffles users. Empty: the pipeline's name.
 	ExperimentSalt string `json:"experimentSalt,omitempty"`
+	// ServedSampleRate is the share of served lists the frontend logs
+	// (Deploy.Logging), chosen by a hash of the request id, in [0, 1].
+	ServedSampleRate float64 `json:"servedSampleRate,omitempty"`
+	// Precompute, when set, serves lists computed off-peak and says for
+	// whom a precompute run computes them.
+	Precompute *Precompute `json:"precompute,omitempty"`
+}
+
+// Precompute serving policies (Precompute.Serve).
+const (
+	PrecomputeAlways        = "Always"
+	PrecomputeWhenSaturated = "WhenSaturated"
+)
+
+// Bounds of Precompute.
+const (
+	MaxPrecomputeSize  = 1000
+	MaxPrecomputeUsers = 10000000
+	// DefaultPrecomputeUsers bounds the users active within the window
+	// when Top is unset.
+	DefaultPrecomputeUsers = 1000000
+)
+
+// Precompute is how lists computed off-peak are made and served.
+type Precompute struct {
+	// Serve is PrecomputeAlways or PrecomputeWhenSaturated.
+	Serve string `json:"serve"`
+	// TTL is how long a list is served after it is computed.
+	TTL Duration `json:"ttl"`
+	// Size is the length of each list, 1 to MaxPrecomputeSize.
+	Size int `json:"size"`
+	// ActiveWithin selects the users with an event in this window before
+	// a run, on the event clock; 0 selects none this way.
+	ActiveWithin Duration `json:"activeWithin,omitempty"`
+	// Top keeps the most active of them, at most this many; 0 means
+	// DefaultPrecomputeUsers.
+	Top int `json:"top,omitempty"`
+	// UsersURI locates a file of user ids, one per line, to compute lists
+	// for too: file:///… or http(s)://….
+	UsersURI string `json:"usersURI,omitempty"`
 }
 
 // Freshness is the policy for items just published by followed authors:
@@ -403,6 +466,41 @@ type Status struct {
 	// in; the operator reports a source failing too often in the
 	// pipeline's status.
 	Sources map[string]SourceCounts `json:"sources,omitempty"`
+	// Precompute reports the frontend's precomputed lists: its last run
+	// and how often a list answered.
+	Precompute *PrecomputeCounts `json:"precompute,omitempty"`
+}
+
+// PrecomputeCounts is a frontend's precompute report.
+type PrecomputeCounts struct {
+	// LastRun is the last run the pod made, if any, finished or not.
+	LastRun *PrecomputeRun `json:"lastRun,omitempty"`
+	// Hits counts the requests answered from a precomputed list, Misses
+	// those of users with none, Stale those whose list was of another
+	// arm or config revision or too short once filtered, since the pod
+	// started.
+	Hits   int64 `json:"hits"`
+	Misses int64 `json:"misses"`
+	Stale  int64 `json:"stale"`
+}
+
+// PrecomputeRun is one precompute run of a frontend.
+type PrecomputeRun struct {
+	// ID names the run.
+	ID string `json:"id"`
+	// Started and Finished are wall-clock times; Finished is zero while
+	// the run goes on.
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Users is how many users were selected, Done how many of them were
+	// computed so far and Stored how many lists were stored.
+	Users  int `json:"users"`
+	Done   int `json:"done"`
+	Stored int `json:"stored"`
+	// Revision is the config revision the lists were computed with.
+	Revision string `json:"revision"`
+	// Error says why the run failed; empty when it succeeded or goes on.
+	Error string `json:"error,omitempty"`
 }
 
 // SourceWindow is how many of its latest requests a frontend reports each

@@ -115,6 +115,39 @@ func (v *validator) deploy(d *Deploy) {
 		seen[m.Name] = true
 		v.uri(path+".uri", m.URI, true)
 	}
+	if lg := d.Logging; lg != nil {
+		if !strings.HasPrefix(lg.Dir, "file:///") {
+			v.add("deploy.logging.dir", "%q must start with file:///", lg.Dir)
+		}
+		if lg.MaxFileBytes < 0 {
+			v.add("deploy.logging.maxFileBytes", "is %d, must be positive, or unset for %d", lg.MaxFileBytes, DefaultLogFileBytes)
+		}
+		if lg.MaxFiles < 0 {
+			v.add("deploy.logging.maxFiles", "is %d, must be positive, or unset for %d", lg.MaxFiles, DefaultLogFiles)
+		}
+	}
+}
+
+func (v *validator) precompute(p *Precompute) {
+	if p.Serve != PrecomputeAlways && p.Serve != PrecomputeWhenSaturated {
+		v.add("live.precompute.serve", "%q is not %s or %s", p.Serve, PrecomputeAlways, PrecomputeWhenSaturated)
+	}
+	if p.TTL <= 0 {
+		v.add("live.precompute.ttl", "is %s, must be positive", time.Duration(p.TTL))
+	}
+	if p.Size < 1 || p.Size > MaxPrecomputeSize {
+		v.add("live.precompute.size", "is %d, must be between 1 and %d", p.Size, MaxPrecomputeSize)
+	}
+	if p.ActiveWithin < 0 {
+		v.add("live.precompute.activeWithin", "is %s, must not be negative", time.Duration(p.ActiveWithin))
+	}
+	if p.Top < 0 || p.Top > MaxPrecomputeUsers {
+		v.add("live.precompute.top", "is %d, must be between 1 and %d, or unset for %d", p.Top, MaxPrecomputeUsers, DefaultPrecomputeUsers)
+	}
+	v.uri("live.precompute.usersURI", p.UsersURI, false)
+	if p.ActiveWithin == 0 && p.UsersURI == "" {
+		v.add("live.precompute", "selects no user: set activeWithin, usersURI or both")
+	}
 }
 
 // live checks the live part, in the order its fields appear: retrieval,
@@ -130,6 +163,10 @@ func (v *validator) live(l *Live, models []Model) {
 	v.clock(l.Clock)
 	v.rerankRules(l.Rerank.Rules)
 	v.unit("live.rerank.newItemRisk", l.Rerank.NewItemRisk)
+	v.unit("live.servedSampleRate", l.ServedSampleRate)
+	if p := l.Precompute; p != nil {
+		v.precompute(p)
+	}
 	if f := l.Freshness; f != nil {
 		if f.MaxAge <= 0 {
 			v.add("live.freshness.maxAge", "is %s, must be positive", time.Duration(f.MaxAge))

@@ -484,3 +484,54 @@ func lessItemTime(a, b ItemTime) int {
 	}
 	return 0
 }
+
+// List is a user's list computed off-peak by a precompute run.
+type List struct {
+	// User the list is for.
+	User string `json:"user"`
+	// Items are the list's items, best first.
+	Items []ListItem `json:"items"`
+	// Arm and Revision are the experiment arm and the config revision that
+	// computed the list; it is served only while they serve the user.
+	Arm      string `json:"arm"`
+	Revision string `json:"revision"`
+	// Created is when the list was computed and Expires when it stops
+	// being served, both on the engine's clock (the event clock of a
+	// replayed log, or the wall clock).
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+}
+
+// ListItem is one item of a List, as the funnel ranked it.
+type ListItem struct {
+	Item    string   `json:"item"`
+	Score   float64  `json:"score"`
+	Sources []string `json:"sources,omitempty"`
+}
+
+// ListStore keeps the lists of precompute runs, each until it expires.
+type ListStore interface {
+	// PutLists stores lists, each replacing its user's previous one. A
+	// list already expired at now is not stored.
+	PutLists(ctx context.Context, lists []List, now time.Time) error
+	// UserList returns the user's list, or nil when there is none or it
+	// expired at now.
+	UserList(ctx context.Context, user string, now time.Time) (*List, error)
+}
+
+// UserActivity is how active one user was.
+type UserActivity struct {
+	User string
+	// Last is the Time of the user's latest event.
+	Last time.Time
+	// Events counts the user's events the store recorded.
+	Events int64
+}
+
+// ActivityReader selects users by their activity, for precompute runs.
+type ActivityReader interface {
+	// ActiveUsers returns the users whose latest event is at or after
+	// since, the most events first (ties by user id), at most limit of
+	// them.
+	ActiveUsers(ctx context.Context, since time.Time, limit int) ([]UserActivity, error)
+}
