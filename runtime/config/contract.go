@@ -141,6 +141,26 @@ const (
 	// StatusPath answers the pod's serving state as JSON (Status); the
 	// operator reads ConfigRevision from it to count pods per revision.
 	StatusPath = "/v1/status"
+	// PrecomputePath, on the frontend, starts a precompute run (POST, with
+	// the events token when the pipeline has one; 202 with the run, 409
+	// while another runs) and reports the last run (GET): a
+	// PrecomputeRun.
+	PrecomputePath = "/v1/precompute"
+)
+
+// Commands of recserve beside serving, which the operator's CronJobs run.
+const (
+	// CommandPrecompute ("recserve precompute --frontend URL") starts a
+	// precompute run on the frontend at URL, with the token of
+	// EventsTokenEnv, waits for it and exits 0 when it succeeded. It writes
+	// the finished PrecomputeRun as JSON to TerminationMessagePath.
+	CommandPrecompute = "precompute"
+	// FlagFrontend is the frontend's base URL for CommandPrecompute.
+	FlagFrontend = "frontend"
+	// CommandExport ("recserve export --logs DIR --catalog URI --out DIR")
+	// writes the frontend's logs (Deploy.Logging) as a dataset rectrain
+	// reads.
+	CommandExport = "export"
 )
 
 // ConfigKey is the key, in the pipeline's ConfigMap, of the rendered config.
@@ -174,6 +194,10 @@ const (
 	// operator copies it into the pipeline's Degraded condition. It is the
 	// Kubernetes default, which the operator's pod template keeps.
 	TerminationMessagePath = "/dev/termination-log"
+	// LogsDir is where the operator mounts the claim of the pipeline's
+	// logs (spec.logging), writable on the frontend and read-only in the
+	// training job; the frontend writes under LogsDir/<pipeline name>.
+	LogsDir = "/var/lib/recpipeline/logs"
 )
 
 // ClaimMountPath is the directory where the claim named claim is mounted.
