@@ -57,8 +57,13 @@ import (
 
 func main() {
 	run := run
-	if len(os.Args) > 1 && os.Args[1] == "index" {
-		run = func() error { return runIndex(os.Args[2:]) }
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "index":
+			run = func() error { return runIndex(os.Args[2:]) }
+		case config.CommandPrecompute:
+			run = func() error { return runPrecompute(os.Args[2:]) }
+		}
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "recserve:", err)

@@ -150,6 +150,7 @@ type Engine struct {
 	stages *stageclient.Stages // the other stages, in the frontend
 
 	precomputed *precomputedCache // the Precomputed sources' lists, by URI
+	batch       *batch            // precompute runs and their lists, in the frontend
 	arms        *armStats         // what each experiment arm served and the events it earned
 	shadow      *shadowStats      // how the rankers' shadow models agreed with the served ones
 	sources     sourceHealth      // which sources failed the latest requests
@@ -234,6 +235,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	if r.frontend {
 		pc = newPrecomputedCache(cat, opts.PrecomputedRefresh, log)
 		e.precomputed = pc
+		e.batch = newBatch(e.state, opts.Registry)
 	}
 	if r.remote {
 		if stages, err = stageclient.Dial(cfg.Deploy.Endpoints, cat, uint32(base), opts.StageCredentials); err != nil {
@@ -480,6 +482,9 @@ func (e *Engine) close() error {
 	}
 	if e.precomputed != nil {
 		e.precomputed.close()
+	}
+	if e.batch != nil {
+		e.batch.close()
 	}
 	if e.stages != nil {
 		e.stages.Close()

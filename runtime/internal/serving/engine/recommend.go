@@ -37,6 +37,9 @@ type Request struct {
 	// clock decides the time it is served at (config.Live.Clock), never
 	// later than this.
 	Now time.Time
+	// batch marks a precompute run's request: it neither reads a
+	// precomputed list nor counts as served.
+	batch bool
 }
 
 // Response is the ranked list.
@@ -56,6 +59,9 @@ type Response struct {
 	// Now is the time the request was served at, with debug: what item
 	// ages and popularity were measured against.
 	Now time.Time `json:"now,omitzero"`
+	// Precomputed is set when the answer is the user's list of a
+	// precompute run, filtered and reranked, rather than the funnel's.
+	Precomputed bool `json:"precomputed,omitempty"`
 }
 
 // Item is one recommended item.
@@ -96,6 +102,24 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	if l == nil {
 		return nil, ErrNoConfig
 	}
+	if pc := l.cfg.Live.Precompute; pc != nil && pc.Serve == config.PrecomputeAlways && e.batch.lists != nil {
+		resp, err := e.fromList(ctx, l.armFor(req.User), req)
+		if resp != nil || err != nil {
+			return resp, err
+		}
+	}
+	resp, err := e.recommend(ctx, l, req)
+	if err != nil {
+		return nil, err
+	}
+	if !req.Debug {
+		resp.Now = time.Time{}
+	}
+	return resp, nil
+}
+
+// recommend runs the funnel of l's arm for req's user.
+func (e *Engine) recommend(ctx context.Context, l *live, req *Request) (*Response, error) {
 	l = l.armFor(req.User)
 	p, _ := l.pending.Get().(*pending)
 	if p == nil {
@@ -169,10 +193,12 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	t.lap("rerank", len(final))
 	resp := l.response(req, final, heads)
 	resp.Degraded = degraded
-	e.arms.served(e.attributedArm(l, rreq, passedOver), req.User, resp.Items)
+	resp.Now = state.Now
+	if !req.batch {
+		e.arms.served(e.attributedArm(l, rreq, passedOver), req.User, resp.Items)
+	}
 	if req.Debug {
 		resp.Timings = t.timings
-		resp.Now = state.Now
 	}
 	return resp, nil
 }

@@ -49,6 +49,7 @@ type metrics struct {
 	inflight       prometheus.Gauge
 	errors         *prometheus.CounterVec
 	events         prometheus.Counter
+	shed           prometheus.Counter
 	configApplied  prometheus.Counter
 	configRejected prometheus.Counter
 	revision       *prometheus.GaugeVec
@@ -76,6 +77,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		events: f.NewCounter(prometheus.CounterOpts{
 			Name: "recpipeline_events_ingested_total",
 			Help: "Events accepted through POST /v1/events.",
+		}),
+		shed: f.NewCounter(prometheus.CounterOpts{
+			Name: "recpipeline_saturated_precomputed_total",
+			Help: "Recommendations a saturated frontend answered from a precomputed list instead of queueing the funnel.",
 		}),
 		configApplied: f.NewCounter(prometheus.CounterOpts{
 			Name: "recpipeline_config_applied_total",

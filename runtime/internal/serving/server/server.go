@@ -30,6 +30,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,18 @@ type Engine interface {
 	// SourceCounts is, by retrieval source, how it fared in the latest
 	// requests, for /v1/status; nil off the frontend.
 	SourceCounts() map[string]config.SourceCounts
+	// StartPrecompute starts a precompute run of the live config and
+	// returns it as started (engine.ErrPrecomputeRunning while another
+	// runs); LastPrecompute is the last run, nil when none was made.
+	StartPrecompute() (*config.PrecomputeRun, error)
+	LastPrecompute() *config.PrecomputeRun
+	// PrecomputeCounts reports the last run and how often a list
+	// answered, for /v1/status; nil when the process precomputes nothing.
+	PrecomputeCounts() *config.PrecomputeCounts
+	// RecommendPrecomputed answers from the user's precomputed list when
+	// a fresh one fills the answer, nil otherwise: what a saturated
+	// frontend serves instead of queueing the funnel.
+	RecommendPrecomputed(ctx context.Context, req *Request) (*Response, error)
 }
 
 // The client API's request and response, as the engine serves them: the
@@ -104,8 +117,16 @@ type Options struct {
 	// RequestTimeout. 0: no bound.
 	MaxConcurrent int
 	// EventsToken, when set, is the bearer token POST /v1/events requires
-	// (config.EventsTokenEnv); requests without it answer 401.
+	// (config.EventsTokenEnv); requests without it answer 401. POST
+	// config.PrecomputePath requires it too.
 	EventsToken string
+	// SaturatedAt is how many recommendations computed at once make the
+	// frontend saturated, when MaxConcurrent is 0: a request beyond it is
+	// answered from the user's precomputed list when there is one
+	// (config.PrecomputeWhenSaturated). With MaxConcurrent, the server is
+	// saturated when every slot is taken. 0: twice GOMAXPROCS, past which a
+	// CPU-bound funnel only makes every request wait longer.
+	SaturatedAt int
 	Log         *slog.Logger
 }
 
@@ -117,6 +138,7 @@ type Server struct {
 	registry *prometheus.Registry
 	metrics  *metrics
 	slots    chan struct{} // recommendations being computed, when bounded
+	inFlight atomic.Int64  // recommendations being computed
 
 	revision atomic.Pointer[string] // config revision being served
 	ready    atomic.Bool            // a config is applied and the process is not draining
@@ -143,6 +165,9 @@ func New(engine Engine, opts Options) *Server {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.SaturatedAt == 0 {
+		opts.SaturatedAt = 2 * runtime.GOMAXPROCS(0)
 	}
 	reg := prometheus.NewRegistry()
 	// The Go runtime's and the process's own series (GC pauses, heap,
@@ -236,6 +261,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/recommendations", s.instrument("recommendations", http.HandlerFunc(s.recommendations)))
 	mux.Handle("POST /v1/events", s.instrument("events", http.HandlerFunc(s.events)))
+	mux.Handle("POST "+config.PrecomputePath, s.instrument("precompute", http.HandlerFunc(s.startPrecompute)))
+	mux.Handle("GET "+config.PrecomputePath, s.instrument("precompute", http.HandlerFunc(s.lastPrecompute)))
 	mux.Handle("GET "+config.StatusPath, s.instrument("status", http.HandlerFunc(s.status)))
 	// An idle frontend reports a request rate of 0 rather than none, so
 	// that an autoscaler on the rate can read it before the first request
@@ -309,14 +336,28 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
 	if s.slots != nil {
 		select {
 		case s.slots <- struct{}{}:
 			defer func() { <-s.slots }()
-		case <-ctx.Done():
-			s.fail(w, ctx.Err())
-			return
+		default:
+			// Saturated: a precomputed list answers at once, the funnel
+			// waits its turn.
+			if s.answerPrecomputed(ctx, w, req) {
+				return
+			}
+			select {
+			case s.slots <- struct{}{}:
+				defer func() { <-s.slots }()
+			case <-ctx.Done():
+				s.fail(w, ctx.Err())
+				return
+			}
 		}
+	} else if n > int64(s.opts.SaturatedAt) && s.answerPrecomputed(ctx, w, req) {
+		return
 	}
 	resp, err := s.engine.Recommend(ctx, req)
 	if err != nil {
@@ -324,6 +365,59 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// answerPrecomputed answers req from its user's precomputed list, when
+// there is one that fills it, and reports whether it did.
+func (s *Server) answerPrecomputed(ctx context.Context, w http.ResponseWriter, req *Request) bool {
+	resp, err := s.engine.RecommendPrecomputed(ctx, req)
+	if err != nil {
+		s.fail(w, err)
+		return true
+	}
+	if resp == nil {
+		return false
+	}
+	s.metrics.shed.Inc()
+	writeJSON(w, http.StatusOK, resp)
+	return true
+}
+
+// startPrecompute starts a precompute run: 202 with the run, 409 while
+// another runs.
+func (s *Server) startPrecompute(w http.ResponseWriter, r *http.Request) {
+	if s.opts.EventsToken != "" && !bearer(r, s.opts.EventsToken) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="events"`)
+		writeError(w, http.StatusUnauthorized, "POST "+config.PrecomputePath+" needs the pipeline's events token: Authorization: Bearer <token>")
+		return
+	}
+	if !s.loaded.Load() || s.Revision() == "" {
+		writeError(w, http.StatusServiceUnavailable, "no config loaded yet")
+		return
+	}
+	run, err := s.engine.StartPrecompute()
+	if errors.Is(err, engine.ErrPrecomputeRunning) {
+		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "run": s.engine.LastPrecompute()})
+		return
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, run)
+}
+
+// lastPrecompute answers the last precompute run; 404 when none was made.
+func (s *Server) lastPrecompute(w http.ResponseWriter, _ *http.Request) {
+	var run *config.PrecomputeRun
+	if s.loaded.Load() {
+		run = s.engine.LastPrecompute()
+	}
+	if run == nil {
+		writeError(w, http.StatusNotFound, "no precompute run was made since the process started")
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
 }
 
 // eventBody is the body of POST /v1/events.
@@ -480,6 +574,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 		st.Arms = s.engine.ArmCounts()
 		st.Shadow = s.engine.ShadowCounts()
 		st.Sources = s.engine.SourceCounts()
+		st.Precompute = s.engine.PrecomputeCounts()
 	}
 	writeJSON(w, http.StatusOK, struct {
 		config.Status

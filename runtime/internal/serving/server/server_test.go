@@ -93,6 +93,19 @@ func (e *echoEngine) SourceCounts() map[string]config.SourceCounts {
 	return map[string]config.SourceCounts{"for-you": {Requests: 200, Failed: 30}}
 }
 
+// The echo engine keeps no precomputed lists: the real engine's are
+// tested through recserve (runtime/cmd/recserve).
+func (e *echoEngine) StartPrecompute() (*config.PrecomputeRun, error) {
+	return nil, fmt.Errorf("%w: the live config has no precompute section", ErrBadRequest)
+}
+
+func (e *echoEngine) LastPrecompute() *config.PrecomputeRun       { return nil }
+func (e *echoEngine) PrecomputeCounts() *config.PrecomputeCounts { return nil }
+
+func (e *echoEngine) RecommendPrecomputed(context.Context, *Request) (*Response, error) {
+	return nil, nil
+}
+
 func (e *echoEngine) ArmCounts() map[string]config.ArmCounts {
 	return map[string]config.ArmCounts{"short": {Requests: 2, Events: map[string]int64{"click": 1}}}
 }

@@ -1,0 +1,257 @@
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/config"
+)
+
+// precomputeConfig is the fixture's config with lists precomputed for the
+// top most active users of the last 30 days.
+func precomputeConfig(t *testing.T, f *fixture, weights map[string]float64, top int) []byte {
+	t.Helper()
+	c, err := config.Parse(pipelineConfig(t, f, weights))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Live.Precompute = &config.Precompute{
+		Serve: config.PrecomputeAlways, TTL: config.Duration(time.Hour), Size: 40,
+		ActiveWithin: config.Duration(30 * 24 * time.Hour), Top: top,
+	}
+	b, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type servedList struct {
+	Revision    string `json:"configRevision"`
+	Precomputed bool   `json:"precomputed"`
+	Items       []struct {
+		ID      string   `json:"id"`
+		Author  string   `json:"author"`
+		Sources []string `json:"sources"`
+	} `json:"items"`
+}
+
+func getList(t *testing.T, url, user string, n int) servedList {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("%s/v1/recommendations?user=%s&n=%d", url, user, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("recommendations for %s: %s", user, resp.Status)
+	}
+	var l servedList
+	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// runPrecomputeCommand runs `recserve precompute` against url and returns
+// the run it wrote to its result file.
+func runPrecomputeCommand(t *testing.T, url string) (*config.PrecomputeRun, error) {
+	t.Helper()
+	result := filepath.Join(t.TempDir(), "termination-log")
+	if err := os.WriteFile(result, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], config.CommandPrecompute, config.Arg(config.FlagFrontend, url), "--poll", "50ms", "--result-file", result)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("recserve precompute:\n%s", out)
+	if err != nil {
+		return nil, fmt.Errorf("recserve precompute: %w", err)
+	}
+	b, err := os.ReadFile(result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run config.PrecomputeRun
+	if err := json.Unmarshal(b, &run); err != nil {
+		t.Fatalf("result file %q: %v", b, err)
+	}
+	return &run, nil
+}
+
+// A precompute run stores lists for the most active users; their next
+// requests are answered from the lists, through the seen filter, until
+// the config changes; the other users' run the funnel.
+func TestPrecomputedListsServeTheMostActiveUsers(t *testing.T) {
+	f := world(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.json")
+	writeConfig(t, cfgPath, precomputeConfig(t, f, defaultWeights(), 3))
+	p := start(t, cfgPath, filepath.Join(dir, "state"))
+
+	// Users u10..u14 act, u10 the most and u14 the least, dated a day
+	// apart on the event clock: the top 3 are u10, u11, u12.
+	then := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	var events []map[string]any
+	for i, user := range []string{"u10", "u11", "u12", "u13", "u14"} {
+		for k := range 6 - i {
+			events = append(events, map[string]any{"user": user, "item": fmt.Sprintf("i%d", 100+10*i+k), "type": "impression", "time": then.Add(time.Duration(i) * time.Hour)})
+		}
+	}
+	if code, err := postEvents(p.url, events); err != nil || code != http.StatusAccepted {
+		t.Fatalf("events: %d %v", code, err)
+	}
+	if got := getList(t, p.url, "u10", 10); got.Precomputed {
+		t.Fatal("u10 was answered from a precomputed list before any run")
+	}
+
+	run, err := runPrecomputeCommand(t, p.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Users != 3 || run.Stored != 3 || run.Done != 3 || run.Error != "" || run.Finished.IsZero() {
+		t.Fatalf("run = %+v, want 3 users selected, computed and stored", run)
+	}
+
+	top := getList(t, p.url, "u10", 10)
+	if !top.Precomputed || len(top.Items) != 10 {
+		t.Fatalf("u10: precomputed %v with %d items, want a precomputed list of 10", top.Precomputed, len(top.Items))
+	}
+	if top.Revision != run.Revision {
+		t.Errorf("u10's list is of revision %s, the run computed %s", top.Revision, run.Revision)
+	}
+	for i, it := range top.Items {
+		if len(it.Sources) == 0 {
+			t.Errorf("item %d (%s) of the precomputed list names no source", i, it.ID)
+		}
+		if i > 0 && it.Author == top.Items[i-1].Author {
+			t.Errorf("items %d and %d are both by %s: the rerank rules did not apply", i-1, i, it.Author)
+		}
+	}
+	if got := getList(t, p.url, "u13", 10); got.Precomputed {
+		t.Error("u13, not among the 3 most active, was answered from a precomputed list")
+	}
+
+	// What u10 sees after the run is filtered out of the list, which
+	// still answers.
+	var shown []map[string]any
+	for _, it := range top.Items[:4] {
+		shown = append(shown, map[string]any{"user": "u10", "item": it.ID, "type": "impression", "time": then.Add(6 * time.Hour)})
+	}
+	if code, err := postEvents(p.url, shown); err != nil || code != http.StatusAccepted {
+		t.Fatalf("impressions: %d %v", code, err)
+	}
+	next := getList(t, p.url, "u10", 10)
+	if !next.Precomputed || len(next.Items) != 10 {
+		t.Fatalf("u10 after impressions: precomputed %v with %d items", next.Precomputed, len(next.Items))
+	}
+	for _, it := range next.Items {
+		if slices.ContainsFunc(top.Items[:4], func(s struct {
+			ID      string   `json:"id"`
+			Author  string   `json:"author"`
+			Sources []string `json:"sources"`
+		}) bool {
+			return s.ID == it.ID
+		}) {
+			t.Errorf("u10 is served %s again from the list after seeing it", it.ID)
+		}
+	}
+
+	// A new revision does not serve the old revision's lists.
+	w := defaultWeights()
+	w["like"] = 3
+	writeConfig(t, cfgPath, precomputeConfig(t, f, w, 3))
+	rev := waitNewRevision(t, p, top.Revision)
+	if got := getList(t, p.url, "u11", 10); got.Precomputed || got.Revision != rev {
+		t.Errorf("u11 after a weights change: precomputed %v at revision %s, want the funnel at %s", got.Precomputed, got.Revision, rev)
+	}
+
+	counts := precomputeStatus(t, p.url)
+	if counts.Hits != 2 || counts.Misses != 2 || counts.Stale != 1 || counts.LastRun == nil || counts.LastRun.ID != run.ID {
+		t.Errorf("status precompute = %+v, want 2 hits, 2 misses, 1 stale and the run %s", counts, run.ID)
+	}
+}
+
+// waitNewRevision waits until p serves a revision other than old.
+func waitNewRevision(t *testing.T, p *proc, old string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(p.url + config.StatusPath)
+		if err != nil {
+			continue
+		}
+		var st config.Status
+		_ = json.NewDecoder(resp.Body).Decode(&st)
+		_ = resp.Body.Close()
+		if st.ConfigRevision != "" && st.ConfigRevision != old {
+			return st.ConfigRevision
+		}
+	}
+	t.Fatalf("the process still serves %s", old)
+	return ""
+}
+
+func precomputeStatus(t *testing.T, url string) config.PrecomputeCounts {
+	t.Helper()
+	resp, err := http.Get(url + config.StatusPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st config.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Precompute == nil {
+		t.Fatal("/v1/status has no precompute report")
+	}
+	return *st.Precompute
+}
+
+// Without a precompute section the frontend refuses a run with the
+// reason, and the command says so.
+func TestPrecomputeRefusedWithoutItsConfig(t *testing.T) {
+	f := world(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.json")
+	writeConfig(t, cfgPath, pipelineConfig(t, f, defaultWeights()))
+	p := start(t, cfgPath, filepath.Join(dir, "state"))
+	resp, err := http.Post(p.url+config.PrecomputePath, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || body.Error == "" {
+		t.Errorf("POST %s without a precompute section: %d %q, want 400 with the reason", config.PrecomputePath, resp.StatusCode, body.Error)
+	}
+	if _, err := runPrecomputeCommand(t, p.url); err == nil {
+		t.Error("recserve precompute succeeded against a frontend that precomputes nothing")
+	}
+}
