@@ -90,7 +90,7 @@ func (c *precomputeClient) run(ctx context.Context, poll time.Duration) (*config
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "precompute run %s on %s: %d users selected\n", started.ID, c.base, started.Users)
+	fmt.Fprintf(os.Stderr, "precompute run %s started on %s\n", started.ID, c.base)
 	last := time.Now()
 	t := time.NewTicker(poll)
 	defer t.Stop()

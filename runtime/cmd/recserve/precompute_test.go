@@ -39,7 +39,7 @@ func precomputeConfig(t *testing.T, f *fixture, weights map[string]float64, top 
 		t.Fatal(err)
 	}
 	c.Live.Precompute = &config.Precompute{
-		Serve: config.PrecomputeAlways, TTL: config.Duration(time.Hour), Size: 40,
+		Serve: config.PrecomputeAlways, TTL: config.Duration(24 * time.Hour), Size: 40,
 		ActiveWithin: config.Duration(30 * 24 * time.Hour), Top: top,
 	}
 	b, err := config.Marshal(c)
