@@ -36,6 +36,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
 )
@@ -99,7 +101,7 @@ func (e *echoEngine) StartPrecompute() (*config.PrecomputeRun, error) {
 	return nil, fmt.Errorf("%w: the live config has no precompute section", ErrBadRequest)
 }
 
-func (e *echoEngine) LastPrecompute() *config.PrecomputeRun       { return nil }
+func (e *echoEngine) LastPrecompute() *config.PrecomputeRun      { return nil }
 func (e *echoEngine) PrecomputeCounts() *config.PrecomputeCounts { return nil }
 
 func (e *echoEngine) RecommendPrecomputed(context.Context, *Request) (*Response, error) {
@@ -659,5 +661,72 @@ func TestEventsNeedTheTokenWhenSet(t *testing.T) {
 	}
 	if code, _ := get(t, ts.URL+"/v1/recommendations?user=u"); code != http.StatusOK {
 		t.Errorf("recommendations answered %d with a token set", code)
+	}
+}
+
+// listEngine is a gateEngine with a precomputed list for the user
+// "listed".
+type listEngine struct{ gateEngine }
+
+func (e *listEngine) RecommendPrecomputed(_ context.Context, req *Request) (*Response, error) {
+	if req.User != "listed" {
+		return nil, nil
+	}
+	return &Response{User: req.User, Items: []Item{{ID: "from-list"}}, Precomputed: true}, nil
+}
+
+// A saturated frontend (every slot taken, or SaturatedAt recommendations
+// computed at once) answers a user with a precomputed list from it at
+// once; a user without one waits for the funnel. Below saturation the
+// funnel answers everyone.
+func TestSaturatedFrontendAnswersFromPrecomputedLists(t *testing.T) {
+	for _, opts := range []Options{{MaxConcurrent: 1}, {SaturatedAt: 1}} {
+		t.Run(fmt.Sprintf("maxConcurrent=%d,saturatedAt=%d", opts.MaxConcurrent, opts.SaturatedAt), func(t *testing.T) {
+			eng := &listEngine{gateEngine{release: make(chan struct{})}}
+			opts.Stage, opts.RequestTimeout = "all", 5*time.Second
+			opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+			s := New(eng, opts)
+			s.OnConfig(testConfig(t, 1, nil))
+			ts := httptest.NewServer(s.Handler())
+			t.Cleanup(ts.Close)
+
+			// Below saturation the funnel answers, list or not.
+			done := make(chan int, 3)
+			ask := func(user string) {
+				resp, err := http.Get(ts.URL + "/v1/recommendations?user=" + user)
+				if err != nil {
+					done <- 0
+					return
+				}
+				_ = resp.Body.Close()
+				done <- resp.StatusCode
+			}
+			go ask("listed")
+			for eng.running.Load() < 1 {
+				time.Sleep(time.Millisecond)
+			}
+			// Saturated now: the listed user is answered from the list
+			// while the funnel is held.
+			code, body := get(t, ts.URL+"/v1/recommendations?user=listed")
+			items, _ := body["items"].([]any)
+			if code != http.StatusOK || body["precomputed"] != true || len(items) != 1 || items[0].(map[string]any)["id"] != "from-list" {
+				t.Errorf("listed user while saturated: %d %v, want the precomputed list", code, body)
+			}
+			go ask("other")
+			time.Sleep(50 * time.Millisecond)
+			if got := eng.running.Load(); opts.MaxConcurrent == 1 && got != 1 {
+				t.Errorf("%d funnels run under a bound of 1", got)
+			}
+			eng.release <- struct{}{}
+			eng.release <- struct{}{}
+			for range 2 {
+				if code := <-done; code != http.StatusOK {
+					t.Errorf("a funnel request answered %d", code)
+				}
+			}
+			if n := testutil.ToFloat64(s.metrics.shed); n != 1 {
+				t.Errorf("%v answers counted as shed to a list, want 1", n)
+			}
+		})
 	}
 }
