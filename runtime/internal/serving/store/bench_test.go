@@ -146,3 +146,37 @@ func BenchmarkMemoryReplay(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMemoryUserList reads a user's 50-item list among 10,000 users'
+// lists: the List stored is returned, nothing is allocated.
+func BenchmarkMemoryUserList(b *testing.B) {
+	m, err := OpenMemory(b.TempDir(), MemoryOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	created := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	items := make([]ListItem, 50)
+	for k := range items {
+		items[k] = ListItem{Item: "i" + itoa(k), Score: float64(50 - k), Sources: []string{"follows"}}
+	}
+	lists := make([]List, 10000)
+	users := make([]string, len(lists))
+	for k := range lists {
+		users[k] = "u" + itoa(k)
+		lists[k] = List{User: users[k], Items: items, Arm: "main", Revision: "r1", Created: created, Expires: created.Add(24 * time.Hour)}
+	}
+	ctx := context.Background()
+	if err := m.PutLists(ctx, lists, created); err != nil {
+		b.Fatal(err)
+	}
+	now := created.Add(time.Hour)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		l, err := m.UserList(ctx, users[i%len(users)], now)
+		if err != nil || l == nil || len(l.Items) != 50 {
+			b.Fatalf("UserList = %v, %v", l, err)
+		}
+	}
+}

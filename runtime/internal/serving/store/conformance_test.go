@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -505,6 +506,278 @@ func TestSeed(t *testing.T) {
 			}
 			if err := s.(Seeder).Seed(ctx, []ItemTime{{Item: "x"}}); !errors.Is(err, ErrInvalidEvent) {
 				t.Errorf("Seed without author = %v, want ErrInvalidEvent", err)
+			}
+		})
+	}
+}
+
+// eventClock is far from the wall clock, as a replayed log's is: expiry
+// must be decided on it.
+var eventClock = time.Date(2001, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// clock is eventClock plus m minutes.
+func clock(m float64) time.Time { return eventClock.Add(time.Duration(m * float64(time.Minute))) }
+
+// list is user's list of items, created at minute created of eventClock
+// and expiring at minute expires.
+func list(user string, created, expires float64, items ...string) List {
+	l := List{User: user, Arm: "main", Revision: "r1", Created: clock(created), Expires: clock(expires)}
+	for k, item := range items {
+		l.Items = append(l.Items, ListItem{Item: item, Score: float64(len(items) - k), Sources: []string{"follows", "popular"}})
+	}
+	return l
+}
+
+func sameList(a, b *List) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	if a.User != b.User || a.Arm != b.Arm || a.Revision != b.Revision ||
+		!a.Created.Equal(b.Created) || !a.Expires.Equal(b.Expires) || len(a.Items) != len(b.Items) {
+		return false
+	}
+	for k := range a.Items {
+		x, y := a.Items[k], b.Items[k]
+		if x.Item != y.Item || x.Score != y.Score || !equalLists(x.Sources, y.Sources) {
+			return false
+		}
+	}
+	return true
+}
+
+// listBackends are the backends that keep lists: the Memory store's are
+// not logged, so the replayed one has none (TestMemoryListsAreNotLogged).
+var listBackends = []backend{backends[0], backends[2]}
+
+// listQuery asks for user's list at minute at of eventClock.
+type listQuery struct {
+	user string
+	at   float64
+	want *List
+}
+
+func TestListStoreConformance(t *testing.T) {
+	cases := map[string]struct {
+		// puts are the batches put, each at its minute.
+		puts    [][]List
+		putAt   []float64
+		queries []listQuery
+	}{
+		"a list is returned as put; none for a user without one": {
+			puts:  [][]List{{list("u1", 0, 60, "i1", "i2", "i3"), list("u2", 0, 60, "i9")}},
+			putAt: []float64{0},
+			queries: []listQuery{
+				{user: "u1", at: 1, want: ptr(list("u1", 0, 60, "i1", "i2", "i3"))},
+				{user: "u2", at: 1, want: ptr(list("u2", 0, 60, "i9"))},
+				{user: "nobody", at: 1},
+			},
+		},
+		"a list replaces the user's previous one, the last of a batch winning": {
+			puts: [][]List{
+				{list("u1", 0, 60, "old"), list("u2", 0, 60, "kept")},
+				{list("u1", 10, 30, "new"), list("u3", 10, 70, "first"), list("u3", 10, 70, "second")},
+			},
+			putAt: []float64{0, 10},
+			queries: []listQuery{
+				{user: "u1", at: 11, want: ptr(list("u1", 10, 30, "new"))},
+				{user: "u1", at: 40}, // the replacement expires sooner than the list it replaced
+				{user: "u2", at: 11, want: ptr(list("u2", 0, 60, "kept"))},
+				{user: "u3", at: 11, want: ptr(list("u3", 10, 70, "second"))},
+			},
+		},
+		"a list is served until its Expires on the engine's clock, not the wall clock's": {
+			puts:  [][]List{{list("u1", 0, 60, "i1")}},
+			putAt: []float64{0},
+			queries: []listQuery{
+				{user: "u1", at: -5, want: ptr(list("u1", 0, 60, "i1"))},
+				{user: "u1", at: 59.999, want: ptr(list("u1", 0, 60, "i1"))},
+				{user: "u1", at: 60},
+				{user: "u1", at: 61},
+			},
+		},
+		"a list expired when put is not stored and removes the user's previous one": {
+			puts: [][]List{
+				{list("u1", 0, 60, "i1"), list("u2", 0, 60, "i2")},
+				{list("u1", 0, 30, "late"), list("u3", 0, 30, "late")},
+			},
+			putAt: []float64{0, 30},
+			queries: []listQuery{
+				{user: "u1", at: 1},
+				{user: "u3", at: 1},
+				{user: "u2", at: 31, want: ptr(list("u2", 0, 60, "i2"))},
+			},
+		},
+		"a list with no items is a list": {
+			puts:    [][]List{{list("u1", 0, 60)}},
+			putAt:   []float64{0},
+			queries: []listQuery{{user: "u1", at: 1, want: ptr(list("u1", 0, 60))}},
+		},
+	}
+	for _, b := range listBackends {
+		t.Run(b.name, func(t *testing.T) {
+			for name, tc := range cases {
+				t.Run(name, func(t *testing.T) {
+					ctx := context.Background()
+					s := b.open(t, StateOptions{}).(ListStore)
+					for i, batch := range tc.puts {
+						if err := s.PutLists(ctx, batch, clock(tc.putAt[i])); err != nil {
+							t.Fatalf("PutLists batch %d: %v", i, err)
+						}
+					}
+					for _, q := range tc.queries {
+						got, err := s.UserList(ctx, q.user, clock(q.at))
+						if err != nil {
+							t.Fatalf("UserList(%q): %v", q.user, err)
+						}
+						if !sameList(got, q.want) {
+							t.Errorf("UserList(%q) at minute %v = %+v, want %+v", q.user, q.at, got, q.want)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// A bad list refuses the whole batch, naming the list; the store is as
+// before.
+func TestPutListsRefusesBadLists(t *testing.T) {
+	bad := map[string]List{
+		"no user":             list("", 0, 60, "i1"),
+		"user id too long":    list(strings.Repeat("u", MaxListUser+1), 0, 60, "i1"),
+		"no creation time":    {User: "bad", Expires: clock(60)},
+		"expires at creation": list("bad", 60, 60, "i1"),
+		"expires before":      list("bad", 60, 0, "i1"),
+		"item without id":     list("bad", 0, 60, "i1", ""),
+		"NaN score":           {User: "bad", Created: clock(0), Expires: clock(60), Items: []ListItem{{Item: "i1", Score: math.NaN()}}},
+		"infinite score":      {User: "bad", Created: clock(0), Expires: clock(60), Items: []ListItem{{Item: "i1", Score: math.Inf(1)}}},
+	}
+	for _, b := range listBackends {
+		t.Run(b.name, func(t *testing.T) {
+			for name, l := range bad {
+				t.Run(name, func(t *testing.T) {
+					ctx := context.Background()
+					s := b.open(t, StateOptions{}).(ListStore)
+					if err := s.PutLists(ctx, []List{list("u1", 0, 60, "before")}, clock(0)); err != nil {
+						t.Fatal(err)
+					}
+					err := s.PutLists(ctx, []List{list("u1", 0, 60, "after"), list("u2", 0, 60, "i2"), l}, clock(0))
+					if !errors.Is(err, ErrInvalidList) {
+						t.Fatalf("PutLists = %v, want ErrInvalidList", err)
+					}
+					if !strings.Contains(err.Error(), "list 2 ") {
+						t.Errorf("PutLists = %q, want it to name list 2", err)
+					}
+					if got, err := s.UserList(ctx, "u1", clock(1)); err != nil || !sameList(got, ptr(list("u1", 0, 60, "before"))) {
+						t.Errorf("u1's list after a refused batch = %+v (%v), want the one before it", got, err)
+					}
+					if got, err := s.UserList(ctx, "u2", clock(1)); err != nil || got != nil {
+						t.Errorf("u2's list after a refused batch = %+v (%v), want none", got, err)
+					}
+				})
+			}
+		})
+	}
+}
+
+// What the caller does with its lists after PutLists does not change the
+// stored ones.
+func TestPutListsCopiesTheLists(t *testing.T) {
+	for _, b := range listBackends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := b.open(t, StateOptions{}).(ListStore)
+			batch := []List{list("u1", 0, 60, "i1", "i2")}
+			if err := s.PutLists(ctx, batch, clock(0)); err != nil {
+				t.Fatal(err)
+			}
+			batch[0].Items[0].Item, batch[0].Items[1].Sources[0] = "changed", "changed"
+			if got, err := s.UserList(ctx, "u1", clock(1)); err != nil || !sameList(got, ptr(list("u1", 0, 60, "i1", "i2"))) {
+				t.Errorf("UserList after the caller changed its batch = %+v (%v), want the list as put", got, err)
+			}
+		})
+	}
+}
+
+// activityBatches give, through Apply: ua 3 events (latest at 20, the
+// batch's order being another), ub 3 (latest at 30), uc 1 (at 40), ud 2
+// (latest at 2); new_item and integrity events have no user and count
+// for none.
+var activityBatches = [][]Event{
+	{ev(Impression, "ua", "i1", "", 20), ev(Click, "ua", "i1", "", 10), ev(NewItem, "", "i7", "au", 50)},
+	{ev(Follow, "ua", "", "au", 5), ev(SeeLess, "ub", "i2", "", 30), ev(Unfollow, "ub", "", "au", 12), ev(Integrity, "", "i7", "", 60)},
+	{ev(Like, "ub", "i3", "", 25), ev(Impression, "uc", "i4", "", 40), ev(Share, "ud", "i1", "", 1), ev(Comment, "ud", "i1", "", 2)},
+}
+
+func active(user string, last float64, events int64) UserActivity {
+	return UserActivity{User: user, Last: at(last), Events: events}
+}
+
+// activityQuery is one ActiveUsers call and its answer.
+type activityQuery struct {
+	since time.Time
+	limit int
+	want  []UserActivity
+}
+
+var activityQueries = []activityQuery{
+	{limit: 0, want: []UserActivity{active("ua", 20, 3), active("ub", 30, 3), active("ud", 2, 2), active("uc", 40, 1)}},
+	{limit: -1, want: []UserActivity{active("ua", 20, 3), active("ub", 30, 3), active("ud", 2, 2), active("uc", 40, 1)}},
+	{since: at(20), want: []UserActivity{active("ua", 20, 3), active("ub", 30, 3), active("uc", 40, 1)}},
+	{since: at(20.0005), want: []UserActivity{active("ub", 30, 3), active("uc", 40, 1)}},
+	{since: at(1), limit: 3, want: []UserActivity{active("ua", 20, 3), active("ub", 30, 3), active("ud", 2, 2)}},
+	{since: at(20), limit: 1, want: []UserActivity{active("ua", 20, 3)}},
+	{since: at(40.001)},
+}
+
+func checkActivity(t *testing.T, s ActivityReader, queries []activityQuery) {
+	t.Helper()
+	for _, q := range queries {
+		got, err := s.ActiveUsers(context.Background(), q.since, q.limit)
+		if err != nil {
+			t.Fatalf("ActiveUsers: %v", err)
+		}
+		same := func(a, b UserActivity) bool { return a.User == b.User && a.Events == b.Events && a.Last.Equal(b.Last) }
+		if !slices.EqualFunc(got, q.want, same) {
+			t.Errorf("ActiveUsers(%v, %d) = %v, want %v", q.since, q.limit, got, q.want)
+		}
+	}
+}
+
+// Activity is counted from the events Apply records, and the Memory store
+// restores it by replaying its log.
+func TestActivityConformance(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := b.open(t, StateOptions{})
+			for i, batch := range activityBatches {
+				if err := s.Apply(ctx, batch); err != nil {
+					t.Fatalf("Apply batch %d: %v", i, err)
+				}
+			}
+			if b.replay != nil {
+				s = b.replay(t, s, StateOptions{})
+			}
+			checkActivity(t, s.(ActivityReader), activityQueries)
+			// More events go on counting, and a user's last event is the
+			// latest of any.
+			if err := s.Apply(ctx, []Event{ev(Click, "uc", "i5", "", 45), ev(Impression, "uc", "i6", "", 44), ev(Impression, "ud", "i7", "", 0)}); err != nil {
+				t.Fatal(err)
+			}
+			checkActivity(t, s.(ActivityReader), []activityQuery{
+				{want: []UserActivity{active("ua", 20, 3), active("ub", 30, 3), active("uc", 45, 3), active("ud", 2, 3)}},
+			})
+		})
+	}
+}
+
+func TestActiveUsersOfAnEmptyStore(t *testing.T) {
+	for _, b := range listBackends {
+		t.Run(b.name, func(t *testing.T) {
+			got, err := b.open(t, StateOptions{}).(ActivityReader).ActiveUsers(context.Background(), time.Time{}, 0)
+			if err != nil || len(got) != 0 {
+				t.Errorf("ActiveUsers = %v (%v), want none", got, err)
 			}
 		})
 	}

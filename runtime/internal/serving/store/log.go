@@ -167,7 +167,7 @@ func decodePayload(p []byte) ([]Event, error) {
 // decodeRecord decodes a payload: a batch of events, or a snapshot record
 // and what restores it.
 func decodeRecord(p []byte) ([]Event, func(*state), error) {
-	if len(p) > 0 && p[0] == snapshotVersion {
+	if len(p) > 0 && isSnapshot(p[0]) {
 		restore, err := decodeSnapshot(p)
 		return nil, restore, err
 	}

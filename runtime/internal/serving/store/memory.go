@@ -73,9 +73,14 @@ const DefaultCompactBytes = 64 << 20
 // The log is compacted as it grows (MemoryOptions.CompactBytes): replaced
 // by a snapshot of the state, so that neither the file nor the replay at
 // start grows without bound (snapshot.go).
+//
+// The lists of precompute runs (ListStore) are a cache kept in memory
+// only: they are not logged, and a restart loses them until the next run
+// puts them again.
 type Memory struct {
 	dir      string
 	st       *state
+	lists    *listCache
 	c        *committer
 	log      *slog.Logger
 	recovery RecoveryStats
@@ -108,6 +113,8 @@ var _ Seeder = (*Memory)(nil)
 var _ NewItemsReader = (*Memory)(nil)
 var _ RiskReader = (*Memory)(nil)
 var _ EventClock = (*Memory)(nil)
+var _ ListStore = (*Memory)(nil)
+var _ ActivityReader = (*Memory)(nil)
 
 // OpenMemory opens, or creates, the Memory store whose log is in dir, and
 // replays the log. A record torn by a crash at the end of the log is dropped
@@ -179,7 +186,7 @@ func OpenMemory(dir string, opts MemoryOptions) (*Memory, error) {
 	}
 	opts.Logger.Info("Replayed the event log", "path", path, "records", rec.Records,
 		"events", rec.Events, "duration", time.Since(start))
-	m := &Memory{dir: dir, st: st, log: opts.Logger, recovery: rec, refresh: opts.PopularRefresh}
+	m := &Memory{dir: dir, st: st, lists: newListCache(st.seed, so.Users), log: opts.Logger, recovery: rec, refresh: opts.PopularRefresh}
 	m.c = &committer{
 		f:          f,
 		always:     opts.Fsync == FsyncAlways,
@@ -301,6 +308,44 @@ func (m *Memory) NewestEvent(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return m.st.newestEvent(), nil
+}
+
+// PutLists implements ListStore. The lists are kept in memory only, not in
+// the log: a restart loses them. At most StateOptions.Users lists are
+// kept (approximately: the bound is per shard of users); past it the
+// soonest to expire are dropped, and lists expired at now are dropped from
+// the shards the batch writes to. A list already expired at now removes
+// its user's previous list.
+func (m *Memory) PutLists(ctx context.Context, lists []List, now time.Time) error {
+	if err := m.check(ctx); err != nil {
+		return err
+	}
+	if err := checkLists(lists); err != nil {
+		return err
+	}
+	m.lists.put(lists, now.Round(0))
+	return nil
+}
+
+// UserList implements ListStore without allocating: the List returned is
+// the one stored, shared by every caller, and must not be modified.
+func (m *Memory) UserList(ctx context.Context, user string, now time.Time) (*List, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	return m.lists.get(user, now.Round(0)), nil
+}
+
+// ActiveUsers implements ActivityReader from the replayed and applied
+// events, over the users the state keeps (StateOptions.Users): a user
+// forgotten past it is forgotten here too. A user restored from a snapshot
+// written before activity was kept is listed only once active again, and
+// counts its events from then on.
+func (m *Memory) ActiveUsers(ctx context.Context, since time.Time, limit int) ([]UserActivity, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	return m.st.activeUsers(since, limit), nil
 }
 
 // Follows implements SocialReader.

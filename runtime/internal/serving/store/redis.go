@@ -18,6 +18,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -68,6 +69,14 @@ type RedisOptions struct {
 //	ni:          list of new_item publications, oldest first, "ms|len(author)|author item"
 //	clk:         the latest event time recorded (unix ms), see EventClock
 //	sv:<user>    hash of item → experiment arm that served it, see ArmRecorder
+//	pl:<user>    the user's precomputed list, JSON, see ListStore
+//	ua:          sorted set of users by their latest event time (unix ms), see ActivityReader
+//	uc:          sorted set of users by their count of events
+//
+// The activity sets (ua: and uc:) hold a member for every user ever
+// active: they are not expired, and what bounds them is the server's
+// memory policy, as for the other keys. Apply updates them in the batch's
+// transaction.
 type Redis struct {
 	c     *redis.Client
 	opts  RedisOptions
@@ -80,6 +89,8 @@ var _ NewItemsReader = (*Redis)(nil)
 var _ RiskReader = (*Redis)(nil)
 var _ EventClock = (*Redis)(nil)
 var _ ArmRecorder = (*Redis)(nil)
+var _ ListStore = (*Redis)(nil)
+var _ ActivityReader = (*Redis)(nil)
 
 // servedTTL is how long a user's served arms are kept after the last list
 // served to the user: engagements come within minutes of the impression.
@@ -217,6 +228,42 @@ if not v or v < t then redis.call('SET', KEYS[1], ARGV[1]) end
 return 0
 `
 
+// activity is a user's events in one batch.
+type activity struct {
+	last   int64 // unix ms
+	events int64
+}
+
+// recordActivity queues in p the updates of the activity sets for the
+// events of a batch: each user's latest event time is raised (ZADD GT) and
+// its count added to (ZINCRBY).
+func (r *Redis) recordActivity(ctx context.Context, p redis.Pipeliner, events []Event) {
+	acts := make(map[string]activity)
+	for i := range events {
+		e := &events[i]
+		if e.Type == NewItem || e.Type == Integrity {
+			continue // no user's
+		}
+		a, ok := acts[e.User]
+		if !ok {
+			a.last = math.MinInt64
+		}
+		a.last = max(a.last, e.Time.UnixMilli())
+		a.events++
+		acts[e.User] = a
+	}
+	if len(acts) == 0 {
+		return
+	}
+	byTime, byCount := r.key("ua", ""), r.key("uc", "")
+	zs := make([]redis.Z, 0, len(acts))
+	for user, a := range acts {
+		zs = append(zs, redis.Z{Score: float64(a.last), Member: user})
+		p.ZIncrBy(ctx, byCount, float64(a.events), user)
+	}
+	p.ZAddGT(ctx, byTime, zs...)
+}
+
 // Apply implements Writer.
 func (r *Redis) Apply(ctx context.Context, events []Event) error {
 	if len(events) == 0 {
@@ -308,6 +355,7 @@ func (r *Redis) Apply(ctx context.Context, events []Event) error {
 			}
 			p.Eval(ctx, popularScript, []string{r.key("pop", "")}, args...)
 		}
+		r.recordActivity(ctx, p, evs)
 		p.Eval(ctx, newestScript, []string{r.key("clk", "")}, newest)
 		return nil
 	})
@@ -534,6 +582,111 @@ func (r *Redis) Popular(ctx context.Context, now time.Time, limit int) ([]ItemSc
 		return strings.Compare(a.Item, b.Item)
 	})
 	return out, nil
+}
+
+// listTTL is how long Redis keeps a list: Expires−Created, rounded up to
+// the millisecond, a backstop that reclaims it; UserList decides expiry by
+// comparing Expires with its now.
+func listTTL(l *List) time.Duration {
+	return max(time.Millisecond, l.Expires.Sub(l.Created)+time.Millisecond-1).Truncate(time.Millisecond)
+}
+
+// PutLists implements ListStore: the batch is one MULTI/EXEC round trip,
+// stored whole or not at all. Each list is a key, pl:<user>, that Redis
+// expires Expires−Created after the call. A list already expired at now
+// removes its user's previous list.
+func (r *Redis) PutLists(ctx context.Context, lists []List, now time.Time) error {
+	if err := checkLists(lists); err != nil {
+		return err
+	}
+	if len(lists) == 0 {
+		return ctx.Err()
+	}
+	vals := make([][]byte, len(lists))
+	for i := range lists {
+		if !lists[i].Expires.After(now) {
+			continue
+		}
+		b, err := json.Marshal(&lists[i])
+		if err != nil {
+			return fmt.Errorf("failed to encode the list of %q: %w", lists[i].User, err)
+		}
+		vals[i] = b
+	}
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range lists {
+			k := r.key("pl", lists[i].User)
+			if vals[i] == nil {
+				p.Del(ctx, k)
+				continue
+			}
+			p.Set(ctx, k, vals[i], listTTL(&lists[i]))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to store %d lists in redis: %w", len(lists), err)
+	}
+	return nil
+}
+
+// UserList implements ListStore with one GET.
+func (r *Redis) UserList(ctx context.Context, user string, now time.Time) (*List, error) {
+	b, err := r.c.Get(ctx, r.key("pl", user)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("failed to read the list of %q from redis: %w", user, err)
+	}
+	l := &List{}
+	if err := json.Unmarshal(b, l); err != nil {
+		return nil, fmt.Errorf("failed to parse the list of %q from redis: %w", user, err)
+	}
+	if !l.Expires.After(now) {
+		return nil, nil
+	}
+	return l, nil
+}
+
+// activityChunk is how many users one ZMSCORE of ActiveUsers asks for.
+const activityChunk = 10000
+
+// ActiveUsers implements ActivityReader with two round trips: the users by
+// time since since (ZRANGEBYSCORE), then their counts (ZMSCORE, in chunks
+// of activityChunk users, pipelined).
+func (r *Redis) ActiveUsers(ctx context.Context, since time.Time, limit int) ([]UserActivity, error) {
+	zs, err := r.c.ZRangeByScoreWithScores(ctx, r.key("ua", ""), &redis.ZRangeBy{
+		Min: strconv.FormatInt(ceilMilli(since), 10), Max: "+inf",
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read active users from redis: %w", err)
+	}
+	if len(zs) == 0 {
+		return nil, nil
+	}
+	out := make([]UserActivity, len(zs))
+	users := make([]string, len(zs))
+	for i, z := range zs {
+		users[i] = z.Member.(string)
+		out[i] = UserActivity{User: users[i], Last: time.UnixMilli(int64(z.Score))}
+	}
+	cmds := make([]*redis.FloatSliceCmd, 0, (len(users)+activityChunk-1)/activityChunk)
+	_, err = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for start := 0; start < len(users); start += activityChunk {
+			cmds = append(cmds, p.ZMScore(ctx, r.key("uc", ""), users[start:min(start+activityChunk, len(users))]...))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to read users' event counts from redis: %w", err)
+	}
+	for c, cmd := range cmds {
+		for j, n := range cmd.Val() {
+			out[c*activityChunk+j].Events = int64(n)
+		}
+	}
+	return sortActivity(out, limit), nil
 }
 
 // Close closes the connections.

@@ -30,8 +30,8 @@ import (
 // snapshot is records like any other, checked by the same checksum and
 // replayed in order, each of one kind:
 //
-//	snapshot payload = version:byte(2) kind:byte count:uvarint entry{count}
-//	kind 1, users    = id:str last:uvarint follows:strs engagements seen:strs seeLessItems:strs seeLessAuthors:strs
+//	snapshot payload = version:byte(4, or 2) kind:byte count:uvarint entry{count}
+//	kind 1, users    = id:str last:uvarint [lastEvent:varint events:uvarint] follows:strs engagements seen:strs seeLessItems:strs seeLessAuthors:strs
 //	kind 2, popular  = item:str logWeight:f64le
 //	kind 3, meta     = newest:varint touched:uvarint evicted:varint
 //	kind 4, authors  = author:str n:uvarint (item:str time:varint){n}
@@ -43,8 +43,17 @@ import (
 // Lists are written oldest first, so that restoring them in order keeps
 // which entries are the newest. Replaying a snapshot gives a state that
 // answers exactly as the one it was taken of (TestMemoryCompactsItsLog).
+//
+// Version 4 added each user's activity (lastEvent in Unix milliseconds and
+// the events count, see ActivityReader); version 2 snapshots, written
+// before, are still read, their users restored with no activity recorded
+// until their next event. Snapshot and event records share the version
+// byte: events are versions 1 and 3 (log.go), snapshots 2 and 4.
 const (
-	snapshotVersion = 2
+	snapshotVersion = 4
+	// snapshotVersionNoActivity is the version of the snapshots written
+	// before users' activity was kept.
+	snapshotVersionNoActivity = 2
 
 	snapUsers     byte = 1
 	snapPopular   byte = 2
@@ -174,6 +183,8 @@ func (s *state) snapshot(out io.Writer) error {
 		for id, u := range sh.users {
 			e := appendString(w.entry, id)
 			e = binary.AppendUvarint(e, u.last)
+			e = binary.AppendVarint(e, u.lastEvent)
+			e = binary.AppendUvarint(e, uint64(u.events))
 			follows := make([]string, 0, len(u.follows))
 			for a := range u.follows {
 				follows = append(follows, a)
@@ -262,10 +273,10 @@ func (r *snapshotReader) strs() []string {
 // decodeSnapshot checks a snapshot payload whole and returns what applies
 // it to a state, so that a bad payload changes nothing.
 func decodeSnapshot(p []byte) (func(*state), error) {
-	if len(p) < 3 || p[0] != snapshotVersion {
+	if len(p) < 3 || !isSnapshot(p[0]) {
 		return nil, errBadPayload
 	}
-	kind := p[1]
+	version, kind := p[0], p[1]
 	r := &snapshotReader{p: p[2:]}
 	n := r.uvarint()
 	if n > uint64(len(r.p)) {
@@ -274,7 +285,7 @@ func decodeSnapshot(p []byte) (func(*state), error) {
 	var apply func(*state)
 	switch kind {
 	case snapUsers:
-		apply = r.users(int(n))
+		apply = r.users(int(n), version != snapshotVersionNoActivity)
 	case snapPopular:
 		apply = r.popular(int(n))
 	case snapAuthors:
@@ -299,18 +310,35 @@ func decodeSnapshot(p []byte) (func(*state), error) {
 	return apply, nil
 }
 
+// isSnapshot reports whether a record's version byte is a snapshot's.
+func isSnapshot(version byte) bool {
+	return version == snapshotVersion || version == snapshotVersionNoActivity
+}
+
 type snapshotUser struct {
 	id                          string
 	last                        uint64
+	lastEvent, events           int64
 	follows                     []string
 	engagements                 []Engagement
 	seen, seeLessItems, seeLess []string
 }
 
-func (r *snapshotReader) users(n int) func(*state) {
+// users reads n users entries, with their activity when activity is set
+// (version 4).
+func (r *snapshotReader) users(n int, activity bool) func(*state) {
 	users := make([]snapshotUser, 0, n)
 	for range n {
-		u := snapshotUser{id: r.str(), last: r.uvarint(), follows: r.strs()}
+		u := snapshotUser{id: r.str(), last: r.uvarint(), lastEvent: math.MinInt64}
+		if activity {
+			u.lastEvent = r.varint()
+			if ev := r.uvarint(); ev <= math.MaxInt64 {
+				u.events = int64(ev)
+			} else {
+				r.err = true
+			}
+		}
+		u.follows = r.strs()
 		ne := r.uvarint()
 		if ne > uint64(len(r.p)) {
 			r.err = true
@@ -334,7 +362,7 @@ func (r *snapshotReader) users(n int) func(*state) {
 	}
 	return func(s *state) {
 		for _, su := range users {
-			u := &userState{last: su.last, follows: make(map[string]struct{}, len(su.follows))}
+			u := &userState{last: su.last, lastEvent: su.lastEvent, events: su.events, follows: make(map[string]struct{}, len(su.follows))}
 			for _, a := range su.follows {
 				u.follows[a] = struct{}{}
 			}

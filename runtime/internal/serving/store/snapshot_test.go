@@ -63,6 +63,7 @@ type answers struct {
 	Published   []ItemTime
 	Risks       map[string]float64
 	Newest      time.Time
+	Active      []UserActivity
 }
 
 func answersOf(t *testing.T, m *Memory, users, authors int) answers {
@@ -100,6 +101,9 @@ func answersOf(t *testing.T, m *Memory, users, authors int) answers {
 		t.Fatal(err)
 	}
 	if a.Newest, err = m.NewestEvent(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.Active, err = m.ActiveUsers(ctx, time.Time{}, 0); err != nil {
 		t.Fatal(err)
 	}
 	return a

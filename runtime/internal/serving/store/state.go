@@ -22,6 +22,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,7 +75,13 @@ type authorShard struct {
 }
 
 type userState struct {
-	last           uint64 // state.touched at the user's last event
+	last uint64 // state.touched at the user's last event
+	// lastEvent is the latest Time of the user's events, in Unix
+	// milliseconds, and events counts them (ActivityReader); events is 0,
+	// and lastEvent math.MinInt64, for a user restored from a snapshot
+	// that did not carry them and not active since.
+	lastEvent      int64
+	events         int64
 	follows        map[string]struct{}
 	engagements    ring
 	seen           recentSet
@@ -152,11 +159,13 @@ func (s *state) apply(events []Event) {
 				sh.evictOne()
 				s.evicted.Add(1)
 			}
-			u = &userState{follows: make(map[string]struct{})}
+			u = &userState{lastEvent: math.MinInt64, follows: make(map[string]struct{})}
 			sh.users[e.User] = u
 		}
 		s.touched++
 		u.last = s.touched
+		u.events++
+		u.lastEvent = max(u.lastEvent, e.Time.UnixMilli())
 		switch e.Type {
 		case Impression:
 			u.seen.add(e.Item, s.opts.SeenItems)
@@ -394,6 +403,55 @@ func (s *state) seen(user string) *Filter {
 		f.authors[a] = struct{}{}
 	}
 	return f
+}
+
+// activeUsers returns the users whose latest event is at or after since,
+// in activity order (sortActivity), at most limit of them (limit <= 0: no
+// bound).
+func (s *state) activeUsers(since time.Time, limit int) []UserActivity {
+	from := ceilMilli(since)
+	var out []UserActivity
+	for i := range s.users {
+		sh := &s.users[i]
+		sh.mu.RLock()
+		for id, u := range sh.users {
+			if u.events > 0 && u.lastEvent >= from {
+				out = append(out, UserActivity{User: id, Last: time.UnixMilli(u.lastEvent), Events: u.events})
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return sortActivity(out, limit)
+}
+
+// sortActivity sorts users the most events first, ties by user id, and
+// keeps the first limit (limit <= 0: all).
+func sortActivity(users []UserActivity, limit int) []UserActivity {
+	slices.SortFunc(users, func(a, b UserActivity) int {
+		if a.Events != b.Events {
+			if a.Events > b.Events {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.User, b.User)
+	})
+	if limit > 0 && len(users) > limit {
+		clear(users[limit:])
+		users = users[:limit]
+	}
+	return users
+}
+
+// ceilMilli is the first Unix millisecond at or after t: event times are
+// whole milliseconds, so an event is at or after t when its millisecond
+// is at or after ceilMilli(t).
+func ceilMilli(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.Nanosecond()%int(time.Millisecond) != 0 {
+		ms++
+	}
+	return ms
 }
 
 // ring keeps the last entries pushed.

@@ -300,9 +300,11 @@ type StateOptions struct {
 	// ignored (an unfollow makes room). Default DefaultFollows.
 	Follows int
 	// Users is how many users the Memory store keeps state for; past it
-	// the least recently active (approximately) are forgotten. Default
-	// DefaultUsers. The Redis store keeps what Redis holds (its own
-	// maxmemory policy).
+	// the least recently active (approximately) are forgotten, with their
+	// activity (ActivityReader). It bounds the lists the Memory store
+	// keeps (ListStore) too: past it the soonest to expire are dropped.
+	// Default DefaultUsers. The Redis store keeps what Redis holds (its
+	// own maxmemory policy).
 	Users int
 	// NewItems is how many items published by new_item events NewItems
 	// returns, the most recent. Default 1000000.
@@ -510,28 +512,40 @@ type ListItem struct {
 }
 
 // ListStore keeps the lists of precompute runs, each until it expires.
+// Expiry is decided on the engine's clock: a list is served while its
+// Expires is after the now passed, whatever the wall clock says.
 type ListStore interface {
-	// PutLists stores lists, each replacing its user's previous one. A
-	// list already expired at now is not stored.
+	// PutLists stores lists, each replacing its user's previous one (of
+	// a user's lists in one batch, the last). A list already expired at
+	// now is not stored, and removes its user's previous list. A bad list
+	// refuses the whole batch with an error that wraps ErrInvalidList and
+	// names it: one without a user, with a user id longer than
+	// MaxListUser bytes, without a Created time, with Expires not after
+	// Created, or with an item without an id or whose score is not
+	// finite. A list with no items is a valid list.
 	PutLists(ctx context.Context, lists []List, now time.Time) error
 	// UserList returns the user's list, or nil when there is none or it
-	// expired at now.
+	// expired at now (its Expires is not after now). The List returned
+	// must not be modified: a backend may share it between callers.
 	UserList(ctx context.Context, user string, now time.Time) (*List, error)
 }
 
 // UserActivity is how active one user was.
 type UserActivity struct {
 	User string
-	// Last is the Time of the user's latest event.
+	// Last is the Time of the user's latest event (the greatest Time, in
+	// whatever order the events came).
 	Last time.Time
-	// Events counts the user's events the store recorded.
+	// Events counts the user's events the store recorded: every event
+	// with a user (impression, click, like, comment, share, see_less,
+	// follow, unfollow).
 	Events int64
 }
 
 // ActivityReader selects users by their activity, for precompute runs.
 type ActivityReader interface {
 	// ActiveUsers returns the users whose latest event is at or after
-	// since, the most events first (ties by user id), at most limit of
-	// them.
+	// since, the most events first (ties by user id, ascending), at most
+	// limit of them; limit <= 0 returns them all.
 	ActiveUsers(ctx context.Context, since time.Time, limit int) ([]UserActivity, error)
 }
