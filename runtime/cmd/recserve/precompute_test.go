@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/testredis"
 )
 
 // precomputeConfig is the fixture's config with lists precomputed for the
@@ -253,5 +254,65 @@ func TestPrecomputeRefusedWithoutItsConfig(t *testing.T) {
 	}
 	if _, err := runPrecomputeCommand(t, p.url); err == nil {
 		t.Error("recserve precompute succeeded against a frontend that precomputes nothing")
+	}
+}
+
+// With the Redis store, the lists one replica's run stores answer the
+// users on every replica.
+func TestPrecomputedListsReachEveryReplicaThroughRedis(t *testing.T) {
+	srv, err := testredis.Start()
+	addr := testredis.Need(t, srv, err)
+	if srv != nil {
+		defer srv.Stop()
+	}
+	f := world(t)
+	dir := t.TempDir()
+	c, err := config.Parse(precomputeConfig(t, f, defaultWeights(), 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Deploy.Store = config.Store{Type: "Redis", Redis: &config.RedisStore{Address: addr, KeyPrefix: "it/precompute/"}}
+	c.DeployRevision, _ = config.DeployRevisionOf(&c.Deploy)
+	b, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.json")
+	writeConfig(t, cfgPath, b)
+	a := start(t, cfgPath, filepath.Join(dir, "a"))
+	other := start(t, cfgPath, filepath.Join(dir, "b"))
+
+	then := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	events := []map[string]any{
+		{"user": "u20", "item": "i1", "type": "impression", "time": then},
+		{"user": "u20", "item": "i2", "type": "impression", "time": then},
+		{"user": "u21", "item": "i3", "type": "impression", "time": then},
+		{"user": "u21", "item": "i4", "type": "impression", "time": then},
+		{"user": "u22", "item": "i5", "type": "impression", "time": then},
+	}
+	if code, err := postEvents(a.url, events); err != nil || code != http.StatusAccepted {
+		t.Fatalf("events: %d %v", code, err)
+	}
+	run, err := runPrecomputeCommand(t, a.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Users != 2 || run.Stored != 2 {
+		t.Fatalf("run = %+v, want the 2 most active users computed and stored", run)
+	}
+	// Replica b reads the event clock from Redis within its refresh.
+	for _, user := range []string{"u20", "u21"} {
+		var got servedList
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if got = getList(t, other.url, user, 10); got.Precomputed {
+				break
+			}
+		}
+		if !got.Precomputed || len(got.Items) != 10 {
+			t.Errorf("replica b answered %s with precomputed %v and %d items, want the list replica a's run stored", user, got.Precomputed, len(got.Items))
+		}
+	}
+	if got := getList(t, other.url, "u22", 10); got.Precomputed {
+		t.Error("u22, not among the 2 most active, was answered from a list")
 	}
 }
