@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -137,7 +136,32 @@ func TestPrecomputedListsServeTheMostActiveUsers(t *testing.T) {
 		t.Fatalf("run = %+v, want 3 users selected, computed and stored", run)
 	}
 
-	top := getList(t, p.url, "u10", 10)
+	top := checkListServed(t, p.url, run)
+	if got := getList(t, p.url, "u13", 10); got.Precomputed {
+		t.Error("u13, not among the 3 most active, was answered from a precomputed list")
+	}
+	checkSeenFiltered(t, p.url, top, then.Add(6*time.Hour))
+
+	// A new revision does not serve the old revision's lists.
+	w := defaultWeights()
+	w["like"] = 3
+	writeConfig(t, cfgPath, precomputeConfig(t, f, w, 3))
+	rev := waitNewRevision(t, p, top.Revision)
+	if got := getList(t, p.url, "u11", 10); got.Precomputed || got.Revision != rev {
+		t.Errorf("u11 after a weights change: precomputed %v at revision %s, want the funnel at %s", got.Precomputed, got.Revision, rev)
+	}
+
+	counts := precomputeStatus(t, p.url)
+	if counts.Hits != 2 || counts.Misses != 2 || counts.Stale != 1 || counts.LastRun == nil || counts.LastRun.ID != run.ID {
+		t.Errorf("status precompute = %+v, want 2 hits, 2 misses, 1 stale and the run %s", counts, run.ID)
+	}
+}
+
+// checkListServed checks that u10 is answered from the list of run, with
+// the rerank rules applied, and returns the answer.
+func checkListServed(t *testing.T, url string, run *config.PrecomputeRun) servedList {
+	t.Helper()
+	top := getList(t, url, "u10", 10)
 	if !top.Precomputed || len(top.Items) != 10 {
 		t.Fatalf("u10: precomputed %v with %d items, want a precomputed list of 10", top.Precomputed, len(top.Items))
 	}
@@ -152,47 +176,30 @@ func TestPrecomputedListsServeTheMostActiveUsers(t *testing.T) {
 			t.Errorf("items %d and %d are both by %s: the rerank rules did not apply", i-1, i, it.Author)
 		}
 	}
-	if got := getList(t, p.url, "u13", 10); got.Precomputed {
-		t.Error("u13, not among the 3 most active, was answered from a precomputed list")
-	}
+	return top
+}
 
-	// What u10 sees after the run is filtered out of the list, which
-	// still answers.
-	var shown []map[string]any
+// checkSeenFiltered records the first 4 items of u10's answer top as seen
+// at the time at, then checks that the list still answers without them.
+func checkSeenFiltered(t *testing.T, url string, top servedList, at time.Time) {
+	t.Helper()
+	shown := map[string]bool{}
+	var events []map[string]any
 	for _, it := range top.Items[:4] {
-		shown = append(shown, map[string]any{"user": "u10", "item": it.ID, "type": "impression", "time": then.Add(6 * time.Hour)})
+		shown[it.ID] = true
+		events = append(events, map[string]any{"user": "u10", "item": it.ID, "type": "impression", "time": at})
 	}
-	if code, err := postEvents(p.url, shown); err != nil || code != http.StatusAccepted {
+	if code, err := postEvents(url, events); err != nil || code != http.StatusAccepted {
 		t.Fatalf("impressions: %d %v", code, err)
 	}
-	next := getList(t, p.url, "u10", 10)
+	next := getList(t, url, "u10", 10)
 	if !next.Precomputed || len(next.Items) != 10 {
 		t.Fatalf("u10 after impressions: precomputed %v with %d items", next.Precomputed, len(next.Items))
 	}
 	for _, it := range next.Items {
-		if slices.ContainsFunc(top.Items[:4], func(s struct {
-			ID      string   `json:"id"`
-			Author  string   `json:"author"`
-			Sources []string `json:"sources"`
-		}) bool {
-			return s.ID == it.ID
-		}) {
+		if shown[it.ID] {
 			t.Errorf("u10 is served %s again from the list after seeing it", it.ID)
 		}
-	}
-
-	// A new revision does not serve the old revision's lists.
-	w := defaultWeights()
-	w["like"] = 3
-	writeConfig(t, cfgPath, precomputeConfig(t, f, w, 3))
-	rev := waitNewRevision(t, p, top.Revision)
-	if got := getList(t, p.url, "u11", 10); got.Precomputed || got.Revision != rev {
-		t.Errorf("u11 after a weights change: precomputed %v at revision %s, want the funnel at %s", got.Precomputed, got.Revision, rev)
-	}
-
-	counts := precomputeStatus(t, p.url)
-	if counts.Hits != 2 || counts.Misses != 2 || counts.Stale != 1 || counts.LastRun == nil || counts.LastRun.ID != run.ID {
-		t.Errorf("status precompute = %+v, want 2 hits, 2 misses, 1 stale and the run %s", counts, run.ID)
 	}
 }
 
