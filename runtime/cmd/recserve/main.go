@@ -63,6 +63,8 @@ func main() {
 			run = func() error { return runIndex(os.Args[2:]) }
 		case config.CommandPrecompute:
 			run = func() error { return runPrecompute(os.Args[2:]) }
+		case config.CommandExport:
+			run = func() error { return runExport(os.Args[2:], os.Stdout) }
 		}
 	}
 	if err := run(); err != nil {
