@@ -92,12 +92,8 @@ func TestRoundTripFromTheFrontendLogsToNewModels(t *testing.T) {
 	}
 	stopGracefully(t, p)
 
-	logged := countLogged(t, logDir)
-	if logged == 0 {
-		t.Skip("frontend logging not wired yet")
-	}
-	if logged != posted {
-		t.Errorf("the frontend logged %d events, want the %d posted", logged, posted)
+	if logged := countLogged(t, logDir); logged != posted {
+		t.Fatalf("the frontend logged %d events, want the %d posted", logged, posted)
 	}
 	if served := countServed(t, logDir); served != len(users) {
 		t.Errorf("the frontend logged %d served lists at servedSampleRate 1, want %d", served, len(users))

@@ -421,14 +421,25 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
-	vec := func(name, help string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"log"})
-	}
+	// Each metric's name and labels are literals, as the dashboard's test
+	// reads them from the source.
 	m := &metrics{
-		writtenVec: vec("recpipeline_datalog_rows_total", "Rows written to the frontend's logs (events, item events, served lists), by log."),
-		droppedVec: vec("recpipeline_datalog_dropped_rows_total", "Rows of the frontend's logs dropped because the writer's queue was full (the disk too slow), by log."),
-		skippedVec: vec("recpipeline_datalog_skipped_rows_total", "Events the log's format cannot hold (a see_less of an author alone, an ID over 256 bytes), not written, by log."),
-		errorsVec:  vec("recpipeline_datalog_write_errors_total", "Failed writes to the frontend's logs, by log; the rows of a failed write are lost."),
+		writtenVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recpipeline_datalog_rows_total",
+			Help: "Rows written to the frontend's logs (events, item events, served lists), by log.",
+		}, []string{"log"}),
+		droppedVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recpipeline_datalog_dropped_rows_total",
+			Help: "Rows of the frontend's logs dropped because the writer's queue was full (the disk too slow), by log.",
+		}, []string{"log"}),
+		skippedVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recpipeline_datalog_skipped_rows_total",
+			Help: "Events the log's format cannot hold (a see_less of an author alone, an ID over 256 bytes), not written, by log.",
+		}, []string{"log"}),
+		errorsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recpipeline_datalog_write_errors_total",
+			Help: "Failed writes to the frontend's logs, by log; the rows of a failed write are lost.",
+		}, []string{"log"}),
 	}
 	for i := range numLogs {
 		name := string(i.log())

@@ -455,10 +455,13 @@ func (e *Engine) fromList(ctx context.Context, l *live, req *Request) (*Response
 	t.lap("precomputed", len(final))
 	resp := l.response(req, final, nil)
 	resp.Precomputed = true
+	resp.Now = now
 	e.arms.served(l.arm, req.User, resp.Items)
+	e.logServed(l, req, resp, final, nil)
 	if req.Debug {
 		resp.Timings = t.timings
-		resp.Now = now
+	} else {
+		resp.Now = time.Time{}
 	}
 	return resp, nil
 }

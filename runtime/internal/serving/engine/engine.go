@@ -62,6 +62,7 @@ import (
 	"github.com/recpipeline/recpipeline/runtime/internal/model"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/ann"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/catalog"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/datalog"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/stageclient"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
@@ -151,6 +152,7 @@ type Engine struct {
 
 	precomputed *precomputedCache // the Precomputed sources' lists, by URI
 	batch       *batch            // precompute runs and their lists, in the frontend
+	datalog     *datalog.Logger   // the frontend's logs of events and served lists; nil without deploy.logging
 	arms        *armStats         // what each experiment arm served and the events it earned
 	shadow      *shadowStats      // how the rankers' shadow models agreed with the served ones
 	sources     sourceHealth      // which sources failed the latest requests
@@ -189,6 +191,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	var st store.Store
 	var stages *stageclient.Stages
 	var pc *precomputedCache
+	var dl *datalog.Logger
 	defer func() {
 		if e != nil {
 			return
@@ -196,6 +199,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		if pc != nil {
 			pc.close()
 		}
+		_ = dl.Close() // a nil Logger closes as none
 		if stages != nil {
 			stages.Close()
 		}
@@ -236,6 +240,10 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 		pc = newPrecomputedCache(cat, opts.PrecomputedRefresh, log)
 		e.precomputed = pc
 		e.batch = newBatch(e.state, opts.Registry)
+		if dl, err = openLogs(cfg, opts, log); err != nil {
+			return nil, err
+		}
+		e.datalog = dl
 	}
 	if r.remote {
 		if stages, err = stageclient.Dial(cfg.Deploy.Endpoints, cat, uint32(base), opts.StageCredentials); err != nil {
@@ -444,6 +452,22 @@ func openStore(ctx context.Context, cfg *config.Config, dir string, log *slog.Lo
 	}
 }
 
+// openLogs opens the frontend's logs of cfg.Deploy.Logging and registers
+// their metrics; nil without logging.
+func openLogs(cfg *config.Config, opts Options, log *slog.Logger) (*datalog.Logger, error) {
+	if cfg.Deploy.Logging == nil {
+		return nil, nil
+	}
+	dl, err := datalog.Open(*cfg.Deploy.Logging, log)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Registry != nil {
+		opts.Registry.MustRegister(dl.Collectors()...)
+	}
+	return dl, nil
+}
+
 // Healthy is nil while the engine can serve; otherwise why it cannot
 // until the process restarts (the memory store's log failed a write).
 func (e *Engine) Healthy() error {
@@ -485,6 +509,9 @@ func (e *Engine) close() error {
 	}
 	if e.batch != nil {
 		e.batch.close()
+	}
+	if err := e.datalog.Close(); err != nil {
+		e.log.Error("Failed to close the logs", "err", err)
 	}
 	if e.stages != nil {
 		e.stages.Close()

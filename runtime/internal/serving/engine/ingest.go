@@ -71,6 +71,7 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 		if err := e.state.Apply(ctx, events); err != nil {
 			return err
 		}
+		e.datalog.Events(events)
 		e.observeEvents(events)
 		e.applyRisks(events)
 		e.arms.attribute(ctx, events, e.live.Load())
@@ -84,6 +85,7 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 	if err := e.state.Apply(ctx, published); err != nil {
 		return err
 	}
+	e.datalog.Events(published)
 	e.observeEvents(published)
 	e.arms.attribute(ctx, published, e.live.Load())
 	for i := range published {

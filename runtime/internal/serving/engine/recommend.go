@@ -20,9 +20,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/datalog"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/sources"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
@@ -30,6 +32,9 @@ import (
 
 // Request is a client's ask for recommendations.
 type Request struct {
+	// ID identifies the request in the served-lists log (and in the
+	// response); the server fills it.
+	ID    string
 	User  string
 	N     int
 	Debug bool
@@ -44,8 +49,10 @@ type Request struct {
 
 // Response is the ranked list.
 type Response struct {
-	User     string `json:"user"`
-	Revision string `json:"configRevision"`
+	// RequestID is the request's ID, which the served-lists log records.
+	RequestID string `json:"requestId,omitempty"`
+	User      string `json:"user"`
+	Revision  string `json:"configRevision"`
 	// Arm is the experiment arm the user is in (config.ControlArm for
 	// none), when the config runs experiments.
 	Arm     string             `json:"arm,omitempty"`
@@ -196,6 +203,7 @@ func (e *Engine) recommend(ctx context.Context, l *live, req *Request) (*Respons
 	resp.Now = state.Now
 	if !req.batch {
 		e.arms.served(e.attributedArm(l, rreq, passedOver), req.User, resp.Items)
+		e.logServed(l, req, resp, final, heads)
 	}
 	if req.Debug {
 		resp.Timings = t.timings
@@ -242,9 +250,30 @@ func (e *Engine) readUser(ctx context.Context, l *live, state *store.UserState) 
 	return seen, nil
 }
 
+// logServed logs the list of resp when the served-lists log samples req:
+// final holds the served candidates, with the second stage's probability
+// of each of heads when it ranked them (nil heads otherwise).
+func (e *Engine) logServed(l *live, req *Request, resp *Response, final []rank.Candidate, heads []string) {
+	rate := l.cfg.Live.ServedSampleRate
+	if e.datalog == nil || !datalog.Sampled(rate, req.ID) {
+		return
+	}
+	s := datalog.Served{
+		RequestID: req.ID, User: req.User, Arm: resp.Arm, Revision: resp.Revision, Time: resp.Now,
+		Precomputed: resp.Precomputed, Heads: heads, Items: make([]datalog.ServedItem, len(resp.Items)),
+	}
+	for i, it := range resp.Items {
+		s.Items[i] = datalog.ServedItem{Item: it.ID, Author: it.Author, Score: it.Score, Sources: it.Sources}
+		if i < len(final) && len(final[i].Probs) == len(heads) {
+			s.Items[i].Probs = slices.Clone(final[i].Probs)
+		}
+	}
+	e.datalog.Served(rate, s)
+}
+
 // response is the client's answer of the final list.
 func (l *live) response(req *Request, final []rank.Candidate, heads []string) *Response {
-	resp := &Response{User: req.User, Revision: l.revision, Arm: l.arm, Items: make([]Item, 0, len(final))}
+	resp := &Response{RequestID: req.ID, User: req.User, Revision: l.revision, Arm: l.arm, Items: make([]Item, 0, len(final))}
 	for _, c := range final {
 		it := Item{ID: c.ID, Author: c.Author, Score: float64(c.Value), Risk: float64(c.Risk)}
 		for i, name := range l.names {

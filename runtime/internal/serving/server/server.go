@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -309,7 +310,7 @@ func (s *Server) broken() error {
 
 func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	req := &Request{User: q.Get("user"), N: 25, Now: time.Now()}
+	req := &Request{ID: requestID(r), User: q.Get("user"), N: 25, Now: time.Now()}
 	if req.User == "" || len(req.User) > 256 {
 		writeError(w, http.StatusBadRequest, "user is required, at most 256 bytes")
 		return
@@ -365,6 +366,17 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// requestID is the client's X-Request-Id when it is a usable one (1 to
+// 128 printable ASCII characters), or a new random one: the served-lists
+// log records it, so that a client can join what it logged to what was
+// served.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 && !strings.ContainsFunc(id, func(c rune) bool { return c < '!' || c > '~' }) {
+		return id
+	}
+	return strconv.FormatUint(rand.Uint64(), 36)
 }
 
 // answerPrecomputed answers req from its user's precomputed list, when
