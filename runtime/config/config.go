@@ -196,10 +196,13 @@ type Live struct {
 	Precompute *Precompute `json:"precompute,omitempty"`
 }
 
-// Precompute serving policies (Precompute.Serve).
+// Precompute serving policies (Precompute.Serve): a user's fresh list
+// answers whole always, only when the frontend is saturated, or never (a
+// Precomputed source without a URI may still merge it into the funnel).
 const (
 	PrecomputeAlways        = "Always"
 	PrecomputeWhenSaturated = "WhenSaturated"
+	PrecomputeNever         = "Never"
 )
 
 // Bounds of Precompute.
@@ -213,7 +216,8 @@ const (
 
 // Precompute is how lists computed off-peak are made and served.
 type Precompute struct {
-	// Serve is PrecomputeAlways or PrecomputeWhenSaturated.
+	// Serve is PrecomputeAlways, PrecomputeWhenSaturated or
+	// PrecomputeNever.
 	Serve string `json:"serve"`
 	// TTL is how long a list is served after it is computed.
 	TTL Duration `json:"ttl"`
@@ -391,7 +395,8 @@ type Source struct {
 	Window Duration `json:"window,omitempty"`
 	// SeedItems of ItemToItemANN.
 	SeedItems int `json:"seedItems,omitempty"`
-	// URI of Precomputed lists.
+	// URI of Precomputed lists; empty, the source reads the lists of the
+	// precompute runs (Live.Precompute) from the store.
 	URI string `json:"uri,omitempty"`
 }
 

@@ -176,6 +176,22 @@ func TestValidateNamesTheField(t *testing.T) {
 		"negative seen items":        {func(c *Config) { c.Deploy.Store.SeenItems = -1 }, "deploy.store.seenItems: is -1, must be between 1 and 100000, or unset for 10000"},
 		"too many seen items":        {func(c *Config) { c.Deploy.Store.SeenItems = MaxSeenItems + 1 }, "deploy.store.seenItems: is 100001"},
 		"unknown clock":              {func(c *Config) { c.Live.Clock.Type = "event" }, `live.clock.type: "event" is not Event or Wall`},
+		"stored lists without precompute": {func(c *Config) {
+			c.Live.Retrieval.Sources[3] = Source{Name: "offpeak", Type: SourcePrecomputed, Weight: 0.1, Limit: 50, Timeout: Duration(time.Second)}
+		}, "live.retrieval.sources[3].uri: must be set unless live.precompute is"},
+		"precompute selects no user": {func(c *Config) {
+			c.Live.Precompute = &Precompute{Serve: PrecomputeAlways, TTL: Duration(time.Hour), Size: 25}
+		}, "live.precompute: selects no user"},
+		"precompute serve unknown": {func(c *Config) {
+			c.Live.Precompute = &Precompute{Serve: "Sometimes", TTL: Duration(time.Hour), Size: 25, Top: 10, ActiveWithin: Duration(time.Hour)}
+		}, `live.precompute.serve: "Sometimes" is not Always, WhenSaturated or Never`},
+		"precompute without ttl": {func(c *Config) {
+			c.Live.Precompute = &Precompute{Serve: PrecomputeNever, Size: 25, ActiveWithin: Duration(time.Hour)}
+		}, "live.precompute.ttl: is 0s, must be positive"},
+		"served sample rate above one": {func(c *Config) { c.Live.ServedSampleRate = 2 }, "live.servedSampleRate"},
+		"logs not in a local directory": {func(c *Config) {
+			c.Deploy.Logging = &Logging{Dir: "s3://logs"}
+		}, `deploy.logging.dir: "s3://logs" must start with file:///`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -129,8 +129,8 @@ func (v *validator) deploy(d *Deploy) {
 }
 
 func (v *validator) precompute(p *Precompute) {
-	if p.Serve != PrecomputeAlways && p.Serve != PrecomputeWhenSaturated {
-		v.add("live.precompute.serve", "%q is not %s or %s", p.Serve, PrecomputeAlways, PrecomputeWhenSaturated)
+	if p.Serve != PrecomputeAlways && p.Serve != PrecomputeWhenSaturated && p.Serve != PrecomputeNever {
+		v.add("live.precompute.serve", "%q is not %s, %s or %s", p.Serve, PrecomputeAlways, PrecomputeWhenSaturated, PrecomputeNever)
 	}
 	if p.TTL <= 0 {
 		v.add("live.precompute.ttl", "is %s, must be positive", time.Duration(p.TTL))
@@ -166,6 +166,11 @@ func (v *validator) live(l *Live, models []Model) {
 	v.unit("live.servedSampleRate", l.ServedSampleRate)
 	if p := l.Precompute; p != nil {
 		v.precompute(p)
+	}
+	for i, src := range l.Retrieval.Sources {
+		if src.Type == SourcePrecomputed && src.URI == "" && l.Precompute == nil {
+			v.add(fmt.Sprintf("live.retrieval.sources[%d].uri", i), "must be set unless live.precompute is: a Precomputed source without one reads the precompute runs' lists")
+		}
 	}
 	if f := l.Freshness; f != nil {
 		if f.MaxAge <= 0 {
@@ -330,7 +335,8 @@ func (v *validator) source(path string, s *Source, known modelSet) {
 			v.add(path+".window", "must be positive")
 		}
 	case SourcePrecomputed:
-		v.uri(path+".uri", s.URI, true)
+		// Without a URI the source reads the precompute runs' lists.
+		v.uri(path+".uri", s.URI, false)
 	default:
 		v.add(path+".type", "%q is not a known source type", s.Type)
 	}

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -321,5 +322,58 @@ func TestPrecomputedListsReachEveryReplicaThroughRedis(t *testing.T) {
 	}
 	if got := getList(t, other.url, "u22", 10); got.Precomputed {
 		t.Error("u22, not among the 2 most active, was answered from a list")
+	}
+}
+
+// With serve Never and a Precomputed source without a URI, a run's lists
+// are not served whole but merged into the funnel as that source's
+// candidates.
+func TestPrecomputedListsMergeAsASource(t *testing.T) {
+	f := world(t)
+	dir := t.TempDir()
+	c, err := config.Parse(precomputeConfig(t, f, defaultWeights(), 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Live.Precompute.Serve = config.PrecomputeNever
+	c.Live.Retrieval.Sources = append(c.Live.Retrieval.Sources, config.Source{
+		Name: "offpeak", Type: config.SourcePrecomputed, Weight: 0.5, Limit: 50, Timeout: config.Duration(time.Second),
+	})
+	b, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.json")
+	writeConfig(t, cfgPath, b)
+	p := start(t, cfgPath, filepath.Join(dir, "state"))
+
+	then := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	if code, err := postEvents(p.url, []map[string]any{{"user": "u30", "item": "i1", "type": "impression", "time": then}}); err != nil || code != http.StatusAccepted {
+		t.Fatalf("events: %d %v", code, err)
+	}
+	fromSource := func(l servedList) int {
+		n := 0
+		for _, it := range l.Items {
+			if slices.Contains(it.Sources, "offpeak") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := fromSource(getList(t, p.url, "u30", 25)); n != 0 {
+		t.Fatalf("%d items came from the stored lists before any run", n)
+	}
+	if _, err := runPrecomputeCommand(t, p.url); err != nil {
+		t.Fatal(err)
+	}
+	got := getList(t, p.url, "u30", 25)
+	if got.Precomputed {
+		t.Error("u30 was answered from the list whole with serve Never")
+	}
+	if n := fromSource(got); n == 0 {
+		t.Error("no item of u30's answer came from the stored list after the run")
+	}
+	if st := precomputeStatus(t, p.url); st.Hits != 0 {
+		t.Errorf("%d answers counted as precomputed hits with serve Never", st.Hits)
 	}
 }

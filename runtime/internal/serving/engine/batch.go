@@ -466,16 +466,16 @@ func (e *Engine) fromList(ctx context.Context, l *live, req *Request) (*Response
 	return resp, nil
 }
 
-// RecommendPrecomputed answers req from the user's precomputed list,
-// whatever the live config's Precompute.Serve says, when there is a fresh
-// one that fills the answer; nil otherwise. The server calls it when it
+// RecommendPrecomputed answers req from the user's precomputed list when
+// there is a fresh one that fills the answer and the live config's
+// Precompute.Serve is not PrecomputeNever; nil otherwise. The server calls it when it
 // is saturated.
 func (e *Engine) RecommendPrecomputed(ctx context.Context, req *Request) (*Response, error) {
 	if !e.roles.frontend || e.batch == nil || e.batch.lists == nil {
 		return nil, nil
 	}
 	l := e.live.Load()
-	if l == nil || l.cfg.Live.Precompute == nil {
+	if l == nil || l.cfg.Live.Precompute == nil || l.cfg.Live.Precompute.Serve == config.PrecomputeNever {
 		return nil, nil
 	}
 	return e.fromList(ctx, l.armFor(req.User), req)

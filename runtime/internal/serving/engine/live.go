@@ -216,6 +216,13 @@ func (e *Engine) source(s config.Source) (sources.Source, error) {
 	case config.SourcePopular:
 		return sources.NewPopular(s, e.state, e.cat), nil
 	case config.SourcePrecomputed:
+		if s.URI == "" {
+			// The lists of the precompute runs, merged as a source.
+			if e.batch.lists == nil {
+				return nil, fmt.Errorf("source %s reads the precompute runs' lists, which the %s store cannot keep", s.Name, e.storeTy)
+			}
+			return sources.NewStoredLists(e.batch.lists, e.cat), nil
+		}
 		return e.precomputed.source(s)
 	}
 	return nil, fmt.Errorf("unknown source type %q", s.Type)
