@@ -53,7 +53,7 @@ limitations under the License.
 // wall clock, or with -time log from the end of the world's log on, which
 // keeps an event clock in the replayed log's time.
 //
-//	recbench replay -url http://127.0.0.1:8080 (-data DIR | -movielens FILE) [-batch 1000] [-concurrency 2] [-max-events N]
+//	recbench replay -url http://127.0.0.1:8080 (-data DIR | -movielens FILE) [-batch 1000] [-concurrency 2] [-max-events N] [-token T]
 //	recbench load -url http://127.0.0.1:8080 (-users u1,u2 | -user-prefix u -user-count N | -data DIR)
 //	    [-concurrency 8] [-duration 30s | -requests N] [-n 25] [-events-rate R] [-warmup 2s] [-json]
 //	recbench eval -url http://127.0.0.1:8080 (-data DIR | -movielens FILE) [-test-frac 0.1] [-k 100]
@@ -80,6 +80,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
 	"github.com/recpipeline/recpipeline/runtime/internal/quality"
 	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
@@ -159,13 +160,17 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fl.IntVar(&o.MaxEvents, "max-events", 0, "events to send (0: all): the first rows of events.jsonl, or the first events of the ratings in time order; follows are always sent")
 	fl.BoolVar(&o.Lenient, "lenient", false, "skip bad rows instead of failing on the first")
 	timeout := fl.Duration("timeout", time.Minute, "timeout of one POST")
+	token := fl.String("token", "", "bearer token of POST /v1/events (default: $"+config.EventsTokenEnv+")")
 	if help, err := parseFlags(fl, args); help || err != nil {
 		return err
 	}
 	if err := o.defaults(); err != nil {
 		return err
 	}
-	res, err := replay(ctx, newClient(o.Concurrency, *timeout), o)
+	if *token == "" {
+		*token = os.Getenv(config.EventsTokenEnv)
+	}
+	res, err := replay(ctx, recclient.WithBearer(newClient(o.Concurrency, *timeout), *token), o)
 	total := res.Follows + res.Events
 	rate := float64(total) / max(res.Elapsed.Seconds(), 1e-9)
 	fmt.Fprintf(stdout, "replay: follows %d, events %d, total %d in %d batches, %.2fs, %s events/s\n",

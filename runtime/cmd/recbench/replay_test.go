@@ -20,6 +20,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
 	"github.com/recpipeline/recpipeline/runtime/internal/quality/qualitytest"
 	"github.com/recpipeline/recpipeline/runtime/internal/recclient"
@@ -268,4 +272,41 @@ func TestReplayOfMovieLensRatings(t *testing.T) {
 			t.Errorf("error %v, want %q", err, want)
 		}
 	})
+}
+
+// With -token (or $RECPIPELINE_EVENTS_TOKEN), replay sends the events
+// token a pipeline's frontend asks for; without it such a frontend refuses
+// the first batch.
+func TestReplaySendsTheEventsToken(t *testing.T) {
+	dir := qualitytest.WriteWorld(t, nil, testLog(20, 2))
+	srv := qualitytest.NewServer(t, qualitytest.Config{})
+	target, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	guarded := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer s3cret" {
+			http.Error(w, `{"error":"POST /v1/events needs the pipeline's events token"}`, http.StatusUnauthorized)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(guarded.Close)
+
+	var stdout, stderr strings.Builder
+	t.Setenv(config.EventsTokenEnv, "")
+	if err := run(context.Background(), []string{"replay", "-url", guarded.URL, "-data", dir}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("replay without the token: %v, want the 401", err)
+	}
+	if err := run(context.Background(), []string{"replay", "-url", guarded.URL, "-data", dir, "-token", "s3cret"}, &stdout, &stderr); err != nil {
+		t.Errorf("replay with -token: %v", err)
+	}
+	t.Setenv(config.EventsTokenEnv, "s3cret")
+	if err := run(context.Background(), []string{"replay", "-url", guarded.URL, "-data", dir}, &stdout, &stderr); err != nil {
+		t.Errorf("replay with $%s: %v", config.EventsTokenEnv, err)
+	}
+	if n := len(srv.Events()); n != 40 {
+		t.Errorf("the server got %d events, want the 20 of each of the two runs with the token", n)
+	}
 }
