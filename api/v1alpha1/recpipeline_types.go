@@ -1059,20 +1059,23 @@ type StageSpec struct {
 // requests and limits. The type is the pipeline's own rather than
 // corev1.ResourceRequirements so that the API server can check the
 // quantities: CEL over an unbounded ResourceList exceeds the CRD's cost
-// budget, over at most 6 named resources it does not.
+// budget, over at most 6 named resources it does not. The API server
+// estimates each string operation on a quantity as one on the longest
+// string a request may hold, so the rules convert none they need not:
+// an integer is compared as one, a string parsed as a quantity.
 // +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || !quantity(string(self.limits[k])).isLessThan(quantity(string(self.requests[k]))))",message="requests must not exceed limits"
 type Resources struct {
 	// requests of the container; 100m CPU and 256Mi memory when unset.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=6
-	// +kubebuilder:validation:XValidation:rule="self.all(k, isQuantity(string(self[k])) && !quantity(string(self[k])).isLessThan(quantity('0')))",message="requests must be quantities (500m, 2Gi) and not negative"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int ? self[k] >= 0 : isQuantity(self[k]) && !quantity(self[k]).isLessThan(quantity('0')))",message="requests must be quantities (500m, 2Gi) and not negative"
 	Requests map[corev1.ResourceName]intstr.IntOrString `json:"requests,omitempty"`
 
 	// limits of the container; without a memory limit, four times the
 	// memory request and at least 4Gi.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=6
-	// +kubebuilder:validation:XValidation:rule="self.all(k, isQuantity(string(self[k])) && quantity(string(self[k])).isGreaterThan(quantity('0')))",message="limits must be quantities (500m, 2Gi) and positive"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int ? self[k] > 0 : isQuantity(self[k]) && quantity(self[k]).isGreaterThan(quantity('0')))",message="limits must be quantities (500m, 2Gi) and positive"
 	Limits map[corev1.ResourceName]intstr.IntOrString `json:"limits,omitempty"`
 }
 
@@ -1388,6 +1391,13 @@ type TrainingStatus struct {
 	// +optional
 	LastSuccessTime *metav1.Time `json:"lastSuccessTime,omitempty"`
 
+	// job names the newest finished run's Job, whose outcome the rest of
+	// the status reports; the TrainingSucceeded or TrainingFailed Event
+	// is emitted once per Job.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Job string `json:"job,omitempty"`
+
 	// artifact is the directory the last successful run wrote,
 	// pvc://<claim>/<path>.
 	// +optional
@@ -1398,6 +1408,7 @@ type TrainingStatus struct {
 	// NDCG@K of the two-tower model and the funnel, and the popularity
 	// baseline's), as rectrain reported them.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=64
 	Metrics map[string]string `json:"metrics,omitempty"`
 
 	// message says why the last run failed, when it did.
