@@ -43,6 +43,13 @@ limitations under the License.
 // truth_users.jsonl, truth_items.jsonl), the evaluation adds the planted
 // truth's oracle beside the model and the popularity baseline.
 //
+// -result-file PATH writes, after a successful run, a JSON object of at
+// most 4 KiB (the Kubernetes termination message limit) with the
+// version, the artifact directories written under -out by the role they
+// play in the funnel, and the offline metrics of the evaluation (see
+// trainResult): the operator's training job passes /dev/termination-log
+// and reads it back from the pod's status.
+//
 // -checkpoint DIR saves the training state after every epoch; -resume
 // continues from it and gives the same artifacts as an uninterrupted run
 // with the same flags. -stop-after N stops once N epochs of the schedule
@@ -58,6 +65,7 @@ limitations under the License.
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -113,7 +121,13 @@ func run(args []string) error {
 	if len(weak) > 0 && !f.weakOK {
 		return errWeak
 	}
-	return f.write(res, began)
+	if err := f.write(res, began); err != nil {
+		return err
+	}
+	if f.resultFile != "" {
+		return writeResult(f.resultFile, newTrainResult(f.version, res.Eval, weak))
+	}
+	return nil
 }
 
 // trainFlags are rectrain's flags, parsed.
@@ -125,6 +139,8 @@ type trainFlags struct {
 	data, ml     string
 	weakOK       bool
 	out, version string
+	// resultFile receives the trainResult of a successful run.
+	resultFile string
 }
 
 func parseTrainFlags(args []string) (*trainFlags, error) {
@@ -136,6 +152,7 @@ func parseTrainFlags(args []string) (*trainFlags, error) {
 	fl.BoolVar(&f.weakOK, "allow-weak", false, "write the artifacts even when the models do not beat the popularity baseline")
 	fl.StringVar(&f.out, "out", "", "directory to write the artifacts to (required)")
 	fl.StringVar(&f.version, "version", "1", "version recorded in the manifests")
+	fl.StringVar(&f.resultFile, "result-file", "", "file to write the run's result to as JSON (at most 4 KiB: artifacts and offline metrics) after a successful run, e.g. /dev/termination-log")
 	hidden := fl.String("hidden", "256,128", "hidden widths of the MTML bottom, comma-separated")
 	weights := fl.String("weights", "click:1,like:2,comment:4,share:4,see_less:-8", "event weights of the teacher's value")
 	fl.IntVar(&o.Epochs, "epochs", 3, "passes over the training examples of the two-tower model and the ranker")
@@ -239,6 +256,99 @@ func (f *trainFlags) write(res *rectrain.Result, began time.Time) error {
 		fmt.Printf("catalog written to %s\n", filepath.Join(f.out, rectrain.CatalogFile))
 	}
 	fmt.Printf("serve it: recserve --config %s\n", filepath.Join(f.out, rectrain.ConfigFile))
+	return nil
+}
+
+// Roles of the artifacts in the funnel, the keys of trainResult.Artifacts:
+// the retrieval model the ANN sources search, the first-stage ranker and
+// the second-stage (MTML) ranker.
+const (
+	roleRetrieval   = "retrieval"
+	roleFirstStage  = "firstStage"
+	roleSecondStage = "secondStage"
+)
+
+// artifactDirs are the directories rectrain.Result.Save writes under -out,
+// by role.
+var artifactDirs = map[string]string{
+	roleRetrieval:   "two-tower",
+	roleFirstStage:  "first-stage",
+	roleSecondStage: "mtml",
+}
+
+// maxResultBytes bounds the -result-file document: the kubelet keeps at
+// most 4096 bytes of a container's termination message.
+const maxResultBytes = 4096
+
+// trainResult is the -result-file document.
+type trainResult struct {
+	// Version is -version, recorded in the artifacts' manifests.
+	Version string `json:"version"`
+	// Artifacts are the directories written under -out, by role.
+	Artifacts map[string]string `json:"artifacts"`
+	// Metrics are the offline evaluation's figures on the held-out part
+	// of the log, by name (see newTrainResult), rounded to 4 decimals.
+	Metrics map[string]json.Number `json:"metrics"`
+	// Weak says why the models did not beat the popularity baseline, when
+	// -allow-weak wrote them all the same.
+	Weak []string `json:"weak,omitempty"`
+}
+
+// newTrainResult names the figures of the evaluation e: test.* count what
+// was evaluated; two-tower.* and popular.* are the two-tower model's and
+// the popularity baseline's retrieval of the whole catalog for every test
+// user; funnel.* the whole funnel's final list for funnel.users of them
+// (funnel.popular.* the baseline's on the same users); first-stage.* its
+// rank agreement with the ranker; mtml.auc.<head> the ranker's ROC AUC per
+// head.
+func newTrainResult(version string, e rectrain.Report, weak []string) trainResult {
+	num := func(v float64) json.Number { return json.Number(strconv.FormatFloat(v, 'f', 4, 64)) }
+	count := func(n int) json.Number { return json.Number(strconv.Itoa(n)) }
+	k, k10 := strconv.Itoa(rectrain.RecallK), strconv.Itoa(rectrain.NDCGK)
+	m := map[string]json.Number{
+		"test.impressions": count(e.TestImpressions),
+		"test.users":       count(e.TestUsers),
+		"funnel.users":     count(e.FunnelUsers),
+	}
+	ranked := func(prefix string, r rectrain.Ranked) {
+		m[prefix+".recall@"+k] = num(r.Recall100)
+		m[prefix+".recall@"+k10] = num(r.Recall10)
+		m[prefix+".ndcg@"+k] = num(r.NDCG100)
+		m[prefix+".ndcg@"+k10] = num(r.NDCG10)
+	}
+	ranked("two-tower", e.Retrieval)
+	ranked("popular", e.RetrievalPopular)
+	ranked("funnel", e.Funnel)
+	ranked("funnel.popular", e.FunnelPopular)
+	top := strconv.Itoa(rectrain.TeacherTop)
+	m["first-stage.spearman@"+top] = num(e.Spearman)
+	m["first-stage.kendall@"+top] = num(e.Kendall)
+	for h, name := range rectrain.Heads {
+		if h < len(e.AUC) {
+			m["mtml.auc."+name] = num(e.AUC[h])
+		}
+	}
+	return trainResult{Version: version, Artifacts: maps.Clone(artifactDirs), Metrics: m, Weak: weak}
+}
+
+// writeResult writes r to path as one line of JSON.
+func writeResult(path string, r trainResult) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("failed to encode the result: %w", err)
+	}
+	for len(b) > maxResultBytes && len(r.Weak) > 0 {
+		r.Weak = r.Weak[:len(r.Weak)-1]
+		if b, err = json.Marshal(r); err != nil {
+			return fmt.Errorf("failed to encode the result: %w", err)
+		}
+	}
+	if len(b) > maxResultBytes {
+		return fmt.Errorf("failed to write the result: %d bytes, more than the %d a termination message holds", len(b), maxResultBytes)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("failed to write the result: %w", err)
+	}
 	return nil
 }
 

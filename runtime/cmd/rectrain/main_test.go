@@ -17,7 +17,9 @@ limitations under the License.
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -210,5 +212,81 @@ func TestWeakModelsAreRefused(t *testing.T) {
 	}
 	if _, err := model.LoadDir(filepath.Join(out, "mtml")); err != nil {
 		t.Errorf("-allow-weak wrote no loadable mtml: %v", err)
+	}
+}
+
+// -result-file receives, after a run, the version, the artifact directories
+// by role (each one a loadable model of that version) and the evaluation's
+// figures, within the 4 KiB of a termination message; a run that fails
+// writes nothing there.
+func TestResultFile(t *testing.T) {
+	data, out := t.TempDir(), t.TempDir()
+	if err := synth.Generate(synth.Config{Users: 100, Items: 500, Seed: 1}).WriteDirWith(data, synth.WriteOptions{SkipTruth: true}); err != nil {
+		t.Fatal(err)
+	}
+	result := filepath.Join(t.TempDir(), "termination-log")
+	args := []string{"-allow-weak", "-data", data, "-out", out, "-version", "feed-training-29000000", "-result-file", result,
+		"-epochs", "1", "-hidden", "16,8", "-dim", "8", "-tower-hidden", "16", "-first-stage-hidden", "8", "-first-stage-dim", "4", "-batch", "64"}
+	if err := run(args); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > maxResultBytes {
+		t.Errorf("result of %d bytes, more than a termination message holds (%d)", len(b), maxResultBytes)
+	}
+	var r struct {
+		Version   string             `json:"version"`
+		Artifacts map[string]string  `json:"artifacts"`
+		Metrics   map[string]float64 `json:"metrics"`
+		Weak      []string           `json:"weak"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("result does not decode: %v\n%s", err, b)
+	}
+	if r.Version != "feed-training-29000000" {
+		t.Errorf("version %q", r.Version)
+	}
+	wantKinds := map[string]model.Kind{roleRetrieval: model.KindTwoTower, roleFirstStage: model.KindTwoTower, roleSecondStage: model.KindMTML}
+	if len(r.Artifacts) != len(wantKinds) {
+		t.Errorf("artifacts %v, want one per role of %v", r.Artifacts, wantKinds)
+	}
+	var twoTower *model.Artifact
+	for role, kind := range wantKinds {
+		a, err := model.LoadDir(filepath.Join(out, r.Artifacts[role]))
+		if err != nil {
+			t.Fatalf("artifact of role %s (%q): %v", role, r.Artifacts[role], err)
+		}
+		if a.Manifest.Kind != kind || a.Manifest.Version != r.Version {
+			t.Errorf("artifact of role %s: kind %s version %q, want %s %q", role, a.Manifest.Kind, a.Manifest.Version, kind, r.Version)
+		}
+		if role == roleRetrieval {
+			twoTower = a
+		}
+	}
+	for _, name := range []string{"test.users", "test.impressions", "funnel.users", "two-tower.recall@100", "two-tower.ndcg@10",
+		"popular.recall@100", "funnel.ndcg@100", "funnel.popular.ndcg@100", "first-stage.spearman@300", "mtml.auc.click"} {
+		if _, ok := r.Metrics[name]; !ok {
+			t.Errorf("metrics lack %s: %v", name, r.Metrics)
+		}
+	}
+	if r.Metrics["test.users"] < 1 {
+		t.Errorf("test.users %v: the evaluation had users", r.Metrics["test.users"])
+	}
+	// The same figure the two-tower model's manifest records.
+	if got, want := r.Metrics["two-tower.recall@100"], twoTower.Manifest.Metadata["recall@100"]; fmt.Sprintf("%.4f", got) != want {
+		t.Errorf("two-tower.recall@100 %v, the manifest says %s", got, want)
+	}
+
+	failed := filepath.Join(t.TempDir(), "termination-log")
+	if err := run([]string{"-data", filepath.Join(data, "missing"), "-out", t.TempDir(), "-result-file", failed}); err == nil {
+		t.Fatal("a run on a missing dataset succeeded")
+	}
+	if _, err := os.Stat(failed); !os.IsNotExist(err) {
+		t.Errorf("a failed run wrote its result file (%v)", err)
 	}
 }
