@@ -37,6 +37,9 @@ IMAGE_REPO ?= ghcr.io/recpipeline
 IMG ?= $(IMAGE_REPO)/manager:$(VERSION)
 # recserve image the manager of dist/install.yaml gives pipelines that name none.
 RUNTIME_IMG ?= $(IMAGE_REPO)/recserve:$(VERSION)
+# recpipeline-tools image the manager of dist/install.yaml gives the training
+# jobs of pipelines that name none.
+TOOLS_IMG ?= $(IMAGE_REPO)/recpipeline-tools:$(VERSION)
 
 .PHONY: all
 all: build
@@ -165,13 +168,14 @@ build: ## Build the manager and the runtime's commands (recserve, rectrain, recg
 	go build -o $(BIN)/ ./runtime/cmd/...
 
 .PHONY: build-installer
-build-installer: manifests $(KUSTOMIZE) ## Write dist/install.yaml (CRD, RBAC, manager) for kubectl apply -f; IMG and RUNTIME_IMG set the images.
+build-installer: manifests $(KUSTOMIZE) ## Write dist/install.yaml (CRD, RBAC, manager) for kubectl apply -f; IMG, RUNTIME_IMG and TOOLS_IMG set the images.
 	mkdir -p dist
 	rm -rf $(BIN)/installer && mkdir -p $(BIN)/installer && cp -r config $(BIN)/installer/
 	cd $(BIN)/installer/config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
 	sed -i 's|--default-runtime-image=.*|--default-runtime-image=$(RUNTIME_IMG)|' $(BIN)/installer/config/manager/manager.yaml
+	sed -i 's|--default-tools-image=.*|--default-tools-image=$(TOOLS_IMG)|' $(BIN)/installer/config/manager/manager.yaml
 	$(KUSTOMIZE) build $(BIN)/installer/config/default > dist/install.yaml
-	@echo "Wrote dist/install.yaml (manager image $(IMG), default runtime image $(RUNTIME_IMG))"
+	@echo "Wrote dist/install.yaml (manager image $(IMG), default runtime image $(RUNTIME_IMG), default tools image $(TOOLS_IMG))"
 
 ##@ Images
 

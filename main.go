@@ -43,12 +43,18 @@ var version = "0.1.0"
 // one released with this manager.
 func defaultRuntimeImage() string { return "ghcr.io/recpipeline/recserve:" + version }
 
+// defaultToolsImage is the image of the training job's rectrain for
+// pipelines whose spec.training names none: the recpipeline-tools image
+// released with this manager.
+func defaultToolsImage() string { return "ghcr.io/recpipeline/recpipeline-tools:" + version }
+
 func main() {
 	var (
 		metricsAddr     string
 		probeAddr       string
 		leaderElect     bool
 		runtimeImage    string
+		toolsImage      string
 		watchNamespaces string
 		shutdownTimeout time.Duration
 		workers         int
@@ -57,6 +63,7 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one of several manager replicas reconciles.")
 	flag.StringVar(&runtimeImage, "default-runtime-image", defaultRuntimeImage(), "recserve image of pipelines whose spec.runtime.image is empty.")
+	flag.StringVar(&toolsImage, "default-tools-image", defaultToolsImage(), "recpipeline-tools image (rectrain) of the training jobs of pipelines whose spec.training.image is empty.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; all namespaces when empty.")
 	flag.DurationVar(&shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "How long in-flight reconciles may take to finish on shutdown.")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "How many RecPipelines reconcile at once.")
@@ -101,6 +108,7 @@ func main() {
 		Scheme:                  mgr.GetScheme(),
 		Recorder:                mgr.GetEventRecorder("recpipeline-operator"),
 		DefaultImage:            runtimeImage,
+		DefaultToolsImage:       toolsImage,
 		StatusReader:            &controllers.HTTPStatusReader{},
 		APIReader:               mgr.GetAPIReader(),
 		MaxConcurrentReconciles: workers,
@@ -118,7 +126,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	log.Info("Starting the manager", "defaultRuntimeImage", runtimeImage, "watchNamespaces", watchNamespaces)
+	log.Info("Starting the manager", "defaultRuntimeImage", runtimeImage, "defaultToolsImage", toolsImage, "watchNamespaces", watchNamespaces)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)

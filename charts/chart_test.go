@@ -405,7 +405,7 @@ func TestValues(t *testing.T) {
 		"defaults watch every namespace with a ClusterRole, install the CRD, no ServiceMonitor": {
 			check: func(t *testing.T, objs []*unstructured.Unstructured) {
 				args := managerArgs(t, objs)
-				for _, want := range []string{"--leader-elect=true", "--default-runtime-image=ghcr.io/recpipeline/recserve:0.1.0", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"} {
+				for _, want := range []string{"--leader-elect=true", "--default-runtime-image=ghcr.io/recpipeline/recserve:0.1.0", "--default-tools-image=ghcr.io/recpipeline/recpipeline-tools:0.1.0", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"} {
 					if !slices.Contains(args, want) {
 						t.Errorf("args %v lack %s", args, want)
 					}
@@ -458,6 +458,14 @@ func TestValues(t *testing.T) {
 				grace, _, _ := unstructured.NestedInt64(find(objs, "Deployment")[0].Object, "spec", "template", "spec", "terminationGracePeriodSeconds")
 				if grace <= 90 {
 					t.Errorf("terminationGracePeriodSeconds = %d, want more than 90", grace)
+				}
+			},
+		},
+		"a tools image repository and tag reach the manager": {
+			set: []string{"toolsImage.repository=registry.example/tools", "toolsImage.tag=v9"},
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				if args := managerArgs(t, objs); !slices.Contains(args, "--default-tools-image=registry.example/tools:v9") {
+					t.Errorf("args %v lack the tools image", args)
 				}
 			},
 		},

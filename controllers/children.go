@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -69,6 +70,10 @@ const (
 	// stage's pods, exactly when something that stage loads at start
 	// changes.
 	AnnotationDeployRevision = "serving.recpipeline.dev/deploy-revision"
+
+	// AnnotationLoggingRevision on the frontend's pod template hashes its
+	// logs' claim and config.Logging (loggingRevision).
+	AnnotationLoggingRevision = "serving.recpipeline.dev/logging-revision"
 )
 
 // Defaults of the stage containers. A container the user sets no memory
@@ -296,14 +301,13 @@ func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevi
 	podSpec := corev1ac.PodSpec().
 		WithServiceAccountName(RuntimeAccountName(rp)).
 		WithTerminationGracePeriodSeconds(terminationGracePeriodSeconds).
-		WithSecurityContext(corev1ac.PodSecurityContext().
-			WithRunAsNonRoot(true).
-			WithRunAsUser(runtimeUID).
-			WithRunAsGroup(runtimeUID).
-			WithFSGroup(runtimeUID).
-			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithSecurityContext(restrictedPodSecurityContext()).
 		WithContainers(stageContainer(rp, stage, image, deployRevision)).
 		WithVolumes(stageVolumes(rp, stage, claim)...)
+	annotations := map[string]string{AnnotationDeployRevision: deployRevision}
+	if rev := loggingRevision(rp, stage); rev != "" {
+		annotations[AnnotationLoggingRevision] = rev
+	}
 
 	deploymentSpec := appsv1ac.DeploymentSpec().
 		WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(rp, stage))).
@@ -312,7 +316,7 @@ func desiredDeployment(rp *servingv1alpha1.RecPipeline, stage, image, deployRevi
 		WithStrategy(deploymentStrategy(claim)).
 		WithTemplate(corev1ac.PodTemplateSpec().
 			WithLabels(labels).
-			WithAnnotations(map[string]string{AnnotationDeployRevision: deployRevision}).
+			WithAnnotations(annotations).
 			WithSpec(podSpec))
 	if r := fixedReplicas(stageSpec(rp, stage)); r != nil {
 		deploymentSpec.WithReplicas(*r)
@@ -354,12 +358,7 @@ func stageContainer(rp *servingv1alpha1.RecPipeline, stage, image, deployRevisio
 		WithLivenessProbe(probe(config.HealthzPath, 3)).
 		WithReadinessProbe(probe(config.ReadyzPath, 1)).
 		WithTerminationMessagePolicy(corev1.TerminationMessageFallbackToLogsOnError).
-		WithSecurityContext(corev1ac.SecurityContext().
-			WithRunAsNonRoot(true).
-			WithReadOnlyRootFilesystem(true).
-			WithAllowPrivilegeEscalation(false).
-			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
-			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithSecurityContext(restrictedSecurityContext()).
 		WithVolumeMounts(
 			corev1ac.VolumeMount().WithName("tmp").WithMountPath(config.TempDir),
 			corev1ac.VolumeMount().WithName("state").WithMountPath(config.StateDir),
@@ -384,12 +383,78 @@ func stageContainer(rp *servingv1alpha1.RecPipeline, stage, image, deployRevisio
 		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(claimVolumeName(claim)).
 			WithMountPath(config.ClaimMountPath(claim)).WithReadOnly(true))
 	}
+	if logs := logsClaim(rp, stage); logs != "" {
+		container.WithVolumeMounts(corev1ac.VolumeMount().WithName(claimVolumeName(logs)).WithMountPath(config.LogsDir))
+	}
 	return container
 }
 
+// restrictedPodSecurityContext runs a pod as the images' non-root user,
+// under the runtime's default seccomp profile: what the restricted Pod
+// Security Standard asks of every pod the operator makes.
+func restrictedPodSecurityContext() *corev1ac.PodSecurityContextApplyConfiguration {
+	return corev1ac.PodSecurityContext().
+		WithRunAsNonRoot(true).
+		WithRunAsUser(runtimeUID).
+		WithRunAsGroup(runtimeUID).
+		WithFSGroup(runtimeUID).
+		WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))
+}
+
+// restrictedSecurityContext is the security context of every container the
+// operator makes: non-root, no privilege escalation, no capabilities, a
+// read-only root filesystem.
+func restrictedSecurityContext() *corev1ac.SecurityContextApplyConfiguration {
+	return corev1ac.SecurityContext().
+		WithRunAsNonRoot(true).
+		WithReadOnlyRootFilesystem(true).
+		WithAllowPrivilegeEscalation(false).
+		WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
+		WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))
+}
+
+// logsClaim is the claim a stage writes its logs to (spec.logging): the
+// frontend's, mounted writable at config.LogsDir; "" for the other stages
+// and without spec.logging.
+func logsClaim(rp *servingv1alpha1.RecPipeline, stage string) string {
+	if stage != config.StageFrontend || rp.Spec.Logging == nil {
+		return ""
+	}
+	return rp.Spec.Logging.ClaimName
+}
+
+// loggingRevision hashes the rendered logging of a stage that writes logs,
+// "" for the others. The frontend's pod template carries it
+// (AnnotationLoggingRevision), so that a change of the logs' claim,
+// directory or sizes, which the frontend reads at start, rolls its pods.
+func loggingRevision(rp *servingv1alpha1.RecPipeline, stage string) string {
+	if logsClaim(rp, stage) == "" {
+		return ""
+	}
+	b, err := json.Marshal(struct {
+		Claim   string          `json:"claim"`
+		Logging *config.Logging `json:"logging"`
+	}{rp.Spec.Logging.ClaimName, renderLogging(rp)})
+	if err != nil {
+		return ""
+	}
+	return config.Revision(b)
+}
+
+// claimVolume is the pod volume of a claim, read-only unless a container
+// of the pod writes to it.
+func claimVolume(claim string, readOnly bool) *corev1ac.VolumeApplyConfiguration {
+	source := corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(claim)
+	if readOnly {
+		source.WithReadOnly(true)
+	}
+	return corev1ac.Volume().WithName(claimVolumeName(claim)).WithPersistentVolumeClaim(source)
+}
+
 // stageVolumes are the pod's volumes: scratch space, the state directory
-// (on stateClaim when it is not empty) and, read-only, every claim the
-// pipeline's URIs name.
+// (on stateClaim when it is not empty), every claim the pipeline's URIs
+// name, read-only, and on the frontend the logs claim (logsClaim),
+// writable: one volume, writable, when a claim is both.
 func stageVolumes(rp *servingv1alpha1.RecPipeline, stage, stateClaim string) []*corev1ac.VolumeApplyConfiguration {
 	state := corev1ac.Volume().WithName("state").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(stateSizeLimit(rp, stage)))
 	if stateClaim != "" {
@@ -404,10 +469,13 @@ func stageVolumes(rp *servingv1alpha1.RecPipeline, stage, stateClaim string) []*
 			WithItems(corev1ac.KeyToPath().WithKey(config.StageTokenKey).WithPath(config.StageTokenKey)).
 			WithDefaultMode(0o440)),
 	}
-	for _, claim := range claims(rp) {
-		volumes = append(volumes, corev1ac.Volume().WithName(claimVolumeName(claim)).
-			WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().
-				WithClaimName(claim).WithReadOnly(true)))
+	logs := logsClaim(rp, stage)
+	uriClaims := claims(rp)
+	for _, claim := range uriClaims {
+		volumes = append(volumes, claimVolume(claim, claim != logs))
+	}
+	if logs != "" && !slices.Contains(uriClaims, logs) {
+		volumes = append(volumes, claimVolume(logs, false))
 	}
 	return volumes
 }
@@ -496,6 +564,9 @@ func claims(rp *servingv1alpha1.RecPipeline) []string {
 	}
 	for _, s := range rp.Spec.Retrieval.Sources {
 		add(s.URI)
+	}
+	if p := rp.Spec.Precompute; p != nil {
+		add(p.Users.ListURI)
 	}
 	out := make([]string, 0, len(set))
 	for c := range set {
@@ -630,8 +701,9 @@ func desiredNetworkPolicy(rp *servingv1alpha1.RecPipeline, stage, operatorNamesp
 }
 
 // httpPeers are who may reach a stage's HTTP port (spec.network): the
-// clients on the frontend, the monitoring peers on every stage, and then
-// the operator's namespace, whose manager reads /v1/status; none (anyone)
+// clients on the frontend, the monitoring peers on every stage, then on
+// the frontend the pods of the pipeline's precompute job, and the
+// operator's namespace, whose manager reads /v1/status; none (anyone)
 // when the spec limits nothing for the stage.
 func httpPeers(rp *servingv1alpha1.RecPipeline, stage, operatorNamespace string) []*networkingv1ac.NetworkPolicyPeerApplyConfiguration {
 	n := rp.Spec.Network
@@ -658,6 +730,11 @@ func httpPeers(rp *servingv1alpha1.RecPipeline, stage, operatorNamespace string)
 			peer.WithPodSelector(labelSelector(p.PodSelector))
 		}
 		out = append(out, peer)
+	}
+	if stage == config.StageFrontend && rp.Spec.Precompute != nil {
+		// The precompute job asks the frontend for a run.
+		out = append(out, networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector().
+			WithMatchLabels(jobSelectorLabels(rp, componentPrecompute))))
 	}
 	if operatorNamespace != "" {
 		out = append(out, networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(metav1ac.LabelSelector().

@@ -118,6 +118,19 @@ type podStatuses struct {
 	// Sources sums, by retrieval source, what the ready frontend pods
 	// report of their latest requests.
 	Sources map[string]config.SourceCounts
+	// Precompute is what the ready frontend pods report of their
+	// precomputed lists; nil when none reports.
+	Precompute *precomputeReport
+}
+
+// precomputeReport sums what the frontend pods report of their
+// precomputed lists.
+type precomputeReport struct {
+	// LastRun is, of the finished runs the pods report, the one that
+	// finished last.
+	LastRun *config.PrecomputeRun
+	// Hits and Misses sum the pods' counts.
+	Hits, Misses int64
 }
 
 // readPodStatuses counts the ready pods of one stage by the config revision
@@ -154,6 +167,7 @@ func readPodStatuses(ctx context.Context, reader PodStatusReader, pods []corev1.
 			if st != nil {
 				out.addShadow(st.Shadow)
 				out.addSources(st.Sources)
+				out.addPrecompute(st.Precompute)
 			}
 			return nil
 		})
@@ -229,6 +243,29 @@ func (p *podStatuses) addSources(sources map[string]config.SourceCounts) {
 		sum.Requests += c.Requests
 		sum.Failed += c.Failed
 		p.Sources[name] = sum
+	}
+}
+
+// addPrecompute adds a pod's precompute report: its counts, and its last
+// run when it finished after the others' and is one recserve reports
+// (validRun); a report with negative counts is left out.
+func (p *podStatuses) addPrecompute(c *config.PrecomputeCounts) {
+	if c == nil || c.Hits < 0 || c.Misses < 0 {
+		return
+	}
+	if p.Precompute == nil {
+		p.Precompute = &precomputeReport{}
+	}
+	p.Precompute.Hits += c.Hits
+	p.Precompute.Misses += c.Misses
+	run := c.LastRun
+	if run == nil || !validRun(run) {
+		return
+	}
+	if last := p.Precompute.LastRun; last == nil || run.Finished.After(last.Finished) {
+		r := *run
+		r.Error = truncateTo(r.Error, maxBatchMessageBytes)
+		p.Precompute.LastRun = &r
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -41,6 +42,7 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
+	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
@@ -81,6 +83,9 @@ type RecPipelineReconciler struct {
 	Recorder events.EventRecorder
 	// DefaultImage is the recserve image of pipelines that name none.
 	DefaultImage string
+	// DefaultToolsImage is the image of the training job's rectrain for
+	// pipelines whose spec.training names none.
+	DefaultToolsImage string
 	// StatusReader reads the config revision each ready pod serves.
 	StatusReader PodStatusReader
 	// MaxConcurrentReconciles is how many pipelines reconcile at once; 4
@@ -100,6 +105,10 @@ type RecPipelineReconciler struct {
 	// tokens holds the UIDs of the pipelines whose stage-token Secret this
 	// process created or found, so that a steady pipeline costs no write.
 	tokens sync.Map
+	// trainingEvents holds, by pipeline UID, the training Job this process
+	// last emitted an Event for: a pass that reads the pipeline from the
+	// cache before its status write arrives emits none again.
+	trainingEvents sync.Map
 }
 
 // scope carries one reconcile's state between its phases. The phases
@@ -122,6 +131,13 @@ type scope struct {
 	armCountsRead, armsOK bool
 	// stages is nil until every stage has been observed.
 	stages []stageObservation
+	// precompute and training are status.precompute and status.training
+	// after the pass, once batchObserved is set; trainingEvent is the
+	// Event a newly finished training run calls for.
+	precompute    *servingv1alpha1.PrecomputeStatus
+	training      *servingv1alpha1.TrainingStatus
+	trainingEvent *batchEvent
+	batchObserved bool
 	// failure is why a phase stopped, when the user must hear of it.
 	failure *reconcileFailure
 	// complete is set once every phase has succeeded.
@@ -137,6 +153,8 @@ type phase func(context.Context, *scope) (ctrl.Result, error)
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=create
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
@@ -162,7 +180,7 @@ func (r *RecPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}()
 
-	phases := []phase{r.reconcileConfig, r.reconcileAccess, r.reconcileStages, r.observeStages}
+	phases := []phase{r.reconcileConfig, r.reconcileAccess, r.reconcileStages, r.reconcileBatch, r.observeStages, r.observeBatch}
 	for _, p := range phases {
 		res, err := p(ctx, s)
 		if err != nil {
@@ -265,13 +283,18 @@ func (r *RecPipelineReconciler) createStageToken(ctx context.Context, rp *servin
 	return nil
 }
 
+// runtimeImage is the pipeline's recserve image.
+func (r *RecPipelineReconciler) runtimeImage(rp *servingv1alpha1.RecPipeline) string {
+	if rp.Spec.Runtime.Image != "" {
+		return rp.Spec.Runtime.Image
+	}
+	return r.DefaultImage
+}
+
 // reconcileStages applies each stage's Service, Deployment, and HPA and PDB
 // where the stage wants them, removing those it no longer wants.
 func (r *RecPipelineReconciler) reconcileStages(ctx context.Context, s *scope) (ctrl.Result, error) {
-	image := s.rp.Spec.Runtime.Image
-	if image == "" {
-		image = r.DefaultImage
-	}
+	image := r.runtimeImage(s.rp)
 	for _, stage := range Stages {
 		if err := ensure(ctx, r, s, &corev1.Service{}, desiredService(s.rp, stage), corev1ac.ExtractService); err != nil {
 			return ctrl.Result{}, err
@@ -302,6 +325,95 @@ func (r *RecPipelineReconciler) reconcileStages(ctx context.Context, s *scope) (
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+// reconcileBatch applies the precompute and training CronJobs the spec
+// asks for and removes those it no longer does, with their Jobs.
+func (r *RecPipelineReconciler) reconcileBatch(ctx context.Context, s *scope) (ctrl.Result, error) {
+	image := r.runtimeImage(s.rp)
+	cronJobs := map[string]*batchv1ac.CronJobApplyConfiguration{
+		PrecomputeName(s.rp): desiredPrecomputeCronJob(s.rp, image),
+		TrainingName(s.rp):   desiredTrainingCronJob(s.rp, image, r.DefaultToolsImage),
+	}
+	for _, name := range []string{PrecomputeName(s.rp), TrainingName(s.rp)} {
+		if cj := cronJobs[name]; cj != nil {
+			if err := ensure(ctx, r, s, &batchv1.CronJob{}, cj, batchv1ac.ExtractCronJob); err != nil {
+				return ctrl.Result{}, err
+			}
+		} else if err := r.removeChild(ctx, s, &batchv1.CronJob{}, name, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// trainingResultRequeue is how soon a pipeline is looked at again while
+// a finished training run's result is on its way to the cache.
+const trainingResultRequeue = 2 * time.Second
+
+// observeBatch reads the batch CronJobs, their newest finished Jobs and
+// those Jobs' pods into the scope's status.precompute and
+// status.training, with the frontend pods' precompute reports (read by
+// observeStages).
+func (r *RecPipelineReconciler) observeBatch(ctx context.Context, s *scope) (ctrl.Result, error) {
+	var result ctrl.Result
+	if s.rp.Spec.Precompute != nil {
+		o, err := r.observeCronJob(ctx, s.rp, PrecomputeName(s.rp), componentPrecompute)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		var report *precomputeReport
+		for i := range s.stages {
+			if s.stages[i].Name == config.StageFrontend {
+				report = s.stages[i].Precompute
+			}
+		}
+		s.precompute = precomputeStatus(s.original.Status.Precompute, o, report)
+	}
+	if s.rp.Spec.Training != nil {
+		o, err := r.observeCronJob(ctx, s.rp, TrainingName(s.rp), componentTraining)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		var wait bool
+		s.training, s.trainingEvent, wait = trainingStatus(s.rp, s.original.Status.Training, o, r.now())
+		if wait {
+			result.RequeueAfter = trainingResultRequeue
+		}
+	}
+	s.batchObserved = true
+	return result, nil
+}
+
+// observeCronJob reads the CronJob name of component, if the pipeline
+// controls it, its newest finished Job and that Job's pods.
+func (r *RecPipelineReconciler) observeCronJob(ctx context.Context, rp *servingv1alpha1.RecPipeline, name, component string) (*batchObservation, error) {
+	o := &batchObservation{}
+	cj := &batchv1.CronJob{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: rp.Namespace, Name: name}, cj); {
+	case apierrors.IsNotFound(err):
+		return o, nil
+	case err != nil:
+		return nil, fmt.Errorf("failed to get CronJob %s: %w", name, err)
+	}
+	if !metav1.IsControlledBy(cj, rp) {
+		return o, nil
+	}
+	o.cronJob = cj
+	jobs := &batchv1.JobList{}
+	if err := r.List(ctx, jobs, client.InNamespace(rp.Namespace), client.MatchingLabels(jobSelectorLabels(rp, component))); err != nil {
+		return nil, fmt.Errorf("failed to list the Jobs of CronJob %s: %w", name, err)
+	}
+	if o.finished = newestFinishedJob(jobs.Items, cj.UID); o.finished == nil {
+		return o, nil
+	}
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(rp.Namespace),
+		client.MatchingLabels{jobNameLabel: o.finished.Name, labelInstance: rp.Name}); err != nil {
+		return nil, fmt.Errorf("failed to list the pods of Job %s: %w", o.finished.Name, err)
+	}
+	o.pods = pods.Items
+	return o, nil
 }
 
 // observeStages reads each stage's Deployment and pods into the scope, and
@@ -416,7 +528,7 @@ func childConflict(s *scope, kind, name string) error {
 	return err
 }
 
-func (r *RecPipelineReconciler) removeChild(ctx context.Context, s *scope, obj client.Object, name string) error {
+func (r *RecPipelineReconciler) removeChild(ctx context.Context, s *scope, obj client.Object, name string, opts ...client.DeleteOption) error {
 	err := r.Get(ctx, types.NamespacedName{Namespace: s.rp.Namespace, Name: name}, obj)
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -428,7 +540,7 @@ func (r *RecPipelineReconciler) removeChild(ctx context.Context, s *scope, obj c
 		return nil
 	}
 	ctrl.LoggerFrom(ctx).Info("Deleting child the spec no longer asks for", "object", klog.KObj(obj))
-	if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+	if err := r.Delete(ctx, obj, opts...); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("failed to delete %T %s: %w", obj, name, err)
 	}
 	return nil
@@ -463,6 +575,12 @@ func (r *RecPipelineReconciler) emitTransitions(s *scope) {
 	}
 	if reason, eventType, note, ok := tuningTransition(s.original.Status.Tuning, s.rp.Status.Tuning); ok {
 		r.Recorder.Eventf(s.rp, nil, eventType, reason, "Tuning", "%s", note)
+	}
+	if ev, job := s.trainingEvent, s.rp.Status.Training; ev != nil && job != nil {
+		if last, ok := r.trainingEvents.Load(s.rp.UID); !ok || last != job.Job {
+			r.trainingEvents.Store(s.rp.UID, job.Job)
+			r.Recorder.Eventf(s.rp, nil, ev.eventType, ev.reason, "Training", "%s", ev.note)
+		}
 	}
 	for _, t := range []string{servingv1alpha1.ConditionReady, servingv1alpha1.ConditionDegraded} {
 		now := meta.FindStatusCondition(s.rp.Status.Conditions, t)
@@ -512,13 +630,18 @@ func (r *RecPipelineReconciler) setupWithManager(mgr ctrl.Manager, rec reconcile
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&batchv1.CronJob{}).
+		// The CronJobs' Jobs and the stage and batch pods carry the
+		// pipeline's labels, not its owner reference.
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(podToPipeline)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToPipeline)).
 		Named("recpipeline").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(rec)
 }
 
-// podToPipeline maps a stage pod to its RecPipeline.
+// podToPipeline maps a stage pod, a batch Job or its pod to its
+// RecPipeline.
 func podToPipeline(_ context.Context, obj client.Object) []reconcile.Request {
 	labels := obj.GetLabels()
 	if labels[labelManagedBy] != ManagedByValue || labels[labelInstance] == "" {

@@ -388,6 +388,11 @@ func TestLiveChangesOnlyTouchTheConfigMap(t *testing.T) {
 		"source deadline": func(rp *servingv1alpha1.RecPipeline) {
 			rp.Spec.Retrieval.Sources[0].Timeout = &metav1.Duration{Duration: 80 * time.Millisecond}
 		},
+		"precompute": func(rp *servingv1alpha1.RecPipeline) {
+			rp.Spec.Precompute = &servingv1alpha1.PrecomputeSpec{Schedule: "0 3 * * *", Users: servingv1alpha1.PrecomputeUsers{
+				ActiveWithin: &metav1.Duration{Duration: 24 * time.Hour},
+			}}
+		},
 	}
 	ns := newNamespace(t)
 	i := 0

@@ -91,7 +91,62 @@ func renderConfig(rp *servingv1alpha1.RecPipeline) (*Rendered, error) {
 	for i := range spec.Experiments {
 		c.Live.Experiments = append(c.Live.Experiments, renderExperiment(&spec.Experiments[i]))
 	}
+	if lg := spec.Logging; lg != nil {
+		c.Deploy.Logging = renderLogging(rp)
+		c.Live.ServedSampleRate = ptr.Deref(lg.ServedSampleRate, config.DefaultServedSampleRate)
+	}
+	if p := spec.Precompute; p != nil {
+		c.Live.Precompute = renderPrecompute(p, spec.Rerank.Size)
+	}
 	return encodeConfig(c)
+}
+
+// defaultPrecomputeTTL is how long a precomputed list is served when
+// spec.precompute.ttl is unset.
+const defaultPrecomputeTTL = 24 * time.Hour
+
+// renderPrecompute is how the frontend serves lists computed off-peak and
+// for whom a run computes them; rerankSize is the default list size.
+func renderPrecompute(p *servingv1alpha1.PrecomputeSpec, rerankSize int32) *config.Precompute {
+	out := &config.Precompute{
+		Serve:    string(p.Serve),
+		TTL:      config.Duration(defaultPrecomputeTTL),
+		Size:     int(ptr.Deref(p.Size, rerankSize)),
+		UsersURI: localURI(p.Users.ListURI),
+	}
+	if out.Serve == "" {
+		out.Serve = config.PrecomputeAlways
+	}
+	if p.TTL != nil {
+		out.TTL = config.Duration(p.TTL.Duration)
+	}
+	if p.Users.ActiveWithin != nil {
+		out.ActiveWithin = config.Duration(p.Users.ActiveWithin.Duration)
+	}
+	if p.Users.Top != nil {
+		out.Top = int(*p.Users.Top)
+	}
+	return out
+}
+
+// renderLogging locates the frontend's logs: the pipeline's own directory
+// of the logs claim, mounted at config.LogsDir (logsDir).
+func renderLogging(rp *servingv1alpha1.RecPipeline) *config.Logging {
+	lg := rp.Spec.Logging
+	out := &config.Logging{Dir: "file://" + logsDir(rp)}
+	if lg.MaxFileMB != nil {
+		out.MaxFileBytes = int64(*lg.MaxFileMB) << 20
+	}
+	if lg.MaxFiles != nil {
+		out.MaxFiles = int(*lg.MaxFiles)
+	}
+	return out
+}
+
+// logsDir is the directory, in a pod that mounts the logs claim at
+// config.LogsDir, of the pipeline's logs.
+func logsDir(rp *servingv1alpha1.RecPipeline) string {
+	return config.LogsDir + "/" + rp.Name
 }
 
 func renderRerank(r *servingv1alpha1.RerankSpec) config.Rerank {

@@ -70,6 +70,9 @@ var renderCases = map[string]func(*servingv1alpha1.RecPipeline){
 	"new-item-risk": func(rp *servingv1alpha1.RecPipeline) {
 		rp.Spec.Rerank.NewItemRisk = ptr.To(0.35)
 	},
+	"precompute-logging": func(rp *servingv1alpha1.RecPipeline) {
+		withBatch(rp)
+	},
 	"source-timeouts": func(rp *servingv1alpha1.RecPipeline) {
 		// for-you keeps the default; trending sets its own.
 		rp.Spec.Retrieval.Sources[3].Timeout = &metav1.Duration{Duration: 200 * time.Millisecond}

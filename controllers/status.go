@@ -68,6 +68,9 @@ func setStatus(s *scope) {
 		status.Shadow = shadowStatus(s.rendered.Config, s.stages)
 		setSourcesCondition(status, generation, s.rendered.Config, s.stages)
 	}
+	if s.batchObserved {
+		status.Precompute, status.Training = s.precompute, s.training
+	}
 	if s.complete {
 		status.ObservedGeneration = generation
 	}

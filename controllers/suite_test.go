@@ -54,6 +54,8 @@ var (
 	writes    = &writeCounter{}
 	pods      = &fakeStatusReader{revisions: map[string]config.Status{}}
 	testImage = "registry.test/recserve:v1"
+	// testToolsImage is the manager's default tools image in the suite.
+	testToolsImage = "registry.test/recpipeline-tools:v1"
 	// reconciles counts finished reconciles per pipeline.
 	reconciles = &reconcileCounter{n: map[types.NamespacedName]int{}}
 )
@@ -135,12 +137,13 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	r := &RecPipelineReconciler{
-		Client:       mgr.GetClient(),
-		Scheme:       mgr.GetScheme(),
-		Recorder:     mgr.GetEventRecorder("recpipeline-operator"),
-		DefaultImage: testImage,
-		StatusReader: pods,
-		APIReader:    mgr.GetAPIReader(),
+		Client:            mgr.GetClient(),
+		Scheme:            mgr.GetScheme(),
+		Recorder:          mgr.GetEventRecorder("recpipeline-operator"),
+		DefaultImage:      testImage,
+		DefaultToolsImage: testToolsImage,
+		StatusReader:      pods,
+		APIReader:         mgr.GetAPIReader(),
 	}
 	if err := r.setupWithManager(mgr, reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 		defer reconciles.add(req.NamespacedName)

@@ -505,6 +505,87 @@ func TestAPIServerChecksResources(t *testing.T) {
 			mutate: res(map[string]any{"memory": "lots"}, nil),
 			want:   []string{"spec.ranking.secondStage.resources.requests", "quantities"},
 		},
+		"a negative integer request": {
+			mutate: res(map[string]any{"cpu": int64(-2)}, nil),
+			want:   []string{"spec.ranking.secondStage.resources.requests", "not negative"},
+		},
+		"an integer request above a string limit": {
+			mutate: res(map[string]any{"cpu": int64(3)}, map[string]any{"cpu": "2500m"}),
+			want:   []string{"spec.ranking.secondStage.resources", "requests must not exceed limits"},
+		},
+	})
+}
+
+// withBatchSpec sets the object's spec to the sample's with withBatch's
+// precompute, logging and training, changed by mutate.
+func withBatchSpec(mutate func(*servingv1alpha1.RecPipeline)) func(*unstructured.Unstructured) {
+	return typedSpec(func(rp *servingv1alpha1.RecPipeline) {
+		withBatch(rp)
+		mutate(rp)
+	})
+}
+
+// TestAPIServerRefusesInvalidBatch: the API server refuses what is wrong
+// with spec.precompute, spec.logging and spec.training, naming the field.
+func TestAPIServerRefusesInvalidBatch(t *testing.T) {
+	rp := samplePipeline(newNamespace(t), "batch-valid")
+	withBatch(rp)
+	if err := k8s.Create(context.Background(), rp); err != nil {
+		t.Fatalf("the API server refused the batch fields: %v", err)
+	}
+	runRefusalCases(t, map[string]refusalCase{
+		"training without logging": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Logging = nil }),
+			want:   []string{"spec.training learns from the frontend's logs: set spec.logging"},
+		},
+		"precompute for no user": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Precompute.Users = servingv1alpha1.PrecomputeUsers{} }),
+			want:   []string{"spec.precompute", "spec.precompute.users needs activeWithin, listURI or both"},
+		},
+		"precompute for the top users of no window": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Precompute.Users = servingv1alpha1.PrecomputeUsers{Top: ptr.To[int32](10)}
+			}),
+			want: []string{"spec.precompute.users needs activeWithin, listURI or both"},
+		},
+		"an unknown serve policy": {
+			mutate: func(u *unstructured.Unstructured) {
+				withBatchSpec(func(*servingv1alpha1.RecPipeline) {})(u)
+				rawField([]string{"spec", "precompute", "serve"}, "Sometimes")(u)
+			},
+			want: []string{"spec.precompute.serve", `Unsupported value: "Sometimes"`},
+		},
+		"a users list with a path out of its claim": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Precompute.Users.ListURI = "pvc://explore-lists/../secrets"
+			}),
+			want: []string{"spec.precompute.users.listURI"},
+		},
+		"a training output that is no claim": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Training.Output = "s3://models/trained" }),
+			want:   []string{"spec.training.output"},
+		},
+		"a logs claim that is no name": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Logging.ClaimName = "Explore_Logs" }),
+			want:   []string{"spec.logging.claimName"},
+		},
+		"a sample rate above one": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Logging.ServedSampleRate = ptr.To(1.5) }),
+			want:   []string{"spec.logging.servedSampleRate"},
+		},
+		"training resources above their limits": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Training.Resources = &servingv1alpha1.Resources{
+					Requests: map[corev1.ResourceName]intstr.IntOrString{corev1.ResourceMemory: intstr.FromString("8Gi")},
+					Limits:   map[corev1.ResourceName]intstr.IntOrString{corev1.ResourceMemory: intstr.FromString("4Gi")},
+				}
+			}),
+			want: []string{"spec.training.resources", "requests must not exceed limits"},
+		},
+		"a training image with a space": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Training.Image = "tools latest" }),
+			want:   []string{"spec.training.image"},
+		},
 	})
 }
 
