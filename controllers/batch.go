@@ -271,6 +271,9 @@ func desiredTrainingCronJob(rp *servingv1alpha1.RecPipeline, runtimeImage, tools
 	if t.Epochs != nil {
 		args = append(args, "--epochs", strconv.Itoa(int(*t.Epochs)))
 	}
+	if t.AllowWeak {
+		args = append(args, "--allow-weak")
+	}
 	args = append(args, "--result-file", config.TerminationMessagePath)
 	train := corev1ac.Container().
 		WithName(containerTrain).

@@ -446,12 +446,17 @@ func TestDesiredTrainingCronJob(t *testing.T) {
 		}
 	}
 
+	if slices.Contains(pod.Containers[0].Args, "--allow-weak") {
+		t.Errorf("train runs %v: --allow-weak without spec.training.allowWeak", pod.Containers[0].Args)
+	}
+
 	rp.Spec.Training.Image = "registry.example/my-trainer:v2"
 	rp.Spec.Training.Epochs = nil
+	rp.Spec.Training.AllowWeak = true
 	rp.Spec.Logging.ClaimName = "explore-models"
 	pod = cronJob(t, desiredTrainingCronJob(rp, childTestImage, childTestToolsImage)).Spec.JobTemplate.Spec.Template.Spec
-	if train := pod.Containers[0]; train.Image != "registry.example/my-trainer:v2" || slices.Contains(train.Args, "--epochs") {
-		t.Errorf("train runs %s %v, want spec.training.image without --epochs", train.Image, train.Args)
+	if train := pod.Containers[0]; train.Image != "registry.example/my-trainer:v2" || slices.Contains(train.Args, "--epochs") || !slices.Contains(train.Args, "--allow-weak") {
+		t.Errorf("train runs %s %v, want spec.training.image with --allow-weak and without --epochs", train.Image, train.Args)
 	}
 	n := 0
 	for _, v := range pod.Volumes {

@@ -586,7 +586,28 @@ func TestAPIServerRefusesInvalidBatch(t *testing.T) {
 			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Training.Image = "tools latest" }),
 			want:   []string{"spec.training.image"},
 		},
+		"a Precomputed source without uri or precompute": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Precompute = nil
+				rp.Spec.Retrieval.Sources[3] = servingv1alpha1.SourceSpec{Name: "offpeak", Type: servingv1alpha1.SourcePrecomputed, Weight: 0.1, Limit: 50}
+			}),
+			want: []string{"spec.retrieval.sources[].uri is required for a Precomputed source unless spec.precompute is set"},
+		},
+		"a uri on another source type": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[3].URI = "pvc://explore-lists/lists.jsonl" }),
+			want:   []string{"spec.retrieval.sources[3]", "uri applies only to the Precomputed source type"},
+		},
 	})
+	// The precompute runs' lists merged as a source, never served whole.
+	merged := samplePipeline(newNamespace(t), "batch-merged")
+	withBatch(merged)
+	merged.Spec.Precompute.Serve = servingv1alpha1.PrecomputeNever
+	merged.Spec.Retrieval.Sources = append(merged.Spec.Retrieval.Sources, servingv1alpha1.SourceSpec{
+		Name: "offpeak", Type: servingv1alpha1.SourcePrecomputed, Weight: 0.1, Limit: 50,
+	})
+	if err := k8s.Create(context.Background(), merged); err != nil {
+		t.Errorf("the API server refused a Precomputed source without uri beside spec.precompute: %v", err)
+	}
 }
 
 // TestAPIServerRefusesUnsafeReferences: images that are no image reference,

@@ -15,9 +15,10 @@ eval "$(hack/local-cluster.sh up | grep '^export ')"
 kubectl=$(command -v kubectl)
 
 echo "==> Building and importing the images"
-go run ./hack/images build -out bin/images -version e2e
-make --no-print-directory build-installer IMG=ghcr.io/recpipeline/manager:e2e RUNTIME_IMG=ghcr.io/recpipeline/recserve:e2e
-for image in manager recserve; do
+# recpipeline-tools runs the training Jobs of the batch step.
+go run ./hack/images build -out bin/images -version e2e -tools
+make --no-print-directory build-installer IMG=ghcr.io/recpipeline/manager:e2e RUNTIME_IMG=ghcr.io/recpipeline/recserve:e2e TOOLS_IMG=ghcr.io/recpipeline/recpipeline-tools:e2e
+for image in manager recserve recpipeline-tools; do
   ctr --address "$CONTAINERD_ADDRESS" -n k8s.io images import "bin/images/$image.tar" >/dev/null
 done
 # A second tag of the same image, for the rolling update of the image.

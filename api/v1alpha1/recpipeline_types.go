@@ -64,6 +64,7 @@ type RecPipeline struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.ranking.firstStage.shadow) || (self.ranking.firstStage.shadow.model != self.ranking.firstStage.model && self.models.exists(m, m.name == self.ranking.firstStage.shadow.model))",message="spec.ranking.firstStage.shadow.model must name another entry of spec.models than spec.ranking.firstStage.model"
 // +kubebuilder:validation:XValidation:rule="!has(self.ranking.secondStage.shadow) || (self.ranking.secondStage.shadow.model != self.ranking.secondStage.model && self.models.exists(m, m.name == self.ranking.secondStage.shadow.model))",message="spec.ranking.secondStage.shadow.model must name another entry of spec.models than spec.ranking.secondStage.model"
 // +kubebuilder:validation:XValidation:rule="!has(self.data.store) || !has(self.data.store.type) || self.data.store.type != 'Memory' || !has(self.frontend) || !has(self.frontend.scaling) || (has(self.frontend.scaling.replicas) && self.frontend.scaling.replicas <= 1)",message="spec.frontend.scaling: the Memory store lives in the frontend pod, so the frontend runs one replica; use the Redis store (spec.data.store.type: Redis) to scale it"
+// +kubebuilder:validation:XValidation:rule="self.retrieval.sources.all(s, s.type != 'Precomputed' || has(s.uri)) || has(self.precompute)",message="spec.retrieval.sources[].uri is required for a Precomputed source unless spec.precompute is set: without one, the source reads the precompute runs' lists"
 // +kubebuilder:validation:XValidation:rule="!has(self.training) || has(self.logging)",message="spec.training learns from the frontend's logs: set spec.logging"
 type RecPipelineSpec struct {
 	// runtime selects the recserve image the stage pods run.
@@ -204,8 +205,8 @@ type RecPipelineSpec struct {
 	Training *TrainingSpec `json:"training,omitempty"`
 }
 
-// PrecomputeServe is when a precomputed list is served.
-// +kubebuilder:validation:Enum=Always;WhenSaturated
+// PrecomputeServe is when a precomputed list is served whole.
+// +kubebuilder:validation:Enum=Always;WhenSaturated;Never
 type PrecomputeServe string
 
 // Precompute serving policies.
@@ -216,6 +217,9 @@ const (
 	// user's fresh list only when the frontend computes as many
 	// recommendations at once as it may (load shedding).
 	PrecomputeWhenSaturated PrecomputeServe = "WhenSaturated"
+	// PrecomputeNever never serves a list whole: a Precomputed source
+	// without a uri merges the user's list into the funnel as candidates.
+	PrecomputeNever PrecomputeServe = "Never"
 )
 
 // PrecomputeSpec declares off-peak precomputation.
@@ -357,6 +361,12 @@ type TrainingSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	Epochs *int32 `json:"epochs,omitempty"`
+
+	// allowWeak writes the artifacts even when the models do not beat the
+	// popularity baseline offline. Unset, such a run fails (status.training
+	// says why) and writes nothing a rollout could serve.
+	// +optional
+	AllowWeak bool `json:"allowWeak,omitempty"`
 
 	// resources of the training container.
 	// +optional
@@ -896,7 +906,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.maxAge) || self.type == 'FollowedAuthorsRecent'",message="maxAge applies only to the FollowedAuthorsRecent source type"
 // +kubebuilder:validation:XValidation:rule="!has(self.window) || self.type == 'Popular'",message="window applies only to the Popular source type"
 // +kubebuilder:validation:XValidation:rule="!has(self.seedItems) || self.type == 'ItemToItemANN'",message="seedItems applies only to the ItemToItemANN source type"
-// +kubebuilder:validation:XValidation:rule="self.type == 'Precomputed' ? has(self.uri) : !has(self.uri)",message="uri is required for the Precomputed source type and must be unset for the others"
+// +kubebuilder:validation:XValidation:rule="!has(self.uri) || self.type == 'Precomputed'",message="uri applies only to the Precomputed source type"
 type SourceSpec struct {
 	// name of the source, unique in the pipeline; a DNS label.
 	// +required
@@ -944,7 +954,9 @@ type SourceSpec struct {
 	// +kubebuilder:validation:Maximum=200
 	SeedItems *int32 `json:"seedItems,omitempty"`
 
-	// uri of the precomputed lists (Precomputed).
+	// uri of the precomputed lists (Precomputed): a JSON Lines file of
+	// {user, items}. Unset, with spec.precompute, the source proposes the
+	// user's list of the last precompute run, kept in the state store.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))*/?|file://(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))+/?|https?://[^/\s@]+(/[^\s]*)?)$`

@@ -165,8 +165,9 @@ func (s rpStatus) allServe() error {
 }
 
 type recommendation struct {
-	Revision string `json:"configRevision"`
-	Items    []struct {
+	Revision    string `json:"configRevision"`
+	Precomputed bool   `json:"precomputed"`
+	Items       []struct {
 		ID     string  `json:"id"`
 		Author string  `json:"author"`
 		Risk   float64 `json:"integrityRisk"`
@@ -252,6 +253,11 @@ func podRestarts(t *testing.T) map[string]string {
 }
 
 func pipeline(weights, mtmlPath, image string) string {
+	// A path on the data claim, or a whole pvc:// URI.
+	mtmlURI := mtmlPath
+	if !strings.HasPrefix(mtmlURI, "pvc://") {
+		mtmlURI = "pvc://e2e-data/" + mtmlPath
+	}
 	return fmt.Sprintf(`apiVersion: serving.recpipeline.dev/v1alpha1
 kind: RecPipeline
 metadata: {name: explore, namespace: recs}
@@ -264,7 +270,7 @@ spec:
   models:
     - {name: two-tower, uri: "pvc://e2e-data/models/two-tower"}
     - {name: first-stage, uri: "pvc://e2e-data/models/first-stage"}
-    - {name: mtml, uri: "pvc://e2e-data/%s"}
+    - {name: mtml, uri: %q}
   retrieval:
     candidates: 600
     sources:
@@ -287,7 +293,7 @@ spec:
       - {type: AuthorDiversity, minGap: 3}
       - {type: IntegrityFilter, maxRisk: 0.3}
       - {type: IntegrityDownrank, above: 0.2, factor: 0.3}
-`, image, mtmlPath, weights)
+`, image, mtmlURI, weights)
 }
 
 // stagePods names the pods of the given stages with their restart counts.
@@ -526,7 +532,7 @@ func TestEndToEnd(t *testing.T) {
 	// The operator, from the chart, with the locally built images.
 	start := time.Now()
 	run(t, helm, "install", "recpipeline", chartDir, "-n", "recpipeline-system", "--create-namespace", "--wait", "--timeout", "5m",
-		"--set", "image.tag="+tag, "--set", "image.pullPolicy=IfNotPresent", "--set", "runtimeImage.tag="+tag)
+		"--set", "image.tag="+tag, "--set", "image.pullPolicy=IfNotPresent", "--set", "runtimeImage.tag="+tag, "--set", "toolsImage.tag="+tag)
 	t.Logf("helm install: %s", time.Since(start).Round(time.Second))
 	defer func() {
 		run(t, helm, "uninstall", "recpipeline", "-n", "recpipeline-system", "--wait")
@@ -542,7 +548,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Leftovers of an interrupted run would hold the volume.
 	_, _ = runErr(kubectl, "delete", "namespace", "recs", "--ignore-not-found", "--wait=true", "--timeout=2m")
-	_, _ = runErr(kubectl, "delete", "pv", "e2e-data", "--ignore-not-found", "--wait=true", "--timeout=1m")
+	_, _ = runErr(kubectl, "delete", "pv", "e2e-data", "e2e-logs", "--ignore-not-found", "--wait=true", "--timeout=1m")
 	applyYAML(t, fmt.Sprintf(`apiVersion: v1
 kind: Namespace
 metadata: {name: recs}
@@ -573,7 +579,7 @@ spec:
 `, eventsToken, dataDir))
 	defer func() {
 		_, _ = runErr(kubectl, "delete", "namespace", "recs", "--wait=true", "--timeout=2m")
-		_, _ = runErr(kubectl, "delete", "pv", "e2e-data", "--ignore-not-found")
+		_, _ = runErr(kubectl, "delete", "pv", "e2e-data", "e2e-logs", "--ignore-not-found")
 	}()
 
 	weights := `{click: 1.0, like: 2.0, comment: 4.0, see_less: -8.0}`
@@ -711,6 +717,7 @@ spec:
 		return nil
 	})
 	corruptedLogRefused(t, url)
+	batchLoop(t, url, "ghcr.io/recpipeline/recserve:"+tag2, `{click: 1.0, like: -50.0, comment: 4.0, see_less: -8.0}`)
 
 	// Scale a stage, then delete the pipeline: the garbage collector takes
 	// every child.
@@ -724,7 +731,7 @@ spec:
 	})
 	run(t, kubectl, "-n", "recs", "delete", "rp", "explore", "--wait=true", "--timeout=2m")
 	eventually(t, 2*time.Minute, "every child collected", func() error {
-		out := strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", "deploy,svc,cm,sa,role,rolebinding,hpa,pdb,secret", "-l", "app.kubernetes.io/instance=explore", "-o", "name"))
+		out := strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", "deploy,svc,cm,sa,role,rolebinding,hpa,pdb,secret,cronjob", "-l", "app.kubernetes.io/instance=explore", "-o", "name"))
 		if out != "" {
 			return fmt.Errorf("left: %s", out)
 		}

@@ -1,0 +1,243 @@
+//go:build e2e
+
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// batchSpec is the spec.logging, spec.precompute and spec.training the
+// batch step adds to the pipeline: the frontend logs every served list
+// to the claim e2e-logs, the precompute and training CronJobs run only
+// when a Job is made from them (their schedules fall on 29 February), and
+// training runs the operator's default tools image (the chart's
+// toolsImage, the images built for the suite).
+func batchSpec() string {
+	return `  logging: {claimName: e2e-logs, servedSampleRate: 1}
+  precompute:
+    schedule: "0 3 29 2 *"
+    users: {activeWithin: 8760h, top: 2000}
+    ttl: 8760h
+  training:
+    schedule: "0 4 29 2 *"
+    output: pvc://e2e-logs/models
+    epochs: 1
+    allowWeak: true
+`
+}
+
+// batchLoop runs the off-peak precompute and the closed training loop on
+// the cluster: with logging, precompute and training in the spec, the
+// world's log replayed through the frontend, a precompute run (a Job made
+// from the CronJob) stores lists that the frontend then serves, and a
+// training run (a Job of the training CronJob) exports the frontend's
+// logs, trains on them and writes an artifact that a change of the second
+// stage's model then serves.
+func batchLoop(t *testing.T, url, image, weights string) {
+	recbench := filepath.Join(t.TempDir(), "recbench")
+	run(t, "go", "build", "-o", recbench, "../../runtime/cmd/recbench")
+	logs := filepath.Join(dataDir, "logs")
+	if err := os.MkdirAll(logs, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	// The pods run as a user of their own; the hostPath is theirs to write.
+	run(t, "chmod", "0777", logs)
+	applyYAML(t, fmt.Sprintf(`apiVersion: v1
+kind: PersistentVolume
+metadata: {name: e2e-logs}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: ""
+  hostPath: {path: %q, type: Directory}
+  claimRef: {namespace: recs, name: e2e-logs}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: e2e-logs, namespace: recs}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: ""
+  volumeName: e2e-logs
+  resources: {requests: {storage: 1Gi}}
+`, logs))
+
+	start := time.Now()
+	applyYAML(t, pipeline(weights, "models/mtml", image)+batchSpec())
+	eventually(t, 4*time.Minute, "Ready with logging, precompute and training", func() error {
+		s := getRP(t)
+		if st, _, msg := s.condition("Ready"); st != "True" {
+			return fmt.Errorf("Ready %s: %s", st, msg)
+		}
+		return s.allServe()
+	})
+	for _, cj := range []string{"explore-precompute", "explore-training"} {
+		run(t, kubectl, "-n", "recs", "get", "cronjob", cj)
+	}
+	t.Logf("batch spec applied → Ready: %s", time.Since(start).Round(time.Second))
+	eventually(t, time.Minute, "the frontend answers after its restart", func() error {
+		_, err := recommend(url, "u7")
+		return err
+	})
+
+	// The world's log through the frontend, which logs it.
+	start = time.Now()
+	t.Log(run(t, recbench, "replay", "-url", url, "-data", filepath.Join(dataDir, "world"), "-token", eventsToken))
+	t.Logf("replay: %s", time.Since(start).Round(time.Second))
+
+	precomputeRun(t, url)
+	artifact := trainingRun(t)
+
+	// The new second-stage model, from the training run's artifact.
+	start = time.Now()
+	applyYAML(t, pipeline(weights, artifact, image)+batchSpec())
+	eventually(t, 4*time.Minute, "the retrained ranker serves", func() error {
+		s := getRP(t)
+		if st, _, msg := s.condition("Ready"); st != "True" {
+			return fmt.Errorf("Ready %s: %s", st, msg)
+		}
+		return s.allServe()
+	})
+	served := stageModels(t, "ranker-second")
+	if !strings.Contains(served["mtml"], "@e2e-training") {
+		t.Errorf("ranker-second serves mtml %q, want the version of the training run e2e-training", served["mtml"])
+	}
+	t.Logf("model change to the trained artifact → served: %s", time.Since(start).Round(time.Second))
+	if r, err := recommend(url, "u42"); err != nil || len(r.Items) == 0 {
+		t.Errorf("recommendations with the retrained ranker: %v, %d items", err, len(r.Items))
+	}
+}
+
+// precomputeRun makes a Job of the precompute CronJob and checks that the
+// lists it stores answer the users and that the status reports the run.
+func precomputeRun(t *testing.T, url string) {
+	t.Helper()
+	start := time.Now()
+	run(t, kubectl, "-n", "recs", "create", "job", "--from=cronjob/explore-precompute", "e2e-precompute")
+	waitJob(t, "e2e-precompute", 5*time.Minute)
+	t.Logf("precompute Job complete: %s", time.Since(start).Round(time.Second))
+	var pc struct {
+		Users           int64  `json:"users"`
+		Revision        string `json:"revision"`
+		LastSuccessTime string `json:"lastSuccessTime"`
+	}
+	eventually(t, time.Minute, "status.precompute reports the run", func() error {
+		out := jsonpath(t, "rp", "explore", "{.status.precompute}")
+		if err := json.Unmarshal([]byte(out), &pc); err != nil {
+			return fmt.Errorf("%q: %w", out, err)
+		}
+		if pc.Users < 500 || pc.Revision == "" {
+			return fmt.Errorf("status.precompute %s", out)
+		}
+		return nil
+	})
+	t.Logf("status.precompute: %d users, revision %s", pc.Users, pc.Revision)
+	precomputed := 0
+	for i := range 20 {
+		r, err := recommend(url, fmt.Sprintf("u%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Precomputed {
+			precomputed++
+			if len(r.Items) != 25 {
+				t.Errorf("u%d: a precomputed answer of %d items, want 25", i, len(r.Items))
+			}
+		}
+	}
+	if precomputed < 10 {
+		t.Errorf("%d of the users u0..u19 were answered from a precomputed list, want most of them", precomputed)
+	}
+}
+
+// trainingRun makes a Job of the training CronJob, waits for it and
+// returns the artifact status.training reports, after checking its
+// metrics and the Event that carries the snippet.
+func trainingRun(t *testing.T) string {
+	t.Helper()
+	start := time.Now()
+	run(t, kubectl, "-n", "recs", "create", "job", "--from=cronjob/explore-training", "e2e-training")
+	waitJob(t, "e2e-training", 10*time.Minute)
+	t.Logf("training Job complete: %s", time.Since(start).Round(time.Second))
+	var tr struct {
+		Artifact string            `json:"artifact"`
+		Metrics  map[string]string `json:"metrics"`
+	}
+	eventually(t, time.Minute, "status.training reports the artifact", func() error {
+		out := jsonpath(t, "rp", "explore", "{.status.training}")
+		if err := json.Unmarshal([]byte(out), &tr); err != nil {
+			return fmt.Errorf("%q: %w", out, err)
+		}
+		if tr.Artifact != "pvc://e2e-logs/models/e2e-training" || len(tr.Metrics) == 0 {
+			return fmt.Errorf("status.training %s", out)
+		}
+		return nil
+	})
+	t.Logf("status.training: %s, metrics %v", tr.Artifact, tr.Metrics)
+	events := run(t, kubectl, "-n", "recs", "get", "events", "--field-selector=involvedObject.name=explore,reason=TrainingSucceeded", "-o", "jsonpath={.items[*].message}")
+	if !strings.Contains(events, tr.Artifact) {
+		t.Errorf("no TrainingSucceeded Event names %s: %q", tr.Artifact, events)
+	}
+	return tr.Artifact + "/mtml"
+}
+
+// waitJob waits for the Job to complete, and fails with its pods' logs
+// when it fails or does not complete in time.
+func waitJob(t *testing.T, name string, timeout time.Duration) {
+	t.Helper()
+	var state string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(time.Second) {
+		state = run(t, kubectl, "-n", "recs", "get", "job", name, "-o", `jsonpath={range .status.conditions[?(@.status=="True")]}{.type} {end}`)
+		if strings.Contains(state, "Complete") {
+			return
+		}
+		if strings.Contains(state, "Failed") {
+			break
+		}
+	}
+	logs, _ := runErr(kubectl, "-n", "recs", "logs", "job/"+name, "--all-containers", "--tail=50")
+	t.Fatalf("Job %s did not complete (conditions %q)\n%s", name, state, logs)
+}
+
+// stageModels reads the models a stage's pod loaded, from its /v1/status.
+func stageModels(t *testing.T, stage string) map[string]string {
+	t.Helper()
+	ip := strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=explore,app.kubernetes.io/component="+stage,
+		"--field-selector=status.phase=Running", "-o", "jsonpath={.items[0].status.podIP}"))
+	resp, err := httpClient.Get("http://" + ip + ":8080/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Info struct {
+			Models map[string]string `json:"models"`
+		} `json:"info"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Info.Models
+}
