@@ -594,8 +594,10 @@ func TestAPIServerRefusesInvalidBatch(t *testing.T) {
 			want: []string{"spec.retrieval.sources[].uri is required for a Precomputed source unless spec.precompute is set"},
 		},
 		"a uri on another source type": {
-			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[3].URI = "pvc://explore-lists/lists.jsonl" }),
-			want:   []string{"spec.retrieval.sources[3]", "uri applies only to the Precomputed source type"},
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) {
+				rp.Spec.Retrieval.Sources[3].URI = "pvc://explore-lists/lists.jsonl"
+			}),
+			want: []string{"spec.retrieval.sources[3]", "uri applies only to the Precomputed source type"},
 		},
 	})
 	// The precompute runs' lists merged as a source, never served whole.
