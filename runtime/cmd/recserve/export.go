@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -47,6 +48,13 @@ const (
 	eventsFile  = "events.jsonl"
 )
 
+// defaultMaxEvents is --max-events' default: about 2 GB of kept events
+// (keptEvent), besides the IDs.
+const defaultMaxEvents = 50_000_000
+
+// exportUsage is the synopsis of `recserve export`.
+const exportUsage = "recserve export --logs DIR --catalog URI --out DIR [--since RFC3339] [--until RFC3339] [--window DURATION] [--max-events N]"
+
 // runExport is `recserve export`: it turns the frontend's logs
 // (deploy.logging, package datalog) into a dataset directory that rectrain
 // reads:
@@ -61,11 +69,12 @@ const (
 //     users it lacks; feature_dim 0 when it has none);
 //   - follows.jsonl: empty: the follows are events of the log;
 //   - events.jsonl: the events of every events log file of --logs, current
-//     and rotated, of every host, within [--since, --until), sorted by time
-//     (a stable sort: files in datalog.List's order, rows in file order).
-//     Events of items neither in the catalog nor published are dropped
-//     and counted; a follow or unfollow keeps its author and loses the
-//     unknown item.
+//     and rotated, of every host, within [--since, --until) and, with
+//     --window, at or after the newest of them less the window; at most
+//     the newest --max-events of them; sorted by time (a stable sort:
+//     files in datalog.List's order, rows in file order). Events of items
+//     neither in the catalog nor published are dropped and counted; a
+//     follow or unfollow keeps its author and loses the unknown item.
 //
 // The directory is written beside --out and renamed into place, replacing
 // a previous dataset there; it prints a summary line. It fails on a
@@ -73,7 +82,7 @@ const (
 func runExport(args []string, stdout io.Writer) error {
 	fl := flag.NewFlagSet("recserve export", flag.ContinueOnError)
 	fl.Usage = func() {
-		fmt.Fprintf(fl.Output(), "Usage: recserve export --logs DIR --catalog URI --out DIR [--since RFC3339] [--until RFC3339]\n\n"+
+		fmt.Fprintf(fl.Output(), "Usage: "+exportUsage+"\n\n"+
 			"Writes the events the frontend logged in DIR (deploy.logging.dir) as a dataset directory rectrain reads:\n"+
 			"the catalog of URI with the items published in the logs, the users of the events, and the events sorted by time.\n\n")
 		fl.PrintDefaults()
@@ -83,6 +92,8 @@ func runExport(args []string, stdout io.Writer) error {
 	out := fl.String("out", "", "Dataset directory to write: a new one, an empty one or a previous export, which is replaced.")
 	since := fl.String("since", "", "Export only events at or after this RFC 3339 time.")
 	until := fl.String("until", "", "Export only events before this RFC 3339 time, and the items published before it.")
+	window := fl.Duration("window", 0, "Export only events at or after the newest event logged (before --until) less this duration, e.g. 720h; 0 for no bound.")
+	maxEvents := fl.Int("max-events", defaultMaxEvents, "Export at most this many events, the newest, holding no more in memory (about 40 bytes each, besides the IDs).")
 	logLevel := fl.String("log-level", "info", "debug, info, warn or error.")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -91,13 +102,20 @@ func runExport(args []string, stdout io.Writer) error {
 		return err
 	}
 	if *logs == "" || *catURI == "" || *out == "" || fl.NArg() > 0 {
-		return errors.New("usage: recserve export --logs DIR --catalog URI --out DIR [--since RFC3339] [--until RFC3339]")
+		return errors.New("usage: " + exportUsage)
+	}
+	if *window < 0 {
+		return fmt.Errorf("--window %s is negative: give a duration such as 720h, or 0 for no bound", *window)
+	}
+	if *maxEvents < 1 {
+		return fmt.Errorf("--max-events %d must be at least 1", *maxEvents)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("invalid --log-level: %w", err)
 	}
-	x := &exporter{catalog: *catURI, log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
+	x := &exporter{catalog: *catURI, window: *window, maxEvents: *maxEvents,
+		log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
 	var err error
 	if x.logs, err = datalog.LocalDir(*logs); err != nil {
 		return fmt.Errorf("--logs: %w", err)
@@ -148,34 +166,102 @@ func localPath(uri string) (string, error) {
 }
 
 // exporter is one run of `recserve export`.
+//
+// The logs may hold tens of millions of events (deploy.logging.maxFiles
+// files of up to maxFileBytes each), out of time order; the export holds
+// the events it keeps in memory to sort them, bounded two ways in one
+// pass over the files:
+//   - --window: the start of the window, the newest event time read so
+//     far less the window, only moves forward as the files are read, so an
+//     event before it is dropped as it is read, and the events kept before
+//     it moved are dropped at the end. (A first pass for the newest time
+//     would read and parse the whole logs twice.)
+//   - --max-events N: the events kept are a plain slice until it holds N;
+//     it then becomes a min-heap by (time, order read), which pops the
+//     events that fell out of the window and otherwise lets a newer event
+//     take the place of the oldest. So no more than N events are held,
+//     and those kept are exactly the newest N of the window, ties going
+//     to those read last, as a stable sort of them all would keep.
+//
+// A kept event is a keptEvent of 40 bytes, half a dataset.Event, its IDs
+// indexes into one table of the distinct IDs of the events ever kept.
 type exporter struct {
 	logs, catalog, out string
 	since, until       time.Time
+	window             time.Duration
+	maxEvents          int
 	log                *slog.Logger
 
 	cat       *catalog.Catalog
 	published []dataset.Item      // items of new_item events, in order
 	risks     map[string]float64  // the risk the logs last set, by item
 	known     map[string]struct{} // published items
-	events    []dataset.Event     // the events to write, sorted
-	users     []string            // of the events, in order of first event
-	intern    map[string]string   // one copy of each ID
 	files     int                 // log files read
 	bad       int                 // rows of the logs skipped as bad
 	unknown   int                 // events of unknown items dropped
 	unknownEx map[string]struct{} // a few of those items, for the warning
+
+	newest time.Time   // of the events read before --until
+	start  time.Time   // of the window: --since, or newest less --window if later
+	events []keptEvent // kept; sorted once read
+	heaped bool        // events is a min-heap (keptEvent.less)
+	read   uint64      // events read within the window, the next one's order
+	// cappedAt is the newest time of an event --max-events dropped; such
+	// an event is in the final window if it is not before start.
+	cappedAt time.Time
+	capped   bool
+	ids      []string          // ids[0] is ""
+	idOf     map[string]uint32 // index of each ID in ids
+	users    []uint32          // of the events, in order of first event
 }
+
+// keptEvent is an event the export keeps: a dataset.Event in half the
+// memory, its IDs indexes into exporter.ids.
+type keptEvent struct {
+	sec                int64
+	seq                uint64 // the order read: files in datalog.List's order, rows in file order
+	nsec               int32
+	user, item, author uint32
+	typ                dataset.EventType
+}
+
+// compareKept orders events by time, then by the order read.
+func compareKept(a, b *keptEvent) int {
+	if c := cmp.Compare(a.sec, b.sec); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.nsec, b.nsec); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
+}
+
+func (e *keptEvent) less(o *keptEvent) bool { return compareKept(e, o) < 0 }
+
+func (e *keptEvent) time() time.Time { return time.Unix(e.sec, int64(e.nsec)).UTC() }
 
 // exportSummary is what an export wrote.
 type exportSummary struct {
 	out                                    string
 	events, users, items, published, files int
 	unknown, bad                           int
+	window                                 time.Duration
+	start                                  time.Time // of the window, with window
+	maxEvents                              int       // with capped
+	capped                                 bool
+	oldest                                 time.Time // of the events, with capped
 }
 
 func (s exportSummary) String() string {
-	return fmt.Sprintf("exported %d events, %d users, %d items (%d published in the logs) from %d log files to %s; dropped %d events of unknown items and %d bad rows",
+	str := fmt.Sprintf("exported %d events, %d users, %d items (%d published in the logs) from %d log files to %s; dropped %d events of unknown items and %d bad rows",
 		s.events, s.users, s.items, s.published, s.files, s.out, s.unknown, s.bad)
+	if s.window > 0 {
+		str += fmt.Sprintf("; the window (--window %s) starts at %s", s.window, s.start.Format(time.RFC3339Nano))
+	}
+	if s.capped {
+		str += fmt.Sprintf("; kept only the newest %d events (--max-events), from %s", s.maxEvents, s.oldest.Format(time.RFC3339Nano))
+	}
+	return str
 }
 
 func (x *exporter) run(ctx context.Context) (exportSummary, error) {
@@ -193,7 +279,8 @@ func (x *exporter) run(ctx context.Context) (exportSummary, error) {
 	if x.cat, err = catalog.Load(ctx, x.catalog, catalog.Options{}); err != nil {
 		return exportSummary{}, fmt.Errorf("--catalog: %w", err)
 	}
-	x.risks, x.known, x.intern, x.unknownEx = map[string]float64{}, map[string]struct{}{}, map[string]string{}, map[string]struct{}{}
+	x.risks, x.known, x.unknownEx = map[string]float64{}, map[string]struct{}{}, map[string]struct{}{}
+	x.ids, x.idOf, x.start = []string{""}, map[string]uint32{"": 0}, x.since
 	if err := x.readItems(files); err != nil {
 		return exportSummary{}, err
 	}
@@ -202,7 +289,7 @@ func (x *exporter) run(ctx context.Context) (exportSummary, error) {
 	}
 	if len(x.events) == 0 {
 		return exportSummary{}, fmt.Errorf("no events to export: %d log files in %s hold none%s of an item the catalog or the logs know (%d dropped as of unknown items, %d bad rows)",
-			x.files, x.logs, x.window(), x.unknown, x.bad)
+			x.files, x.logs, x.bounds(), x.unknown, x.bad)
 	}
 	if x.unknown > 0 {
 		ex := make([]string, 0, len(x.unknownEx))
@@ -214,14 +301,22 @@ func (x *exporter) run(ctx context.Context) (exportSummary, error) {
 	if err := x.write(); err != nil {
 		return exportSummary{}, err
 	}
-	return exportSummary{out: x.out, events: len(x.events), users: len(x.users), items: x.cat.Len() + len(x.published),
-		published: len(x.published), files: x.files, unknown: x.unknown, bad: x.bad}, nil
+	sum := exportSummary{out: x.out, events: len(x.events), users: len(x.users), items: x.cat.Len() + len(x.published),
+		published: len(x.published), files: x.files, unknown: x.unknown, bad: x.bad,
+		window: x.window, start: x.start, maxEvents: x.maxEvents, capped: x.capped}
+	if x.capped {
+		sum.oldest = x.events[0].time()
+	}
+	return sum, nil
 }
 
-// window describes --since and --until for messages.
-func (x *exporter) window() string {
+// bounds describes --since, --until and --window for messages.
+func (x *exporter) bounds() string {
 	var s string
-	if !x.since.IsZero() {
+	switch {
+	case x.window > 0 && !x.start.IsZero():
+		s += " at or after " + x.start.Format(time.RFC3339Nano) + " (--window " + x.window.String() + ")"
+	case !x.since.IsZero():
 		s += " at or after " + x.since.Format(time.RFC3339Nano)
 	}
 	if !x.until.IsZero() {
@@ -230,12 +325,15 @@ func (x *exporter) window() string {
 	return s
 }
 
-func (x *exporter) id(s string) string {
-	if v, ok := x.intern[s]; ok {
-		return v
+// id returns the index of an ID in x.ids, adding it.
+func (x *exporter) id(s string) uint32 {
+	if i, ok := x.idOf[s]; ok {
+		return i
 	}
-	x.intern[s] = s
-	return s
+	i := uint32(len(x.ids))
+	x.ids = append(x.ids, s)
+	x.idOf[s] = i
+	return i
 }
 
 // noteBad counts a file's bad rows and warns of them.
@@ -302,7 +400,9 @@ func (x *exporter) readItems(files []datalog.File) error {
 }
 
 // readEvents reads the events logs and keeps, sorted, the events within
-// the window whose item is known.
+// the window whose item is known, the newest --max-events of them (see
+// exporter). With --window, the events of unknown items counted are those
+// within the window as it stood when they were read.
 func (x *exporter) readEvents(files []datalog.File) error {
 	for _, f := range files {
 		if f.Log != datalog.EventsLog {
@@ -310,6 +410,15 @@ func (x *exporter) readEvents(files []datalog.File) error {
 		}
 		rep, err := datalog.ReadEvents(f.Path, func(ev dataset.Event) error {
 			if ev.Time.Before(x.since) || (!x.until.IsZero() && !ev.Time.Before(x.until)) {
+				return nil
+			}
+			if x.window > 0 && ev.Time.After(x.newest) {
+				x.newest = ev.Time
+				if s := x.newest.Add(-x.window); s.After(x.start) {
+					x.start = s
+				}
+			}
+			if ev.Time.Before(x.start) {
 				return nil
 			}
 			if ev.Item != "" && !x.knows(ev.Item) {
@@ -322,8 +431,7 @@ func (x *exporter) readEvents(files []datalog.File) error {
 				}
 				ev.Item = ""
 			}
-			ev.User, ev.Item, ev.Author = x.id(ev.User), x.id(ev.Item), x.id(ev.Author)
-			x.events = append(x.events, ev)
+			x.keep(&ev)
 			return nil
 		})
 		if errors.Is(err, fs.ErrNotExist) {
@@ -335,15 +443,94 @@ func (x *exporter) readEvents(files []datalog.File) error {
 		}
 		x.noteBad(f.Path, rep)
 	}
-	dataset.SortEvents(x.events)
-	seen := map[string]struct{}{}
-	for _, ev := range x.events {
-		if _, ok := seen[ev.User]; !ok {
-			seen[ev.User] = struct{}{}
-			x.users = append(x.users, ev.User)
+	x.events = slices.DeleteFunc(x.events, func(e keptEvent) bool { return e.time().Before(x.start) })
+	x.capped = x.capped && !x.cappedAt.Before(x.start)
+	slices.SortFunc(x.events, func(a, b keptEvent) int { return compareKept(&a, &b) })
+	seen := make([]bool, len(x.ids))
+	for _, e := range x.events {
+		if !seen[e.user] {
+			seen[e.user] = true
+			x.users = append(x.users, e.user)
 		}
 	}
 	return nil
+}
+
+// keep keeps an event within the window as it stands: see exporter.
+func (x *exporter) keep(ev *dataset.Event) {
+	e := keptEvent{sec: ev.Time.Unix(), nsec: int32(ev.Time.Nanosecond()), seq: x.read, typ: ev.Type}
+	x.read++
+	if x.heaped {
+		for len(x.events) > 0 && x.events[0].time().Before(x.start) {
+			x.popOldest()
+		}
+		if len(x.events) == x.maxEvents {
+			// The newest maxEvents are kept: e, read last, goes before
+			// the oldest kept unless it is older.
+			if e.less(&x.events[0]) {
+				x.dropCapped(&e)
+				return
+			}
+			x.dropCapped(&x.events[0])
+			x.popOldest()
+		}
+	}
+	e.user, e.item, e.author = x.id(ev.User), x.id(ev.Item), x.id(ev.Author)
+	x.events = append(x.events, e)
+	if x.heaped {
+		siftUp(x.events, len(x.events)-1)
+	} else if len(x.events) == x.maxEvents {
+		for i := len(x.events)/2 - 1; i >= 0; i-- {
+			siftDown(x.events, i)
+		}
+		x.heaped = true
+	}
+}
+
+// dropCapped notes an event --max-events drops.
+func (x *exporter) dropCapped(e *keptEvent) {
+	if t := e.time(); !x.capped || t.After(x.cappedAt) {
+		x.cappedAt = t
+	}
+	x.capped = true
+}
+
+// popOldest removes the root of the heap of events.
+func (x *exporter) popOldest() {
+	n := len(x.events) - 1
+	x.events[0] = x.events[n]
+	x.events = x.events[:n]
+	siftDown(x.events, 0)
+}
+
+// siftUp and siftDown restore the min-heap h (keptEvent.less) after h[i]
+// changed.
+func siftUp(h []keptEvent, i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h[i].less(&h[p]) {
+			return
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func siftDown(h []keptEvent, i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && h[c+1].less(&h[c]) {
+			c++
+		}
+		if !h[c].less(&h[i]) {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }
 
 func (x *exporter) knows(item string) bool {
@@ -419,11 +606,12 @@ func (x *exporter) writeFiles(dir string) error {
 		}
 		zeros := make([]float32, dim)
 		for _, u := range x.users {
-			feat, ok := x.cat.UserFeatures(u)
+			id := x.ids[u]
+			feat, ok := x.cat.UserFeatures(id)
 			if !ok {
 				feat = zeros
 			}
-			if err := uw.Write(dataset.User{ID: u, Features: feat}); err != nil {
+			if err := uw.Write(dataset.User{ID: id, Features: feat}); err != nil {
 				return err
 			}
 		}
@@ -447,7 +635,9 @@ func (x *exporter) writeFiles(dir string) error {
 		if err != nil {
 			return err
 		}
-		for _, ev := range x.events {
+		for i := range x.events {
+			e := &x.events[i]
+			ev := dataset.Event{User: x.ids[e.user], Item: x.ids[e.item], Author: x.ids[e.author], Type: e.typ, Time: e.time()}
 			if err := ew.Write(ev); err != nil {
 				return err
 			}

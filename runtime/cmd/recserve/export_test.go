@@ -20,10 +20,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,6 +226,10 @@ func TestExportRefuses(t *testing.T) {
 		"a missing catalog":          {[]string{"--logs", logDir, "--catalog", filepath.Join(dir, "nowhere"), "--out", out}, "--catalog: failed to load catalog"},
 		"an --out of other files":    {[]string{"--logs", logDir, "--catalog", catDir, "--out", notDataset}, "holds notes.txt, which is not a dataset file"},
 		"no --out":                   {[]string{"--logs", logDir, "--catalog", catDir}, "usage: recserve export"},
+		"a negative window":          {[]string{"--logs", logDir, "--catalog", catDir, "--out", out, "--window", "-1h"}, "--window -1h0m0s is negative"},
+		"no events allowed":          {[]string{"--logs", logDir, "--catalog", catDir, "--out", out, "--max-events", "0"}, "--max-events 0 must be at least 1"},
+		"a window without events before --until": {[]string{"--logs", logDir, "--catalog", catDir, "--out", out,
+			"--until", at(9).Format(time.RFC3339), "--window", "1h"}, "no events to export"},
 	} {
 		err := runExport(tc.args, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -233,6 +241,149 @@ func TestExportRefuses(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(notDataset, "notes.txt")); err != nil {
 		t.Errorf("a refused export touched --out: %v", err)
+	}
+}
+
+func TestExportWindowAndMaxEvents(t *testing.T) {
+	catDir, logDir := exportFixture(t)
+	out := filepath.Join(t.TempDir(), "export")
+	// The fixture's events, sorted: u3 at 9s, u1 at 10s (i1, then n1), 11s
+	// and 13s, u2 at 20s and 21s, u3 at 30s.
+	for name, tc := range map[string]struct {
+		args     []string
+		want     []string // user@second of the events exported
+		ofWindow string   // the summary's words of --window, "" for none
+		capped   string   // the summary's words of --max-events, "" for none
+	}{
+		"the newest 10s": {
+			args:     []string{"--window", "10s"},
+			want:     []string{"u2@20", "u2@21", "u3@30"},
+			ofWindow: "; the window (--window 10s) starts at 2025-03-01T12:00:20Z",
+		},
+		"a window ending at --until": {
+			args:     []string{"--until", at(21).Format(time.RFC3339), "--window", "10s"},
+			want:     []string{"u1@10", "u1@10", "u1@11", "u1@13", "u2@20"},
+			ofWindow: "; the window (--window 10s) starts at 2025-03-01T12:00:10Z",
+		},
+		"a window starting before --since": {
+			args:     []string{"--since", at(13).Format(time.RFC3339), "--window", "1h"},
+			want:     []string{"u1@13", "u2@20", "u2@21", "u3@30"},
+			ofWindow: "; the window (--window 1h0m0s) starts at 2025-03-01T12:00:13Z",
+		},
+		"the newest 3": {
+			args:   []string{"--max-events", "3"},
+			want:   []string{"u2@20", "u2@21", "u3@30"},
+			capped: "; kept only the newest 3 events (--max-events), from 2025-03-01T12:00:20Z",
+		},
+		"the newest 6, of a tie the one read last": {
+			args:   []string{"--max-events", "6"},
+			want:   []string{"u1@10", "u1@11", "u1@13", "u2@20", "u2@21", "u3@30"},
+			capped: "; kept only the newest 6 events (--max-events), from 2025-03-01T12:00:10Z",
+		},
+		"as many as there are": {
+			args: []string{"--max-events", "8"},
+			want: []string{"u3@9", "u1@10", "u1@10", "u1@11", "u1@13", "u2@20", "u2@21", "u3@30"},
+		},
+		"a window that holds --max-events": {
+			args:     []string{"--window", "15s", "--max-events", "3"},
+			want:     []string{"u2@20", "u2@21", "u3@30"},
+			ofWindow: "; the window (--window 15s) starts at 2025-03-01T12:00:15Z",
+		},
+	} {
+		var stdout bytes.Buffer
+		if err := runExport(append([]string{"--logs", logDir, "--catalog", catDir, "--out", out}, tc.args...), &stdout); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		_, _, _, _, events := readDataset(t, out)
+		var got []string
+		for _, ev := range events {
+			got = append(got, ev.User+"@"+strconv.Itoa(int(ev.Time.Sub(exportT0)/time.Second)))
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: exported %v, want %v", name, got, tc.want)
+		}
+		if name == "the newest 6, of a tie the one read last" && events[0].Item != "n1" {
+			t.Errorf("%s: kept %+v of the two events at 10s, want the one read last (n1)", name, events[0])
+		}
+		wantSum := fmt.Sprintf("exported %d events, ", len(tc.want))
+		if !strings.HasPrefix(stdout.String(), wantSum) || !strings.HasSuffix(stdout.String(), " bad rows"+tc.ofWindow+tc.capped+"\n") {
+			t.Errorf("%s: summary %q, want it to start with %q and end with %q", name, stdout.String(), wantSum, " bad rows"+tc.ofWindow+tc.capped)
+		}
+	}
+}
+
+// The events exported under --window and --max-events are those that
+// sorting every event, applying the window and keeping the last N gives,
+// over logs of many files in and out of time order.
+func TestExportBoundsMatchSortingEverything(t *testing.T) {
+	catDir, _ := exportFixture(t)
+	logDir := filepath.Join(t.TempDir(), "logs")
+	must(t, os.MkdirAll(logDir, 0o755))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, name := range []string{
+		"events.fe-a.20250301T120000.000000000Z.jsonl",
+		"events.fe-a.20250301T130000.000000000Z.jsonl",
+		"events.fe-a.jsonl",
+		"events.fe-b.20250301T123000.000000000Z.jsonl",
+		"events.fe-b.jsonl",
+		"events.fe-c.jsonl",
+	} {
+		b := []byte(`{"format":"recpipeline.events","version":1}` + "\n")
+		base := rng.IntN(600)
+		for range 100 + rng.IntN(100) {
+			ev := dataset.Event{User: fmt.Sprintf("u%d", rng.IntN(20)), Item: fmt.Sprintf("i%d", 1+rng.IntN(4)), Type: dataset.Impression,
+				Time: at(base + rng.IntN(400))} // seconds: many ties
+			b = dataset.AppendEvent(b, &ev)
+		}
+		must(t, os.WriteFile(filepath.Join(logDir, name), b, 0o644))
+	}
+	// Every event in the order export reads them: the files in List's
+	// order, the rows in file order.
+	files, err := datalog.List(logDir)
+	must(t, err)
+	var all []dataset.Event
+	for _, f := range files {
+		_, err := datalog.ReadEvents(f.Path, func(ev dataset.Event) error { all = append(all, ev); return nil })
+		must(t, err)
+	}
+	dataset.SortEvents(all)
+	newest := all[len(all)-1].Time
+	out := filepath.Join(t.TempDir(), "export")
+	for _, tc := range []struct {
+		window time.Duration
+		max    int
+		// ofWindow adds the number of events in the window to max: the
+		// events --max-events drops before the window's start is known
+		// are no reason to say it capped them.
+		ofWindow bool
+	}{
+		{0, 1, false}, {0, 37, false}, {0, 100000, false}, {time.Second, 3, false}, {100 * time.Second, 7, false},
+		{100 * time.Second, 100000, false}, {300 * time.Second, 64, false}, {300 * time.Second, 500, false},
+		{100 * time.Second, -1, true}, {100 * time.Second, 0, true}, {100 * time.Second, 5, true}, {300 * time.Second, 0, true},
+	} {
+		want := all
+		if tc.window > 0 {
+			want = slices.DeleteFunc(slices.Clone(all), func(ev dataset.Event) bool { return ev.Time.Before(newest.Add(-tc.window)) })
+		}
+		if tc.ofWindow {
+			tc.max += len(want)
+		}
+		capped := len(want) > tc.max
+		want = want[max(0, len(want)-tc.max):]
+		var stdout bytes.Buffer
+		err := runExport([]string{"--logs", logDir, "--catalog", catDir, "--out", out, "--window", tc.window.String(), "--max-events", strconv.Itoa(tc.max)}, &stdout)
+		if err != nil {
+			t.Errorf("--window %s --max-events %d: %v", tc.window, tc.max, err)
+			continue
+		}
+		_, _, _, _, got := readDataset(t, out)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("--window %s --max-events %d: exported %d events, want %d: the newest of those in the window, sorted stably", tc.window, tc.max, len(got), len(want))
+		}
+		if c := strings.Contains(stdout.String(), "kept only the newest"); c != capped {
+			t.Errorf("--window %s --max-events %d: summary %q says the events were capped: %v, want %v", tc.window, tc.max, stdout.String(), c, capped)
+		}
 	}
 }
 

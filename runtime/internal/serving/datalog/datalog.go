@@ -153,14 +153,14 @@ func open(cfg config.Logging, log *slog.Logger, host string, queueLen int) (*Log
 	}
 	host = fileSafe(host)
 	for i := range numLogs {
-		r := &rotator{dir: dir, base: string(i.log()) + "." + host, header: i.header(), maxBytes: maxBytes, maxFiles: maxFiles}
+		r := &rotator{dir: dir, log: i.log(), host: host, header: i.header(), maxBytes: maxBytes, maxFiles: maxFiles}
 		if err := r.open(); err != nil {
 			for _, o := range l.files[:i] {
 				_ = o.close()
 			}
 			return nil, err
 		}
-		if err := r.prune(); err != nil {
+		if err := r.prune(time.Now()); err != nil {
 			log.Warn("Failed to remove old log files", "log", i.log(), "err", err)
 		}
 		l.files[i] = r
@@ -350,8 +350,9 @@ func (l *Logger) Close() error {
 	return l.closeErr
 }
 
-// run is the writer goroutine: it writes the queued batches and flushes
-// the files every FlushInterval, until Close.
+// run is the writer goroutine: it writes the queued batches, flushes the
+// files every FlushInterval and keeps them alive (keepAlive), until
+// Close.
 func (l *Logger) run() {
 	defer close(l.done)
 	tick := time.NewTicker(FlushInterval)
@@ -360,9 +361,12 @@ func (l *Logger) run() {
 		select {
 		case b := <-l.queue:
 			l.write(b)
-		case <-tick.C:
+		case now := <-tick.C:
 			for i, f := range l.files {
 				if err := f.flush(); err != nil {
+					l.failed(logIndex(i), err)
+				}
+				if err := f.keepAlive(now); err != nil {
 					l.failed(logIndex(i), err)
 				}
 			}

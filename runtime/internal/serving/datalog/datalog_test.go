@@ -189,16 +189,16 @@ func TestRotationKeepsMaxFilesEachWithAHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rotated, current int
+	rotated, current := map[string]int{}, map[string]int{}
 	var rows []dataset.Event
 	for _, f := range files {
-		if f.Log != EventsLog || f.Host != "fe-0" {
+		if f.Log != EventsLog {
 			continue
 		}
 		if f.Rotated.IsZero() {
-			current++
+			current[f.Host]++
 		} else {
-			rotated++
+			rotated[f.Host]++
 		}
 		b, err := os.ReadFile(f.Path)
 		if err != nil {
@@ -210,29 +210,230 @@ func TestRotationKeepsMaxFilesEachWithAHeader(t *testing.T) {
 		if len(b) > maxBytes {
 			t.Errorf("%s has %d bytes, over maxFileBytes %d", f.Path, len(b), maxBytes)
 		}
-		rows = append(rows, readEventsFile(t, f.Path)...)
+		if f.Host == "fe-0" {
+			rows = append(rows, readEventsFile(t, f.Path)...)
+		}
 	}
-	if rotated != maxFiles || current != 1 {
-		t.Fatalf("fe-0 has %d rotated and %d current events files, want %d and 1: %+v", rotated, current, maxFiles, files)
-	}
-	// The files kept hold the newest rows, oldest file first, none lost
+	// The two hosts sharing the directory keep maxFiles rotated files
 	// between them.
+	if rotated["fe-0"]+rotated["fe-1"] != maxFiles || current["fe-0"] != 1 || current["fe-1"] != 1 {
+		t.Fatalf("rotated events files %v and current ones %v, want %d rotated in all and 1 current each: %+v", rotated, current, maxFiles, files)
+	}
+	// fe-0's files kept hold its newest rows, oldest file first, none
+	// lost between them.
 	if len(rows) == 0 || rows[len(rows)-1].User != fmt.Sprintf("u%d", n-1) {
-		t.Fatalf("the kept files end with %+v, want the last event", rows[len(rows)-1:])
+		t.Fatalf("the kept files end with %+v, want the last event", rows[max(0, len(rows)-1):])
 	}
 	for i := 1; i < len(rows); i++ {
 		if rows[i].Time.Before(rows[i-1].Time) {
 			t.Errorf("row %d (%v) is older than the row before it: a file was lost in between", i, rows[i].Time)
 		}
 	}
-	var otherFiles int
+}
+
+// writeLogFile writes a log file named name into dir, last modified at
+// mtime.
+func writeLogFile(t *testing.T, dir, name string, mtime time.Time) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(`{"format":"recpipeline.events","version":1}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// logNames returns the names of dir's log files, sorted as List sorts them.
+func logNames(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
 	for _, f := range files {
-		if f.Host == "fe-1" && f.Log == EventsLog {
-			otherFiles++
+		names = append(names, filepath.Base(f.Path))
+	}
+	return names
+}
+
+func TestOpenPrunesTheOldFilesOfEveryHost(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	ago := func(h int) time.Time { return now.Add(-time.Duration(h) * time.Hour) }
+	rotated := func(lg Log, host string, h int) string {
+		return string(lg) + "." + host + "." + ago(h).Format(stampLayout) + ext
+	}
+	for _, f := range []struct {
+		name  string
+		mtime time.Time
+	}{
+		{rotated(EventsLog, "fe-old", 50), ago(50)},
+		{"events.fe-old.jsonl", ago(48)}, // a pod gone two days ago
+		{rotated(EventsLog, "fe-gone", 30), ago(30)},
+		{"events.fe-gone.jsonl", ago(25)}, // gone a day ago, but among the newest
+		{rotated(EventsLog, "fe-0", 26), ago(26)},
+		{"events.fe-0.jsonl", ago(72)}, // this process's, restarted after three days
+		{rotated(EventsLog, "fe-1", 2), ago(2)},
+		{"events.fe-1.jsonl", ago(1)}, // a live replica's
+		{rotated(ItemsLog, "fe-old", 100), ago(100)},
+	} {
+		writeLogFile(t, dir, f.name, f.mtime)
+	}
+	l, err := open(config.Logging{Dir: dir, MaxFiles: 3}, nil, "fe-0", QueueLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go l.run()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		rotated(EventsLog, "fe-0", 26),
+		"events.fe-0.jsonl",
+		rotated(EventsLog, "fe-1", 2),
+		"events.fe-1.jsonl",
+		"events.fe-gone.jsonl",
+		"items.fe-0.jsonl",
+		rotated(ItemsLog, "fe-old", 100),
+		"served.fe-0.jsonl",
+	}
+	if got := logNames(t, dir); !reflect.DeepEqual(got, want) {
+		t.Errorf("after opening the logs of fe-0 with maxFiles 3, the directory holds\n %q\nwant\n %q", got, want)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "events.fe-0.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now.Sub(fi.ModTime()) >= StaleAfter {
+		t.Errorf("the reopened events.fe-0.jsonl was last modified at %v: other replicas take it for stale", fi.ModTime())
+	}
+}
+
+func TestRotationPrunesTheFilesOfGoneHosts(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	for h := range 5 {
+		writeLogFile(t, dir, "events.fe-gone."+now.Add(-time.Duration(h+1)*time.Hour).Format(stampLayout)+ext, now)
+	}
+	writeLogFile(t, dir, "events.fe-gone.jsonl", now.Add(-StaleAfter-time.Minute))
+	l := openStarted(t, config.Logging{Dir: dir, MaxFileBytes: 200, MaxFiles: 2}, "fe-0")
+	for i := range 20 {
+		l.Events([]store.Event{{User: fmt.Sprintf("u%d", i), Item: "i1", Type: store.Impression, Time: t0}})
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var own int
+	for _, name := range logNames(t, dir) {
+		switch {
+		case strings.HasPrefix(name, "events.fe-gone."):
+			t.Errorf("%s is left after fe-0 rotated its events log past maxFiles 2", name)
+		case strings.HasPrefix(name, "events.fe-0.") && name != "events.fe-0.jsonl":
+			own++
 		}
 	}
-	if otherFiles != maxFiles+1 {
-		t.Errorf("fe-1, sharing the directory, kept %d events files, want %d", otherFiles, maxFiles+1)
+	if own != 2 {
+		t.Errorf("fe-0 kept %d rotated events files, want 2", own)
+	}
+}
+
+func TestReplicasPruneAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	for h := range 10 {
+		writeLogFile(t, dir, "events.fe-gone."+now.Add(-time.Duration(h+1)*time.Hour).Format(stampLayout)+ext, now)
+	}
+	writeLogFile(t, dir, "events.fe-old.jsonl", now.Add(-2*StaleAfter))
+	a := &rotator{dir: dir, log: EventsLog, host: "fe-0", maxFiles: 2}
+	b := &rotator{dir: dir, log: EventsLog, host: "fe-1", maxFiles: 2}
+	old, err := a.oldFiles(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(old) != 9 {
+		t.Fatalf("fe-0 would remove %d files, want 9 (8 rotated and a stale current one): %q", len(old), old)
+	}
+	// fe-1 prunes between fe-0's listing and its removals.
+	if err := b.prune(now); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeFiles(old); err != nil {
+		t.Errorf("fe-0 failed to remove the files fe-1 removed first: %v", err)
+	}
+	if got := logNames(t, dir); len(got) != 2 {
+		t.Errorf("the replicas left %q, want the 2 newest rotated files", got)
+	}
+
+	// And both at once, as the race detector sees it.
+	for h := range 10 {
+		writeLogFile(t, dir, "events.fe-gone."+now.Add(-time.Duration(h+20)*time.Hour).Format(stampLayout)+ext, now)
+		writeLogFile(t, dir, fmt.Sprintf("events.fe-old-%d.jsonl", h), now.Add(-2*StaleAfter))
+	}
+	errs := make(chan error, 2)
+	for _, r := range []*rotator{a, b} {
+		go func() { errs <- r.prune(now) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("pruning at once: %v", err)
+		}
+	}
+	if got := logNames(t, dir); len(got) != 2 {
+		t.Errorf("the replicas pruning at once left %q, want the 2 newest rotated files", got)
+	}
+}
+
+func TestKeepAliveTouchesAndRestartsTheCurrentFile(t *testing.T) {
+	dir := t.TempDir()
+	l, err := open(config.Logging{Dir: dir}, nil, "fe-0", QueueLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := l.files[eventsLog]
+	path := filepath.Join(dir, "events.fe-0.jsonl")
+	mtime := func() time.Time {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.ModTime()
+	}
+	long := time.Now().Add(-2 * StaleAfter)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Chtimes(path, long, long))
+	now := time.Now()
+	must(r.keepAlive(now))
+	// Within a second: file systems keep modification times more or less
+	// finely.
+	near := func(a, b time.Time) bool { return a.Sub(b).Abs() < time.Second }
+	if !near(mtime(), long) {
+		t.Errorf("keepAlive within the hour after open set the modification time")
+	}
+	now = now.Add(touchInterval)
+	must(r.keepAlive(now))
+	if got := mtime(); !near(got, now) {
+		t.Errorf("after keepAlive an hour on, the file was last modified at %v, want %v", got, now)
+	}
+
+	// Another replica removed the file (it took it for stale).
+	must(os.Remove(path))
+	now = now.Add(touchInterval)
+	if err := r.keepAlive(now); err == nil || !strings.Contains(err.Error(), "started it anew") {
+		t.Errorf("keepAlive of a removed file: %v, want it to say so", err)
+	}
+	l.Events([]store.Event{{User: "u1", Item: "i1", Type: store.Click, Time: t0}})
+	go l.run()
+	must(l.Close())
+	if got := readEventsFile(t, path); len(got) != 1 || got[0].User != "u1" {
+		t.Errorf("after the file was removed, it holds %+v, want the event written since", got)
 	}
 }
 

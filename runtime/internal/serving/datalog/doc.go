@@ -29,14 +29,35 @@ limitations under the License.
 //
 // and likewise items.<host>… and served.<host>…. A file is rotated before
 // a line would take it past deploy.logging.maxFileBytes (a line is never
-// split; a single line longer than that makes a file of its own), and the
-// oldest rotated files past deploy.logging.maxFiles are removed, per log and
-// host. A restarted process appends to its current files. Every file, the
-// first as each one a rotation starts, begins with a header line naming its
+// split; a single line longer than that makes a file of its own). A
+// restarted process appends to its current files. Every file, the first
+// as each one a rotation starts, begins with a header line naming its
 // format and version, as the formats of runtime/internal/dataset/FORMAT.md
 // do. Lines are buffered and reach the file at least every second, when a
 // file is rotated and on Close. A file that ends in ".gz" is read as gzip
 // (List and the readers accept such files; the Logger writes none).
+//
+// # Retention
+//
+// deploy.logging.maxFiles rotated files are kept per log, of all hosts
+// together: the host names are pod names, which every rollout, restart and
+// scale-down changes, so that a count per host would keep the files of
+// every pod that ever ran. When a Logger opens a log, and after each
+// rotation, it removes the oldest of the log's files beyond the newest
+// maxFiles, counting
+//   - the rotated files of every host, dated by the time in their names;
+//   - the current files of other hosts not modified for StaleAfter (24
+//     hours), dated by their modification time: those of processes that
+//     are gone.
+//
+// A Logger never removes its own current file, and sets the modification
+// time of its current files every hour, written to or not, so that other
+// replicas never take them for stale (should one be removed all the same,
+// it is started anew within the hour). The replicas prune the directory
+// they share independently, at once as well: a file one of them removed
+// first is no error to the others. So, once pruned, a log holds at most
+// maxFiles files that are rotated or stale, beside the current files of the
+// live replicas and of the processes gone within StaleAfter.
 //
 // # events: recpipeline.events
 //

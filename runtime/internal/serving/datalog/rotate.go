@@ -49,38 +49,63 @@ const (
 	stampLayout = "20060102T150405.000000000Z"
 	// bufSize is the write buffer of each file.
 	bufSize = 64 << 10
+	// touchInterval is how often the writer sets the modification time of
+	// its current files, written to or not, so that they never look
+	// StaleAfter old to another replica.
+	touchInterval = time.Hour
 )
 
-// rotator is one log's current file: it rotates the file by size, keeps
-// maxFiles rotated ones and starts each file with header. It is used by
-// the writer goroutine alone.
-type rotator struct {
-	dir, base string // files are dir/base.jsonl and dir/base.<stamp>.jsonl
-	header    []byte
-	maxBytes  int64
-	maxFiles  int
+// StaleAfter is how long after its last modification another host's
+// current file is taken for the file of a process that is gone (a pod
+// replaced by a rollout, a restart or a scale-down): when a Logger prunes
+// a log, such a file counts as a rotated file, dated by its modification
+// time, and is removed once it is not among the newest maxFiles. A live
+// Logger sets the modification time of its current files at least every
+// hour (touchInterval), so that theirs never gets this old.
+const StaleAfter = 24 * time.Hour
 
-	f    *os.File // nil when closed, or after a failure until the next write
-	bw   *bufio.Writer
-	size int64 // of the file, the buffered bytes included
+// rotator is one log's current file: it rotates the file by size, keeps
+// the newest maxFiles rotated files of the log, of every host, and starts
+// each file with header. It is used by the writer goroutine alone.
+type rotator struct {
+	dir      string
+	log      Log
+	host     string // files are dir/<log>.<host>.jsonl and dir/<log>.<host>.<stamp>.jsonl
+	header   []byte
+	maxBytes int64
+	maxFiles int
+
+	f       *os.File // nil when closed, or after a failure until the next write
+	bw      *bufio.Writer
+	size    int64     // of the file, the buffered bytes included
+	touched time.Time // when the file's modification time was last set
 }
 
-func (r *rotator) path() string { return filepath.Join(r.dir, r.base+ext) }
+func (r *rotator) base() string { return string(r.log) + "." + r.host }
+
+func (r *rotator) path() string { return filepath.Join(r.dir, r.base()+ext) }
 
 // open opens the current file for appending, writing the header into a
-// new one. A file whose last line was cut short (a crash) gets a newline,
-// so that the cut line stays a bad line of its own.
+// new one, and sets its modification time (a file a restarted process
+// appends to may be StaleAfter old). A file whose last line was cut short
+// (a crash) gets a newline, so that the cut line stays a bad line of its
+// own.
 func (r *rotator) open() error {
 	f, err := os.OpenFile(r.path(), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("failed to open the log file: %w", err)
+	}
+	now := time.Now()
+	if err := os.Chtimes(r.path(), now, now); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("failed to set the modification time of log file %s: %w", r.path(), err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
 		return fmt.Errorf("failed to open the log file: %w", err)
 	}
-	r.f, r.size = f, fi.Size()
+	r.f, r.size, r.touched = f, fi.Size(), now
 	if r.bw == nil {
 		r.bw = bufio.NewWriterSize(f, bufSize)
 	} else {
@@ -150,17 +175,52 @@ func (r *rotator) rotate() error {
 	if err := os.Rename(r.path(), name); err != nil {
 		return fmt.Errorf("failed to rotate log file %s: %w", r.path(), err)
 	}
-	if err := r.prune(); err != nil {
+	if err := r.prune(time.Now()); err != nil {
 		return err
 	}
 	return r.open()
+}
+
+// keepAlive runs at every tick of the writer: once every touchInterval it
+// sets the current file's modification time, so that another replica
+// never takes it for a gone process's file. Should the file have been
+// removed all the same, or replaced (another replica pruned it in the
+// instant this process reopened it after StaleAfter down), the rows
+// written since the last check are lost, and the file is started anew.
+func (r *rotator) keepAlive(now time.Time) error {
+	if r.f == nil || now.Sub(r.touched) < touchInterval {
+		return nil
+	}
+	r.touched = now
+	mine, err := r.f.Stat()
+	if err != nil {
+		r.abandon()
+		return fmt.Errorf("failed to check log file %s: %w", r.path(), err)
+	}
+	named, err := os.Stat(r.path())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("failed to check log file %s: %w", r.path(), err)
+	}
+	if err != nil || !os.SameFile(mine, named) {
+		if err := r.close(); err != nil {
+			return err
+		}
+		if err := r.open(); err != nil {
+			return err
+		}
+		return fmt.Errorf("log file %s was removed while written to; started it anew", r.path())
+	}
+	if err := os.Chtimes(r.path(), now, now); err != nil {
+		return fmt.Errorf("failed to set the modification time of log file %s: %w", r.path(), err)
+	}
+	return nil
 }
 
 // rotatedName returns the name of a rotated file at t, a nanosecond later
 // for each that exists already.
 func (r *rotator) rotatedName(t time.Time) (string, error) {
 	for range 1000 {
-		name := filepath.Join(r.dir, r.base+"."+t.UTC().Format(stampLayout)+ext)
+		name := filepath.Join(r.dir, r.base()+"."+t.UTC().Format(stampLayout)+ext)
 		_, err := os.Lstat(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, err = os.Lstat(name + ".gz"); errors.Is(err, fs.ErrNotExist) {
@@ -175,21 +235,69 @@ func (r *rotator) rotatedName(t time.Time) (string, error) {
 	return "", fmt.Errorf("failed to name a rotated log file: 1000 names taken after %s", t.Format(stampLayout))
 }
 
-// prune removes the oldest rotated files of this log and host beyond
-// maxFiles.
-func (r *rotator) prune() error {
-	files, err := List(r.dir)
+// prune removes the old files of this log beyond the newest maxFiles:
+// the log's rotated files of every host, dated by the time in their
+// names, and the current files of other hosts last modified StaleAfter
+// before now, dated by their modification time; never this process's
+// current file. Every replica of a frontend prunes the directory they
+// share, at once as well: a file another one removed, or rotated, first
+// is no error.
+func (r *rotator) prune(now time.Time) error {
+	old, err := r.oldFiles(now)
 	if err != nil {
 		return err
 	}
-	var rotated []string
+	return removeFiles(old)
+}
+
+// oldFiles returns the files prune removes.
+func (r *rotator) oldFiles(now time.Time) ([]string, error) {
+	files, err := List(r.dir)
+	if err != nil {
+		return nil, err
+	}
+	type dated struct {
+		path string
+		at   time.Time
+	}
+	var rotated []dated
+	var errs []error
 	for _, f := range files {
-		if !f.Rotated.IsZero() && string(f.Log)+"."+f.Host == r.base {
-			rotated = append(rotated, f.Path) // List sorts them oldest first
+		switch {
+		case f.Log != r.log:
+		case !f.Rotated.IsZero():
+			rotated = append(rotated, dated{f.Path, f.Rotated})
+		case f.Host != r.host:
+			fi, err := os.Stat(f.Path)
+			switch {
+			case errors.Is(err, fs.ErrNotExist): // rotated or removed since List
+			case err != nil:
+				errs = append(errs, err)
+			case now.Sub(fi.ModTime()) >= StaleAfter:
+				rotated = append(rotated, dated{f.Path, fi.ModTime()})
+			}
 		}
 	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("failed to list old log files: %w", errors.Join(errs...))
+	}
+	slices.SortFunc(rotated, func(a, b dated) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return strings.Compare(a.path, b.path)
+	})
+	var old []string
+	for _, d := range rotated[:max(0, len(rotated)-r.maxFiles)] {
+		old = append(old, d.path)
+	}
+	return old, nil
+}
+
+// removeFiles removes files; one already removed is no error.
+func removeFiles(paths []string) error {
 	var errs []error
-	for _, p := range rotated[:max(0, len(rotated)-r.maxFiles)] {
+	for _, p := range paths {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
