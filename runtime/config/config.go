@@ -498,10 +498,13 @@ type PrecomputeRun struct {
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitzero"`
 	// Users is how many users were selected, Done how many of them were
-	// computed so far and Stored how many lists were stored.
+	// taken so far and Stored how many lists were stored.
 	Users  int `json:"users"`
 	Done   int `json:"done"`
 	Stored int `json:"stored"`
+	// Failed counts the users whose funnel failed (a stage down or past
+	// its time), passed over.
+	Failed int `json:"failed,omitempty"`
 	// Revision is the config revision the lists were computed with.
 	Revision string `json:"revision"`
 	// Error says why the run failed; empty when it succeeded or goes on.

@@ -84,7 +84,7 @@ func main() {
 type flags struct {
 	stage, file, configMap, stateDir, logLevel, pprofAddr string
 	stageToken                                            string
-	httpPort, grpcPort, maxConc                           int
+	httpPort, grpcPort, maxConc, saturatedAt              int
 	drain                                                 time.Duration
 }
 
@@ -100,6 +100,7 @@ func parseFlags() *flags {
 	flag.DurationVar(&f.drain, "drain", 5*time.Second, "How long readiness is off before the server stops on SIGTERM.")
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error.")
 	flag.IntVar(&f.maxConc, "max-concurrent", 0, "Most recommendations computed at once; the others queue in arrival order. 0: no bound.")
+	flag.IntVar(&f.saturatedAt, "saturated-at", 0, "Recommendations computed at once past which, without --max-concurrent, the frontend is saturated and answers users with a precomputed list from it. 0: twice GOMAXPROCS.")
 	flag.StringVar(&f.pprofAddr, "pprof-address", "", "Address of Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; off when empty. Keep it off the pod's network.")
 	flag.Parse()
 	return f
@@ -147,6 +148,7 @@ func run() error {
 		Stage:          f.stage,
 		DeployRevision: os.Getenv(config.DeployRevisionEnv),
 		MaxConcurrent:  f.maxConc,
+		SaturatedAt:    f.saturatedAt,
 		EventsToken:    os.Getenv(config.EventsTokenEnv),
 		Log:            log,
 	})

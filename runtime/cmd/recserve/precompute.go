@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -48,7 +49,7 @@ func runPrecompute(args []string) error {
 		fs.PrintDefaults()
 	}
 	frontend := fs.String(config.FlagFrontend, "", "Base URL of the frontend, e.g. http://explore-frontend:8080 (required).")
-	wait := fs.Duration("wait", 2*time.Hour, "Longest time to wait for the run.")
+	wait := fs.Duration("wait", time.Hour, "Longest time the run may take: the frontend stops it then, and the command fails.")
 	poll := fs.Duration("poll", 2*time.Second, "How often the run is checked.")
 	resultFile := fs.String("result-file", config.TerminationMessagePath, "File the finished run is written to as JSON, where it exists; none when empty.")
 	if err := fs.Parse(args); err != nil {
@@ -97,7 +98,7 @@ func (c *precomputeClient) run(ctx context.Context, poll time.Duration) (*config
 	for {
 		select {
 		case <-ctx.Done():
-			return started, fmt.Errorf("gave up waiting for precompute run %s: %w", started.ID, ctx.Err())
+			return started, fmt.Errorf("failed to see precompute run %s finish: %w", started.ID, ctx.Err())
 		case <-t.C:
 		}
 		run, err := c.last(ctx)
@@ -105,14 +106,14 @@ func (c *precomputeClient) run(ctx context.Context, poll time.Duration) (*config
 			return started, err
 		}
 		if run.ID != started.ID {
-			return run, fmt.Errorf("the frontend lost precompute run %s (it restarted, or another replica answered): its last run is %q", started.ID, run.ID)
+			return run, fmt.Errorf("failed to follow precompute run %s: the frontend's last run is %q (it restarted, or another replica answered)", started.ID, run.ID)
 		}
 		if !run.Finished.IsZero() {
 			if run.Error != "" {
-				return run, fmt.Errorf("precompute run %s failed after %d of %d users: %s", run.ID, run.Done, run.Users, run.Error)
+				return run, fmt.Errorf("failed precompute run %s, after %d of %d users: %s", run.ID, run.Done, run.Users, run.Error)
 			}
-			fmt.Fprintf(os.Stderr, "precompute run %s stored %d lists for %d users in %s\n",
-				run.ID, run.Stored, run.Users, run.Finished.Sub(run.Started).Round(time.Millisecond))
+			fmt.Fprintf(os.Stderr, "precompute run %s stored %d lists for %d users in %s (%d users' funnel failed)\n",
+				run.ID, run.Stored, run.Users, run.Finished.Sub(run.Started).Round(time.Millisecond), run.Failed)
 			return run, nil
 		}
 		if time.Since(last) >= 10*time.Second {
@@ -124,7 +125,12 @@ func (c *precomputeClient) run(ctx context.Context, poll time.Duration) (*config
 
 // start asks for a run: the one started, or the one already going on.
 func (c *precomputeClient) start(ctx context.Context) (*config.PrecomputeRun, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+config.PrecomputePath, nil)
+	target := c.base + config.PrecomputePath
+	if d, ok := ctx.Deadline(); ok {
+		// The frontend stops the run when this command gives up on it.
+		target += "?deadline=" + url.QueryEscape(time.Until(d).Round(time.Second).String())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +150,7 @@ func (c *precomputeClient) start(ctx context.Context) (*config.PrecomputeRun, er
 	case http.StatusAccepted:
 		var run config.PrecomputeRun
 		if err := json.Unmarshal(body, &run); err != nil {
-			return nil, fmt.Errorf("the frontend answered a run that does not parse: %w", err)
+			return nil, fmt.Errorf("failed to parse the frontend's run: %w", err)
 		}
 		return &run, nil
 	case http.StatusConflict:
@@ -152,12 +158,12 @@ func (c *precomputeClient) start(ctx context.Context) (*config.PrecomputeRun, er
 			Run *config.PrecomputeRun `json:"run"`
 		}
 		if err := json.Unmarshal(body, &busy); err != nil || busy.Run == nil {
-			return nil, fmt.Errorf("the frontend runs another precompute run and did not say which: %s", strings.TrimSpace(string(body)))
+			return nil, fmt.Errorf("failed to start a precompute run: another runs and the frontend did not say which: %s", strings.TrimSpace(string(body)))
 		}
 		fmt.Fprintf(os.Stderr, "precompute run %s is already going on; waiting for it\n", busy.Run.ID)
 		return busy.Run, nil
 	}
-	return nil, fmt.Errorf("the frontend refused the precompute run: %s: %s", resp.Status, errorText(body))
+	return nil, fmt.Errorf("failed to start a precompute run: the frontend answered %s: %s", resp.Status, errorText(body))
 }
 
 // last reads the frontend's last run.
@@ -180,7 +186,7 @@ func (c *precomputeClient) last(ctx context.Context) (*config.PrecomputeRun, err
 	}
 	var run config.PrecomputeRun
 	if err := json.Unmarshal(body, &run); err != nil {
-		return nil, fmt.Errorf("the frontend answered a run that does not parse: %w", err)
+		return nil, fmt.Errorf("failed to parse the frontend's run: %w", err)
 	}
 	return &run, nil
 }

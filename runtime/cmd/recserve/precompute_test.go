@@ -19,6 +19,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -207,7 +208,7 @@ func checkSeenFiltered(t *testing.T, url string, top servedList, at time.Time) {
 // waitNewRevision waits until p serves a revision other than old.
 func waitNewRevision(t *testing.T, p *proc, old string) string {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		resp, err := http.Get(p.url + config.StatusPath)
 		if err != nil {
 			continue
@@ -375,5 +376,87 @@ func TestPrecomputedListsMergeAsASource(t *testing.T) {
 	}
 	if st := precomputeStatus(t, p.url); st.Hits != 0 {
 		t.Errorf("%d answers counted as precomputed hits with serve Never", st.Hits)
+	}
+}
+
+type scoredList struct {
+	Precomputed bool `json:"precomputed"`
+	Items       []struct {
+		ID    string  `json:"id"`
+		Score float64 `json:"score"`
+	} `json:"items"`
+}
+
+func getScored(t *testing.T, url, user string) scoredList {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("%s/v1/recommendations?user=%s&n=25", url, user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var l scoredList
+	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// A precomputed list answers as the funnel would have, scores and order,
+// when nothing changed since the run: in particular the integrity
+// downranking of risky items applies once, not again on the list.
+func TestPrecomputedListAnswersAsTheFunnel(t *testing.T) {
+	f := world(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.json")
+	// A mild downranking keeps the risky items in the list, where a
+	// second one would show.
+	cfg := func(serve string) []byte {
+		c, err := config.Parse(precomputeConfig(t, f, defaultWeights(), 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Live.Precompute.Serve = serve
+		c.Live.Rerank.Rules[2].Factor = 0.9
+		b, err := config.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	writeConfig(t, cfgPath, cfg(config.PrecomputeAlways))
+	p := start(t, cfgPath, filepath.Join(dir, "state"))
+	then := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	if code, err := postEvents(p.url, []map[string]any{{"user": "u40", "item": "i1", "type": "impression", "time": then}}); err != nil || code != http.StatusAccepted {
+		t.Fatalf("events: %d %v", code, err)
+	}
+	// The items u40 is served first become risky enough to be downranked
+	// (above 0.2), not filtered (above 0.3).
+	first := getScored(t, p.url, "u40")
+	var risky []map[string]any
+	for _, it := range first.Items {
+		risky = append(risky, map[string]any{"item": it.ID, "type": "integrity", "risk": 0.25, "time": then})
+	}
+	if code, err := postEvents(p.url, risky); err != nil || code != http.StatusAccepted {
+		t.Fatalf("integrity events: %d %v", code, err)
+	}
+	if _, err := runPrecomputeCommand(t, p.url); err != nil {
+		t.Fatal(err)
+	}
+	fromList := getScored(t, p.url, "u40")
+	if !fromList.Precomputed {
+		t.Fatal("u40 was not answered from the list")
+	}
+	// The same live config without serving lists: the funnel's answer.
+	writeConfig(t, cfgPath, cfg(config.PrecomputeNever))
+	waitNewRevision(t, p, getList(t, p.url, "u41", 1).Revision)
+	funnel := getScored(t, p.url, "u40")
+	if funnel.Precomputed || len(funnel.Items) != len(fromList.Items) {
+		t.Fatalf("funnel answer: precomputed %v, %d items; the list's %d", funnel.Precomputed, len(funnel.Items), len(fromList.Items))
+	}
+	for i := range funnel.Items {
+		a, b := fromList.Items[i], funnel.Items[i]
+		if a.ID != b.ID || math.Abs(a.Score-b.Score) > 1e-5 {
+			t.Errorf("rank %d: the list answers %s (%.6f), the funnel %s (%.6f)", i, a.ID, a.Score, b.ID, b.Score)
+		}
 	}
 }

@@ -146,10 +146,11 @@ func (e *Engine) LastPrecompute() *config.PrecomputeRun {
 }
 
 // StartPrecompute starts a precompute run of the live config's
-// Precompute in the background and returns it as started. It fails with
+// Precompute in the background and returns it as started; the run stops
+// at deadline (0: DefaultPrecomputeDeadline). It fails with
 // ErrPrecomputeRunning while another runs, and with ErrBadRequest when
 // the live config precomputes nothing or the store cannot keep lists.
-func (e *Engine) StartPrecompute() (*config.PrecomputeRun, error) {
+func (e *Engine) StartPrecompute(deadline time.Duration) (*config.PrecomputeRun, error) {
 	if !e.roles.frontend {
 		return nil, ErrNotFrontend
 	}
@@ -165,6 +166,9 @@ func (e *Engine) StartPrecompute() (*config.PrecomputeRun, error) {
 	if b.lists == nil || (p.ActiveWithin > 0 && b.activity == nil) {
 		return nil, fmt.Errorf("%w: the %s store cannot keep precomputed lists", ErrBadRequest, e.storeTy)
 	}
+	if deadline <= 0 {
+		deadline = DefaultPrecomputeDeadline
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.running {
@@ -173,7 +177,7 @@ func (e *Engine) StartPrecompute() (*config.PrecomputeRun, error) {
 	started := time.Now()
 	run := &config.PrecomputeRun{ID: strconv.FormatInt(started.UnixMilli(), 36), Started: started.UTC(), Revision: l.revision}
 	b.last, b.running = run, true
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	b.cancel, b.done = cancel, make(chan struct{})
 	go func() {
 		defer close(b.done)
@@ -184,9 +188,9 @@ func (e *Engine) StartPrecompute() (*config.PrecomputeRun, error) {
 		run.Finished = time.Now().UTC()
 		if err != nil {
 			run.Error = err.Error()
-			e.log.Error("A precompute run failed", "run", run.ID, "users", run.Users, "done", run.Done, "err", err)
+			e.log.Error("A precompute run failed", "run", run.ID, "users", run.Users, "done", run.Done, "failed", run.Failed, "err", err)
 		} else {
-			e.log.Info("A precompute run finished", "run", run.ID, "users", run.Users, "stored", run.Stored,
+			e.log.Info("A precompute run finished", "run", run.ID, "users", run.Users, "stored", run.Stored, "failed", run.Failed,
 				"seconds", run.Finished.Sub(run.Started).Seconds())
 		}
 		b.running = false
@@ -195,8 +199,18 @@ func (e *Engine) StartPrecompute() (*config.PrecomputeRun, error) {
 	return &r, nil
 }
 
+// DefaultPrecomputeDeadline bounds a precompute run whose caller set no
+// deadline.
+const DefaultPrecomputeDeadline = time.Hour
+
+// precomputeUserTimeout bounds the funnel of one user of a run: a stage
+// that hangs costs the run that user, not the run.
+const precomputeUserTimeout = 10 * time.Second
+
 // precompute runs one precompute run for l, recording its progress in run
-// under b.mu.
+// under b.mu. A user whose funnel fails is passed over and counted in
+// run.Failed; the run fails when the lists cannot be stored, when it is
+// stopped (its deadline, the engine's close) or when every user failed.
 func (e *Engine) precompute(ctx context.Context, l *live, p *config.Precompute, run *config.PrecomputeRun) error {
 	b := e.batch
 	users, err := e.precomputeUsers(ctx, l, p)
@@ -209,12 +223,14 @@ func (e *Engine) precompute(ctx context.Context, l *live, p *config.Precompute, 
 	if len(users) == 0 {
 		return nil
 	}
-	workers := max(1, runtime.GOMAXPROCS(0))
-	next := atomic.Int64{}
+	// The storing loop below cancels the workers when a store fails.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next, failedUsers atomic.Int64
+	var firstErr atomic.Pointer[error]
 	out := make(chan store.List, 2*precomputeBatch)
-	errc := make(chan error, workers)
 	var wg sync.WaitGroup
-	for range workers {
+	for range max(1, runtime.GOMAXPROCS(0)) {
 		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1
@@ -224,8 +240,13 @@ func (e *Engine) precompute(ctx context.Context, l *live, p *config.Precompute, 
 				start := time.Now()
 				list, err := e.computeList(ctx, l, p, users[i])
 				if err != nil {
-					errc <- fmt.Errorf("user %q: %w", users[i], err)
-					return
+					if ctx.Err() != nil {
+						return
+					}
+					failedUsers.Add(1)
+					err = fmt.Errorf("user %q: %w", users[i], err)
+					firstErr.CompareAndSwap(nil, &err)
+					continue
 				}
 				b.perUser.Observe(time.Since(start).Seconds())
 				if list != nil {
@@ -240,8 +261,6 @@ func (e *Engine) precompute(ctx context.Context, l *live, p *config.Precompute, 
 	}
 	go func() { wg.Wait(); close(out) }()
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	buf := make([]store.List, 0, precomputeBatch)
 	flush := func() error {
 		if len(buf) == 0 {
@@ -257,41 +276,38 @@ func (e *Engine) precompute(ctx context.Context, l *live, p *config.Precompute, 
 		buf = buf[:0]
 		return nil
 	}
-	var failed error
-	done := 0
+	var storeErr error
 	for list := range out {
-		done++
-		if failed != nil {
+		if storeErr != nil {
 			continue // drain: the workers stop at the cancelled context
 		}
 		buf = append(buf, list)
 		if len(buf) == precomputeBatch {
-			failed = flush()
-		}
-		if failed != nil {
-			cancel(failed)
+			if storeErr = flush(); storeErr != nil {
+				cancel(storeErr)
+			}
 		}
 		b.mu.Lock()
-		run.Done = done
+		run.Done, run.Failed = int(next.Load()), int(failedUsers.Load())
 		b.mu.Unlock()
 	}
-	if failed == nil {
-		failed = flush()
-	}
-	select {
-	case err := <-errc:
-		return err
-	default:
-	}
-	if failed != nil {
-		return failed
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("stopped: %w", context.Cause(ctx))
+	if storeErr == nil && ctx.Err() == nil {
+		storeErr = flush()
 	}
 	b.mu.Lock()
-	run.Done = len(users)
+	run.Done, run.Failed = min(int(next.Load()), len(users)), int(failedUsers.Load())
 	b.mu.Unlock()
+	switch {
+	case storeErr != nil:
+		return storeErr
+	case ctx.Err() != nil:
+		return fmt.Errorf("stopped after %d of %d users: %w", run.Done, len(users), context.Cause(ctx))
+	case int(failedUsers.Load()) == len(users):
+		return fmt.Errorf("the funnel failed for every user, the first: %w", *firstErr.Load())
+	}
+	if err := firstErr.Load(); err != nil {
+		e.log.Warn("A precompute run passed over users whose funnel failed", "run", run.ID, "failed", run.Failed, "first", *err)
+	}
 	return nil
 }
 
@@ -338,7 +354,7 @@ func readUsers(ctx context.Context, uri string) ([]string, error) {
 	defer cancel()
 	u, err := url.Parse(uri)
 	if err != nil {
-		return nil, fmt.Errorf("users file %s: %w", uri, err)
+		return nil, fmt.Errorf("failed to parse the users file URI %s: %w", uri, err)
 	}
 	var r io.ReadCloser
 	switch u.Scheme {
@@ -351,7 +367,7 @@ func readUsers(ctx context.Context, uri string) ([]string, error) {
 			return nil, fmt.Errorf("failed to fetch the users file %s: %w", uri, err)
 		}
 	default:
-		return nil, fmt.Errorf("users file %s: scheme %q is not file, http or https", uri, u.Scheme)
+		return nil, fmt.Errorf("failed to read the users file %s: scheme %q is not file, http or https", uri, u.Scheme)
 	}
 	defer func() { _ = r.Close() }()
 	var users []string
@@ -362,7 +378,10 @@ func readUsers(ctx context.Context, uri string) ([]string, error) {
 			continue
 		}
 		if len(line) > 256 {
-			return nil, fmt.Errorf("users file %s: line %d: a user id is at most 256 bytes", uri, n)
+			return nil, fmt.Errorf("failed to read the users file %s: line %d: a user id is at most 256 bytes", uri, n)
+		}
+		if len(users) == config.MaxPrecomputeUsers {
+			return nil, fmt.Errorf("failed to read the users file %s: it lists more than %d users", uri, config.MaxPrecomputeUsers)
 		}
 		users = append(users, line)
 	}
@@ -376,6 +395,8 @@ func readUsers(ctx context.Context, uri string) ([]string, error) {
 // would, and returns the list to store; nil when the funnel found
 // nothing.
 func (e *Engine) computeList(ctx context.Context, l *live, p *config.Precompute, user string) (*store.List, error) {
+	ctx, cancel := context.WithTimeout(ctx, precomputeUserTimeout)
+	defer cancel()
 	req := &Request{User: user, N: p.Size, Now: time.Now(), batch: true}
 	resp, err := e.recommend(ctx, l, req)
 	if err != nil {
@@ -387,7 +408,9 @@ func (e *Engine) computeList(ctx context.Context, l *live, p *config.Precompute,
 	list := &store.List{User: user, Arm: resp.Arm, Revision: resp.Revision, Created: resp.Now, Expires: resp.Now.Add(time.Duration(p.TTL))}
 	list.Items = make([]store.ListItem, len(resp.Items))
 	for i, it := range resp.Items {
-		list.Items[i] = store.ListItem{Item: it.ID, Score: it.Score, Sources: it.Sources}
+		// The value before the rerank rules, which apply again when the
+		// list is served.
+		list.Items[i] = store.ListItem{Item: it.ID, Score: float64(resp.ranked[i]), Sources: it.Sources}
 	}
 	return list, nil
 }

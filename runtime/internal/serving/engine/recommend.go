@@ -42,8 +42,12 @@ type Request struct {
 	// clock decides the time it is served at (config.Live.Clock), never
 	// later than this.
 	Now time.Time
-	// batch marks a precompute run's request: it neither reads a
-	// precomputed list nor counts as served.
+	// ListTried marks a request whose user's precomputed list was looked
+	// up already (RecommendPrecomputed): Recommend runs the funnel.
+	ListTried bool
+	// batch marks a precompute run's request: it is not answered from a
+	// precomputed list (a Precomputed source without a URI may still
+	// propose the previous run's), and it counts as served to no arm.
 	batch bool
 }
 
@@ -69,6 +73,10 @@ type Response struct {
 	// Precomputed is set when the answer is the user's list of a
 	// precompute run, filtered and reranked, rather than the funnel's.
 	Precomputed bool `json:"precomputed,omitempty"`
+
+	// ranked holds, for a precompute run's request, each item's value
+	// before the rerank rules.
+	ranked []float32
 }
 
 // Item is one recommended item.
@@ -109,7 +117,7 @@ func (e *Engine) Recommend(ctx context.Context, req *Request) (*Response, error)
 	if l == nil {
 		return nil, ErrNoConfig
 	}
-	if pc := l.cfg.Live.Precompute; pc != nil && pc.Serve == config.PrecomputeAlways && e.batch.lists != nil {
+	if pc := l.cfg.Live.Precompute; pc != nil && pc.Serve == config.PrecomputeAlways && e.batch.lists != nil && !req.ListTried {
 		resp, err := e.fromList(ctx, l.armFor(req.User), req)
 		if resp != nil || err != nil {
 			return resp, err
@@ -196,9 +204,22 @@ func (e *Engine) recommend(ctx context.Context, l *live, req *Request) (*Respons
 	t.lap("ranker-second", len(ranked))
 
 	// Final rerank.
+	var before map[uint32]float32
+	if req.batch {
+		before = make(map[uint32]float32, len(ranked))
+		for _, c := range ranked {
+			before[c.Item] = c.Value
+		}
+	}
 	final := l.rules.Apply(ranked, min(req.N, lc.Rerank.Size))
 	t.lap("rerank", len(final))
 	resp := l.response(req, final, heads)
+	if req.batch {
+		resp.ranked = make([]float32, len(final))
+		for i, c := range final {
+			resp.ranked[i] = before[c.Item]
+		}
+	}
 	resp.Degraded = degraded
 	resp.Now = state.Now
 	if !req.batch {

@@ -72,10 +72,11 @@ type Engine interface {
 	// SourceCounts is, by retrieval source, how it fared in the latest
 	// requests, for /v1/status; nil off the frontend.
 	SourceCounts() map[string]config.SourceCounts
-	// StartPrecompute starts a precompute run of the live config and
-	// returns it as started (engine.ErrPrecomputeRunning while another
-	// runs); LastPrecompute is the last run, nil when none was made.
-	StartPrecompute() (*config.PrecomputeRun, error)
+	// StartPrecompute starts a precompute run of the live config, to stop
+	// at deadline (0: the engine's default), and returns it as started
+	// (engine.ErrPrecomputeRunning while another runs); LastPrecompute is
+	// the last run, nil when none was made.
+	StartPrecompute(deadline time.Duration) (*config.PrecomputeRun, error)
 	LastPrecompute() *config.PrecomputeRun
 	// PrecomputeCounts reports the last run and how often a list
 	// answered, for /v1/status; nil when the process precomputes nothing.
@@ -388,6 +389,7 @@ func (s *Server) answerPrecomputed(ctx context.Context, w http.ResponseWriter, r
 		return true
 	}
 	if resp == nil {
+		req.ListTried = true // the funnel answers; no second look-up
 		return false
 	}
 	s.metrics.shed.Inc()
@@ -395,8 +397,9 @@ func (s *Server) answerPrecomputed(ctx context.Context, w http.ResponseWriter, r
 	return true
 }
 
-// startPrecompute starts a precompute run: 202 with the run, 409 while
-// another runs.
+// startPrecompute starts a precompute run, to stop at the query's
+// deadline (a Go duration; the engine's default when absent): 202 with the
+// run, 409 with the run going on while another runs.
 func (s *Server) startPrecompute(w http.ResponseWriter, r *http.Request) {
 	if s.opts.EventsToken != "" && !bearer(r, s.opts.EventsToken) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="events"`)
@@ -407,7 +410,16 @@ func (s *Server) startPrecompute(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "no config loaded yet")
 		return
 	}
-	run, err := s.engine.StartPrecompute()
+	var deadline time.Duration
+	if v := r.URL.Query().Get("deadline"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, "deadline must be a positive duration such as 1h30m")
+			return
+		}
+		deadline = d
+	}
+	run, err := s.engine.StartPrecompute(deadline)
 	if errors.Is(err, engine.ErrPrecomputeRunning) {
 		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "run": s.engine.LastPrecompute()})
 		return

@@ -39,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/engine"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
 )
 
@@ -97,7 +98,7 @@ func (e *echoEngine) SourceCounts() map[string]config.SourceCounts {
 
 // The echo engine keeps no precomputed lists: the real engine's are
 // tested through recserve (runtime/cmd/recserve).
-func (e *echoEngine) StartPrecompute() (*config.PrecomputeRun, error) {
+func (e *echoEngine) StartPrecompute(time.Duration) (*config.PrecomputeRun, error) {
 	return nil, fmt.Errorf("%w: the live config has no precompute section", ErrBadRequest)
 }
 
@@ -728,5 +729,81 @@ func TestSaturatedFrontendAnswersFromPrecomputedLists(t *testing.T) {
 				t.Errorf("%v answers counted as shed to a list, want 1", n)
 			}
 		})
+	}
+}
+
+// runEngine starts one precompute run and refuses a second while it runs.
+type runEngine struct {
+	echoEngine
+	runs     int
+	deadline time.Duration
+}
+
+func (e *runEngine) StartPrecompute(deadline time.Duration) (*config.PrecomputeRun, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.runs > 0 {
+		return nil, engine.ErrPrecomputeRunning
+	}
+	e.runs++
+	e.deadline = deadline
+	return &config.PrecomputeRun{ID: "r1", Revision: "rev"}, nil
+}
+
+func (e *runEngine) LastPrecompute() *config.PrecomputeRun {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.runs == 0 {
+		return nil
+	}
+	return &config.PrecomputeRun{ID: "r1", Revision: "rev"}
+}
+
+// POST /v1/precompute needs the events token when one is set, takes a
+// deadline, starts one run at a time (409 names the one going on); GET
+// answers the last run, 404 before any.
+func TestPrecomputeEndpoint(t *testing.T) {
+	eng := &runEngine{}
+	s := New(eng, Options{EventsToken: "s3cret", Log: slog.New(slog.DiscardHandler)})
+	s.OnConfig(testConfig(t, 1, nil))
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	post := func(query, auth string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+config.PrecomputePath+query, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	if code, _ := get(t, ts.URL+config.PrecomputePath); code != http.StatusNotFound {
+		t.Errorf("GET before any run: %d, want 404", code)
+	}
+	for _, auth := range []string{"", "Bearer wrong"} {
+		if code, _ := post("", auth); code != http.StatusUnauthorized {
+			t.Errorf("POST with Authorization %q: %d, want 401", auth, code)
+		}
+	}
+	if code, body := post("?deadline=soon", "Bearer s3cret"); code != http.StatusBadRequest || body["error"] == nil {
+		t.Errorf("POST with a bad deadline: %d %v, want 400 with the reason", code, body)
+	}
+	if eng.runs != 0 {
+		t.Fatalf("%d runs started by refused requests", eng.runs)
+	}
+	if code, body := post("?deadline=90m", "Bearer s3cret"); code != http.StatusAccepted || body["id"] != "r1" || eng.deadline != 90*time.Minute {
+		t.Errorf("POST: %d %v with deadline %s, want 202 with the run and a deadline of 90m", code, body, eng.deadline)
+	}
+	code, body := post("", "Bearer s3cret")
+	if run, _ := body["run"].(map[string]any); code != http.StatusConflict || run["id"] != "r1" {
+		t.Errorf("POST while a run goes on: %d %v, want 409 naming run r1", code, body)
+	}
+	if code, body := get(t, ts.URL+config.PrecomputePath); code != http.StatusOK || body["id"] != "r1" {
+		t.Errorf("GET: %d %v, want 200 with run r1", code, body)
 	}
 }
