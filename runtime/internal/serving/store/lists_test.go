@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -324,8 +325,9 @@ func TestRedisPutsListsInOneRoundTrip(t *testing.T) {
 	}
 }
 
-// ActiveUsers answers for 100,000 active users in one call, in two round
-// trips, each user with its own count.
+// ActiveUsers answers for 100,000 active users in one call, reading
+// 10,000 users a round trip, each user with its own count; a limit keeps
+// the same first users.
 func TestRedisActiveUsersScales(t *testing.T) {
 	if testing.Short() {
 		t.Skip("applies 200,000 events")
@@ -358,8 +360,10 @@ func TestRedisActiveUsersScales(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("ActiveUsers of %d users took %v", len(got), time.Since(start))
-	if rt.n != 2 {
-		t.Errorf("ActiveUsers took %d round trips, want 2", rt.n)
+	// A page of users a round trip, each page's counts read with the
+	// next page, and the last page's with an empty one.
+	if want := users/activityPage + 1; rt.n != want {
+		t.Errorf("ActiveUsers took %d round trips, want %d", rt.n, want)
 	}
 	if len(got) != users {
 		t.Fatalf("ActiveUsers lists %d users, want %d", len(got), users)
@@ -374,6 +378,27 @@ func TestRedisActiveUsersScales(t *testing.T) {
 		}
 		if i > 0 && lessActivity(got[i-1], a) >= 0 {
 			t.Fatalf("ActiveUsers out of order at %d: %+v before %+v", i, got[i-1], a)
+		}
+	}
+	// Windows of several pages, with limits of less than a page and of
+	// several, read by time or by count.
+	for _, q := range []struct {
+		since time.Time
+		limit int
+	}{{at(0), 1000}, {at(0), 45000}, {at(30000), 100}, {at(30000), 50000}, {at(90000), 25000}} {
+		var want []UserActivity
+		for _, a := range got {
+			if !a.Last.Before(q.since) && len(want) < q.limit {
+				want = append(want, a)
+			}
+		}
+		limited, err := r.ActiveUsers(ctx, q.since, q.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same := func(a, b UserActivity) bool { return a.User == b.User && a.Events == b.Events && a.Last.Equal(b.Last) }
+		if !slices.EqualFunc(limited, want, same) {
+			t.Errorf("ActiveUsers(%v, %d) lists %d users, not the first %d of the window", q.since, q.limit, len(limited), len(want))
 		}
 	}
 }

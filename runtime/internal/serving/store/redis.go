@@ -73,14 +73,19 @@ type RedisOptions struct {
 //	ua:          sorted set of users by their latest event time (unix ms), see ActivityReader
 //	uc:          sorted set of users by their count of events
 //
-// The activity sets (ua: and uc:) hold a member for every user ever
-// active: they are not expired, and what bounds them is the server's
-// memory policy, as for the other keys. Apply updates them in the batch's
-// transaction.
+// The activity sets (ua: and uc:) hold the same members: Apply updates
+// them in the batch's transaction and keeps at most StateOptions.Users
+// members in them, the most recently active (see activityTrimScript).
+//
+// The store needs Redis 6.2 or later (ZADD GT, ZMSCORE and ZRANGE BYSCORE
+// REV LIMIT); OpenRedis refuses an older server.
 type Redis struct {
 	c     *redis.Client
 	opts  RedisOptions
 	decay decay
+	// pageSize is how many users a round trip of ActiveUsers reads:
+	// activityPage outside tests.
+	pageSize int64
 }
 
 var _ Store = (*Redis)(nil)
@@ -152,7 +157,45 @@ func (r *Redis) ServedBy(ctx context.Context, events []Event) ([]string, error) 
 	return out, nil
 }
 
-// OpenRedis connects to the server and checks that it answers.
+// minRedisVersion is the oldest server the store works with: ZADD GT,
+// ZMSCORE and ZRANGE BYSCORE REV LIMIT came in Redis 6.2.
+var minRedisVersion = [3]int{6, 2, 0}
+
+// checkRedisVersion reads redis_version from the reply of INFO server and
+// fails when the server is older than minRedisVersion.
+func checkRedisVersion(info string) error {
+	var v string
+	for line := range strings.Lines(info) {
+		if rest, ok := strings.CutPrefix(line, "redis_version:"); ok {
+			v = strings.TrimSpace(rest)
+			break
+		}
+	}
+	if v == "" {
+		return errors.New("failed to read the server's version: INFO server has no redis_version")
+	}
+	got, err := parseRedisVersion(v)
+	if err != nil {
+		return err
+	}
+	if slices.Compare(got[:], minRedisVersion[:]) < 0 {
+		return fmt.Errorf("redis %s is too old: the store needs Redis %d.%d.%d or later", v, minRedisVersion[0], minRedisVersion[1], minRedisVersion[2])
+	}
+	return nil
+}
+
+// parseRedisVersion parses "major.minor[.patch]", ignoring what follows
+// the numbers (as in "7.4.0-rc1").
+func parseRedisVersion(v string) ([3]int, error) {
+	var out [3]int
+	if n, _ := fmt.Sscanf(v, "%d.%d.%d", &out[0], &out[1], &out[2]); n < 2 {
+		return out, fmt.Errorf("failed to parse the server's version %q", v)
+	}
+	return out, nil
+}
+
+// OpenRedis connects to the server and checks that it answers and is
+// Redis 6.2 or later.
 func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 	so, err := opts.State.withDefaults()
 	if err != nil {
@@ -187,7 +230,16 @@ func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 		_ = c.Close()
 		return nil, fmt.Errorf("failed to reach redis at %s: %w", opts.Address, err)
 	}
-	return &Redis{c: c, opts: opts, decay: newDecay(so)}, nil
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("failed to read the version of redis at %s: %w", opts.Address, err)
+	}
+	if err := checkRedisVersion(info); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("failed to open the store in redis at %s: %w", opts.Address, err)
+	}
+	return &Redis{c: c, opts: opts, decay: newDecay(so), pageSize: activityPage}, nil
 }
 
 func (r *Redis) key(kind, id string) string { return r.opts.Prefix + kind + ":" + id }
@@ -234,9 +286,38 @@ type activity struct {
 	events int64
 }
 
+// activityTrimScript keeps the ARGV[1] members of the activity set
+// KEYS[1] (ua:) with the latest times, removing at most ARGV[2] of the
+// others, the least recently active, from it and from the counts KEYS[2]
+// (uc:). Atomic, so that a user that another replica's batch makes active
+// meanwhile is not dropped from one set and kept in the other.
+//
+// The sets are bounded by rank, not by time (dropping users whose latest
+// event is older than some age behind the newest): one event with a
+// far-future time would put every other user behind it and wipe them all,
+// and an age bounds no count.
+const activityTrimScript = `
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+if over <= 0 then return 0 end
+local drop = redis.call('ZRANGE', KEYS[1], 0, math.min(over, tonumber(ARGV[2])) - 1)
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #drop - 1)
+for i = 1, #drop, 1000 do
+  redis.call('ZREM', KEYS[2], unpack(drop, i, math.min(i + 999, #drop)))
+end
+return #drop
+`
+
+// activityTrimMax is how many users one Apply drops from the activity
+// sets at most, so that sets grown past the bound (by an older version of
+// the store, or a smaller StateOptions.Users) shrink over several batches
+// rather than block the server in one.
+const activityTrimMax = 10000
+
 // recordActivity queues in p the updates of the activity sets for the
 // events of a batch: each user's latest event time is raised (ZADD GT) and
-// its count added to (ZINCRBY).
+// its count added to (ZINCRBY); then the sets are trimmed to
+// StateOptions.Users (activityTrimScript), which costs a ZCARD while they
+// are within it and, past it, removing as many users as the batch added.
 func (r *Redis) recordActivity(ctx context.Context, p redis.Pipeliner, events []Event) {
 	acts := make(map[string]activity)
 	for i := range events {
@@ -262,6 +343,7 @@ func (r *Redis) recordActivity(ctx context.Context, p redis.Pipeliner, events []
 		p.ZIncrBy(ctx, byCount, float64(a.events), user)
 	}
 	p.ZAddGT(ctx, byTime, zs...)
+	p.Eval(ctx, activityTrimScript, []string{byTime, byCount}, r.opts.State.Users, activityTrimMax)
 }
 
 // Apply implements Writer.
@@ -649,44 +731,201 @@ func (r *Redis) UserList(ctx context.Context, user string, now time.Time) (*List
 	return l, nil
 }
 
-// activityChunk is how many users one ZMSCORE of ActiveUsers asks for.
-const activityChunk = 10000
+// activityPage is how many users one round trip of ActiveUsers reads.
+const activityPage = 10000
 
-// ActiveUsers implements ActivityReader with two round trips: the users by
-// time since since (ZRANGEBYSCORE), then their counts (ZMSCORE, in chunks
-// of activityChunk users, pipelined).
+// ActiveUsers implements ActivityReader, reading the sorted sets in pages
+// of at most 10,000 users a round trip. Without a limit, or when the
+// window holds few users, it reads the window's users from ua:, newest
+// first, each page's counts from uc: in the round trip of the next page.
+// With a limit smaller than a window that holds most users, it reads uc:
+// instead, the most events first, each page's times from ua:, and stops
+// as soon as no unread user can rank among the first limit.
+//
+// The pages are not one snapshot: a user whose activity changes during
+// the read may be left out or counted as of either side of the change.
 func (r *Redis) ActiveUsers(ctx context.Context, since time.Time, limit int) ([]UserActivity, error) {
-	zs, err := r.c.ZRangeByScoreWithScores(ctx, r.key("ua", ""), &redis.ZRangeBy{
-		Min: strconv.FormatInt(ceilMilli(since), 10), Max: "+inf",
-	}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("failed to read active users from redis: %w", err)
-	}
-	if len(zs) == 0 {
-		return nil, nil
-	}
-	out := make([]UserActivity, len(zs))
-	users := make([]string, len(zs))
-	for i, z := range zs {
-		users[i] = z.Member.(string)
-		out[i] = UserActivity{User: users[i], Last: time.UnixMilli(int64(z.Score))}
-	}
-	cmds := make([]*redis.FloatSliceCmd, 0, (len(users)+activityChunk-1)/activityChunk)
-	_, err = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for start := 0; start < len(users); start += activityChunk {
-			cmds = append(cmds, p.ZMScore(ctx, r.key("uc", ""), users[start:min(start+activityChunk, len(users))]...))
+	from := ceilMilli(since)
+	if limit > 0 {
+		var inWindow, all *redis.IntCmd
+		_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			inWindow = p.ZCount(ctx, r.key("ua", ""), strconv.FormatInt(from, 10), "+inf")
+			all = p.ZCard(ctx, r.key("uc", ""))
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("failed to count active users in redis: %w", err)
 		}
-		return nil
+		n, total := inWindow.Val(), all.Val()
+		if n == 0 {
+			return nil, nil
+		}
+		// Reading by count finds the first limit users of the window
+		// after about limit·total/n users; reading by time reads n.
+		if int64(limit) < n && float64(limit)*float64(total) < float64(n)*float64(n) {
+			return r.activeByCount(ctx, from, limit)
+		}
+	}
+	return r.activeByTime(ctx, from, limit)
+}
+
+// activeByTime reads every user of ua: active at or after the Unix
+// millisecond from, and keeps the first limit by activity order.
+func (r *Redis) activeByTime(ctx context.Context, from int64, limit int) ([]UserActivity, error) {
+	var out []UserActivity
+	err := r.scanActivity(ctx, r.key("ua", ""), strconv.FormatInt(from, 10), r.key("uc", ""), func(page []redis.Z, counts []float64) bool {
+		for i, z := range page {
+			if !(counts[i] > 0) {
+				continue // no count: not a user ActiveUsers lists
+			}
+			out = append(out, UserActivity{User: z.Member.(string), Last: time.UnixMilli(int64(z.Score)), Events: int64(counts[i])})
+		}
+		if limit > 0 && len(out) >= 2*max(limit, int(r.pageSize)) {
+			out = sortActivity(out, limit)
+		}
+		return true
 	})
 	if err != nil {
-		return nil, fmt.Errorf("failed to read users' event counts from redis: %w", err)
+		return nil, err
 	}
-	for c, cmd := range cmds {
-		for j, n := range cmd.Val() {
-			out[c*activityChunk+j].Events = int64(n)
-		}
+	if len(out) == 0 {
+		return nil, nil
 	}
 	return sortActivity(out, limit), nil
+}
+
+// activeByCount reads the users of uc:, the most events first, keeps those
+// active at or after the Unix millisecond from, and stops when limit of
+// them are found and the users left have fewer events than the limit-th.
+func (r *Redis) activeByCount(ctx context.Context, from int64, limit int) ([]UserActivity, error) {
+	var out []UserActivity // by events, the most first (ties in any order)
+	err := r.scanActivity(ctx, r.key("uc", ""), "-inf", r.key("ua", ""), func(page []redis.Z, times []float64) bool {
+		for i, z := range page {
+			if math.IsNaN(times[i]) || int64(times[i]) < from || !(z.Score > 0) {
+				continue
+			}
+			out = append(out, UserActivity{User: z.Member.(string), Last: time.UnixMilli(int64(times[i])), Events: int64(z.Score)})
+		}
+		if len(out) >= 2*max(limit, int(r.pageSize)) {
+			out = sortActivity(out, limit)
+		}
+		// Users left have at most the events of the page's last user.
+		return len(out) < limit || float64(out[limit-1].Events) <= page[len(page)-1].Score
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return sortActivity(out, limit), nil
+}
+
+// scanActivity reads the members of the sorted set key whose score is at
+// least lo (a score, or "-inf"), the highest first, r.pageSize a round
+// trip, and calls visit with each page and the scores of its members in
+// the sorted set other (NaN where a member is not in it), read in the
+// round trip of the next page. It stops when visit returns false or the
+// members are all read.
+//
+// Pages follow one another by score: a page starts at the score where the
+// last one ended, past the members of that score already read, so that
+// members added or trimmed at lower scores do not shift it.
+func (r *Redis) scanActivity(ctx context.Context, key, lo, other string, visit func(page []redis.Z, others []float64) bool) error {
+	hi, offset := math.Inf(1), int64(0) // the next page: score <= hi, past offset members of score hi
+	more := true
+	var page []redis.Z
+	for more || len(page) > 0 {
+		var next *redis.ZSliceCmd
+		var scores *redis.Cmd
+		_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if len(page) > 0 {
+				args := make([]any, 0, 2+len(page))
+				args = append(args, "zmscore", other)
+				for _, z := range page {
+					args = append(args, z.Member)
+				}
+				scores = p.Do(ctx, args...)
+			}
+			if more {
+				next = p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+					Key: key, Start: formatScore(hi), Stop: lo,
+					ByScore: true, Rev: true, Offset: offset, Count: r.pageSize,
+				})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("failed to read active users from redis: %w", err)
+		}
+		if len(page) > 0 {
+			others, err := parseScores(scores, len(page))
+			if err != nil {
+				return err
+			}
+			if !visit(page, others) {
+				return nil
+			}
+		}
+		page = nil
+		if !more {
+			break
+		}
+		page = next.Val()
+		more = int64(len(page)) == r.pageSize
+		if len(page) == 0 {
+			break
+		}
+		last := page[len(page)-1].Score
+		tied := int64(0)
+		for i := len(page) - 1; i >= 0 && page[i].Score == last; i-- {
+			tied++
+		}
+		if last == hi {
+			offset += tied
+		} else {
+			hi, offset = last, tied
+		}
+	}
+	return nil
+}
+
+// formatScore formats a score for a range, infinity as Redis spells it.
+func formatScore(f float64) string {
+	if math.IsInf(f, 1) {
+		return "+inf"
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
+// parseScores reads the reply of a ZMSCORE of n members: a number (a
+// string in RESP2, a double in RESP3) or nil, which it gives as NaN.
+func parseScores(cmd *redis.Cmd, n int) ([]float64, error) {
+	vals, err := cmd.Slice()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read users' activity from redis: %w", err)
+	}
+	if len(vals) != n {
+		return nil, fmt.Errorf("failed to read users' activity from redis: %d scores for %d users", len(vals), n)
+	}
+	out := make([]float64, n)
+	for i, v := range vals {
+		switch v := v.(type) {
+		case nil:
+			out[i] = math.NaN()
+		case float64:
+			out[i] = v
+		case string:
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return nil, fmt.Errorf("failed to parse the score %q from redis: %w", v, err)
+			}
+			out[i] = f
+		default:
+			return nil, fmt.Errorf("failed to read users' activity from redis: a score of type %T", v)
+		}
+	}
+	return out, nil
 }
 
 // Close closes the connections.

@@ -21,7 +21,7 @@ limitations under the License.
 //
 // Two backends implement Store: Memory, the embedded default, keeps the state
 // in memory and makes it durable with an append-only log on disk; Redis keeps
-// it in a Redis server so that several replicas share it.
+// it in a Redis server, 6.2 or later, so that several replicas share it.
 package store
 
 import (
@@ -303,8 +303,9 @@ type StateOptions struct {
 	// the least recently active (approximately) are forgotten, with their
 	// activity (ActivityReader). It bounds the lists the Memory store
 	// keeps (ListStore) too: past it the soonest to expire are dropped.
-	// Default DefaultUsers. The Redis store keeps what Redis holds (its
-	// own maxmemory policy).
+	// The Redis store keeps the activity of as many users, the most
+	// recently active; the rest of its state is bounded by the server's
+	// own maxmemory policy. Default DefaultUsers.
 	Users int
 	// NewItems is how many items published by new_item events NewItems
 	// returns, the most recent. Default 1000000.
