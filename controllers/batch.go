@@ -85,13 +85,6 @@ const (
 	rectrainWeakExit = 3
 )
 
-// Flags of recserve's export command (config.CommandExport).
-const (
-	flagExportLogs    = "logs"
-	flagExportCatalog = "catalog"
-	flagExportOut     = "out"
-)
-
 // Container names of the batch pods; the status reads their termination
 // messages.
 const (
@@ -109,6 +102,18 @@ var (
 	// precomputeTmpSizeLimit bounds the precompute pod's scratch space.
 	precomputeTmpSizeLimit = resource.MustParse("64Mi")
 )
+
+// defaultTrainingWindow is how far back a training run learns when
+// spec.training.window is unset.
+const defaultTrainingWindow = 30 * 24 * time.Hour
+
+// trainingWindow is the event-time window of a training run's export.
+func trainingWindow(t *servingv1alpha1.TrainingSpec) time.Duration {
+	if t.Window != nil {
+		return t.Window.Duration
+	}
+	return defaultTrainingWindow
+}
 
 // PrecomputeName is the name of the pipeline's precompute CronJob.
 func PrecomputeName(rp *servingv1alpha1.RecPipeline) string {
@@ -198,7 +203,9 @@ func desiredPrecomputeCronJob(rp *servingv1alpha1.RecPipeline, image string) *ba
 	container := corev1ac.Container().
 		WithName(containerPrecompute).
 		WithImage(image).
-		WithArgs(config.CommandPrecompute, config.Arg(config.FlagFrontend, endpoint(rp))).
+		WithArgs(config.CommandPrecompute, config.Arg(config.FlagFrontend, endpoint(rp)),
+			// The frontend stops the run when the Job's deadline passes.
+			config.Arg(config.FlagPrecomputeWait, (time.Duration(activeDeadlineSeconds(p.ActiveDeadline, defaultPrecomputeDeadline))*time.Second).String())).
 		WithResources(corev1ac.ResourceRequirements().
 			WithRequests(corev1.ResourceList{corev1.ResourceCPU: precomputeCPURequest, corev1.ResourceMemory: precomputeMemoryRequest}).
 			WithLimits(corev1.ResourceList{corev1.ResourceMemory: precomputeMemoryLimit})).
@@ -250,9 +257,10 @@ func desiredTrainingCronJob(rp *servingv1alpha1.RecPipeline, runtimeImage, tools
 		WithName(containerExport).
 		WithImage(runtimeImage).
 		WithArgs(config.CommandExport,
-			config.Arg(flagExportLogs, logsDir(rp)),
-			config.Arg(flagExportCatalog, localURI(rp.Spec.Data.Catalog.URI)),
-			config.Arg(flagExportOut, trainingDataDir)).
+			config.Arg(config.FlagExportLogs, logsDir(rp)),
+			config.Arg(config.FlagExportCatalog, localURI(rp.Spec.Data.Catalog.URI)),
+			config.Arg(config.FlagExportOut, trainingDataDir),
+			config.Arg(config.FlagExportWindow, trainingWindow(t).String())).
 		WithResources(resources(t.Resources)).
 		WithTerminationMessagePolicy(corev1.TerminationMessageFallbackToLogsOnError).
 		WithSecurityContext(restrictedSecurityContext()).
@@ -271,7 +279,7 @@ func desiredTrainingCronJob(rp *servingv1alpha1.RecPipeline, runtimeImage, tools
 	if t.Epochs != nil {
 		args = append(args, "--epochs", strconv.Itoa(int(*t.Epochs)))
 	}
-	if t.AllowWeak {
+	if t.QualityGate == servingv1alpha1.QualityGateAllow {
 		args = append(args, "--allow-weak")
 	}
 	args = append(args, "--result-file", config.TerminationMessagePath)

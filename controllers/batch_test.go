@@ -406,7 +406,7 @@ func checkPrecomputeContainer(t *testing.T, cj *batchv1.CronJob) {
 		t.Fatalf("pod containers %+v", pod.Containers)
 	}
 	c := pod.Containers[0]
-	wantArgs := []string{config.CommandPrecompute, "--" + config.FlagFrontend + "=http://feed-frontend.explore.svc:8080"}
+	wantArgs := []string{config.CommandPrecompute, "--" + config.FlagFrontend + "=http://feed-frontend.explore.svc:8080", "--" + config.FlagPrecomputeWait + "=1h0m0s"}
 	if c.Image != childTestImage || len(c.Command) != 0 || !reflect.DeepEqual(c.Args, wantArgs) || c.ImagePullPolicy != corev1.PullAlways {
 		t.Errorf("container image %s command %v args %v pull %s, want %s running its entrypoint with %v", c.Image, c.Command, c.Args, c.ImagePullPolicy, childTestImage, wantArgs)
 	}
@@ -447,12 +447,12 @@ func TestDesiredTrainingCronJob(t *testing.T) {
 	}
 
 	if slices.Contains(pod.Containers[0].Args, "--allow-weak") {
-		t.Errorf("train runs %v: --allow-weak without spec.training.allowWeak", pod.Containers[0].Args)
+		t.Errorf("train runs %v: --allow-weak without qualityGate Allow", pod.Containers[0].Args)
 	}
 
 	rp.Spec.Training.Image = "registry.example/my-trainer:v2"
 	rp.Spec.Training.Epochs = nil
-	rp.Spec.Training.AllowWeak = true
+	rp.Spec.Training.QualityGate = servingv1alpha1.QualityGateAllow
 	rp.Spec.Logging.ClaimName = "explore-models"
 	pod = cronJob(t, desiredTrainingCronJob(rp, childTestImage, childTestToolsImage)).Spec.JobTemplate.Spec.Template.Spec
 	if train := pod.Containers[0]; train.Image != "registry.example/my-trainer:v2" || slices.Contains(train.Args, "--epochs") || !slices.Contains(train.Args, "--allow-weak") {
@@ -500,7 +500,7 @@ func checkTrainingSchedule(t *testing.T, cj *batchv1.CronJob) {
 func checkExportContainer(t *testing.T, export corev1.Container) {
 	t.Helper()
 	wantExport := []string{config.CommandExport, "--logs=/var/lib/recpipeline/logs/feed",
-		"--catalog=file:///var/lib/recpipeline/volumes/explore-data/catalog", "--out=/work/data"}
+		"--catalog=file:///var/lib/recpipeline/volumes/explore-data/catalog", "--out=/work/data", "--window=720h0m0s"}
 	if export.Image != childTestImage || !reflect.DeepEqual(export.Args, wantExport) {
 		t.Errorf("export runs %s %v, want %s %v", export.Image, export.Args, childTestImage, wantExport)
 	}

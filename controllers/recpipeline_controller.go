@@ -180,7 +180,9 @@ func (r *RecPipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}()
 
-	phases := []phase{r.reconcileConfig, r.reconcileAccess, r.reconcileStages, r.reconcileBatch, r.observeStages, r.observeBatch}
+	// The stages are observed before the batch CronJobs are applied: a
+	// CronJob the API server refuses leaves the stages' status current.
+	phases := []phase{r.reconcileConfig, r.reconcileAccess, r.reconcileStages, r.observeStages, r.reconcileBatch, r.observeBatch}
 	for _, p := range phases {
 		res, err := p(ctx, s)
 		if err != nil {
@@ -338,6 +340,12 @@ func (r *RecPipelineReconciler) reconcileBatch(ctx context.Context, s *scope) (c
 	for _, name := range []string{PrecomputeName(s.rp), TrainingName(s.rp)} {
 		if cj := cronJobs[name]; cj != nil {
 			if err := ensure(ctx, r, s, &batchv1.CronJob{}, cj, batchv1ac.ExtractCronJob); err != nil {
+				if apierrors.IsInvalid(err) {
+					// A schedule or time zone the API server refuses:
+					// only a change of the spec can fix it (Degraded says
+					// why).
+					return ctrl.Result{}, reconcile.TerminalError(err)
+				}
 				return ctrl.Result{}, err
 			}
 		} else if err := r.removeChild(ctx, s, &batchv1.CronJob{}, name, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {

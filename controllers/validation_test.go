@@ -593,6 +593,25 @@ func TestAPIServerRefusesInvalidBatch(t *testing.T) {
 			}),
 			want: []string{"spec.retrieval.sources[].uri is required for a Precomputed source unless spec.precompute is set"},
 		},
+		"a list ttl of zero": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Precompute.TTL = &metav1.Duration{} }),
+			want:   []string{"spec.precompute.ttl", "must be positive"},
+		},
+		"a logs claim with a dot, which no volume name may hold": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Logging.ClaimName = "explore.logs" }),
+			want:   []string{"spec.logging.claimName"},
+		},
+		"a time zone that is no IANA name": {
+			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Training.TimeZone = ptr.To("Europe/Paris; rm") }),
+			want:   []string{"spec.training.timeZone"},
+		},
+		"an unknown quality gate": {
+			mutate: func(u *unstructured.Unstructured) {
+				withBatchSpec(func(*servingv1alpha1.RecPipeline) {})(u)
+				rawField([]string{"spec", "training", "qualityGate"}, "Maybe")(u)
+			},
+			want: []string{"spec.training.qualityGate", `Unsupported value: "Maybe"`},
+		},
 		"a uri on another source type": {
 			mutate: withBatchSpec(func(rp *servingv1alpha1.RecPipeline) {
 				rp.Spec.Retrieval.Sources[3].URI = "pvc://explore-lists/lists.jsonl"

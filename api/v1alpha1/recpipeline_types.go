@@ -235,6 +235,7 @@ type PrecomputeSpec struct {
 	// controller manager's time zone when unset.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$`
 	TimeZone *string `json:"timeZone,omitempty"`
 
 	// suspend stops the runs; the lists already stored are served until
@@ -254,6 +255,7 @@ type PrecomputeSpec struct {
 
 	// ttl is how long a list is served after it is computed. Default 24h.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 
 	// serve is when a fresh list is served instead of running the
@@ -264,6 +266,7 @@ type PrecomputeSpec struct {
 
 	// activeDeadline bounds one run. Default 1h.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
 	ActiveDeadline *metav1.Duration `json:"activeDeadline,omitempty"`
 }
 
@@ -274,6 +277,7 @@ type PrecomputeUsers struct {
 	// activeWithin selects the users with an event in this window before
 	// the run, by the store's event time.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
 	ActiveWithin *metav1.Duration `json:"activeWithin,omitempty"`
 
 	// top keeps the most active of them (by their events in the store),
@@ -295,10 +299,11 @@ type PrecomputeUsers struct {
 type LoggingSpec struct {
 	// claimName names a PersistentVolumeClaim in the pipeline's namespace,
 	// made by the user, that the frontend writes its logs to (under
-	// <pipeline name>/) and the training job reads them from.
+	// <pipeline name>/) and the training job reads them from. A DNS label
+	// of at most 59 characters: the pods' volume of it is "pvc-<claim>".
 	// +required
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:MaxLength=59
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	ClaimName string `json:"claimName"`
 
 	// servedSampleRate is the share of served lists logged, in [0, 1],
@@ -334,6 +339,7 @@ type TrainingSpec struct {
 	// timeZone of the schedule, an IANA name.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$`
 	TimeZone *string `json:"timeZone,omitempty"`
 
 	// suspend stops the runs.
@@ -343,7 +349,7 @@ type TrainingSpec struct {
 	// output is the directory, pvc://<claim>/<path>, under which each run
 	// writes its artifacts, in a directory named after the run's Job.
 	// +required
-	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:MaxLength=1980
 	// +kubebuilder:validation:Pattern=`^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/([^/\s.][^/\s]*|\.[^/\s.][^/\s]*|\.\.[^/\s]+))*/?$`
 	Output string `json:"output"`
 
@@ -362,11 +368,21 @@ type TrainingSpec struct {
 	// +kubebuilder:validation:Maximum=100
 	Epochs *int32 `json:"epochs,omitempty"`
 
-	// allowWeak writes the artifacts even when the models do not beat the
-	// popularity baseline offline. Unset, such a run fails (status.training
-	// says why) and writes nothing a rollout could serve.
+	// qualityGate decides what a run does with models that do not beat
+	// recommending the most popular items on the held-out end of the logs:
+	// Enforce fails the run (status.training says why) and writes nothing a
+	// rollout could serve; Allow writes them all the same. Default
+	// Enforce.
 	// +optional
-	AllowWeak bool `json:"allowWeak,omitempty"`
+	// +kubebuilder:default=Enforce
+	QualityGate QualityGate `json:"qualityGate,omitempty"`
+
+	// window is how far back from the newest logged event a run learns:
+	// older events are left out, which bounds the run's memory and time.
+	// Default 720h (30 days).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
+	Window *metav1.Duration `json:"window,omitempty"`
 
 	// resources of the training container.
 	// +optional
@@ -374,8 +390,22 @@ type TrainingSpec struct {
 
 	// activeDeadline bounds one run. Default 6h.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
 	ActiveDeadline *metav1.Duration `json:"activeDeadline,omitempty"`
 }
+
+// QualityGate is what a training run does with models that do not beat
+// the popularity baseline.
+// +kubebuilder:validation:Enum=Enforce;Allow
+type QualityGate string
+
+// Quality gates.
+const (
+	// QualityGateEnforce fails the run.
+	QualityGateEnforce QualityGate = "Enforce"
+	// QualityGateAllow writes the models all the same.
+	QualityGateAllow QualityGate = "Allow"
+)
 
 // TuningSpec declares an online search of live weights.
 type TuningSpec struct {

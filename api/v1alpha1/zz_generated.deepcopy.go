@@ -1191,6 +1191,11 @@ func (in *TrainingSpec) DeepCopyInto(out *TrainingSpec) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.Window != nil {
+		in, out := &in.Window, &out.Window
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.Resources != nil {
 		in, out := &in.Resources, &out.Resources
 		*out = new(Resources)

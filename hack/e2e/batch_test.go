@@ -44,7 +44,7 @@ func batchSpec() string {
     schedule: "0 4 29 2 *"
     output: pvc://e2e-logs/models
     epochs: 1
-    allowWeak: true
+    qualityGate: Allow
 `
 }
 

@@ -157,10 +157,20 @@ const (
 	CommandPrecompute = "precompute"
 	// FlagFrontend is the frontend's base URL for CommandPrecompute.
 	FlagFrontend = "frontend"
+	// FlagPrecomputeWait is the longest a run of CommandPrecompute may
+	// take: the frontend stops it then.
+	FlagPrecomputeWait = "wait"
 	// CommandExport ("recserve export --logs DIR --catalog URI --out DIR")
 	// writes the frontend's logs (Deploy.Logging) as a dataset rectrain
 	// reads.
 	CommandExport = "export"
+	// Flags of CommandExport: the logs directory, the catalog's URI, the
+	// dataset directory written, and the window of event time exported
+	// (back from the newest event logged).
+	FlagExportLogs    = "logs"
+	FlagExportCatalog = "catalog"
+	FlagExportOut     = "out"
+	FlagExportWindow  = "window"
 )
 
 // ConfigKey is the key, in the pipeline's ConfigMap, of the rendered config.

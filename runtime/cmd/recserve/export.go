@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
 	"github.com/recpipeline/recpipeline/runtime/internal/fetch"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/catalog"
@@ -87,12 +88,12 @@ func runExport(args []string, stdout io.Writer) error {
 			"the catalog of URI with the items published in the logs, the users of the events, and the events sorted by time.\n\n")
 		fl.PrintDefaults()
 	}
-	logs := fl.String("logs", "", "Directory of the frontend's logs: a path or file:///path.")
-	catURI := fl.String("catalog", "", "The catalog the logged events refer to, as deploy.catalog: a directory, a catalog file, or an http(s) URL.")
-	out := fl.String("out", "", "Dataset directory to write: a new one, an empty one or a previous export, which is replaced.")
+	logs := fl.String(config.FlagExportLogs, "", "Directory of the frontend's logs: a path or file:///path.")
+	catURI := fl.String(config.FlagExportCatalog, "", "The catalog the logged events refer to, as deploy.catalog: a directory, a catalog file, or an http(s) URL.")
+	out := fl.String(config.FlagExportOut, "", "Dataset directory to write: a new one, an empty one or a previous export, which is replaced.")
 	since := fl.String("since", "", "Export only events at or after this RFC 3339 time.")
 	until := fl.String("until", "", "Export only events before this RFC 3339 time, and the items published before it.")
-	window := fl.Duration("window", 0, "Export only events at or after the newest event logged (before --until) less this duration, e.g. 720h; 0 for no bound.")
+	window := fl.Duration(config.FlagExportWindow, 0, "Export only events at or after the newest event logged (before --until) less this duration, e.g. 720h; 0 for no bound.")
 	maxEvents := fl.Int("max-events", defaultMaxEvents, "Export at most this many events, the newest, holding no more in memory (about 40 bytes each, besides the IDs).")
 	logLevel := fl.String("log-level", "info", "debug, info, warn or error.")
 	if err := fl.Parse(args); err != nil {

@@ -49,7 +49,7 @@ func runPrecompute(args []string) error {
 		fs.PrintDefaults()
 	}
 	frontend := fs.String(config.FlagFrontend, "", "Base URL of the frontend, e.g. http://explore-frontend:8080 (required).")
-	wait := fs.Duration("wait", time.Hour, "Longest time the run may take: the frontend stops it then, and the command fails.")
+	wait := fs.Duration(config.FlagPrecomputeWait, time.Hour, "Longest time the run may take: the frontend stops it then, and the command fails.")
 	poll := fs.Duration("poll", 2*time.Second, "How often the run is checked.")
 	resultFile := fs.String("result-file", config.TerminationMessagePath, "File the finished run is written to as JSON, where it exists; none when empty.")
 	if err := fs.Parse(args); err != nil {
