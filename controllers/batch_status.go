@@ -398,8 +398,11 @@ func trainingStatus(rp *servingv1alpha1.RecPipeline, prev *servingv1alpha1.Train
 		return out, nil, false
 	}
 	_, succeeded, at := jobOutcome(job)
+	if out.JobFinished != nil && !at.After(out.JobFinished.Time) {
+		return out, nil, false // an older run than the one reported
+	}
 	if !succeeded {
-		out.Job = job.Name
+		out.Job, out.JobFinished = job.Name, &metav1.Time{Time: at}
 		out.Message = truncateTo(fmt.Sprintf("run %s failed: %s", job.Name, failureOf(job, o.pods, containerExport, containerTrain)), maxBatchMessageBytes)
 		return out, &batchEvent{eventType: corev1.EventTypeWarning, reason: ReasonTrainingFailed, note: out.Message}, false
 	}
@@ -407,7 +410,7 @@ func trainingStatus(rp *servingv1alpha1.RecPipeline, prev *servingv1alpha1.Train
 	if !found && now.Sub(at) < trainingResultGrace {
 		return out, nil, true
 	}
-	out.Job = job.Name
+	out.Job, out.JobFinished = job.Name, &metav1.Time{Time: at}
 	out.Artifact = strings.TrimSuffix(rp.Spec.Training.Output, "/") + "/" + job.Name
 	out.Message = ""
 	out.Metrics = nil

@@ -338,6 +338,17 @@ func TestTrainingStatus(t *testing.T) {
 				Artifact: prev.Artifact, Metrics: prev.Metrics},
 			wait: true,
 		},
+		"an older run once the newest Job reported is deleted: nothing": {
+			prev: func() *servingv1alpha1.TrainingStatus {
+				p := prev.DeepCopy()
+				p.JobFinished = &metav1.Time{Time: batchT0}
+				return p
+			}(),
+			o:   batchObservation{cronJob: cron, finished: finishedJob("feed-training-0", batchT0.Add(-time.Hour), true)},
+			now: now,
+			want: servingv1alpha1.TrainingStatus{LastScheduleTime: cron.Status.LastScheduleTime,
+				Job: "feed-training-1", JobFinished: &metav1.Time{Time: batchT0}, Artifact: prev.Artifact, Metrics: prev.Metrics},
+		},
 		"a success whose pod is gone: the directory without metrics": {
 			o:      batchObservation{cronJob: cron, finished: finishedJob("feed-training-2", batchT0, true)},
 			now:    now,
@@ -349,6 +360,14 @@ func TestTrainingStatus(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			got, ev, wait := trainingStatus(rp, tc.prev, &tc.o, tc.now)
+			if ev != nil {
+				if _, _, at := jobOutcome(tc.o.finished); got.JobFinished == nil || !got.JobFinished.Time.Equal(at) {
+					t.Errorf("jobFinished %v, want the reported Job's end %v", got.JobFinished, at)
+				}
+			}
+			if tc.want.JobFinished == nil {
+				got.JobFinished = nil // checked above
+			}
 			if tc.reason == ReasonTrainingSucceeded && len(got.Metrics) > 0 {
 				if got.Metrics["funnel.ndcg@100"] != "0.1375" {
 					t.Errorf("metrics %v, want rectrain's", got.Metrics)

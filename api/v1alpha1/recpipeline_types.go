@@ -1440,6 +1440,12 @@ type TrainingStatus struct {
 	// +kubebuilder:validation:MaxLength=63
 	Job string `json:"job,omitempty"`
 
+	// jobFinished is when that Job finished: only a Job that finished
+	// later is reported next, so that deleting the newest Job never brings
+	// an older run back.
+	// +optional
+	JobFinished *metav1.Time `json:"jobFinished,omitempty"`
+
 	// artifact is the directory the last successful run wrote,
 	// pvc://<claim>/<path>.
 	// +optional

@@ -1229,6 +1229,10 @@ func (in *TrainingStatus) DeepCopyInto(out *TrainingStatus) {
 		in, out := &in.LastSuccessTime, &out.LastSuccessTime
 		*out = (*in).DeepCopy()
 	}
+	if in.JobFinished != nil {
+		in, out := &in.JobFinished, &out.JobFinished
+		*out = (*in).DeepCopy()
+	}
 	if in.Metrics != nil {
 		in, out := &in.Metrics, &out.Metrics
 		*out = make(map[string]string, len(*in))
