@@ -93,6 +93,9 @@ spec:
 		}
 		return s.allServe()
 	})
+	// The frontend's pods roll to mount the logs claim; the old one serves
+	// the new config meanwhile.
+	run(t, kubectl, "-n", "recs", "rollout", "status", "deployment/explore-frontend", "--timeout=4m")
 	for _, cj := range []string{"explore-precompute", "explore-training"} {
 		run(t, kubectl, "-n", "recs", "get", "cronjob", cj)
 	}
@@ -144,7 +147,7 @@ func precomputeRun(t *testing.T, url string) {
 		LastSuccessTime string `json:"lastSuccessTime"`
 	}
 	eventually(t, time.Minute, "status.precompute reports the run", func() error {
-		out := jsonpath(t, "rp", "explore", "{.status.precompute}")
+		out := jsonpath(t, "rp", "explore", ".status.precompute")
 		if err := json.Unmarshal([]byte(out), &pc); err != nil {
 			return fmt.Errorf("%q: %w", out, err)
 		}
@@ -186,7 +189,7 @@ func trainingRun(t *testing.T) string {
 		Metrics  map[string]string `json:"metrics"`
 	}
 	eventually(t, time.Minute, "status.training reports the artifact", func() error {
-		out := jsonpath(t, "rp", "explore", "{.status.training}")
+		out := jsonpath(t, "rp", "explore", ".status.training")
 		if err := json.Unmarshal([]byte(out), &tr); err != nil {
 			return fmt.Errorf("%q: %w", out, err)
 		}
