@@ -84,6 +84,7 @@ spec:
   resources: {requests: {storage: 1Gi}}
 `, logs))
 
+	oldFrontend := stagePodNames(t, "frontend")
 	start := time.Now()
 	applyYAML(t, pipeline(weights, "models/mtml", image)+batchSpec())
 	eventually(t, 4*time.Minute, "Ready with logging, precompute and training", func() error {
@@ -96,6 +97,20 @@ spec:
 	// The frontend's pods roll to mount the logs claim; the old one serves
 	// the new config meanwhile.
 	run(t, kubectl, "-n", "recs", "rollout", "status", "deployment/explore-frontend", "--timeout=4m")
+	// The old pod answers while it drains: events posted to it would be
+	// lost with its state. Wait until it is gone from the Service.
+	for _, pod := range oldFrontend {
+		run(t, kubectl, "-n", "recs", "wait", "--for=delete", "pod/"+pod, "--timeout=2m")
+	}
+	eventually(t, time.Minute, "the Service reaches the new frontend only", func() error {
+		ips := strings.Fields(run(t, kubectl, "-n", "recs", "get", "endpointslices", "-l", "kubernetes.io/service-name=explore-frontend",
+			"-o", "jsonpath={.items[*].endpoints[*].addresses[*]}"))
+		if len(ips) != 1 {
+			return fmt.Errorf("endpoints %v", ips)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // kube-proxy's rules follow the endpoints
 	for _, cj := range []string{"explore-precompute", "explore-training"} {
 		run(t, kubectl, "-n", "recs", "get", "cronjob", cj)
 	}
@@ -204,6 +219,13 @@ func trainingRun(t *testing.T) string {
 		t.Errorf("no TrainingSucceeded Event names %s: %q", tr.Artifact, events)
 	}
 	return tr.Artifact + "/mtml"
+}
+
+// stagePodNames names the pods of a stage.
+func stagePodNames(t *testing.T, stage string) []string {
+	t.Helper()
+	return strings.Fields(run(t, kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=explore,app.kubernetes.io/component="+stage,
+		"-o", "jsonpath={.items[*].metadata.name}"))
 }
 
 // waitJob waits for the Job to complete, and fails with its pods' logs
