@@ -21,10 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -352,26 +348,13 @@ func (e *Engine) precomputeUsers(ctx context.Context, l *live, p *config.Precomp
 func readUsers(ctx context.Context, uri string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, usersFileTimeout)
 	defer cancel()
-	u, err := url.Parse(uri)
+	r, err := fetch.Open(ctx, uri, fetch.Options{MaxBytes: maxUsersFile, LimitLocal: true})
 	if err != nil {
-		return nil, fmt.Errorf("failed to parse the users file URI %s: %w", uri, err)
-	}
-	var r io.ReadCloser
-	switch u.Scheme {
-	case "file":
-		if r, err = os.Open(u.Path); err != nil {
-			return nil, fmt.Errorf("failed to open the users file: %w", err)
-		}
-	case "http", "https":
-		if r, err = fetch.Get(ctx, http.DefaultClient, u, maxUsersFile); err != nil {
-			return nil, fmt.Errorf("failed to fetch the users file %s: %w", uri, err)
-		}
-	default:
-		return nil, fmt.Errorf("failed to read the users file %s: scheme %q is not file, http or https", uri, u.Scheme)
+		return nil, fmt.Errorf("failed to open the users file %s: %w", fetch.Redact(uri), err)
 	}
 	defer func() { _ = r.Close() }()
 	var users []string
-	sc := bufio.NewScanner(fetch.LimitReader(r, maxUsersFile, "users file"))
+	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
