@@ -28,6 +28,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/testport"
 )
 
 // Server is a running redis-server.
@@ -50,7 +52,7 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		port, err := freePort()
+		port, err := testport.Free()
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -124,13 +126,4 @@ func waitListening(addr string, exited <-chan struct{}) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

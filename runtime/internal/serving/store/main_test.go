@@ -17,7 +17,6 @@ limitations under the License.
 package store
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -49,15 +48,6 @@ func TestMain(m *testing.M) {
 func needRedis(tb testing.TB) string {
 	tb.Helper()
 	return testredis.Need(tb, redisServer, redisErr)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // tempDir is t.TempDir for a store directory.

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/testport"
 )
 
 func TestRedisPrefixesIsolatePipelines(t *testing.T) {
@@ -76,7 +78,7 @@ func TestRedisSeenExpires(t *testing.T) {
 }
 
 func TestRedisUnreachable(t *testing.T) {
-	port, err := freePort()
+	port, err := testport.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
