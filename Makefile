@@ -156,6 +156,10 @@ bench: test-deps ## Run the benchmarks (long; not part of make test).
 bench-serving: ## Serving figures on the 1,000,000-item world (hack/bench-serving.sh; world and models cached: about 25 min the first time, most of it training, then about 7 min a run).
 	hack/bench-serving.sh
 
+.PHONY: bench-rectrain
+bench-rectrain: ## rectrain's time and peak memory at 10k, 100k and 1M items (hack/bench-rectrain.sh; worlds cached; about 20 min).
+	hack/bench-rectrain.sh
+
 .PHONY: bench-quality
 bench-quality: ## Quality through the served HTTP path on an ID-only world: funnel vs the two-tower source alone, popularity and random.
 	hack/bench-quality.sh

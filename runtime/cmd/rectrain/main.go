@@ -70,13 +70,17 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
-	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
 )
@@ -99,12 +103,26 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := setMemoryLimit(f.memoryLimit); err != nil {
+		return err
+	}
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if f.memProfile != "" {
+		defer writeHeapProfile(f.memProfile)
+	}
 	began := time.Now()
 	d, err := f.load()
 	if err != nil {
 		return err
 	}
 	printLoaded(d, f.src(), time.Since(began))
+	fmt.Printf("phase load: %s, peak RSS %s\n", time.Since(began).Round(time.Millisecond), rectrain.FormatBytes(rectrain.PeakRSS()))
 	res, err := rectrain.Train(d, f.o)
 	if errors.Is(err, rectrain.ErrStopped) {
 		fmt.Printf("stopped after %d epochs; continue with -resume -checkpoint %s\n", f.o.StopAfter, f.o.Checkpoint)
@@ -141,6 +159,67 @@ type trainFlags struct {
 	out, version string
 	// resultFile receives the trainResult of a successful run.
 	resultFile string
+	// cpuProfile and memProfile receive pprof profiles of the run.
+	cpuProfile, memProfile string
+	// memoryLimit is the -memory-limit flag: the Go runtime's soft limit.
+	memoryLimit string
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit to flag (a
+// quantity), or else to 90% of the cgroup's memory limit, and prints it. A
+// run holds a catalog's tables for its whole length and makes as much
+// garbage again in its evaluation: without a limit the collector lets the
+// heap reach twice what is live, and a container's limit kills the run.
+func setMemoryLimit(flag string) error {
+	opts := []memlimit.Option{memlimit.WithProvider(memlimit.FromCgroup)}
+	if flag != "" {
+		q, err := resource.ParseQuantity(flag)
+		if err != nil || q.Sign() <= 0 {
+			return fmt.Errorf("-memory-limit %q: want a positive quantity such as 4Gi", flag)
+		}
+		opts = []memlimit.Option{memlimit.WithProvider(memlimit.Limit(uint64(q.Value()))), memlimit.WithRatio(1)}
+	}
+	limit, err := memlimit.Set(opts...)
+	if err != nil {
+		return fmt.Errorf("failed to set the memory limit: %w", err)
+	}
+	if limit > 0 && limit < math.MaxInt64 {
+		fmt.Printf("memory limit %s\n", rectrain.FormatBytes(limit))
+	}
+	return nil
+}
+
+// startCPUProfile starts a CPU profile into path; stop ends it.
+func startCPUProfile(path string) (stop func(), err error) {
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		_ = out.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := out.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "rectrain: failed to write the CPU profile:", err)
+		}
+	}, nil
+}
+
+// writeHeapProfile writes the heap profile to path; a failure is printed,
+// not returned, as the run's result stands.
+func writeHeapProfile(path string) {
+	out, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(out, 0)
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rectrain: failed to write the heap profile:", err)
+	}
 }
 
 func parseTrainFlags(args []string) (*trainFlags, error) {
@@ -156,7 +235,7 @@ func parseTrainFlags(args []string) (*trainFlags, error) {
 	hidden := fl.String("hidden", "256,128", "hidden widths of the MTML bottom, comma-separated")
 	weights := fl.String("weights", "click:1,like:2,comment:4,share:4,see_less:-8", "event weights of the teacher's value")
 	fl.IntVar(&o.Epochs, "epochs", 3, "passes over the training examples of the two-tower model and the ranker")
-	fl.IntVar(&o.FirstStageEpochs, "first-stage-epochs", 10, "passes of the first stage over its distillation pairs (labelled by the ranker once)")
+	fl.IntVar(&o.FirstStageEpochs, "first-stage-epochs", 0, "passes of the first stage over its distillation pairs, labelled by the ranker once (0: 10, or fewer so that it sees at most 15M pairs)")
 	fl.IntVar(&o.IDDim, "id-dim", 16, "width of the two-tower model's item_id embedding (negative: none)")
 	fl.Uint64Var(&o.Seed, "seed", 1, "seed of initialisation and shuffling")
 	fl.IntVar(&o.Dim, "dim", 32, "retrieval embedding width")
@@ -174,6 +253,9 @@ func parseTrainFlags(args []string) (*trainFlags, error) {
 	fl.StringVar(&o.Checkpoint, "checkpoint", "", "directory to save the training state to after every epoch")
 	fl.BoolVar(&o.Resume, "resume", false, "continue from the state in -checkpoint")
 	fl.IntVar(&o.StopAfter, "stop-after", 0, "stop once this many epochs of the schedule are done (0: run to the end)")
+	fl.StringVar(&f.memoryLimit, "memory-limit", "", "soft memory limit of the run, a Kubernetes quantity (4Gi); default 90% of the container's memory limit, none outside a container with one (GOMEMLIMIT, when set, wins)")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	fl.StringVar(&f.memProfile, "memprofile", "", "write a heap profile (allocations sampled over the whole run) to this file at its end")
 	if err := fl.Parse(args); err != nil {
 		return nil, err
 	}
@@ -248,10 +330,8 @@ func (f *trainFlags) write(res *rectrain.Result, began time.Time) error {
 	if err := res.WriteServing(f.out, f.catalogDir()); err != nil {
 		return err
 	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	fmt.Printf("artifacts written to %s/{two-tower,first-stage,mtml}, recserve config to %s; total %s, heap in use from the OS %.0f MiB\n",
-		f.out, filepath.Join(f.out, rectrain.ConfigFile), time.Since(began).Round(time.Millisecond), float64(ms.Sys)/(1<<20))
+	fmt.Printf("artifacts written to %s/{two-tower,first-stage,mtml}, recserve config to %s; total %s, peak RSS %s\n",
+		f.out, filepath.Join(f.out, rectrain.ConfigFile), time.Since(began).Round(time.Millisecond), rectrain.FormatBytes(rectrain.PeakRSS()))
 	if f.catalogDir() == "" {
 		fmt.Printf("catalog written to %s\n", filepath.Join(f.out, rectrain.CatalogFile))
 	}

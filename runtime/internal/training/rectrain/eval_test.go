@@ -17,7 +17,9 @@ limitations under the License.
 package rectrain
 
 import (
+	"cmp"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -214,5 +216,53 @@ func TestOneStandardErrorLeansOnRetrievalWithoutEvidence(t *testing.T) {
 	// it.
 	if got := oneStandardError(figs(0.1, 0.2, 0.2, 0.2)); got != 3 {
 		t.Errorf("chose %d, want 3: the lead of 1 is within one standard error", got)
+	}
+}
+
+// TestRetrieveAcrossItemTiles checks the tiled retrieval against a plain
+// sort of every item's score, on a catalog of several tiles and a number
+// of users that is not a multiple of the chunk, with left-out items in
+// every tile and scores tied across tiles.
+func TestRetrieveAcrossItemTiles(t *testing.T) {
+	const dim, nu, ni, k = 4, retrieveUsers + 7, 2*retrieveItems + 513, 50
+	r := rand.New(rand.NewPCG(3, 4))
+	ue := blas64.General{Rows: nu, Cols: dim, Stride: dim, Data: make([]float64, nu*dim)}
+	ie := blas64.General{Rows: ni, Cols: dim, Stride: dim, Data: make([]float64, ni*dim)}
+	for i := range ue.Data {
+		ue.Data[i] = float64(r.IntN(5) - 2)
+	}
+	for i := range ie.Data {
+		ie.Data[i] = float64(r.IntN(5) - 2) // small integers: many ties
+	}
+	left := make([][]int32, nu)
+	for j := range left {
+		for range 30 {
+			left[j] = append(left[j], int32(r.IntN(ni)))
+		}
+	}
+	got := retrieve(ue, ie, k, func(j int) []int32 { return left[j] })
+	for j := range nu {
+		out := map[int32]bool{}
+		for _, i := range left[j] {
+			out[i] = true
+		}
+		score := func(i int) float64 {
+			if out[int32(i)] {
+				return math.Inf(-1)
+			}
+			var s float64
+			for c := range dim {
+				s += ue.Data[j*dim+c] * ie.Data[i*dim+c]
+			}
+			return s
+		}
+		order := make([]int32, ni)
+		for i := range order {
+			order[i] = int32(i)
+		}
+		slices.SortStableFunc(order, func(a, b int32) int { return cmp.Compare(score(int(b)), score(int(a))) })
+		if want := order[:k]; !slices.Equal(got[j], want) {
+			t.Fatalf("user %d: top %d %v, want %v", j, k, got[j], want)
+		}
 	}
 }

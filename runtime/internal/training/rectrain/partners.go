@@ -39,10 +39,10 @@ func distillPartners(d *Data, res *Result, seed uint64) []int32 {
 		return func(c, lo, hi int) {
 			r := rand.New(rand.NewPCG(seed, 0x70617274<<32|uint64(c)))
 			for k := lo; k < hi; k++ {
-				best, top := int32(-1), 0.0
+				best, top := int32(-1), float32(0)
 				for range m {
 					i := int32(r.IntN(ni))
-					if s := res.scores.at(int32(k), i); best < 0 || s > top {
+					if s := res.scores.approx(int32(k), i); best < 0 || s > top {
 						best, top = i, s
 					}
 				}

@@ -21,6 +21,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -337,5 +339,41 @@ func TestDeterministic(t *testing.T) {
 	}
 	if sum := checksums(other)["mtml"]; sum == first["mtml"] {
 		t.Errorf("another seed gave the same mtml checksum %s", sum)
+	}
+}
+
+// TestPhasesAreReported checks that a run times each of its steps, in
+// order, and reads the resident high-water mark on Linux.
+func TestPhasesAreReported(t *testing.T) {
+	_, res := tinyWorld(t)
+	var names []string
+	for _, p := range res.Phases {
+		names = append(names, p.Name)
+		if p.Seconds < 0 {
+			t.Errorf("phase %s took %v s", p.Name, p.Seconds)
+		}
+		if runtime.GOOS == "linux" && p.PeakRSS <= 0 {
+			t.Errorf("phase %s: peak RSS %d on Linux, want it read", p.Name, p.PeakRSS)
+		}
+	}
+	want := []string{"two-tower", "two-tower scores", "mtml", "retrieval weight", "first-stage pairs", "first-stage", "evaluation"}
+	if !slices.Equal(names, want) {
+		t.Errorf("phases %v, want %v", names, want)
+	}
+}
+
+// TestFirstStageEpochsFitThePairBudget checks the first stage's default
+// epochs: ten on a small log, fewer on a large one, never none.
+func TestFirstStageEpochsFitThePairBudget(t *testing.T) {
+	for _, tc := range []struct{ trainN, want int }{
+		{1000, 10},
+		{FirstStageMaxPairs / 20, 10},
+		{1_197_715, 6}, // the 1M-item world's training impressions
+		{FirstStageMaxPairs, 1},
+		{0, 10},
+	} {
+		if got := firstStageEpochs(tc.trainN); got != tc.want {
+			t.Errorf("firstStageEpochs(%d) = %d, want %d", tc.trainN, got, tc.want)
+		}
 	}
 }

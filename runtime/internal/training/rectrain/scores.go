@@ -17,7 +17,7 @@ limitations under the License.
 package rectrain
 
 import (
-	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain/nn"
+	"github.com/recpipeline/recpipeline/runtime/internal/vec"
 )
 
 // towerScores are a trained two-tower model's embeddings of every
@@ -32,24 +32,21 @@ type towerScores struct {
 // newTowerScores embeds d's impressions' users and items with t, in chunks
 // on two goroutines.
 func newTowerScores(d *Data, t *TwoTower) *towerScores {
-	ie := embedItems(d, t)
-	s := &towerScores{dim: ie.Cols, items: nn.To32(ie.Data), users: make([]float32, len(d.Imps)*ie.Cols)}
-	inChunks(len(d.Imps), 4096, func() func(c, lo, hi int) {
-		var tape nn.Tape
-		var ub []float64
-		uw := t.UserSpec.Width()
-		return func(_, lo, hi int) {
-			x := matrixOf(&ub, hi-lo, uw)
-			for k := lo; k < hi; k++ {
-				im := &d.Imps[k]
-				t.userRow(d, ub[(k-lo)*uw:(k-lo+1)*uw], im.User, d.Pool(k), d.PoolItems(im.User, im.PoolN))
-			}
-			ue := t.User.Forward(x, &tape)
-			for r := range hi - lo {
-				for c, v := range ue.Data[r*ue.Stride : r*ue.Stride+s.dim] {
-					s.users[(lo+r)*s.dim+c] = float32(v)
-				}
-			}
+	dim := t.Item.Out()
+	s := &towerScores{dim: dim, items: make([]float32, len(d.ItemIDs)*dim), users: make([]float32, len(d.Imps)*dim)}
+	embedRows(t.Item, t.ItemSpec.Width(), len(d.ItemIDs), func(i int, dst []float64) {
+		t.itemRow(d, dst, int32(i))
+	}, func(i int, y []float64) {
+		for c, v := range y {
+			s.items[i*dim+c] = float32(v)
+		}
+	})
+	embedRows(t.User, t.UserSpec.Width(), len(d.Imps), func(k int, dst []float64) {
+		im := &d.Imps[k]
+		t.userRow(d, dst, im.User, d.Pool(k), d.PoolItems(im.User, im.PoolN))
+	}, func(k int, y []float64) {
+		for c, v := range y {
+			s.users[k*dim+c] = float32(v)
 		}
 	})
 	return s
@@ -67,6 +64,13 @@ func (s *towerScores) at(k, i int32) float64 {
 		dot += float64(v) * float64(s.users[int(k)*s.dim+c])
 	}
 	return dot
+}
+
+// approx is at in float32 on the SIMD kernel, for where only the order of
+// many scores matters (drawing the first stage's partners costs a million
+// items × a thousand draws of them).
+func (s *towerScores) approx(k, i int32) float32 {
+	return vec.Dot(s.users[int(k)*s.dim:(int(k)+1)*s.dim], s.item(i))
 }
 
 // of is the score of item i for the user embedding u (float64, rounded to

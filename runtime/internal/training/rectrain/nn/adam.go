@@ -72,9 +72,9 @@ func (a *Adam) StepRows(grads [][]float64, rows []*RowGrads) {
 	for i, p := range a.params {
 		if i < len(rows) && rows[i] != nil {
 			rg := rows[i]
-			for _, r := range rg.Touched {
+			for j, r := range rg.Touched {
 				lo, hi := int(r)*rg.Width, (int(r)+1)*rg.Width
-				update(p[lo:hi], rg.G[lo:hi], a.m[i][lo:hi], a.v[i][lo:hi], rowLR)
+				update(p[lo:hi], rg.G[j*rg.Width:(j+1)*rg.Width], a.m[i][lo:hi], a.v[i][lo:hi], rowLR)
 			}
 			continue
 		}

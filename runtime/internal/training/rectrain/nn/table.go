@@ -56,21 +56,25 @@ func (t *Table) Row(r int32) []float64 {
 }
 
 // RowGrads accumulates the gradient of a table over the rows one batch
-// touched, without visiting the others: Add sums into a table-sized buffer
-// and records the row, Zero clears the recorded rows only.
+// touched, without visiting the others, in a buffer the size of those rows:
+// one the size of the table (a million rows) would double a catalog-sized
+// table's memory for the few hundred rows a batch reads.
 type RowGrads struct {
 	Width int
-	// G is shaped like the table's W; only the Touched rows are non-zero.
-	G []float64
 	// Touched lists the rows added to since the last Zero, in the order of
-	// their first Add.
+	// their first Add; G holds their gradients in the same order, Width
+	// values each.
 	Touched []int32
-	seen    []bool
+	G       []float64
+	// slot[r] is 1 + the index of row r in Touched, 0 when untouched: four
+	// bytes a row, where a lookup in a map cost more than the rest of an
+	// Add (a batch adds each row of 50 items' engagement pools).
+	slot []int32
 }
 
 // NewRowGrads returns empty gradients for t.
 func (t *Table) NewRowGrads() *RowGrads {
-	return &RowGrads{Width: t.Width, G: make([]float64, len(t.W)), seen: make([]bool, t.Rows)}
+	return &RowGrads{Width: t.Width, slot: make([]int32, t.Rows)}
 }
 
 // Add adds grad (Width values) to row r.
@@ -78,22 +82,32 @@ func (g *RowGrads) Add(r int32, grad []float64) {
 	if len(grad) != g.Width {
 		panic(fmt.Sprintf("nn: row gradient of %d values, want %d", len(grad), g.Width))
 	}
-	if !g.seen[r] {
-		g.seen[r] = true
+	j := int(g.slot[r]) - 1
+	if j < 0 {
+		j = len(g.Touched)
+		g.slot[r] = int32(j + 1)
 		g.Touched = append(g.Touched, r)
+		g.G = append(g.G, make([]float64, g.Width)...)
 	}
-	off := int(r) * g.Width
 	for k, v := range grad {
-		g.G[off+k] += v
+		g.G[j*g.Width+k] += v
 	}
+}
+
+// Of returns row r's gradient, nil when no Add touched it since the last
+// Zero; the slice is shared.
+func (g *RowGrads) Of(r int32) []float64 {
+	j := int(g.slot[r]) - 1
+	if j < 0 {
+		return nil
+	}
+	return g.G[j*g.Width : (j+1)*g.Width]
 }
 
 // Zero clears the touched rows.
 func (g *RowGrads) Zero() {
 	for _, r := range g.Touched {
-		off := int(r) * g.Width
-		clear(g.G[off : off+g.Width])
-		g.seen[r] = false
+		g.slot[r] = 0
 	}
-	g.Touched = g.Touched[:0]
+	g.Touched, g.G = g.Touched[:0], g.G[:0]
 }

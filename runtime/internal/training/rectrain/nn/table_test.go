@@ -30,16 +30,24 @@ func TestRowGradsAccumulateAndClearTouchedRows(t *testing.T) {
 	if want := []int32{2, 0}; !slices.Equal(g.Touched, want) {
 		t.Errorf("touched rows %v, want %v (order of first Add)", g.Touched, want)
 	}
-	if want := []float64{3, 4, 0, 0, 11, 22, 0, 0}; !slices.Equal(g.G, want) {
-		t.Errorf("gradient %v, want %v", g.G, want)
+	for r, want := range map[int32][]float64{2: {11, 22}, 0: {3, 4}, 1: nil, 3: nil} {
+		if got := g.Of(r); !slices.Equal(got, want) {
+			t.Errorf("row %d: gradient %v, want %v", r, got, want)
+		}
+	}
+	if len(g.G) != 2*2 {
+		t.Errorf("%d gradient values held for 2 touched rows of width 2, want 4", len(g.G))
 	}
 	g.Zero()
-	if len(g.Touched) != 0 || slices.ContainsFunc(g.G, func(v float64) bool { return v != 0 }) {
-		t.Errorf("after Zero: touched %v, gradient %v", g.Touched, g.G)
+	if len(g.Touched) != 0 || g.Of(2) != nil {
+		t.Errorf("after Zero: touched %v, row 2 %v", g.Touched, g.Of(2))
 	}
 	g.Add(1, []float64{5, 5})
 	if want := []int32{1}; !slices.Equal(g.Touched, want) {
 		t.Errorf("touched rows after Zero and Add %v, want %v", g.Touched, want)
+	}
+	if got, want := g.Of(1), []float64{5, 5}; !slices.Equal(got, want) {
+		t.Errorf("row 1 after Zero and Add: %v, want %v (the old values must not leak)", got, want)
 	}
 }
 
