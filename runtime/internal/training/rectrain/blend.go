@@ -109,8 +109,7 @@ func chooseBlend(d *Data, res *Result, o Options, w io.Writer) {
 		return
 	}
 	ue := embedUsers(d, res.TwoTower, users)
-	ie := embedItems(d, res.TwoTower)
-	cands := retrieve(ue, ie, FunnelCandidates, func(j int) []int32 { return ts.seen.of(users[j]) })
+	cands := retrieve(mat32Of(ue), res.scores.itemMatrix(), FunnelCandidates, func(j int) []int32 { return ts.seen.of(users[j]) })
 	type scoredList struct{ value, tt []float64 }
 	lists := make([]scoredList, len(users))
 	rw := res.MTML.Spec.Width()

@@ -22,8 +22,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-
-	"gonum.org/v1/gonum/blas/blas64"
 )
 
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9 }
@@ -178,8 +176,8 @@ func TestRetrievalLeavesOutSeenItems(t *testing.T) {
 	}
 	// Item scores 4, 3, 2, 1, 0 for every user: the top 2 leave out what
 	// each user saw.
-	ue := blas64.General{Rows: 3, Cols: 1, Stride: 1, Data: []float64{1, 1, 1}}
-	ie := blas64.General{Rows: 5, Cols: 1, Stride: 1, Data: []float64{4, 3, 2, 1, 0}}
+	ue := mat32{Rows: 3, Cols: 1, Data: []float32{1, 1, 1}}
+	ie := mat32{Rows: 5, Cols: 1, Data: []float32{4, 3, 2, 1, 0}}
 	users := []int32{0, 1, 2}
 	got := retrieve(ue, ie, 2, func(j int) []int32 { return seen.of(users[j]) })
 	want := [][]int32{{0, 1}, {1, 2}, {0, 1}}
@@ -226,13 +224,13 @@ func TestOneStandardErrorLeansOnRetrievalWithoutEvidence(t *testing.T) {
 func TestRetrieveAcrossItemTiles(t *testing.T) {
 	const dim, nu, ni, k = 4, retrieveUsers + 7, 2*retrieveItems + 513, 50
 	r := rand.New(rand.NewPCG(3, 4))
-	ue := blas64.General{Rows: nu, Cols: dim, Stride: dim, Data: make([]float64, nu*dim)}
-	ie := blas64.General{Rows: ni, Cols: dim, Stride: dim, Data: make([]float64, ni*dim)}
+	ue := mat32{Rows: nu, Cols: dim, Data: make([]float32, nu*dim)}
+	ie := mat32{Rows: ni, Cols: dim, Data: make([]float32, ni*dim)}
 	for i := range ue.Data {
-		ue.Data[i] = float64(r.IntN(5) - 2)
+		ue.Data[i] = float32(r.IntN(5) - 2)
 	}
 	for i := range ie.Data {
-		ie.Data[i] = float64(r.IntN(5) - 2) // small integers: many ties
+		ie.Data[i] = float32(r.IntN(5) - 2) // small integers: many ties
 	}
 	left := make([][]int32, nu)
 	for j := range left {
@@ -252,7 +250,7 @@ func TestRetrieveAcrossItemTiles(t *testing.T) {
 			}
 			var s float64
 			for c := range dim {
-				s += ue.Data[j*dim+c] * ie.Data[i*dim+c]
+				s += float64(ue.Data[j*dim+c]) * float64(ie.Data[i*dim+c])
 			}
 			return s
 		}

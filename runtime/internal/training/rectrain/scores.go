@@ -52,6 +52,11 @@ func newTowerScores(d *Data, t *TwoTower) *towerScores {
 	return s
 }
 
+// itemMatrix is the items' embeddings as a matrix (shared).
+func (s *towerScores) itemMatrix() mat32 {
+	return mat32{Rows: len(s.items) / s.dim, Cols: s.dim, Data: s.items}
+}
+
 // item is item i's embedding.
 func (s *towerScores) item(i int32) []float32 {
 	return s.items[int(i)*s.dim : (int(i)+1)*s.dim]
