@@ -19,6 +19,7 @@ package ann
 import (
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/recpipeline/recpipeline/runtime/internal/vec"
@@ -99,19 +100,45 @@ func (s *searcher) offer(c cand, ef int) bool {
 }
 
 func (ix *Index) vec(node uint32) []float32 {
-	i := int(node) * ix.dim
-	return ix.vecs[i : i+ix.dim : i+ix.dim]
+	sg, j := ix.seg(node)
+	i := j * ix.dim
+	return sg.vecs[i : i+ix.dim : i+ix.dim]
+}
+
+// augSlot is node's lifted coordinate as a slice, to prefetch.
+func (ix *Index) augSlot(node uint32) []float32 {
+	sg, j := ix.seg(node)
+	return sg.aug[j : j+1]
+}
+
+// aug returns node's lifted coordinate (see augment).
+func (ix *Index) aug(node uint32) float32 {
+	sg, j := ix.seg(node)
+	return sg.aug[j]
+}
+
+// ext returns node's external id.
+func (ix *Index) ext(node uint32) uint32 {
+	sg, j := ix.seg(node)
+	return sg.ext[j]
+}
+
+// lock returns the lock of node's neighbour lists.
+func (ix *Index) lock(node uint32) *sync.Mutex {
+	sg, j := ix.seg(node)
+	return &sg.locks[j]
 }
 
 // links returns node's neighbour list on level: a count followed by room
 // for the maximum number of ids. Entries are read and written atomically.
 func (ix *Index) links(node uint32, level int) []uint32 {
+	sg, j := ix.seg(node)
 	if level == 0 {
-		i := int(node) * (ix.m0 + 1)
-		return ix.links0[i : i+ix.m0+1 : i+ix.m0+1]
+		i := j * (ix.m0 + 1)
+		return sg.links0[i : i+ix.m0+1 : i+ix.m0+1]
 	}
-	i := int(ix.upperAt[node]) + (level-1)*(ix.m+1)
-	return ix.upper[i : i+ix.m+1 : i+ix.m+1]
+	i := int(sg.upperAt[j]) + (level-1)*(ix.m+1)
+	return sg.upper[i : i+ix.m+1 : i+ix.m+1]
 }
 
 // levelOf draws node's top layer from an exponential distribution with mean
@@ -138,7 +165,7 @@ func (ix *Index) greedy(q []float32, qaug float32, ep uint32, score float32, lev
 		n := int(atomic.LoadUint32(&l[0]))
 		for i := 1; i <= n; i++ {
 			nb := atomic.LoadUint32(&l[i])
-			if sc := vec.Dot(q, ix.vec(nb)) + qaug*ix.aug[nb]; sc > score {
+			if sc := vec.Dot(q, ix.vec(nb)) + qaug*ix.aug(nb); sc > score {
 				ep, score, changed = nb, sc, true
 			}
 		}
@@ -188,7 +215,7 @@ func (ix *Index) searchLayer(s *searcher, q []float32, qaug float32, ef, level i
 			s.next = append(s.next, nb)
 			prefetch(ix.vec(nb))
 			if qaug != 0 {
-				prefetch(ix.aug[nb : nb+1])
+				prefetch(ix.augSlot(nb))
 			}
 		}
 		ix.scorePending(s, q, qaug, ef, level)
@@ -202,7 +229,7 @@ func (ix *Index) scorePending(s *searcher, q []float32, qaug float32, ef, level 
 	for _, nb := range s.pending {
 		sc := vec.Dot(q, ix.vec(nb))
 		if qaug != 0 {
-			sc += qaug * ix.aug[nb]
+			sc += qaug * ix.aug(nb)
 		}
 		if !s.offer(cand{sc, nb}, ef) {
 			continue
@@ -282,10 +309,10 @@ func (ix *Index) selectNeighbors(s *searcher, cands []cand, m int) []cand {
 		if len(s.keep) >= m {
 			break
 		}
-		v, a := ix.vec(c.node), ix.aug[c.node]
+		v, a := ix.vec(c.node), ix.aug(c.node)
 		good := true
 		for _, k := range s.keep {
-			if vec.Dot(v, ix.vec(k.node))+a*ix.aug[k.node] > c.score {
+			if vec.Dot(v, ix.vec(k.node))+a*ix.aug(k.node) > c.score {
 				good = false
 				break
 			}
@@ -301,7 +328,7 @@ func (ix *Index) selectNeighbors(s *searcher, cands []cand, m int) []cand {
 // shared.
 func (ix *Index) insert(s *searcher, node uint32) {
 	level := ix.levelOf(node)
-	q, qaug := ix.vec(node), ix.aug[node]
+	q, qaug := ix.vec(node), ix.aug(node)
 
 	e := ix.entry.Load()
 	if _, top := unpackEntry(e); e == 0 || level > top {
@@ -319,7 +346,7 @@ func (ix *Index) insert(s *searcher, node uint32) {
 		}
 	}
 	ep, top := unpackEntry(e)
-	epScore := vec.Dot(q, ix.vec(ep)) + qaug*ix.aug[ep]
+	epScore := vec.Dot(q, ix.vec(ep)) + qaug*ix.aug(ep)
 	for l := top; l > level; l-- {
 		ep, epScore = ix.greedy(q, qaug, ep, epScore, l)
 	}
@@ -339,13 +366,13 @@ func (ix *Index) insert(s *searcher, node uint32) {
 	}
 	for l := 0; l <= lmax; l++ {
 		keep := s.layers[l]
-		ix.locks[node].Lock()
+		ix.lock(node).Lock()
 		own := ix.links(node, l)
 		for i, k := range keep {
 			atomic.StoreUint32(&own[i+1], k.node)
 		}
 		atomic.StoreUint32(&own[0], uint32(len(keep)))
-		ix.locks[node].Unlock()
+		ix.lock(node).Unlock()
 		for _, k := range keep {
 			ix.linkBack(s, k.node, node, k.score, l)
 		}
@@ -359,8 +386,8 @@ func (ix *Index) linkBack(s *searcher, nb, node uint32, score float32, level int
 	if level == 0 {
 		maxLinks = ix.m0
 	}
-	ix.locks[nb].Lock()
-	defer ix.locks[nb].Unlock()
+	ix.lock(nb).Lock()
+	defer ix.lock(nb).Unlock()
 	l := ix.links(nb, level)
 	n := int(l[0]) // writers hold the node lock, so a plain read is enough
 	if n < maxLinks {
@@ -368,11 +395,11 @@ func (ix *Index) linkBack(s *searcher, nb, node uint32, score float32, level int
 		atomic.StoreUint32(&l[0], uint32(n+1))
 		return
 	}
-	v, a := ix.vec(nb), ix.aug[nb]
+	v, a := ix.vec(nb), ix.aug(nb)
 	s.sorted = append(s.sorted[:0], cand{score, node})
 	for i := 1; i <= n; i++ {
 		x := l[i]
-		s.sorted = append(s.sorted, cand{vec.Dot(v, ix.vec(x)) + a*ix.aug[x], x})
+		s.sorted = append(s.sorted, cand{vec.Dot(v, ix.vec(x)) + a*ix.aug(x), x})
 	}
 	slices.SortFunc(s.sorted, byScoreDesc)
 	keep := ix.selectNeighbors(s, s.sorted, maxLinks)

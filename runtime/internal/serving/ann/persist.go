@@ -131,24 +131,41 @@ func bytesOf[T float32 | uint32](s []T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*4)
 }
 
-// upperEnd is where the upper-layer lists of the first n nodes end.
-func (ix *Index) upperEnd(n int) int {
-	if n < ix.capacity {
-		return int(ix.upperAt[n])
+// segUpperEnd is where the upper-layer lists of a segment's first k nodes
+// end in its upper.
+func (ix *Index) segUpperEnd(sg *segment, k int) int {
+	if k < ix.segNodes() {
+		return int(sg.upperAt[k])
 	}
-	return len(ix.upper)
+	return len(sg.upper)
+}
+
+// upperEnd is the number of upper-layer slots of the first n nodes.
+func (ix *Index) upperEnd(n int) int {
+	end := 0
+	for base := 0; base < n; base += ix.segNodes() {
+		end += ix.segUpperEnd(ix.segs[base>>ix.segShift], min(n-base, ix.segNodes()))
+	}
+	return end
 }
 
 // slabs are the sections of the payload for the first n nodes, in file
-// order.
+// order, each in a piece per segment. A section is the nodes' field back
+// to back, as one slab per field held it: the file does not depend on the
+// segments.
 func (ix *Index) slabs(n int) [][]byte {
-	return [][]byte{
-		bytesOf(ix.vecs[:n*ix.dim]),
-		bytesOf(ix.aug[:n]),
-		bytesOf(ix.ext[:n]),
-		bytesOf(ix.links0[:n*(ix.m0+1)]),
-		bytesOf(ix.upper[:ix.upperEnd(n)]),
+	var out [][]byte
+	each := func(piece func(sg *segment, k int) []byte) {
+		for base := 0; base < n; base += ix.segNodes() {
+			out = append(out, piece(ix.segs[base>>ix.segShift], min(n-base, ix.segNodes())))
+		}
 	}
+	each(func(sg *segment, k int) []byte { return bytesOf(sg.vecs[:k*ix.dim]) })
+	each(func(sg *segment, k int) []byte { return bytesOf(sg.aug[:k]) })
+	each(func(sg *segment, k int) []byte { return bytesOf(sg.ext[:k]) })
+	each(func(sg *segment, k int) []byte { return bytesOf(sg.links0[:k*(ix.m0+1)]) })
+	each(func(sg *segment, k int) []byte { return bytesOf(sg.upper[:ix.segUpperEnd(sg, k)]) })
+	return out
 }
 
 // Save writes the index to w, for Load. It fails if an insert is under
@@ -166,7 +183,9 @@ func (ix *Index) Save(w io.Writer) error {
 		return fmt.Errorf("failed to save index: %d of its %d items are still being inserted", int64(n)-linked, n)
 	}
 	digest := crc64.New(ecma)
-	_, _ = digest.Write(bytesOf(ix.vecs[:n*ix.dim]))
+	for base := 0; base < n; base += ix.segNodes() {
+		_, _ = digest.Write(bytesOf(ix.segs[base>>ix.segShift].vecs[:min(n-base, ix.segNodes())*ix.dim]))
+	}
 	h := header{
 		version: FileVersion, dim: uint32(ix.dim), metric: uint32(ix.metric),
 		m: uint32(ix.m), efC: uint32(ix.efC), phi2: ix.phi2.Load(),
@@ -203,7 +222,12 @@ func Load(r io.Reader, dim int, metric Metric, opts Options, ids []uint32, vecs 
 	if !littleEndian {
 		return nil, errors.New("failed to load index: the file format is little-endian and this machine is not")
 	}
-	ix := New(dim, metric, opts)
+	return load(r, New(dim, metric, opts), ids, vecs)
+}
+
+// load is Load into the empty index ix.
+func load(r io.Reader, ix *Index, ids []uint32, vecs []float32) (*Index, error) {
+	dim := ix.dim
 	if len(vecs)%dim != 0 {
 		return nil, fmt.Errorf("failed to load index: %w: %d floats is not a multiple of %d", ErrDimension, len(vecs), dim)
 	}
@@ -329,8 +353,8 @@ func (ix *Index) adopt(h *header, ids []uint32) error {
 		if ids != nil {
 			want = ids[node]
 		}
-		if ix.ext[node] != want {
-			return fmt.Errorf("%w: item %d has id %d, want %d", ErrMismatch, node, ix.ext[node], want)
+		if got := ix.ext(uint32(node)); got != want {
+			return fmt.Errorf("%w: item %d has id %d, want %d", ErrMismatch, node, got, want)
 		}
 		for l := 0; l <= ix.levelOf(uint32(node)); l++ {
 			links, most := ix.links(uint32(node), l), ix.m
@@ -355,7 +379,7 @@ func (ix *Index) adopt(h *header, ids []uint32) error {
 		return fmt.Errorf("%w: entry point %d on layer %d is not an item's top layer", ErrCorrupt, node, level)
 	}
 	for node := 0; node < n; node++ {
-		ix.ids[ix.ext[node]] = uint32(node)
+		ix.ids[ix.ext(uint32(node))] = uint32(node)
 	}
 	if len(ix.ids) != n {
 		return fmt.Errorf("%w: its %d items have %d distinct ids", ErrCorrupt, n, len(ix.ids))

@@ -89,7 +89,7 @@ func (ix *Index) Search(query []float32, k, ef int, dst []Result) ([]Result, err
 		dst = append(dst, Result{ID: c.node, Score: c.score})
 	}
 	for i := start; i < len(dst); i++ {
-		dst[i].ID = ix.ext[dst[i].ID]
+		dst[i].ID = ix.ext(dst[i].ID)
 	}
 	return dst, nil
 }
