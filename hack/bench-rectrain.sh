@@ -9,7 +9,8 @@
 # features per item and user, an author per 20 items), then trains one epoch
 # as BENCHMARKS.md's serving figures do (-epochs 1 -dim 64 -hidden 256,128)
 # under /usr/bin/time, and prints a table: wall time, CPU seconds, peak RSS
-# and rectrain's own phases. Nothing else should run meanwhile.
+# and rectrain's own phases. Nothing else should run meanwhile. The binaries
+# are built from this tree into $WORK/bin each run (KEEP_BIN=1 reuses them).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-/tmp/recpipeline-bench-rectrain}
