@@ -143,10 +143,26 @@ func (ix *Index) segUpperEnd(sg *segment, k int) int {
 // upperEnd is the number of upper-layer slots of the first n nodes.
 func (ix *Index) upperEnd(n int) int {
 	end := 0
-	for base := 0; base < n; base += ix.segNodes() {
-		end += ix.segUpperEnd(ix.segs[base>>ix.segShift], min(n-base, ix.segNodes()))
+	for _, b := range ix.pieces(n, ix.upperPiece) {
+		end += len(b) / 4
 	}
 	return end
+}
+
+// pieces returns piece(segment, k) for each segment holding some of the
+// first n nodes, k of them in it, in order.
+func (ix *Index) pieces(n int, piece func(sg *segment, k int) []byte) [][]byte {
+	var out [][]byte
+	for base := 0; base < n; base += ix.segNodes() {
+		out = append(out, piece(ix.segs[base>>ix.segShift], min(n-base, ix.segNodes())))
+	}
+	return out
+}
+
+func (ix *Index) vecsPiece(sg *segment, k int) []byte { return bytesOf(sg.vecs[:k*ix.dim]) }
+
+func (ix *Index) upperPiece(sg *segment, k int) []byte {
+	return bytesOf(sg.upper[:ix.segUpperEnd(sg, k)])
 }
 
 // slabs are the sections of the payload for the first n nodes, in file
@@ -155,17 +171,11 @@ func (ix *Index) upperEnd(n int) int {
 // segments.
 func (ix *Index) slabs(n int) [][]byte {
 	var out [][]byte
-	each := func(piece func(sg *segment, k int) []byte) {
-		for base := 0; base < n; base += ix.segNodes() {
-			out = append(out, piece(ix.segs[base>>ix.segShift], min(n-base, ix.segNodes())))
-		}
-	}
-	each(func(sg *segment, k int) []byte { return bytesOf(sg.vecs[:k*ix.dim]) })
-	each(func(sg *segment, k int) []byte { return bytesOf(sg.aug[:k]) })
-	each(func(sg *segment, k int) []byte { return bytesOf(sg.ext[:k]) })
-	each(func(sg *segment, k int) []byte { return bytesOf(sg.links0[:k*(ix.m0+1)]) })
-	each(func(sg *segment, k int) []byte { return bytesOf(sg.upper[:ix.segUpperEnd(sg, k)]) })
-	return out
+	out = append(out, ix.pieces(n, ix.vecsPiece)...)
+	out = append(out, ix.pieces(n, func(sg *segment, k int) []byte { return bytesOf(sg.aug[:k]) })...)
+	out = append(out, ix.pieces(n, func(sg *segment, k int) []byte { return bytesOf(sg.ext[:k]) })...)
+	out = append(out, ix.pieces(n, func(sg *segment, k int) []byte { return bytesOf(sg.links0[:k*(ix.m0+1)]) })...)
+	return append(out, ix.pieces(n, ix.upperPiece)...)
 }
 
 // Save writes the index to w, for Load. It fails if an insert is under
@@ -183,8 +193,8 @@ func (ix *Index) Save(w io.Writer) error {
 		return fmt.Errorf("failed to save index: %d of its %d items are still being inserted", int64(n)-linked, n)
 	}
 	digest := crc64.New(ecma)
-	for base := 0; base < n; base += ix.segNodes() {
-		_, _ = digest.Write(bytesOf(ix.segs[base>>ix.segShift].vecs[:min(n-base, ix.segNodes())*ix.dim]))
+	for _, b := range ix.pieces(n, ix.vecsPiece) {
+		_, _ = digest.Write(b)
 	}
 	h := header{
 		version: FileVersion, dim: uint32(ix.dim), metric: uint32(ix.metric),
