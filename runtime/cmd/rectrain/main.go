@@ -122,7 +122,7 @@ func run(args []string) error {
 		return err
 	}
 	printLoaded(d, f.src(), time.Since(began))
-	fmt.Printf("phase load: %s, peak RSS %s\n", time.Since(began).Round(time.Millisecond), rectrain.FormatBytes(rectrain.PeakRSS()))
+	fmt.Println(rectrain.NewPhase("load", began))
 	res, err := rectrain.Train(d, f.o)
 	if errors.Is(err, rectrain.ErrStopped) {
 		fmt.Printf("stopped after %d epochs; continue with -resume -checkpoint %s\n", f.o.StopAfter, f.o.Checkpoint)

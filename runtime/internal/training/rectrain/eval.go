@@ -90,8 +90,8 @@ type Report struct {
 
 	// Retrieval is the two-tower model's top RecallK of the whole catalog
 	// (exact dot-product search, user state at the split) for each of the
-	// RetrievalUsers test users; RetrievalPopular the items with the most training engagements;
-	// RetrievalRandom a uniformly random list; RetrievalOracle the catalog
+	// RetrievalUsers test users; RetrievalPopular the items with the most
+	// training engagements; RetrievalRandom a uniformly random list; RetrievalOracle the catalog
 	// ranked by each user's true click probability. Recall and
 	// RecallPopular repeat the recall@RecallK.
 	Retrieval, RetrievalPopular, RetrievalRandom, RetrievalOracle Ranked
@@ -322,8 +322,8 @@ func mat32Of(m blas64.General) mat32 {
 // Retrieval scores a chunk of retrieveUsers users against a tile of
 // retrieveItems items at a time (1 MiB of 64-d items, which stay in cache
 // while the chunk's users are scored), keeping each user's best across the
-// tiles: scoring a chunk of users against a whole catalog at once took
-// 2 GiB per goroutine at a million items.
+// tiles: scoring 256 users against a whole catalog at once took 2 GB per
+// goroutine at a million items.
 const (
 	retrieveUsers = 32
 	retrieveItems = 4096
@@ -332,8 +332,7 @@ const (
 // retrieve returns each user's top k items by exact dot product (float32,
 // on the SIMD kernel, as recserve scores), leaving out the items of
 // exclude(j) for row j (exclude may be nil), on two goroutines over chunks
-// of users. (gonum's float64 matrix product made the searches of a
-// million-item evaluation a third of rectrain's time.)
+// of users.
 func retrieve(ue, ie mat32, k int, exclude func(j int) []int32) [][]int32 {
 	out := make([][]int32, ue.Rows)
 	inChunks(ue.Rows, retrieveUsers, func() func(c, lo, hi int) {
@@ -417,9 +416,9 @@ const MaxRetrievalUsers = 5000
 // evalRetrieval sets the retrieval figures of rep: the two-tower model's
 // RecallK best items of the catalog against the popular, random and (with
 // truth) oracle lists, over the first MaxRetrievalUsers test users and
-// over the first nFunnel of them (the funnel users). It returns the two-tower model's
-// FunnelCandidates best items for each funnel user, and the test users'
-// retrieval embeddings at the split.
+// over the first nFunnel of them (the funnel users). It returns the
+// two-tower model's FunnelCandidates best items for each funnel user, and
+// the test users' retrieval embeddings at the split.
 func evalRetrieval(rep *Report, d *Data, res *Result, ts *testSet, truth *synth.World, nFunnel int, seed uint64) ([][]int32, blas64.General) {
 	users := ts.users[:min(len(ts.users), max(MaxRetrievalUsers, nFunnel))]
 	rep.RetrievalUsers = len(users)

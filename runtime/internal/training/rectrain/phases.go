@@ -28,8 +28,18 @@ import (
 // first reaches the run's peak is the one that set it.
 type Phase struct {
 	Name    string
-	Seconds float64
+	Took    time.Duration
 	PeakRSS int64
+}
+
+// NewPhase closes phase name, begun at began, now.
+func NewPhase(name string, began time.Time) Phase {
+	return Phase{Name: name, Took: time.Since(began), PeakRSS: PeakRSS()}
+}
+
+// String is the phase as rectrain prints it.
+func (p Phase) String() string {
+	return fmt.Sprintf("phase %s: %s, peak RSS %s", p.Name, p.Took.Round(time.Millisecond), FormatBytes(p.PeakRSS))
 }
 
 // phaseTimer appends each finished phase to a run's list and prints it.
@@ -46,11 +56,10 @@ func newPhaseTimer(w io.Writer, list *[]Phase) *phaseTimer {
 // done closes the phase begun at the previous done (or at the timer's
 // start) as name.
 func (p *phaseTimer) done(name string) {
-	now := time.Now()
-	ph := Phase{Name: name, Seconds: now.Sub(p.began).Seconds(), PeakRSS: PeakRSS()}
-	p.began = now
+	ph := NewPhase(name, p.began)
+	p.began = p.began.Add(ph.Took)
 	*p.list = append(*p.list, ph)
-	fmt.Fprintf(p.w, "phase %s: %s, peak RSS %s\n", name, time.Duration(ph.Seconds*float64(time.Second)).Round(time.Millisecond), FormatBytes(ph.PeakRSS))
+	fmt.Fprintln(p.w, ph)
 }
 
 // FormatBytes writes n bytes in MiB or GiB; "unknown" for 0.

@@ -349,8 +349,8 @@ func TestPhasesAreReported(t *testing.T) {
 	var names []string
 	for _, p := range res.Phases {
 		names = append(names, p.Name)
-		if p.Seconds < 0 {
-			t.Errorf("phase %s took %v s", p.Name, p.Seconds)
+		if p.Took < 0 {
+			t.Errorf("phase %s took %v", p.Name, p.Took)
 		}
 		if runtime.GOOS == "linux" && p.PeakRSS <= 0 {
 			t.Errorf("phase %s: peak RSS %d on Linux, want it read", p.Name, p.PeakRSS)

@@ -72,8 +72,8 @@ func (s *towerScores) at(k, i int32) float64 {
 }
 
 // approx is at in float32 on the SIMD kernel, for where only the order of
-// many scores matters (drawing the first stage's partners costs a million
-// items × a thousand draws of them).
+// many scores matters (the first stage's partners: at a million items each
+// of 1.2M training impressions draws 667).
 func (s *towerScores) approx(k, i int32) float32 {
 	return vec.Dot(s.users[int(k)*s.dim:(int(k)+1)*s.dim], s.item(i))
 }

@@ -754,8 +754,7 @@ func trainDistill(d *Data, o Options, res *Result, sch *schedule, pt *phaseTimer
 			inShards(len(batch), func(s, lo, hi int) {
 				// The pairs of an impression share its user state: the user
 				// tower runs once per impression, and its gradient is the
-				// sum of the pairs' (it was two thirds of the first stage's
-				// time when it ran per pair).
+				// sum of the pairs'.
 				w := sh[s]
 				n := hi - lo
 				rows := n * g
