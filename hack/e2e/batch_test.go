@@ -136,12 +136,22 @@ spec:
 		if st, _, msg := s.condition("Ready"); st != "True" {
 			return fmt.Errorf("Ready %s: %s", st, msg)
 		}
-		return s.allServe()
+		if err := s.allServe(); err != nil {
+			return err
+		}
+		// A replaced pod stays Running while it terminates: every pod
+		// that is not leaving must serve the trained version.
+		served := stageModels(t, "ranker-second")
+		if len(served) == 0 {
+			return fmt.Errorf("no ready ranker-second pod")
+		}
+		for pod, models := range served {
+			if !strings.Contains(models["mtml"], "@e2e-training") {
+				return fmt.Errorf("pod %s serves mtml %q, want the version of the training run e2e-training", pod, models["mtml"])
+			}
+		}
+		return nil
 	})
-	served := stageModels(t, "ranker-second")
-	if !strings.Contains(served["mtml"], "@e2e-training") {
-		t.Errorf("ranker-second serves mtml %q, want the version of the training run e2e-training", served["mtml"])
-	}
 	t.Logf("model change to the trained artifact → served: %s", time.Since(start).Round(time.Second))
 	if r, err := recommend(url, "u42"); err != nil || len(r.Items) == 0 {
 		t.Errorf("recommendations with the retrained ranker: %v, %d items", err, len(r.Items))
@@ -246,23 +256,52 @@ func waitJob(t *testing.T, name string, timeout time.Duration) {
 	t.Fatalf("Job %s did not complete (conditions %q)\n%s", name, state, logs)
 }
 
-// stageModels reads the models a stage's pod loaded, from its /v1/status.
-func stageModels(t *testing.T, stage string) map[string]string {
+// stageModels reads the models each ready pod of a stage that is not
+// terminating loaded, from its /v1/status, by pod name.
+func stageModels(t *testing.T, stage string) map[string]map[string]string {
 	t.Helper()
-	ip := strings.TrimSpace(run(t, kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=explore,app.kubernetes.io/component="+stage,
-		"--field-selector=status.phase=Running", "-o", "jsonpath={.items[0].status.podIP}"))
-	resp, err := httpClient.Get("http://" + ip + ":8080/v1/status")
-	if err != nil {
+	var pods struct {
+		Items []struct {
+			Metadata struct {
+				Name              string  `json:"name"`
+				DeletionTimestamp *string `json:"deletionTimestamp"`
+			} `json:"metadata"`
+			Status struct {
+				PodIP      string `json:"podIP"`
+				Conditions []struct {
+					Type, Status string
+				} `json:"conditions"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	out := run(t, kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=explore,app.kubernetes.io/component="+stage, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &pods); err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var st struct {
-		Info struct {
-			Models map[string]string `json:"models"`
-		} `json:"info"`
+	models := map[string]map[string]string{}
+	for _, p := range pods.Items {
+		ready := false
+		for _, c := range p.Status.Conditions {
+			ready = ready || (c.Type == "Ready" && c.Status == "True")
+		}
+		if p.Metadata.DeletionTimestamp != nil || !ready || p.Status.PodIP == "" {
+			continue
+		}
+		resp, err := httpClient.Get("http://" + p.Status.PodIP + ":8080/v1/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			Info struct {
+				Models map[string]string `json:"models"`
+			} `json:"info"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		_ = resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		models[p.Metadata.Name] = st.Info.Models
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Info.Models
+	return models
 }
