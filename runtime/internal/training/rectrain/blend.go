@@ -24,8 +24,6 @@ import (
 	"slices"
 
 	"gonum.org/v1/gonum/blas/blas64"
-
-	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain/nn"
 )
 
 // testSet is what the evaluation judges lists by: each test user's
@@ -117,7 +115,7 @@ func chooseBlend(d *Data, res *Result, o Options, w io.Writer) {
 	// out to two goroutines (1,500 candidates for each of 3,000 users cost
 	// the teacher twice an epoch of the ranker's forward passes).
 	inChunks(len(users), 16, func() func(c, lo, hi int) {
-		var tb, th nn.Tape
+		var tb teacherBuf
 		var xb []float64
 		return func(_, lo, hi int) {
 			for j := lo; j < hi; j++ {
@@ -132,7 +130,7 @@ func chooseBlend(d *Data, res *Result, o Options, w io.Writer) {
 					l.tt[r] = res.scores.of(urow, i)
 					res.MTML.rankRow(d, xb[r*rw:(r+1)*rw], u, pool, d.PoolItems(u, d.SplitPoolN[u]), i, d.Split, fol, l.tt[r])
 				}
-				res.teacher(x, &tb, &th, l.value, nil)
+				res.teacher(x, &tb, l.value, nil)
 				lists[j] = l
 			}
 		}

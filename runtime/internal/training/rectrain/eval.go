@@ -546,7 +546,7 @@ func testProbs(d *Data, res *Result) []float64 {
 	rw := res.MTML.Spec.Width()
 	n := len(d.Imps) - d.TrainN
 	probs := make([]float64, n*nh)
-	var tb, th nn.Tape
+	var tb teacherBuf
 	var xb []float64
 	vals := make([]float64, batch)
 	for s := 0; s < n; s += batch {
@@ -558,7 +558,7 @@ func testProbs(d *Data, res *Result) []float64 {
 			im := &d.Imps[k]
 			res.MTML.rankRow(d, xb[j*rw:(j+1)*rw], im.User, d.Pool(k), d.PoolItems(im.User, im.PoolN), im.Item, im.T, im.Followed, res.scores.at(int32(k), im.Item))
 		}
-		res.teacher(x, &tb, &th, vals[:bn], probs[s*nh:(s+bn)*nh])
+		res.teacher(x, &tb, vals[:bn], probs[s*nh:(s+bn)*nh])
 	}
 	return probs
 }
@@ -671,8 +671,8 @@ func evalFunnel(rep *Report, d *Data, res *Result, users []int32, cands [][]int3
 // teacherScorer scores candidates with the teacher, reusing its buffers
 // from one user to the next.
 type teacherScorer struct {
-	tb, th nn.Tape
-	xb     []float64
+	tb teacherBuf
+	xb []float64
 }
 
 // values returns the teacher's value of each candidate c of user u at the
@@ -687,7 +687,7 @@ func (t *teacherScorer) values(d *Data, res *Result, u int32, c []int32, urow []
 		res.MTML.rankRow(d, t.xb[r*rw:(r+1)*rw], u, pool, d.PoolItems(u, d.SplitPoolN[u]), i, d.Split, fol, res.scores.of(urow, i))
 	}
 	tv := make([]float64, len(c))
-	res.teacher(x, &t.tb, &t.th, tv, nil)
+	res.teacher(x, &t.tb, tv, nil)
 	return tv
 }
 

@@ -21,6 +21,7 @@ import (
 	"maps"
 	"slices"
 
+	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 
 	"github.com/recpipeline/recpipeline/runtime/internal/model"
@@ -270,6 +271,21 @@ func (m *MTML) Manifest(d *Data, name, version string, meta map[string]string) (
 		man.Embeddings, tensors[model.EmbeddingName(FeatItemID)] = idTable(d, tb)
 	}
 	return man, tensors
+}
+
+// inference returns the network as model builds it from an artifact,
+// without the item_id table (the rows given to it hold the embeddings).
+func (m *MTML) inference() (*model.MTML, error) {
+	layers := make([]model.Layer, len(m.Bottom.Layers))
+	for i, l := range m.Bottom.Layers {
+		layers[i] = model.Layer{W: blas32.General{Rows: l.In, Cols: l.Out, Stride: l.Out, Data: nn.To32(l.W)}, B: nn.To32(l.B), Act: l.Act}
+	}
+	bottom, err := model.NewMLP(layers)
+	if err != nil {
+		return nil, err
+	}
+	h := m.HeadLayer.Layers[0]
+	return model.NewMTML(bottom, Heads, blas32.General{Rows: h.In, Cols: h.Out, Stride: h.Out, Data: nn.To32(h.W)}, nn.To32(h.B))
 }
 
 // trainedItems reports, per item, whether a training impression shows it:

@@ -283,14 +283,35 @@ func checkMTMLRoundTrip(t *testing.T, d *Data, res *Result, dir string, rows int
 	for j, im := range d.Imps[d.TrainN : d.TrainN+rows] {
 		res.MTML.rankRow(d, xb[j*rw:(j+1)*rw], im.User, d.Pool(d.TrainN+j), d.PoolItems(im.User, im.PoolN), im.Item, im.T, im.Followed, res.scores.at(int32(d.TrainN+j), im.Item))
 	}
-	want := make([]float64, rows*len(Heads))
+	// The trainer's float64 network is the reference.
 	var tb, th nn.Tape
-	res.teacher(x, &tb, &th, make([]float64, rows), want)
+	z := res.MTML.HeadLayer.Forward(res.MTML.Bottom.Forward(x, &tb), &th)
+	want := make([]float64, rows*len(Heads))
+	for k := range want {
+		want[k] = nn.Sigmoid(z.Data[k])
+	}
 	got := make([]float32, rows*len(Heads))
 	a.MTML.Predict(to32(x), got, model.NewWorkspace(nil, rows))
 	for k, v := range got {
 		if !within(v, want[k]) {
 			t.Fatalf("probability %d: loaded %v, trainer %v", k, v, want[k])
+		}
+	}
+	// The teacher's values run the same network in float32.
+	probs, vals := make([]float64, rows*len(Heads)), make([]float64, rows)
+	res.teacher(x, &teacherBuf{}, vals, probs)
+	for k, p := range probs {
+		if !within(float32(p), want[k]) {
+			t.Fatalf("teacher's probability %d: %v, trainer %v", k, p, want[k])
+		}
+	}
+	for r, v := range vals {
+		w := res.retrievalW * x.Data[r*x.Stride+x.Cols-1]
+		for h := range Heads {
+			w += res.weights[h] * want[r*len(Heads)+h]
+		}
+		if !within(float32(v), w) {
+			t.Fatalf("teacher's value %d: %v, want %v", r, v, w)
 		}
 	}
 }

@@ -49,8 +49,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 
+	"github.com/recpipeline/recpipeline/runtime/internal/model"
 	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain/nn"
 )
 
@@ -191,7 +193,13 @@ type Result struct {
 	// retrievalW is the weight of two_tower_score in the teacher's value
 	// (chooseBlend).
 	retrievalW float64
-	data       *Data
+	// net is the trained MTML as the serving runtime runs it, for the
+	// teacher's values: forward passes only, millions of them at 1M
+	// items (the retrieval weight's choice, the distillation targets, the
+	// evaluation), on model's float32 kernel, several times faster than
+	// the float64 network training uses.
+	net  *model.MTML
+	data *Data
 }
 
 // Train trains the three models on d's training impressions and evaluates
@@ -250,6 +258,9 @@ func Train(d *Data, opts Options) (*Result, error) {
 		return nil, err
 	}
 	d.forgetUntrained(res.MTML.ItemIDs)
+	if res.net, err = res.MTML.inference(); err != nil {
+		return nil, err
+	}
 	pt.done("mtml")
 	chooseBlend(d, res, o, o.Progress)
 	pt.done("retrieval weight")
@@ -691,18 +702,33 @@ func (ex examples) of(d *Data, batch, items []int32, negs int, r *rand.Rand) exa
 	return ex
 }
 
+// teacherBuf is a goroutine's scratch for the teacher.
+type teacherBuf struct {
+	x, p []float32
+	ws   model.Workspace
+}
+
 // teacher computes the MTML's value Σ w·P for each row of x (n×width) into
-// out, and the probabilities into probs (n×len(Heads)) when not nil.
-func (res *Result) teacher(x blas64.General, tb, th *nn.Tape, out, probs []float64) {
-	z := res.MTML.HeadLayer.Forward(res.MTML.Bottom.Forward(x, tb), th)
+// out, and the probabilities into probs (n×len(Heads)) when not nil. It
+// runs the trained ranker as recserve does (res.net, float32).
+func (res *Result) teacher(x blas64.General, b *teacherBuf, out, probs []float64) {
 	nh := len(Heads)
-	for r := 0; r < x.Rows; r++ {
+	b.x = slices.Grow(b.x[:0], x.Rows*x.Cols)[:x.Rows*x.Cols]
+	b.p = slices.Grow(b.p[:0], x.Rows*nh)[:x.Rows*nh]
+	for r := range x.Rows {
+		xr, dst := x.Data[r*x.Stride:r*x.Stride+x.Cols], b.x[r*x.Cols:(r+1)*x.Cols]
+		for k, v := range xr {
+			dst[k] = float32(v)
+		}
+	}
+	res.net.Predict(blas32.General{Rows: x.Rows, Cols: x.Cols, Stride: x.Cols, Data: b.x}, b.p, &b.ws)
+	for r := range x.Rows {
 		var v float64
 		if res.retrievalW != 0 {
 			v = res.retrievalW * x.Data[r*x.Stride+x.Cols-1]
 		}
 		for h := range nh {
-			p := nn.Sigmoid(z.Data[r*nh+h])
+			p := float64(b.p[r*nh+h])
 			if probs != nil {
 				probs[r*nh+h] = p
 			}
@@ -825,7 +851,7 @@ func distillTargets(d *Data, res *Result, g int, item func(imp, p int) int32) []
 	rw := res.MTML.Spec.Width()
 	const chunk = 256 // impressions
 	inChunks(d.TrainN, chunk, func() func(c, lo, hi int) {
-		var tb, th nn.Tape
+		var tb teacherBuf
 		var xb []float64
 		vals := make([]float64, chunk*g)
 		return func(_, lo, hi int) {
@@ -843,7 +869,7 @@ func distillTargets(d *Data, res *Result, g int, item func(imp, p int) int32) []
 					j++
 				}
 			}
-			res.teacher(x, &tb, &th, vals[:j], nil)
+			res.teacher(x, &tb, vals[:j], nil)
 			for q, v := range vals[:j] {
 				out[lo*g+q] = float32(v)
 			}
