@@ -25,6 +25,7 @@ import (
 	"io"
 	"iter"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -43,6 +44,11 @@ type ReadOptions struct {
 	// line is fatal in both modes, since the rest of the file cannot be
 	// trusted to be split where its writer meant.
 	MaxLineBytes int
+	// Workers is how many goroutines parse rows. Default GOMAXPROCS; 1
+	// parses on the caller's goroutine. Rows, errors and the report come
+	// out in file order, the same for every value; only the parsing of
+	// later rows runs ahead of Next.
+	Workers int
 }
 
 const (
@@ -56,6 +62,9 @@ func (o ReadOptions) withDefaults() ReadOptions {
 	}
 	if o.MaxLineBytes <= 0 {
 		o.MaxLineBytes = defaultMaxLineBytes
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	return o
 }
@@ -134,9 +143,17 @@ func (s *lineScanner) next() ([]byte, error) {
 // fatal *RowError (and remembers it), otherwise it counts the row and
 // returns nil.
 func (s *lineScanner) bad(fe *fieldError) error {
-	re := &RowError{File: s.name, Line: s.line, Field: fe.field, Msg: fe.msg}
+	err := s.record(s.line, fe)
+	if err != nil {
+		s.err = err
+	}
+	return err
+}
+
+// record is bad for the row at line, without remembering the error.
+func (s *lineScanner) record(line int, fe *fieldError) error {
+	re := &RowError{File: s.name, Line: line, Field: fe.field, Msg: fe.msg}
 	if s.opts.Strict {
-		s.err = re
 		return re
 	}
 	s.report.Skipped++
@@ -156,8 +173,21 @@ func (s *lineScanner) fatal(fe *fieldError) error {
 type Reader[T any] struct {
 	s      *lineScanner
 	header Header
-	parse  func(line []byte) (T, *fieldError)
+	format rowFormat[T]
 	closer io.Closer
+	// ahead parses on ReadOptions.Workers goroutines; nil until the first
+	// Next of a reader with more than one.
+	ahead *readAhead[T]
+}
+
+// rowFormat is how the rows of a kind of file are read.
+type rowFormat[T any] struct {
+	// parse turns a line into a row, judging it alone. It is safe for
+	// concurrent use.
+	parse func(line []byte) (T, *fieldError)
+	// check, called in file order on each parsed row, judges it against
+	// the rows before it (duplicates, order); nil when nothing does.
+	check func(v *T) *fieldError
 }
 
 // Header returns the file's header line.
@@ -167,6 +197,9 @@ func (r *Reader[T]) Header() Header { return r.header }
 // *RowError for a bad row in strict mode or a line that is too long, and any
 // other error for a failed read. After an error every call returns it again.
 func (r *Reader[T]) Next() (T, error) {
+	if r.s.opts.Workers > 1 {
+		return r.nextAhead()
+	}
 	var zero T
 	for {
 		line, err := r.s.next()
@@ -182,6 +215,15 @@ func (r *Reader[T]) Next() (T, error) {
 			return zero, err
 		}
 	}
+}
+
+// parse parses and checks one line.
+func (r *Reader[T]) parse(line []byte) (T, *fieldError) {
+	v, fe := r.format.parse(line)
+	if fe == nil && r.format.check != nil {
+		fe = r.format.check(&v)
+	}
+	return v, fe
 }
 
 // All iterates the remaining good rows. A final pair carries the error, if
@@ -215,8 +257,18 @@ func (r *Reader[T]) ReadAll() ([]T, error) {
 // Report returns the summary so far; call it after the last Next.
 func (r *Reader[T]) Report() Report { return r.s.report }
 
-// Close releases the file, if the reader opened one.
+// Close stops the parsing goroutines and releases the file, if the reader
+// opened one. Next returns an error after it.
 func (r *Reader[T]) Close() error {
+	switch {
+	case r.ahead != nil:
+		r.ahead.stop()
+		if r.ahead.err == nil {
+			r.ahead.err = errClosed
+		}
+	case r.s.err == nil:
+		r.s.err = errClosed
+	}
 	if r.closer == nil {
 		return nil
 	}
@@ -304,7 +356,7 @@ func (cs closers) Close() error {
 	return errors.Join(errs...)
 }
 
-func newReader[T any](r io.Reader, name string, opts ReadOptions, kind Kind, mk func(Header) func([]byte) (T, *fieldError)) (*Reader[T], error) {
+func newReader[T any](r io.Reader, name string, opts ReadOptions, kind Kind, mk func(Header) rowFormat[T]) (*Reader[T], error) {
 	s := newLineScanner(r, name, opts)
 	line, err := s.next()
 	if err == io.EOF {
@@ -317,7 +369,7 @@ func newReader[T any](r io.Reader, name string, opts ReadOptions, kind Kind, mk 
 	if fe != nil {
 		return nil, s.fatal(fe)
 	}
-	return &Reader[T]{s: s, header: h, parse: mk(h)}, nil
+	return &Reader[T]{s: s, header: h, format: mk(h)}, nil
 }
 
 func parseHeader(line []byte, kind Kind) (Header, *fieldError) {
@@ -417,9 +469,9 @@ func truncate(s string) string {
 	return s
 }
 
-func catalogParser(h Header) func([]byte) (Item, *fieldError) {
+func catalogParser(h Header) rowFormat[Item] {
 	seen := make(map[string]struct{})
-	return func(line []byte) (Item, *fieldError) {
+	return rowFormat[Item]{parse: func(line []byte) (Item, *fieldError) {
 		var raw struct {
 			ID            *string         `json:"id"`
 			Author        *string         `json:"author"`
@@ -454,28 +506,26 @@ func catalogParser(h Header) func([]byte) (Item, *fieldError) {
 		if fe := validateItem(&it, h.FeatureDim); fe != nil {
 			return Item{}, fe
 		}
+		return it, nil
+	}, check: func(it *Item) *fieldError {
 		if _, dup := seen[it.ID]; dup {
-			return Item{}, errf("id", "duplicate item %q", truncate(it.ID))
+			return errf("id", "duplicate item %q", truncate(it.ID))
 		}
 		seen[it.ID] = struct{}{}
-		return it, nil
-	}
+		return nil
+	}}
 }
 
-func eventParser(Header) func([]byte) (Event, *fieldError) {
+func eventParser(Header) rowFormat[Event] {
 	var last time.Time
-	return func(line []byte) (Event, *fieldError) {
-		ev, fe := parseEventLine(line)
-		if fe != nil {
-			return Event{}, fe
-		}
+	return rowFormat[Event]{parse: parseEventLine, check: func(ev *Event) *fieldError {
 		if ev.Time.Before(last) {
-			return Event{}, errf("time", "%s is before the previous row's %s: the log must be time-ordered",
+			return errf("time", "%s is before the previous row's %s: the log must be time-ordered",
 				ev.Time.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
 		}
 		last = ev.Time
-		return ev, nil
-	}
+		return nil
+	}}
 }
 
 // parseEventLine parses and validates one log row, order aside.
@@ -524,8 +574,8 @@ func parseEventLine(line []byte) (Event, *fieldError) {
 	return ev, nil
 }
 
-func followParser(Header) func([]byte) (FollowEdge, *fieldError) {
-	return func(line []byte) (FollowEdge, *fieldError) {
+func followParser(Header) rowFormat[FollowEdge] {
+	return rowFormat[FollowEdge]{parse: func(line []byte) (FollowEdge, *fieldError) {
 		var raw struct {
 			User   *string `json:"user"`
 			Author *string `json:"author"`
@@ -545,12 +595,12 @@ func followParser(Header) func([]byte) (FollowEdge, *fieldError) {
 			return FollowEdge{}, fe
 		}
 		return f, nil
-	}
+	}}
 }
 
-func userParser(h Header) func([]byte) (User, *fieldError) {
+func userParser(h Header) rowFormat[User] {
 	seen := make(map[string]struct{})
-	return func(line []byte) (User, *fieldError) {
+	return rowFormat[User]{parse: func(line []byte) (User, *fieldError) {
 		var raw struct {
 			ID       *string         `json:"id"`
 			Features json.RawMessage `json:"features"`
@@ -572,10 +622,12 @@ func userParser(h Header) func([]byte) (User, *fieldError) {
 		if fe := validateUser(&u, h.FeatureDim); fe != nil {
 			return User{}, fe
 		}
+		return u, nil
+	}, check: func(u *User) *fieldError {
 		if _, dup := seen[u.ID]; dup {
-			return User{}, errf("id", "duplicate user %q", truncate(u.ID))
+			return errf("id", "duplicate user %q", truncate(u.ID))
 		}
 		seen[u.ID] = struct{}{}
-		return u, nil
-	}
+		return nil
+	}}
 }

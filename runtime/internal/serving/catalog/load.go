@@ -269,6 +269,7 @@ func readUsers(ctx context.Context, loc fetch.Location, opts Options) ([]dataset
 	if err != nil {
 		return nil, 0, r.cause(err)
 	}
+	defer func() { _ = ur.Close() }() // before the file: it stops the reader's parsing goroutines
 	var users []dataset.User
 	for u, err := range ur.All() {
 		if err != nil {
@@ -294,6 +295,7 @@ func readCatalog(ctx context.Context, loc fetch.Location, users []dataset.User, 
 	if err != nil {
 		return nil, r.cause(err)
 	}
+	defer func() { _ = cr.Close() }() // before the file: it stops the reader's parsing goroutines
 	c, err := newCatalog(cr.Header().FeatureDim, userDim, len(users), 0)
 	if err != nil {
 		return nil, err
