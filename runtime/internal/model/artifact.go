@@ -82,6 +82,23 @@ func (e *Embedding) Lookup(id string) []float32 {
 	return e.table[off : off+e.width : off+e.width]
 }
 
+// Row returns the table row of key id, or -1 when the table does not list
+// it: with Vector, a lookup that callers can resolve once and keep.
+func (e *Embedding) Row(id string) int32 {
+	r, ok := e.rows[id]
+	if !ok {
+		return -1
+	}
+	return r
+}
+
+// Vector returns row r's vector (a view of the table, not to be modified);
+// r must be a row Row returned.
+func (e *Embedding) Vector(r int32) []float32 {
+	off := int(r) * e.width
+	return e.table[off : off+e.width : off+e.width]
+}
+
 // New validates a manifest and its tensors and builds the networks. It does
 // not check Manifest.Checksum, which belongs to a file; Load does. The tensors
 // are used in place, not copied.

@@ -185,8 +185,10 @@ type Assembler struct {
 	userOnly bool // no block depends on the item
 	needUser bool // some block reads UserContext.Features
 	needPool bool // some block reads UserContext.Pool
-	// itemIDs is the model's item_id table when a block reads it.
+	// itemIDs is the model's item_id table when a block reads it, and
+	// idRows its rows by catalog ordinal.
 	itemIDs *model.Embedding
+	idRows  *idRows
 	// poolOff is the column of engagement_id_pool in the row, -1 if none;
 	// affinity marks an id_affinity block, computed from it.
 	poolOff  int
@@ -321,6 +323,9 @@ func compile(spec model.FeatureSpec, cat *catalog.Catalog, net network, tables m
 	if a.affinity && a.poolOff < 0 {
 		return nil, fmt.Errorf("failed to compile feature spec: block %q: the spec must also list %q, from which it is computed", IDAffinity, EngagementIDPool)
 	}
+	if a.itemIDs != nil {
+		a.idRows = idRowsOf(cat, a.itemIDs)
+	}
 	return a, nil
 }
 
@@ -396,7 +401,7 @@ func (a *Assembler) fillItem(u *UserContext, op op, o uint32, seg []float32) {
 			seg[0] = 1
 		}
 	case op.kind == itemID:
-		if v := a.itemIDs.Lookup(cat.ID(o)); v != nil {
+		if v := a.itemIDVector(o); v != nil {
 			copy(seg, v)
 		} else {
 			clear(seg)
@@ -428,7 +433,7 @@ func (a *Assembler) fillAffinity(row, pool []float32, o uint32) {
 // once; 0 for an item the table does not list.
 func (a *Assembler) affinityOf(pool []float32, o uint32) float32 {
 	var dot float64
-	if v := a.itemIDs.Lookup(a.cat.ID(o)); v != nil {
+	if v := a.itemIDVector(o); v != nil {
 		for k, x := range v {
 			dot += float64(x) * float64(pool[k])
 		}
@@ -465,7 +470,7 @@ func (a *Assembler) idPool(u *UserContext, seg []float32) {
 		part := seg[lo:min(lo+len(acc), len(seg))]
 		clear(acc[:])
 		for _, o := range u.pooled {
-			if v := a.itemIDs.Lookup(a.cat.ID(o)); v != nil {
+			if v := a.itemIDVector(o); v != nil {
 				for k, x := range v[lo : lo+len(part)] {
 					acc[k] += float64(x)
 				}

@@ -18,6 +18,7 @@ package features
 
 import (
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -216,4 +217,105 @@ func TestEmptyDataBlocksReadAsOneZero(t *testing.T) {
 	if _, err := Compile(model.FeatureSpec{{Name: ItemFeatures, Width: 2}}, c); err == nil || !strings.Contains(err.Error(), `block 0 "item_features": width 2, but the catalog's feature_dim is 0`) {
 		t.Errorf("a 2-wide block of empty data: error %v", err)
 	}
+}
+
+// TestItemIDRowsFollowTheCatalog: the table's rows are resolved by catalog
+// ordinal once per model and catalog; an item the catalog gains later
+// still reads its row (the table may list it), an unlisted one zeros.
+func TestItemIDRowsFollowTheCatalog(t *testing.T) {
+	c := fixture(t)
+	tables := itemIDTable(t)
+	spec := model.FeatureSpec{{Name: ItemID, Width: 2}}
+	a, err := CompileItem(spec, c, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := CompileItem(spec, c, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.idRows != b.idRows {
+		t.Error("a second compile for the same model and catalog resolved the rows again")
+	}
+	for _, id := range []string{"gone", "i9"} {
+		if _, err := c.Add(dataset.Item{ID: id, Author: "a1", Created: now.Add(-time.Minute), Features: []float32{0, 0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ords []uint32
+	for _, id := range []string{"i0", "gone", "i9", "i1"} {
+		o, ok := c.Ordinal(id)
+		if !ok {
+			t.Fatalf("%s not in the catalog", id)
+		}
+		ords = append(ords, o)
+	}
+	dst := blas32.General{Rows: 4, Cols: 2, Stride: 2, Data: make([]float32, 8)}
+	a.Fill(NewUserContext("", now, c, nil, nil), ords, dst)
+	if want := []float32{1, 3, 7, 7, 0, 0, 10, 20}; !slices.Equal(dst.Data, want) {
+		t.Errorf("rows = %v, want %v (i0, gone added after the mapping, i9 unlisted, i1)", dst.Data, want)
+	}
+}
+
+// TestItemIDRowsAreDroppedWithTheModel: the cache does not keep a model's
+// table alive.
+func TestItemIDRowsAreDroppedWithTheModel(t *testing.T) {
+	c := fixture(t)
+	count := func() int {
+		n := 0
+		idRowsCache.Range(func(k, _ any) bool {
+			if k.(idRowsKey).cat.Value() == c {
+				n++
+			}
+			return true
+		})
+		return n
+	}
+	func() {
+		if _, err := CompileItem(model.FeatureSpec{{Name: ItemID, Width: 2}}, c, itemIDTable(t)); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	if count() != 1 {
+		t.Fatalf("%d mappings for the catalog after a compile, want 1", count())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for count() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the mapping outlived its model's table")
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkFillItemID fills the blocks that read the item_id table, as the
+// second stage of rectrain's models does, for 1,500 candidates of a
+// 200,000-item catalog whose table lists every item.
+func BenchmarkFillItemID(b *testing.B) {
+	c, u, items := benchWorld(b, 200000)
+	const width = 16
+	ids := make([]string, c.Len())
+	table := make([]float32, c.Len()*width)
+	for o := range ids {
+		ids[o] = c.ID(uint32(o))
+		for k := range width {
+			table[o*width+k] = float32((o+k)%13) / 13
+		}
+	}
+	e, err := model.NewEmbedding(ids, width, table)
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec := model.FeatureSpec{{Name: ItemFeatures, Width: 8}, {Name: ItemID, Width: width}, {Name: EngagementIDPool, Width: width}, {Name: IDAffinity, Width: 1}}
+	a, err := CompileRanker(spec, c, map[string]*model.Embedding{ItemID: e}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := blas32.General{Rows: len(items), Cols: a.Width(), Stride: a.Width(), Data: make([]float32, len(items)*a.Width())}
+	b.ReportAllocs()
+	for b.Loop() {
+		a.Fill(u, items, dst)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(items)), "ns/item")
 }
