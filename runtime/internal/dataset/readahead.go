@@ -123,6 +123,11 @@ func split[T any](s *lineScanner, order, parse chan<- *batch[T], quit <-chan str
 	for {
 		b := &batch[T]{parsed: make(chan struct{})}
 		for len(b.lines) < aheadRows && len(b.buf) < aheadBytes {
+			select {
+			case <-quit:
+				return
+			default:
+			}
 			line, err := s.next()
 			if err != nil {
 				b.end = err

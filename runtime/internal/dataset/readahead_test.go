@@ -27,13 +27,15 @@ import (
 )
 
 // mixedEvents is a log of n rows spanning many batches, with blank lines,
-// malformed rows, rows out of time order and, at bad, one bad row per 97.
-func mixedEvents(n int) string {
+// malformed rows and rows out of time order after its first clean rows.
+func mixedEvents(n, clean int) string {
 	var b strings.Builder
 	b.WriteString(eventsHeader + "\n")
 	for j := range n {
 		ts := t0.Add(time.Duration(j) * time.Second)
 		switch {
+		case j < clean:
+			fmt.Fprintf(&b, `{"user":"u%d","item":"i%d","type":"like","time":%q}`+"\n", j, j%500, ts.Format(time.RFC3339Nano))
 		case j%97 == 13:
 			b.WriteString(`{"user":"u1","item":` + "\n") // malformed
 		case j%211 == 7:
@@ -48,14 +50,16 @@ func mixedEvents(n int) string {
 	return b.String()
 }
 
-// mixedCatalog is a catalog of n rows with a duplicate id far from its
-// first row (in another batch) and rows with bad features.
-func mixedCatalog(n int) string {
+// mixedCatalog is a catalog of n rows with duplicate ids far from their
+// first rows (in other batches) and rows with bad features after its
+// first clean rows.
+func mixedCatalog(n, clean int) string {
 	var b strings.Builder
 	b.WriteString(catalogHeader + "\n")
 	for j := range n {
 		id := j
 		switch {
+		case j < clean:
 		case j%401 == 400:
 			id = j - 399 // a duplicate
 		case j%89 == 5:
@@ -92,8 +96,14 @@ func readWith[T any](t *testing.T, open func(io.Reader, string, ReadOptions) (*R
 // and with several parsing goroutines: rows, report and errors are the
 // same, in file order.
 func TestWorkersReadLikeOne(t *testing.T) {
-	events, catalog := mixedEvents(5000), mixedCatalog(5000)
 	for _, strict := range []bool{false, true} {
+		// Strict reads end at the first bad row: one early, one after
+		// several batches per worker.
+		clean := 0
+		if strict {
+			clean = 4000
+		}
+		events, catalog := mixedEvents(5000, clean), mixedCatalog(5000, clean)
 		for _, workers := range []int{2, 3, 8} {
 			name := fmt.Sprintf("strict=%v/workers=%d", strict, workers)
 			t.Run("events/"+name, func(t *testing.T) {
@@ -126,6 +136,9 @@ func compareReads[T any](t *testing.T, one, many readResult[T], strict bool) {
 	if !strict && (one.rep.Skipped < 50 || len(one.rows) < 4000) {
 		t.Fatalf("the file should hold many bad rows among good ones: %d rows, %d skipped", len(one.rows), one.rep.Skipped)
 	}
+	if strict && len(one.rows) < 4000 {
+		t.Fatalf("%d rows before the first bad one, want 4000", len(one.rows))
+	}
 	if !reflect.DeepEqual(one.rows, many.rows) {
 		t.Errorf("rows differ: %d with one worker, %d with several", len(one.rows), len(many.rows))
 	}
@@ -143,7 +156,7 @@ func compareReads[T any](t *testing.T, one, many readResult[T], strict bool) {
 // TestWorkersLineTooLong: a line over the limit ends a parallel read at its
 // line, after the good rows before it.
 func TestWorkersLineTooLong(t *testing.T) {
-	text := mixedEvents(2000) + `{"user":"` + strings.Repeat("x", 2000) + `"}` + "\n" + goodEvent + "\n"
+	text := mixedEvents(2000, 0) + `{"user":"` + strings.Repeat("x", 2000) + `"}` + "\n" + goodEvent + "\n"
 	one := readWith(t, NewEventReader, text, ReadOptions{MaxLineBytes: 1024, Workers: 1})
 	many := readWith(t, NewEventReader, text, ReadOptions{MaxLineBytes: 1024, Workers: 4})
 	var re *RowError
@@ -161,7 +174,7 @@ func TestWorkersLineTooLong(t *testing.T) {
 // TestWorkersStop: a reader closed part-way, or dropped without Close, stops
 // its goroutines.
 func TestWorkersStop(t *testing.T) {
-	text := mixedEvents(20000)
+	text := mixedEvents(20000, 0)
 	base := runtime.NumGoroutine()
 	partRead := func() *Reader[Event] {
 		r, err := NewEventReader(strings.NewReader(text), "f.jsonl", ReadOptions{Workers: 4})

@@ -46,8 +46,11 @@ type ReadOptions struct {
 	MaxLineBytes int
 	// Workers is how many goroutines parse rows. Default GOMAXPROCS; 1
 	// parses on the caller's goroutine. Rows, errors and the report come
-	// out in file order, the same for every value; only the parsing of
-	// later rows runs ahead of Next.
+	// out in file order, the same for every value; only the reading and
+	// parsing of later rows run ahead of Next. When a reader that reads
+	// ahead stops (Close, a fatal error), it waits for the read in
+	// progress: give it files, and 1 for a stream whose reads may stall
+	// (a download).
 	Workers int
 }
 

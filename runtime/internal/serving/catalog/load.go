@@ -255,8 +255,16 @@ func (cs multiCloser) Close() error {
 // ctxCheckRows is how many rows are read between checks of the context.
 const ctxCheckRows = 1024
 
-func readOptions(opts Options) dataset.ReadOptions {
-	return dataset.ReadOptions{Strict: true, MaxLineBytes: opts.MaxLineBytes}
+// readOptions are the reader's options for loc. A local file is parsed on
+// every CPU; a download on the caller's goroutine alone, since a reader
+// that parses ahead waits, when it stops, for the read in progress, and a
+// stalled download would hold it (see dataset.ReadOptions.Workers).
+func readOptions(loc fetch.Location, opts Options) dataset.ReadOptions {
+	ro := dataset.ReadOptions{Strict: true, MaxLineBytes: opts.MaxLineBytes}
+	if loc.URL != nil {
+		ro.Workers = 1
+	}
+	return ro
 }
 
 func readUsers(ctx context.Context, loc fetch.Location, opts Options) ([]dataset.User, int, error) {
@@ -265,7 +273,7 @@ func readUsers(ctx context.Context, loc fetch.Location, opts Options) ([]dataset
 		return nil, 0, err
 	}
 	defer closer.Close()
-	ur, err := dataset.NewUserReader(r, loc.String(), readOptions(opts))
+	ur, err := dataset.NewUserReader(r, loc.String(), readOptions(loc, opts))
 	if err != nil {
 		return nil, 0, r.cause(err)
 	}
@@ -291,7 +299,7 @@ func readCatalog(ctx context.Context, loc fetch.Location, users []dataset.User, 
 		return nil, err
 	}
 	defer closer.Close()
-	cr, err := dataset.NewCatalogReader(r, loc.String(), readOptions(opts))
+	cr, err := dataset.NewCatalogReader(r, loc.String(), readOptions(loc, opts))
 	if err != nil {
 		return nil, r.cause(err)
 	}
