@@ -61,20 +61,34 @@ type idRowsKey struct {
 // million lookups to make.
 var idRowsCache sync.Map // idRowsKey → *idRows
 
-// idRowsOf returns the mapping of cat's ordinals to emb's rows.
+// idRowsOf returns the mapping of cat's ordinals to emb's rows. A cached
+// mapping shorter than the catalog has grown is extended, so that items
+// published since it was made are resolved by the next compile (a new
+// config) rather than looked up by id for as long as the model serves.
 func idRowsOf(cat *catalog.Catalog, emb *model.Embedding) *idRows {
 	key := idRowsKey{weak.Make(emb), weak.Make(cat)}
-	if r, ok := idRowsCache.Load(key); ok {
-		return r.(*idRows)
-	}
 	n := cat.Len()
+	v, ok := idRowsCache.Load(key)
+	if ok && len(v.(*idRows).rows) >= n {
+		return v.(*idRows)
+	}
+	var have []int32
+	if ok {
+		have = v.(*idRows).rows
+	}
 	r := &idRows{rows: make([]int32, n)}
-	for o := range n {
+	copy(r.rows, have)
+	for o := len(have); o < n; o++ {
 		r.rows[o] = emb.Row(cat.ID(uint32(o)))
 	}
-	got, loaded := idRowsCache.LoadOrStore(key, r)
-	if !loaded {
+	switch {
+	case !ok:
+		if got, loaded := idRowsCache.LoadOrStore(key, r); loaded {
+			return got.(*idRows)
+		}
 		runtime.AddCleanup(emb, func(k idRowsKey) { idRowsCache.Delete(k) }, key)
+	default:
+		idRowsCache.CompareAndSwap(key, v, r) // a lost race leaves another extension
 	}
-	return got.(*idRows)
+	return r
 }

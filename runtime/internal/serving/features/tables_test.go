@@ -250,10 +250,21 @@ func TestItemIDRowsFollowTheCatalog(t *testing.T) {
 		}
 		ords = append(ords, o)
 	}
-	dst := blas32.General{Rows: 4, Cols: 2, Stride: 2, Data: make([]float32, 8)}
-	a.Fill(NewUserContext("", now, c, nil, nil), ords, dst)
-	if want := []float32{1, 3, 7, 7, 0, 0, 10, 20}; !slices.Equal(dst.Data, want) {
-		t.Errorf("rows = %v, want %v (i0, gone added after the mapping, i9 unlisted, i1)", dst.Data, want)
+	// The first assembler reads the items added since by their ids; a new
+	// compile extends the mapping to them.
+	grown, err := CompileItem(spec, c, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(grown.idRows.rows); n != c.Len() || len(a.idRows.rows) >= n {
+		t.Errorf("mappings of %d and, after the catalog grew, %d items; the catalog holds %d", len(a.idRows.rows), n, c.Len())
+	}
+	for _, as := range []*Assembler{a, grown} {
+		dst := blas32.General{Rows: 4, Cols: 2, Stride: 2, Data: make([]float32, 8)}
+		as.Fill(NewUserContext("", now, c, nil, nil), ords, dst)
+		if want := []float32{1, 3, 7, 7, 0, 0, 10, 20}; !slices.Equal(dst.Data, want) {
+			t.Errorf("rows = %v, want %v (i0, gone added after the mapping, i9 unlisted, i1)", dst.Data, want)
+		}
 	}
 }
 
@@ -272,13 +283,15 @@ func TestItemIDRowsAreDroppedWithTheModel(t *testing.T) {
 		return n
 	}
 	func() {
-		if _, err := CompileItem(model.FeatureSpec{{Name: ItemID, Width: 2}}, c, itemIDTable(t)); err != nil {
+		tables := itemIDTable(t)
+		if _, err := CompileItem(model.FeatureSpec{{Name: ItemID, Width: 2}}, c, tables); err != nil {
 			t.Fatal(err)
 		}
+		if count() != 1 {
+			t.Fatalf("%d mappings for the catalog after a compile, want 1", count())
+		}
+		runtime.KeepAlive(tables[ItemID])
 	}()
-	if count() != 1 {
-		t.Fatalf("%d mappings for the catalog after a compile, want 1", count())
-	}
 	deadline := time.Now().Add(10 * time.Second)
 	for count() > 0 {
 		if time.Now().After(deadline) {
