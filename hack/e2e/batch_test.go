@@ -141,7 +141,10 @@ spec:
 		}
 		// A replaced pod stays Running while it terminates: every pod
 		// that is not leaving must serve the trained version.
-		served := stageModels(t, "ranker-second")
+		served, err := stageModels("ranker-second")
+		if err != nil {
+			return err
+		}
 		if len(served) == 0 {
 			return fmt.Errorf("no ready ranker-second pod")
 		}
@@ -257,9 +260,9 @@ func waitJob(t *testing.T, name string, timeout time.Duration) {
 }
 
 // stageModels reads the models each ready pod of a stage that is not
-// terminating loaded, from its /v1/status, by pod name.
-func stageModels(t *testing.T, stage string) map[string]map[string]string {
-	t.Helper()
+// terminating loaded, from its /v1/status, by pod name. It fails rather
+// than stops the test: pods come and go while a rollout is polled.
+func stageModels(stage string) (map[string]map[string]string, error) {
 	var pods struct {
 		Items []struct {
 			Metadata struct {
@@ -274,9 +277,12 @@ func stageModels(t *testing.T, stage string) map[string]map[string]string {
 			} `json:"status"`
 		} `json:"items"`
 	}
-	out := run(t, kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=explore,app.kubernetes.io/component="+stage, "-o", "json")
+	out, err := runErr(kubectl, "-n", "recs", "get", "pods", "-l", "app.kubernetes.io/instance=explore,app.kubernetes.io/component="+stage, "-o", "json")
+	if err != nil {
+		return nil, err
+	}
 	if err := json.Unmarshal([]byte(out), &pods); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	models := map[string]map[string]string{}
 	for _, p := range pods.Items {
@@ -289,7 +295,7 @@ func stageModels(t *testing.T, stage string) map[string]map[string]string {
 		}
 		resp, err := httpClient.Get("http://" + p.Status.PodIP + ":8080/v1/status")
 		if err != nil {
-			t.Fatal(err)
+			return nil, fmt.Errorf("pod %s: %w", p.Metadata.Name, err)
 		}
 		var st struct {
 			Info struct {
@@ -299,9 +305,9 @@ func stageModels(t *testing.T, stage string) map[string]map[string]string {
 		err = json.NewDecoder(resp.Body).Decode(&st)
 		_ = resp.Body.Close()
 		if err != nil {
-			t.Fatal(err)
+			return nil, fmt.Errorf("pod %s: %w", p.Metadata.Name, err)
 		}
 		models[p.Metadata.Name] = st.Info.Models
 	}
-	return models
+	return models, nil
 }
