@@ -179,17 +179,14 @@ func (r *Reader[T]) nextAhead() (T, error) {
 		for a.next < len(b.rows) {
 			k := a.next
 			a.next++
-			v, fe := b.rows[k], b.errs[k]
+			v := b.rows[k]
 			b.rows[k] = zero // the caller owns the row now
-			if fe == nil && r.format.check != nil {
-				fe = r.format.check(&v)
-			}
-			if fe == nil {
-				r.s.report.Rows++
-				return v, nil
-			}
-			if err := r.s.record(b.lines[k], fe); err != nil {
+			ok, err := r.take(b.lines[k], &v, b.errs[k])
+			if err != nil {
 				return zero, r.fail(err)
+			}
+			if ok {
+				return v, nil
 			}
 		}
 		a.cur = nil

@@ -209,24 +209,31 @@ func (r *Reader[T]) Next() (T, error) {
 		if err != nil {
 			return zero, err
 		}
-		v, fe := r.parse(line)
-		if fe == nil {
-			r.s.report.Rows++
-			return v, nil
-		}
-		if err := r.s.bad(fe); err != nil {
+		v, fe := r.format.parse(line)
+		ok, err := r.take(r.s.line, &v, fe)
+		if err != nil {
+			r.s.err = err
 			return zero, err
+		}
+		if ok {
+			return v, nil
 		}
 	}
 }
 
-// parse parses and checks one line.
-func (r *Reader[T]) parse(line []byte) (T, *fieldError) {
-	v, fe := r.format.parse(line)
+// take judges a parsed row, in file order: it runs the order-dependent
+// checks, then counts the row as read or records it as bad at line. It
+// reports whether the row is good, and returns a strict reader's error for
+// a bad one.
+func (r *Reader[T]) take(line int, v *T, fe *fieldError) (bool, error) {
 	if fe == nil && r.format.check != nil {
-		fe = r.format.check(&v)
+		fe = r.format.check(v)
 	}
-	return v, fe
+	if fe == nil {
+		r.s.report.Rows++
+		return true, nil
+	}
+	return false, r.s.record(line, fe)
 }
 
 // All iterates the remaining good rows. A final pair carries the error, if
