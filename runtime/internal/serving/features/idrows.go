@@ -56,9 +56,9 @@ type idRowsKey struct {
 }
 
 // idRowsCache holds the mappings, each dropped when its model's table is
-// collected (a mapping holds neither). Assemblers are compiled again at every live config change (a
-// new value, an experiment), and the mapping of a 1M-item catalog costs a
-// million lookups to make.
+// collected (a mapping holds neither). Assemblers are compiled again at
+// every live config change (a new value, an experiment), and the mapping
+// of a 1M-item catalog costs a million lookups to make.
 var idRowsCache sync.Map // idRowsKey → *idRows
 
 // idRowsOf returns the mapping of cat's ordinals to emb's rows. A cached
