@@ -41,6 +41,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -282,6 +283,11 @@ func load(ctx context.Context, f *flags, srv *server.Server, raw []byte, token *
 	if err != nil {
 		return nil, err
 	}
+	// Loading leaves garbage of the order of what it keeps (the catalog's
+	// parse buffers, the embeddings copied for the index); the heap would
+	// hold on to it until the load on the server grew the heap past it.
+	// Returned now, the memory resident at ready is what serving uses.
+	debug.FreeOSMemory()
 	srv.SetEngine(eng)
 	log.Info("Loaded", "loadSeconds", time.Since(start).Seconds())
 	return eng, nil

@@ -50,6 +50,8 @@ type searcher struct {
 	keep    []cand   // neighbours chosen by the heuristic
 	layers  [][]cand // per layer, the neighbours chosen for the node being inserted
 	query   []float32
+	self    []float32 // the vector of the node being inserted, widened
+	base    []float32 // the vector that neighbours are chosen against, widened
 }
 
 func (ix *Index) getSearcher() *searcher {
@@ -99,10 +101,18 @@ func (s *searcher) offer(c cand, ef int) bool {
 	return true
 }
 
-func (ix *Index) vec(node uint32) []float32 {
+// vec returns node's vector as stored, at half precision.
+func (ix *Index) vec(node uint32) []uint16 {
 	sg, j := ix.seg(node)
 	i := j * ix.dim
 	return sg.vecs[i : i+ix.dim : i+ix.dim]
+}
+
+// widen returns node's vector in float32, in *buf's memory.
+func (ix *Index) widen(buf *[]float32, node uint32) []float32 {
+	*buf = slices.Grow((*buf)[:0], ix.dim)[:ix.dim]
+	vec.DecodeHalf(*buf, ix.vec(node))
+	return *buf
 }
 
 // augSlot is node's lifted coordinate as a slice, to prefetch.
@@ -165,7 +175,7 @@ func (ix *Index) greedy(q []float32, qaug float32, ep uint32, score float32, lev
 		n := int(atomic.LoadUint32(&l[0]))
 		for i := 1; i <= n; i++ {
 			nb := atomic.LoadUint32(&l[i])
-			if sc := vec.Dot(q, ix.vec(nb)) + qaug*ix.aug(nb); sc > score {
+			if sc := vec.DotHalf(q, ix.vec(nb)) + qaug*ix.aug(nb); sc > score {
 				ep, score, changed = nb, sc, true
 			}
 		}
@@ -213,9 +223,9 @@ func (ix *Index) searchLayer(s *searcher, q []float32, qaug float32, ef, level i
 				continue
 			}
 			s.next = append(s.next, nb)
-			prefetch(ix.vec(nb))
+			prefetchU16(ix.vec(nb))
 			if qaug != 0 {
-				prefetch(ix.augSlot(nb))
+				prefetchF32(ix.augSlot(nb))
 			}
 		}
 		ix.scorePending(s, q, qaug, ef, level)
@@ -227,7 +237,7 @@ func (ix *Index) searchLayer(s *searcher, q []float32, qaug float32, ef, level i
 // among the best ef found so far.
 func (ix *Index) scorePending(s *searcher, q []float32, qaug float32, ef, level int) {
 	for _, nb := range s.pending {
-		sc := vec.Dot(q, ix.vec(nb))
+		sc := vec.DotHalf(q, ix.vec(nb))
 		if qaug != 0 {
 			sc += qaug * ix.aug(nb)
 		}
@@ -309,10 +319,10 @@ func (ix *Index) selectNeighbors(s *searcher, cands []cand, m int) []cand {
 		if len(s.keep) >= m {
 			break
 		}
-		v, a := ix.vec(c.node), ix.aug(c.node)
+		v, a := ix.widen(&s.base, c.node), ix.aug(c.node)
 		good := true
 		for _, k := range s.keep {
-			if vec.Dot(v, ix.vec(k.node))+a*ix.aug(k.node) > c.score {
+			if vec.DotHalf(v, ix.vec(k.node))+a*ix.aug(k.node) > c.score {
 				good = false
 				break
 			}
@@ -328,7 +338,7 @@ func (ix *Index) selectNeighbors(s *searcher, cands []cand, m int) []cand {
 // shared.
 func (ix *Index) insert(s *searcher, node uint32) {
 	level := ix.levelOf(node)
-	q, qaug := ix.vec(node), ix.aug(node)
+	q, qaug := ix.widen(&s.self, node), ix.aug(node)
 
 	e := ix.entry.Load()
 	if _, top := unpackEntry(e); e == 0 || level > top {
@@ -346,7 +356,7 @@ func (ix *Index) insert(s *searcher, node uint32) {
 		}
 	}
 	ep, top := unpackEntry(e)
-	epScore := vec.Dot(q, ix.vec(ep)) + qaug*ix.aug(ep)
+	epScore := vec.DotHalf(q, ix.vec(ep)) + qaug*ix.aug(ep)
 	for l := top; l > level; l-- {
 		ep, epScore = ix.greedy(q, qaug, ep, epScore, l)
 	}
@@ -395,11 +405,11 @@ func (ix *Index) linkBack(s *searcher, nb, node uint32, score float32, level int
 		atomic.StoreUint32(&l[0], uint32(n+1))
 		return
 	}
-	v, a := ix.vec(nb), ix.aug(nb)
+	v, a := ix.widen(&s.base, nb), ix.aug(nb)
 	s.sorted = append(s.sorted[:0], cand{score, node})
 	for i := 1; i <= n; i++ {
 		x := l[i]
-		s.sorted = append(s.sorted, cand{vec.Dot(v, ix.vec(x)) + a*ix.aug(x), x})
+		s.sorted = append(s.sorted, cand{vec.DotHalf(v, ix.vec(x)) + a*ix.aug(x), x})
 	}
 	slices.SortFunc(s.sorted, byScoreDesc)
 	keep := ix.selectNeighbors(s, s.sorted, maxLinks)

@@ -91,8 +91,12 @@ var ErrDimension = errors.New("wrong vector dimension")
 // ErrDuplicateID is returned, wrapped, when an id is already in the index.
 var ErrDuplicateID = errors.New("duplicate id")
 
-// Index is an HNSW graph over float32 vectors. The zero value is not usable;
-// create one with New.
+// Index is an HNSW graph over float32 vectors, which it stores at half
+// precision (see vec.EncodeHalf): a search brings half the bytes per item it
+// scores in from memory, which at a million items is what a search mostly
+// waits on, and the index takes half the memory. Scores are computed from
+// the stored vectors in float32: within a relative 2⁻¹¹ per coordinate of
+// the float32 products. The zero value is not usable; create one with New.
 type Index struct {
 	dim    int
 	metric Metric
@@ -195,7 +199,7 @@ func (ix *Index) segNodes() int { return 1 << ix.segShift }
 
 // segment holds the nodes base .. base+segNodes()-1.
 type segment struct {
-	vecs    []float32    // segNodes()*dim; node base+j at [j*dim, (j+1)*dim)
+	vecs    []uint16     // segNodes()*dim at half precision; node base+j at [j*dim, (j+1)*dim)
 	aug     []float32    // per node, sqrt(phi² - |v|²): see augment
 	links0  []uint32     // segNodes()*(m0+1); per node a count then m0 ids
 	upper   []uint32     // per node with layers above 0, a count then m ids per such layer
@@ -211,7 +215,7 @@ type segment struct {
 func (ix *Index) newSegment(base int) *segment {
 	segNodes := ix.segNodes()
 	sg := &segment{
-		vecs:    make([]float32, segNodes*ix.dim),
+		vecs:    make([]uint16, segNodes*ix.dim),
 		aug:     make([]float32, segNodes),
 		links0:  make([]uint32, segNodes*(ix.m0+1)),
 		upperAt: make([]uint32, segNodes),
@@ -292,16 +296,28 @@ func (ix *Index) ensure(node uint32) {
 	}
 }
 
-// store copies x into node's slot, normalising it for Cosine.
-func (ix *Index) store(node uint32, id uint32, x []float32) {
-	v := ix.vec(node)
-	copy(v, x)
+// store writes x into node's slot at half precision, normalised for
+// Cosine, with its external id, and returns the squared norm of the vector
+// as stored, for setAug. buf is scratch space.
+func (ix *Index) store(node uint32, id uint32, x []float32, buf *[]float32) float32 {
+	v := x
 	if ix.metric == Cosine {
-		normalize(v)
+		*buf = append((*buf)[:0], x...)
+		normalize(*buf)
+		v = *buf
 	}
+	vec.EncodeHalf(ix.vec(node), v)
 	sg, j := ix.seg(node)
-	sg.aug[j] = ix.augment(vec.Dot(v, v))
 	sg.ext[j] = id
+	w := ix.widen(buf, node)
+	return vec.Dot(w, w)
+}
+
+// setAug sets node's lifted coordinate from the squared norm of its stored
+// vector (see augment).
+func (ix *Index) setAug(node uint32, norm2 float32) {
+	sg, j := ix.seg(node)
+	sg.aug[j] = ix.augment(norm2)
 }
 
 // raisePhi makes phi² at least norm2.
@@ -322,8 +338,11 @@ func (ix *Index) raisePhi(norm2 float32) {
 // same norm, so that long vectors do not crowd out the neighbour lists of
 // short ones; queries are lifted with a zero coordinate, which leaves their
 // inner product with every item unchanged. Under Cosine every norm is one
-// and the coordinate is zero.
+// (to the stored precision) and the coordinate is zero.
 func (ix *Index) augment(norm2 float32) float32 {
+	if ix.metric == Cosine {
+		return 0
+	}
 	ix.raisePhi(norm2)
 	phi2 := math.Float32frombits(ix.phi2.Load())
 	return float32(math.Sqrt(float64(max(phi2-norm2, 0))))
@@ -342,8 +361,8 @@ func (ix *Index) Add(id uint32, vec []float32) error {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	ix.ensure(node)
-	ix.store(node, id, vec)
 	s := ix.getSearcher()
+	ix.setAug(node, ix.store(node, id, vec, &s.base))
 	ix.insert(s, node)
 	ix.searchers.Put(s)
 	ix.linked.Add(1)
@@ -379,19 +398,23 @@ func (ix *Index) Build(ctx context.Context, ids []uint32, vecs []float32, worker
 	ix.growLocked(int(first) + n)
 	ix.mu.Unlock()
 
-	if ix.metric == InnerProduct {
-		for i := 0; i < n; i++ {
-			v := vecs[i*ix.dim : (i+1)*ix.dim]
-			ix.raisePhi(vec.Dot(v, v))
-		}
-	}
+	// Every lifted coordinate is set once the largest norm of the batch is
+	// known, so that the batch's own links are chosen on one sphere.
+	norms := make([]float32, n)
+	var buf []float32
 	ix.mu.RLock()
 	for i := 0; i < n; i++ {
 		id := uint32(i)
 		if ids != nil {
 			id = ids[i]
 		}
-		ix.store(first+uint32(i), id, vecs[i*ix.dim:(i+1)*ix.dim])
+		norms[i] = ix.store(first+uint32(i), id, vecs[i*ix.dim:(i+1)*ix.dim], &buf)
+		if ix.metric == InnerProduct {
+			ix.raisePhi(norms[i])
+		}
+	}
+	for i, norm2 := range norms {
+		ix.setAug(first+uint32(i), norm2)
 	}
 	ix.mu.RUnlock()
 

@@ -31,14 +31,18 @@ package ann
 //	 32 seed u64            40 items u64     48 upper-layer slots u64
 //	 56 entry point u64     64 digest u64    72 zero        92 CRC-32C of 0..92
 //	payload:
-//	  vectors as stored (items×dim f32), lift coordinates (items f32),
+//	  vectors as stored (items×dim f16), lift coordinates (items f32),
 //	  external ids (items u32), layer-0 lists (items×(2M+1) u32), upper
 //	  lists (upper-layer slots u32)
 //	trailer: CRC-32C of the payload, u32
 //
 // The digest is a CRC-64 (ECMA) of the vectors as stored (normalised under
-// Cosine): Load computes it from the caller's vectors and refuses a file
-// built over other ones before reading the payload.
+// Cosine, at half precision): Load computes it from the caller's vectors and
+// refuses a file built over other ones before reading the payload.
+//
+// Version 1 held the vectors in float32; its files are refused as another
+// version, and the caller builds the index again (`recserve index` writes
+// the file anew).
 
 import (
 	"encoding/binary"
@@ -50,10 +54,12 @@ import (
 	"io"
 	"math"
 	"unsafe"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/vec"
 )
 
 // FileVersion is the version of the format Save writes and Load reads.
-const FileVersion = 1
+const FileVersion = 2
 
 const (
 	fileMagic  = "RPHNSW\r\n"
@@ -124,11 +130,11 @@ func decodeHeader(b []byte) (header, error) {
 }
 
 // bytesOf views s as its bytes in memory.
-func bytesOf[T float32 | uint32](s []T) []byte {
+func bytesOf[T float32 | uint32 | uint16](s []T) []byte {
 	if len(s) == 0 {
 		return nil
 	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*4)
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(s[0])))
 }
 
 // segUpperEnd is where the upper-layer lists of a segment's first k nodes
@@ -294,19 +300,21 @@ func (ix *Index) matches(h *header, vecs []float32) error {
 // digest is the CRC-64 of vecs as the index stores them.
 func (ix *Index) digest(vecs []float32) uint64 {
 	d := crc64.New(ecma)
-	if ix.metric != Cosine {
-		_, _ = d.Write(bytesOf(vecs))
-		return d.Sum64()
-	}
-	const chunk = 4096 // vectors normalised at a time
+	const chunk = 4096 // vectors encoded at a time
 	buf := make([]float32, 0, chunk*ix.dim)
+	half := make([]uint16, chunk*ix.dim)
 	for len(vecs) > 0 {
 		k := min(len(vecs), chunk*ix.dim)
-		buf = append(buf[:0], vecs[:k]...)
-		for i := 0; i < len(buf); i += ix.dim {
-			normalize(buf[i : i+ix.dim])
+		v := vecs[:k]
+		if ix.metric == Cosine {
+			buf = append(buf[:0], v...)
+			for i := 0; i < len(buf); i += ix.dim {
+				normalize(buf[i : i+ix.dim])
+			}
+			v = buf
 		}
-		_, _ = d.Write(bytesOf(buf))
+		vec.EncodeHalf(half, v)
+		_, _ = d.Write(bytesOf(half[:k]))
 		vecs = vecs[k:]
 	}
 	return d.Sum64()

@@ -182,7 +182,7 @@ func TestLoadRefuses(t *testing.T) {
 	other := slices.Clone(vecs)
 	other[3*dim+1] += 0.001
 	le := binary.LittleEndian
-	links0 := headerSize + n*dim*4 + 2*n*4 // node 0's layer-0 list
+	links0 := headerSize + n*dim*2 + 2*n*4 // node 0's layer-0 list: after the half-precision vectors, lift coordinates and ids
 
 	type load struct {
 		dim    int

@@ -18,13 +18,25 @@ limitations under the License.
 
 package ann
 
-// prefetch starts loading v into the cache, so that a later read of it need
-// not wait on memory.
-//
-//go:noescape
-func prefetch(v []float32)
+import "unsafe"
 
-// prefetchU32 is prefetch for a slice of uint32.
+// prefetchU16 starts loading v into the cache, so that a later read of it
+// need not wait on memory.
+func prefetchU16(v []uint16) {
+	prefetchRange(unsafe.Pointer(unsafe.SliceData(v)), uintptr(len(v))*2)
+}
+
+// prefetchU32 is prefetchU16 for a slice of uint32.
+func prefetchU32(v []uint32) {
+	prefetchRange(unsafe.Pointer(unsafe.SliceData(v)), uintptr(len(v))*4)
+}
+
+// prefetchF32 is prefetchU16 for a slice of float32.
+func prefetchF32(v []float32) {
+	prefetchRange(unsafe.Pointer(unsafe.SliceData(v)), uintptr(len(v))*4)
+}
+
+// prefetchRange asks for the cache lines of the n bytes from p.
 //
 //go:noescape
-func prefetchU32(v []uint32)
+func prefetchRange(p unsafe.Pointer, n uintptr)

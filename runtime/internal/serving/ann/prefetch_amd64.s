@@ -18,23 +18,20 @@ limitations under the License.
 
 #include "textflag.h"
 
-// func prefetch(v []float32)
-// Asks for every cache line of v to be loaded, without waiting for it.
-TEXT ·prefetch(SB), NOSPLIT, $0-24
-	MOVQ v_base+0(FP), AX
-	MOVQ v_len+8(FP), CX
-	LEAQ (AX)(CX*4), CX
+// func prefetchRange(p unsafe.Pointer, n uintptr)
+// Asks for every cache line of the n bytes from p to be loaded, without
+// waiting for them.
+TEXT ·prefetchRange(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), AX
+	MOVQ n+8(FP), CX
+	ADDQ AX, CX
 
-prefetchLoop:
+loop:
 	CMPQ AX, CX
-	JGE  prefetchDone
+	JGE  done
 	PREFETCHT0 (AX)
 	ADDQ $64, AX
-	JMP  prefetchLoop
+	JMP  loop
 
-prefetchDone:
+done:
 	RET
-
-// func prefetchU32(v []uint32)
-TEXT ·prefetchU32(SB), NOSPLIT, $0-24
-	JMP ·prefetch(SB)

@@ -18,8 +18,11 @@ limitations under the License.
 
 package ann
 
-// prefetch is a no-op where no prefetch instruction is wired up.
-func prefetch([]float32) {}
+// prefetchU16 is a no-op where no prefetch instruction is wired up.
+func prefetchU16([]uint16) {}
+
+// prefetchF32 is a no-op where no prefetch instruction is wired up.
+func prefetchF32([]float32) {}
 
 // prefetchU32 is a no-op where no prefetch instruction is wired up.
 func prefetchU32([]uint32) {}

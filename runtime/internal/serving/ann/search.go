@@ -62,7 +62,7 @@ func (ix *Index) Search(query []float32, k, ef int, dst []Result) ([]Result, err
 		q = s.query
 	}
 	ep, top := unpackEntry(e)
-	epScore := vec.Dot(q, ix.vec(ep))
+	epScore := vec.DotHalf(q, ix.vec(ep))
 	for l := top; l > 1; l-- {
 		ep, epScore = ix.greedy(q, 0, ep, epScore, l)
 	}

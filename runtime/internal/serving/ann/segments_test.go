@@ -33,7 +33,7 @@ func withSegments(dim int, metric Metric, opts Options, shift int) *Index {
 
 // segBytes is the memory of one segment's fields.
 func segBytes(sg *segment) uintptr {
-	return uintptr(len(sg.vecs)+len(sg.aug))*4 + uintptr(len(sg.links0)+len(sg.upper)+len(sg.upperAt)+len(sg.ext))*4 +
+	return uintptr(len(sg.vecs))*2 + uintptr(len(sg.aug))*4 + uintptr(len(sg.links0)+len(sg.upper)+len(sg.upperAt)+len(sg.ext))*4 +
 		uintptr(len(sg.locks))*unsafe.Sizeof(sg.locks[0])
 }
 
