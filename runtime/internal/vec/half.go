@@ -24,9 +24,8 @@ import "github.com/x448/float16"
 // 11 significant bits (a relative error of at most 2⁻¹¹), over a range of
 // ±65504 with normal values from 6.1e-5.
 
-// EncodeHalf stores src in dst at half precision, rounding to nearest even;
-// values past the range become ±Inf. It panics if dst is shorter than src.
-func EncodeHalf(dst []uint16, src []float32) {
+// encodeHalfGeneric is EncodeHalf without the assembly kernel.
+func encodeHalfGeneric(dst []uint16, src []float32) {
 	dst = dst[:len(src)]
 	for i, x := range src {
 		dst[i] = float16.Fromfloat32(x).Bits()

@@ -32,6 +32,16 @@ func DotHalf(a []float32, b []uint16) float32 {
 	return dotHalfGeneric(a, b)
 }
 
+// EncodeHalf stores src in dst at half precision, rounding to nearest even;
+// values past the range become ±Inf. It panics if dst is shorter than src.
+func EncodeHalf(dst []uint16, src []float32) {
+	if useHalf {
+		encodeHalfAVX2(dst[:len(src)], src)
+		return
+	}
+	encodeHalfGeneric(dst, src)
+}
+
 // DecodeHalf widens the half-precision values of src into dst, exactly. It
 // panics if dst is shorter than src.
 func DecodeHalf(dst []float32, src []uint16) {
@@ -57,6 +67,11 @@ func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
 //
 //go:noescape
 func dotHalfAVX2(a []float32, b []uint16) float32
+
+// encodeHalfAVX2 is EncodeHalf with F16C; len(dst) must equal len(src).
+//
+//go:noescape
+func encodeHalfAVX2(dst []uint16, src []float32)
 
 // decodeHalfAVX2 is DecodeHalf with F16C; len(dst) must equal len(src).
 //

@@ -125,3 +125,37 @@ decodeTail:
 decodeDone:
 	VZEROUPPER
 	RET
+
+// func encodeHalfAVX2(dst []uint16, src []float32)
+// 8 floats at a time rounded to nearest even (VCVTPS2PH with immediate 0),
+// then the tail one at a time.
+TEXT ·encodeHalfAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), DI
+	MOVQ src_base+24(FP), SI
+	MOVQ src_len+32(FP), CX
+
+encode8:
+	CMPQ CX, $8
+	JLT  encodeTail
+	VMOVUPS (SI), Y0
+	VCVTPS2PH $0, Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $16, DI
+	SUBQ $8, CX
+	JMP  encode8
+
+encodeTail:
+	CMPQ CX, $0
+	JEQ  encodeDone
+	VMOVSS (SI), X0
+	VCVTPS2PH $0, X0, X1
+	VMOVD X1, AX
+	MOVW AX, (DI)
+	ADDQ $4, SI
+	ADDQ $2, DI
+	DECQ CX
+	JMP  encodeTail
+
+encodeDone:
+	VZEROUPPER
+	RET

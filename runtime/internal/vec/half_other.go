@@ -23,6 +23,10 @@ package vec
 // len(a) are ignored.
 func DotHalf(a []float32, b []uint16) float32 { return dotHalfGeneric(a, b) }
 
+// EncodeHalf stores src in dst at half precision, rounding to nearest even;
+// values past the range become ±Inf. It panics if dst is shorter than src.
+func EncodeHalf(dst []uint16, src []float32) { encodeHalfGeneric(dst, src) }
+
 // DecodeHalf widens the half-precision values of src into dst, exactly. It
 // panics if dst is shorter than src.
 func DecodeHalf(dst []float32, src []uint16) { decodeHalfGeneric(dst, src) }

@@ -41,11 +41,50 @@ func TestEncodeHalf(t *testing.T) {
 		{float32(math.Pow(2, -24)), 0x0001}, // the smallest subnormal
 		{float32(math.Pow(2, -14)), 0x0400}, // the smallest normal
 	}
-	for _, tc := range tests {
-		got := make([]uint16, 1)
-		EncodeHalf(got, []float32{tc.in})
-		if got[0] != tc.want {
-			t.Errorf("EncodeHalf(%g) = %#04x, want %#04x", tc.in, got[0], tc.want)
+	impls := map[string]func([]uint16, []float32){"EncodeHalf": EncodeHalf, "encodeHalfGeneric": encodeHalfGeneric}
+	for name, encode := range impls {
+		for _, tc := range tests {
+			got := make([]uint16, 1)
+			encode(got, []float32{tc.in})
+			if got[0] != tc.want {
+				t.Errorf("%s(%g) = %#04x, want %#04x", name, tc.in, got[0], tc.want)
+			}
+		}
+	}
+}
+
+// TestEncodeHalfKernels checks that EncodeHalf gives the portable
+// encoder's bits for values of every magnitude the format has (subnormal,
+// normal, past the range) and both signs, in every length's tail, and
+// writes nothing past the source's length.
+func TestEncodeHalfKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	src := make([]float32, 4096)
+	for i := range src {
+		src[i] = float32(math.Ldexp(rng.Float64()+0.5, rng.IntN(50)-30))
+		if i%2 == 1 {
+			src[i] = -src[i]
+		}
+	}
+	got, want := make([]uint16, len(src)), make([]uint16, len(src))
+	EncodeHalf(got, src)
+	encodeHalfGeneric(want, src)
+	for i := range src {
+		if got[i] != want[i] {
+			t.Fatalf("EncodeHalf(%g) = %#04x, the portable encoder %#04x", src[i], got[i], want[i])
+		}
+	}
+	for n := 0; n <= 40; n++ {
+		dst := make([]uint16, n+1)
+		dst[n] = 0xabcd
+		EncodeHalf(dst, src[:n])
+		for i := 0; i < n; i++ {
+			if dst[i] != want[i] {
+				t.Fatalf("length %d: element %d = %#04x, want %#04x", n, i, dst[i], want[i])
+			}
+		}
+		if dst[n] != 0xabcd {
+			t.Fatalf("length %d: wrote past the source's length", n)
 		}
 	}
 }

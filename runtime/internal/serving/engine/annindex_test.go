@@ -126,8 +126,9 @@ func TestSavedIndexIsLoadedInsteadOfBuilt(t *testing.T) {
 	li, bi := loaded.indexes["two-tower"], built.indexes["two-tower"]
 	vecs := built.towers["two-tower"].Vectors()
 	for item := uint32(0); item < 1000; item += 37 {
-		a, _ := li.Search(vecs.Vector(item), 50, 0, nil)
-		b, _ := bi.Search(vecs.Vector(item), 50, 0, nil)
+		q := vecs.Vector(item, nil)
+		a, _ := li.Search(q, 50, 0, nil)
+		b, _ := bi.Search(q, 50, 0, nil)
 		if !slices.Equal(a, b) {
 			t.Fatalf("item %d's neighbours: %v in the loaded index, %v in the built one", item, a, b)
 		}

@@ -232,8 +232,10 @@ func (e *Engine) addItem(ctx context.Context, ev *store.Event) error {
 		if idx == nil {
 			continue
 		}
+		var v []float32
 		for i := from; i <= o; i++ {
-			if err := idx.Add(i, t.Vectors().Vector(i)); err != nil {
+			v = t.Vectors().Vector(i, v)
+			if err := idx.Add(i, v); err != nil {
 				return err
 			}
 		}

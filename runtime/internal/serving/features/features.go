@@ -74,6 +74,7 @@ import (
 	"github.com/recpipeline/recpipeline/runtime/internal/model"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/catalog"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+	"github.com/recpipeline/recpipeline/runtime/internal/vec"
 )
 
 // The feature block names.
@@ -198,9 +199,10 @@ type Assembler struct {
 }
 
 // ItemVectors gives the item embeddings of a two-tower model by catalog
-// ordinal, nil for an item it has none of yet.
+// ordinal, at half precision (vec.EncodeHalf), nil for an item it has none
+// of yet.
 type ItemVectors interface {
-	Vector(o uint32) []float32
+	Half(o uint32) []uint16
 }
 
 // network is what a compiled spec feeds, which limits its blocks.
@@ -408,12 +410,8 @@ func (a *Assembler) fillItem(u *UserContext, op op, o uint32, seg []float32) {
 		}
 	case op.kind == twoTowerScore:
 		seg[0] = 0
-		if v := a.vectors.Vector(o); v != nil && len(u.TowerUser) == len(v) {
-			var dot float64
-			for k, x := range v {
-				dot += float64(x) * float64(u.TowerUser[k])
-			}
-			seg[0] = float32(dot)
+		if v := a.vectors.Half(o); v != nil && len(u.TowerUser) == len(v) {
+			seg[0] = vec.DotHalf(u.TowerUser, v)
 		}
 	}
 }

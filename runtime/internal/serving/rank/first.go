@@ -48,8 +48,8 @@ func (f *First) Rank(_ context.Context, req *Request, cands []Candidate, keep in
 	*buf = user
 	vecs := f.tower.vectors
 	for i := range cands {
-		if v := vecs.Vector(cands[i].Item); v != nil {
-			cands[i].First = vec.Dot(user, v)
+		if v := vecs.Half(cands[i].Item); v != nil {
+			cands[i].First = vec.DotHalf(user, v)
 		} else {
 			cands[i].First = float32(math.Inf(-1))
 		}

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,35 +30,52 @@ import (
 	"github.com/recpipeline/recpipeline/runtime/internal/model"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/catalog"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/features"
+	"github.com/recpipeline/recpipeline/runtime/internal/vec"
 )
 
 // vectorChunk rows of item embeddings share one allocation.
 const vectorChunk = 4096
 
-// Vectors holds one two-tower model's item embeddings by catalog ordinal.
+// Vectors holds one two-tower model's item embeddings by catalog ordinal,
+// at half precision (vec.EncodeHalf): half the memory (128 MB rather than
+// 256 at a million 64-d items) and half the bytes the first stage reads
+// per candidate, for scores within a relative 2⁻¹¹ per coordinate.
 // Readers take no lock: they load the chunk list and the published length;
 // appends (new items) are serialised by the caller of Tower.EmbedItems.
 type Vectors struct {
 	dim    int
-	chunks atomic.Pointer[[][]float32]
+	chunks atomic.Pointer[[][]uint16]
 	n      atomic.Uint32
 }
 
 func newVectors(dim int) *Vectors {
 	v := &Vectors{dim: dim}
-	empty := [][]float32{}
+	empty := [][]uint16{}
 	v.chunks.Store(&empty)
 	return v
 }
 
-// Vector returns item's embedding, or nil if it has none yet.
-func (v *Vectors) Vector(item uint32) []float32 {
+// Half returns item's embedding as stored, at half precision, or nil if it
+// has none yet. The caller must not modify it.
+func (v *Vectors) Half(item uint32) []uint16 {
 	if item >= v.n.Load() {
 		return nil
 	}
 	chunks := *v.chunks.Load()
 	off := int(item%vectorChunk) * v.dim
 	return chunks[item/vectorChunk][off : off+v.dim : off+v.dim]
+}
+
+// Vector returns item's embedding widened to float32 in dst's memory
+// (grown if short), or nil if it has none yet.
+func (v *Vectors) Vector(item uint32, dst []float32) []float32 {
+	h := v.Half(item)
+	if h == nil {
+		return nil
+	}
+	dst = slices.Grow(dst[:0], v.dim)[:v.dim]
+	vec.DecodeHalf(dst, h)
+	return dst
 }
 
 // Len is the number of items embedded: ordinals [0, Len) have a vector.
@@ -69,12 +87,13 @@ func (v *Vectors) append(rows []float32) {
 	chunks := *v.chunks.Load()
 	for len(rows) > 0 {
 		if int(n/vectorChunk) == len(chunks) {
-			grown := append(append([][]float32(nil), chunks...), make([]float32, vectorChunk*v.dim))
+			grown := append(append([][]uint16(nil), chunks...), make([]uint16, vectorChunk*v.dim))
 			v.chunks.Store(&grown)
 			chunks = grown
 		}
 		off := int(n%vectorChunk) * v.dim
-		k := copy(chunks[n/vectorChunk][off:], rows)
+		k := min(len(rows), len(chunks[n/vectorChunk])-off)
+		vec.EncodeHalf(chunks[n/vectorChunk][off:], rows[:k])
 		rows = rows[k:]
 		n += uint32(k / v.dim)
 	}
@@ -180,13 +199,13 @@ func (t *Tower) EmbedItems(ctx context.Context, cat *catalog.Catalog, from, to i
 	return nil
 }
 
-// Flat returns a copy of the item embeddings, row-major by ordinal, for an
-// index build.
+// Flat returns the item embeddings widened to float32, row-major by
+// ordinal, for an index build.
 func (t *Tower) Flat() []float32 {
-	n := t.vectors.Len()
-	flat := make([]float32, 0, n*t.model.Dim)
+	n, dim := t.vectors.Len(), t.model.Dim
+	flat := make([]float32, n*dim)
 	for i := 0; i < n; i++ {
-		flat = append(flat, t.vectors.Vector(uint32(i))...)
+		vec.DecodeHalf(flat[i*dim:(i+1)*dim], t.vectors.Half(uint32(i)))
 	}
 	return flat
 }

@@ -105,6 +105,7 @@ func NewItemToItemANN(cfg config.Source, users store.UserReader, items Items, ve
 type i2iScratch struct {
 	seeds []uint32
 	res   []ann.Result
+	query []float32
 }
 
 var i2iPool = sync.Pool{New: func() any { return new(i2iScratch) }}
@@ -133,7 +134,10 @@ func (s *ItemToItemANN) Fetch(ctx context.Context, req *Request, limit int, dst 
 	sc.seeds = sc.seeds[:0]
 	for _, e := range engs {
 		ord, ok := s.items.Ordinal(e.Item)
-		if !ok || slices.Contains(sc.seeds, ord) || s.vectors.Vector(ord) == nil {
+		if !ok || slices.Contains(sc.seeds, ord) {
+			continue
+		}
+		if sc.query = s.vectors.Vector(ord, sc.query); sc.query == nil {
 			continue
 		}
 		sc.seeds = append(sc.seeds, ord)
@@ -162,7 +166,8 @@ func (s *ItemToItemANN) search(ctx context.Context, sc *i2iScratch, limit int, d
 		}
 		from := len(res)
 		var err error
-		res, err = s.index.Search(s.vectors.Vector(seed), k, 0, res)
+		sc.query = s.vectors.Vector(seed, sc.query)
+		res, err = s.index.Search(sc.query, k, 0, res)
 		if err != nil {
 			sc.res = res[:0]
 			return dst, false, fmt.Errorf("failed to search items near item %d: %w", seed, err)

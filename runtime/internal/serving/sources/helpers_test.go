@@ -77,7 +77,13 @@ func openStore(t *testing.T, events ...store.Event) *store.Memory {
 // fakeVectors maps ordinals to embeddings.
 type fakeVectors map[uint32][]float32
 
-func (v fakeVectors) Vector(i uint32) []float32 { return v[i] }
+func (v fakeVectors) Vector(i uint32, dst []float32) []float32 {
+	x, ok := v[i]
+	if !ok {
+		return nil
+	}
+	return append(dst[:0], x...)
+}
 
 // exactSearcher searches fakeVectors by brute-force inner product and
 // records the k of each search.

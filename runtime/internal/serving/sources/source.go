@@ -55,9 +55,9 @@ type UserEmbedder interface {
 // ItemVectors holds the item embeddings of the two-tower model, the vectors
 // its ANN index was built from.
 type ItemVectors interface {
-	// Vector returns the embedding of the item at ordinal item, or nil if
-	// it has none. The caller must not modify it.
-	Vector(item uint32) []float32
+	// Vector returns the embedding of the item at ordinal item in dst's
+	// memory (grown if short), or nil if it has none.
+	Vector(item uint32, dst []float32) []float32
 }
 
 // Searcher finds the items whose embeddings score highest against a query;
