@@ -5,6 +5,10 @@
 #
 # The world and the models are built once with BENCHMARKS.md's commands and
 # reused while $WORK/world and $WORK/models exist (delete them to rebuild).
+# rectrain writes the ANN index beside the two-tower model, which recserve
+# loads at start; models cached without one (or with an index file of an
+# older format) are indexed at every start, and the cold start line then
+# names "Built the ANN index" ("recserve index --config" writes the file).
 # Each run then: compiles and runs a fixed calibration benchmark; starts
 # recserve --stage=all on a free loopback port with a fresh state directory
 # and times process start to /readyz (cold start); replays the first 500,000

@@ -65,10 +65,12 @@ limitations under the License.
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"os"
@@ -82,6 +84,8 @@ import (
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/engine"
 	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
 )
 
@@ -142,9 +146,46 @@ func run(args []string) error {
 	if err := f.write(res, began); err != nil {
 		return err
 	}
-	if f.resultFile != "" {
-		return writeResult(f.resultFile, newTrainResult(f.version, res.Eval, weak))
+	result := newTrainResult(f.version, res.Eval, weak)
+	// The training data and models are not used past this point, so the
+	// collector may free them for the index build, which opens the catalog
+	// and the models as recserve does.
+	if f.index {
+		if err := writeIndex(f.out); err != nil {
+			return err
+		}
 	}
+	if f.resultFile != "" {
+		return writeResult(f.resultFile, result)
+	}
+	return nil
+}
+
+// writeIndex builds the HNSW index of the two-tower model's item embeddings
+// over the catalog, as recserve would at start, and saves it in the model's
+// directory (engine.IndexFile), so that recserve loads the index instead of
+// building it: minutes at a million items. It reads the config that write
+// put beside the artifacts: the index fits recserve as long as it serves
+// that catalog (items published live since are added at start).
+func writeIndex(out string) error {
+	start := time.Now()
+	raw, err := os.ReadFile(filepath.Join(out, rectrain.ConfigFile))
+	if err != nil {
+		return fmt.Errorf("failed to read the serving config: %w", err)
+	}
+	cfg, err := config.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("the serving config is invalid: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	written, err := engine.WriteIndexes(context.Background(), cfg, engine.Options{Log: log})
+	if err != nil {
+		return fmt.Errorf("failed to write the ANN index (-index=false skips it; recserve then builds it at start): %w", err)
+	}
+	for _, w := range written {
+		fmt.Printf("ANN index of %s written to %s: %d items, %s\n", w.Model, w.Path, w.Items, rectrain.FormatBytes(w.Bytes))
+	}
+	fmt.Println(rectrain.NewPhase("index", start))
 	return nil
 }
 
@@ -163,6 +204,9 @@ type trainFlags struct {
 	cpuProfile, memProfile string
 	// memoryLimit is the -memory-limit flag: the Go runtime's soft limit.
 	memoryLimit string
+	// index is the -index flag: write the ANN index beside the retrieval
+	// model.
+	index bool
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit to flag (a
@@ -231,6 +275,7 @@ func parseTrainFlags(args []string) (*trainFlags, error) {
 	fl.BoolVar(&f.weakOK, "allow-weak", false, "write the artifacts even when the models do not beat the popularity baseline")
 	fl.StringVar(&f.out, "out", "", "directory to write the artifacts to (required)")
 	fl.StringVar(&f.version, "version", "1", "version recorded in the manifests")
+	fl.BoolVar(&f.index, "index", true, "after the artifacts, build the ANN index of the two-tower model over the catalog and write it into the model's directory ("+engine.IndexFile+"), which recserve then loads instead of building it")
 	fl.StringVar(&f.resultFile, "result-file", "", "file to write the run's result to as JSON (at most 4 KiB: artifacts and offline metrics) after a successful run, e.g. /dev/termination-log")
 	hidden := fl.String("hidden", "256,128", "hidden widths of the MTML bottom, comma-separated")
 	weights := fl.String("weights", "click:1,like:2,comment:4,share:4,see_less:-8", "event weights of the teacher's value")

@@ -22,6 +22,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -33,6 +35,7 @@ import (
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/model"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/catalog"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/engine"
 	"github.com/recpipeline/recpipeline/runtime/internal/training/synth"
 )
 
@@ -43,9 +46,12 @@ func TestRunWritesLoadableArtifacts(t *testing.T) {
 	}
 	// One epoch of tiny networks is about the plumbing, not the quality.
 	args := []string{"-allow-weak", "-data", data, "-out", out, "-epochs", "1", "-hidden", "16,8", "-dim", "8", "-tower-hidden", "16",
-		"-first-stage-hidden", "8", "-first-stage-dim", "4", "-batch", "64", "-weights", "click:1,like:2,see_less:-8"}
+		"-first-stage-hidden", "8", "-first-stage-dim", "4", "-batch", "64", "-weights", "click:1,like:2,see_less:-8", "-index=false"}
 	if err := run(args); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "two-tower", engine.IndexFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("-index=false wrote the ANN index (stat: %v)", err)
 	}
 	for name, kind := range map[string]model.Kind{"two-tower": model.KindTwoTower, "first-stage": model.KindTwoTower, "mtml": model.KindMTML} {
 		a, err := model.LoadDir(filepath.Join(out, name))
@@ -190,6 +196,21 @@ func TestBareLogBecomesServable(t *testing.T) {
 	}
 	if cat.Len() == 0 || cat.FeatureDim() != 0 {
 		t.Errorf("catalog of %d items, feature_dim %d; want the rated items and no features", cat.Len(), cat.FeatureDim())
+	}
+
+	// The ANN index was written beside the retrieval model, and recserve's
+	// engine on the written config loads it rather than building it.
+	if _, err := os.Stat(filepath.Join(out, "two-tower", engine.IndexFile)); err != nil {
+		t.Fatalf("no ANN index beside the retrieval model: %v", err)
+	}
+	var logs bytes.Buffer
+	e, err := engine.Open(context.Background(), c, engine.Options{StateDir: t.TempDir(), Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = e.Close() }()
+	if l := logs.String(); !strings.Contains(l, `"msg":"Loaded the ANN index"`) || strings.Contains(l, "Built the ANN index") {
+		t.Errorf("the engine did not load the index rectrain wrote; log:\n%s", l)
 	}
 }
 
