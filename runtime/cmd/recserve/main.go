@@ -36,6 +36,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -54,6 +55,7 @@ import (
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/engine"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/server"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/stageauth"
+	"github.com/recpipeline/recpipeline/runtime/internal/softlimit"
 )
 
 func main() {
@@ -84,7 +86,7 @@ func main() {
 // flags are recserve's command line.
 type flags struct {
 	stage, file, configMap, stateDir, logLevel, pprofAddr string
-	stageToken                                            string
+	stageToken, memoryLimit                               string
 	httpPort, grpcPort, maxConc, saturatedAt              int
 	drain                                                 time.Duration
 }
@@ -102,6 +104,7 @@ func parseFlags() *flags {
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error.")
 	flag.IntVar(&f.maxConc, "max-concurrent", 0, "Most recommendations computed at once; the others queue in arrival order. 0: no bound.")
 	flag.IntVar(&f.saturatedAt, "saturated-at", 0, "Recommendations computed at once past which, without --max-concurrent, the frontend is saturated and answers users with a precomputed list from it. 0: twice GOMAXPROCS.")
+	flag.StringVar(&f.memoryLimit, "memory-limit", "", "Soft memory limit of the Go heap, a Kubernetes quantity (1400Mi); default 90% of the container's memory limit, none outside a container with one (GOMEMLIMIT, when set, wins).")
 	flag.StringVar(&f.pprofAddr, "pprof-address", "", "Address of Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; off when empty. Keep it off the pod's network.")
 	flag.Parse()
 	return f
@@ -115,6 +118,13 @@ func run() error {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	limit, err := softlimit.Set(f.memoryLimit)
+	if err != nil {
+		return fmt.Errorf("--memory-limit: %w", err)
+	}
+	if limit < math.MaxInt64 {
+		log.Info("Memory limit", "bytes", limit)
+	}
 
 	if !config.ValidStage(f.stage) {
 		return fmt.Errorf("--stage=%s: want all, frontend, retrieval, ranker-first or ranker-second", f.stage)

@@ -81,11 +81,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/KimMachineGun/automemlimit/memlimit"
-	"k8s.io/apimachinery/pkg/api/resource"
-
 	"github.com/recpipeline/recpipeline/runtime/config"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/engine"
+	"github.com/recpipeline/recpipeline/runtime/internal/softlimit"
 	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
 )
 
@@ -215,17 +213,9 @@ type trainFlags struct {
 // garbage again in its evaluation: without a limit the collector lets the
 // heap reach twice what is live, and a container's limit kills the run.
 func setMemoryLimit(flag string) error {
-	opts := []memlimit.Option{memlimit.WithProvider(memlimit.FromCgroup)}
-	if flag != "" {
-		q, err := resource.ParseQuantity(flag)
-		if err != nil || q.Sign() <= 0 {
-			return fmt.Errorf("-memory-limit %q: want a positive quantity such as 4Gi", flag)
-		}
-		opts = []memlimit.Option{memlimit.WithProvider(memlimit.Limit(uint64(q.Value()))), memlimit.WithRatio(1)}
-	}
-	limit, err := memlimit.Set(opts...)
+	limit, err := softlimit.Set(flag)
 	if err != nil {
-		return fmt.Errorf("failed to set the memory limit: %w", err)
+		return fmt.Errorf("-memory-limit: %w", err)
 	}
 	if limit > 0 && limit < math.MaxInt64 {
 		fmt.Printf("memory limit %s\n", rectrain.FormatBytes(limit))
