@@ -227,8 +227,9 @@ type recResponse struct {
 		Heads   map[string]float64 `json:"heads"`
 		Risk    float64            `json:"integrityRisk"`
 	} `json:"items"`
-	Timings map[string]float64 `json:"timingsMs"`
-	Now     time.Time          `json:"now"`
+	Timings  map[string]float64 `json:"timingsMs"`
+	Now      time.Time          `json:"now"`
+	Degraded []string           `json:"degraded"`
 }
 
 func recommend(t testing.TB, url, user string, n int, debug bool) (int, *recResponse) {
@@ -294,8 +295,17 @@ func checkFunnel(t *testing.T, url string) {
 		t.Fatalf("events: %d %v", code, err)
 	}
 	sourcesSeen := map[string]bool{}
+	var degraded []string
 	for _, user := range []string{"u1", "u2", "u17", "someone-new"} {
 		code, r := recommend(t, url, user, 25, true)
+		// An answer that went without a source (its deadline passed on a
+		// machine busy with other tests) is asked again: the check is of
+		// the whole funnel.
+		for try := 0; try < 5 && code == http.StatusOK && len(r.Degraded) > 0; try++ {
+			degraded = append(degraded, fmt.Sprintf("%s: %v", user, r.Degraded))
+			time.Sleep(200 * time.Millisecond)
+			code, r = recommend(t, url, user, 25, true)
+		}
 		if code != http.StatusOK || len(r.Items) == 0 || len(r.Items) > 25 {
 			t.Fatalf("%s: status %d, %d items", user, code, len(r.Items))
 		}
@@ -323,7 +333,7 @@ func checkFunnel(t *testing.T, url string) {
 	}
 	for _, s := range []string{"for-you", "trending", "followed-recent", "more-like-this"} {
 		if !sourcesSeen[s] {
-			t.Errorf("no recommendation came from source %s (seen: %v)", s, sourcesSeen)
+			t.Errorf("no recommendation came from source %s (seen: %v; degraded answers asked again: %v)", s, sourcesSeen, degraded)
 		}
 	}
 }
