@@ -15,19 +15,21 @@ limitations under the License.
 */
 
 // Package ann is the approximate-nearest-neighbour index of recserve: an HNSW
-// graph over float32 item embeddings, scored by inner product or cosine.
+// graph over item embeddings given in float32 and stored at half precision,
+// scored by inner product or cosine with float32 queries.
 //
 // It is written here rather than taken from a library because retrieval needs
 // an index that answers queries while new items are inserted in real time,
-// scores float32 inner products without conversion, searches without
-// allocating into caller-owned buffers, and builds a million items in parallel
-// at load; no maintained Go library does all of that reliably.
+// scores float32 queries against half-precision vectors on the SIMD kernel,
+// searches without allocating into caller-owned buffers, and builds a million
+// items in parallel at load; no maintained Go library does all of that
+// reliably.
 //
 // Inner product is not a distance, and a graph linked by it lets long
 // vectors crowd out the neighbour lists of short ones. Links are therefore
 // chosen after lifting every item onto a sphere by one extra coordinate,
 // while queries keep scoring by plain inner product, so results are exact
-// inner products.
+// inner products with the stored vectors.
 //
 // Concurrency: Search, Add and Build may be called from any number of
 // goroutines at once. Neighbour lists are read with atomic loads and written
