@@ -137,9 +137,11 @@ func (s *ItemToItemANN) Fetch(ctx context.Context, req *Request, limit int, dst 
 		if !ok || slices.Contains(sc.seeds, ord) {
 			continue
 		}
-		if sc.query = s.vectors.Vector(ord, sc.query); sc.query == nil {
+		v := s.vectors.Vector(ord, sc.query)
+		if v == nil {
 			continue
 		}
+		sc.query = v
 		sc.seeds = append(sc.seeds, ord)
 	}
 	if len(sc.seeds) == 0 {
