@@ -40,24 +40,17 @@ func decodeHalfGeneric(dst []float32, src []uint16) {
 	}
 }
 
-// dotHalfGeneric is DotHalf without the assembly kernel, its sums in the
-// order dotGeneric's are.
+// dotHalfGeneric is DotHalf without the assembly kernel: dotGeneric over
+// b widened 64 values at a time.
 func dotHalfGeneric(a []float32, b []uint16) float32 {
 	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+8 <= len(a); i += 8 {
-		aa := a[i : i+8 : i+8]
-		bb := b[i : i+8 : i+8]
-		s0 += aa[0]*half(bb[0]) + aa[4]*half(bb[4])
-		s1 += aa[1]*half(bb[1]) + aa[5]*half(bb[5])
-		s2 += aa[2]*half(bb[2]) + aa[6]*half(bb[6])
-		s3 += aa[3]*half(bb[3]) + aa[7]*half(bb[7])
+	var wide [64]float32
+	var sum float32
+	for len(a) > 0 {
+		k := min(len(a), len(wide))
+		decodeHalfGeneric(wide[:k], b[:k])
+		sum += dotGeneric(a[:k], wide[:k])
+		a, b = a[k:], b[k:]
 	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * half(b[i])
-	}
-	return (s0 + s1) + (s2 + s3)
+	return sum
 }
-
-func half(h uint16) float32 { return float16.Frombits(h).Float32() }
