@@ -329,28 +329,31 @@ func (s *state) recentByAuthors(authors []string, since time.Time, limit int) []
 	// The newest limit items over all the authors, kept in a heap whose
 	// root is the worst kept, so that memory stays within limit items and
 	// an author's older items are not even read once they cannot enter.
-	h := &worstFirst{}
+	h := make(worstFirst, 0, min(limit, 512))
 	for _, a := range authors {
 		sh := s.author(a)
 		sh.mu.RLock()
 		items := sh.authors[a]
 		for i := len(items) - 1; i >= 0 && !items[i].Time.Before(since); i-- {
-			if len(*h) < limit {
-				heap.Push(h, items[i])
+			if len(h) < limit {
+				// Appended and fixed rather than heap.Push, which would
+				// box (allocate) every item.
+				h = append(h, items[i])
+				heap.Fix(&h, len(h)-1)
 				continue
 			}
-			worst := (*h)[0]
+			worst := h[0]
 			if items[i].Time.Before(worst.Time) {
 				break // the rest of this author's items are older still
 			}
 			if lessItemTime(items[i], worst) < 0 {
-				(*h)[0] = items[i]
-				heap.Fix(h, 0)
+				h[0] = items[i]
+				heap.Fix(&h, 0)
 			}
 		}
 		sh.mu.RUnlock()
 	}
-	out := []ItemTime(*h)
+	out := []ItemTime(h)
 	slices.SortFunc(out, lessItemTime)
 	return out
 }
