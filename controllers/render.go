@@ -225,6 +225,9 @@ func renderSource(s *servingv1alpha1.SourceSpec) config.Source {
 	if s.SeedItems != nil {
 		src.SeedItems = int(*s.SeedItems)
 	}
+	if s.Ef != nil {
+		src.Ef = int(*s.Ef)
+	}
 	if s.URI != "" {
 		src.URI = localURI(s.URI)
 	}

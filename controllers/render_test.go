@@ -73,6 +73,9 @@ var renderCases = map[string]func(*servingv1alpha1.RecPipeline){
 	"precompute-logging": func(rp *servingv1alpha1.RecPipeline) {
 		withBatch(rp)
 	},
+	"source-ef": func(rp *servingv1alpha1.RecPipeline) {
+		rp.Spec.Retrieval.Sources[1].Ef = ptr.To[int32](400)
+	},
 	"source-timeouts": func(rp *servingv1alpha1.RecPipeline) {
 		// for-you keeps the default; trending sets its own.
 		rp.Spec.Retrieval.Sources[3].Timeout = &metav1.Duration{Duration: 200 * time.Millisecond}

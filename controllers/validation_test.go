@@ -137,6 +137,10 @@ func TestAPIServerRefusesInvalidSources(t *testing.T) {
 			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[3].SeedItems = ptr.To[int32](3) }),
 			want:   []string{"spec.retrieval.sources[3]", "seedItems applies only to the ItemToItemANN source type"},
 		},
+		"ef of a source that does not search": {
+			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[0].Ef = ptr.To[int32](200) }),
+			want:   []string{"spec.retrieval.sources[0]", "ef applies only to the TwoTowerANN and ItemToItemANN source types"},
+		},
 		"negative source weight": {
 			mutate: typedSpec(func(rp *servingv1alpha1.RecPipeline) { rp.Spec.Retrieval.Sources[0].Weight = -0.5 }),
 			want:   []string{"spec.retrieval.sources[0].weight", "should be greater than or equal to 0"},

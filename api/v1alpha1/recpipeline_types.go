@@ -937,6 +937,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.window) || self.type == 'Popular'",message="window applies only to the Popular source type"
 // +kubebuilder:validation:XValidation:rule="!has(self.seedItems) || self.type == 'ItemToItemANN'",message="seedItems applies only to the ItemToItemANN source type"
 // +kubebuilder:validation:XValidation:rule="!has(self.uri) || self.type == 'Precomputed'",message="uri applies only to the Precomputed source type"
+// +kubebuilder:validation:XValidation:rule="!has(self.ef) || self.type in ['TwoTowerANN', 'ItemToItemANN']",message="ef applies only to the TwoTowerANN and ItemToItemANN source types"
 type SourceSpec struct {
 	// name of the source, unique in the pipeline; a DNS label.
 	// +required
@@ -983,6 +984,16 @@ type SourceSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=200
 	SeedItems *int32 `json:"seedItems,omitempty"`
+
+	// ef is the candidate list of the HNSW search (efSearch) of an ANN
+	// source: the recall/latency knob. Unset, the search keeps as many
+	// candidates as it returns. Below limit, it keeps ef and returns the
+	// best limit of all the items it scores on its way: less CPU, fewer of
+	// the true nearest items past the first ef.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20000
+	Ef *int32 `json:"ef,omitempty"`
 
 	// uri of the precomputed lists (Precomputed): a JSON Lines file of
 	// {user, items}. Unset, with spec.precompute, the source proposes the

@@ -1091,6 +1091,11 @@ func (in *SourceSpec) DeepCopyInto(out *SourceSpec) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.Ef != nil {
+		in, out := &in.Ef, &out.Ef
+		*out = new(int32)
+		**out = **in
+	}
 	if in.Timeout != nil {
 		in, out := &in.Timeout, &out.Timeout
 		*out = new(v1.Duration)

@@ -395,6 +395,12 @@ type Source struct {
 	Window Duration `json:"window,omitempty"`
 	// SeedItems of ItemToItemANN.
 	SeedItems int `json:"seedItems,omitempty"`
+	// Ef of the ANN sources: the candidate list of the HNSW search
+	// (efSearch); 0 takes the index's default, raised to the number of items
+	// asked. Below that number, the search keeps the best of all the items
+	// it scores on its way rather than of the ef it keeps: less time, fewer
+	// of the true nearest items past the first ef.
+	Ef int `json:"ef,omitempty"`
 	// URI of Precomputed lists; empty, the source reads the lists of the
 	// precompute runs (Live.Precompute) from the store.
 	URI string `json:"uri,omitempty"`

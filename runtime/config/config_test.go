@@ -163,6 +163,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"zero timeout":               {func(c *Config) { c.Live.Retrieval.Sources[0].Timeout = 0 }, "live.retrieval.sources[0].timeout"},
 		"unknown source type":        {func(c *Config) { c.Live.Retrieval.Sources[3].Type = "Random" }, "live.retrieval.sources[3].type"},
 		"i2i without seeds":          {func(c *Config) { c.Live.Retrieval.Sources[2].SeedItems = 0 }, "live.retrieval.sources[2].seedItems"},
+		"negative ef":                {func(c *Config) { c.Live.Retrieval.Sources[1].Ef = -1 }, "live.retrieval.sources[1].ef"},
 		"funnel grows":               {func(c *Config) { c.Live.SecondStage.Keep = 400 }, "live.secondStage.keep"},
 		"rerank larger than ranked":  {func(c *Config) { c.Live.Rerank.Size = 101 }, "live.rerank.size"},
 		"infinite weight":            {func(c *Config) { c.Live.Weights["like"] = math.Inf(1) }, "live.weights.like"},

@@ -326,6 +326,9 @@ func (v *validator) source(path string, s *Source, known modelSet) {
 		if s.Type == SourceItemToItemANN && s.SeedItems < 1 {
 			v.add(path+".seedItems", "must be at least 1")
 		}
+		if s.Ef < 0 || s.Ef > MaxBudget {
+			v.add(path+".ef", "is %d, must be between 0 (the default) and %d", s.Ef, MaxBudget)
+		}
 	case SourceFollowedAuthorsRecent:
 		if s.MaxAge <= 0 {
 			v.add(path+".maxAge", "must be positive")

@@ -33,7 +33,7 @@ import (
 //	RECPIPELINE_ANN_EF      the one ef of BenchmarkSearch; default 128, 200 and 300
 //	RECPIPELINE_ANN_M       Options.M; default its default
 //	RECPIPELINE_ANN_EFC     Options.EfConstruction; default its default
-//	RECPIPELINE_ANN_K       k of BenchmarkSearchLargeK; default 800
+//	RECPIPELINE_ANN_K       k of BenchmarkSearchLargeK and BenchmarkSearchBeam; default 800
 //
 // The full run of the project's targets is
 //
@@ -135,6 +135,16 @@ func (s *benchSet) truth() [][]Result {
 	return s.exact
 }
 
+// truthK computes the true top k of every query, once, into s.exactK.
+func (s *benchSet) truthK(k int) {
+	if s.exactK == nil {
+		s.exactK = make([][]Result, benchQueries)
+		for i := range s.exactK {
+			s.exactK[i] = Exact(s.metric, s.dim, s.vecs, nil, s.query(i), k, nil)
+		}
+	}
+}
+
 // BenchmarkBuild measures a parallel build of the whole set on all CPUs.
 func BenchmarkBuild(b *testing.B) {
 	s := benchData(b)
@@ -186,12 +196,7 @@ func BenchmarkSearchLargeK(b *testing.B) {
 	s := benchData(b)
 	k := envInt(b, "RECPIPELINE_ANN_K", 800)
 	ix := s.built(b)
-	if s.exactK == nil {
-		s.exactK = make([][]Result, benchQueries)
-		for i := range s.exactK {
-			s.exactK[i] = Exact(s.metric, s.dim, s.vecs, nil, s.query(i), k, nil)
-		}
-	}
+	s.truthK(k)
 	dst := make([]Result, 0, k)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -218,5 +223,35 @@ func BenchmarkExact(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		dst = Exact(s.metric, s.dim, s.vecs, nil, s.query(i), benchK, dst[:0])
+	}
+}
+
+// BenchmarkSearchBeam measures the query of BenchmarkSearchLargeK through
+// SearchBeam, for beams of 0 (Search with ef = k) and below k, with the
+// same recall figures.
+func BenchmarkSearchBeam(b *testing.B) {
+	s := benchData(b)
+	k := envInt(b, "RECPIPELINE_ANN_K", 800)
+	ix := s.built(b)
+	s.truthK(k)
+	for _, w := range []int{0, 200, 400, 600} {
+		b.Run("beam="+strconv.Itoa(w), func(b *testing.B) {
+			dst := make([]Result, 0, k)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				dst, _ = ix.SearchBeam(s.query(i), k, w, dst[:0])
+			}
+			b.StopTimer()
+			var top, all float64
+			for i := 0; i < benchQueries; i++ {
+				dst, _ = ix.SearchBeam(s.query(i), k, w, dst[:0])
+				want := s.exactK[i]
+				top += recall(dst[:min(benchK, len(dst))], want[:min(benchK, len(want))])
+				all += recall(dst, want)
+			}
+			b.ReportMetric(top/benchQueries, "recall@100")
+			b.ReportMetric(all/benchQueries, "recall@k")
+		})
 	}
 }

@@ -47,6 +47,8 @@ type searcher struct {
 	next    []uint32 // unvisited neighbours of the node being expanded
 	pending []uint32 // unvisited neighbours of the node expanded before, to score
 	eps     []cand   // entry points of the next searchLayer
+	scored  []cand   // every node scored on layer 0, while collect is set (SearchBeam)
+	collect bool
 	keep    []cand   // neighbours chosen by the heuristic
 	layers  [][]cand // per layer, the neighbours chosen for the node being inserted
 	query   []float32
@@ -199,7 +201,13 @@ func (ix *Index) greedy(q []float32, qaug float32, ep uint32, score float32, lev
 func (ix *Index) searchLayer(s *searcher, q []float32, qaug float32, ef, level int) {
 	s.reset()
 	for _, e := range s.eps {
-		if s.visit(e.node) && s.offer(e, ef) {
+		if !s.visit(e.node) {
+			continue
+		}
+		if s.collect {
+			s.scored = append(s.scored, e)
+		}
+		if s.offer(e, ef) {
 			s.cands = pushMax(s.cands, e)
 		}
 	}
@@ -240,6 +248,9 @@ func (ix *Index) scorePending(s *searcher, q []float32, qaug float32, ef, level 
 		sc := vec.DotHalf(q, ix.vec(nb))
 		if qaug != 0 {
 			sc += qaug * ix.aug(nb)
+		}
+		if s.collect {
+			s.scored = append(s.scored, cand{sc, nb})
 		}
 		if !s.offer(cand{sc, nb}, ef) {
 			continue

@@ -21,9 +21,12 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/vec"
 )
 
 func TestRecall(t *testing.T) {
@@ -390,5 +393,87 @@ func TestParseMetric(t *testing.T) {
 	}
 	if _, err := ParseMetric("L2"); err == nil {
 		t.Error("ParseMetric(\"L2\") succeeded, want an error")
+	}
+}
+
+// TestSearchBeam checks that a search with a beam below k returns k
+// distinct items, best first, each with its true score, finding most of the
+// true top k and the same top few as a full search; and that a beam of k or
+// more, or none, is Search.
+func TestSearchBeam(t *testing.T) {
+	const (
+		dim, centres = 32, 200
+		k, beam      = 200, 50
+	)
+	n, nq := 20000, 50
+	if raceEnabled {
+		n, nq = 3000, 10
+	}
+	vecs := clustered(n, dim, centres, 2)
+	qs := queries(nq, dim, centres, 2)
+	ix := New(dim, InnerProduct, Options{Seed: 7})
+	if err := ix.Build(context.Background(), nil, vecs, 0); err != nil {
+		t.Fatal(err)
+	}
+	var wide, narrow, full float64
+	var got, ref []Result
+	for i := 0; i < nq; i++ {
+		q := qs[i*dim : (i+1)*dim]
+		var err error
+		if got, err = ix.SearchBeam(q, k, beam, got[:0]); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != k {
+			t.Fatalf("query %d: %d results, want %d", i, len(got), k)
+		}
+		seen := map[uint32]bool{}
+		for j, r := range got {
+			if seen[r.ID] {
+				t.Fatalf("query %d: item %d returned twice", i, r.ID)
+			}
+			seen[r.ID] = true
+			if j > 0 && r.Score > got[j-1].Score {
+				t.Fatalf("query %d: results not sorted at %d", i, j)
+			}
+			v := vecs[int(r.ID)*dim : int(r.ID+1)*dim]
+			if exact := vec.Dot(q, v); math.Abs(float64(r.Score-exact)) > 1e-2*math.Max(1, math.Abs(float64(exact))) {
+				t.Fatalf("query %d: item %d scored %v, its inner product is %v", i, r.ID, r.Score, exact)
+			}
+		}
+		want := Exact(InnerProduct, dim, vecs, nil, q, k, nil)
+		wide += recall(got, want)
+		// The items a search of k = beam keeps are a subset of those it
+		// scores, so the wide search finds at least those of the top k.
+		if ref, err = ix.Search(q, beam, beam, ref[:0]); err != nil {
+			t.Fatal(err)
+		}
+		narrow += recall(ref, want)
+		if ref, err = ix.Search(q, k, 0, ref[:0]); err != nil {
+			t.Fatal(err)
+		}
+		full += recall(ref, want)
+		if r := recall(got[:10], want[:10]); r < 0.9 {
+			t.Errorf("query %d: %.2f of the true top 10 among the first 10, want >= 0.9", i, r)
+		}
+	}
+	wide, narrow, full = wide/float64(nq), narrow/float64(nq), full/float64(nq)
+	t.Logf("recall@%d: beam %d %.3f, search of %d %.3f, full search %.3f", k, beam, wide, beam, narrow, full)
+	if wide < 0.6 || wide <= narrow || wide > full+0.01 {
+		t.Errorf("recall@%d of a beam of %d = %.3f, want >= 0.6, above the %.3f of the %d it keeps and at most the full search's %.3f", k, beam, wide, narrow, beam, full)
+	}
+
+	q := qs[:dim]
+	for _, b := range []int{0, -1, k, 2 * k} {
+		a, _ := ix.SearchBeam(q, k, b, nil)
+		s, _ := ix.Search(q, k, b, nil)
+		if !slices.Equal(a, s) {
+			t.Errorf("SearchBeam(k=%d, beam=%d) differs from Search", k, b)
+		}
+	}
+	if !raceEnabled {
+		dst := make([]Result, 0, k)
+		if allocs := testing.AllocsPerRun(20, func() { dst, _ = ix.SearchBeam(q, k, beam, dst[:0]) }); allocs != 0 {
+			t.Errorf("SearchBeam allocates %v times per call once warm, want 0", allocs)
+		}
 	}
 }

@@ -36,17 +36,36 @@ const maxBeam1 = 128
 // fewer items. With a dst of sufficient capacity, Search allocates nothing.
 // It is safe to call while other goroutines add items.
 func (ix *Index) Search(query []float32, k, ef int, dst []Result) ([]Result, error) {
+	if ef <= 0 {
+		ef = ix.efS
+	}
+	return ix.search(query, k, max(ef, k), false, dst)
+}
+
+// SearchBeam appends to dst the k best of all the items that a search with
+// a candidate list of beam nodes scores on its way, best first, and returns
+// the extended slice. A beam of at least k, or <= 0, makes it Search(query,
+// k, beam, dst). A smaller beam trades the results past the first beam or
+// so for time: such a search scores every neighbour of the nodes it
+// expands, several times beam items, and keeps the best k of them rather
+// than only the best beam; where that is fewer than k, it searches again
+// keeping k. Like Search, it allocates nothing once warm.
+func (ix *Index) SearchBeam(query []float32, k, beam int, dst []Result) ([]Result, error) {
+	if beam <= 0 || beam >= k {
+		return ix.Search(query, k, beam, dst)
+	}
+	return ix.search(query, k, beam, true, dst)
+}
+
+// search is Search with a candidate list of ef nodes; wide keeps the best k
+// of every node scored on layer 0 rather than of the ef found.
+func (ix *Index) search(query []float32, k, ef int, wide bool, dst []Result) ([]Result, error) {
 	if len(query) != ix.dim {
 		return dst, fmt.Errorf("failed to search: %w: got %d, want %d", ErrDimension, len(query), ix.dim)
 	}
 	if k <= 0 {
 		return dst, nil
 	}
-	if ef <= 0 {
-		ef = ix.efS
-	}
-	ef = max(ef, k)
-
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	e := ix.entry.Load()
@@ -78,10 +97,24 @@ func (ix *Index) Search(query []float32, k, ef int, dst []Result) ([]Result, err
 		ix.searchLayer(s, q, 0, min(max(ef/2, 16), maxBeam1), 1)
 		s.eps = append(s.eps[:0], s.found...)
 	}
+	s.collect, s.scored = wide, s.scored[:0]
 	ix.searchLayer(s, q, 0, ef, 0)
+	s.collect = false
+	if wide && len(s.scored) < k && len(s.scored) < ix.Len() {
+		// A beam too narrow for k scored fewer items than asked: search
+		// again, keeping k.
+		wide = false
+		ix.searchLayer(s, q, 0, k, 0)
+	}
 	// Nodes become external ids in a pass of their own, whose scattered
 	// loads overlap.
-	best := s.sortFound()
+	var best []cand
+	if wide {
+		s.sorted = slices.Grow(s.sorted[:0], len(s.scored))
+		best = sortDesc(s.scored, s.sorted[:len(s.scored)])
+	} else {
+		best = s.sortFound()
+	}
 	best = best[:min(k, len(best))]
 	start := len(dst)
 	dst = slices.Grow(dst, len(best))

@@ -35,12 +35,13 @@ type TwoTowerANN struct {
 	users UserEmbedder
 	index Searcher
 	model string
+	ef    int
 }
 
 // NewTwoTowerANN returns the source of cfg. Sources naming the same
 // cfg.Model share one user embedding per request.
 func NewTwoTowerANN(cfg config.Source, users UserEmbedder, index Searcher) *TwoTowerANN {
-	return &TwoTowerANN{users: users, index: index, model: cfg.Model}
+	return &TwoTowerANN{users: users, index: index, model: cfg.Model, ef: cfg.Ef}
 }
 
 // Fetch implements Source. The score is the inner product (or cosine, as the
@@ -68,7 +69,7 @@ func (s *TwoTowerANN) Fetch(ctx context.Context, req *Request, limit int, dst []
 	buf := resultPool.Get().(*[]ann.Result)
 	defer resultPool.Put(buf)
 	return FetchUnseen(ctx, req, limit, dst, func(ask int, dst []Candidate) ([]Candidate, bool, error) {
-		res, err := s.index.Search(q, ask, 0, (*buf)[:0])
+		res, err := s.index.SearchBeam(q, ask, s.ef, (*buf)[:0])
 		*buf = res[:0]
 		if err != nil {
 			return dst, false, fmt.Errorf("failed to search items near the user: %w", err)
@@ -91,6 +92,7 @@ type ItemToItemANN struct {
 	vectors ItemVectors
 	index   Searcher
 	seeds   int
+	ef      int
 }
 
 // NewItemToItemANN returns the source of cfg, which must have a positive
@@ -99,7 +101,7 @@ func NewItemToItemANN(cfg config.Source, users store.UserReader, items Items, ve
 	if cfg.SeedItems < 1 {
 		return nil, fmt.Errorf("failed to create source %q: seedItems must be at least 1", cfg.Name)
 	}
-	return &ItemToItemANN{users: users, items: items, vectors: vectors, index: index, seeds: cfg.SeedItems}, nil
+	return &ItemToItemANN{users: users, items: items, vectors: vectors, index: index, seeds: cfg.SeedItems, ef: cfg.Ef}, nil
 }
 
 type i2iScratch struct {
@@ -169,7 +171,7 @@ func (s *ItemToItemANN) search(ctx context.Context, sc *i2iScratch, limit int, d
 		from := len(res)
 		var err error
 		sc.query = s.vectors.Vector(seed, sc.query)
-		res, err = s.index.Search(sc.query, k, 0, res)
+		res, err = s.index.SearchBeam(sc.query, k, s.ef, res)
 		if err != nil {
 			sc.res = res[:0]
 			return dst, false, fmt.Errorf("failed to search items near item %d: %w", seed, err)

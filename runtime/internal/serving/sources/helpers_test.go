@@ -88,15 +88,17 @@ func (v fakeVectors) Vector(i uint32, dst []float32) []float32 {
 // exactSearcher searches fakeVectors by brute-force inner product and
 // records the k of each search.
 type exactSearcher struct {
-	vecs fakeVectors
-	mu   sync.Mutex
-	ks   []int
-	err  error
+	vecs  fakeVectors
+	mu    sync.Mutex
+	ks    []int
+	beams []int
+	err   error
 }
 
-func (s *exactSearcher) Search(q []float32, k, ef int, dst []ann.Result) ([]ann.Result, error) {
+func (s *exactSearcher) SearchBeam(q []float32, k, beam int, dst []ann.Result) ([]ann.Result, error) {
 	s.mu.Lock()
 	s.ks = append(s.ks, k)
+	s.beams = append(s.beams, beam)
 	s.mu.Unlock()
 	if s.err != nil {
 		return dst, s.err

@@ -63,7 +63,7 @@ type ItemVectors interface {
 // Searcher finds the items whose embeddings score highest against a query;
 // *ann.Index implements it, with result ids being catalog ordinals.
 type Searcher interface {
-	Search(query []float32, k, ef int, dst []ann.Result) ([]ann.Result, error)
+	SearchBeam(query []float32, k, beam int, dst []ann.Result) ([]ann.Result, error)
 }
 
 var _ Searcher = (*ann.Index)(nil)

@@ -142,6 +142,7 @@ func TestTwoTowerANN(t *testing.T) {
 	tests := map[string]struct {
 		user    string
 		limit   int
+		ef      int
 		embErr  error
 		want    []uint32
 		scores  []float32
@@ -149,6 +150,7 @@ func TestTwoTowerANN(t *testing.T) {
 	}{
 		"nearest items by inner product":             {user: "u", limit: 3, want: []uint32{1, 3, 2}, scores: []float32{2, 1.5, 1}},
 		"k is the limit":                             {user: "u", limit: 1, want: []uint32{1}, scores: []float32{2}},
+		"ef is the search's beam":                    {user: "u", limit: 3, ef: 2, want: []uint32{1, 3, 2}, scores: []float32{2, 1.5, 1}},
 		"a user without an embedding gets nothing":   {user: "cold", limit: 3, want: []uint32{}},
 		"an embedding failure is the source's error": {user: "u", limit: 3, embErr: errBoom, wantErr: true},
 	}
@@ -156,7 +158,7 @@ func TestTwoTowerANN(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := &fakeEmbedder{vecs: emb.vecs, err: tc.embErr}
 			idx := &exactSearcher{vecs: vecs}
-			s := NewTwoTowerANN(config.Source{Name: "tt", Model: "two-tower"}, e, idx)
+			s := NewTwoTowerANN(config.Source{Name: "tt", Model: "two-tower", Ef: tc.ef}, e, idx)
 			got, err := s.Fetch(context.Background(), &Request{User: tc.user, Now: now}, tc.limit, nil)
 			if tc.wantErr {
 				if !errors.Is(err, tc.embErr) {
@@ -177,6 +179,9 @@ func TestTwoTowerANN(t *testing.T) {
 			}
 			if len(idx.ks) > 0 && idx.ks[0] != tc.limit {
 				t.Errorf("searched with k = %d, want %d", idx.ks[0], tc.limit)
+			}
+			if len(idx.beams) > 0 && idx.beams[0] != tc.ef {
+				t.Errorf("searched with a beam of %d, want the source's ef %d", idx.beams[0], tc.ef)
 			}
 		})
 	}
