@@ -15,11 +15,14 @@ limitations under the License.
 */
 
 // Package softlimit sets the Go runtime's soft memory limit of a process
-// from a flag or from its container's memory limit.
+// from a flag or from its container's memory limit, and its collector's
+// target percent (GOGC) from a flag.
 package softlimit
 
 import (
 	"fmt"
+	"os"
+	"runtime/debug"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -45,4 +48,24 @@ func Set(flag string) (int64, error) {
 		return 0, fmt.Errorf("failed to set the memory limit: %w", err)
 	}
 	return limit, nil
+}
+
+// GCPercent sets the collector's target percent (as GOGC does: the heap
+// may grow this percent past what the last collection found live) to
+// percent, unless GOGC is set, which wins, and returns the percent in
+// effect. A process whose live heap is mostly large slabs without pointers
+// (catalog features, embeddings, an ANN index), which a collection marks
+// without scanning, can collect far more often than the default 100 for
+// little CPU and keep its memory near what is live.
+func GCPercent(percent int) (int, error) {
+	if s := os.Getenv("GOGC"); s != "" {
+		old := debug.SetGCPercent(100)
+		debug.SetGCPercent(old)
+		return old, nil
+	}
+	if percent < 1 {
+		return 0, fmt.Errorf("GC percent %d: want a positive percent", percent)
+	}
+	debug.SetGCPercent(percent)
+	return percent, nil
 }

@@ -49,3 +49,37 @@ func TestSetFromFlag(t *testing.T) {
 		}
 	}
 }
+
+// gcPercent reads the collector's target percent without changing it.
+func gcPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}
+
+// TestGCPercent checks that the flag's percent becomes the collector's,
+// that a non-positive one is refused and changes nothing, and that GOGC,
+// when set, wins.
+func TestGCPercent(t *testing.T) {
+	if os.Getenv("GOGC") != "" {
+		t.Skip("GOGC is set for the test process")
+	}
+	old := gcPercent()
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+
+	if got, err := GCPercent(25); err != nil || got != 25 || gcPercent() != 25 {
+		t.Errorf("GCPercent(25) = %d, %v; collector at %d; want 25", got, err, gcPercent())
+	}
+	if _, err := GCPercent(0); err == nil || !strings.Contains(err.Error(), "0") {
+		t.Errorf("GCPercent(0) = %v, want an error naming it", err)
+	}
+	if p := gcPercent(); p != 25 {
+		t.Errorf("GCPercent(0) changed the collector's percent to %d", p)
+	}
+
+	t.Setenv("GOGC", "80") // as if the process had started with it
+	debug.SetGCPercent(80)
+	if got, err := GCPercent(25); err != nil || got != 80 || gcPercent() != 80 {
+		t.Errorf("with GOGC=80, GCPercent(25) = %d, %v; collector at %d; want 80 kept", got, err, gcPercent())
+	}
+}
