@@ -112,14 +112,9 @@ func parseFlags() *flags {
 	return f
 }
 
-func run() error {
-	f := parseFlags()
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return fmt.Errorf("invalid --log-level: %w", err)
-	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	slog.SetDefault(log)
+// tuneMemory sets the Go runtime's soft memory limit and collector target
+// from f.
+func tuneMemory(f *flags, log *slog.Logger) error {
 	limit, err := softlimit.Set(f.memoryLimit)
 	if err != nil {
 		return fmt.Errorf("--memory-limit: %w", err)
@@ -129,6 +124,20 @@ func run() error {
 	}
 	if _, err := softlimit.GCPercent(f.gcPercent); err != nil {
 		return fmt.Errorf("--gc-percent: %w", err)
+	}
+	return nil
+}
+
+func run() error {
+	f := parseFlags()
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("invalid --log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+	if err := tuneMemory(f, log); err != nil {
+		return err
 	}
 
 	if !config.ValidStage(f.stage) {
