@@ -90,20 +90,24 @@ func (a *Assembler) FillSplit(u *UserContext, items []uint32, shared []float32, 
 		}
 		off += op.width
 	}
-	for r, o := range items {
-		row := dst.Data[r*dst.Stride : r*dst.Stride+dst.Cols]
-		off := 0
-		for _, op := range a.ops {
-			if !op.item {
-				continue
-			}
-			seg := row[off : off+op.width]
-			off += op.width
+	// A column block at a time over every item, rather than a row at a
+	// time: each item's data sits in another cache line of another table
+	// (features, id embedding, two-tower vector…), and the loop over the
+	// items of one block is short enough that the processor has the misses
+	// of several items in flight at once.
+	off = 0
+	for _, op := range a.ops {
+		if !op.item {
+			continue
+		}
+		for r, o := range items {
+			seg := dst.Data[r*dst.Stride+off : r*dst.Stride+off+op.width]
 			if op.kind == idAffinity {
 				seg[0] = a.affinityOf(pool, o)
 				continue
 			}
 			a.fillItem(u, op, o, seg)
 		}
+		off += op.width
 	}
 }

@@ -19,6 +19,8 @@ package rank
 import (
 	"cmp"
 	"fmt"
+	"slices"
+	"sync"
 )
 
 // MaxSources is the number of distinct sources a SourceSet can record.
@@ -105,47 +107,91 @@ func isNaN(x float32) bool { return x != x }
 // TopK moves the k best candidates, by Compare, to the front of cands in
 // order, best first, and returns cands[:k]; the others are left after them in
 // no particular order. A k larger than len(cands) keeps them all, sorted; a
-// k below one keeps none. TopK works in place in O(n log k) and allocates
-// nothing.
+// k below one keeps none. TopK works in O(n log k) and allocates nothing
+// once its pooled scratch space has grown to k.
+//
+// The heap holds the candidates' indices rather than the candidates, which
+// are nearly a hundred bytes each: a sift moves four bytes, not three
+// copies of a candidate, and each candidate kept is moved once at the end.
 func TopK(cands []Candidate, k int) []Candidate {
 	if k <= 0 {
 		return cands[:0]
 	}
 	k = min(k, len(cands))
-	top := cands[:k]
-	// top is a heap with the worst kept candidate at its root.
+	sc := topKPool.Get().(*topKScratch)
+	defer topKPool.Put(sc)
+	// h is a heap of indices with the worst kept candidate at its root.
+	h := slices.Grow(sc.idx[:0], k)[:k]
+	for i := range h {
+		h[i] = int32(i)
+	}
 	for i := k/2 - 1; i >= 0; i-- {
-		siftDown(top, i)
+		siftDown(cands, h, i)
 	}
 	for i := k; i < len(cands); i++ {
-		if Compare(&cands[i], &top[0]) < 0 {
-			top[0], cands[i] = cands[i], top[0]
-			siftDown(top, 0)
+		if Compare(&cands[i], &cands[h[0]]) < 0 {
+			h[0] = int32(i)
+			siftDown(cands, h, 0)
 		}
 	}
 	// Pop the worst to the back until the heap is empty: best first.
 	for n := k - 1; n > 0; n-- {
-		top[0], top[n] = top[n], top[0]
-		siftDown(top[:n], 0)
+		h[0], h[n] = h[n], h[0]
+		siftDown(cands, h[:n], 0)
 	}
-	return top
+	// Gather the kept in order, move the candidates of cands[:k] that are
+	// not kept to the places past k that kept ones leave, and put the kept
+	// in front.
+	tmp := slices.Grow(sc.tmp[:0], k)[:k]
+	kept := slices.Grow(sc.kept[:0], k)[:k]
+	clear(kept)
+	for i, j := range h {
+		tmp[i] = cands[j]
+		if int(j) < k {
+			kept[j] = true
+		}
+	}
+	free := 0 // next place in cands[:k] not kept
+	for _, j := range h {
+		if int(j) < k {
+			continue
+		}
+		for kept[free] {
+			free++
+		}
+		cands[j] = cands[free]
+		free++
+	}
+	copy(cands, tmp)
+	clear(tmp) // drop the strings and Probs the pool would keep alive
+	sc.idx, sc.tmp, sc.kept = h, tmp, kept
+	return cands[:k]
 }
+
+// topKScratch is the scratch space of one TopK.
+type topKScratch struct {
+	idx  []int32
+	tmp  []Candidate
+	kept []bool
+}
+
+var topKPool = sync.Pool{New: func() any { return new(topKScratch) }}
 
 // Sort orders all of cands best first by Compare, in place, allocating
 // nothing.
 func Sort(cands []Candidate) { TopK(cands, len(cands)) }
 
-// siftDown restores the heap below i, where a parent ranks after (is worse
-// than) its children.
-func siftDown(h []Candidate, i int) {
+// siftDown restores the heap of indices into cands below i, where a parent
+// ranks after (is worse than) its children.
+func siftDown(cands []Candidate, h []int32, i int) {
 	n := len(h)
 	for {
 		worst := i
 		l, r := 2*i+1, 2*i+2
-		if l < n && Compare(&h[l], &h[worst]) > 0 {
+		if l < n && Compare(&cands[h[l]], &cands[h[worst]]) > 0 {
 			worst = l
 		}
-		if r < n && Compare(&h[r], &h[worst]) > 0 {
+		if r < n && Compare(&cands[h[r]], &cands[h[worst]]) > 0 {
 			worst = r
 		}
 		if worst == i {

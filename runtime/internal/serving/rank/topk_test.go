@@ -76,6 +76,7 @@ func TestTopKMatchesFullSort(t *testing.T) {
 	}{
 		"300 to 100, continuous values": {n: 300, k: 100},
 		"300 to 100, many ties":         {n: 300, k: 100, distinct: 5},
+		"1500 to 300":                   {n: 1500, k: 300},
 		"all values equal":              {n: 50, k: 20, distinct: 1},
 		"k equals n":                    {n: 64, k: 64},
 		"k above n keeps all, sorted":   {n: 10, k: 25},
@@ -100,12 +101,14 @@ func TestTopKMatchesFullSort(t *testing.T) {
 
 func TestTopKKeepsEveryCandidate(t *testing.T) {
 	r := newRand(7)
-	in := randCands(r, 300, 0)
-	c := slices.Clone(in)
-	TopK(c, 100)
-	// TopK only permutes: the tail still holds the dropped candidates.
-	if !slices.Equal(keys(fullSort(c)), keys(fullSort(in))) {
-		t.Error("TopK lost or duplicated candidates")
+	for _, k := range []int{1, 100, 299, 300} {
+		in := randCands(r, 300, 0)
+		c := slices.Clone(in)
+		TopK(c, k)
+		// TopK only permutes: the tail still holds the dropped candidates.
+		if !slices.Equal(keys(fullSort(c)), keys(fullSort(in))) {
+			t.Errorf("TopK(300, %d) lost or duplicated candidates", k)
+		}
 	}
 }
 
