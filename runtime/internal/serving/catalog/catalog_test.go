@@ -94,6 +94,44 @@ func TestOrdinalAndIDRoundTripAcrossChunks(t *testing.T) {
 	}
 }
 
+// TestOrdinalsIsOrdinalForEachID checks the batched lookup against Ordinal
+// over more ids than a batch, held and absent, in a table full enough that
+// many ids sit past their first slot.
+func TestOrdinalsIsOrdinalForEachID(t *testing.T) {
+	c := mustNew(t, 0)
+	n := chunkSize + 300
+	for k := range n {
+		if _, err := c.Add(item(k, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []string
+	for k := range n + 500 { // the last 500 are not held
+		ids = append(ids, "i"+strconv.Itoa((k*7919)%(n+500)))
+	}
+	ids = append(ids, "", "a0", ids[3])
+	prefix := []int64{42}
+	got := c.Ordinals(ids, prefix)
+	if len(got) != 1+len(ids) || got[0] != 42 {
+		t.Fatalf("Ordinals appended %d values to a 1-value prefix (kept %d); want %d after 42", len(got)-1, got[0], len(ids))
+	}
+	absent := 0
+	for i, id := range ids {
+		want := int64(-1)
+		if o, ok := c.Ordinal(id); ok {
+			want = int64(o)
+		} else {
+			absent++
+		}
+		if got[1+i] != want {
+			t.Fatalf("Ordinals: %q -> %d, Ordinal gives %d", id, got[1+i], want)
+		}
+	}
+	if absent != 502 {
+		t.Errorf("%d ids not found, want 502", absent)
+	}
+}
+
 func TestFeaturesIsACappedViewOfOneRow(t *testing.T) {
 	c := mustNew(t, 4)
 	for k := range 3 {
@@ -382,4 +420,39 @@ func TestNewestCreatedFollowsAddedItems(t *testing.T) {
 			t.Errorf("after adding item %d the newest creation time is %v (%v), want %v", tc.k, got, ok, want)
 		}
 	}
+}
+
+// BenchmarkOrdinals looks up 400 random ids of a million-item catalog, as
+// the followed-authors source does per request, one at a time with Ordinal
+// and at once with Ordinals.
+func BenchmarkOrdinals(b *testing.B) {
+	const n, batch = 1_000_000, 400
+	c := mustNew(b, 0)
+	for k := range n {
+		if _, err := c.Add(item(k, 0)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ids := make([]string, batch*64)
+	for i := range ids {
+		ids[i] = "i" + strconv.Itoa((i*7919+13)%n)
+	}
+	b.Run("Ordinal", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			for _, id := range ids[i : i+batch] {
+				c.Ordinal(id)
+			}
+			i = (i + batch) % len(ids)
+		}
+	})
+	b.Run("Ordinals", func(b *testing.B) {
+		dst := make([]int64, 0, batch)
+		i := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			dst = c.Ordinals(ids[i:i+batch], dst[:0])
+			i = (i + batch) % len(ids)
+		}
+	})
 }

@@ -19,6 +19,7 @@ package sources
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
@@ -68,14 +69,39 @@ func (s *FollowedAuthorsRecent) Fetch(ctx context.Context, req *Request, limit i
 		if err != nil {
 			return dst, false, fmt.Errorf("failed to read recent items of followed authors: %w", err)
 		}
+		sc := lookupPool.Get().(*lookupScratch)
+		defer lookupPool.Put(sc)
 		for _, it := range recent {
-			ord, ok := s.items.Ordinal(it.Item)
-			if !ok {
+			sc.ids = append(sc.ids, it.Item)
+		}
+		ords := sc.ordinals(s.items)
+		for i, it := range recent {
+			ord := ords[i]
+			if ord < 0 {
 				continue
 			}
 			fresh := 1 - float64(now.Sub(it.Time))/float64(s.maxAge)
-			dst = append(dst, Candidate{Item: ord, Score: float32(min(max(fresh, 0), 1))})
+			dst = append(dst, Candidate{Item: uint32(ord), Score: float32(min(max(fresh, 0), 1))})
 		}
 		return dst, len(recent) >= ask, nil
 	})
 }
+
+// lookupScratch holds the ids a source looks up at once (Items.Ordinals)
+// and their ordinals.
+type lookupScratch struct {
+	ids  []string
+	ords []int64
+}
+
+// ordinals looks up the ids appended to sc.ids, empties sc.ids and returns
+// their ordinals (-1 for an id items does not hold), valid until sc is
+// next used.
+func (sc *lookupScratch) ordinals(items Items) []int64 {
+	sc.ords = items.Ordinals(sc.ids, sc.ords[:0])
+	clear(sc.ids) // drop the strings the pool would keep alive
+	sc.ids = sc.ids[:0]
+	return sc.ords
+}
+
+var lookupPool = sync.Pool{New: func() any { return new(lookupScratch) }}

@@ -44,6 +44,18 @@ func (c fakeItems) Ordinal(id string) (uint32, bool) {
 	return uint32(v), true
 }
 
+func (c fakeItems) Ordinals(ids []string, dst []int64) []int64 {
+	for _, id := range ids {
+		o, ok := c.Ordinal(id)
+		if !ok {
+			dst = append(dst, -1)
+			continue
+		}
+		dst = append(dst, int64(o))
+	}
+	return dst
+}
+
 func (c fakeItems) ID(i uint32) string { return fmt.Sprintf("i%d", i) }
 
 func (c fakeItems) Author(i uint32) string { return fmt.Sprintf("a%d", int(i)%c.authors) }

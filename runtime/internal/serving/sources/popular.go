@@ -57,9 +57,15 @@ func (s *Popular) Fetch(ctx context.Context, req *Request, limit int, dst []Cand
 		if err != nil {
 			return dst, false, fmt.Errorf("failed to read popular items: %w", err)
 		}
+		sc := lookupPool.Get().(*lookupScratch)
+		defer lookupPool.Put(sc)
 		for _, it := range top {
-			if ord, ok := s.items.Ordinal(it.Item); ok {
-				dst = append(dst, Candidate{Item: ord, Score: float32(it.Score)})
+			sc.ids = append(sc.ids, it.Item)
+		}
+		ords := sc.ordinals(s.items)
+		for i, it := range top {
+			if ords[i] >= 0 {
+				dst = append(dst, Candidate{Item: uint32(ords[i]), Score: float32(it.Score)})
 			}
 		}
 		return dst, len(top) >= ask, nil

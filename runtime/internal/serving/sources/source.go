@@ -31,6 +31,9 @@ type Items interface {
 	// Ordinal returns the catalog ordinal of an item id, and false for an
 	// id the catalog does not hold.
 	Ordinal(id string) (uint32, bool)
+	// Ordinals appends to dst the ordinal of each of ids, -1 for an id the
+	// catalog does not hold, and returns the extended slice.
+	Ordinals(ids []string, dst []int64) []int64
 	// ID returns the id of the item at ordinal i.
 	ID(i uint32) string
 	// Author returns the author id of the item at ordinal i.
