@@ -231,9 +231,9 @@ func (ix *Index) searchLayer(s *searcher, q []float32, qaug float32, ef, level i
 				continue
 			}
 			s.next = append(s.next, nb)
-			prefetchU16(ix.vec(nb))
+			vec.Prefetch(ix.vec(nb))
 			if qaug != 0 {
-				prefetchF32(ix.augSlot(nb))
+				vec.Prefetch(ix.augSlot(nb))
 			}
 		}
 		ix.scorePending(s, q, qaug, ef, level)
@@ -258,7 +258,7 @@ func (ix *Index) scorePending(s *searcher, q []float32, qaug float32, ef, level 
 		s.cands = pushMax(s.cands, cand{sc, nb})
 		// Most nodes queued are expanded later: ask for their
 		// neighbour list now, so that it is in cache by then.
-		prefetchU32(ix.links(nb, level))
+		vec.Prefetch(ix.links(nb, level))
 	}
 	s.pending = s.pending[:0]
 }

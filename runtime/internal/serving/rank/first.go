@@ -47,7 +47,16 @@ func (f *First) Rank(_ context.Context, req *Request, cands []Candidate, keep in
 	user := f.tower.UserEmbedding(req.User(), *buf)
 	*buf = user
 	vecs := f.tower.vectors
+	// The candidates' embeddings are scattered over the table: each is
+	// asked for a few candidates ahead of its dot product.
+	const ahead = 8
+	for i := range min(ahead, len(cands)) {
+		vec.Prefetch(vecs.Half(cands[i].Item))
+	}
 	for i := range cands {
+		if i+ahead < len(cands) {
+			vec.Prefetch(vecs.Half(cands[i+ahead].Item))
+		}
 		if v := vecs.Half(cands[i].Item); v != nil {
 			cands[i].First = vec.DotHalf(user, v)
 		} else {

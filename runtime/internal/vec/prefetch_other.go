@@ -16,13 +16,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package ann
+package vec
 
-// prefetchU16 is a no-op where no prefetch instruction is wired up.
-func prefetchU16([]uint16) {}
-
-// prefetchF32 is a no-op where no prefetch instruction is wired up.
-func prefetchF32([]float32) {}
-
-// prefetchU32 is a no-op where no prefetch instruction is wired up.
-func prefetchU32([]uint32) {}
+// Prefetch is a no-op where no prefetch instruction is wired up.
+func Prefetch[T any]([]T) {}

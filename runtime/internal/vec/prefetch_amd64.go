@@ -16,24 +16,17 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package ann
+package vec
 
 import "unsafe"
 
-// prefetchU16 starts loading v into the cache, so that a later read of it
-// need not wait on memory.
-func prefetchU16(v []uint16) {
-	prefetchRange(unsafe.Pointer(unsafe.SliceData(v)), uintptr(len(v))*2)
-}
-
-// prefetchU32 is prefetchU16 for a slice of uint32.
-func prefetchU32(v []uint32) {
-	prefetchRange(unsafe.Pointer(unsafe.SliceData(v)), uintptr(len(v))*4)
-}
-
-// prefetchF32 is prefetchU16 for a slice of float32.
-func prefetchF32(v []float32) {
-	prefetchRange(unsafe.Pointer(unsafe.SliceData(v)), uintptr(len(v))*4)
+// Prefetch starts loading the cache lines of s, so that a later read of it
+// need not wait on memory. Hot loops that read scattered rows (an ANN
+// search's neighbours, a batch of items' features) ask for the rows of the
+// next few steps while they work on this one.
+func Prefetch[T any](s []T) {
+	var zero T
+	prefetchRange(unsafe.Pointer(unsafe.SliceData(s)), uintptr(len(s))*unsafe.Sizeof(zero))
 }
 
 // prefetchRange asks for the cache lines of the n bytes from p.
