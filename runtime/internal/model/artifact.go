@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"path/filepath"
@@ -43,39 +44,68 @@ type Artifact struct {
 
 // Embedding is a loaded lookup table: a learned vector per key. It is
 // read-only and safe for concurrent use.
+//
+// Its keys are found through an open-addressing table of row numbers
+// written here rather than a Go map: a map from a million string keys takes
+// about 58 bytes a key, all of them scanned by every collection, where the
+// table takes 8 bytes a key and holds no pointers; the keys themselves are
+// kept once, in ids.
 type Embedding struct {
 	width int
-	rows  map[string]int32
-	table []float32 // len(rows)×width
+	ids   []string
+	seed  maphash.Seed
+	slots []uint32  // row+1 of the key hashing there, 0 for none; a power of two at most half full
+	table []float32 // len(ids)×width
 }
 
 // NewEmbedding builds a table of width-long vectors, row r of table (row
-// major) being the vector of ids[r]. IDs must be non-empty and unique.
+// major) being the vector of ids[r]. IDs must be non-empty and unique. The
+// table keeps ids.
 func NewEmbedding(ids []string, width int, table []float32) (*Embedding, error) {
 	if width < 1 || len(table) != len(ids)*width {
 		return nil, invalidf("embedding: %d values for %d keys of width %d", len(table), len(ids), width)
 	}
-	e := &Embedding{width: width, rows: make(map[string]int32, len(ids)), table: table}
+	size := 16
+	for size < 2*len(ids) {
+		size *= 2
+	}
+	e := &Embedding{width: width, ids: ids, seed: maphash.MakeSeed(), slots: make([]uint32, size), table: table}
 	for r, id := range ids {
-		if _, dup := e.rows[id]; dup || id == "" {
+		i, found := e.probe(id)
+		if found || id == "" {
 			return nil, invalidf("embedding: key %d %q is empty or repeated", r, id)
 		}
-		e.rows[id] = int32(r)
+		e.slots[i] = uint32(r) + 1
 	}
 	return e, nil
+}
+
+// probe returns the slot of key id, and whether it holds id; when it does
+// not, the slot is the empty one where id would go.
+func (e *Embedding) probe(id string) (int, bool) {
+	mask := uint64(len(e.slots) - 1)
+	for i := maphash.String(e.seed, id) & mask; ; i = (i + 1) & mask {
+		s := e.slots[i]
+		if s == 0 {
+			return int(i), false
+		}
+		if e.ids[s-1] == id {
+			return int(i), true
+		}
+	}
 }
 
 // Width is the length of a vector.
 func (e *Embedding) Width() int { return e.width }
 
 // Len is the number of keys.
-func (e *Embedding) Len() int { return len(e.rows) }
+func (e *Embedding) Len() int { return len(e.ids) }
 
 // Lookup returns the vector of key id (a view of the table, not to be
 // modified), or nil when the table does not list it. It allocates nothing.
 func (e *Embedding) Lookup(id string) []float32 {
-	r, ok := e.rows[id]
-	if !ok {
+	r := e.Row(id)
+	if r < 0 {
 		return nil
 	}
 	off := int(r) * e.width
@@ -85,11 +115,11 @@ func (e *Embedding) Lookup(id string) []float32 {
 // Row returns the table row of key id, or -1 when the table does not list
 // it: with Vector, a lookup that callers can resolve once and keep.
 func (e *Embedding) Row(id string) int32 {
-	r, ok := e.rows[id]
+	i, ok := e.probe(id)
 	if !ok {
 		return -1
 	}
-	return r
+	return int32(e.slots[i] - 1)
 }
 
 // Vector returns row r's vector (a view of the table, not to be modified);

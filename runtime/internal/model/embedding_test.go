@@ -20,6 +20,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -137,5 +138,44 @@ func TestEmbeddingRefusals(t *testing.T) {
 				t.Errorf("Parse error = %v, want ErrInvalid containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestEmbeddingFindsEveryKey checks the key table on enough keys that many
+// sit past their first slot: every key finds its row, other keys none, and
+// a repeated key is refused.
+func TestEmbeddingFindsEveryKey(t *testing.T) {
+	const n, width = 20000, 2
+	ids := make([]string, n)
+	for r := range ids {
+		ids[r] = "item-" + strconv.Itoa(r*7)
+	}
+	table := make([]float32, n*width)
+	for i := range table {
+		table[i] = float32(i)
+	}
+	e, err := NewEmbedding(ids, width, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Len() != n {
+		t.Fatalf("Len() = %d, want %d", e.Len(), n)
+	}
+	for r, id := range ids {
+		if got := e.Row(id); got != int32(r) {
+			t.Fatalf("Row(%q) = %d, want %d", id, got, r)
+		}
+		if v := e.Lookup(id); len(v) != width || v[0] != float32(r*width) {
+			t.Fatalf("Lookup(%q) = %v, want row %d", id, v, r)
+		}
+	}
+	for _, id := range []string{"", "item-1", "item-" + strconv.Itoa(7*n), "item"} {
+		if got := e.Row(id); got != -1 {
+			t.Errorf("Row(%q) = %d, want -1", id, got)
+		}
+	}
+	dup := append(slices.Clone(ids), ids[n/2])
+	if _, err := NewEmbedding(dup, width, make([]float32, len(dup)*width)); err == nil || !strings.Contains(err.Error(), "repeated") {
+		t.Errorf("NewEmbedding with a repeated key: %v, want refused", err)
 	}
 }
