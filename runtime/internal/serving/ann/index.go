@@ -116,8 +116,11 @@ type Index struct {
 
 	// idMu guards ids and next.
 	idMu sync.Mutex
-	ids  map[uint32]uint32 // external id -> node
-	next uint32            // nodes allocated
+	// ids maps external id -> node, to refuse a repeated id; nil while
+	// every node's id is its number (as the engine's ordinals are), which
+	// needs no map: the ids taken are then those below next.
+	ids  map[uint32]uint32
+	next uint32 // nodes allocated
 
 	linked atomic.Int64 // nodes fully inserted
 
@@ -162,7 +165,6 @@ func New(dim int, metric Metric, opts Options) *Index {
 		efS:    opts.EfSearch,
 		ml:     1 / math.Log(float64(opts.M)),
 		seed:   uint64(opts.Seed),
-		ids:    make(map[uint32]uint32),
 
 		segShift: defaultSegShift,
 	}
@@ -262,6 +264,21 @@ func (ix *Index) allocate(ids []uint32, count int) (uint32, error) {
 		if ids != nil {
 			id = ids[i]
 		}
+		node := first + uint32(i)
+		if ix.ids == nil {
+			switch {
+			case id == node:
+				continue
+			case id < node:
+				return 0, fmt.Errorf("failed to add item %d: %w", id, ErrDuplicateID)
+			}
+			// The first id that is not its node's number: from here on
+			// the ids are mapped, starting with those taken so far.
+			ix.ids = make(map[uint32]uint32, node+1)
+			for n := range node {
+				ix.ids[n] = n
+			}
+		}
 		if _, ok := ix.ids[id]; ok {
 			for j := 0; j < i; j++ { // undo this batch
 				if ids != nil {
@@ -272,7 +289,7 @@ func (ix *Index) allocate(ids []uint32, count int) (uint32, error) {
 			}
 			return 0, fmt.Errorf("failed to add item %d: %w", id, ErrDuplicateID)
 		}
-		ix.ids[id] = first + uint32(i)
+		ix.ids[id] = node
 	}
 	ix.next += uint32(count)
 	return first, nil

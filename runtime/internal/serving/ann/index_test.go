@@ -477,3 +477,55 @@ func TestSearchBeam(t *testing.T) {
 		}
 	}
 }
+
+// TestDenseIDsNeedNoMap checks that an index whose ids are its nodes'
+// numbers keeps no id map and still refuses repeated ids, before and after
+// an id out of sequence makes it map them.
+func TestDenseIDsNeedNoMap(t *testing.T) {
+	const dim = 4
+	ix := New(dim, InnerProduct, Options{Seed: 1})
+	v := func(n int) []float32 { return clustered(n, dim, 2, 5) }
+	if err := ix.Build(context.Background(), nil, v(100), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Add(100, v(1)); err != nil {
+		t.Fatal(err)
+	}
+	if ix.ids != nil {
+		t.Fatalf("an index of ids 0..100 keeps a map of %d ids", len(ix.ids))
+	}
+	for _, id := range []uint32{0, 57, 100} {
+		if err := ix.Add(id, v(1)); !errors.Is(err, ErrDuplicateID) {
+			t.Errorf("Add(%d) of a taken id: %v, want %v", id, err, ErrDuplicateID)
+		}
+	}
+	if err := ix.Build(context.Background(), []uint32{101, 102, 7}, v(3), 1); !errors.Is(err, ErrDuplicateID) {
+		t.Errorf("a batch ending with a taken id: %v, want %v", err, ErrDuplicateID)
+	}
+	// Out of sequence: 500 is not node 101's number.
+	if err := ix.Build(context.Background(), []uint32{101, 500}, v(2), 1); err != nil {
+		t.Fatal(err)
+	}
+	if ix.ids == nil || len(ix.ids) != 103 {
+		t.Fatalf("after an id out of sequence the map holds %d ids, want 103", len(ix.ids))
+	}
+	for _, id := range []uint32{3, 101, 500} {
+		if err := ix.Add(id, v(1)); !errors.Is(err, ErrDuplicateID) {
+			t.Errorf("Add(%d) of a taken id after mapping: %v, want %v", id, err, ErrDuplicateID)
+		}
+	}
+	if err := ix.Add(102, v(1)); err != nil {
+		t.Errorf("Add(102), free: %v", err)
+	}
+	if ix.Len() != 104 {
+		t.Errorf("Len() = %d, want 104", ix.Len())
+	}
+	res, _ := ix.Search(v(1), 104, 0, nil)
+	seen := map[uint32]bool{}
+	for _, r := range res {
+		seen[r.ID] = true
+	}
+	if !seen[500] || !seen[102] || !seen[0] || len(seen) != 104 {
+		t.Errorf("a search over all items finds %d distinct ids (500: %v, 102: %v), want all 104", len(seen), seen[500], seen[102])
+	}
+}

@@ -396,11 +396,18 @@ func (ix *Index) adopt(h *header, ids []uint32) error {
 	if node, level := unpackEntry(h.entry); (h.entry == 0) != (n == 0) || n > 0 && (int(node) >= n || level != ix.levelOf(node)) {
 		return fmt.Errorf("%w: entry point %d on layer %d is not an item's top layer", ErrCorrupt, node, level)
 	}
-	for node := 0; node < n; node++ {
-		ix.ids[ix.ext(uint32(node))] = uint32(node)
+	dense := true // every node's id is its number: no map (see Index.ids)
+	for node := 0; node < n && dense; node++ {
+		dense = ix.ext(uint32(node)) == uint32(node)
 	}
-	if len(ix.ids) != n {
-		return fmt.Errorf("%w: its %d items have %d distinct ids", ErrCorrupt, n, len(ix.ids))
+	if !dense {
+		ix.ids = make(map[uint32]uint32, n)
+		for node := 0; node < n; node++ {
+			ix.ids[ix.ext(uint32(node))] = uint32(node)
+		}
+		if len(ix.ids) != n {
+			return fmt.Errorf("%w: its %d items have %d distinct ids", ErrCorrupt, n, len(ix.ids))
+		}
 	}
 	ix.next = uint32(n)
 	ix.linked.Store(int64(n))
