@@ -197,7 +197,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 		w.Score(c)
 		TopK(c, 100)
 	})
-	if allocs != 0 {
+	if allocs != 0 && !raceEnabled {
 		t.Errorf("Values, Score and TopK allocate %v times per run, want 0", allocs)
 	}
 }
