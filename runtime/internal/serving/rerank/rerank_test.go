@@ -481,7 +481,7 @@ func TestChainAllocatesNothing(t *testing.T) {
 		copy(list, in)
 		chain.Apply(list, 25)
 	})
-	if allocs != 0 {
+	if allocs != 0 && !raceEnabled {
 		t.Errorf("Chain.Apply allocates %v times per run, want 0", allocs)
 	}
 }

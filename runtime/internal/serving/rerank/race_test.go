@@ -1,0 +1,24 @@
+//go:build race
+
+/*
+Copyright 2026 The RecPipeline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package rerank
+
+// raceEnabled is set when the race detector is on: sync.Pool then drops a
+// share of what is put back, so pooled scratch space is allocated again
+// and allocation counts say nothing.
+const raceEnabled = true
