@@ -26,6 +26,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/recpipeline/recpipeline/runtime/internal/race"
 	"github.com/recpipeline/recpipeline/runtime/internal/vec"
 )
 
@@ -35,7 +36,7 @@ func TestRecall(t *testing.T) {
 		k            = 100
 	)
 	n, nq := 20000, 100
-	if raceEnabled {
+	if race.Enabled {
 		n, nq = 2000, 20
 	}
 	vecs := clustered(n, dim, centres, 1)
@@ -406,7 +407,7 @@ func TestSearchBeam(t *testing.T) {
 		k, beam      = 200, 50
 	)
 	n, nq := 20000, 50
-	if raceEnabled {
+	if race.Enabled {
 		n, nq = 3000, 10
 	}
 	vecs := clustered(n, dim, centres, 2)
@@ -470,7 +471,7 @@ func TestSearchBeam(t *testing.T) {
 			t.Errorf("SearchBeam(k=%d, beam=%d) differs from Search", k, b)
 		}
 	}
-	if !raceEnabled {
+	if !race.Enabled {
 		dst := make([]Result, 0, k)
 		if allocs := testing.AllocsPerRun(20, func() { dst, _ = ix.SearchBeam(q, k, beam, dst[:0]) }); allocs != 0 {
 			t.Errorf("SearchBeam allocates %v times per call once warm, want 0", allocs)

@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/race"
 )
 
 // saved builds an index over vecs and returns it with the bytes Save wrote.
@@ -66,7 +68,7 @@ func sameSearches(t *testing.T, a, b *Index, qs []float32, dim int) {
 func TestSaveLoadSearchesAlike(t *testing.T) {
 	const dim, centres = 16, 40
 	n, nq, added := 4000, 200, 300
-	if raceEnabled {
+	if race.Enabled {
 		n, nq, added = 800, 40, 60
 	}
 	vecs := clustered(n+added, dim, centres, 2)

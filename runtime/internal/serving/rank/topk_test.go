@@ -22,6 +22,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/race"
 )
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x5eed)) }
@@ -197,7 +199,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 		w.Score(c)
 		TopK(c, 100)
 	})
-	if allocs != 0 && !raceEnabled {
+	if allocs != 0 && !race.Enabled {
 		t.Errorf("Values, Score and TopK allocate %v times per run, want 0", allocs)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"testing"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/race"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
 )
 
@@ -481,7 +482,7 @@ func TestChainAllocatesNothing(t *testing.T) {
 		copy(list, in)
 		chain.Apply(list, 25)
 	})
-	if allocs != 0 && !raceEnabled {
+	if allocs != 0 && !race.Enabled {
 		t.Errorf("Chain.Apply allocates %v times per run, want 0", allocs)
 	}
 }

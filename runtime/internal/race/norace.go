@@ -1,4 +1,4 @@
-//go:build race
+//go:build !race
 
 /*
 Copyright 2026 The RecPipeline Authors.
@@ -16,8 +16,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package ann
+package race
 
-// raceEnabled is set when the race detector, which slows the graph build
-// some fifty-fold, is on: the recall test then uses a smaller set.
-const raceEnabled = true
+// Enabled is true when the race detector is on.
+const Enabled = false
