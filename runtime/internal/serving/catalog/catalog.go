@@ -170,46 +170,9 @@ func (c *Catalog) Ordinal(id string) (uint32, bool) {
 
 // Ordinals appends to dst the ordinal of each of ids, -1 for an id the
 // catalog does not hold, and returns the extended slice: Ordinal for many
-// ids at once. A lookup waits on three cache misses one after another (its
-// slot, the stored id's header, the id's bytes); Ordinals takes each step
-// for a batch of ids before the next, so that the misses of the batch are
-// in flight together.
+// ids at once, and faster (see hashIndex.lookupMany).
 func (c *Catalog) Ordinals(ids []string, dst []int64) []int64 {
-	const batch = 64
-	var (
-		hash, slot [batch]uint64
-		stored     [batch]string
-	)
-	for len(ids) > 0 {
-		keys := ids[:min(len(ids), batch)]
-		ids = ids[len(keys):]
-		t := c.ids.table.Load()
-		for j, key := range keys {
-			hash[j] = c.ids.hash32(key)
-			slot[j] = t.slots[hash[j]&t.mask].Load()
-		}
-		for j := range keys {
-			if s := slot[j]; s != 0 && s>>32 == hash[j] {
-				stored[j] = c.ID(uint32(s) - 1)
-			}
-		}
-		for j, key := range keys {
-			switch s := slot[j]; {
-			case s == 0: // the probe ends at its first slot
-				dst = append(dst, -1)
-			case s>>32 == hash[j] && stored[j] == key:
-				dst = append(dst, int64(uint32(s)-1))
-			default: // a collision: probe on
-				if o, ok := c.Ordinal(key); ok {
-					dst = append(dst, int64(o))
-				} else {
-					dst = append(dst, -1)
-				}
-			}
-			stored[j] = ""
-		}
-	}
-	return dst
+	return c.ids.lookupMany(ids, c.ID, dst)
 }
 
 // ID returns the ID of item i. Like every per-item accessor it expects

@@ -89,6 +89,51 @@ func (x *hashIndex) lookup(key string, is func(o uint32) bool) (uint32, bool) {
 	}
 }
 
+// lookupMany appends to dst the ordinal of each of keys, -1 for a key not
+// found, and returns the extended slice; name(o) is the key stored for
+// ordinal o. A lookup waits on three cache misses one after another (its
+// slot, the stored name's header, the name's bytes); lookupMany takes each
+// step for a batch of keys before the next, so that the misses of the
+// batch are in flight together, and probes on past a collision as lookup
+// does.
+func (x *hashIndex) lookupMany(keys []string, name func(o uint32) string, dst []int64) []int64 {
+	const batch = 64
+	var (
+		hash, slot [batch]uint64
+		stored     [batch]string
+	)
+	for len(keys) > 0 {
+		part := keys[:min(len(keys), batch)]
+		keys = keys[len(part):]
+		t := x.table.Load()
+		for j, key := range part {
+			hash[j] = x.hash32(key)
+			slot[j] = t.slots[hash[j]&t.mask].Load()
+		}
+		for j := range part {
+			if s := slot[j]; s != 0 && s>>32 == hash[j] {
+				stored[j] = name(uint32(s) - 1)
+			}
+		}
+		for j, key := range part {
+			switch s := slot[j]; {
+			case s == 0: // the probe ends at its first slot
+				dst = append(dst, -1)
+			case s>>32 == hash[j] && stored[j] == key:
+				dst = append(dst, int64(uint32(s)-1))
+			default: // a collision: probe on
+				if o, ok := x.lookup(key, func(o uint32) bool { return name(o) == key }); ok {
+					dst = append(dst, int64(o))
+				} else {
+					dst = append(dst, -1)
+				}
+			}
+			stored[j] = ""
+		}
+	}
+	return dst
+}
+
 // insert adds key → o. The caller holds the writer lock and has checked that
 // key is absent.
 func (x *hashIndex) insert(key string, o uint32) {
