@@ -19,7 +19,6 @@ package sources
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
@@ -86,22 +85,3 @@ func (s *FollowedAuthorsRecent) Fetch(ctx context.Context, req *Request, limit i
 		return dst, len(recent) >= ask, nil
 	})
 }
-
-// lookupScratch holds the ids a source looks up at once (Items.Ordinals)
-// and their ordinals.
-type lookupScratch struct {
-	ids  []string
-	ords []int64
-}
-
-// ordinals looks up the ids appended to sc.ids, empties sc.ids and returns
-// their ordinals (-1 for an id items does not hold), valid until sc is
-// next used.
-func (sc *lookupScratch) ordinals(items Items) []int64 {
-	sc.ords = items.Ordinals(sc.ids, sc.ords[:0])
-	clear(sc.ids) // drop the strings the pool would keep alive
-	sc.ids = sc.ids[:0]
-	return sc.ords
-}
-
-var lookupPool = sync.Pool{New: func() any { return new(lookupScratch) }}
