@@ -106,7 +106,7 @@ func parseFlags() *flags {
 	flag.IntVar(&f.maxConc, "max-concurrent", 0, "Most recommendations computed at once; the others queue in arrival order. 0: no bound.")
 	flag.IntVar(&f.saturatedAt, "saturated-at", 0, "Recommendations computed at once past which, without --max-concurrent, the frontend is saturated and answers users with a precomputed list from it. 0: twice GOMAXPROCS.")
 	flag.StringVar(&f.memoryLimit, "memory-limit", "", "Soft memory limit of the Go heap, a Kubernetes quantity (1400Mi); default 90% of the container's memory limit, none outside a container with one (GOMEMLIMIT, when set, wins).")
-	flag.IntVar(&f.gcPercent, "gc-percent", 25, "Target percent of the Go collector: the heap grows this percent past what is live before a collection (GOGC, when set, wins). recserve's live heap is mostly the catalog, the embeddings and the ANN index, which a collection marks without scanning: collecting at 25 rather than Go's 100 keeps memory near what is live for about a percent of CPU.")
+	flag.IntVar(&f.gcPercent, "gc-percent", 25, "Target percent of the Go collector: the heap grows this percent past what is live before a collection (GOGC, when set, wins). recserve's live heap is mostly the catalog, the embeddings and the ANN index, which a collection marks without scanning: collecting at 25 rather than Go's 100 keeps memory near what is live for one to two percent of CPU.")
 	flag.StringVar(&f.pprofAddr, "pprof-address", "", "Address of Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; off when empty. Keep it off the pod's network.")
 	flag.Parse()
 	return f

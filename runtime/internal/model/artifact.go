@@ -49,7 +49,9 @@ type Artifact struct {
 // written here rather than a Go map: a map from a million string keys takes
 // about 58 bytes a key, all of them scanned by every collection, where the
 // table takes 8 bytes a key and holds no pointers; the keys themselves are
-// kept once, in ids.
+// kept once, in ids. (The catalog's index of ids is the same kind of table
+// but grows under concurrent inserts and keeps a hash per slot, twice the
+// bytes; a model's keys are fixed when it loads.)
 type Embedding struct {
 	width int
 	ids   []string
