@@ -27,6 +27,9 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 GO_TEST_FLAGS ?= -race -count=1
+# The packages whose tests count allocations or map memory outside the heap,
+# which they skip under the race detector, run once more without it.
+NORACE_PKGS = ./runtime/internal/serving/ann ./runtime/internal/serving/rank ./runtime/internal/serving/rerank
 # The release: the tag make images and make push give the images, the
 # chart's appVersion and the images dist/install.yaml names, all one value
 # (version_test.go checks that they agree).
@@ -133,6 +136,7 @@ verify-proto: $(PROTOC) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) ## Fail when runt
 .PHONY: test
 test: test-deps vet lint verify-generated ## Run every unit, envtest and integration test.
 	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_BIN) go test $(GO_TEST_FLAGS) ./...
+	go test -count=1 $(NORACE_PKGS)
 
 .PHONY: cluster-up cluster-down cluster-status cluster-demo
 cluster-up: ## Start a single-node Kubernetes cluster on this machine (root; builds cached); prints the exports to use it.

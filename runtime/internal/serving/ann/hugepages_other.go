@@ -18,5 +18,6 @@ limitations under the License.
 
 package ann
 
-// adviseHugePages does nothing where huge pages are not advised.
-func adviseHugePages[T any]([]T) {}
+// hugeSlab returns n zeroed Ts from the heap where huge pages are not
+// advised.
+func hugeSlab[T any, O any](_ *O, n int) []T { return make([]T, n) }

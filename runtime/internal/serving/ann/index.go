@@ -193,8 +193,8 @@ func (ix *Index) Reserve(n int) {
 // and never copies the nodes stored. With one slab per field, the first
 // insert after a build or a load (which size the slabs exactly) copied the
 // whole index with every search waiting: 1.18 s and +391 MiB at a million
-// items. A segment holds 32,768 nodes: 8 MiB of 64-d vectors, whole huge
-// pages (see adviseHugePages).
+// items. A segment holds 32,768 nodes: 4 MiB of 64-d vectors at half precision,
+// whole huge pages (see hugeSlab).
 const defaultSegShift = 15
 
 // segNodes is the number of nodes of a segment.
@@ -218,15 +218,13 @@ type segment struct {
 func (ix *Index) newSegment(base int) *segment {
 	segNodes := ix.segNodes()
 	sg := &segment{
-		vecs:    make([]uint16, segNodes*ix.dim),
 		aug:     make([]float32, segNodes),
-		links0:  make([]uint32, segNodes*(ix.m0+1)),
 		upperAt: make([]uint32, segNodes),
 		ext:     make([]uint32, segNodes),
 		locks:   make([]sync.Mutex, segNodes),
 	}
-	adviseHugePages(sg.vecs)
-	adviseHugePages(sg.links0)
+	sg.vecs = hugeSlab[uint16](sg, segNodes*ix.dim)
+	sg.links0 = hugeSlab[uint32](sg, segNodes*(ix.m0+1))
 	size := 0
 	for j := range segNodes {
 		sg.upperAt[j] = uint32(size)
