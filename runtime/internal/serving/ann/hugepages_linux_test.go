@@ -55,8 +55,8 @@ func TestHugeSlabIsAlignedChargedAndReleased(t *testing.T) {
 	}
 	runtime.KeepAlive(owner)
 
-	// Unreachable owner: the slab is unmapped and the limit given back.
-	s, owner = nil, nil
+	// Past its last use the owner is unreachable: the slab is unmapped and
+	// the limit given back.
 	deadline := time.Now().Add(10 * time.Second)
 	for debug.SetMemoryLimit(-1) != limit {
 		if time.Now().After(deadline) {
