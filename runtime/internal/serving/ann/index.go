@@ -181,6 +181,35 @@ func (ix *Index) Metric() Metric { return ix.metric }
 // Len returns the number of items inserted and searchable.
 func (ix *Index) Len() int { return int(ix.linked.Load()) }
 
+// StoredRows returns the vectors of the items with ids from ..
+// from+count-1 as stored, back to back at half precision, in the index's
+// own memory; nil unless the index holds exactly those vectors together
+// there: every id is its node's number (as the engine's ordinals are), the
+// metric stores vectors as given (InnerProduct, not Cosine), the range lies
+// below Len() and within one segment (32,768 nodes; see defaultSegShift).
+// Items being inserted concurrently may not be
+// stored yet, so compare before relying on the rows. A stored vector is
+// never written again; the rows stay valid while ix is reachable, so their
+// holder must keep ix.
+func (ix *Index) StoredRows(from, count int) []uint16 {
+	if ix.metric != InnerProduct || from < 0 || count <= 0 || from+count > ix.Len() {
+		return nil
+	}
+	ix.idMu.Lock()
+	dense := ix.ids == nil
+	ix.idMu.Unlock()
+	if !dense {
+		return nil
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	sg, j := ix.seg(uint32(from))
+	if j+count > ix.segNodes() {
+		return nil
+	}
+	return sg.vecs[j*ix.dim : (j+count)*ix.dim : (j+count)*ix.dim]
+}
+
 // Reserve sizes the storage for n items in total, so that inserts up to n
 // never wait for it to grow.
 func (ix *Index) Reserve(n int) {

@@ -530,3 +530,48 @@ func TestDenseIDsNeedNoMap(t *testing.T) {
 		t.Errorf("a search over all items finds %d distinct ids (500: %v, 102: %v), want all 104", len(seen), seen[500], seen[102])
 	}
 }
+
+// TestStoredRows reads back the vectors as stored, in the index's memory,
+// for ranges of dense ids within a segment, and nothing for a range that
+// crosses segments or passes Len, for Cosine (which stores normalised
+// vectors) or once ids stop being node numbers.
+func TestStoredRows(t *testing.T) {
+	const dim, n = 4, 70
+	vecs := clustered(n, dim, 3, 9)
+	ix := withSegments(dim, InnerProduct, Options{Seed: 1}, 5) // 32 nodes a segment
+	if err := ix.Build(context.Background(), nil, vecs, 2); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]uint16, n*dim)
+	vec.EncodeHalf(want, vecs)
+	for _, r := range []struct{ from, count int }{{0, 32}, {32, 32}, {64, 6}, {40, 3}} {
+		got := ix.StoredRows(r.from, r.count)
+		if !slices.Equal(got, want[r.from*dim:(r.from+r.count)*dim]) {
+			t.Errorf("StoredRows(%d, %d) = %v, want the vectors as added at half precision", r.from, r.count, got)
+		}
+		if len(got) > 0 && &got[0] != &ix.vec(uint32(r.from))[0] {
+			t.Errorf("StoredRows(%d, %d) is not the index's memory", r.from, r.count)
+		}
+		if cap(got) != len(got) {
+			t.Errorf("StoredRows(%d, %d) has room past its rows (cap %d)", r.from, r.count, cap(got))
+		}
+	}
+	for _, r := range []struct{ from, count int }{{30, 4}, {64, 7}, {-1, 2}, {3, 0}} {
+		if got := ix.StoredRows(r.from, r.count); got != nil {
+			t.Errorf("StoredRows(%d, %d) = %d values, want nil", r.from, r.count, len(got))
+		}
+	}
+	cos := New(dim, Cosine, Options{Seed: 1})
+	if err := cos.Build(context.Background(), nil, vecs, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := cos.StoredRows(0, 8); got != nil {
+		t.Errorf("a Cosine index gave %d stored values, which are normalised, not as added", len(got))
+	}
+	if err := ix.Add(1000, vecs[:dim]); err != nil {
+		t.Fatal(err)
+	}
+	if got := ix.StoredRows(0, 32); got != nil {
+		t.Errorf("after id 1000 at node 70, StoredRows(0, 32) = %d values, want nil: ids are no longer node numbers", len(got))
+	}
+}

@@ -370,20 +370,24 @@ func (e *Engine) buildIndexes(ctx context.Context, cfg *config.Config, opts Opti
 			continue
 		}
 		flat := t.Flat()
+		var idx *ann.Index
 		if !opts.buildOnly {
-			if idx := e.loadIndex(ctx, cfg, name, t.Dim(), flat, opts.ANN); idx != nil {
-				e.indexes[name] = idx
-				continue
-			}
+			idx = e.loadIndex(ctx, cfg, name, t.Dim(), flat, opts.ANN)
 		}
-		t0 := time.Now()
-		idx := ann.New(t.Dim(), ann.InnerProduct, opts.ANN)
-		idx.Reserve(len(flat) / t.Dim())
-		if err := idx.Build(ctx, nil, flat, runtime.GOMAXPROCS(0)); err != nil {
-			return fmt.Errorf("failed to index the embeddings of %s: %w", name, err)
+		if idx == nil {
+			t0 := time.Now()
+			idx = ann.New(t.Dim(), ann.InnerProduct, opts.ANN)
+			idx.Reserve(len(flat) / t.Dim())
+			if err := idx.Build(ctx, nil, flat, runtime.GOMAXPROCS(0)); err != nil {
+				return fmt.Errorf("failed to index the embeddings of %s: %w", name, err)
+			}
+			e.log.Info("Built the ANN index", "model", name, "items", idx.Len(), "seconds", time.Since(t0).Seconds())
 		}
 		e.indexes[name] = idx
-		e.log.Info("Built the ANN index", "model", name, "items", idx.Len(), "seconds", time.Since(t0).Seconds())
+		// The index stores the tower's vectors as they are: one copy
+		// serves both.
+		shared := t.Vectors().Share(idx.StoredRows, idx)
+		e.log.Debug("Shared the item embeddings with the ANN index", "model", name, "items", shared)
 	}
 	return nil
 }

@@ -46,6 +46,8 @@ type Vectors struct {
 	dim    int
 	chunks atomic.Pointer[[][]uint16]
 	n      atomic.Uint32
+	// keep holds what keeps the memory of the chunks Share took valid.
+	keep []any
 }
 
 func newVectors(dim int) *Vectors {
@@ -80,6 +82,33 @@ func (v *Vectors) Vector(item uint32, dst []float32) []float32 {
 
 // Len is the number of items embedded: ordinals [0, Len) have a vector.
 func (v *Vectors) Len() int { return int(v.n.Load()) }
+
+// Share lets the whole chunks of items that rows holds identically be read
+// from rows' memory, and drops their own: an ANN index of the model stores
+// the same half-precision vectors, and one copy rather than two saves 128
+// MB at a million 64-d items. rows returns the vectors of count items from
+// an ordinal, back to back, or nil where it holds none; keep is what keeps
+// that memory valid (the index), held as long as v. Chunks that differ in
+// any bit keep their own memory. It returns the number of items shared and
+// must not overlap append.
+func (v *Vectors) Share(rows func(from, count int) []uint16, keep any) int {
+	n := int(v.n.Load())
+	grown := slices.Clone(*v.chunks.Load())
+	shared := 0
+	for c := range n / vectorChunk {
+		r := rows(c*vectorChunk, vectorChunk)
+		if r == nil || !slices.Equal(r, grown[c]) {
+			continue
+		}
+		grown[c] = r
+		shared += vectorChunk
+	}
+	if shared > 0 {
+		v.keep = append(v.keep, keep)
+		v.chunks.Store(&grown)
+	}
+	return shared
+}
 
 // append adds the embeddings (rows × dim, row-major) of the next items.
 func (v *Vectors) append(rows []float32) {

@@ -19,6 +19,7 @@ package rank
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/recpipeline/recpipeline/runtime/internal/vec"
@@ -64,5 +65,58 @@ func TestVectorsKeepHalfPrecision(t *testing.T) {
 	}
 	if v.Half(uint32(n)) != nil || v.Vector(uint32(n), buf) != nil {
 		t.Error("an item past Len has an embedding")
+	}
+}
+
+// TestVectorsShare shares the chunks another holder has identically: those
+// read from its memory afterwards, a chunk that differs in one bit and the
+// partial last chunk keep their own, and appends after sharing still land.
+func TestVectorsShare(t *testing.T) {
+	const dim = 3
+	n := 3*vectorChunk + 10
+	rows := make([]float32, n*dim)
+	for i := range rows {
+		rows[i] = float32(i%1000) / 7
+	}
+	v := newVectors(dim)
+	v.append(rows)
+	other := make([]uint16, n*dim) // the same vectors in other memory
+	vec.EncodeHalf(other, rows)
+	other[vectorChunk*dim+5] ^= 1 // the second chunk differs in one bit
+	var asked [][2]int
+	holder := new(int)
+	got := v.Share(func(from, count int) []uint16 {
+		asked = append(asked, [2]int{from, count})
+		return other[from*dim : (from+count)*dim]
+	}, holder)
+	if got != 2*vectorChunk {
+		t.Fatalf("Share = %d items, want %d (chunks 0 and 2)", got, 2*vectorChunk)
+	}
+	if len(asked) != 3 || asked[2] != [2]int{2 * vectorChunk, vectorChunk} {
+		t.Errorf("rows asked for %v, want the three whole chunks", asked)
+	}
+	for _, c := range []struct {
+		item   uint32
+		shared bool
+	}{{0, true}, {vectorChunk - 1, true}, {vectorChunk, false}, {2 * vectorChunk, true}, {uint32(n - 1), false}} {
+		h := v.Half(c.item)
+		if isOther := &h[0] == &other[int(c.item)*dim]; isOther != c.shared {
+			t.Errorf("item %d read from the shared memory: %v, want %v", c.item, isOther, c.shared)
+		}
+		want := make([]uint16, dim)
+		vec.EncodeHalf(want, rows[int(c.item)*dim:(int(c.item)+1)*dim])
+		if !slices.Equal(h, want) {
+			t.Errorf("item %d = %v, want %v", c.item, h, want)
+		}
+	}
+	if len(v.keep) != 1 || v.keep[0] != holder {
+		t.Errorf("keep = %v, want the holder", v.keep)
+	}
+	v.append([]float32{1, 2, 3})
+	if h := v.Vector(uint32(n), nil); !slices.Equal(h, []float32{1, 2, 3}) {
+		t.Errorf("item appended after sharing = %v, want [1 2 3]", h)
+	}
+	if nothing := v.Share(func(int, int) []uint16 { return nil }, nil); nothing != 0 || len(v.keep) != 1 {
+		t.Errorf("sharing with a holder of nothing: %d items, keep %v; want 0 and unchanged", nothing, v.keep)
 	}
 }
