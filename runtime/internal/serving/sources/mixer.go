@@ -188,6 +188,7 @@ type mixScratch struct {
 	entries []entry
 	where   map[uint32]int32 // item -> index in entries
 	lists   []int32          // each source's usable candidates, as entry indices
+	keys    []mixKey         // the taken entries, to sort
 	active  []int
 
 	// excl is the seen filter by catalog ordinal, which the sources read
@@ -527,19 +528,37 @@ func (m *Mixer) mix(sc *mixScratch, budget int, dst []Mixed) []Mixed {
 			}
 		}
 	}
-	first := len(dst)
+	// Best first, ties by item: sorted by one integer key, the score's
+	// order over the item, rather than by a float comparison and a
+	// tie-break at every step.
+	sc.keys = sc.keys[:0]
 	for i := range sc.entries {
 		if en := &sc.entries[i]; en.taken {
-			dst = append(dst, Mixed{Item: en.item, Sources: en.set, Score: en.score})
+			sc.keys = append(sc.keys, mixKey{key: uint64(descending(en.score))<<32 | uint64(en.item), entry: int32(i)})
 		}
 	}
-	slices.SortFunc(dst[first:], func(a, b Mixed) int {
-		if c := cmp.Compare(b.Score, a.Score); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Item, b.Item)
-	})
+	slices.SortFunc(sc.keys, func(a, b mixKey) int { return cmp.Compare(a.key, b.key) })
+	for _, k := range sc.keys {
+		en := &sc.entries[k.entry]
+		dst = append(dst, Mixed{Item: en.item, Sources: en.set, Score: en.score})
+	}
 	return dst
+}
+
+// mixKey orders a mixed entry: see mix.
+type mixKey struct {
+	key   uint64
+	entry int32
+}
+
+// descending maps a score (not NaN) to a number that is smaller the higher
+// the score: the float's bits made to order as the float does, inverted.
+func descending(f float32) uint32 {
+	b := math.Float32bits(f + 0) // -0 as +0
+	if b>>31 != 0 {
+		return b // negative: larger bits are lower scores
+	}
+	return ^(b | 1<<31)
 }
 
 func (m *Mixer) limit(i, budget int) int {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -177,6 +178,40 @@ func BenchmarkMemoryUserList(b *testing.B) {
 		l, err := m.UserList(ctx, users[i%len(users)], now)
 		if err != nil || l == nil || len(l.Items) != 50 {
 			b.Fatalf("UserList = %v, %v", l, err)
+		}
+	}
+}
+
+// BenchmarkMemoryRecentByAuthors reads the newest 400 items of 30 followed
+// authors among 2,000 (the newest 100 items kept of each), as the
+// followed-authors source does for every request.
+func BenchmarkMemoryRecentByAuthors(b *testing.B) {
+	m, err := OpenMemory(b.TempDir(), MemoryOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(1, 2))
+	events := make([]Event, 0, 2000*200)
+	for k := range 2000 * 200 {
+		author := "a" + itoa(rng.IntN(2000))
+		events = append(events, Event{Type: NewItem, Item: "i" + itoa(k), Author: author, Time: start.Add(time.Duration(k) * time.Second)})
+	}
+	if err := m.Apply(ctx, events); err != nil {
+		b.Fatal(err)
+	}
+	follows := make([]string, 30)
+	for k := range follows {
+		follows[k] = "a" + itoa(k*61)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		got, err := m.RecentByAuthors(ctx, follows, time.Time{}, 400)
+		if err != nil || len(got) != 400 {
+			b.Fatalf("got %d items, %v", len(got), err)
 		}
 	}
 }
