@@ -52,7 +52,9 @@ type Candidate struct {
 	Item uint32
 	// ID is the item's catalog id; it breaks ties between equal values.
 	ID string
-	// Author is the catalog id of the item's author.
+	// Author is the catalog id of the item's author. The frontend sets it
+	// for the candidates the rerank rules see, after the ranker stages;
+	// rankers read the catalog.
 	Author string
 	// Risk is the item's integrity risk, the probability in [0, 1] that it
 	// breaks policy.

@@ -173,7 +173,7 @@ func (r *ranker) Rank(ctx context.Context, req *rank.Request, cands []rank.Candi
 	for i, c := range cands {
 		pr.Candidates[i] = &stagepb.Candidate{Item: c.ID, Sources: uint32(c.Sources), Score: c.Value}
 		if c.Item >= r.stage.base {
-			pr.NewItems = append(pr.NewItems, &stagepb.NewItem{Item: c.ID, Author: c.Author, CreatedUnixMs: cat.CreatedMillis(c.Item)})
+			pr.NewItems = append(pr.NewItems, &stagepb.NewItem{Item: c.ID, Author: cat.Author(c.Item), CreatedUnixMs: cat.CreatedMillis(c.Item)})
 		}
 	}
 	resp, err := r.client.Rank(ctx, pr)
