@@ -17,6 +17,7 @@ limitations under the License.
 package store
 
 import (
+	"cmp"
 	"container/heap"
 	"hash/maphash"
 	"maps"
@@ -350,8 +351,54 @@ func (s *state) recentByAuthors(authors []string, since time.Time, limit int) []
 		}
 		sh.mu.RUnlock()
 	}
-	slices.SortFunc(h, lessItemTime)
+	// Sorted through small keys, then each item moved once, rather than
+	// sorting the 56-byte items, which hold pointers and take a write
+	// barrier on every move while the collector runs
+	// (BenchmarkMemoryRecentByAuthors: 195 → 150 µs).
+	kp := timeKeys.Get().(*[]timeKey)
+	defer timeKeys.Put(kp)
+	keys := slices.Grow((*kp)[:0], len(h))[:len(h)]
+	*kp = keys
+	for i := range h {
+		keys[i] = timeKey{sec: h[i].Time.Unix(), nsec: int32(h[i].Time.Nanosecond()), at: int32(i)}
+	}
+	slices.SortFunc(keys, func(a, b timeKey) int {
+		if c := cmp.Compare(b.sec, a.sec); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.nsec, a.nsec); c != 0 {
+			return c
+		}
+		return strings.Compare(h[a.at].Item, h[b.at].Item)
+	})
+	// Position i takes the item at keys[i].at: follow each cycle of the
+	// permutation, moving every item once.
+	for i := range keys {
+		if keys[i].at < 0 {
+			continue
+		}
+		x, j := h[i], i
+		for {
+			k := int(keys[j].at)
+			keys[j].at = -1
+			if k == i {
+				h[j] = x
+				break
+			}
+			h[j], j = h[k], k
+		}
+	}
 	return h
+}
+
+var timeKeys = sync.Pool{New: func() any { return new([]timeKey) }}
+
+// timeKey sorts an item of recentByAuthors in lessItemTime's order: its
+// time, then (from at) its id.
+type timeKey struct {
+	sec  int64
+	nsec int32
+	at   int32
 }
 
 // siftUpOldest and siftDownOldest keep h a heap whose root is the last
