@@ -64,12 +64,16 @@ func (s *FollowedAuthorsRecent) Fetch(ctx context.Context, req *Request, limit i
 	}
 	now := req.now()
 	return FetchUnseen(ctx, req, limit, dst, func(ask int, dst []Candidate) ([]Candidate, bool, error) {
-		recent, err := s.social.RecentByAuthors(ctx, authors, now.Add(-s.maxAge), ask)
+		sc := lookupPool.Get().(*lookupScratch)
+		defer lookupPool.Put(sc)
+		recent, err := s.social.RecentByAuthors(ctx, authors, now.Add(-s.maxAge), ask, sc.recent)
 		if err != nil {
 			return dst, false, fmt.Errorf("failed to read recent items of followed authors: %w", err)
 		}
-		sc := lookupPool.Get().(*lookupScratch)
-		defer lookupPool.Put(sc)
+		defer func() {
+			clear(recent) // drop the strings the pool would keep alive
+			sc.recent = recent[:0]
+		}()
 		for _, it := range recent {
 			sc.ids = append(sc.ids, it.Item)
 		}

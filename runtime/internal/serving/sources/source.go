@@ -303,10 +303,11 @@ type (
 )
 
 // lookupScratch holds the ids a source looks up at once (Items.Ordinals)
-// and their ordinals.
+// and their ordinals, and the followed authors' items they come from.
 type lookupScratch struct {
-	ids  []string
-	ords []int64
+	ids    []string
+	ords   []int64
+	recent []store.ItemTime
 }
 
 // ordinals looks up the ids appended to sc.ids, empties sc.ids and returns

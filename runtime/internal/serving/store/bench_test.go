@@ -206,12 +206,14 @@ func BenchmarkMemoryRecentByAuthors(b *testing.B) {
 	for k := range follows {
 		follows[k] = "a" + itoa(k*61)
 	}
+	var buf []ItemTime
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		got, err := m.RecentByAuthors(ctx, follows, time.Time{}, 400)
+		got, err := m.RecentByAuthors(ctx, follows, time.Time{}, 400, buf)
 		if err != nil || len(got) != 400 {
 			b.Fatalf("got %d items, %v", len(got), err)
 		}
+		buf = got
 	}
 }

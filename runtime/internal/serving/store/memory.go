@@ -357,11 +357,11 @@ func (m *Memory) Follows(ctx context.Context, user string) ([]string, error) {
 }
 
 // RecentByAuthors implements SocialReader.
-func (m *Memory) RecentByAuthors(ctx context.Context, authors []string, since time.Time, limit int) ([]ItemTime, error) {
+func (m *Memory) RecentByAuthors(ctx context.Context, authors []string, since time.Time, limit int, buf []ItemTime) ([]ItemTime, error) {
 	if err := m.check(ctx); err != nil {
 		return nil, err
 	}
-	return m.st.recentByAuthors(authors, since, limit), nil
+	return m.st.recentByAuthors(authors, since, limit, buf), nil
 }
 
 // RecentEngagements implements UserReader.

@@ -49,7 +49,7 @@ func batchEvents(id, n int) []Event {
 func checkBatch(t *testing.T, s Store, id, n int) {
 	t.Helper()
 	ctx := context.Background()
-	items, err := s.RecentByAuthors(ctx, []string{fmt.Sprintf("au-%d", id)}, time.Time{}, 1000)
+	items, err := s.RecentByAuthors(ctx, []string{fmt.Sprintf("au-%d", id)}, time.Time{}, 1000, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestMemoryConcurrentApplyAndRead(t *testing.T) {
 				default:
 				}
 				id := (r+i)%writers*1000 + i%perWriter
-				_, _ = m.RecentByAuthors(ctx, []string{fmt.Sprintf("au-%d", id)}, time.Time{}, 10)
+				_, _ = m.RecentByAuthors(ctx, []string{fmt.Sprintf("au-%d", id)}, time.Time{}, 10, nil)
 				_, _ = m.RecentEngagements(ctx, fmt.Sprintf("us-%d", id), 10)
 				_, _ = m.Seen(ctx, fmt.Sprintf("us-%d", id))
 				_, _ = m.Popular(ctx, at(0), 10)

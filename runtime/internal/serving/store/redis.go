@@ -562,7 +562,7 @@ func (r *Redis) Follows(ctx context.Context, user string) ([]string, error) {
 }
 
 // RecentByAuthors implements SocialReader with one round trip.
-func (r *Redis) RecentByAuthors(ctx context.Context, authors []string, since time.Time, limit int) ([]ItemTime, error) {
+func (r *Redis) RecentByAuthors(ctx context.Context, authors []string, since time.Time, limit int, buf []ItemTime) ([]ItemTime, error) {
 	if limit <= 0 || len(authors) == 0 {
 		return nil, ctx.Err()
 	}
@@ -580,7 +580,7 @@ func (r *Redis) RecentByAuthors(ctx context.Context, authors []string, since tim
 	if err != nil {
 		return nil, fmt.Errorf("failed to read authors' items from redis: %w", err)
 	}
-	var out []ItemTime
+	out := buf[:0]
 	for i, c := range cmds {
 		for _, z := range c.Val() {
 			out = append(out, ItemTime{Item: z.Member.(string), Author: authors[i], Time: time.UnixMilli(int64(z.Score))})

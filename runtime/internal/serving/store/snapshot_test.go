@@ -88,7 +88,7 @@ func answersOf(t *testing.T, m *Memory, users, authors int) answers {
 		all = append(all, fmt.Sprintf("au-%d", k))
 	}
 	var err error
-	if a.Recent, err = m.RecentByAuthors(ctx, all, time.Time{}, 100000); err != nil {
+	if a.Recent, err = m.RecentByAuthors(ctx, all, time.Time{}, 100000, nil); err != nil {
 		t.Fatal(err)
 	}
 	if a.Popular, err = m.Popular(ctx, at(1e6), 100000); err != nil {

@@ -322,7 +322,7 @@ func (s *state) follows(user string) []string {
 	return out
 }
 
-func (s *state) recentByAuthors(authors []string, since time.Time, limit int) []ItemTime {
+func (s *state) recentByAuthors(authors []string, since time.Time, limit int, buf []ItemTime) []ItemTime {
 	if limit <= 0 {
 		return nil
 	}
@@ -330,7 +330,10 @@ func (s *state) recentByAuthors(authors []string, since time.Time, limit int) []
 	// The newest limit items over all the authors, kept in a heap whose
 	// root is the worst kept, so that memory stays within limit items and
 	// an author's older items are not even read once they cannot enter.
-	h := make([]ItemTime, 0, min(limit, 512))
+	h := buf[:0]
+	if cap(h) < min(limit, 512) {
+		h = make([]ItemTime, 0, min(limit, 512))
+	}
 	for _, a := range authors {
 		sh := s.author(a)
 		sh.mu.RLock()

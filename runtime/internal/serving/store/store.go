@@ -128,8 +128,10 @@ type SocialReader interface {
 	// Follows returns the authors the user follows, sorted.
 	Follows(ctx context.Context, user string) ([]string, error)
 	// RecentByAuthors returns the items of the given authors created at or
-	// after since, newest first, at most limit of them.
-	RecentByAuthors(ctx context.Context, authors []string, since time.Time, limit int) ([]ItemTime, error)
+	// after since, newest first, at most limit of them. The result is built
+	// in buf's memory, overwriting it, when buf has room for it (buf may be
+	// nil).
+	RecentByAuthors(ctx context.Context, authors []string, since time.Time, limit int, buf []ItemTime) ([]ItemTime, error)
 }
 
 // UserReader reads a user's history.
