@@ -73,9 +73,9 @@ func hugeSlab[T any, O any](owner *O, n int) []T {
 	slab := unsafe.Add(m, lo-p)
 	// The advice is a hint: without it, the slab works as before.
 	_ = unix.Madvise(unsafe.Slice((*byte)(slab), size), unix.MADV_HUGEPAGE)
-	chargeLimit(int64(size))
+	charged := chargeLimit(int64(size))
 	runtime.AddCleanup(owner, func(slab unsafe.Pointer) {
-		if unix.MunmapPtr(slab, size) == nil {
+		if unix.MunmapPtr(slab, size) == nil && charged {
 			chargeLimit(-int64(size))
 		}
 	}, slab)
@@ -86,11 +86,16 @@ func hugeSlab[T any, O any](owner *O, n int) []T {
 var limitMu sync.Mutex
 
 // chargeLimit lowers the Go memory limit by delta bytes mapped outside the
-// heap, or raises it for a negative delta, unless no limit is set.
-func chargeLimit(delta int64) {
+// heap, or raises it for a negative delta, unless no limit is set, and
+// reports whether it changed the limit: a slab mapped while there was none
+// gives nothing back.
+func chargeLimit(delta int64) bool {
 	limitMu.Lock()
 	defer limitMu.Unlock()
-	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
-		debug.SetMemoryLimit(max(limit-delta, 0))
+	limit := debug.SetMemoryLimit(-1)
+	if limit == math.MaxInt64 {
+		return false
 	}
+	debug.SetMemoryLimit(max(limit-delta, 0))
+	return true
 }

@@ -17,6 +17,7 @@ limitations under the License.
 package ann
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -30,9 +31,22 @@ func TestHugeSlabIsAlignedChargedAndReleased(t *testing.T) {
 	if race.Enabled {
 		t.Skip("under the race detector slabs come from the heap")
 	}
+	// A slab mapped without a limit, collected while one is set, leaves it
+	// alone.
+	debug.SetMemoryLimit(math.MaxInt64)
+	earlier := new(int)
+	_ = hugeSlab[uint16](earlier, hugePage)
 	const limit = 8 << 30
 	old := debug.SetMemoryLimit(limit)
 	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	runtime.KeepAlive(earlier)
+	for range 3 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := debug.SetMemoryLimit(-1); got != limit {
+		t.Fatalf("memory limit %d after a slab mapped without one was collected, want %d", got, limit)
+	}
 
 	owner := new(int)
 	n := (3<<20)/4 + 5 // 3 MiB and a few bytes of uint32s
