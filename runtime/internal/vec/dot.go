@@ -16,7 +16,8 @@ limitations under the License.
 
 // Package vec holds the float32 vector kernels the runtime shares: the
 // inner product that the ANN index, the ranker's value and the synthetic
-// world's affinities compute. On amd64 CPUs with AVX2 and FMA it runs an
+// world's affinities compute, and DescKey, which sorts scores best first
+// by integer. On amd64 CPUs with AVX2 and FMA the inner product runs an
 // assembly kernel; elsewhere (and with the purego build tag) a portable
 // unrolled loop. The two may differ in the last bits of a float32 sum.
 package vec

@@ -281,14 +281,14 @@ func sortDesc(c, tmp []cand) []cand {
 	}
 	var counts [4][256]uint32
 	for _, x := range c {
-		k := descKey(x.score)
+		k := vec.DescKey(x.score)
 		counts[0][k&0xff]++
 		counts[1][k>>8&0xff]++
 		counts[2][k>>16&0xff]++
 		counts[3][k>>24]++
 	}
 	src, dst := c, tmp[:len(c)]
-	first := descKey(c[0].score)
+	first := vec.DescKey(c[0].score)
 	for pass := range counts {
 		shift := 8 * pass
 		cnt := &counts[pass]
@@ -301,22 +301,13 @@ func sortDesc(c, tmp []cand) []cand {
 			sum += n
 		}
 		for _, x := range src {
-			d := descKey(x.score) >> shift & 0xff
+			d := vec.DescKey(x.score) >> shift & 0xff
 			dst[cnt[d]] = x
 			cnt[d]++
 		}
 		src, dst = dst, src
 	}
 	return src
-}
-
-// descKey maps a score to an integer that orders as the score does, reversed.
-func descKey(score float32) uint32 {
-	b := math.Float32bits(score)
-	if b>>31 != 0 {
-		return b // negative: a larger magnitude is a smaller score
-	}
-	return ^b &^ (1 << 31)
 }
 
 // selectNeighbors applies the HNSW heuristic to cands, sorted best first by

@@ -40,13 +40,13 @@ const hugePage = 2 << 20
 // such read also misses the TLB and walks the page table. Go heap memory
 // starts wherever its span does, so only the huge pages wholly inside a
 // slab could be advised there: half of the index's memory at 32,768 nodes a
-// segment. Aligned, a search of the 800 best of a million items for real
-// user embeddings takes about a tenth less time. The mapping is unmapped
-// once owner is unreachable, so the slab must not be used past owner; T
-// must hold no pointers. Slabs below a huge page, or a failed mapping, come
-// from the heap, as do all slabs under the race detector, which sees no
-// synchronisation in memory it does not shadow (a node's neighbour lists
-// publish the fields stored before them).
+// segment. Aligned, the for-you search of the 800 best of a million items
+// takes about a third less CPU in recserve (BENCHMARKS.md, issue 16).
+// The mapping is unmapped once owner is unreachable, so the slab must not
+// be used past owner; T must hold no pointers. Slabs below a huge page, or
+// a failed mapping, come from the heap, as do all slabs under the race
+// detector, which sees no synchronisation in memory it does not shadow (a
+// node's neighbour lists publish the fields stored before them).
 //
 // The Go memory limit counts only the heap: it is lowered by the slab's
 // size while the slab is mapped, so that the process stays within it.

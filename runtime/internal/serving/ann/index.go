@@ -187,10 +187,9 @@ func (ix *Index) Len() int { return int(ix.linked.Load()) }
 // there: every id is its node's number (as the engine's ordinals are), the
 // metric stores vectors as given (InnerProduct, not Cosine), the range lies
 // below Len() and within one segment (32,768 nodes; see defaultSegShift).
-// Items being inserted concurrently may not be
-// stored yet, so compare before relying on the rows. A stored vector is
-// never written again; the rows stay valid while ix is reachable, so their
-// holder must keep ix.
+// Items being inserted concurrently may not be stored yet, so compare
+// before relying on the rows. A stored vector is never written again; the
+// rows stay valid while ix is reachable, so their holder must keep ix.
 func (ix *Index) StoredRows(from, count int) []uint16 {
 	if ix.metric != InnerProduct || from < 0 || count <= 0 || from+count > ix.Len() {
 		return nil
@@ -222,8 +221,8 @@ func (ix *Index) Reserve(n int) {
 // and never copies the nodes stored. With one slab per field, the first
 // insert after a build or a load (which size the slabs exactly) copied the
 // whole index with every search waiting: 1.18 s and +391 MiB at a million
-// items. A segment holds 32,768 nodes: 4 MiB of 64-d vectors at half precision,
-// whole huge pages (see hugeSlab).
+// items. A segment holds 32,768 nodes: 4 MiB of 64-d vectors at half
+// precision, whole huge pages (see hugeSlab).
 const defaultSegShift = 15
 
 // segNodes is the number of nodes of a segment.

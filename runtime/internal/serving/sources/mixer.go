@@ -27,6 +27,7 @@ import (
 
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
+	"github.com/recpipeline/recpipeline/runtime/internal/vec"
 )
 
 // Weighted is a source with its place in the mix.
@@ -534,7 +535,7 @@ func (m *Mixer) mix(sc *mixScratch, budget int, dst []Mixed) []Mixed {
 	sc.keys = sc.keys[:0]
 	for i := range sc.entries {
 		if en := &sc.entries[i]; en.taken {
-			sc.keys = append(sc.keys, mixKey{key: uint64(descending(en.score))<<32 | uint64(en.item), entry: int32(i)})
+			sc.keys = append(sc.keys, mixKey{key: uint64(vec.DescKey(en.score))<<32 | uint64(en.item), entry: int32(i)})
 		}
 	}
 	slices.SortFunc(sc.keys, func(a, b mixKey) int { return cmp.Compare(a.key, b.key) })
@@ -549,16 +550,6 @@ func (m *Mixer) mix(sc *mixScratch, budget int, dst []Mixed) []Mixed {
 type mixKey struct {
 	key   uint64
 	entry int32
-}
-
-// descending maps a score (not NaN) to a number that is smaller the higher
-// the score: the float's bits made to order as the float does, inverted.
-func descending(f float32) uint32 {
-	b := math.Float32bits(f + 0) // -0 as +0
-	if b>>31 != 0 {
-		return b // negative: larger bits are lower scores
-	}
-	return ^(b | 1<<31)
 }
 
 func (m *Mixer) limit(i, budget int) int {

@@ -19,7 +19,6 @@ package sources
 import (
 	"context"
 	"errors"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -476,21 +475,4 @@ type sourceFunc func(ctx context.Context, req *Request, limit int, dst []Candida
 
 func (f sourceFunc) Fetch(ctx context.Context, req *Request, limit int, dst []Candidate) ([]Candidate, error) {
 	return f(ctx, req, limit, dst)
-}
-
-// TestDescendingOrdersScoresBestFirst: the mixer's sort key of a score is
-// smaller exactly when the score is higher, over signs, zeros and
-// infinities.
-func TestDescendingOrdersScoresBestFirst(t *testing.T) {
-	scores := []float32{float32(math.Inf(1)), 1, 0.75, 0.5, 1e-30, 0, -1e-30, -0.5, -2, float32(math.Inf(-1))}
-	for i, a := range scores {
-		for j, b := range scores {
-			if got, want := descending(a) < descending(b), i < j; got != want {
-				t.Errorf("descending(%g) < descending(%g) = %v, want %v", a, b, got, want)
-			}
-		}
-	}
-	if negZero := float32(math.Copysign(0, -1)); descending(negZero) != descending(0) {
-		t.Errorf("-0 and +0 have keys %#x and %#x, want equal", descending(negZero), descending(0))
-	}
 }
