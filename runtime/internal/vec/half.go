@@ -16,7 +16,11 @@ limitations under the License.
 
 package vec
 
-import "github.com/x448/float16"
+import (
+	"unsafe"
+
+	"github.com/x448/float16"
+)
 
 // Half-precision vectors hold IEEE 754 binary16 values as their bits, a
 // uint16 each: half the memory of float32, and half the cache lines that a
@@ -53,4 +57,10 @@ func dotHalfGeneric(a []float32, b []uint16) float32 {
 		a, b = a[k:], b[k:]
 	}
 	return sum
+}
+
+func dotHalfRowsGeneric(a []float32, rows []*uint16, out []float32) {
+	for i, r := range rows {
+		out[i] = dotHalfGeneric(a, unsafe.Slice(r, len(a)))
+	}
 }

@@ -32,6 +32,20 @@ func DotHalf(a []float32, b []uint16) float32 {
 	return dotHalfGeneric(a, b)
 }
 
+// DotHalfRows sets out[i] to DotHalf(a, the row at rows[i]) for every row:
+// each row is len(a) half-precision values from its pointer. One call
+// scores a whole batch, as an HNSW search scores a node's neighbours, where
+// a call per row (and its ABI wrapper) cost as much as the arithmetic. It
+// panics if out is shorter than rows.
+func DotHalfRows(a []float32, rows []*uint16, out []float32) {
+	out = out[:len(rows)]
+	if useHalf {
+		dotHalfRowsAVX2(a, rows, out)
+		return
+	}
+	dotHalfRowsGeneric(a, rows, out)
+}
+
 // EncodeHalf stores src in dst at half precision, rounding to nearest even;
 // values past the range become ±Inf. It panics if dst is shorter than src.
 func EncodeHalf(dst []uint16, src []float32) {
@@ -67,6 +81,12 @@ func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
 //
 //go:noescape
 func dotHalfAVX2(a []float32, b []uint16) float32
+
+// dotHalfRowsAVX2 is DotHalfRows with AVX2, FMA and F16C; len(out) must
+// equal len(rows).
+//
+//go:noescape
+func dotHalfRowsAVX2(a []float32, rows []*uint16, out []float32)
 
 // encodeHalfAVX2 is EncodeHalf with F16C; len(dst) must equal len(src).
 //

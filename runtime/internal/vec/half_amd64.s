@@ -94,6 +94,85 @@ done:
 	MOVSS X0, ret+48(FP)
 	RET
 
+// func dotHalfRowsAVX2(a []float32, rows []*uint16, out []float32)
+// dotHalfAVX2's loops for each row in turn, the row's address from rows;
+// the out-of-order core overlaps one row's reduction with the next row's
+// loads.
+TEXT ·dotHalfRowsAVX2(SB), NOSPLIT, $0-72
+	MOVQ a_base+0(FP), SI
+	MOVQ a_len+8(FP), DX
+	MOVQ rows_base+24(FP), R8
+	MOVQ rows_len+32(FP), R9
+	MOVQ out_base+48(FP), R10
+	XORQ R11, R11
+
+row:
+	CMPQ R11, R9
+	JGE  rowsdone
+	MOVQ (R8)(R11*8), DI
+	MOVQ SI, BX
+	MOVQ DX, CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+rloop32:
+	CMPQ CX, $32
+	JLT  rloop8
+	VCVTPH2PS (DI), Y4
+	VCVTPH2PS 16(DI), Y5
+	VCVTPH2PS 32(DI), Y6
+	VCVTPH2PS 48(DI), Y7
+	VFMADD231PS (BX), Y4, Y0
+	VFMADD231PS 32(BX), Y5, Y1
+	VFMADD231PS 64(BX), Y6, Y2
+	VFMADD231PS 96(BX), Y7, Y3
+	ADDQ $128, BX
+	ADDQ $64, DI
+	SUBQ $32, CX
+	JMP  rloop32
+
+rloop8:
+	CMPQ CX, $8
+	JLT  rreduce
+	VCVTPH2PS (DI), Y4
+	VFMADD231PS (BX), Y4, Y0
+	ADDQ $32, BX
+	ADDQ $16, DI
+	SUBQ $8, CX
+	JMP  rloop8
+
+rreduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+
+rtail:
+	CMPQ CX, $0
+	JEQ  rstore
+	MOVWLZX (DI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VFMADD231SS (BX), X1, X0
+	ADDQ $4, BX
+	ADDQ $2, DI
+	DECQ CX
+	JMP  rtail
+
+rstore:
+	MOVSS X0, (R10)(R11*4)
+	INCQ R11
+	JMP  row
+
+rowsdone:
+	VZEROUPPER
+	RET
+
 // func decodeHalfAVX2(dst []float32, src []uint16)
 TEXT ·decodeHalfAVX2(SB), NOSPLIT, $0-48
 	MOVQ dst_base+0(FP), DI

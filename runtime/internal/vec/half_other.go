@@ -23,6 +23,13 @@ package vec
 // len(a) are ignored.
 func DotHalf(a []float32, b []uint16) float32 { return dotHalfGeneric(a, b) }
 
+// DotHalfRows sets out[i] to DotHalf(a, the row at rows[i]) for every row:
+// each row is len(a) half-precision values from its pointer. It panics if
+// out is shorter than rows.
+func DotHalfRows(a []float32, rows []*uint16, out []float32) {
+	dotHalfRowsGeneric(a, rows, out[:len(rows)])
+}
+
 // EncodeHalf stores src in dst at half precision, rounding to nearest even;
 // values past the range become ±Inf. It panics if dst is shorter than src.
 func EncodeHalf(dst []uint16, src []float32) { encodeHalfGeneric(dst, src) }

@@ -35,3 +35,34 @@ loop:
 
 done:
 	RET
+
+// func prefetchRows(rows unsafe.Pointer, count, n uintptr)
+// prefetchRange for each of the count pointers at rows, from the start of
+// the line each row begins in, so that a row that does not start on a
+// line's boundary has its last line asked for too.
+TEXT ·prefetchRows(SB), NOSPLIT, $0-24
+	MOVQ rows+0(FP), SI
+	MOVQ count+8(FP), CX
+	MOVQ n+16(FP), DX
+
+next:
+	TESTQ CX, CX
+	JEQ   rdone
+	MOVQ  (SI), AX
+	LEAQ  (AX)(DX*1), BX
+	ANDQ  $-64, AX
+
+line:
+	CMPQ AX, BX
+	JGE  rowdone
+	PREFETCHT0 (AX)
+	ADDQ $64, AX
+	JMP  line
+
+rowdone:
+	ADDQ $8, SI
+	DECQ CX
+	JMP  next
+
+rdone:
+	RET

@@ -20,3 +20,6 @@ package vec
 
 // Prefetch is a no-op where no prefetch instruction is wired up.
 func Prefetch[T any]([]T) {}
+
+// PrefetchRows is a no-op where no prefetch instruction is wired up.
+func PrefetchRows[T any]([]*T, int) {}

@@ -46,14 +46,19 @@ type searcher struct {
 	sorted  []cand   // scratch space to sort candidates in
 	next    []uint32 // unvisited neighbours of the node being expanded
 	pending []uint32 // unvisited neighbours of the node expanded before, to score
-	eps     []cand   // entry points of the next searchLayer
-	scored  []cand   // every node scored on layer 0, while collect is set (SearchBeam)
-	collect bool
-	keep    []cand   // neighbours chosen by the heuristic
-	layers  [][]cand // per layer, the neighbours chosen for the node being inserted
-	query   []float32
-	self    []float32 // the vector of the node being inserted, widened
-	base    []float32 // the vector that neighbours are chosen against, widened
+	// nextRows and pendingRows hold the vectors of next and pending, and
+	// scores pending's scores, to prefetch and score each batch in one call.
+	nextRows    []*uint16
+	pendingRows []*uint16
+	scores      []float32
+	eps         []cand // entry points of the next searchLayer
+	scored      []cand // every node scored on layer 0, while collect is set (SearchBeam)
+	collect     bool
+	keep        []cand   // neighbours chosen by the heuristic
+	layers      [][]cand // per layer, the neighbours chosen for the node being inserted
+	query       []float32
+	self        []float32 // the vector of the node being inserted, widened
+	base        []float32 // the vector that neighbours are chosen against, widened
 }
 
 func (ix *Index) getSearcher() *searcher {
@@ -108,6 +113,12 @@ func (ix *Index) vec(node uint32) []uint16 {
 	sg, j := ix.seg(node)
 	i := j * ix.dim
 	return sg.vecs[i : i+ix.dim : i+ix.dim]
+}
+
+// row returns the first element of node's vector as stored.
+func (ix *Index) row(node uint32) *uint16 {
+	sg, j := ix.seg(node)
+	return &sg.vecs[j*ix.dim]
 }
 
 // widen returns node's vector in float32, in *buf's memory.
@@ -211,7 +222,7 @@ func (ix *Index) searchLayer(s *searcher, q []float32, qaug float32, ef, level i
 			s.cands = pushMax(s.cands, e)
 		}
 	}
-	s.pending = s.pending[:0]
+	s.pending, s.pendingRows = s.pending[:0], s.pendingRows[:0]
 	for {
 		if len(s.cands) == 0 || len(s.found) >= ef && s.cands[0].score < s.found[0].score {
 			if len(s.pending) == 0 {
@@ -222,30 +233,56 @@ func (ix *Index) searchLayer(s *searcher, q []float32, qaug float32, ef, level i
 		}
 		var c cand
 		s.cands, c = popMax(s.cands)
-		l := ix.links(c.node, level)
-		n := int(atomic.LoadUint32(&l[0]))
-		s.next = s.next[:0]
-		for i := 1; i <= n; i++ {
-			nb := atomic.LoadUint32(&l[i])
-			if !s.visit(nb) {
-				continue
-			}
-			s.next = append(s.next, nb)
-			vec.Prefetch(ix.vec(nb))
-			if qaug != 0 {
+		ix.gather(s, ix.links(c.node, level))
+		s.nextRows = slices.Grow(s.nextRows[:0], len(s.next))
+		for _, nb := range s.next {
+			s.nextRows = append(s.nextRows, ix.row(nb))
+		}
+		vec.PrefetchRows(s.nextRows, ix.dim)
+		if qaug != 0 {
+			for _, nb := range s.next {
 				vec.Prefetch(ix.augSlot(nb))
 			}
 		}
 		ix.scorePending(s, q, qaug, ef, level)
 		s.pending, s.next = s.next, s.pending
+		s.pendingRows, s.nextRows = s.nextRows, s.pendingRows
 	}
+}
+
+// gather sets s.next to the neighbours in the list l that are not yet
+// visited, and marks them visited. Whether a neighbour was seen is a coin
+// toss to the branch predictor, so the loop has no branch on it: every
+// neighbour is written to the end of s.next and kept by advancing the end
+// only if it is new, and likewise its visited word to s.dirty only if the
+// word had no bit set.
+func (ix *Index) gather(s *searcher, l []uint32) {
+	n := min(int(atomic.LoadUint32(&l[0])), len(l)-1)
+	next := slices.Grow(s.next[:0], n)[:n]
+	d := len(s.dirty)
+	dirty := slices.Grow(s.dirty, n)[:d+n]
+	visited := s.visited
+	fresh := 0
+	for i := 1; i <= n; i++ {
+		nb := atomic.LoadUint32(&l[i])
+		w, bit := nb/64, nb%64
+		x := visited[w]
+		next[fresh] = nb
+		dirty[d] = w
+		d += int(1 ^ (x|-x)>>63) // 1 if no bit of the word was set
+		fresh += int(^x >> bit & 1)
+		visited[w] = x | 1<<bit
+	}
+	s.next, s.dirty = next[:fresh], dirty[:d]
 }
 
 // scorePending scores the nodes of s.pending against q and queues those
 // among the best ef found so far.
 func (ix *Index) scorePending(s *searcher, q []float32, qaug float32, ef, level int) {
-	for _, nb := range s.pending {
-		sc := vec.DotHalf(q, ix.vec(nb))
+	s.scores = slices.Grow(s.scores[:0], len(s.pending))[:len(s.pending)]
+	vec.DotHalfRows(q, s.pendingRows, s.scores)
+	for i, nb := range s.pending {
+		sc := s.scores[i]
 		if qaug != 0 {
 			sc += qaug * ix.aug(nb)
 		}
@@ -260,7 +297,7 @@ func (ix *Index) scorePending(s *searcher, q []float32, qaug float32, ef, level 
 		// neighbour list now, so that it is in cache by then.
 		vec.Prefetch(ix.links(nb, level))
 	}
-	s.pending = s.pending[:0]
+	s.pending, s.pendingRows = s.pending[:0], s.pendingRows[:0]
 }
 
 // sortFound sorts s.found best first, with s.sorted as scratch space, and

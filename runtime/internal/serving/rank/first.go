@@ -19,6 +19,7 @@ package rank
 import (
 	"context"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/recpipeline/recpipeline/runtime/internal/vec"
@@ -28,8 +29,17 @@ import (
 // the two-tower model's user embedding with the candidate's precomputed
 // item embedding, and keeps the best.
 type First struct {
-	tower *Tower
-	users sync.Pool // *[]float32, a user embedding
+	tower   *Tower
+	scratch sync.Pool // *firstScratch
+}
+
+// firstScratch is a request's user embedding and candidates' rows and
+// scores.
+type firstScratch struct {
+	user   []float32
+	rows   []*uint16
+	scores []float32
+	zero   []uint16 // the row of a candidate without an embedding
 }
 
 var _ Ranker = (*First)(nil)
@@ -39,30 +49,46 @@ func NewFirst(t *Tower) *First { return &First{tower: t} }
 
 // Rank implements Ranker. A new item not embedded yet scores −∞.
 func (f *First) Rank(_ context.Context, req *Request, cands []Candidate, keep int) ([]Candidate, []string, error) {
-	buf, _ := f.users.Get().(*[]float32)
-	if buf == nil {
-		buf = new([]float32)
+	sc, _ := f.scratch.Get().(*firstScratch)
+	if sc == nil {
+		sc = new(firstScratch)
 	}
-	defer f.users.Put(buf)
-	user := f.tower.UserEmbedding(req.User(), *buf)
-	*buf = user
-	vecs := f.tower.vectors
-	// The candidates' embeddings are scattered over the table: each is
-	// asked for a few candidates ahead of its dot product.
-	const ahead = 8
-	for i := range min(ahead, len(cands)) {
-		vec.Prefetch(vecs.Half(cands[i].Item))
+	defer f.scratch.Put(sc)
+	sc.user = f.tower.UserEmbedding(req.User(), sc.user)
+	sc.score(f.tower.vectors, cands)
+	return TopK(cands, keep), nil, nil
+}
+
+// score sets each candidate's First and Value to the dot product of sc.user
+// with its embedding in vecs, or −∞ if it has none.
+func (sc *firstScratch) score(vecs *Vectors, cands []Candidate) {
+	dim := len(sc.user)
+	if len(sc.zero) != dim {
+		sc.zero = make([]uint16, dim)
+	}
+	sc.rows = slices.Grow(sc.rows[:0], len(cands))
+	for i := range cands {
+		if v := vecs.Half(cands[i].Item); v != nil {
+			sc.rows = append(sc.rows, &v[0])
+		} else {
+			sc.rows = append(sc.rows, &sc.zero[0])
+		}
+	}
+	sc.scores = slices.Grow(sc.scores[:0], len(cands))[:len(cands)]
+	// The candidates' embeddings are scattered over the table: each batch
+	// is asked for while the batch before it is scored.
+	const batch = 16
+	vec.PrefetchRows(sc.rows[:min(batch, len(cands))], dim)
+	for from := 0; from < len(cands); from += batch {
+		to := min(from+batch, len(cands))
+		vec.PrefetchRows(sc.rows[to:min(to+batch, len(cands))], dim)
+		vec.DotHalfRows(sc.user, sc.rows[from:to], sc.scores[from:to])
 	}
 	for i := range cands {
-		if i+ahead < len(cands) {
-			vec.Prefetch(vecs.Half(cands[i+ahead].Item))
-		}
-		if v := vecs.Half(cands[i].Item); v != nil {
-			cands[i].First = vec.DotHalf(user, v)
-		} else {
+		cands[i].First = sc.scores[i]
+		if sc.rows[i] == &sc.zero[0] {
 			cands[i].First = float32(math.Inf(-1))
 		}
 		cands[i].Value = cands[i].First
 	}
-	return TopK(cands, keep), nil, nil
 }
