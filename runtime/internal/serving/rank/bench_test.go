@@ -68,6 +68,18 @@ func BenchmarkTopK300to100(b *testing.B) {
 	}
 }
 
+// BenchmarkTopK1500to300 is the first stage's cut of the mixed candidates,
+// restoring them each iteration.
+func BenchmarkTopK1500to300(b *testing.B) {
+	in := randCands(newRand(12), 1500, 0)
+	c := make([]Candidate, len(in))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(c, in)
+		TopK(c, 300)
+	}
+}
+
 // BenchmarkScoreTopK300to100 is the second stage after the model: value
 // every candidate, keep the best 100.
 func BenchmarkScoreTopK300to100(b *testing.B) {

@@ -146,6 +146,21 @@ func TestTopKTieBreaks(t *testing.T) {
 			k:    2,
 			want: []uint32{2, 3},
 		},
+		"-0 and +0 tie, ordered by ID": {
+			in:   []Candidate{{Item: 1, ID: "b", Value: 0}, {Item: 2, ID: "a", Value: float32(math.Copysign(0, -1))}, {Item: 3, ID: "c", Value: -1}},
+			k:    2,
+			want: []uint32{2, 1},
+		},
+		"NaNs of either sign rank after -Inf, by ID": {
+			in: []Candidate{
+				{Item: 1, ID: "d", Value: float32(math.Copysign(math.NaN(), -1))},
+				{Item: 2, ID: "c", Value: float32(math.Inf(-1))},
+				{Item: 3, ID: "b", Value: nan},
+				{Item: 4, ID: "a", Value: float32(math.Inf(1))},
+			},
+			k:    4,
+			want: []uint32{4, 2, 3, 1},
+		},
 		"k zero keeps none": {
 			in:   []Candidate{{Item: 1, ID: "a", Value: 1}},
 			k:    0,
