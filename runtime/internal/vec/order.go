@@ -29,3 +29,46 @@ func DescKey(score float32) uint32 {
 	}
 	return ^(b | 1<<31)
 }
+
+// SortHigh32 sorts keys ascending by their upper 32 bits, stably, and
+// returns them sorted, in the memory of keys or of tmp, which must be as
+// long. With a DescKey in the upper half and an index in the lower, it
+// orders a batch of scores best first, ties in index order. It is a radix
+// sort, a byte at a time from the least significant, that skips the bytes
+// every key shares: a few passes without a branch to mispredict, where a
+// comparison sort of 1,500 keys took four times as long.
+func SortHigh32(keys, tmp []uint64) []uint64 {
+	if len(keys) < 2 {
+		return keys
+	}
+	tmp = tmp[:len(keys)]
+	var counts [4][256]uint32
+	for _, k := range keys {
+		h := uint32(k >> 32)
+		counts[0][h&0xff]++
+		counts[1][h>>8&0xff]++
+		counts[2][h>>16&0xff]++
+		counts[3][h>>24]++
+	}
+	first := uint32(keys[0] >> 32)
+	src, dst := keys, tmp
+	for pass := range counts {
+		shift := 8 * pass
+		cnt := &counts[pass]
+		if cnt[first>>shift&0xff] == uint32(len(keys)) {
+			continue // every key has this byte
+		}
+		var sum uint32
+		for i, c := range cnt {
+			cnt[i] = sum
+			sum += c
+		}
+		for _, k := range src {
+			d := uint32(k>>32) >> shift & 0xff
+			dst[cnt[d]] = k
+			cnt[d]++
+		}
+		src, dst = dst, src
+	}
+	return src
+}

@@ -17,7 +17,10 @@ limitations under the License.
 package vec
 
 import (
+	"cmp"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -34,5 +37,27 @@ func TestDescKeyOrdersScoresBestFirst(t *testing.T) {
 	}
 	if negZero := float32(math.Copysign(0, -1)); DescKey(negZero) != DescKey(0) {
 		t.Errorf("-0 and +0 have keys %#x and %#x, want equal", DescKey(negZero), DescKey(0))
+	}
+}
+
+// TestSortHigh32 checks the radix sort against a stable comparison sort on
+// the upper halves, for keys that differ in every byte, in some, and not
+// at all, with payloads in the lower halves that must keep their order.
+func TestSortHigh32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		n    int
+		mask uint32 // bits of the upper half that vary
+	}{{0, 0}, {1, ^uint32(0)}, {2, 1}, {1500, ^uint32(0)}, {1500, 0x00ff0f00}, {300, 0}, {700, 0x80000003}} {
+		keys := make([]uint64, tc.n)
+		for i := range keys {
+			keys[i] = uint64(rng.Uint32()&tc.mask|0x12345678&^tc.mask)<<32 | uint64(i)
+		}
+		want := slices.Clone(keys)
+		slices.SortStableFunc(want, func(a, b uint64) int { return cmp.Compare(a>>32, b>>32) })
+		got := SortHigh32(slices.Clone(keys), make([]uint64, tc.n))
+		if !slices.Equal(got, want) {
+			t.Errorf("%d keys varying in %#x: not sorted stably by their upper halves", tc.n, tc.mask)
+		}
 	}
 }

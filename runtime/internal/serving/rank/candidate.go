@@ -116,7 +116,7 @@ func isNaN(x float32) bool { return x != x }
 // space has grown to len(cands).
 //
 // It sorts one integer key a candidate, its Value's order over its index,
-// by radix (see sortKeys), and then orders the runs of equal Values among
+// by radix (vec.SortHigh32), and then orders the runs of equal Values among
 // the first k by Compare's tie-breaks: a heap of candidates compared by
 // Compare, a hundred bytes apart, took four times as long. Each candidate
 // kept is moved once, at the end.
@@ -133,7 +133,7 @@ func TopK(cands []Candidate, k int) []Candidate {
 	for i := range cands {
 		sc.keys[i] = uint64(valueKey(cands[i].Value))<<32 | uint64(i)
 	}
-	keys := sortKeys(sc.keys, sc.tmpKeys)
+	keys := vec.SortHigh32(sc.keys, sc.tmpKeys)
 	// The candidates tied with the k-th take part in its tie-break.
 	end := k
 	for end < n && keys[end]>>32 == keys[k-1]>>32 {
@@ -188,45 +188,6 @@ func valueKey(v float32) uint32 {
 		return math.MaxUint32 // above -Inf's key, the largest of a number
 	}
 	return vec.DescKey(v)
-}
-
-// sortKeys sorts keys ascending by their upper 32 bits, stably, a byte at a
-// time (least significant first), skipping the bytes every key shares, with
-// tmp (as long) as scratch space; it returns the sorted keys, in the memory
-// of either.
-func sortKeys(keys, tmp []uint64) []uint64 {
-	if len(keys) < 2 {
-		return keys
-	}
-	var counts [4][256]uint32
-	for _, k := range keys {
-		h := uint32(k >> 32)
-		counts[0][h&0xff]++
-		counts[1][h>>8&0xff]++
-		counts[2][h>>16&0xff]++
-		counts[3][h>>24]++
-	}
-	first := uint32(keys[0] >> 32)
-	src, dst := keys, tmp
-	for pass := range counts {
-		shift := 8 * pass
-		cnt := &counts[pass]
-		if cnt[first>>shift&0xff] == uint32(len(keys)) {
-			continue // every key has this byte
-		}
-		var sum uint32
-		for i, c := range cnt {
-			cnt[i] = sum
-			sum += c
-		}
-		for _, k := range src {
-			d := uint32(k>>32) >> shift & 0xff
-			dst[cnt[d]] = k
-			cnt[d]++
-		}
-		src, dst = dst, src
-	}
-	return src
 }
 
 // topKScratch is the scratch space of one TopK.

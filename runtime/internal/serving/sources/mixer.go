@@ -189,7 +189,8 @@ type mixScratch struct {
 	entries []entry
 	where   map[uint32]int32 // item -> index in entries
 	lists   []int32          // each source's usable candidates, as entry indices
-	keys    []mixKey         // the taken entries, to sort
+	keys    []uint64         // the taken entries, to sort (see mix)
+	tmpKeys []uint64
 	active  []int
 
 	// excl is the seen filter by catalog ordinal, which the sources read
@@ -529,27 +530,33 @@ func (m *Mixer) mix(sc *mixScratch, budget int, dst []Mixed) []Mixed {
 			}
 		}
 	}
-	// Best first, ties by item: sorted by one integer key, the score's
-	// order over the item, rather than by a float comparison and a
-	// tie-break at every step.
-	sc.keys = sc.keys[:0]
+	// Best first, ties by item: one integer key an entry, its score's
+	// order over its index, sorted by radix, then each run of equal scores
+	// by item.
+	sc.keys, sc.tmpKeys = sc.keys[:0], slices.Grow(sc.tmpKeys[:0], len(sc.entries))
 	for i := range sc.entries {
 		if en := &sc.entries[i]; en.taken {
-			sc.keys = append(sc.keys, mixKey{key: uint64(vec.DescKey(en.score))<<32 | uint64(en.item), entry: int32(i)})
+			sc.keys = append(sc.keys, uint64(vec.DescKey(en.score))<<32|uint64(i))
 		}
 	}
-	slices.SortFunc(sc.keys, func(a, b mixKey) int { return cmp.Compare(a.key, b.key) })
-	for _, k := range sc.keys {
-		en := &sc.entries[k.entry]
+	keys := vec.SortHigh32(sc.keys, sc.tmpKeys[:len(sc.keys)])
+	for lo := 0; lo < len(keys); {
+		hi := lo + 1
+		for hi < len(keys) && keys[hi]>>32 == keys[lo]>>32 {
+			hi++
+		}
+		if hi-lo > 1 {
+			slices.SortFunc(keys[lo:hi], func(a, b uint64) int {
+				return cmp.Compare(sc.entries[uint32(a)].item, sc.entries[uint32(b)].item)
+			})
+		}
+		lo = hi
+	}
+	for _, k := range keys {
+		en := &sc.entries[uint32(k)]
 		dst = append(dst, Mixed{Item: en.item, Sources: en.set, Score: en.score})
 	}
 	return dst
-}
-
-// mixKey orders a mixed entry: see mix.
-type mixKey struct {
-	key   uint64
-	entry int32
 }
 
 func (m *Mixer) limit(i, budget int) int {

@@ -222,6 +222,16 @@ func TestMixDedupe(t *testing.T) {
 			budget: 8,
 			want:   []uint32{0, 1, 100, 2, 3, 4, 101, 5},
 		},
+		"equal scores are ordered by item, whichever source came first": {
+			sources: []Weighted{
+				src(0, "a", listSource{{Item: 50, Score: 2}, {Item: 40, Score: 1}}, 0.5, 0),
+				src(1, "b", listSource{{Item: 10, Score: 2}, {Item: 30, Score: 1}}, 0.5, 0),
+			},
+			budget: 4,
+			// Both sources give 3/4 to their first pick and 1/4 to their
+			// second.
+			want: []uint32{10, 50, 30, 40},
+		},
 		"a source's candidates are taken in its score order": {
 			sources: []Weighted{
 				src(0, "a", listSource{{Item: 3, Score: 1}, {Item: 4, Score: 5}, {Item: 5, Score: 2}, {Item: 6, Score: 0}}, 1, 0),
