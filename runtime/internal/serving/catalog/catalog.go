@@ -46,6 +46,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/vec"
 )
 
 // MaxItems is the largest number of items a catalog holds.
@@ -232,6 +233,15 @@ func (c *Catalog) NewestCreated() (time.Time, bool) {
 func (c *Catalog) Risk(i uint32) float32 {
 	ch, k := c.at(i)
 	return math.Float32frombits(ch.risk[k].Load())
+}
+
+// Prefetch starts loading what ID and Risk read of item i, so that a loop
+// over scattered items can ask for the ones a few steps ahead while it
+// reads this one: each is otherwise a wait on memory.
+func (c *Catalog) Prefetch(i uint32) {
+	ch, k := c.at(i)
+	vec.Prefetch(ch.ids[k : k+1])
+	vec.Prefetch(ch.risk[k : k+1])
 }
 
 // SetRisk changes the integrity risk of item i (an integrity event); the

@@ -167,7 +167,14 @@ func (e *Engine) recommend(ctx context.Context, l *live, req *Request) (*Respons
 	}
 	e.sources.record(l.names, sreq.FailedSources())
 	p.cands = p.cands[:0]
+	const ahead = 16 // candidates whose catalog entries are asked for early
+	for _, m := range p.mixed[:min(ahead, len(p.mixed))] {
+		e.cat.Prefetch(m.Item)
+	}
 	for i, m := range p.mixed {
+		if i+ahead < len(p.mixed) {
+			e.cat.Prefetch(p.mixed[i+ahead].Item)
+		}
 		risk := e.cat.Risk(m.Item)
 		if risk >= TakenDown {
 			continue // whatever the rules say

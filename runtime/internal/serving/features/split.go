@@ -20,6 +20,8 @@ import (
 	"fmt"
 
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/vec"
 )
 
 // Every candidate of a request shares the user's blocks, so a ranker may
@@ -101,6 +103,9 @@ func (a *Assembler) FillSplit(u *UserContext, items []uint32, shared []float32, 
 			continue
 		}
 		for r, o := range items {
+			if r+fillAhead < len(items) {
+				a.prefetchItem(op, items[r+fillAhead], items[r+fillAhead/2])
+			}
 			seg := dst.Data[r*dst.Stride+off : r*dst.Stride+off+op.width]
 			if op.kind == idAffinity {
 				seg[0] = a.affinityOf(pool, o)
@@ -109,5 +114,30 @@ func (a *Assembler) FillSplit(u *UserContext, items []uint32, shared []float32, 
 			a.fillItem(u, op, o, seg)
 		}
 		off += op.width
+	}
+}
+
+// fillAhead is how many items ahead of the one it fills FillSplit asks for
+// an item's rows; the id embedding's row number, itself a read, is asked for
+// at that distance and read at half of it.
+const fillAhead = 16
+
+// prefetchItem starts loading what filling op's block reads of item far,
+// and of item near the row of its id embedding, whose row number far's
+// prefetch asked for.
+func (a *Assembler) prefetchItem(op op, far, near uint32) {
+	switch {
+	case op.pad:
+	case op.kind == itemFeatures:
+		vec.Prefetch(a.cat.Features(far))
+	case op.kind == itemID || op.kind == idAffinity:
+		if rows := a.idRows.rows; int(far) < len(rows) && int(near) < len(rows) {
+			vec.Prefetch(rows[far : far+1])
+			if r := rows[near]; r >= 0 {
+				vec.Prefetch(a.itemIDs.Vector(r))
+			}
+		}
+	case op.kind == twoTowerScore:
+		vec.Prefetch(a.vectors.Half(far))
 	}
 }
