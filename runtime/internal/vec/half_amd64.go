@@ -27,7 +27,14 @@ var useHalf = useAVX2 && hasF16C()
 // len(a) are ignored.
 func DotHalf(a []float32, b []uint16) float32 {
 	if useHalf {
-		return dotHalfAVX2(a, b[:len(a)])
+		b = b[:len(a)]
+		if len(a) == 0 {
+			return 0
+		}
+		// One row of the batch kernel: one copy of the loop.
+		rows, out := [1]*uint16{&b[0]}, [1]float32{}
+		dotHalfRowsAVX2(a, rows[:], out[:])
+		return out[0]
 	}
 	return dotHalfGeneric(a, b)
 }
@@ -75,12 +82,6 @@ func hasF16C() bool {
 
 //go:noescape
 func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
-
-// dotHalfAVX2 is DotHalf with AVX2, FMA and F16C; len(b) must be at least
-// len(a).
-//
-//go:noescape
-func dotHalfAVX2(a []float32, b []uint16) float32
 
 // dotHalfRowsAVX2 is DotHalfRows with AVX2, FMA and F16C; len(out) must
 // equal len(rows).

@@ -29,75 +29,12 @@ TEXT ·cpuid(SB), NOSPLIT, $0-24
 	MOVL DX, edx+20(FP)
 	RET
 
-// func dotHalfAVX2(a []float32, b []uint16) float32
-// dotAVX2's loop, each 8 halves of b widened to 8 floats (VCVTPH2PS) on
-// the way into the FMA: four independent accumulators over 32 elements per
-// step, then 8 per step, then single elements.
-TEXT ·dotHalfAVX2(SB), NOSPLIT, $0-52
-	MOVQ a_base+0(FP), SI
-	MOVQ a_len+8(FP), CX
-	MOVQ b_base+24(FP), DI
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-
-loop32:
-	CMPQ CX, $32
-	JLT  loop8
-	VCVTPH2PS (DI), Y4
-	VCVTPH2PS 16(DI), Y5
-	VCVTPH2PS 32(DI), Y6
-	VCVTPH2PS 48(DI), Y7
-	VFMADD231PS (SI), Y4, Y0
-	VFMADD231PS 32(SI), Y5, Y1
-	VFMADD231PS 64(SI), Y6, Y2
-	VFMADD231PS 96(SI), Y7, Y3
-	ADDQ $128, SI
-	ADDQ $64, DI
-	SUBQ $32, CX
-	JMP  loop32
-
-loop8:
-	CMPQ CX, $8
-	JLT  reduce
-	VCVTPH2PS (DI), Y4
-	VFMADD231PS (SI), Y4, Y0
-	ADDQ $32, SI
-	ADDQ $16, DI
-	SUBQ $8, CX
-	JMP  loop8
-
-reduce:
-	VADDPS Y1, Y0, Y0
-	VADDPS Y3, Y2, Y2
-	VADDPS Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VHADDPS X0, X0, X0
-	VHADDPS X0, X0, X0
-
-tail:
-	CMPQ CX, $0
-	JEQ  done
-	MOVWLZX (DI), AX
-	VMOVD AX, X1
-	VCVTPH2PS X1, X1
-	VFMADD231SS (SI), X1, X0
-	ADDQ $4, SI
-	ADDQ $2, DI
-	DECQ CX
-	JMP  tail
-
-done:
-	VZEROUPPER
-	MOVSS X0, ret+48(FP)
-	RET
-
 // func dotHalfRowsAVX2(a []float32, rows []*uint16, out []float32)
-// dotHalfAVX2's loops for each row in turn, the row's address from rows;
-// the out-of-order core overlaps one row's reduction with the next row's
-// loads.
+// For each row in turn, its address from rows: dotAVX2's loop, each 8
+// halves widened to 8 floats (VCVTPH2PS) on the way into the FMA, four
+// independent accumulators over 32 elements per step, then 8 per step,
+// then single elements. The out-of-order core overlaps one row's
+// reduction with the next row's loads.
 TEXT ·dotHalfRowsAVX2(SB), NOSPLIT, $0-72
 	MOVQ a_base+0(FP), SI
 	MOVQ a_len+8(FP), DX
