@@ -16,7 +16,10 @@ limitations under the License.
 
 package vec
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // DescKey maps a score (not NaN) to an integer that is smaller the higher
 // the score, so that sorting keys ascending (or by radix, a byte at a
@@ -71,4 +74,20 @@ func SortHigh32(keys, tmp []uint64) []uint64 {
 		src, dst = dst, src
 	}
 	return src
+}
+
+// SortTies sorts each run of keys whose upper 32 bits are equal, as
+// SortHigh32 leaves them, by cmp: the tie-break a radix sort on the upper
+// halves cannot make.
+func SortTies(keys []uint64, cmp func(a, b uint64) int) {
+	for lo := 0; lo < len(keys); {
+		hi := lo + 1
+		for hi < len(keys) && keys[hi]>>32 == keys[lo]>>32 {
+			hi++
+		}
+		if hi-lo > 1 {
+			slices.SortFunc(keys[lo:hi], cmp)
+		}
+		lo = hi
+	}
 }

@@ -61,3 +61,14 @@ func TestSortHigh32(t *testing.T) {
 		}
 	}
 }
+
+// TestSortTies checks that each run of equal upper halves is sorted by the
+// comparison and that no key crosses into another run.
+func TestSortTies(t *testing.T) {
+	keys := []uint64{1<<32 | 9, 1<<32 | 3, 1<<32 | 5, 2<<32 | 1, 3<<32 | 8, 3<<32 | 2}
+	SortTies(keys, func(a, b uint64) int { return cmp.Compare(uint32(a), uint32(b)) })
+	want := []uint64{1<<32 | 3, 1<<32 | 5, 1<<32 | 9, 2<<32 | 1, 3<<32 | 2, 3<<32 | 8}
+	if !slices.Equal(keys, want) {
+		t.Errorf("SortTies = %x, want %x", keys, want)
+	}
+}

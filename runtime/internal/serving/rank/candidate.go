@@ -139,18 +139,9 @@ func TopK(cands []Candidate, k int) []Candidate {
 	for end < n && keys[end]>>32 == keys[k-1]>>32 {
 		end++
 	}
-	for lo := 0; lo < k; {
-		hi := lo + 1
-		for hi < end && keys[hi]>>32 == keys[lo]>>32 {
-			hi++
-		}
-		if hi-lo > 1 {
-			slices.SortFunc(keys[lo:hi], func(a, b uint64) int {
-				return Compare(&cands[uint32(a)], &cands[uint32(b)])
-			})
-		}
-		lo = hi
-	}
+	vec.SortTies(keys[:end], func(a, b uint64) int {
+		return Compare(&cands[uint32(a)], &cands[uint32(b)])
+	})
 	// Gather the kept in order, move the candidates of cands[:k] that are
 	// not kept to the places past k that kept ones leave, and put the kept
 	// in front.

@@ -540,18 +540,9 @@ func (m *Mixer) mix(sc *mixScratch, budget int, dst []Mixed) []Mixed {
 		}
 	}
 	keys := vec.SortHigh32(sc.keys, sc.tmpKeys[:len(sc.keys)])
-	for lo := 0; lo < len(keys); {
-		hi := lo + 1
-		for hi < len(keys) && keys[hi]>>32 == keys[lo]>>32 {
-			hi++
-		}
-		if hi-lo > 1 {
-			slices.SortFunc(keys[lo:hi], func(a, b uint64) int {
-				return cmp.Compare(sc.entries[uint32(a)].item, sc.entries[uint32(b)].item)
-			})
-		}
-		lo = hi
-	}
+	vec.SortTies(keys, func(a, b uint64) int {
+		return cmp.Compare(sc.entries[uint32(a)].item, sc.entries[uint32(b)].item)
+	})
 	for _, k := range keys {
 		en := &sc.entries[uint32(k)]
 		dst = append(dst, Mixed{Item: en.item, Sources: en.set, Score: en.score})
