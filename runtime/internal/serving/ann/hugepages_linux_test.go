@@ -33,12 +33,12 @@ func TestHugeSlabIsAlignedChargedAndReleased(t *testing.T) {
 	}
 	// A slab mapped without a limit, collected while one is set, leaves it
 	// alone.
-	debug.SetMemoryLimit(math.MaxInt64)
+	old := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
 	earlier := new(int)
 	_ = hugeSlab[uint16](earlier, hugePage)
 	const limit = 8 << 30
-	old := debug.SetMemoryLimit(limit)
-	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	debug.SetMemoryLimit(limit)
 	runtime.KeepAlive(earlier)
 	for range 3 {
 		runtime.GC()
