@@ -28,11 +28,15 @@ import (
 	"path/filepath"
 
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/strpack"
 )
 
 // Artifact is a loaded, validated model. Exactly one of MLP, TwoTower and
 // MTML is set, according to Manifest.Kind.
 type Artifact struct {
+	// Manifest is the model's manifest, except that its Embeddings carry no
+	// IDs: the Embeddings below hold them, packed.
 	Manifest Manifest
 	MLP      *MLP
 	TwoTower *TwoTower
@@ -49,12 +53,13 @@ type Artifact struct {
 // written here rather than a Go map: a map from a million string keys takes
 // about 58 bytes a key, all of them scanned by every collection, where the
 // table takes 8 bytes a key and holds no pointers; the keys themselves are
-// kept once, in ids. (The catalog's index of ids is the same kind of table
-// but grows under concurrent inserts and keeps a hash per slot, twice the
-// bytes; a model's keys are fixed when it loads.)
+// kept once, packed in one block (strpack.Table) that holds no pointers
+// either. (The catalog's index of ids is the same kind of table but grows
+// under concurrent inserts and keeps a hash per slot, twice the bytes; a
+// model's keys are fixed when it loads.)
 type Embedding struct {
 	width int
-	ids   []string
+	ids   strpack.Table // one block, which collections do not read
 	seed  maphash.Seed
 	slots []uint32  // row+1 of the key hashing there, 0 for none; a power of two at most half full
 	table []float32 // len(ids)×width
@@ -62,7 +67,7 @@ type Embedding struct {
 
 // NewEmbedding builds a table of width-long vectors, row r of table (row
 // major) being the vector of ids[r]. IDs must be non-empty and unique. The
-// table keeps ids.
+// table keeps a packed copy of ids.
 func NewEmbedding(ids []string, width int, table []float32) (*Embedding, error) {
 	if width < 1 || len(table) != len(ids)*width {
 		return nil, invalidf("embedding: %d values for %d keys of width %d", len(table), len(ids), width)
@@ -71,7 +76,11 @@ func NewEmbedding(ids []string, width int, table []float32) (*Embedding, error) 
 	for size < 2*len(ids) {
 		size *= 2
 	}
-	e := &Embedding{width: width, ids: ids, seed: maphash.MakeSeed(), slots: make([]uint32, size), table: table}
+	packed, err := strpack.NewTable(ids)
+	if err != nil {
+		return nil, invalidf("embedding: %v", err)
+	}
+	e := &Embedding{width: width, ids: packed, seed: maphash.MakeSeed(), slots: make([]uint32, size), table: table}
 	for r, id := range ids {
 		i, found := e.probe(id)
 		if found || id == "" {
@@ -91,7 +100,7 @@ func (e *Embedding) probe(id string) (int, bool) {
 		if s == 0 {
 			return int(i), false
 		}
-		if e.ids[s-1] == id {
+		if e.ids.At(int(s-1)) == id {
 			return int(i), true
 		}
 	}
@@ -101,7 +110,7 @@ func (e *Embedding) probe(id string) (int, bool) {
 func (e *Embedding) Width() int { return e.width }
 
 // Len is the number of keys.
-func (e *Embedding) Len() int { return len(e.ids) }
+func (e *Embedding) Len() int { return e.ids.Len() }
 
 // Lookup returns the vector of key id (a view of the table, not to be
 // modified), or nil when the table does not list it. It allocates nothing.
@@ -142,6 +151,15 @@ func New(m *Manifest, tensors map[string]Tensor) (*Artifact, error) {
 		return nil, err
 	}
 	a := &Artifact{Manifest: *m}
+	if len(m.Embeddings) > 0 {
+		// The manifest's ids, a string object each, would stay reachable
+		// through a.Manifest; the embeddings keep them packed instead.
+		a.Manifest.Embeddings = make(map[string]EmbeddingSpec, len(m.Embeddings))
+		for name, spec := range m.Embeddings {
+			spec.IDs = nil
+			a.Manifest.Embeddings[name] = spec
+		}
+	}
 	for name, spec := range m.Embeddings {
 		e, err := NewEmbedding(spec.IDs, spec.Width, tensors[EmbeddingName(name)].Data)
 		if err != nil {

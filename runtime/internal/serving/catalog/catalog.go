@@ -46,6 +46,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/recpipeline/recpipeline/runtime/internal/dataset"
+	"github.com/recpipeline/recpipeline/runtime/internal/strpack"
 	"github.com/recpipeline/recpipeline/runtime/internal/vec"
 )
 
@@ -76,7 +77,8 @@ type chunk struct {
 type Catalog struct {
 	dim int
 
-	mu     sync.Mutex // serialises Add
+	mu     sync.Mutex     // serialises Add
+	pack   strpack.Packer // the ids' and author names' blocks; held with mu
 	n      atomic.Uint32
 	chunks atomic.Pointer[[]*chunk]
 	ids    *hashIndex
@@ -91,6 +93,7 @@ type Catalog struct {
 	// The user table; read-only once the catalog is built.
 	userDim   int
 	users     map[string]uint32 // row in userSlab
+	userIDs   []string          // by row; the map's keys, packed
 	userSlab  []float32
 	userZeros []float32
 }
@@ -146,7 +149,9 @@ func (c *Catalog) addUser(u *dataset.User) error {
 	if _, dup := c.users[u.ID]; dup {
 		return fmt.Errorf("user %q appears twice", u.ID)
 	}
-	c.users[u.ID] = uint32(len(c.users))
+	id := c.pack.String(u.ID)
+	c.users[id] = uint32(len(c.userIDs))
+	c.userIDs = append(c.userIDs, id)
 	c.userSlab = append(c.userSlab, u.Features...)
 	return nil
 }
@@ -265,6 +270,16 @@ func (c *Catalog) UserFeatureDim() int { return c.userDim }
 // NumUsers returns the number of users in the user table.
 func (c *Catalog) NumUsers() int { return len(c.users) }
 
+// UserID returns the user table's copy of id, and whether the table lists
+// the user: a string that shares the table's blocks, for what is kept long.
+func (c *Catalog) UserID(id string) (string, bool) {
+	row, ok := c.users[id]
+	if !ok {
+		return id, false
+	}
+	return c.userIDs[row], true
+}
+
 // UserFeatures returns the feature vector of the user, UserFeatureDim()
 // values, and whether the user is in the user table; for an unknown user it
 // returns zeros and false. The slice is a view into the catalog's storage:
@@ -308,7 +323,7 @@ func (c *Catalog) addLocked(item *dataset.Item) (uint32, error) {
 		chunks = grown
 	}
 	ch, k := chunks[n>>chunkBits], n&chunkMask
-	ch.ids[k] = item.ID
+	ch.ids[k] = c.pack.String(item.ID)
 	ch.authors[k] = c.internAuthor(item.Author)
 	ch.created[k] = item.Created.UnixMilli()
 	ch.risk[k].Store(math.Float32bits(float32(item.IntegrityRisk)))
@@ -331,6 +346,7 @@ func (c *Catalog) internAuthor(name string) uint32 {
 	}
 	names := *c.authorNames.Load()
 	a := uint32(len(names))
+	name = c.pack.String(name)
 	names = append(names, name)
 	c.authorNames.Store(&names)
 	c.authorIndex.insert(name, a)

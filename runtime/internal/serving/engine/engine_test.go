@@ -31,8 +31,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/serving/rank"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
 	"github.com/recpipeline/recpipeline/runtime/internal/testworld"
 	"github.com/recpipeline/recpipeline/runtime/internal/training/rectrain"
@@ -476,6 +478,38 @@ func TestNewItemSurvivesRestart(t *testing.T) {
 	checkRecommendedToFollower(t, e2, "u14", "fresh-d", "a4")
 }
 
+// TestIngestSharesCatalogIDs checks that the events the store keeps point
+// at the catalog's ids rather than at their own copies, which would be an
+// object each for every collection to mark.
+func TestIngestSharesCatalogIDs(t *testing.T) {
+	e := open(t, testConfig(world(t)), t.TempDir())
+	item, author := e.cat.ID(3), e.cat.Author(3)
+	user, ok := e.cat.UserID("u1")
+	if !ok {
+		t.Fatal("the test world has no user u1")
+	}
+	events := []store.Event{
+		{Type: store.Like, User: strings.Clone(user), Item: strings.Clone(item)},
+		{Type: store.Follow, User: "u1", Author: strings.Clone(author)},
+		{Type: store.Click, User: "no-such-user", Item: "not-in-the-catalog"},
+	}
+	if err := e.Ingest(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.StringData(events[0].Item) != unsafe.StringData(item) {
+		t.Errorf("the like's item %q is a copy, not the catalog's", events[0].Item)
+	}
+	if unsafe.StringData(events[0].User) != unsafe.StringData(user) {
+		t.Errorf("the like's user %q is a copy, not the catalog's", events[0].User)
+	}
+	if unsafe.StringData(events[1].Author) != unsafe.StringData(author) {
+		t.Errorf("the follow's author %q is a copy, not the catalog's", events[1].Author)
+	}
+	if events[2].Item != "not-in-the-catalog" || events[2].User != "no-such-user" {
+		t.Errorf("ids the catalog lacks became %q and %q", events[2].User, events[2].Item)
+	}
+}
+
 func TestIngestRefusesInvalidEvents(t *testing.T) {
 	e := open(t, testConfig(world(t)), t.TempDir())
 	valid := store.Event{Type: store.NewItem, Item: "would-be", Author: "a1"}
@@ -666,4 +700,33 @@ func TestIntegrityEventsSetRisksAndTakeItemsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(open(t, cfg, state), "after a restart")
+}
+
+// TestSourceNames checks the names a response gives each set of sources,
+// from the table responses share and past it, and that a reader's append
+// cannot write into the shared table.
+func TestSourceNames(t *testing.T) {
+	e := open(t, testConfig(world(t)), t.TempDir())
+	shared := e.live.Load()
+	many := &live{names: []string{"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"}}
+	for _, l := range []*live{shared, many} {
+		for set := range rank.SourceSet(1) << len(l.names) {
+			var want []string
+			for i, name := range l.names {
+				if set&(1<<i) != 0 {
+					want = append(want, name)
+				}
+			}
+			got := l.sourceNames(set)
+			if !slices.Equal(got, want) {
+				t.Fatalf("%d sources, set %b: names %v, want %v", len(l.names), set, got, want)
+			}
+			if cap(got) != len(got) {
+				t.Fatalf("set %b: names have room for %d more: an append would write into the shared list", set, cap(got)-len(got))
+			}
+		}
+	}
+	if len(shared.sets) == 0 {
+		t.Error("the test config's responses share no names")
+	}
 }

@@ -29,6 +29,30 @@ import (
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/store"
 )
 
+// shareIDs points the events' user, item and author ids at the catalog's
+// copies where the catalog has them. The store keeps the strings of what
+// it remembers (its users, seen items, engagements, popularity, follows):
+// decoded ones would be an object each, for every collection to mark,
+// where the catalog's share its blocks (strpack).
+func (e *Engine) shareIDs(events []store.Event) {
+	for i := range events {
+		ev := &events[i]
+		if ev.User != "" {
+			ev.User, _ = e.cat.UserID(ev.User)
+		}
+		if ev.Item != "" {
+			if o, ok := e.cat.Ordinal(ev.Item); ok {
+				ev.Item = e.cat.ID(o)
+			}
+		}
+		if ev.Author != "" {
+			if a, ok := e.cat.LookupAuthor(ev.Author); ok {
+				ev.Author = e.cat.AuthorName(a)
+			}
+		}
+	}
+}
+
 // Ingest records events; new items join the catalog, the embeddings and
 // the indexes before the call returns. A batch is checked whole first: when
 // Ingest returns an error wrapping store.ErrInvalidEvent nothing of it was
@@ -41,6 +65,7 @@ func (e *Engine) Ingest(ctx context.Context, events []store.Event) error {
 	if err := e.checkIntegrity(events); err != nil {
 		return err
 	}
+	e.shareIDs(events)
 	var now time.Time
 	var published []store.Event // events with new items dated
 	for i := range events {

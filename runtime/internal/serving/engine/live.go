@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,11 +39,15 @@ type live struct {
 	cfg      *config.Config
 	revision string
 	names    []string // source names by index, for responses
-	mixer    *sources.Mixer
-	first    rank.Ranker
-	second   rank.Ranker
-	rules    rerank.Chain
-	ann      map[string]sources.Source // the ANN sources this process runs, by name
+	// sets lists the names of each set of sources (indexed by the
+	// rank.SourceSet), shared by every response, when there are at most
+	// maxSharedSets sources.
+	sets   [][]string
+	mixer  *sources.Mixer
+	first  rank.Ranker
+	second rank.Ranker
+	rules  rerank.Chain
+	ann    map[string]sources.Source // the ANN sources this process runs, by name
 	// engagements is how many of the user's latest engagements a request
 	// reads: what the features pool and what the ItemToItemANN sources
 	// seed from.
@@ -127,7 +132,38 @@ func (e *Engine) compileArm(cfg *config.Config) (*live, error) {
 			Min:      lc.FirstStage.Keep,
 		})
 	}
+	if len(l.names) <= maxSharedSets {
+		l.sets = make([][]string, 1<<len(l.names))
+		for set := range l.sets {
+			var names []string
+			for i, name := range l.names {
+				if rank.SourceSet(set).Has(i) {
+					names = append(names, name)
+				}
+			}
+			l.sets[set] = slices.Clip(names) // an append by a reader copies
+		}
+	}
 	return l, nil
+}
+
+// maxSharedSets is how many sources a live config may have for its
+// responses to share one list of names per set of sources (2^8 lists).
+const maxSharedSets = 8
+
+// sourceNames returns the names of the sources of set, a list that
+// responses share and no one may modify.
+func (l *live) sourceNames(set rank.SourceSet) []string {
+	if int(set) < len(l.sets) {
+		return l.sets[set]
+	}
+	var names []string
+	for i, name := range l.names {
+		if set.Has(i) {
+			names = append(names, name)
+		}
+	}
+	return slices.Clip(names)
 }
 
 // firstStage is the first ranker: the process's own, the remote stage's in
@@ -257,6 +293,11 @@ func (e embedder) EmbedUser(_ context.Context, req *sources.Request, dst []float
 	if s == nil {
 		return dst, errors.New("the request carries no user state")
 	}
-	uc := features.NewUserContext(s.User, req.Time(), e.cat, s.Engagements, s.Follows)
+	uc := userContexts.Get().(*features.UserContext)
+	defer userContexts.Put(uc)
+	uc.Reset(s.User, req.Time(), e.cat, s.Engagements, s.Follows)
 	return e.t.UserEmbedding(uc, dst), nil
 }
+
+// userContexts keeps EmbedUser's user contexts for their buffers.
+var userContexts = sync.Pool{New: func() any { return new(features.UserContext) }}

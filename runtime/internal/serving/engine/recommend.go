@@ -308,12 +308,7 @@ func (e *Engine) logServed(l *live, req *Request, resp *Response, final []rank.C
 func (l *live) response(req *Request, final []rank.Candidate, heads []string) *Response {
 	resp := &Response{RequestID: req.ID, User: req.User, Revision: l.revision, Arm: l.arm, Items: make([]Item, 0, len(final))}
 	for _, c := range final {
-		it := Item{ID: c.ID, Author: c.Author, Score: float64(c.Value), Risk: float64(c.Risk)}
-		for i, name := range l.names {
-			if c.Sources.Has(i) {
-				it.Sources = append(it.Sources, name)
-			}
-		}
+		it := Item{ID: c.ID, Author: c.Author, Score: float64(c.Value), Risk: float64(c.Risk), Sources: l.sourceNames(c.Sources)}
 		if req.Debug && len(c.Probs) == len(heads) {
 			it.Heads = map[string]float64{}
 			for j, h := range heads {

@@ -138,6 +138,7 @@ type Tower struct {
 	item    *features.Assembler
 	vectors *Vectors
 	pool    sync.Pool // *model.Workspace
+	inputs  sync.Pool // *[]float32, the user tower's input row
 }
 
 // itemBatch is how many items go through the item tower at once at load.
@@ -243,7 +244,15 @@ func (t *Tower) Flat() []float32 {
 func (t *Tower) UserEmbedding(uc *features.UserContext, dst []float32) []float32 {
 	ws := t.workspace()
 	defer t.pool.Put(ws)
-	in := make([]float32, t.user.Width())
+	inp, _ := t.inputs.Get().(*[]float32)
+	if inp == nil {
+		inp = new([]float32)
+	}
+	defer t.inputs.Put(inp)
+	w := t.user.Width()
+	in := slices.Grow((*inp)[:0], w)[:w]
+	*inp = in
+	clear(in)
 	t.user.FillUser(uc, in)
 	e := t.model.UserEmbeddings(blas32.General{Rows: 1, Cols: len(in), Stride: len(in), Data: in}, ws)
 	return append(dst[:0], e.Data[:t.model.Dim]...)

@@ -251,6 +251,20 @@ func (m *Mixer) Mix(ctx context.Context, req *Request, budget int, seen *store.F
 	sc.excl.reset(seen, m.items)
 	req.excl = &sc.excl
 	start := time.Now()
+	// A context a distinct timeout rather than one a source: configs
+	// mostly give every source the same, and a context with a deadline is
+	// a timer and two objects for the collector.
+	var timed [rank.MaxSources]struct {
+		d      time.Duration
+		ctx    context.Context
+		cancel context.CancelFunc
+	}
+	n := 0
+	defer func() {
+		for k := range n {
+			timed[k].cancel()
+		}
+	}()
 	for i := range m.slots {
 		s, st := &m.slots[i], &sc.st[i]
 		limit := budget
@@ -259,10 +273,21 @@ func (m *Mixer) Mix(ctx context.Context, req *Request, budget int, seen *store.F
 		}
 		st.pending, st.got = true, nil
 		st.deadline = time.Time{}
+		sctx := ctx
 		if s.Timeout > 0 {
 			st.deadline = start.Add(s.Timeout)
+			k := 0
+			for k < n && timed[k].d != s.Timeout {
+				k++
+			}
+			if k == n {
+				timed[k].d = s.Timeout
+				timed[k].ctx, timed[k].cancel = context.WithDeadline(ctx, st.deadline)
+				n++
+			}
+			sctx = timed[k].ctx
 		}
-		go m.run(ctx, sc.ch, i, req, limit, st.buf[:0])
+		go m.run(sctx, sc.ch, i, req, limit, st.buf[:0])
 	}
 	if err := m.wait(ctx, sc, req, start); err != nil {
 		// Sources still running hold the scratch; leave it to them.
@@ -339,16 +364,12 @@ func (m *Mixer) topUp(ctx context.Context, sc *mixScratch, req *Request, want, f
 	return dst
 }
 
-// run fetches from source i and sends the outcome to ch, which has room for
-// every source so that a straggler never blocks.
+// run fetches from source i under ctx, which carries the source's deadline,
+// and sends the outcome to ch, which has room for every source so that a
+// straggler never blocks.
 func (m *Mixer) run(ctx context.Context, ch chan<- fetched, i int, req *Request, limit int, buf []Candidate) {
 	s := &m.slots[i]
 	t0 := time.Now()
-	if s.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
-		defer cancel()
-	}
 	res := fetched{slot: i}
 	defer func() {
 		if p := recover(); p != nil {

@@ -53,12 +53,20 @@ func (s *Popular) Fetch(ctx context.Context, req *Request, limit int, dst []Cand
 	}
 	now := req.now()
 	return FetchUnseen(ctx, req, limit, dst, func(ask int, dst []Candidate) ([]Candidate, bool, error) {
-		top, err := s.pop.Popular(ctx, now, ask)
+		sc := lookupPool.Get().(*lookupScratch)
+		defer lookupPool.Put(sc)
+		var top []store.ItemScore
+		var err error
+		if app, ok := s.pop.(store.PopularAppender); ok {
+			top, err = app.AppendPopular(ctx, now, ask, sc.scores[:0])
+			sc.scores = top
+			defer clear(top) // drop the strings the pool would keep alive
+		} else {
+			top, err = s.pop.Popular(ctx, now, ask)
+		}
 		if err != nil {
 			return dst, false, fmt.Errorf("failed to read popular items: %w", err)
 		}
-		sc := lookupPool.Get().(*lookupScratch)
-		defer lookupPool.Put(sc)
 		for _, it := range top {
 			sc.ids = append(sc.ids, it.Item)
 		}

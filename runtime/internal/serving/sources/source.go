@@ -308,6 +308,7 @@ type lookupScratch struct {
 	ids    []string
 	ords   []int64
 	recent []store.ItemTime
+	scores []store.ItemScore
 }
 
 // ordinals looks up the ids appended to sc.ids, empties sc.ids and returns

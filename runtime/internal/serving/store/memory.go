@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -386,11 +387,16 @@ const popularTopK = 500
 // Popular implements PopularReader. The top list is recomputed at most once
 // per MemoryOptions.PopularRefresh, and only when scores changed.
 func (m *Memory) Popular(ctx context.Context, now time.Time, limit int) ([]ItemScore, error) {
+	return m.AppendPopular(ctx, now, limit, nil)
+}
+
+// AppendPopular implements PopularAppender.
+func (m *Memory) AppendPopular(ctx context.Context, now time.Time, limit int, dst []ItemScore) ([]ItemScore, error) {
 	if err := m.check(ctx); err != nil {
-		return nil, err
+		return dst, err
 	}
 	if limit <= 0 {
-		return nil, nil
+		return dst, nil
 	}
 	m.topMu.Lock()
 	defer m.topMu.Unlock()
@@ -405,11 +411,11 @@ func (m *Memory) Popular(ctx context.Context, now time.Time, limit int) ([]ItemS
 		m.topAt, m.topWrite = time.Now(), write
 	}
 	n := min(limit, len(m.top))
-	out := make([]ItemScore, n)
-	for i := range out {
-		out[i] = ItemScore{Item: m.top[i].item, Score: m.st.decay.score(m.top[i].score, now)}
+	dst = slices.Grow(dst, n)
+	for _, e := range m.top[:n] {
+		dst = append(dst, ItemScore{Item: e.item, Score: m.st.decay.score(e.score, now)})
 	}
-	return out, nil
+	return dst, nil
 }
 
 // Close waits for batches being logged, syncs and closes the log.

@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -168,7 +169,7 @@ func (s *state) snapshot(out io.Writer) error {
 		for a, items := range sh.authors {
 			e := binary.AppendUvarint(appendString(w.entry, a), uint64(len(items)))
 			for _, it := range items {
-				e = binary.AppendVarint(appendString(e, it.Item), it.Time.UnixMilli())
+				e = binary.AppendVarint(appendString(e, it.item), it.ms)
 			}
 			w.entry = e
 			w.add()
@@ -185,11 +186,7 @@ func (s *state) snapshot(out io.Writer) error {
 			e = binary.AppendUvarint(e, u.last)
 			e = binary.AppendVarint(e, u.lastEvent)
 			e = binary.AppendUvarint(e, uint64(u.events))
-			follows := make([]string, 0, len(u.follows))
-			for a := range u.follows {
-				follows = append(follows, a)
-			}
-			e = appendStrings(e, follows)
+			e = appendStrings(e, u.follows)
 			eng := u.engagements.newest(len(u.engagements.buf))
 			e = binary.AppendUvarint(e, uint64(len(eng)))
 			for k := len(eng) - 1; k >= 0; k-- {
@@ -362,9 +359,9 @@ func (r *snapshotReader) users(n int, activity bool) func(*state) {
 	}
 	return func(s *state) {
 		for _, su := range users {
-			u := &userState{last: su.last, lastEvent: su.lastEvent, events: su.events, follows: make(map[string]struct{}, len(su.follows))}
-			for _, a := range su.follows {
-				u.follows[a] = struct{}{}
+			u := &userState{last: su.last, lastEvent: su.lastEvent, events: su.events}
+			if len(su.follows) > 0 {
+				u.follows = slices.Compact(slices.Sorted(slices.Values(su.follows)))
 			}
 			for _, e := range su.engagements {
 				u.engagements.push(e, s.opts.RecentEngagements)
@@ -422,7 +419,7 @@ func (r *snapshotReader) popular(n int) func(*state) {
 
 func (r *snapshotReader) authors(n int) func(*state) {
 	authors := make([]string, n)
-	lists := make([][]ItemTime, n)
+	lists := make([][]authorItem, n)
 	for i := range n {
 		authors[i] = r.str()
 		k := r.uvarint()
@@ -430,10 +427,10 @@ func (r *snapshotReader) authors(n int) func(*state) {
 			r.err = true
 			return nil
 		}
-		lists[i] = make([]ItemTime, k)
+		lists[i] = make([]authorItem, k)
 		for j := range lists[i] {
 			item := r.str()
-			lists[i][j] = ItemTime{Item: item, Author: authors[i], Time: time.UnixMilli(r.varint())}
+			lists[i][j] = authorItem{item: item, ms: r.varint()}
 		}
 	}
 	return func(s *state) {

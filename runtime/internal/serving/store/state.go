@@ -72,7 +72,16 @@ type userShard struct {
 
 type authorShard struct {
 	mu      sync.RWMutex
-	authors map[string][]ItemTime // oldest first
+	authors map[string][]authorItem // oldest first
+}
+
+// authorItem is an entry of an author's list: 24 bytes and one pointer,
+// where an ItemTime takes 56 and three (the author, which the list's key
+// names already, and the time's location). The catalog seeds an entry an
+// item, a million of them for every collection to read.
+type authorItem struct {
+	item string
+	ms   int64 // Unix milliseconds
 }
 
 type userState struct {
@@ -81,9 +90,11 @@ type userState struct {
 	// milliseconds, and events counts them (ActivityReader); events is 0,
 	// and lastEvent math.MinInt64, for a user restored from a snapshot
 	// that did not carry them and not active since.
-	lastEvent      int64
-	events         int64
-	follows        map[string]struct{}
+	lastEvent int64
+	events    int64
+	// follows are the followed authors, sorted: one object rather than a
+	// map's two or more, and already in the order follows returns.
+	follows        []string
 	engagements    ring
 	seen           recentSet
 	seeLessItems   recentSet
@@ -94,7 +105,7 @@ func newState(o StateOptions) *state {
 	s := &state{opts: o, decay: newDecay(o), seed: maphash.MakeSeed(), pop: make(map[string]float64), newIDs: make(map[string]struct{}), risks: make(map[string]float64)}
 	for i := range s.users {
 		s.users[i].users = make(map[string]*userState)
-		s.authors[i].authors = make(map[string][]ItemTime)
+		s.authors[i].authors = make(map[string][]authorItem)
 	}
 	s.newest.Store(math.MinInt64)
 	return s
@@ -160,7 +171,7 @@ func (s *state) apply(events []Event) {
 				sh.evictOne()
 				s.evicted.Add(1)
 			}
-			u = &userState{lastEvent: math.MinInt64, follows: make(map[string]struct{})}
+			u = &userState{lastEvent: math.MinInt64}
 			sh.users[e.User] = u
 		}
 		s.touched++
@@ -180,11 +191,13 @@ func (s *state) apply(events []Event) {
 				u.seeLessAuthors.add(e.Author, s.opts.SeeLess)
 			}
 		case Follow:
-			if len(u.follows) < s.opts.Follows {
-				u.follows[e.Author] = struct{}{}
+			if i, found := slices.BinarySearch(u.follows, e.Author); !found && len(u.follows) < s.opts.Follows {
+				u.follows = slices.Insert(u.follows, i, e.Author)
 			}
 		case Unfollow:
-			delete(u.follows, e.Author)
+			if i, found := slices.BinarySearch(u.follows, e.Author); found {
+				u.follows = slices.Delete(u.follows, i, i+1)
+			}
 		}
 		sh.mu.Unlock()
 		if lw, ok := s.decay.logWeight(e); ok {
@@ -233,15 +246,16 @@ func (s *state) addAuthorItem(it ItemTime) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	items := sh.authors[it.Author]
-	if i := slices.IndexFunc(items, func(x ItemTime) bool { return x.Item == it.Item }); i >= 0 {
+	if i := slices.IndexFunc(items, func(x authorItem) bool { return x.item == it.Item }); i >= 0 {
 		items = slices.Delete(items, i, i+1)
 	}
 	// Insert after every item not newer, so the slice stays oldest first.
+	ms := it.Time.UnixMilli()
 	i := len(items)
-	for i > 0 && items[i-1].Time.After(it.Time) {
+	for i > 0 && items[i-1].ms > ms {
 		i--
 	}
-	items = slices.Insert(items, i, it)
+	items = slices.Insert(items, i, authorItem{item: it.Item, ms: ms})
 	if n := len(items) - s.opts.AuthorItems; n > 0 {
 		items = slices.Delete(items, 0, n)
 	}
@@ -314,12 +328,7 @@ func (s *state) follows(user string) []string {
 	if u == nil {
 		return nil
 	}
-	out := make([]string, 0, len(u.follows))
-	for a := range u.follows {
-		out = append(out, a)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Clone(u.follows)
 }
 
 func (s *state) recentByAuthors(authors []string, since time.Time, limit int, buf []ItemTime) []ItemTime {
@@ -334,21 +343,26 @@ func (s *state) recentByAuthors(authors []string, since time.Time, limit int, bu
 	if cap(h) < min(limit, 512) {
 		h = make([]ItemTime, 0, min(limit, 512))
 	}
+	from := ceilMilli(since) // the lists' times are whole milliseconds
 	for _, a := range authors {
 		sh := s.author(a)
 		sh.mu.RLock()
 		items := sh.authors[a]
-		for i := len(items) - 1; i >= 0 && !items[i].Time.Before(since); i-- {
+		for i := len(items) - 1; i >= 0 && items[i].ms >= from; i-- {
+			it := items[i]
 			if len(h) < limit {
-				h = append(h, items[i])
+				h = append(h, ItemTime{Item: it.item, Author: a, Time: time.UnixMilli(it.ms)})
 				siftUpOldest(h, len(h)-1)
 				continue
 			}
-			if items[i].Time.Before(h[0].Time) {
+			oldest := h[0].Time.UnixMilli()
+			if it.ms < oldest {
 				break // the rest of this author's items are older still
 			}
-			if lessItemTime(items[i], h[0]) < 0 {
-				h[0] = items[i]
+			// Newer than the oldest kept or, as old, first by id
+			// (lessItemTime).
+			if it.ms > oldest || it.item < h[0].Item {
+				h[0] = ItemTime{Item: it.item, Author: a, Time: time.UnixMilli(it.ms)}
 				siftDownOldest(h, 0)
 			}
 		}

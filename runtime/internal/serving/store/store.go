@@ -152,6 +152,14 @@ type PopularReader interface {
 	Popular(ctx context.Context, now time.Time, limit int) ([]ItemScore, error)
 }
 
+// PopularAppender is a PopularReader that can append to the caller's
+// slice, so that a reader which keeps one allocates nothing a read.
+type PopularAppender interface {
+	PopularReader
+	// AppendPopular appends what Popular returns to dst.
+	AppendPopular(ctx context.Context, now time.Time, limit int, dst []ItemScore) ([]ItemScore, error)
+}
+
 // Store is the whole real-time state.
 type Store interface {
 	Writer
