@@ -42,6 +42,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"syscall"
@@ -103,13 +104,45 @@ func parseFlags() *flags {
 	flag.StringVar(&f.stateDir, config.FlagStateDir, "", "Directory of the memory store's log; a temporary directory when empty.")
 	flag.DurationVar(&f.drain, "drain", 5*time.Second, "How long readiness is off before the server stops on SIGTERM.")
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error.")
-	flag.IntVar(&f.maxConc, "max-concurrent", 0, "Most recommendations computed at once; the others queue in arrival order. 0: no bound.")
-	flag.IntVar(&f.saturatedAt, "saturated-at", 0, "Recommendations computed at once past which, without --max-concurrent, the frontend is saturated and answers users with a precomputed list from it. 0: twice GOMAXPROCS.")
+	flag.IntVar(&f.maxConc, "max-concurrent", 0, "Most recommendations computed at once; the others queue in arrival order. 0: as many as the CPUs the process may use (GOMAXPROCS), Go's scheduler then getting one processor more (unless GOMAXPROCS is set) so that requests are read as they arrive; -1: no bound.")
+	flag.IntVar(&f.saturatedAt, "saturated-at", 0, "Recommendations in the server at once, computed or waiting their turn, past which the frontend is saturated and answers users with a precomputed list from it. 0: twice the CPUs the process may use.")
 	flag.StringVar(&f.memoryLimit, "memory-limit", "", "Soft memory limit of the Go heap, a Kubernetes quantity (1400Mi); default 90% of the container's memory limit, none outside a container with one (GOMEMLIMIT, when set, wins).")
 	flag.IntVar(&f.gcPercent, "gc-percent", 25, "Target percent of the Go collector: the heap grows this percent past what is live before a collection (GOGC, when set, wins). recserve's live heap is mostly the catalog, the embeddings and the ANN index, which a collection marks without scanning: collecting at 25 rather than Go's 100 keeps memory near what is live for one to two percent of CPU.")
 	flag.StringVar(&f.pprofAddr, "pprof-address", "", "Address of Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; off when empty. Keep it off the pod's network.")
 	flag.Parse()
 	return f
+}
+
+// admission returns the bound on the recommendations computed at once and
+// the saturation point, from the flags, and gives Go's scheduler its
+// spare processor. By default the HTTP frontend computes as many
+// recommendations at once as it may use CPUs, and the scheduler gets one
+// processor more. With a processor for each CPU and all of them busy,
+// Go reads the network only when a processor runs out of work or its
+// monitor polls (every 10 ms), then queues what arrived behind the running
+// work: at saturation recbench saw a p99 of 40–44 ms where recserve's own
+// histogram put 99% of requests under 16 ms. With the bound, the spare
+// processor waits in the network poller, reads each request as it
+// arrives, and the request waits for a slot in arrival order
+// (BENCHMARKS.md, issue 16: 1,004 and 1,107 req/s at p99 15.3 and 13.7 ms
+// against 952 and 1,015 req/s at 44.0 and 39.9 ms).
+func admission(f *flags, log *slog.Logger) (maxConc, saturatedAt int) {
+	procs := runtime.GOMAXPROCS(0)
+	saturatedAt = f.saturatedAt
+	if saturatedAt == 0 {
+		saturatedAt = 2 * procs
+	}
+	switch {
+	case f.maxConc < 0:
+		return 0, saturatedAt
+	case f.maxConc > 0 || config.ServesGRPC(f.stage):
+		return f.maxConc, saturatedAt
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(procs + 1)
+	}
+	log.Info("Admission", "maxConcurrent", procs, "gomaxprocs", runtime.GOMAXPROCS(0))
+	return procs, saturatedAt
 }
 
 // tuneMemory sets the Go runtime's soft memory limit and collector target
@@ -139,6 +172,7 @@ func run() error {
 	if err := tuneMemory(f, log); err != nil {
 		return err
 	}
+	maxConc, saturatedAt := admission(f, log)
 
 	if !config.ValidStage(f.stage) {
 		return fmt.Errorf("--stage=%s: want all, frontend, retrieval, ranker-first or ranker-second", f.stage)
@@ -172,8 +206,8 @@ func run() error {
 	srv := server.New(nil, server.Options{
 		Stage:          f.stage,
 		DeployRevision: os.Getenv(config.DeployRevisionEnv),
-		MaxConcurrent:  f.maxConc,
-		SaturatedAt:    f.saturatedAt,
+		MaxConcurrent:  maxConc,
+		SaturatedAt:    saturatedAt,
 		EventsToken:    os.Getenv(config.EventsTokenEnv),
 		Log:            log,
 	})

@@ -122,12 +122,11 @@ type Options struct {
 	// (config.EventsTokenEnv); requests without it answer 401. POST
 	// config.PrecomputePath requires it too.
 	EventsToken string
-	// SaturatedAt is how many recommendations computed at once make the
-	// frontend saturated, when MaxConcurrent is 0: a request beyond it is
-	// answered from the user's precomputed list when there is one
-	// (config.PrecomputeWhenSaturated). With MaxConcurrent, the server is
-	// saturated when every slot is taken. 0: twice GOMAXPROCS, past which a
-	// CPU-bound funnel only makes every request wait longer.
+	// SaturatedAt is how many recommendations in the server at once,
+	// computed or waiting their turn, make the frontend saturated: a
+	// request beyond it is answered from the user's precomputed list when
+	// there is one (config.PrecomputeWhenSaturated). 0: twice GOMAXPROCS,
+	// past which a CPU-bound funnel only makes every request wait longer.
 	SaturatedAt int
 	Log         *slog.Logger
 }
@@ -140,7 +139,7 @@ type Server struct {
 	registry *prometheus.Registry
 	metrics  *metrics
 	slots    chan struct{} // recommendations being computed, when bounded
-	inFlight atomic.Int64  // recommendations being computed
+	inFlight atomic.Int64  // recommendations being computed or waiting for a slot
 
 	revision atomic.Pointer[string] // config revision being served
 	ready    atomic.Bool            // a config is applied and the process is not draining
@@ -340,26 +339,20 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	n := s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
+	if n > int64(s.opts.SaturatedAt) && s.answerPrecomputed(ctx, w, req) {
+		// Saturated: a precomputed list answers at once.
+		return
+	}
 	if s.slots != nil {
+		// The funnel waits its turn; a channel's waiters are served in
+		// the order they came.
 		select {
 		case s.slots <- struct{}{}:
 			defer func() { <-s.slots }()
-		default:
-			// Saturated: a precomputed list answers at once, the funnel
-			// waits its turn.
-			if s.answerPrecomputed(ctx, w, req) {
-				return
-			}
-			select {
-			case s.slots <- struct{}{}:
-				defer func() { <-s.slots }()
-			case <-ctx.Done():
-				s.fail(w, ctx.Err())
-				return
-			}
+		case <-ctx.Done():
+			s.fail(w, ctx.Err())
+			return
 		}
-	} else if n > int64(s.opts.SaturatedAt) && s.answerPrecomputed(ctx, w, req) {
-		return
 	}
 	resp, err := s.engine.Recommend(ctx, req)
 	if err != nil {

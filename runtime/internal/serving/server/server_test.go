@@ -30,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -516,6 +517,61 @@ func TestMaxConcurrentQueuesRecommendations(t *testing.T) {
 	}
 }
 
+// orderEngine records the users in the order their funnels start.
+type orderEngine struct {
+	gateEngine
+	mu    sync.Mutex
+	order []string
+}
+
+func (e *orderEngine) Recommend(ctx context.Context, req *Request) (*Response, error) {
+	e.mu.Lock()
+	e.order = append(e.order, req.User)
+	e.mu.Unlock()
+	return e.gateEngine.Recommend(ctx, req)
+}
+
+// With MaxConcurrent, the recommendations waiting for a slot get it in the
+// order they came: none waits behind later ones, which is what bounds the
+// wait of each.
+func TestMaxConcurrentServesInArrivalOrder(t *testing.T) {
+	eng := &orderEngine{gateEngine: gateEngine{release: make(chan struct{})}}
+	s := New(eng, Options{Stage: "all", MaxConcurrent: 1, SaturatedAt: 100, RequestTimeout: 5 * time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.OnConfig(testConfig(t, 1, nil))
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+
+	const users = 6
+	codes := make(chan int, users)
+	for i := range users {
+		go func() {
+			resp, err := http.Get(fmt.Sprintf("%s/v1/recommendations?user=u%d", ts.URL, i))
+			if err != nil {
+				codes <- 0
+				return
+			}
+			_ = resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+		// The next request comes once this one is in the server.
+		for s.inFlight.Load() < int64(i+1) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for range users {
+		eng.release <- struct{}{}
+	}
+	for range users {
+		if code := <-codes; code != http.StatusOK {
+			t.Errorf("request answered %d, want 200", code)
+		}
+	}
+	want := []string{"u0", "u1", "u2", "u3", "u4", "u5"}
+	if !slices.Equal(eng.order, want) {
+		t.Errorf("funnels started in the order %v, want the arrival order %v", eng.order, want)
+	}
+}
+
 // TestAStagePodAppliesWhatDoesNotChangeWhatItLoads: a pod started with its
 // stage's revision applies a config that changes another stage's model
 // live, and keeps serving when the config changes its own model (its
@@ -676,12 +732,12 @@ func (e *listEngine) RecommendPrecomputed(_ context.Context, req *Request) (*Res
 	return &Response{User: req.User, Items: []Item{{ID: "from-list"}}, Precomputed: true}, nil
 }
 
-// A saturated frontend (every slot taken, or SaturatedAt recommendations
-// computed at once) answers a user with a precomputed list from it at
-// once; a user without one waits for the funnel. Below saturation the
-// funnel answers everyone.
+// A saturated frontend (more than SaturatedAt recommendations in it,
+// computed or waiting for a slot) answers a user with a precomputed list
+// from it at once; a user without one waits for the funnel. Below
+// saturation the funnel answers everyone.
 func TestSaturatedFrontendAnswersFromPrecomputedLists(t *testing.T) {
-	for _, opts := range []Options{{MaxConcurrent: 1}, {SaturatedAt: 1}} {
+	for _, opts := range []Options{{MaxConcurrent: 1, SaturatedAt: 1}, {SaturatedAt: 1}} {
 		t.Run(fmt.Sprintf("maxConcurrent=%d,saturatedAt=%d", opts.MaxConcurrent, opts.SaturatedAt), func(t *testing.T) {
 			eng := &listEngine{gateEngine{release: make(chan struct{})}}
 			opts.Stage, opts.RequestTimeout = "all", 5*time.Second
