@@ -135,13 +135,7 @@ func (e *Engine) compileArm(cfg *config.Config) (*live, error) {
 	if len(l.names) <= maxSharedSets {
 		l.sets = make([][]string, 1<<len(l.names))
 		for set := range l.sets {
-			var names []string
-			for i, name := range l.names {
-				if rank.SourceSet(set).Has(i) {
-					names = append(names, name)
-				}
-			}
-			l.sets[set] = slices.Clip(names) // an append by a reader copies
+			l.sets[set] = l.namesOf(rank.SourceSet(set))
 		}
 	}
 	return l, nil
@@ -157,6 +151,12 @@ func (l *live) sourceNames(set rank.SourceSet) []string {
 	if int(set) < len(l.sets) {
 		return l.sets[set]
 	}
+	return l.namesOf(set)
+}
+
+// namesOf lists the names of the sources of set, with no room to append
+// in place: an append by a reader of a shared list copies it.
+func (l *live) namesOf(set rank.SourceSet) []string {
 	var names []string
 	for i, name := range l.names {
 		if set.Has(i) {

@@ -349,20 +349,17 @@ func (s *state) recentByAuthors(authors []string, since time.Time, limit int, bu
 		sh.mu.RLock()
 		items := sh.authors[a]
 		for i := len(items) - 1; i >= 0 && items[i].ms >= from; i-- {
-			it := items[i]
+			x := ItemTime{Item: items[i].item, Author: a, Time: time.UnixMilli(items[i].ms)}
 			if len(h) < limit {
-				h = append(h, ItemTime{Item: it.item, Author: a, Time: time.UnixMilli(it.ms)})
+				h = append(h, x)
 				siftUpOldest(h, len(h)-1)
 				continue
 			}
-			oldest := h[0].Time.UnixMilli()
-			if it.ms < oldest {
+			if x.Time.Before(h[0].Time) {
 				break // the rest of this author's items are older still
 			}
-			// Newer than the oldest kept or, as old, first by id
-			// (lessItemTime).
-			if it.ms > oldest || it.item < h[0].Item {
-				h[0] = ItemTime{Item: it.item, Author: a, Time: time.UnixMilli(it.ms)}
+			if lessItemTime(x, h[0]) < 0 {
+				h[0] = x
 				siftDownOldest(h, 0)
 			}
 		}
