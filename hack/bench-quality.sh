@@ -20,7 +20,8 @@
 #
 # Environment: RECPIPELINE_QUALITY_DIR (bin/quality), QUALITY_USERS (5000),
 # QUALITY_ITEMS (20000), QUALITY_EVENTS (1000000), QUALITY_FORMAT (jsonl, or
-# movielens to train and evaluate on a ratings.csv), QUALITY_PORT (18090).
+# movielens to train and evaluate on a ratings.csv), QUALITY_PORT (18090),
+# RECSERVE_FLAGS (extra recserve flags, e.g. "--matmul-precision float32").
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +31,7 @@ items=${QUALITY_ITEMS:-20000}
 events=${QUALITY_EVENTS:-1000000}
 format=${QUALITY_FORMAT:-jsonl}
 port=${QUALITY_PORT:-18090}
+read -r -a recserve_flags <<<"${RECSERVE_FLAGS:-}"
 bin=$work/bin
 mkdir -p "$bin"
 
@@ -77,7 +79,7 @@ for variant in funnel funnel-norules two-tower-rules two-tower; do
   [ "$variant" != funnel ] && cfg=$work/$variant.json
   rm -rf "$work/state-$variant"
   "$bin/recserve" --config "$cfg" --state-dir "$work/state-$variant" --http-port "$port" --grpc-port $((port + 1)) --drain 100ms \
-    > "$work/recserve-$variant.log" 2>&1 &
+    ${recserve_flags[@]+"${recserve_flags[@]}"} > "$work/recserve-$variant.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 600); do
     if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi

@@ -53,6 +53,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/model"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/engine"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/server"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/stageauth"
@@ -87,8 +88,9 @@ func main() {
 // flags are recserve's command line.
 type flags struct {
 	stage, file, configMap, stateDir, logLevel, pprofAddr string
-	stageToken, memoryLimit                               string
+	stageToken, memoryLimit, matmul                       string
 	gcPercent                                             int
+	precision                                             model.Precision // from matmul
 	httpPort, grpcPort, maxConc, saturatedAt              int
 	drain                                                 time.Duration
 }
@@ -108,6 +110,7 @@ func parseFlags() *flags {
 	flag.IntVar(&f.saturatedAt, "saturated-at", 0, "Recommendations in the server at once, computed or waiting their turn, past which the frontend is saturated and answers users with a precomputed list from it. 0: twice the CPUs the process may use.")
 	flag.StringVar(&f.memoryLimit, "memory-limit", "", "Soft memory limit of the Go heap, a Kubernetes quantity (1400Mi); default 90% of the container's memory limit, none outside a container with one (GOMEMLIMIT, when set, wins).")
 	flag.IntVar(&f.gcPercent, "gc-percent", 25, "Target percent of the Go collector: the heap grows this percent past what is live before a collection (GOGC, when set, wins). recserve's live heap is mostly the catalog, the embeddings and the ANN index, which a collection marks without scanning: collecting at 25 rather than Go's 100 keeps memory near what is live for one to two percent of CPU.")
+	flag.StringVar(&f.matmul, "matmul-precision", "auto", "Arithmetic of the second stage's matrix products over its candidates: float32; bfloat16, inputs and weights rounded to bfloat16 and their products summed in float32, about twice as fast, on a CPU with AVX-512 BF16 only; or auto, bfloat16 where the CPU has it, else float32. Towers and the first stage stay in float32.")
 	flag.StringVar(&f.pprofAddr, "pprof-address", "", "Address of Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; off when empty. Keep it off the pod's network.")
 	flag.Parse()
 	return f
@@ -145,6 +148,39 @@ func admission(f *flags, log *slog.Logger) (maxConc, saturatedAt int) {
 	return procs, saturatedAt
 }
 
+// matmulPrecision reads --matmul-precision: the precision of the second
+// stage's products over its candidates. bfloat16 halves their time
+// (BENCHMARKS.md, issue 16) and moved no quality figure of the served
+// funnel by more than 0.0002 (hack/bench-quality.sh).
+func matmulPrecision(name string) (model.Precision, error) {
+	switch name {
+	case "auto":
+		if model.BFloat16Supported() {
+			return model.BFloat16, nil
+		}
+		return model.Float32, nil
+	case "float32":
+		return model.Float32, nil
+	case "bfloat16":
+		if !model.BFloat16Supported() {
+			return 0, fmt.Errorf("--matmul-precision=bfloat16: this CPU has no AVX-512 BF16")
+		}
+		return model.BFloat16, nil
+	}
+	return 0, fmt.Errorf("--matmul-precision=%s: want auto, float32 or bfloat16", name)
+}
+
+// setPrecision sets f.precision from --matmul-precision.
+func setPrecision(f *flags, log *slog.Logger) error {
+	p, err := matmulPrecision(f.matmul)
+	if err != nil {
+		return err
+	}
+	f.precision = p
+	log.Info("Second stage products", "precision", p.String())
+	return nil
+}
+
 // tuneMemory sets the Go runtime's soft memory limit and collector target
 // from f.
 func tuneMemory(f *flags, log *slog.Logger) error {
@@ -173,6 +209,9 @@ func run() error {
 		return err
 	}
 	maxConc, saturatedAt := admission(f, log)
+	if err := setPrecision(f, log); err != nil {
+		return err
+	}
 
 	if !config.ValidStage(f.stage) {
 		return fmt.Errorf("--stage=%s: want all, frontend, retrieval, ranker-first or ranker-second", f.stage)
@@ -333,7 +372,7 @@ func load(ctx context.Context, f *flags, srv *server.Server, raw []byte, token *
 	}
 	log.Info("Loading", "pipeline", cfg.Pipeline, "catalog", cfg.Deploy.Catalog, "models", len(cfg.Deploy.Models))
 	start := time.Now()
-	opts := engine.Options{StateDir: dir, Log: log, Registry: srv.Registry(), Stage: f.stage}
+	opts := engine.Options{StateDir: dir, Log: log, Registry: srv.Registry(), Stage: f.stage, Precision: f.precision}
 	if token != nil {
 		opts.StageCredentials = token
 	}

@@ -46,6 +46,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/recpipeline/recpipeline/runtime/config"
+	"github.com/recpipeline/recpipeline/runtime/internal/model"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/stagepb"
 	"github.com/recpipeline/recpipeline/runtime/internal/testport"
 	"github.com/recpipeline/recpipeline/runtime/internal/testredis"
@@ -695,6 +696,37 @@ func TestStageTokenFileMustHoldAToken(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), "--"+config.FlagStageTokenFile) {
 			t.Errorf("token file %s: %v, output %q; want a refusal naming --%s", filepath.Base(path), err, out, config.FlagStageTokenFile)
 		}
+	}
+}
+
+func TestMatmulPrecision(t *testing.T) {
+	auto := model.Float32
+	if model.BFloat16Supported() {
+		auto = model.BFloat16
+	}
+	tests := map[string]struct {
+		flag    string
+		want    model.Precision
+		wantErr bool
+	}{
+		"auto takes what the CPU has":    {flag: "auto", want: auto},
+		"float32":                        {flag: "float32", want: model.Float32},
+		"bfloat16 only on a CPU with it": {flag: "bfloat16", want: model.BFloat16, wantErr: !model.BFloat16Supported()},
+		"unknown":                        {flag: "fp16", wantErr: true},
+	}
+	for name, tc := range tests {
+		got, err := matmulPrecision(tc.flag)
+		switch {
+		case tc.wantErr && (err == nil || !strings.Contains(err.Error(), "--matmul-precision")):
+			t.Errorf("%s: got %v, %v; want an error naming --matmul-precision", name, got, err)
+		case !tc.wantErr && (err != nil || got != tc.want):
+			t.Errorf("%s: got %v, %v; want %v", name, got, err, tc.want)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "--config", filepath.Join(t.TempDir(), "config.json"), "--matmul-precision", "fp16")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "--matmul-precision=fp16") {
+		t.Errorf("recserve --matmul-precision fp16: %v, output %q; want a refusal naming the flag", err, out)
 	}
 }
 

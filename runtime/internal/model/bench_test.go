@@ -117,7 +117,7 @@ func prodMTMLManifest() *Manifest {
 
 // BenchmarkMTMLProduction is one ranking call of recserve: 300 candidates
 // through 195 → 256 → 128 → 5, on the kernel (where the CPU has it) and on
-// gonum, with the whole input (Predict) and with the 128 user columns split
+// gonum, and in bfloat16 where the CPU has it (SplitPredict only), with the whole input (Predict) and with the 128 user columns split
 // off (SplitPredict).
 func BenchmarkMTMLProduction(b *testing.B) {
 	m := prodMTMLManifest()
@@ -137,11 +137,17 @@ func BenchmarkMTMLProduction(b *testing.B) {
 			}
 			s, err = a.MTML.Split(constant)
 		})
+		if err == nil && p.bf16 {
+			s, err = s.WithPrecision(BFloat16)
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
 		out := make([]float32, batch*len(m.Heads))
 		b.Run(p.name+"/Predict", func(b *testing.B) {
+			if p.bf16 {
+				b.Skip("the whole network has no bfloat16 form")
+			}
 			in := randInput(1, batch, a.MTML.In(), a.MTML.In())
 			ws := NewWorkspace(a.MTML.Bottom(), batch)
 			b.ReportAllocs()

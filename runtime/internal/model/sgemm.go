@@ -108,6 +108,10 @@ type packed struct {
 	k, n int
 	w    []float32
 	b    []float32
+	// h holds the weights in bfloat16 for bf16Tile (see packBF16) when the
+	// product is computed in BFloat16 (see affine.inPrecision); nil
+	// otherwise.
+	h []uint16
 }
 
 // paddedWidth rounds n up to a whole number of panels.
@@ -154,6 +158,10 @@ func (p *packed) gemm(x blas32.General, bias []float32, out blas32.General, relu
 	}
 	if len(bias) < paddedWidth(p.n) {
 		panic(fmt.Sprintf("model: bias has %d values, the kernel reads %d", len(bias), paddedWidth(p.n)))
+	}
+	if p.h != nil {
+		p.gemmBF16(x, bias, out, relu)
+		return
 	}
 	// The last panel, when n is not a multiple of panelWidth, is written to
 	// tmp and its valid columns copied out, so that the kernel always

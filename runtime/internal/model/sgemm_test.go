@@ -25,17 +25,21 @@ import (
 	"gonum.org/v1/gonum/blas/blas32"
 )
 
-// computePath is one way of computing layers: the assembly kernel, where this
-// machine has it, and gonum.
+// computePath is one way of computing layers: the assembly kernel and the
+// bfloat16 one, where this machine has them, and gonum.
 type computePath struct {
 	name   string
 	kernel bool
+	bf16   bool
 }
 
 func computePaths() []computePath {
 	paths := []computePath{{name: "gonum"}}
 	if useKernel {
 		paths = append(paths, computePath{name: "kernel", kernel: true})
+	}
+	if BFloat16Supported() {
+		paths = append(paths, computePath{name: "bf16", kernel: true, bf16: true})
 	}
 	return paths
 }
@@ -46,6 +50,16 @@ func (p computePath) build(f func()) {
 	useKernel = p.kernel
 	defer func() { useKernel = saved }()
 	f()
+}
+
+// newAffine builds the product of w and b on p.
+func (p computePath) newAffine(w blas32.General, b []float32) affine {
+	var a affine
+	p.build(func() { a = newAffine(w, b) })
+	if p.bf16 {
+		a = a.inPrecision(BFloat16)
+	}
+	return a
 }
 
 // randMatrix returns a rows×cols matrix with the given stride whose unused
@@ -65,7 +79,8 @@ func randMatrix(r *rand.Rand, rows, cols, stride int) blas32.General {
 // checkAffine runs a.apply(x, nil, out, act) on an output of the given stride
 // and compares it with a float64 triple loop: each value to within
 // 1e-5·√K times the sum of the magnitudes of its terms. It also checks that
-// nothing outside the output's rows and columns is written.
+// nothing outside the output's rows and columns is written. On the bfloat16
+// path the triple loop takes the inputs and weights rounded to bfloat16.
 func checkAffine(t *testing.T, a affine, x blas32.General, act Activation, outStride int) {
 	t.Helper()
 	m, n := x.Rows, a.w.Cols
@@ -76,11 +91,17 @@ func checkAffine(t *testing.T, a affine, x blas32.General, act Activation, outSt
 	}
 	a.apply(x, nil, out, act)
 	tol := 1e-5 * math.Sqrt(float64(max(x.Cols, 1)))
+	// A network built in bfloat16 multiplies its inputs and weights
+	// rounded to bfloat16: the reference rounds them too.
+	in := func(v float32) float64 { return float64(v) }
+	if a.p != nil && a.p.h != nil {
+		in = func(v float32) float64 { return float64(fromBF16(toBF16(v))) }
+	}
 	for r := range m {
 		for j := range n {
 			sum, mag := float64(a.b[j]), math.Abs(float64(a.b[j]))
 			for k := range x.Cols {
-				term := float64(x.Data[r*x.Stride+k]) * float64(a.w.Data[k*a.w.Stride+j])
+				term := in(x.Data[r*x.Stride+k]) * in(a.w.Data[k*a.w.Stride+j])
 				sum += term
 				mag += math.Abs(term)
 			}
@@ -111,8 +132,7 @@ func TestAffineMatchesNaiveAcrossShapes(t *testing.T) {
 				r := rand.New(rand.NewPCG(uint64(k), uint64(n)))
 				w := randMatrix(r, k, n, n)
 				b := randMatrix(r, 1, n, n).Data
-				var a affine
-				p.build(func() { a = newAffine(w, b) })
+				a := p.newAffine(w, b)
 				for _, m := range rows {
 					t.Run(fmt.Sprintf("%s/M=%d,N=%d,K=%d", p.name, m, n, k), func(t *testing.T) {
 						checkAffine(t, a, randMatrix(r, m, k, k), Identity, n)
@@ -148,8 +168,7 @@ func TestAffineStridesAndActivations(t *testing.T) {
 				stride := func(s, cols int) int { return max(s, cols) }
 				w := randMatrix(r, tc.k, tc.n, stride(tc.wStride, tc.n))
 				b := randMatrix(r, 1, tc.n, tc.n).Data
-				var a affine
-				p.build(func() { a = newAffine(w, b) })
+				a := p.newAffine(w, b)
 				checkAffine(t, a, randMatrix(r, tc.m, tc.k, stride(tc.xStride, tc.k)), tc.act, stride(tc.outStride, tc.n))
 			})
 		}
@@ -162,8 +181,7 @@ func TestReLUKeepsNaN(t *testing.T) {
 	for _, p := range computePaths() {
 		t.Run(p.name, func(t *testing.T) {
 			w := blas32.General{Rows: 1, Cols: 2, Stride: 2, Data: []float32{1, -1}}
-			var a affine
-			p.build(func() { a = newAffine(w, []float32{0, 0}) })
+			a := p.newAffine(w, []float32{0, 0})
 			x := blas32.General{Rows: 2, Cols: 1, Stride: 1, Data: []float32{float32(math.NaN()), 3}}
 			out := blas32.General{Rows: 2, Cols: 2, Stride: 2, Data: make([]float32, 4)}
 			a.apply(x, nil, out, ReLU)

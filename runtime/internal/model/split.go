@@ -17,6 +17,7 @@ limitations under the License.
 package model
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -36,6 +37,9 @@ type SplitMTML struct {
 	// shared and rest are the first layer's weight rows of the constant
 	// columns and of the others, each with the layer's bias.
 	shared, rest affine
+	// upper computes the layers after the first: m's own, or their copies
+	// in another precision (WithPrecision).
+	upper *MLP
 }
 
 // Split returns m with its first layer split between the input columns listed
@@ -66,7 +70,33 @@ func (m *MTML) Split(constant []int) (*SplitMTML, error) {
 		constant: slices.Clone(constant),
 		shared:   newAffine(weightRows(l.W, constant), l.B),
 		rest:     newAffine(weightRows(l.W, rest), l.B),
+		upper:    m.bottom,
 	}, nil
+}
+
+// WithPrecision returns s computing its products over the batch in p: the
+// first layer's rows of the other columns and every later layer. The
+// one-row product of the shared columns and the heads stay in float32 (they
+// cost little). It fails for BFloat16 where BFloat16Supported is false.
+func (s *SplitMTML) WithPrecision(p Precision) (*SplitMTML, error) {
+	switch p {
+	case Float32:
+	case BFloat16:
+		if !BFloat16Supported() {
+			return nil, errors.New("bfloat16 matrix products need a CPU with AVX-512 BF16; this one has none")
+		}
+	default:
+		return nil, fmt.Errorf("unknown precision %v", p)
+	}
+	c := *s
+	c.rest = s.rest.inPrecision(p)
+	upper := *s.m.bottom
+	upper.aff = slices.Clone(upper.aff)
+	for i := 1; i < len(upper.aff); i++ {
+		upper.aff[i] = upper.aff[i].inPrecision(p)
+	}
+	c.upper = &upper
+	return &c, nil
 }
 
 // weightRows returns a packed copy of rows of w, in the given order.
@@ -114,5 +144,5 @@ func (s *SplitMTML) Predict(shared []float32, in blas32.General, out []float32, 
 		nil, blas32.General{Rows: 1, Cols: n, Stride: n, Data: bias}, Identity)
 	x := blas32.General{Rows: in.Rows, Cols: n, Stride: n, Data: ws.get(0, in.Rows*n)}
 	s.rest.apply(in, bias, x, first.Act)
-	s.m.predictHeads(s.m.bottom.forwardFrom(1, x, ws, 1), out)
+	s.m.predictHeads(s.upper.forwardFrom(1, x, ws, 1), out)
 }

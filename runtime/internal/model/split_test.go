@@ -74,6 +74,9 @@ func TestSplitMTMLMatchesPredict(t *testing.T) {
 		"one column":                           {constant: []int{129}},
 	}
 	for _, p := range computePaths() {
+		if p.bf16 {
+			continue // TestSplitWithPrecision
+		}
 		var a *Artifact
 		var err error
 		p.build(func() { a, err = New(m, tensors) })

@@ -249,6 +249,24 @@ func (c *Catalog) Prefetch(i uint32) {
 	vec.Prefetch(ch.risk[k : k+1])
 }
 
+// PrefetchCreated starts loading what CreatedMillis reads of item i.
+func (c *Catalog) PrefetchCreated(i uint32) {
+	ch, k := c.at(i)
+	vec.Prefetch(ch.created[k : k+1])
+}
+
+// PrefetchAuthor starts loading what AuthorIndex reads of item i.
+func (c *Catalog) PrefetchAuthor(i uint32) {
+	ch, k := c.at(i)
+	vec.Prefetch(ch.authors[k : k+1])
+}
+
+// PrefetchRisk starts loading what Risk reads of item i.
+func (c *Catalog) PrefetchRisk(i uint32) {
+	ch, k := c.at(i)
+	vec.Prefetch(ch.risk[k : k+1])
+}
+
 // SetRisk changes the integrity risk of item i (an integrity event); the
 // next Risk returns it. risk must be in [0, 1].
 func (c *Catalog) SetRisk(i uint32, risk float32) {

@@ -87,6 +87,12 @@ type Options struct {
 	// PrecomputedRefresh is how often the Precomputed sources' lists are
 	// checked for a new version; DefaultPrecomputedRefresh when zero.
 	PrecomputedRefresh time.Duration
+	// Precision is the arithmetic of the second stage's products over
+	// its candidates (model.Float32, the zero value, or model.BFloat16
+	// where model.BFloat16Supported). The towers, the first stage and the
+	// one-row products stay in float32: the item tower's vectors must match
+	// the saved ANN index, and the rest costs little.
+	Precision model.Precision
 
 	// buildOnly builds every ANN index, ignoring the saved ones: for
 	// WriteIndexes.
@@ -144,6 +150,9 @@ type Engine struct {
 	metrics *metrics
 	clock   *clock // the time requests are served at
 
+	// precision is Options.Precision.
+	precision model.Precision
+
 	// base is how many items the loaded catalog held; items from base on
 	// were published live, at most maxPublished of them.
 	base, maxPublished int
@@ -182,7 +191,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (e *Engine, err
 	}
 	e = &Engine{
 		log: log, stage: stage, roles: r, models: map[string]*model.Artifact{}, towers: map[string]*rank.Tower{},
-		indexes: map[string]*ann.Index{}, metrics: newMetrics(opts.Registry),
+		indexes: map[string]*ann.Index{}, metrics: newMetrics(opts.Registry), precision: opts.Precision,
 	}
 	e.arms = newArmStats(opts.Registry, defaultServedPairs)
 	e.shadow = newShadowStats(opts.Registry)

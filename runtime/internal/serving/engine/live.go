@@ -209,7 +209,7 @@ func (e *Engine) secondStage(lc *config.Live) (rank.Ranker, error) {
 			if a == nil || a.MTML == nil {
 				return nil, fmt.Errorf("%s: %q is not a loaded MTML model", path, model)
 			}
-			s, err := rank.NewSecond(a, e.cat, e.towers[lc.RetrievalModel()])
+			s, err := rank.NewSecond(a, e.cat, e.towers[lc.RetrievalModel()], e.precision)
 			if err != nil {
 				return nil, fmt.Errorf("%s: model %q: %w", path, model, err)
 			}

@@ -130,6 +130,12 @@ func (a *Assembler) prefetchItem(op op, far, near uint32) {
 	case op.pad:
 	case op.kind == itemFeatures:
 		vec.Prefetch(a.cat.Features(far))
+	case op.kind == itemAge:
+		a.cat.PrefetchCreated(far)
+	case op.kind == authorFollowed:
+		a.cat.PrefetchAuthor(far)
+	case op.kind == itemRisk:
+		a.cat.PrefetchRisk(far)
 	case op.kind == itemID || op.kind == idAffinity:
 		if rows := a.idRows.rows; int(far) < len(rows) && int(near) < len(rows) {
 			vec.Prefetch(rows[far : far+1])

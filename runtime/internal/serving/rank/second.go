@@ -58,9 +58,10 @@ type secondScratch struct {
 
 // NewSecond prepares the MTML model a to rank the items of cat. scorer is
 // the retrieval model that two_tower_score reads (nil if none); it is used
-// only when the model's input has that block. The value is set by
-// WithValue.
-func NewSecond(a *model.Artifact, cat *catalog.Catalog, scorer *Tower) (*Second, error) {
+// only when the model's input has that block. The candidates' products are
+// computed in precision (see model.SplitMTML.WithPrecision). The value is
+// set by WithValue.
+func NewSecond(a *model.Artifact, cat *catalog.Catalog, scorer *Tower, precision model.Precision) (*Second, error) {
 	var vecs features.ItemVectors
 	if scorer != nil {
 		vecs = scorer.vectors
@@ -70,6 +71,9 @@ func NewSecond(a *model.Artifact, cat *catalog.Catalog, scorer *Tower) (*Second,
 		return nil, err
 	}
 	split, err := a.MTML.Split(in.SharedColumns())
+	if err == nil && precision != model.Float32 {
+		split, err = split.WithPrecision(precision)
+	}
 	if err != nil {
 		return nil, err
 	}
