@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,6 +167,83 @@ func TestPopularAllocates(t *testing.T) {
 	if a := testing.AllocsPerRun(100, fetch); a != 0 {
 		t.Errorf("Fetch allocates %v times a call, want 0", a)
 	}
+}
+
+// fixedPopular is a PopularReader handing out list, as a store does: the
+// same strings each time.
+type fixedPopular struct{ list []store.ItemScore }
+
+func (p *fixedPopular) Popular(_ context.Context, _ time.Time, limit int) ([]store.ItemScore, error) {
+	return p.list[:min(limit, len(p.list))], nil
+}
+
+// countingItems is fakeItems that also holds the ids of extra and counts
+// the ids looked up.
+type countingItems struct {
+	fakeItems
+	extra   map[string]uint32
+	lookups int
+}
+
+func (c *countingItems) Ordinal(id string) (uint32, bool) {
+	c.lookups++
+	if o, ok := c.extra[id]; ok {
+		return o, true
+	}
+	return c.fakeItems.Ordinal(id)
+}
+
+func (c *countingItems) Ordinals(ids []string, dst []int64) []int64 {
+	for _, id := range ids {
+		o, ok := c.Ordinal(id)
+		if !ok {
+			dst = append(dst, -1)
+			continue
+		}
+		dst = append(dst, int64(o))
+	}
+	return dst
+}
+
+// TestPopularRemembersOrdinals checks that the list read before is not
+// looked up again, that a list in other memory is, and that an item the
+// catalog did not hold is looked up again each time.
+func TestPopularRemembersOrdinals(t *testing.T) {
+	items := &countingItems{fakeItems: catalog, extra: map[string]uint32{}}
+	list := func(ids ...string) []store.ItemScore {
+		l := make([]store.ItemScore, len(ids))
+		for i, id := range ids {
+			l[i] = store.ItemScore{Item: strings.Clone(id), Score: float64(len(ids) - i)}
+		}
+		return l
+	}
+	pop := &fixedPopular{list: list("i3", "i1", "i2")}
+	s := NewPopular(config.Source{Name: "p"}, pop, items)
+	fetch := func(step string, wantLookups int, want ...uint32) {
+		t.Helper()
+		items.lookups = 0
+		got, err := s.Fetch(context.Background(), &Request{User: "u", Now: time.Now()}, 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := candItems(got); !slices.Equal(g, want) {
+			t.Errorf("%s: items %v, want %v", step, g, want)
+		}
+		if items.lookups != wantLookups {
+			t.Errorf("%s: %d ids looked up, want %d", step, items.lookups, wantLookups)
+		}
+	}
+	fetch("first read", 3, 3, 1, 2)
+	fetch("the same list", 0, 3, 1, 2)
+	pop.list = pop.list[:2]
+	fetch("a shorter read of it", 0, 3, 1)
+	pop.list = list("i3", "i1", "i2")
+	fetch("equal ids in other memory", 3, 3, 1, 2)
+	pop.list = list("i3", "new", "i2")
+	fetch("a list with an id the catalog lacks", 3, 3, 2)
+	fetch("that id again", 1, 3, 2)
+	items.extra["new"] = 42 // published since
+	fetch("the catalog holds it now", 1, 3, 42, 2)
 }
 
 func TestTwoTowerANN(t *testing.T) {

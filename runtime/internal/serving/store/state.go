@@ -17,7 +17,6 @@ limitations under the License.
 package store
 
 import (
-	"cmp"
 	"container/heap"
 	"hash/maphash"
 	"maps"
@@ -339,92 +338,79 @@ func (s *state) recentByAuthors(authors []string, since time.Time, limit int, bu
 	// The newest limit items over all the authors, kept in a heap whose
 	// root is the worst kept, so that memory stays within limit items and
 	// an author's older items are not even read once they cannot enter.
-	h := buf[:0]
+	// The heap holds the lists' own compact entries, compared on integer
+	// milliseconds; the ItemTimes are built once, for the items kept.
+	hp := authorHeaps.Get().(*[]authorEntry)
+	defer authorHeaps.Put(hp)
+	h := (*hp)[:0]
 	if cap(h) < min(limit, 512) {
-		h = make([]ItemTime, 0, min(limit, 512))
+		h = make([]authorEntry, 0, min(limit, 512))
 	}
 	from := ceilMilli(since) // the lists' times are whole milliseconds
-	for _, a := range authors {
+	for ai, a := range authors {
 		sh := s.author(a)
 		sh.mu.RLock()
 		items := sh.authors[a]
 		for i := len(items) - 1; i >= 0 && items[i].ms >= from; i-- {
-			x := ItemTime{Item: items[i].item, Author: a, Time: time.UnixMilli(items[i].ms)}
+			x := authorEntry{authorItem: items[i], author: int32(ai)}
 			if len(h) < limit {
 				h = append(h, x)
 				siftUpOldest(h, len(h)-1)
 				continue
 			}
-			if x.Time.Before(h[0].Time) {
+			if x.ms < h[0].ms {
 				break // the rest of this author's items are older still
 			}
-			if lessItemTime(x, h[0]) < 0 {
+			if x.newer(h[0]) {
 				h[0] = x
 				siftDownOldest(h, 0)
 			}
 		}
 		sh.mu.RUnlock()
 	}
-	// Sorted through small keys, then each item moved once, rather than
-	// sorting the 56-byte items, which hold pointers and take a write
-	// barrier on every move while the collector runs
-	// (BenchmarkMemoryRecentByAuthors: 195 → 150 µs).
-	kp := timeKeys.Get().(*[]timeKey)
-	defer timeKeys.Put(kp)
-	keys := slices.Grow((*kp)[:0], len(h))[:len(h)]
-	*kp = keys
-	for i := range h {
-		keys[i] = timeKey{sec: h[i].Time.Unix(), nsec: int32(h[i].Time.Nanosecond()), at: int32(i)}
-	}
-	slices.SortFunc(keys, func(a, b timeKey) int {
-		if c := cmp.Compare(b.sec, a.sec); c != 0 {
-			return c
+	slices.SortFunc(h, func(a, b authorEntry) int {
+		switch {
+		case a.newer(b):
+			return -1
+		case b.newer(a):
+			return 1
 		}
-		if c := cmp.Compare(b.nsec, a.nsec); c != 0 {
-			return c
-		}
-		return strings.Compare(h[a.at].Item, h[b.at].Item)
+		return 0
 	})
-	// Position i takes the item at keys[i].at: follow each cycle of the
-	// permutation, moving every item once.
-	for i := range keys {
-		if keys[i].at < 0 {
-			continue
-		}
-		x, j := h[i], i
-		for {
-			k := int(keys[j].at)
-			keys[j].at = -1
-			if k == i {
-				h[j] = x
-				break
-			}
-			h[j], j = h[k], k
-		}
+	out := slices.Grow(buf[:0], len(h))
+	for _, x := range h {
+		out = append(out, ItemTime{Item: x.item, Author: authors[x.author], Time: time.UnixMilli(x.ms)})
 	}
-	return h
+	clear(h) // drop the strings the pool would keep alive
+	*hp = h[:0]
+	return out
 }
 
-var timeKeys = sync.Pool{New: func() any { return new([]timeKey) }}
+var authorHeaps = sync.Pool{New: func() any { return new([]authorEntry) }}
 
-// timeKey sorts an item of recentByAuthors in lessItemTime's order: its
-// time, then (from at) its id.
-type timeKey struct {
-	sec  int64
-	nsec int32
-	at   int32
+// authorEntry is an author's list entry with the author's place in
+// recentByAuthors' sorted authors.
+type authorEntry struct {
+	authorItem
+	author int32
+}
+
+// newer reports whether x comes before y in lessItemTime's order: newer,
+// or as new with a smaller id.
+func (x authorEntry) newer(y authorEntry) bool {
+	return x.ms > y.ms || x.ms == y.ms && x.item < y.item
 }
 
 // siftUpOldest and siftDownOldest keep h a heap whose root is the last
-// item in lessItemTime's order (the oldest) after h[i] was appended or
-// replaced. Written out for ItemTime rather than through container/heap,
-// whose interface calls and swaps of whole items made the followed-authors
-// read two fifths slower (BenchmarkMemoryRecentByAuthors: 270 → 193 µs).
-func siftUpOldest(h []ItemTime, i int) {
+// entry in lessItemTime's order (the oldest) after h[i] was appended or
+// replaced. Written out rather than through container/heap, whose
+// interface calls and swaps of whole items made the followed-authors read
+// two fifths slower (BenchmarkMemoryRecentByAuthors: 270 → 193 µs).
+func siftUpOldest(h []authorEntry, i int) {
 	x := h[i]
 	for i > 0 {
 		p := (i - 1) / 2
-		if lessItemTime(x, h[p]) <= 0 {
+		if !h[p].newer(x) {
 			break
 		}
 		h[i] = h[p]
@@ -433,17 +419,17 @@ func siftUpOldest(h []ItemTime, i int) {
 	h[i] = x
 }
 
-func siftDownOldest(h []ItemTime, i int) {
+func siftDownOldest(h []authorEntry, i int) {
 	x := h[i]
 	for {
 		c := 2*i + 1
 		if c >= len(h) {
 			break
 		}
-		if r := c + 1; r < len(h) && lessItemTime(h[r], h[c]) > 0 {
+		if r := c + 1; r < len(h) && h[c].newer(h[r]) {
 			c = r
 		}
-		if lessItemTime(h[c], x) <= 0 {
+		if !x.newer(h[c]) {
 			break
 		}
 		h[i] = h[c]
