@@ -163,7 +163,6 @@ func NewMixer(sources []Weighted, items Items, opts MixerOptions) *Mixer {
 		return &mixScratch{
 			st:    make([]slotState, n),
 			ch:    make(chan fetched, n),
-			where: make(map[uint32]int32),
 			timer: newStoppedTimer(),
 			excl:  newExclusion(),
 		}
@@ -187,9 +186,9 @@ type mixScratch struct {
 	abandoned int
 
 	entries []entry
-	where   map[uint32]int32 // item -> index in entries
-	lists   []int32          // each source's usable candidates, as entry indices
-	keys    []uint64         // the taken entries, to sort (see mix)
+	where   ordIndex // item -> index in entries
+	lists   []int32  // each source's usable candidates, as entry indices
+	keys    []uint64 // the taken entries, to sort (see mix)
 	tmpKeys []uint64
 	active  []int
 
@@ -344,7 +343,7 @@ func (m *Mixer) topUp(ctx context.Context, sc *mixScratch, req *Request, want, f
 		if added == need {
 			break
 		}
-		if e, ok := sc.where[c.Item]; ok {
+		if e, ok := sc.where.get(c.Item); ok {
 			en := &sc.entries[e]
 			if en.taken || en.excluded {
 				continue
@@ -354,7 +353,7 @@ func (m *Mixer) topUp(ctx context.Context, sc *mixScratch, req *Request, want, f
 			if sc.excl.excludes(c.Item) {
 				continue
 			}
-			sc.where[c.Item] = int32(len(sc.entries))
+			sc.where.put(c.Item, int32(len(sc.entries)))
 			sc.entries = append(sc.entries, entry{item: c.Item, taken: true})
 		}
 		score := lowest * (float32(need-added) - 0.5) / float32(need)
@@ -466,7 +465,7 @@ func (m *Mixer) wait(ctx context.Context, sc *mixScratch, req *Request, start ti
 // mix allocates the budget over the sources' candidates; see the package
 // comment for the rules.
 func (m *Mixer) mix(sc *mixScratch, budget int, dst []Mixed) []Mixed {
-	clear(sc.where)
+	sc.where.reset()
 	sc.entries, sc.lists = sc.entries[:0], sc.lists[:0]
 
 	// Each source's list: its candidates in score order, without the
@@ -479,10 +478,10 @@ func (m *Mixer) mix(sc *mixScratch, budget int, dst []Mixed) []Mixed {
 			slices.SortStableFunc(got, byScoreDesc)
 		}
 		for _, c := range got {
-			e, ok := sc.where[c.Item]
+			e, ok := sc.where.get(c.Item)
 			if !ok {
 				e = int32(len(sc.entries))
-				sc.where[c.Item] = e
+				sc.where.put(c.Item, e)
 				excl := sc.excl.excludes(c.Item)
 				sc.entries = append(sc.entries, entry{item: c.Item, excluded: excl})
 			}

@@ -76,3 +76,31 @@ func TestRecentByAuthorsMatchesSortingEverything(t *testing.T) {
 		buf = got
 	}
 }
+
+// TestRecentByAuthorsAcrossDecades covers items further apart in time than
+// the sort's integer keys reach (34 years), ties included.
+func TestRecentByAuthorsAcrossDecades(t *testing.T) {
+	m := openMemory(t, t.TempDir(), MemoryOptions{})
+	old := time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	events := []Event{
+		{Type: NewItem, Item: "b-old", Author: "a", Time: old},
+		{Type: NewItem, Item: "a-old", Author: "b", Time: old},
+		{Type: NewItem, Item: "new", Author: "a", Time: now},
+		{Type: NewItem, Item: "mid", Author: "b", Time: now.Add(-time.Hour)},
+	}
+	if err := m.Apply(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.RecentByAuthors(context.Background(), []string{"a", "b"}, time.Time{}, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, it := range got {
+		ids = append(ids, it.Item)
+	}
+	if want := []string{"new", "mid", "a-old", "b-old"}; !slices.Equal(ids, want) {
+		t.Errorf("RecentByAuthors = %v, want %v", ids, want)
+	}
+}

@@ -368,22 +368,69 @@ func (s *state) recentByAuthors(authors []string, since time.Time, limit int, bu
 		}
 		sh.mu.RUnlock()
 	}
-	slices.SortFunc(h, func(a, b authorEntry) int {
-		switch {
-		case a.newer(b):
-			return -1
-		case b.newer(a):
-			return 1
-		}
-		return 0
-	})
+	kp := sortKeys.Get().(*[]uint64)
+	defer sortKeys.Put(kp)
+	*kp = newestFirst(h, (*kp)[:0])
 	out := slices.Grow(buf[:0], len(h))
-	for _, x := range h {
+	for _, i := range *kp {
+		x := h[i]
 		out = append(out, ItemTime{Item: x.item, Author: authors[x.author], Time: time.UnixMilli(x.ms)})
 	}
 	clear(h) // drop the strings the pool would keep alive
 	*hp = h[:0]
 	return out
+}
+
+// sortKeys pools newestFirst's keys.
+var sortKeys = sync.Pool{New: func() any { return new([]uint64) }}
+
+// newestFirst appends to keys the positions of h's entries in
+// lessItemTime's order and returns the extended slice. The entries are sorted as integers, each its
+// age below the newest in the high bits and its position in the low ones,
+// which sorts without a comparison function; entries of equal time are
+// then ordered by id among themselves.
+func newestFirst(h []authorEntry, keys []uint64) []uint64 {
+	const posBits = 24
+	newest, oldest := int64(math.MinInt64), int64(math.MaxInt64)
+	for _, x := range h {
+		newest, oldest = max(newest, x.ms), min(oldest, x.ms)
+	}
+	if len(h) >= 1<<posBits || len(h) > 0 && uint64(newest-oldest) >= 1<<(64-posBits) {
+		// Out of the keys' range (ages over 34 years): compare.
+		for i := range h {
+			keys = append(keys, uint64(i))
+		}
+		slices.SortFunc(keys, func(a, b uint64) int {
+			switch {
+			case h[a].newer(h[b]):
+				return -1
+			case h[b].newer(h[a]):
+				return 1
+			}
+			return 0
+		})
+		return keys
+	}
+	for i, x := range h {
+		keys = append(keys, uint64(newest-x.ms)<<posBits|uint64(i))
+	}
+	slices.Sort(keys)
+	for lo := 0; lo < len(keys); {
+		hi := lo + 1
+		for hi < len(keys) && keys[hi]>>posBits == keys[lo]>>posBits {
+			hi++
+		}
+		if hi-lo > 1 {
+			slices.SortFunc(keys[lo:hi], func(a, b uint64) int {
+				return strings.Compare(h[a&(1<<posBits-1)].item, h[b&(1<<posBits-1)].item)
+			})
+		}
+		lo = hi
+	}
+	for i := range keys {
+		keys[i] &= 1<<posBits - 1
+	}
+	return keys
 }
 
 var authorHeaps = sync.Pool{New: func() any { return new([]authorEntry) }}
