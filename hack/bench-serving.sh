@@ -276,6 +276,9 @@ hwm_ready=$(status_kb "$server_pid" VmHWM)
 cold_steps=$(jq -R -r 'fromjson? | select(.seconds != null) |
   "\(.msg)\(if .model then " (" + .model + ")" else "" end) \(.seconds * 10 | round / 10) s"' \
   "$run/recserve.log" | paste -sd, - | sed 's/,/, /g')
+# The second stage's precision (bfloat16 by default where the CPU has
+# AVX-512 BF16): figures from machines without it are float32's.
+precision=$(jq -R -r 'fromjson? | select(.msg == "Second stage products") | .precision' "$run/recserve.log" | head -1)
 log "Ready after $cold s; RSS $(gib "$rss_ready")"
 
 # --- replay -----------------------------------------------------------------------------
@@ -364,7 +367,7 @@ load_end=$(loadavg)
   done
   echo "- calibration, $calibrate at $calib_commit ($calibrate_dir), median of 3 × $calibrate_benchtime: before $(calibration_text "$calib_before"); after $(calibration_text "$calib_after")"
   echo "- load average (1, 5, 15 min): start $load_start; recserve ready $load_ready; end $load_end"
-  echo "- recserve flags: --stage=all (default), memory store${RECSERVE_FLAGS:+, $RECSERVE_FLAGS}; each load $duration after a $warmup warm-up; $replay_events events replayed first"
+  echo "- recserve flags: --stage=all (default), memory store${RECSERVE_FLAGS:+, $RECSERVE_FLAGS}; second stage in ${precision:-float32 (not logged)}; each load $duration after a $warmup warm-up; $replay_events events replayed first"
   echo
   echo "| measure | req/s | p50 | p99 | notes |"
   echo "|---|---|---|---|---|"

@@ -45,8 +45,13 @@ func (c fakeItems) Ordinal(id string) (uint32, bool) {
 }
 
 func (c fakeItems) Ordinals(ids []string, dst []int64) []int64 {
+	return appendOrdinals(c.Ordinal, ids, dst)
+}
+
+// appendOrdinals is Items.Ordinals through ordinal.
+func appendOrdinals(ordinal func(string) (uint32, bool), ids []string, dst []int64) []int64 {
 	for _, id := range ids {
-		o, ok := c.Ordinal(id)
+		o, ok := ordinal(id)
 		if !ok {
 			dst = append(dst, -1)
 			continue

@@ -194,15 +194,7 @@ func (c *countingItems) Ordinal(id string) (uint32, bool) {
 }
 
 func (c *countingItems) Ordinals(ids []string, dst []int64) []int64 {
-	for _, id := range ids {
-		o, ok := c.Ordinal(id)
-		if !ok {
-			dst = append(dst, -1)
-			continue
-		}
-		dst = append(dst, int64(o))
-	}
-	return dst
+	return appendOrdinals(c.Ordinal, ids, dst)
 }
 
 // TestPopularRemembersOrdinals checks that the list read before is not
