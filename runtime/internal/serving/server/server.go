@@ -452,6 +452,8 @@ type eventBody struct {
 	} `json:"events"`
 }
 
+var eventBodies = sync.Pool{New: func() any { return new(eventBody) }}
+
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if s.opts.EventsToken != "" && !bearer(r, s.opts.EventsToken) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="events"`)
@@ -496,8 +498,16 @@ func bearer(r *http.Request, token string) bool {
 func decodeEvents(r io.Reader, maxEvents int, newItemRisk float64) ([]store.Event, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
-	var body eventBody
-	if err := dec.Decode(&body); err != nil {
+	// The decoded batch grows into a pooled one's room: growing it event
+	// by event was a tenth of the bytes a served request allocated, with
+	// clients posting their impressions.
+	body := eventBodies.Get().(*eventBody)
+	defer func() {
+		clear(body.Events) // drop the strings the pool would keep alive
+		body.Events = body.Events[:0]
+		eventBodies.Put(body)
+	}()
+	if err := dec.Decode(body); err != nil {
 		return nil, fmt.Errorf("body is not an events document: %w", err)
 	}
 	if len(body.Events) == 0 {

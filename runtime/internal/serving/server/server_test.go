@@ -399,6 +399,36 @@ func TestFileSourceDeliversChanges(t *testing.T) {
 	}
 }
 
+// TestDecodeEventsForgetsTheLastBatch: batches decode into pooled room,
+// and an event takes nothing from the one decoded there before it (a field
+// it lacks stays unset, a risk it lacks takes the default).
+func TestDecodeEventsForgetsTheLastBatch(t *testing.T) {
+	first := `{"events":[{"user":"u1","item":"i1","author":"a1","type":"new_item","time":"2026-01-02T03:04:05Z","risk":0.9},` +
+		`{"user":"u2","item":"i2","type":"click","time":"2026-01-02T03:04:06Z"}]}`
+	second := `{"events":[{"item":"i3","author":"a3","type":"new_item"},{"user":"u4","item":"i4","type":"click"}]}`
+	for range 3 {
+		if _, err := decodeEvents(strings.NewReader(first), 100, 0.25); err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeEvents(strings.NewReader(second), 100, 0.25)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []store.Event{
+			{Item: "i3", Author: "a3", Type: store.NewItem, Risk: 0.25},
+			{User: "u4", Item: "i4", Type: store.Click},
+		}
+		if len(got) != len(want) {
+			t.Fatalf("decoded %d events, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("event %d = %+v, want %+v", i, got[i], want[i])
+			}
+		}
+	}
+}
+
 // FuzzDecodeEvents: no body makes the events parser panic, and every batch
 // it accepts is within bounds and passes the event checks.
 func FuzzDecodeEvents(f *testing.F) {
