@@ -151,7 +151,8 @@ func admission(f *flags, log *slog.Logger) (maxConc, saturatedAt int) {
 // matmulPrecision reads --matmul-precision: the precision of the second
 // stage's products over its candidates. bfloat16 halves their time
 // (BENCHMARKS.md, issue 16) and moved no quality figure of the served
-// funnel by more than 0.0002 (hack/bench-quality.sh).
+// funnel by more than 0.0004 (hack/bench-quality.sh, ID-only and with
+// item features).
 func matmulPrecision(name string) (model.Precision, error) {
 	switch name {
 	case "auto":
