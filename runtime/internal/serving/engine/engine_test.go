@@ -297,6 +297,40 @@ func TestRecommendDebugCarriesHeadsAndTimings(t *testing.T) {
 	}
 }
 
+// TestReleasedResponsesAreReusedCleanly: an answer released after it was
+// written lends its storage to a later one, and nothing of it shows there
+// (a debug answer's heads and timings in a plain one), while an answer not
+// yet released keeps its items whatever is answered meanwhile.
+func TestReleasedResponsesAreReusedCleanly(t *testing.T) {
+	e := open(t, testConfig(world(t)), t.TempDir())
+	ctx := context.Background()
+	held := recommend(t, e, "u7", 10, time.Now())
+	want := slices.Clone(held.Items)
+	for i := range 20 {
+		dbg := recommend(t, e, "u5", 10, time.Now())
+		if dbg.Timings == nil || dbg.Items[0].Heads == nil {
+			t.Fatalf("round %d: a debug answer without timings or heads", i)
+		}
+		dbg.Release()
+		plain, err := e.Recommend(ctx, &Request{User: "u6", N: 5, Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plain.Timings != nil || len(plain.Items) != 5 || plain.User != "u6" {
+			t.Fatalf("round %d: plain answer for %s with %d items, timings %v", i, plain.User, len(plain.Items), plain.Timings)
+		}
+		for _, it := range plain.Items {
+			if it.Heads != nil {
+				t.Fatalf("round %d: item %s of a plain answer carries heads %v", i, it.ID, it.Heads)
+			}
+		}
+		plain.Release()
+	}
+	if !slices.EqualFunc(held.Items, want, func(a, b Item) bool { return a.ID == b.ID && a.Score == b.Score }) {
+		t.Errorf("an answer not released changed while others were answered: %v, was %v", held.Items, want)
+	}
+}
+
 func TestRecommendUnknownUserGetsNonPersonalisedResults(t *testing.T) {
 	e := open(t, testConfig(world(t)), t.TempDir())
 	now := time.Now()
@@ -565,6 +599,7 @@ func BenchmarkRecommend(b *testing.B) {
 		if len(resp.Items) == 0 {
 			b.Fatal("Recommend returned no items")
 		}
+		resp.Release() // as the server does once it has written the answer
 		i++
 	}
 }

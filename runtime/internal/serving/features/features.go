@@ -543,7 +543,7 @@ func NewUserContext(user string, now time.Time, cat *catalog.Catalog, engagement
 
 // Reset is NewUserContext into an existing context, reusing its buffers.
 func (u *UserContext) Reset(user string, now time.Time, cat *catalog.Catalog, engagements []store.Engagement, follows []string) {
-	u.User, u.Now = user, now
+	u.User, u.Now, u.TowerUser = user, now, nil
 
 	feats, _ := cat.UserFeatures(user)
 	u.Features = append(u.Features[:0], feats...)

@@ -18,6 +18,7 @@ package rank
 
 import (
 	"context"
+	"sync"
 
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/catalog"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/features"
@@ -69,10 +70,15 @@ func NewRequest(state *store.UserState, cat *catalog.Catalog) *Request {
 func (r *Request) User() *features.UserContext {
 	if r.user == nil {
 		s := r.State
-		r.user = features.NewUserContext(s.User, s.Now, r.cat, s.Engagements, s.Follows)
+		r.user = userContexts.Get().(*features.UserContext)
+		r.user.Reset(s.User, s.Now, r.cat, s.Engagements, s.Follows)
 	}
 	return r.user
 }
+
+// userContexts keeps released requests' feature contexts for their
+// buffers.
+var userContexts = sync.Pool{New: func() any { return new(features.UserContext) }}
 
 // Answered records that stage ranked the request with config revision.
 func (r *Request) Answered(stage, revision string) {
@@ -88,11 +94,16 @@ func (r *Request) Stale() []string { return r.stale }
 // hold runs release when the request is released.
 func (r *Request) hold(release func()) { r.held = append(r.held, release) }
 
-// Release returns what the rankers held for the request. Candidates' Probs
-// must not be read after it.
+// Release returns what the rankers held for the request, and its feature
+// context (User). Neither candidates' Probs nor the context may be read
+// after it.
 func (r *Request) Release() {
 	for _, f := range r.held {
 		f()
 	}
 	r.held = nil
+	if r.user != nil {
+		userContexts.Put(r.user)
+		r.user = nil
+	}
 }

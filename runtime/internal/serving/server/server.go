@@ -54,7 +54,8 @@ type Engine interface {
 	// flight finish on the previous one. An error leaves the previous one
 	// serving. Responses carry the revision of the config they ran on.
 	Apply(cfg *config.Config, revision string) error
-	// Recommend answers one client request.
+	// Recommend answers one client request. The server releases the
+	// answer (Response.Release) once it has written it.
 	Recommend(ctx context.Context, req *Request) (*Response, error)
 	// Ingest records a batch of events; nil means they are durable.
 	Ingest(ctx context.Context, events []store.Event) error
@@ -83,7 +84,8 @@ type Engine interface {
 	PrecomputeCounts() *config.PrecomputeCounts
 	// RecommendPrecomputed answers from the user's precomputed list when
 	// a fresh one fills the answer, nil otherwise: what a saturated
-	// frontend serves instead of queueing the funnel.
+	// frontend serves instead of queueing the funnel. Released as
+	// Recommend's answers are.
 	RecommendPrecomputed(ctx context.Context, req *Request) (*Response, error)
 }
 
@@ -360,6 +362,7 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+	resp.Release()
 }
 
 // requestID is the client's X-Request-Id when it is a usable one (1 to
@@ -387,6 +390,7 @@ func (s *Server) answerPrecomputed(ctx context.Context, w http.ResponseWriter, r
 	}
 	s.metrics.shed.Inc()
 	writeJSON(w, http.StatusOK, resp)
+	resp.Release()
 	return true
 }
 

@@ -160,12 +160,17 @@ func NewMixer(sources []Weighted, items Items, opts MixerOptions) *Mixer {
 	}
 	n := len(m.slots)
 	m.pool.New = func() any {
-		return &mixScratch{
+		sc := &mixScratch{
 			st:    make([]slotState, n),
 			ch:    make(chan fetched, n),
 			timer: newStoppedTimer(),
 			excl:  newExclusion(),
 		}
+		for i := range sc.st {
+			st := &sc.st[i]
+			st.fetch = func() { m.run(st.ctx, sc.ch, i, st.req, st.limit, st.buf[:0]) }
+		}
+		return sc
 	}
 	return m
 }
@@ -204,6 +209,14 @@ type slotState struct {
 	pending  bool
 	lost     bool // abandoned at its deadline, still running
 	deadline time.Time
+
+	// fetch runs the source's Fetch with ctx, req and limit, which Mix
+	// sets before it starts fetch's goroutine: one closure a scratch
+	// rather than one a source and request.
+	fetch func()
+	ctx   context.Context
+	req   *Request
+	limit int
 
 	off, n   int // the source's list in lists
 	cursor   int // positions of the list consumed
@@ -286,7 +299,8 @@ func (m *Mixer) Mix(ctx context.Context, req *Request, budget int, seen *store.F
 			}
 			sctx = timed[k].ctx
 		}
-		go m.run(sctx, sc.ch, i, req, limit, st.buf[:0])
+		st.ctx, st.req, st.limit = sctx, req, limit
+		go st.fetch()
 	}
 	if err := m.wait(ctx, sc, req, start); err != nil {
 		// Sources still running hold the scratch; leave it to them.
@@ -301,6 +315,9 @@ func (m *Mixer) Mix(ctx context.Context, req *Request, budget int, seen *store.F
 		sc.st[i].got = nil
 	}
 	if sc.abandoned == 0 {
+		for i := range sc.st {
+			sc.st[i].ctx, sc.st[i].req = nil, nil
+		}
 		// No source reads req any more, nor, once it is pooled, the
 		// scratch's filter.
 		req.excl = nil

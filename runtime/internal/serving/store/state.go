@@ -334,7 +334,11 @@ func (s *state) recentByAuthors(authors []string, since time.Time, limit int, bu
 	if limit <= 0 {
 		return nil
 	}
-	authors = slices.Compact(slices.Sorted(slices.Values(authors)))
+	if !strictlyIncreasing(authors) {
+		// Follows come sorted from this store; others are sorted in a
+		// copy, the caller's slice being read-only.
+		authors = slices.Compact(slices.Sorted(slices.Values(authors)))
+	}
 	// The newest limit items over all the authors, kept in a heap whose
 	// root is the worst kept, so that memory stays within limit items and
 	// an author's older items are not even read once they cannot enter.
@@ -379,6 +383,16 @@ func (s *state) recentByAuthors(authors []string, since time.Time, limit int, bu
 	clear(h) // drop the strings the pool would keep alive
 	*hp = h[:0]
 	return out
+}
+
+// strictlyIncreasing reports whether s is sorted without repeats.
+func strictlyIncreasing(s []string) bool {
+	for i := 1; i < len(s); i++ {
+		if s[i-1] >= s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // sortKeys pools newestFirst's keys.
