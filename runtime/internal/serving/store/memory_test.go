@@ -20,16 +20,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // batchEvents returns the events of test batch id: n items published by
@@ -420,15 +424,46 @@ func TestRecentSetStaysBounded(t *testing.T) {
 		s.add(strconv.Itoa(i%3), 5)
 		s.add(strconv.Itoa(i), 5)
 	}
-	if len(s.last) != 5 {
-		t.Errorf("recentSet holds %d keys, want 5", len(s.last))
+	if s.len() != 5 {
+		t.Errorf("recentSet holds %d keys, want 5", s.len())
 	}
 	if live := len(s.order) - s.head; live > 2*5+16 {
 		t.Errorf("recentSet keeps %d entries for 5 keys", live)
 	}
 	for _, k := range []string{"9999", "9998", "9997", "0", "2"} {
-		if _, ok := s.last[k]; !ok {
-			t.Errorf("recentSet lacks recent key %q; has %v", k, s.last)
+		if !s.has(k) {
+			t.Errorf("recentSet lacks recent key %q; has %v", k, slices.Collect(s.all))
+		}
+	}
+}
+
+// TestRecentSetSmallAndLarge: a set keeps the newest distinct keys, oldest
+// first, whether it holds them in its list alone (up to smallSet keys) or
+// with a map past that, across the switch, and bounded by size either way;
+// a map-backed reference says what it must hold.
+func TestRecentSetSmallAndLarge(t *testing.T) {
+	for _, size := range []int{1, 3, smallSet, smallSet + 1, 40} {
+		var s recentSet
+		var ref []string // distinct keys, oldest first
+		rng := rand.New(rand.NewPCG(uint64(size), 1))
+		for i := range 2000 {
+			k := strconv.Itoa(rng.IntN(min(8+i/10, 60)))
+			s.add(k, size)
+			ref = slices.DeleteFunc(ref, func(x string) bool { return x == k })
+			ref = append(ref, k)
+			if len(ref) > size {
+				ref = ref[len(ref)-size:]
+			}
+			got := slices.Collect(s.all)
+			if !slices.Equal(got, ref) || s.len() != len(ref) {
+				t.Fatalf("size %d, add %d of %q: keys %v (len %d), want %v", size, i, k, got, s.len(), ref)
+			}
+		}
+		if size > smallSet && s.last == nil {
+			t.Errorf("size %d: %d keys held without a map", size, s.len())
+		}
+		if size <= smallSet && s.last != nil {
+			t.Errorf("size %d: a map for at most %d keys", size, size)
 		}
 	}
 }
@@ -559,5 +594,25 @@ func TestMemoryForgetsTheLeastRecentlyActiveUsersPastItsCap(t *testing.T) {
 	}
 	if f, _ := m.Follows(ctx, "flood-0"); len(f) != 0 {
 		t.Errorf("the first of the flood is still kept: the state grew past its cap")
+	}
+}
+
+// TestNormalizeSharesTheTypeConstants: events decoded from JSON carry their
+// types as strings of their own; once accepted they carry the constants, so
+// that the engagements the state remembers do not each keep one.
+func TestNormalizeSharesTheTypeConstants(t *testing.T) {
+	var events []Event
+	body := `[{"User":"u1","Item":"i1","Type":"click"},{"User":"u1","Item":"i2","Type":"like"},{"User":"u1","Author":"a1","Type":"follow"}]`
+	if err := json.Unmarshal([]byte(body), &events); err != nil {
+		t.Fatal(err)
+	}
+	out, err := normalize(events, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []EventType{Click, Like, Follow} {
+		if got := out[i].Type; got != want || unsafe.StringData(string(got)) != unsafe.StringData(string(want)) {
+			t.Errorf("event %d: type %q at %p, want the constant %q at %p", i, got, unsafe.StringData(string(got)), want, unsafe.StringData(string(want)))
+		}
 	}
 }

@@ -141,13 +141,7 @@ func appendStrings(buf []byte, ss []string) []byte {
 
 // ordered returns the keys of the set, the oldest added first.
 func (s *recentSet) ordered() []string {
-	out := make([]string, 0, len(s.last))
-	for _, e := range s.order[s.head:] {
-		if s.last[e.key] == e.seq {
-			out = append(out, e.key)
-		}
-	}
-	return out
+	return slices.AppendSeq(make([]string, 0, s.len()), s.all)
 }
 
 // snapshot writes to out the records that rebuild s on an empty state.

@@ -521,14 +521,14 @@ func (s *state) seen(user string) *Filter {
 	if u == nil {
 		return newFilter(0, 0)
 	}
-	f := newFilter(len(u.seen.last)+len(u.seeLessItems.last), len(u.seeLessAuthors.last))
-	for it := range u.seen.last {
+	f := newFilter(u.seen.len()+u.seeLessItems.len(), u.seeLessAuthors.len())
+	for it := range u.seen.all {
 		f.items[it] = struct{}{}
 	}
-	for it := range u.seeLessItems.last {
+	for it := range u.seeLessItems.all {
 		f.items[it] = struct{}{}
 	}
-	for a := range u.seeLessAuthors.last {
+	for a := range u.seeLessAuthors.all {
 		f.authors[a] = struct{}{}
 	}
 	return f
@@ -610,11 +610,18 @@ func (r *ring) newest(limit int) []Engagement {
 
 // recentSet keeps the most recently added distinct keys.
 type recentSet struct {
-	seq   uint64
-	last  map[string]uint64 // key → seq of its latest add
-	order []recentEntry     // adds, oldest first; an entry is stale once its key is added again
-	head  int               // order[:head] were evicted
+	seq uint64
+	// last maps each key to the seq of its latest add; nil while the set
+	// has had at most smallSet keys, order[head:] then holding them
+	// without repeats. Most users have seen a few items: a map for each
+	// would be two more objects for the collector to mark.
+	last  map[string]uint64
+	order []recentEntry // adds, oldest first; with last, an entry is stale once its key is added again
+	head  int           // order[:head] were evicted
 }
+
+// smallSet is the most keys a recentSet keeps without a map.
+const smallSet = 16
 
 type recentEntry struct {
 	key string
@@ -622,10 +629,32 @@ type recentEntry struct {
 }
 
 func (s *recentSet) add(key string, size int) {
-	if s.last == nil {
-		s.last = make(map[string]uint64)
-	}
 	s.seq++
+	if s.last == nil {
+		live := s.order[s.head:]
+		if i := slices.IndexFunc(live, func(e recentEntry) bool { return e.key == key }); i >= 0 {
+			copy(live[i:], live[i+1:])
+			live[len(live)-1] = recentEntry{key, s.seq}
+			return
+		}
+		if len(live) < smallSet || size <= smallSet {
+			s.order = append(s.order, recentEntry{key, s.seq})
+			for len(s.order)-s.head > size {
+				s.order[s.head] = recentEntry{}
+				s.head++
+			}
+			if s.head > len(s.order)-s.head {
+				n := copy(s.order, s.order[s.head:])
+				clear(s.order[n:])
+				s.order, s.head = s.order[:n], 0
+			}
+			return
+		}
+		s.last = make(map[string]uint64, 2*smallSet)
+		for _, e := range live {
+			s.last[e.key] = e.seq
+		}
+	}
 	s.last[key] = s.seq
 	s.order = append(s.order, recentEntry{key, s.seq})
 	for len(s.last) > size {
@@ -646,6 +675,35 @@ func (s *recentSet) add(key string, size int) {
 		clear(s.order[len(kept):])
 		s.order = kept
 		s.head = 0
+	}
+}
+
+// len returns the number of keys in the set.
+func (s *recentSet) len() int {
+	if s.last == nil {
+		return len(s.order) - s.head
+	}
+	return len(s.last)
+}
+
+// has reports whether key is in the set.
+func (s *recentSet) has(key string) bool {
+	if s.last == nil {
+		return slices.ContainsFunc(s.order[s.head:], func(e recentEntry) bool { return e.key == key })
+	}
+	_, ok := s.last[key]
+	return ok
+}
+
+// all yields the keys of the set, the oldest added first.
+func (s *recentSet) all(yield func(string) bool) {
+	for _, e := range s.order[s.head:] {
+		if s.last != nil && s.last[e.key] != e.seq {
+			continue
+		}
+		if !yield(e.key) {
+			return
+		}
 	}
 }
 

@@ -55,6 +55,22 @@ const (
 	Integrity EventType = "integrity"
 )
 
+// eventTypes lists the event types, for canonical.
+var eventTypes = [...]EventType{Impression, Click, Like, Comment, Share, SeeLess, Follow, Unfollow, NewItem, Integrity}
+
+// canonical returns the constant equal to t, or t when none is: a decoded
+// event's type is a string of its own, which the state would otherwise keep
+// for every engagement it remembers (a quarter of a million objects for the
+// collector to mark after half a million events).
+func canonical(t EventType) EventType {
+	for _, c := range eventTypes {
+		if t == c {
+			return c
+		}
+	}
+	return t
+}
+
 // Event is one impression, engagement, follow change or publication.
 type Event struct {
 	// User who acted; empty for new_item.
@@ -438,6 +454,7 @@ func normalize(events []Event, now time.Time) ([]Event, error) {
 		if err := validate(&e); err != nil {
 			return nil, fmt.Errorf("failed to accept event %d: %w", i, err)
 		}
+		e.Type = canonical(e.Type)
 		if e.Time.IsZero() {
 			e.Time = now
 		} else {
