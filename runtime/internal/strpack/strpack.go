@@ -21,7 +21,9 @@ limitations under the License.
 // decoded one by one are a million objects, marked again by every
 // collection, which at a million items was most of a collection's work and
 // lengthened the phase in which the collector takes a quarter of the CPU.
-// The same ids in shared blocks are a few hundred objects. Go's unique
+// The same ids in shared blocks are a few hundred objects (Packer), still
+// behind a million pointers; an Arena locates them by integers, which a
+// collection does not read at all. Go's unique
 // package does not help here (it keeps each distinct string as its own
 // object, behind weak pointers); no library packs strings this way, so it is
 // written here.
@@ -31,6 +33,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -103,4 +106,66 @@ func (t *Table) At(i int) string {
 		return ""
 	}
 	return unsafe.String(&t.data[start], n)
+}
+
+// arenaBlock is the size of an Arena's blocks, and so the longest string an
+// Arena holds.
+const arenaBlock = 64 << 10
+
+// MaxArenaString is the longest string an Arena holds.
+const MaxArenaString = math.MaxUint16
+
+// Loc locates a string of an Arena: its block, offset and length.
+type Loc uint64
+
+// Arena copies strings into shared blocks and locates each by a Loc, a
+// plain integer: a table of a million Locs is an object without pointers,
+// which a collection does not read, where a million string headers (even
+// into shared blocks, as Packer's) are a million pointers for every
+// collection to follow. Blocks are only appended to, so a string stays
+// where it was written. Add must be called by one goroutine at a time; At
+// is safe concurrently with Add for any Loc that Add has returned, once the
+// Loc has reached the reader through a synchronising operation (an atomic
+// store and load, a lock).
+type Arena struct {
+	blocks atomic.Pointer[[]*[arenaBlock]byte]
+	fill   int // bytes used of the last block; the writer's alone
+}
+
+// Add copies s into the arena and returns its Loc. It panics if s is longer
+// than MaxArenaString.
+func (a *Arena) Add(s string) Loc {
+	if len(s) > MaxArenaString {
+		panic(fmt.Sprintf("strpack: a %d-byte string in an Arena, at most %d", len(s), MaxArenaString))
+	}
+	if len(s) == 0 {
+		return 0
+	}
+	p := a.blocks.Load()
+	if p == nil || len(s) > arenaBlock-a.fill {
+		var blocks []*[arenaBlock]byte
+		if p != nil {
+			blocks = *p
+		}
+		// A new slice each time: readers may hold the old one.
+		grown := append(blocks[:len(blocks):len(blocks)], new([arenaBlock]byte))
+		a.blocks.Store(&grown)
+		p, a.fill = &grown, 0
+	}
+	b := len(*p) - 1
+	off := a.fill
+	copy((*p)[b][off:], s)
+	a.fill += len(s)
+	return Loc(uint64(b)<<32 | uint64(off)<<16 | uint64(len(s)))
+}
+
+// At returns the string at loc, a view of the arena (it allocates
+// nothing).
+func (a *Arena) At(loc Loc) string {
+	n := uint16(loc)
+	if n == 0 {
+		return ""
+	}
+	block := (*a.blocks.Load())[loc>>32]
+	return unsafe.String(&block[uint16(loc>>16)], n)
 }

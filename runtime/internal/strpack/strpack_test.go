@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -108,4 +110,68 @@ func TestTableAtAllocates(t *testing.T) {
 	if a := testing.AllocsPerRun(100, func() { n += len(tab.At(1)) + len(tab.At(2)) }); a != 0 {
 		t.Errorf("At allocates %v times a call, want 0", a)
 	}
+}
+
+// TestArena: every string comes back from its Loc, whatever was added
+// after it, across block ends, for the empty string and the longest one;
+// a longer one is refused.
+func TestArena(t *testing.T) {
+	var a Arena
+	in := []string{"", "a", strings.Repeat("x", MaxArenaString), "é", strings.Repeat("y", arenaBlock/2+1), strings.Repeat("z", arenaBlock/2+1)}
+	for i := range 50000 {
+		in = append(in, fmt.Sprintf("item-%d", i))
+	}
+	locs := make([]Loc, len(in))
+	for i, s := range in {
+		locs[i] = a.Add(s)
+	}
+	if n := len(*a.blocks.Load()); n < 3 {
+		t.Fatalf("%d blocks: the strings should span several", n)
+	}
+	for i := range in {
+		if got := a.At(locs[i]); got != in[i] {
+			t.Fatalf("string %d = %.20q (%d bytes), want %.20q (%d bytes)", i, got, len(got), in[i], len(in[i]))
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Add of a string past MaxArenaString did not panic")
+		}
+	}()
+	a.Add(strings.Repeat("w", MaxArenaString+1))
+}
+
+// TestArenaReadWhileAdding: readers read every Loc published so far while
+// one writer adds (run with -race: At must not read what Add writes).
+func TestArenaReadWhileAdding(t *testing.T) {
+	var a Arena
+	const n = 30000
+	locs := make([]Loc, n)
+	var published atomic.Int64
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := r; ; i++ {
+				m := published.Load()
+				if m == n {
+					return
+				}
+				if m == 0 {
+					continue
+				}
+				j := int64(i) % m
+				if got, want := a.At(locs[j]), fmt.Sprintf("id-%d", j); got != want {
+					t.Errorf("Loc %d reads %q, want %q", j, got, want)
+					return
+				}
+			}
+		}()
+	}
+	for i := range n {
+		locs[i] = a.Add(fmt.Sprintf("id-%d", i))
+		published.Store(int64(i + 1))
+	}
+	wg.Wait()
 }

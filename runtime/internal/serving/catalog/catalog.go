@@ -64,12 +64,14 @@ const (
 )
 
 // chunk holds the columns of chunkSize consecutive ordinals.
+// Its one pointer comes first, so that a collection reads no further: the
+// ids are located in Catalog.idData rather than held as string headers.
 type chunk struct {
-	ids      [chunkSize]string
+	features []float32                // chunkSize × dim, row-major
+	ids      [chunkSize]strpack.Loc   // in Catalog.idData
 	authors  [chunkSize]uint32        // index into Catalog.authorNames
 	created  [chunkSize]int64         // Unix milliseconds
 	risk     [chunkSize]atomic.Uint32 // math.Float32bits; SetRisk changes it live
-	features []float32                // chunkSize × dim, row-major
 }
 
 // Catalog is the item catalog and the user table. Methods are safe for
@@ -78,7 +80,8 @@ type Catalog struct {
 	dim int
 
 	mu     sync.Mutex     // serialises Add
-	pack   strpack.Packer // the ids' and author names' blocks; held with mu
+	pack   strpack.Packer // the author names' and user ids' blocks; held with mu
+	idData strpack.Arena  // the item ids; written with mu
 	n      atomic.Uint32
 	chunks atomic.Pointer[[]*chunk]
 	ids    *hashIndex
@@ -185,7 +188,7 @@ func (c *Catalog) Ordinals(ids []string, dst []int64) []int64 {
 // i < Len() and may panic otherwise.
 func (c *Catalog) ID(i uint32) string {
 	ch, k := c.at(i)
-	return ch.ids[k]
+	return c.idData.At(ch.ids[k])
 }
 
 // Author returns the author of item i. Equal authors share one string.
@@ -341,7 +344,7 @@ func (c *Catalog) addLocked(item *dataset.Item) (uint32, error) {
 		chunks = grown
 	}
 	ch, k := chunks[n>>chunkBits], n&chunkMask
-	ch.ids[k] = c.pack.String(item.ID)
+	ch.ids[k] = c.idData.Add(item.ID)
 	ch.authors[k] = c.internAuthor(item.Author)
 	ch.created[k] = item.Created.UnixMilli()
 	ch.risk[k].Store(math.Float32bits(float32(item.IntegrityRisk)))

@@ -92,7 +92,7 @@ func (x *hashIndex) lookup(key string, is func(o uint32) bool) (uint32, bool) {
 // lookupMany appends to dst the ordinal of each of keys, -1 for a key not
 // found, and returns the extended slice; name(o) is the key stored for
 // ordinal o. A lookup waits on three cache misses one after another (its
-// slot, the stored name's header, the name's bytes); lookupMany takes each
+// slot, the stored name's location, the name's bytes); lookupMany takes each
 // step for a batch of keys before the next, so that the misses of the
 // batch are in flight together, and probes on past a collision as lookup
 // does.
