@@ -104,3 +104,32 @@ func TestRecentByAuthorsAcrossDecades(t *testing.T) {
 		t.Errorf("RecentByAuthors = %v, want %v", ids, want)
 	}
 }
+
+// TestRedatedItemsKeepTheirPlace: the authors' lists name items by their
+// place in the store's item arena; an item dated again (a repeated
+// new_item, a seed after replay) keeps its place, so that dating items
+// again and again does not grow the arena, and the lists read back the
+// newest dates.
+func TestRedatedItemsKeepTheirPlace(t *testing.T) {
+	st := newState(mustDefaults(t, StateOptions{}))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for round := range 50 {
+		for i := range 20 {
+			st.addAuthorItem(ItemTime{Item: fmt.Sprintf("item-%d", i), Author: fmt.Sprintf("a%d", i%3), Time: t0.Add(time.Duration(round*20+i) * time.Minute)})
+		}
+		if round == 0 {
+			continue
+		}
+		st.itemMu.Lock()
+		loc := st.itemIDs.Add("probe")
+		st.itemMu.Unlock()
+		// The probe lands right after the 20 ids and the probes before it.
+		if off := int(loc>>16) & 0xffff; off != 20*len("item-1x")-10*1+(round-1)*len("probe") {
+			t.Fatalf("round %d: the arena's next free byte is %d: items dated again were stored again", round, off)
+		}
+	}
+	got := st.recentByAuthors([]string{"a0", "a1", "a2"}, time.Time{}, 100, nil)
+	if len(got) != 20 || got[0].Item != "item-19" || !got[0].Time.Equal(t0.Add(999*time.Minute)) {
+		t.Errorf("recentByAuthors = %d items, first %+v; want 20, item-19 at minute 999", len(got), got[0])
+	}
+}

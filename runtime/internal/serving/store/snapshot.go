@@ -163,7 +163,7 @@ func (s *state) snapshot(out io.Writer) error {
 		for a, items := range sh.authors {
 			e := binary.AppendUvarint(appendString(w.entry, a), uint64(len(items)))
 			for _, it := range items {
-				e = binary.AppendVarint(appendString(e, it.item), it.ms)
+				e = binary.AppendVarint(appendString(e, s.itemID(it.item)), it.ms)
 			}
 			w.entry = e
 			w.add()
@@ -413,7 +413,8 @@ func (r *snapshotReader) popular(n int) func(*state) {
 
 func (r *snapshotReader) authors(n int) func(*state) {
 	authors := make([]string, n)
-	lists := make([][]authorItem, n)
+	items := make([][]string, n)
+	ms := make([][]int64, n)
 	for i := range n {
 		authors[i] = r.str()
 		k := r.uvarint()
@@ -421,17 +422,20 @@ func (r *snapshotReader) authors(n int) func(*state) {
 			r.err = true
 			return nil
 		}
-		lists[i] = make([]authorItem, k)
-		for j := range lists[i] {
-			item := r.str()
-			lists[i][j] = authorItem{item: item, ms: r.varint()}
+		items[i], ms[i] = make([]string, k), make([]int64, k)
+		for j := range items[i] {
+			items[i][j], ms[i][j] = r.str(), r.varint()
 		}
 	}
 	return func(s *state) {
 		for i, a := range authors {
+			list := make([]authorItem, len(items[i]))
+			for j, id := range items[i] {
+				list[j] = authorItem{item: s.itemLoc(id), ms: ms[i][j]}
+			}
 			sh := s.author(a)
 			sh.mu.Lock()
-			sh.authors[a] = lists[i]
+			sh.authors[a] = list
 			sh.mu.Unlock()
 		}
 	}

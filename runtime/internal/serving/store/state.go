@@ -26,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/recpipeline/recpipeline/runtime/internal/strpack"
 )
 
 // state is the in-memory state of the Memory backend. Writes come from one
@@ -39,6 +41,11 @@ type state struct {
 
 	users   [shards]userShard
 	authors [shards]authorShard
+
+	// itemIDs holds the ids the authors' lists name, which name them by
+	// Loc; itemMu serialises its Adds.
+	itemIDs strpack.Arena
+	itemMu  sync.Mutex
 
 	newMu    sync.RWMutex
 	newItems []ItemTime          // first publications, oldest first
@@ -74,14 +81,27 @@ type authorShard struct {
 	authors map[string][]authorItem // oldest first
 }
 
-// authorItem is an entry of an author's list: 24 bytes and one pointer,
-// where an ItemTime takes 56 and three (the author, which the list's key
-// names already, and the time's location). The catalog seeds an entry an
-// item, a million of them for every collection to read.
+// authorItem is an entry of an author's list: 16 bytes and no pointer,
+// where an ItemTime takes 56 and three (the item, the author, which the
+// list's key names already, and the time's location). The catalog seeds an
+// entry an item: as strings, a million pointers for every collection to
+// follow.
 type authorItem struct {
-	item string
-	ms   int64 // Unix milliseconds
+	item strpack.Loc // in state.itemIDs
+	ms   int64       // Unix milliseconds
 }
+
+// itemLoc stores id in itemIDs. A list keeps its entry's Loc when the item
+// is dated again, so the arena holds each item the lists ever named once
+// (the catalog's, and those published since: a bounded number).
+func (s *state) itemLoc(id string) strpack.Loc {
+	s.itemMu.Lock()
+	defer s.itemMu.Unlock()
+	return s.itemIDs.Add(id)
+}
+
+// itemID returns the id at loc.
+func (s *state) itemID(loc strpack.Loc) string { return s.itemIDs.At(loc) }
 
 type userState struct {
 	last uint64 // state.touched at the user's last event
@@ -245,8 +265,12 @@ func (s *state) addAuthorItem(it ItemTime) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	items := sh.authors[it.Author]
-	if i := slices.IndexFunc(items, func(x authorItem) bool { return x.item == it.Item }); i >= 0 {
+	var loc strpack.Loc
+	if i := slices.IndexFunc(items, func(x authorItem) bool { return s.itemID(x.item) == it.Item }); i >= 0 {
+		loc = items[i].item
 		items = slices.Delete(items, i, i+1)
+	} else {
+		loc = s.itemLoc(it.Item)
 	}
 	// Insert after every item not newer, so the slice stays oldest first.
 	ms := it.Time.UnixMilli()
@@ -254,7 +278,7 @@ func (s *state) addAuthorItem(it ItemTime) {
 	for i > 0 && items[i-1].ms > ms {
 		i--
 	}
-	items = slices.Insert(items, i, authorItem{item: it.Item, ms: ms})
+	items = slices.Insert(items, i, authorItem{item: loc, ms: ms})
 	if n := len(items) - s.opts.AuthorItems; n > 0 {
 		items = slices.Delete(items, 0, n)
 	}
@@ -359,28 +383,27 @@ func (s *state) recentByAuthors(authors []string, since time.Time, limit int, bu
 			x := authorEntry{authorItem: items[i], author: int32(ai)}
 			if len(h) < limit {
 				h = append(h, x)
-				siftUpOldest(h, len(h)-1)
+				s.siftUpOldest(h, len(h)-1)
 				continue
 			}
 			if x.ms < h[0].ms {
 				break // the rest of this author's items are older still
 			}
-			if x.newer(h[0]) {
+			if x.ms > h[0].ms || x.ms == h[0].ms && s.lessID(x.item, h[0].item) {
 				h[0] = x
-				siftDownOldest(h, 0)
+				s.siftDownOldest(h, 0)
 			}
 		}
 		sh.mu.RUnlock()
 	}
 	kp := sortKeys.Get().(*[]uint64)
 	defer sortKeys.Put(kp)
-	*kp = newestFirst(h, (*kp)[:0])
+	*kp = s.newestFirst(h, (*kp)[:0])
 	out := slices.Grow(buf[:0], len(h))
 	for _, i := range *kp {
 		x := h[i]
-		out = append(out, ItemTime{Item: x.item, Author: authors[x.author], Time: time.UnixMilli(x.ms)})
+		out = append(out, ItemTime{Item: s.itemID(x.item), Author: authors[x.author], Time: time.UnixMilli(x.ms)})
 	}
-	clear(h) // drop the strings the pool would keep alive
 	*hp = h[:0]
 	return out
 }
@@ -403,7 +426,7 @@ var sortKeys = sync.Pool{New: func() any { return new([]uint64) }}
 // age below the newest in the high bits and its position in the low ones,
 // which sorts without a comparison function; entries of equal time are
 // then ordered by id among themselves.
-func newestFirst(h []authorEntry, keys []uint64) []uint64 {
+func (s *state) newestFirst(h []authorEntry, keys []uint64) []uint64 {
 	const posBits = 24
 	newest, oldest := int64(math.MinInt64), int64(math.MaxInt64)
 	for _, x := range h {
@@ -416,9 +439,9 @@ func newestFirst(h []authorEntry, keys []uint64) []uint64 {
 		}
 		slices.SortFunc(keys, func(a, b uint64) int {
 			switch {
-			case h[a].newer(h[b]):
+			case s.newer(h[a], h[b]):
 				return -1
-			case h[b].newer(h[a]):
+			case s.newer(h[b], h[a]):
 				return 1
 			}
 			return 0
@@ -436,7 +459,7 @@ func newestFirst(h []authorEntry, keys []uint64) []uint64 {
 		}
 		if hi-lo > 1 {
 			slices.SortFunc(keys[lo:hi], func(a, b uint64) int {
-				return strings.Compare(h[a&(1<<posBits-1)].item, h[b&(1<<posBits-1)].item)
+				return strings.Compare(s.itemID(h[a&(1<<posBits-1)].item), s.itemID(h[b&(1<<posBits-1)].item))
 			})
 		}
 		lo = hi
@@ -458,20 +481,24 @@ type authorEntry struct {
 
 // newer reports whether x comes before y in lessItemTime's order: newer,
 // or as new with a smaller id.
-func (x authorEntry) newer(y authorEntry) bool {
-	return x.ms > y.ms || x.ms == y.ms && x.item < y.item
+func (s *state) newer(x, y authorEntry) bool {
+	return x.ms > y.ms || x.ms == y.ms && s.lessID(x.item, y.item)
 }
+
+// lessID orders two list entries' items by id. The heap's loops write
+// newer out, so that its common case (different times) makes no call.
+func (s *state) lessID(a, b strpack.Loc) bool { return s.itemID(a) < s.itemID(b) }
 
 // siftUpOldest and siftDownOldest keep h a heap whose root is the last
 // entry in lessItemTime's order (the oldest) after h[i] was appended or
 // replaced. Written out rather than through container/heap, whose
 // interface calls and swaps of whole items made the followed-authors read
 // two fifths slower (BenchmarkMemoryRecentByAuthors: 270 → 193 µs).
-func siftUpOldest(h []authorEntry, i int) {
+func (s *state) siftUpOldest(h []authorEntry, i int) {
 	x := h[i]
 	for i > 0 {
 		p := (i - 1) / 2
-		if !h[p].newer(x) {
+		if !(h[p].ms > x.ms || h[p].ms == x.ms && s.lessID(h[p].item, x.item)) {
 			break
 		}
 		h[i] = h[p]
@@ -480,17 +507,17 @@ func siftUpOldest(h []authorEntry, i int) {
 	h[i] = x
 }
 
-func siftDownOldest(h []authorEntry, i int) {
+func (s *state) siftDownOldest(h []authorEntry, i int) {
 	x := h[i]
 	for {
 		c := 2*i + 1
 		if c >= len(h) {
 			break
 		}
-		if r := c + 1; r < len(h) && h[c].newer(h[r]) {
+		if r := c + 1; r < len(h) && (h[c].ms > h[r].ms || h[c].ms == h[r].ms && s.lessID(h[c].item, h[r].item)) {
 			c = r
 		}
-		if !x.newer(h[c]) {
+		if !(x.ms > h[c].ms || x.ms == h[c].ms && s.lessID(x.item, h[c].item)) {
 			break
 		}
 		h[i] = h[c]
