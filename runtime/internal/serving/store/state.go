@@ -498,7 +498,7 @@ func (s *state) siftUpOldest(h []authorEntry, i int) {
 	x := h[i]
 	for i > 0 {
 		p := (i - 1) / 2
-		if !(h[p].ms > x.ms || h[p].ms == x.ms && s.lessID(h[p].item, x.item)) {
+		if h[p].ms < x.ms || h[p].ms == x.ms && !s.lessID(h[p].item, x.item) {
 			break
 		}
 		h[i] = h[p]
@@ -517,7 +517,7 @@ func (s *state) siftDownOldest(h []authorEntry, i int) {
 		if r := c + 1; r < len(h) && (h[c].ms > h[r].ms || h[c].ms == h[r].ms && s.lessID(h[c].item, h[r].item)) {
 			c = r
 		}
-		if !(x.ms > h[c].ms || x.ms == h[c].ms && s.lessID(x.item, h[c].item)) {
+		if x.ms < h[c].ms || x.ms == h[c].ms && !s.lessID(x.item, h[c].item) {
 			break
 		}
 		h[i] = h[c]
