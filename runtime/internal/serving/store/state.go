@@ -670,11 +670,7 @@ func (s *recentSet) add(key string, size int) {
 				s.order[s.head] = recentEntry{}
 				s.head++
 			}
-			if s.head > len(s.order)-s.head {
-				n := copy(s.order, s.order[s.head:])
-				clear(s.order[n:])
-				s.order, s.head = s.order[:n], 0
-			}
+			s.compact(size)
 			return
 		}
 		s.last = make(map[string]uint64, 2*smallSet)
@@ -692,17 +688,23 @@ func (s *recentSet) add(key string, size int) {
 			delete(s.last, e.key)
 		}
 	}
-	if live := len(s.order) - s.head; s.head > live || live > 2*size+16 {
-		kept := s.order[:0]
-		for _, e := range s.order[s.head:] {
-			if s.last[e.key] == e.seq {
-				kept = append(kept, e)
-			}
-		}
-		clear(s.order[len(kept):])
-		s.order = kept
-		s.head = 0
+	s.compact(size)
+}
+
+// compact moves the live entries to the front of order once the evicted
+// or stale ones outnumber them.
+func (s *recentSet) compact(size int) {
+	if live := len(s.order) - s.head; s.head <= live && live <= 2*size+16 {
+		return
 	}
+	kept := s.order[:0]
+	for _, e := range s.order[s.head:] {
+		if s.last == nil || s.last[e.key] == e.seq {
+			kept = append(kept, e)
+		}
+	}
+	clear(s.order[len(kept):])
+	s.order, s.head = kept, 0
 }
 
 // len returns the number of keys in the set.
@@ -711,15 +713,6 @@ func (s *recentSet) len() int {
 		return len(s.order) - s.head
 	}
 	return len(s.last)
-}
-
-// has reports whether key is in the set.
-func (s *recentSet) has(key string) bool {
-	if s.last == nil {
-		return slices.ContainsFunc(s.order[s.head:], func(e recentEntry) bool { return e.key == key })
-	}
-	_, ok := s.last[key]
-	return ok
 }
 
 // all yields the keys of the set, the oldest added first.
