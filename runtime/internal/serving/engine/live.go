@@ -293,11 +293,7 @@ func (e embedder) EmbedUser(_ context.Context, req *sources.Request, dst []float
 	if s == nil {
 		return dst, errors.New("the request carries no user state")
 	}
-	uc := userContexts.Get().(*features.UserContext)
-	defer userContexts.Put(uc)
-	uc.Reset(s.User, req.Time(), e.cat, s.Engagements, s.Follows)
+	uc := features.PooledUserContext(s.User, req.Time(), e.cat, s.Engagements, s.Follows)
+	defer uc.Release()
 	return e.t.UserEmbedding(uc, dst), nil
 }
-
-// userContexts keeps EmbedUser's user contexts for their buffers.
-var userContexts = sync.Pool{New: func() any { return new(features.UserContext) }}

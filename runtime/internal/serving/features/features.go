@@ -67,6 +67,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"gonum.org/v1/gonum/blas/blas32"
@@ -540,6 +541,21 @@ func NewUserContext(user string, now time.Time, cat *catalog.Catalog, engagement
 	u.Reset(user, now, cat, engagements, follows)
 	return u
 }
+
+// PooledUserContext is NewUserContext into a released context's buffers;
+// Release hands it back once nothing reads it any more.
+func PooledUserContext(user string, now time.Time, cat *catalog.Catalog, engagements []store.Engagement, follows []string) *UserContext {
+	u := userContexts.Get().(*UserContext)
+	u.Reset(user, now, cat, engagements, follows)
+	return u
+}
+
+// Release hands u to a later PooledUserContext. Neither u nor its slices
+// may be read after it.
+func (u *UserContext) Release() { userContexts.Put(u) }
+
+// userContexts keeps released contexts for their buffers.
+var userContexts = sync.Pool{New: func() any { return new(UserContext) }}
 
 // Reset is NewUserContext into an existing context, reusing its buffers.
 func (u *UserContext) Reset(user string, now time.Time, cat *catalog.Catalog, engagements []store.Engagement, follows []string) {

@@ -18,7 +18,6 @@ package rank
 
 import (
 	"context"
-	"sync"
 
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/catalog"
 	"github.com/recpipeline/recpipeline/runtime/internal/serving/features"
@@ -70,15 +69,10 @@ func NewRequest(state *store.UserState, cat *catalog.Catalog) *Request {
 func (r *Request) User() *features.UserContext {
 	if r.user == nil {
 		s := r.State
-		r.user = userContexts.Get().(*features.UserContext)
-		r.user.Reset(s.User, s.Now, r.cat, s.Engagements, s.Follows)
+		r.user = features.PooledUserContext(s.User, s.Now, r.cat, s.Engagements, s.Follows)
 	}
 	return r.user
 }
-
-// userContexts keeps released requests' feature contexts for their
-// buffers.
-var userContexts = sync.Pool{New: func() any { return new(features.UserContext) }}
 
 // Answered records that stage ranked the request with config revision.
 func (r *Request) Answered(stage, revision string) {
@@ -103,7 +97,7 @@ func (r *Request) Release() {
 	}
 	r.held = nil
 	if r.user != nil {
-		userContexts.Put(r.user)
+		r.user.Release()
 		r.user = nil
 	}
 }
